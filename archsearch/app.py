@@ -1,0 +1,144 @@
+"""Run one search from a composed config: data, tuner, search, summary, export.
+
+The CLI (``python -m archsearch``) calls :func:`run`; tests and notebooks can
+call it with a config from ``hydra.compose``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from archsearch import config as C
+from archsearch.errors import ConfigError
+
+log = logging.getLogger("archsearch")
+
+
+class ArraysFitData:
+    """Training and validation arrays turned into batched datasets, one pair per batch size."""
+
+    def __init__(self, splits, seed: int = 0, augment: Callable | None = None) -> None:
+        self.splits = splits
+        self.seed = seed
+        self.augment = augment
+        self._cache: dict[int, dict[str, Any]] = {}
+
+    def fit_kwargs(self, batch_size: int | None) -> dict[str, Any]:
+        from archsearch.datasets.pipeline import make_dataset
+
+        size = int(batch_size or 32)
+        if size not in self._cache:
+            s = self.splits
+            self._cache[size] = {
+                "x": make_dataset(s.x_train, s.y_train, batch_size=size, shuffle=True, seed=self.seed,
+                                  augment=self.augment),
+                "validation_data": make_dataset(s.x_val, s.y_val, batch_size=size, shuffle=False, seed=self.seed),
+            }
+        return dict(self._cache[size])
+
+
+def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
+    """Check the whole config and build the tuner and its data; no training happens here."""
+    from archsearch.datasets import load_data
+    from archsearch.oracles import available_oracles, create_oracle
+    from archsearch.runner import CompileSettings, TrainerSettings
+    from archsearch.tuners import Tuner
+
+    model_cfg = C.to_dict(cfg.model)
+    tuner_cfg = C.to_dict(cfg.tuner)
+    trainer_cfg = C.to_dict(cfg.trainer)
+    data_cfg = C.to_dict(cfg.data)
+
+    tuner_name, options = C.oracle_options(tuner_cfg)
+    if tuner_name not in available_oracles():
+        raise ConfigError("tuner.name", f"unknown tuner {tuner_name!r}", f"choose one of: {', '.join(available_oracles())}")
+    objective = C.resolve_objective(cfg)
+    builder_path = model_cfg.get("builder")
+    if builder_path in (None, "???"):
+        raise ConfigError("model.builder", "is not set", "e.g. model=custom model.builder=my_module:build")
+    builder = C.import_builder(str(builder_path))
+    space = C.search_space(model_cfg)
+    splits = load_data(data_cfg)
+    params = dict(model_cfg.get("params") or {})
+    validate = getattr(__import__(builder.__module__, fromlist=["_"]), "validate_config", None)
+    if validate is not None:
+        validate(space, splits.input_shape, splits.num_classes, params)
+    if C.is_family_builder(builder):
+        hypermodel: Any = C.FamilyHyperModel(builder, splits.input_shape, splits.num_classes, params)
+    else:
+        hypermodel = builder  # a KerasTuner-style build(hp)
+        if not space.space:
+            space = None  # define-by-run: the tuner learns the space by running the builder
+
+    C.check_budget_settings(tuner_name, tuner_cfg, trainer_cfg, echo)
+    early = trainer_cfg.get("early_stopping") or {}
+    trainer = TrainerSettings(
+        epochs=int(trainer_cfg.get("epochs", 5)),
+        batch_size=trainer_cfg.get("batch_size", 32),
+        verbose=int(trainer_cfg.get("verbose", 0)),
+        early_stopping=bool(early.get("enabled", False)),
+        patience=int(early.get("patience", 3)),
+        min_delta=float(early.get("min_delta", 0.0)),
+        executions_per_trial=int(trainer_cfg.get("executions_per_trial", 1)),
+    )
+    compile_settings = CompileSettings(
+        loss=model_cfg.get("loss"),
+        metrics=list(model_cfg.get("metrics") or []),
+        optimizer=trainer_cfg.get("optimizer", "adam"),
+        learning_rate=trainer_cfg.get("learning_rate"),
+        loss_options=dict(model_cfg.get("loss_options") or {}),
+    )
+    folder = C.run_folder(cfg)
+    oracle = None
+    if space is not None:
+        oracle = create_oracle(tuner_name, space, objective, **options)
+    tuner = Tuner(
+        hypermodel,
+        objective=objective,
+        hyperparameters=space,
+        oracle=oracle,
+        directory=folder,
+        project_name="",
+        overwrite=bool(cfg.get("overwrite", False)) and not cfg.get("resume"),
+        trainer=trainer,
+        compile_settings=compile_settings,
+        max_consecutive_failed_trials=int(cfg.get("max_consecutive_failed_trials", 3)),
+        keep_top_models=trainer_cfg.get("keep_top_models", 5),
+        echo=echo,
+        **({} if oracle is not None else {"oracle_name": tuner_name, **options}),
+    )
+    augment = None
+    if data_cfg.get("augment"):
+        from archsearch.datasets import folder as folder_data
+
+        augment = folder_data.augment_batch
+    data = ArraysFitData(splits, seed=int(data_cfg.get("seed", 0) or 0), augment=augment)
+    return tuner, data, splits, model_cfg
+
+
+def run(cfg: DictConfig, echo: Callable[[str], None] = print) -> Path | None:
+    """Run the whole search described by ``cfg``; returns the ``best/`` folder."""
+    from archsearch.export import export_best
+
+    tuner, data, splits, model_cfg = prepare(cfg, echo)
+    echo(f"archsearch: tuner={tuner.oracle.name} model={model_cfg.get('name')} data={splits.name} "
+         f"({len(splits.x_train)} train / {len(splits.x_val)} val, input {splits.input_shape}) "
+         f"objective={tuner.objective} -> {tuner.project_dir}")
+    try:
+        tuner.run_search(data)
+    finally:
+        tuner.results_summary(int(cfg.get("summary_trials", 10)))
+        pictures = None
+        if splits.task == "segmentation":
+            from archsearch.pictures import save_predictions
+
+            pictures = lambda model, folder: save_predictions(model, splits, folder / "predictions.png")  # noqa: E731
+        best = export_best(tuner, tuner.project_dir, model_config=model_cfg, extra_pictures=pictures)
+        if best is not None:
+            echo(f"Best model exported to {best}")
+    return best

@@ -1,0 +1,10 @@
+"""Import this to register every serialisable archsearch object with Keras.
+
+Exported models use the ``mish`` activation and the segmentation metrics and
+losses; ``keras.saving.load_model`` can only rebuild them once registered.
+"""
+
+from __future__ import annotations
+
+import archsearch.metrics  # noqa: F401
+import hypermodels.layers  # noqa: F401

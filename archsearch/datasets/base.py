@@ -1,0 +1,74 @@
+"""The contract between data loaders and the runner.
+
+Every loader returns a :class:`DataSplits`: plain numpy arrays for training
+and validation plus what the model families need to know (task, classes,
+input shape).  Keeping loaders to numpy keeps them backend-agnostic; the
+``pipeline`` module turns the arrays into batched ``tf.data`` datasets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from archsearch.errors import DataError
+
+TASKS = ("classification", "segmentation")
+
+
+@dataclass
+class DataSplits:
+    """Training and validation arrays with the metadata model builders need.
+
+    ``x_*`` are float32 arrays scaled to 0..1 with a channel axis for images.
+    For classification ``y_*`` holds integer class ids, shape ``(n,)``.
+    For segmentation ``y_*`` holds float32 masks, shape ``(n, h, w, classes)``.
+    """
+
+    name: str
+    task: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    num_classes: int
+    class_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise DataError(f"data.task: unknown task {self.task!r} (expected one of {TASKS})")
+        if len(self.x_train) == 0:
+            raise DataError(f"data '{self.name}': the training set is empty")
+        if len(self.x_val) == 0:
+            raise DataError(
+                f"data '{self.name}': the validation set is empty "
+                "(raise data.validation_split or provide more samples)"
+            )
+        if len(self.x_train) != len(self.y_train) or len(self.x_val) != len(self.y_val):
+            raise DataError(f"data '{self.name}': inputs and targets have different lengths")
+        if not self.class_names:
+            self.class_names = [str(i) for i in range(self.num_classes)]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+
+def split_validation(
+    x: np.ndarray, y: np.ndarray, fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Shuffle deterministically and hold out ``fraction`` of the samples for validation."""
+    if not 0.0 < fraction < 1.0:
+        raise DataError(
+            f"data.validation_split: {fraction} is outside (0, 1) (use e.g. data.validation_split=0.2)"
+        )
+    n = len(x)
+    n_val = max(1, int(round(n * fraction)))
+    if n_val >= n:
+        raise DataError(
+            f"data.validation_split: {fraction} leaves no training samples out of {n}"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    val, train = order[:n_val], order[n_val:]
+    return x[train], y[train], x[val], y[val]

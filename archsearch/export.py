@@ -1,0 +1,114 @@
+"""Export the best architecture of a search into ``<run folder>/best/``.
+
+* ``model.keras``: the best trial's model with its best-epoch weights,
+  reloadable with :func:`load_model` (or ``keras.saving.load_model`` after
+  ``import archsearch.custom_objects``);
+* ``hparams.yaml``: its hyperparameter values, score and trial;
+* ``conf/model/best.yaml``: the same values as a fixed search space, so
+  ``python -m archsearch --config-dir <run>/best/conf model=best tuner=grid``
+  retrains exactly that architecture;
+* ``summary.txt``: layer summary and parameter count.
+
+``trials.csv`` next to ``best/`` lists every trial.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger("archsearch")
+
+
+def export_best(
+    tuner,
+    out_dir: str | Path | None = None,
+    model_config: Mapping[str, Any] | None = None,
+    extra_pictures: Callable[[Any, Path], None] | None = None,
+) -> Path | None:
+    """Write ``best/`` and ``trials.csv``; returns the ``best`` folder, or None when no trial completed."""
+    out_dir = Path(out_dir or tuner.project_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tuner.store.export_csv(out_dir / "trials.csv")
+    best = tuner.best_trials(1)
+    if not best:
+        log.warning("no trial completed: nothing to export")
+        return None
+    trial = best[0]
+    best_dir = out_dir / "best"
+    best_dir.mkdir(exist_ok=True)
+    hp = tuner.oracle.hyperparameters.with_values(trial.hparams)
+    model = tuner.runner.load_best_model(trial, hp)
+    model.save(best_dir / "model.keras")
+    objective = tuner.objective
+    values = {k: _plain(v) for k, v in trial.hparams.items()}
+    record = {
+        "trial": trial.id,
+        "objective": {"name": objective.name, "direction": objective.direction},
+        "score": float(trial.value),
+        "metrics": {k: float(v) for k, v in trial.metrics.items()},
+        "values": values,
+    }
+    if trial.budget is not None:
+        record["epochs"] = trial.budget
+    _write_yaml(best_dir / "hparams.yaml", record,
+                header="Best hyperparameters found by archsearch (values: pass them back to rebuild this architecture)")
+    if model_config is not None:
+        retrain = {k: _plain(v) for k, v in model_config.items() if k not in ("space", "defaults")}
+        retrain["space"] = {name: {"type": "fixed", "value": v} for name, v in values.items()}
+        (best_dir / "conf" / "model").mkdir(parents=True, exist_ok=True)
+        _write_yaml(best_dir / "conf" / "model" / "best.yaml", retrain,
+                    header=f"Retrain trial {trial.id}: python -m archsearch --config-dir {best_dir / 'conf'} "
+                           "model=best tuner=grid")
+    (best_dir / "summary.txt").write_text(model_summary(model, trial, objective))
+    if extra_pictures is not None:
+        try:
+            extra_pictures(model, best_dir)
+        except Exception as exc:  # a picture must never cost the user the exported model
+            log.warning("could not draw the pictures for the best model: %s", exc)
+    return best_dir
+
+
+def model_summary(model, trial, objective) -> str:
+    buffer = io.StringIO()
+    model.summary(print_fn=lambda line, *args, **kwargs: buffer.write(line + "\n"))
+    params = model.count_params()
+    lines = [
+        f"Best trial: {trial.id}",
+        f"Objective: {objective.name} ({objective.direction}) = {trial.value:.6g}",
+        "Hyperparameters:",
+        *(f"  {k}: {v}" for k, v in trial.hparams.items()),
+        f"Parameters: {params:,}",
+        "",
+        buffer.getvalue(),
+    ]
+    return "\n".join(lines)
+
+
+def load_model(path: str | Path):
+    """Load an exported model with every archsearch layer, metric and loss registered."""
+    import keras
+
+    import archsearch.custom_objects  # noqa: F401  (registers serialisable objects)
+
+    return keras.saving.load_model(path)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _write_yaml(path: Path, data: Mapping[str, Any], header: str) -> None:
+    text = f"# {header}\n" + yaml.safe_dump(dict(data), sort_keys=False)
+    path.write_text(text)

@@ -1,0 +1,704 @@
+"""The search space: parameter types, the define-by-run ``hp`` object, and
+the unit-cube encoding the search algorithms work in.
+
+One engine serves both ways of declaring a space:
+
+* declaratively, from a model config (:meth:`HyperParameters.from_config`);
+* define-by-run, KerasTuner style: a ``build(hp)`` function calls
+  ``hp.Int(...)``, ``hp.Choice(...)`` ... and receives the trial's values.
+
+Every parameter maps its values to and from ``[0, 1]`` (``to_unit`` /
+``from_unit``) with its sampling warp (linear, log, reverse_log) applied, so
+oracles can sample, enumerate and model any space without knowing its types.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from archsearch.errors import SearchSpaceError
+
+SAMPLINGS = ("linear", "log", "reverse_log")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A parameter is active only while ``parent`` takes one of ``values``."""
+
+    parent: str
+    values: tuple
+
+    def is_met(self, values: Mapping[str, Any]) -> bool:
+        return self.parent in values and values[self.parent] in self.values
+
+    def to_config(self) -> dict:
+        return {self.parent: list(self.values)}
+
+
+# --------------------------------------------------------------------------- types
+
+
+class HyperParameter:
+    """Base of all parameter types: a name, a default and optional conditions."""
+
+    type_name = "base"
+
+    def __init__(self, name: str, default: Any = None, conditions: Sequence[Condition] = ()):
+        if not isinstance(name, str) or not name:
+            raise SearchSpaceError("hyperparameter name", f"{name!r} is not a non-empty string")
+        self.name = name
+        self.conditions: tuple[Condition, ...] = tuple(conditions)
+        self._default = default
+
+    # Subclasses implement these five.
+    @property
+    def default(self) -> Any:
+        return self._default
+
+    def to_unit(self, value: Any) -> float:
+        raise NotImplementedError
+
+    def from_unit(self, u: float) -> Any:
+        raise NotImplementedError
+
+    def grid(self, float_points: int = 5) -> list:
+        """All values a grid search should try, in order."""
+        raise NotImplementedError
+
+    def contains(self, value: Any) -> bool:
+        raise NotImplementedError
+
+    def random_sample(self, rng: np.random.Generator) -> Any:
+        return self.from_unit(float(rng.random()))
+
+    def is_active(self, values: Mapping[str, Any]) -> bool:
+        return all(c.is_met(values) for c in self.conditions)
+
+    def to_config(self) -> dict:
+        config: dict[str, Any] = {"type": self.type_name}
+        config.update(self._config_fields())
+        if len(self.conditions) == 1:
+            config["when"] = self.conditions[0].to_config()
+        elif self.conditions:
+            config["when"] = [c.to_config() for c in self.conditions]
+        return config
+
+    def _config_fields(self) -> dict:
+        return {}
+
+    def _err(self, problem: str, fix: str | None = None) -> SearchSpaceError:
+        return SearchSpaceError(f"hyperparameter '{self.name}'", problem, fix)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self._config_fields().items())
+        return f"{type(self).__name__}({self.name!r}, {fields})"
+
+
+def _check_sampling(hp: HyperParameter, sampling: str | None, low: float, high: float) -> str:
+    sampling = (sampling or "linear").lower()
+    if sampling not in SAMPLINGS:
+        raise hp._err(f"unknown sampling {sampling!r}", f"use one of {', '.join(SAMPLINGS)}")
+    if sampling != "linear" and low <= 0:
+        raise hp._err(
+            f"sampling '{sampling}' needs min > 0 but min is {low}",
+            "raise min above zero or use sampling: linear",
+        )
+    return sampling
+
+
+def _warp(x: float, low: float, high: float, sampling: str) -> float:
+    """Value -> unit interval, the inverse of :func:`_unwarp`."""
+    if high == low:
+        return 0.5
+    if sampling == "log":
+        u = math.log(x / low) / math.log(high / low)
+    elif sampling == "reverse_log":
+        u = 1.0 - math.log((high + low - x) / low) / math.log(high / low)
+    else:
+        u = (x - low) / (high - low)
+    return min(1.0, max(0.0, u))
+
+
+def _unwarp(u: float, low: float, high: float, sampling: str) -> float:
+    """Unit interval -> value.  Log puts more points near min, reverse_log near max."""
+    u = min(1.0, max(0.0, float(u)))
+    if sampling == "log":
+        return low * math.exp(u * math.log(high / low))
+    if sampling == "reverse_log":
+        return high + low - low * math.exp((1.0 - u) * math.log(high / low))
+    return low + u * (high - low)
+
+
+class _Numeric(HyperParameter):
+    """Shared logic of Int and Float: bounds, step, sampling and the value grid."""
+
+    def __init__(self, name, min_value, max_value, step=None, sampling="linear", default=None, conditions=()):
+        super().__init__(name, default, conditions)
+        if min_value is None or max_value is None:
+            raise self._err("min and max are both required")
+        if min_value > max_value:
+            raise self._err(f"min ({min_value}) is greater than max ({max_value})", "swap them")
+        self.min_value = min_value
+        self.max_value = max_value
+        self.sampling = _check_sampling(self, sampling, min_value, max_value)
+        if step is not None and step <= 0:
+            raise self._err(f"step must be > 0, got {step}")
+        if step is not None and self.sampling != "linear" and step <= 1:
+            raise self._err(
+                f"with sampling '{self.sampling}' the step is a multiplication factor and must be > 1, got {step}"
+            )
+        self.step = step
+        if default is not None and not self.contains(default):
+            raise self._err(f"default {default!r} is outside [{min_value}, {max_value}]")
+
+    def _steps(self) -> list | None:
+        """The discrete values when a step is set (multiplicative for log scales), else None."""
+        if self.step is None:
+            return None
+        values = []
+        x = self.min_value
+        if self.sampling == "linear":
+            n = int(math.floor((self.max_value - self.min_value) / self.step + 1e-9))
+            values = [self._cast(self.min_value + i * self.step) for i in range(n + 1)]
+        else:
+            while x <= self.max_value * (1 + 1e-9):
+                values.append(self._cast(x))
+                x = x * self.step
+        return values
+
+    def _cast(self, x: float):
+        return x
+
+    @property
+    def default(self):
+        return self.min_value if self._default is None else self._default
+
+    def to_unit(self, value) -> float:
+        steps = self._discrete_values()
+        if steps is not None:
+            # Bin centres, so that uniform unit samples pick each value equally often.
+            index = int(np.argmin([abs(v - value) for v in steps]))
+            return (index + 0.5) / len(steps)
+        return _warp(float(value), self.min_value, self.max_value, self.sampling)
+
+    def from_unit(self, u: float):
+        steps = self._discrete_values()
+        if steps is not None:
+            index = min(len(steps) - 1, int(math.floor(min(max(u, 0.0), 1.0) * len(steps))))
+            return steps[index]
+        return self._cast(_unwarp(u, self.min_value, self.max_value, self.sampling))
+
+    def _discrete_values(self) -> list | None:
+        return self._steps()
+
+    def contains(self, value) -> bool:
+        try:
+            return self.min_value - 1e-12 <= value <= self.max_value + 1e-12
+        except TypeError:
+            return False
+
+    def _config_fields(self) -> dict:
+        fields = {"min": self.min_value, "max": self.max_value}
+        if self.step is not None:
+            fields["step"] = self.step
+        if self.sampling != "linear":
+            fields["sampling"] = self.sampling
+        if self._default is not None:
+            fields["default"] = self._default
+        return fields
+
+
+class Int(_Numeric):
+    """An integer in ``[min_value, max_value]`` (both inclusive), on a step grid (default step 1)."""
+
+    type_name = "int"
+
+    def __init__(self, name, min_value, max_value, step=None, sampling="linear", default=None, conditions=()):
+        for label, v in (("min", min_value), ("max", max_value), ("step", step), ("default", default)):
+            if v is not None and (isinstance(v, bool) or not float(v).is_integer()):
+                raise SearchSpaceError(f"hyperparameter '{name}'", f"{label} must be an integer, got {v!r}")
+        cast = (lambda v: None if v is None else int(v))
+        super().__init__(name, cast(min_value), cast(max_value), cast(step), sampling, cast(default), conditions)
+
+    def _cast(self, x: float) -> int:
+        return int(round(x))
+
+    def _discrete_values(self) -> list:
+        steps = self._steps()
+        if steps is not None:
+            return steps
+        if self.sampling == "linear" or self.max_value - self.min_value < 2:
+            return list(range(self.min_value, self.max_value + 1))
+        return None  # log/reverse_log integers: warp continuously, then round
+
+    def from_unit(self, u: float) -> int:
+        value = super().from_unit(u)
+        return int(min(self.max_value, max(self.min_value, int(round(value)))))
+
+    def grid(self, float_points: int = 5) -> list:
+        values = self._discrete_values()
+        if values is None:
+            values = sorted({self.from_unit(u) for u in np.linspace(0, 1, float_points)})
+        return values
+
+    def contains(self, value) -> bool:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and super().contains(value)
+
+
+class Float(_Numeric):
+    """A float in ``[min_value, max_value]``; with a step, only values on the step grid."""
+
+    type_name = "float"
+
+    def __init__(self, name, min_value, max_value, step=None, sampling="linear", default=None, conditions=()):
+        cast = (lambda v: None if v is None else float(v))
+        super().__init__(name, cast(min_value), cast(max_value), cast(step), sampling, cast(default), conditions)
+
+    def _cast(self, x: float) -> float:
+        return float(x)
+
+    def grid(self, float_points: int = 5) -> list:
+        steps = self._steps()
+        if steps is not None:
+            return steps
+        if self.min_value == self.max_value:
+            return [self.min_value]
+        return [self.from_unit(u) for u in np.linspace(0.0, 1.0, max(2, int(float_points)))]
+
+    def contains(self, value) -> bool:
+        return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and super().contains(value)
+
+
+class Choice(HyperParameter):
+    """One of a list of values (all int, all float, all str or all bool)."""
+
+    type_name = "choice"
+
+    def __init__(self, name, values, ordered=None, default=None, conditions=()):
+        super().__init__(name, default, conditions)
+        if values is None or len(values) == 0:
+            raise self._err("the list of values is empty", "give at least one value")
+        values = list(values)
+        kinds = {_kind(v) for v in values}
+        if len(kinds) > 1 and kinds != {"int", "float"}:
+            raise self._err(f"values mix types {sorted(kinds)}", "use values of one type")
+        if len(set(map(repr, values))) != len(values):
+            raise self._err(f"values contain duplicates: {values}")
+        self.values = values
+        numeric = kinds <= {"int", "float"}
+        self.ordered = numeric if ordered is None else bool(ordered)
+        if self.ordered and not numeric:
+            raise self._err("ordered: true needs numeric values")
+        if default is not None and default not in values:
+            raise self._err(f"default {default!r} is not one of {values}")
+
+    @property
+    def default(self):
+        return self.values[0] if self._default is None else self._default
+
+    def index(self, value) -> int:
+        for i, v in enumerate(self.values):
+            if v == value and type(v) is type(value) or (_kind(v) in ("int", "float") and v == value):
+                return i
+        raise ValueError(f"{value!r} is not a value of {self.name}")
+
+    def to_unit(self, value) -> float:
+        return (self.index(value) + 0.5) / len(self.values)
+
+    def from_unit(self, u: float):
+        i = min(len(self.values) - 1, int(math.floor(min(max(u, 0.0), 1.0) * len(self.values))))
+        return self.values[i]
+
+    def grid(self, float_points: int = 5) -> list:
+        return list(self.values)
+
+    def contains(self, value) -> bool:
+        try:
+            self.index(value)
+            return True
+        except ValueError:
+            return False
+
+    def _config_fields(self) -> dict:
+        fields: dict[str, Any] = {"values": list(self.values)}
+        if self.ordered != (_kind(self.values[0]) in ("int", "float")):
+            fields["ordered"] = self.ordered
+        if self._default is not None:
+            fields["default"] = self._default
+        return fields
+
+
+class Boolean(HyperParameter):
+    """True or False (KerasTuner's ``hp.Boolean``)."""
+
+    type_name = "boolean"
+    values = (False, True)
+
+    def __init__(self, name, default=False, conditions=()):
+        if default is not None and not isinstance(default, (bool, np.bool_)):
+            raise SearchSpaceError(f"hyperparameter '{name}'", f"default must be true or false, got {default!r}")
+        super().__init__(name, bool(default) if default is not None else False, conditions)
+
+    def to_unit(self, value) -> float:
+        return 0.75 if value else 0.25
+
+    def from_unit(self, u: float) -> bool:
+        return bool(u >= 0.5)
+
+    def grid(self, float_points: int = 5) -> list:
+        return [False, True]
+
+    def contains(self, value) -> bool:
+        return isinstance(value, (bool, np.bool_))
+
+    def _config_fields(self) -> dict:
+        return {"default": self._default} if self._default else {}
+
+
+class Fixed(HyperParameter):
+    """A constant: recorded with the trial, never searched."""
+
+    type_name = "fixed"
+
+    def __init__(self, name, value, conditions=()):
+        super().__init__(name, value, conditions)
+        self.value = value
+
+    def to_unit(self, value) -> float:
+        return 0.5
+
+    def from_unit(self, u: float):
+        return self.value
+
+    def grid(self, float_points: int = 5) -> list:
+        return [self.value]
+
+    def contains(self, value) -> bool:
+        return value == self.value
+
+    def _config_fields(self) -> dict:
+        return {"value": self.value}
+
+
+def _kind(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "int"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return type(value).__name__
+
+
+TYPES: dict[str, type[HyperParameter]] = {
+    "int": Int,
+    "float": Float,
+    "choice": Choice,
+    "boolean": Boolean,
+    "bool": Boolean,
+    "fixed": Fixed,
+}
+
+
+# --------------------------------------------------------------------------- the space
+
+
+class HyperParameters:
+    """A search space plus the values of one trial.
+
+    Inside a model builder it is the ``hp`` object: ``hp.Int("units", 32, 512,
+    step=32)`` registers the parameter the first time and returns the trial's
+    value (or the default when the trial has no value for it yet), exactly as
+    in KerasTuner.  ``hp.values`` holds the active values only.
+    """
+
+    def __init__(self) -> None:
+        self.space: dict[str, HyperParameter] = {}
+        self.values: dict[str, Any] = {}
+        self._scope: list[Condition] = []
+
+    # ------------------------------------------------------------ building
+    @classmethod
+    def from_config(cls, config: Mapping[str, Mapping[str, Any]] | None) -> HyperParameters:
+        """Build a space from the declarative form used in ``conf/model/*.yaml``."""
+        hp = cls()
+        for name, spec in (config or {}).items():
+            hp._register(parameter_from_config(str(name), spec))
+        hp._check_conditions()
+        hp.values = hp.active_values({})
+        return hp
+
+    def get_config(self) -> dict[str, dict]:
+        """The declarative form of this space: ``from_config(get_config())`` rebuilds it."""
+        return {name: p.to_config() for name, p in self.space.items()}
+
+    def copy(self) -> HyperParameters:
+        clone = HyperParameters()
+        clone.space = dict(self.space)
+        clone.values = dict(self.values)
+        return clone
+
+    def with_values(self, values: Mapping[str, Any]) -> HyperParameters:
+        """A copy of this space holding ``values`` (as a trial's ``hp``)."""
+        clone = self.copy()
+        clone.values = clone.active_values(values)
+        return clone
+
+    def _register(self, parameter: HyperParameter) -> None:
+        if parameter.name in self.space:
+            raise parameter._err("is declared twice")
+        self.space[parameter.name] = parameter
+
+    def _check_conditions(self) -> None:
+        for p in self.space.values():
+            for c in p.conditions:
+                if c.parent not in self.space:
+                    raise p._err(
+                        f"its condition refers to '{c.parent}', which is not in the search space",
+                        f"declare '{c.parent}' or fix the name in 'when'",
+                    )
+                parent = self.space[c.parent]
+                bad = [v for v in c.values if not parent.contains(v)]
+                if bad:
+                    raise p._err(f"its condition asks '{c.parent}' for {bad}, which '{c.parent}' never takes")
+
+    # ------------------------------------------------------------ define-by-run API (KerasTuner names)
+    def _retrieve(self, parameter: HyperParameter) -> Any:
+        existing = self.space.get(parameter.name)
+        if existing is None:
+            self.space[parameter.name] = parameter
+            existing = parameter
+        if not existing.is_active(self.values):
+            return None  # KerasTuner returns None for inactive parameters, so nobody relies on them.
+        if existing.name not in self.values:
+            self.values[existing.name] = existing.default
+        return self.values[existing.name]
+
+    def _conditions(self, parent_name: str | None, parent_values) -> tuple[Condition, ...]:
+        conditions = list(self._scope)
+        if parent_name is not None:
+            conditions.append(Condition(parent_name, tuple(_as_list(parent_values))))
+        return tuple(conditions)
+
+    def Int(self, name: str, min_value: int, max_value: int, step: int | None = None, sampling: str = "linear",
+            default: int | None = None, parent_name: str | None = None, parent_values=None) -> int:
+        return self._retrieve(Int(name, min_value, max_value, step, sampling, default,
+                                  self._conditions(parent_name, parent_values)))
+
+    def Float(self, name: str, min_value: float, max_value: float, step: float | None = None,
+              sampling: str = "linear", default: float | None = None, parent_name: str | None = None,
+              parent_values=None) -> float:
+        return self._retrieve(Float(name, min_value, max_value, step, sampling, default,
+                                    self._conditions(parent_name, parent_values)))
+
+    def Choice(self, name: str, values: Sequence, ordered: bool | None = None, default=None,
+               parent_name: str | None = None, parent_values=None):
+        return self._retrieve(Choice(name, values, ordered, default, self._conditions(parent_name, parent_values)))
+
+    def Boolean(self, name: str, default: bool = False, parent_name: str | None = None, parent_values=None) -> bool:
+        return self._retrieve(Boolean(name, default, self._conditions(parent_name, parent_values)))
+
+    def Fixed(self, name: str, value, parent_name: str | None = None, parent_values=None):
+        return self._retrieve(Fixed(name, value, self._conditions(parent_name, parent_values)))
+
+    @contextlib.contextmanager
+    def conditional_scope(self, parent_name: str, parent_values) -> Iterator[None]:
+        """Parameters declared inside are active only while ``parent_name`` is in ``parent_values``."""
+        if parent_name not in self.space:
+            raise SearchSpaceError(
+                f"conditional_scope('{parent_name}')",
+                f"'{parent_name}' is not declared yet",
+                "declare the parent with hp.Int/Choice/... before opening its scope",
+            )
+        self._scope.append(Condition(parent_name, tuple(_as_list(parent_values))))
+        try:
+            yield
+        finally:
+            self._scope.pop()
+
+    # ------------------------------------------------------------ access
+    def get(self, name: str, default: Any = None) -> Any:
+        """The trial's value of ``name``, or ``default`` when it is inactive or undeclared."""
+        return self.values.get(name, default)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.values:
+            raise KeyError(f"hyperparameter '{name}' is not active or not declared")
+        return self.values[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.values
+
+    def is_active(self, name: str) -> bool:
+        return name in self.space and self.space[name].is_active(self.values)
+
+    def __len__(self) -> int:
+        return len(self.space)
+
+    def __repr__(self) -> str:
+        return f"HyperParameters(values={self.values!r})"
+
+    # ------------------------------------------------------------ helpers for oracles
+    def active_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Complete ``values`` with defaults and drop parameters whose conditions fail.
+
+        Parents are resolved before children because a parameter can only be
+        conditioned on one declared earlier (or on one whose value is given).
+        """
+        result: dict[str, Any] = {}
+        for _ in range(len(self.space) + 1):  # fixed point: conditions may chain
+            changed = False
+            for name, p in self.space.items():
+                if name in result or not p.is_active(result):
+                    continue
+                result[name] = values[name] if name in values else p.default
+                changed = True
+            if not changed:
+                break
+        return result
+
+    def sample(self, rng: np.random.Generator, unit: Sequence[float] | None = None) -> dict[str, Any]:
+        """Draw active values; ``unit`` (one number per parameter) replaces the random draws."""
+        values: dict[str, Any] = {}
+        for i, (name, p) in enumerate(self.space.items()):
+            if not p.is_active(values):
+                continue
+            u = float(unit[i]) if unit is not None else float(rng.random())
+            values[name] = p.from_unit(u)
+        # Conditions on parents declared later are resolved here.
+        return self.active_values(values)
+
+    def grid(self, float_points: int = 5) -> Iterator[dict[str, Any]]:
+        """Every combination of active values, once, in declaration order."""
+        names = list(self.space)
+
+        def expand(i: int, values: dict[str, Any]) -> Iterator[dict[str, Any]]:
+            if i == len(names):
+                yield dict(values)
+                return
+            p = self.space[names[i]]
+            if not p.is_active(values):
+                yield from expand(i + 1, values)
+                return
+            for v in p.grid(float_points):
+                values[p.name] = v
+                yield from expand(i + 1, values)
+            del values[p.name]
+
+        seen: set[str] = set()
+        for combo in expand(0, {}):
+            combo = self.active_values(combo)
+            key = values_key(combo)
+            if key not in seen:
+                seen.add(key)
+                yield combo
+
+    def grid_size(self, float_points: int = 5) -> int:
+        return sum(1 for _ in self.grid(float_points))
+
+    def validate_values(self, values: Mapping[str, Any]) -> None:
+        """Raise a clear error when ``values`` (e.g. from ``best/hparams.yaml``) do not fit the space."""
+        for name, v in values.items():
+            p = self.space.get(name)
+            if p is None:
+                raise SearchSpaceError(f"hyperparameter '{name}'", "is not in the search space")
+            if not p.contains(v):
+                raise p._err(f"value {v!r} is outside its range {p._config_fields()}")
+
+    def summary(self) -> str:
+        lines = [f"Search space summary: {len(self.space)} hyperparameters"]
+        for name, p in self.space.items():
+            lines.append(f"  {name} ({p.type_name}): {p._config_fields()}"
+                         + (f" when {[c.to_config() for c in p.conditions]}" if p.conditions else ""))
+        return "\n".join(lines)
+
+
+def parameter_from_config(name: str, spec: Any) -> HyperParameter:
+    """One parameter from its declarative form; a bare scalar or list is shorthand for fixed/choice."""
+    if not isinstance(spec, Mapping):
+        if isinstance(spec, (list, tuple)):
+            return Choice(name, list(spec))
+        return Fixed(name, spec)
+    spec = dict(spec)
+    where = f"hyperparameter '{name}'"
+    kind = str(spec.pop("type", "")).lower()
+    if kind not in TYPES:
+        raise SearchSpaceError(where, f"unknown type {kind!r}", f"use one of {', '.join(sorted(set(TYPES) - {'bool'}))}")
+    conditions = _conditions_from_config(name, spec.pop("when", None))
+    allowed = {
+        "int": {"min", "max", "step", "sampling", "default"},
+        "float": {"min", "max", "step", "sampling", "default"},
+        "choice": {"values", "ordered", "default"},
+        "boolean": {"default"},
+        "bool": {"default"},
+        "fixed": {"value"},
+    }[kind]
+    unknown = set(spec) - allowed
+    if unknown:
+        raise SearchSpaceError(where, f"unknown field(s) {sorted(unknown)} for type {kind}",
+                               f"allowed: {sorted(allowed | {'type', 'when'})}")
+    if kind in ("int", "float"):
+        missing = [k for k in ("min", "max") if k not in spec]
+        if missing:
+            raise SearchSpaceError(where, f"missing {', '.join(missing)}", f"{kind} needs both min and max")
+        return TYPES[kind](name, spec["min"], spec["max"], spec.get("step"), spec.get("sampling", "linear"),
+                           spec.get("default"), conditions)
+    if kind == "choice":
+        if "values" not in spec:
+            raise SearchSpaceError(where, "missing values", "choice needs values: [...]")
+        return Choice(name, list(spec["values"] or []), spec.get("ordered"), spec.get("default"), conditions)
+    if kind in ("boolean", "bool"):
+        return Boolean(name, spec.get("default", False), conditions)
+    if "value" not in spec:
+        raise SearchSpaceError(where, "missing value", "fixed needs value: ...")
+    return Fixed(name, spec["value"], conditions)
+
+
+def _conditions_from_config(name: str, when: Any) -> tuple[Condition, ...]:
+    if when is None:
+        return ()
+    items = when if isinstance(when, (list, tuple)) else [when]
+    conditions = []
+    for item in items:
+        if not isinstance(item, Mapping) or not item:
+            raise SearchSpaceError(f"hyperparameter '{name}'", f"'when' must map a parent to its values, got {when!r}",
+                                   "e.g. when: {num_layers: [2, 3]}")
+        for parent, values in item.items():
+            conditions.append(Condition(str(parent), tuple(_as_list(values))))
+    return tuple(conditions)
+
+
+def _as_list(values) -> list:
+    if isinstance(values, (list, tuple)):
+        return list(values)
+    if hasattr(values, "__iter__") and not isinstance(values, (str, bytes, Mapping)):
+        return list(values)
+    return [values]
+
+
+def values_key(values: Mapping[str, Any]) -> str:
+    """A canonical string for a set of values, used to never propose a combination twice."""
+    parts = []
+    for name in sorted(values):
+        v = values[name]
+        if isinstance(v, (float, np.floating)):
+            v = float(f"{float(v):.10g}")
+        elif isinstance(v, np.generic):
+            v = v.item()
+        parts.append(f"{name}={v!r}")
+    return "|".join(parts)
+
+
+def to_python(value: Any) -> Any:
+    """numpy scalars -> Python scalars, so values serialise to JSON and YAML cleanly."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,92 @@
+"""What a search optimises: a metric name and a direction.
+
+``Objective("val_f1", "max")`` means the same as in KerasTuner.  A bare name
+infers its direction: names that end in ``loss`` or ``error`` (and a few
+other obvious costs) are minimised, everything else is maximised.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from archsearch.errors import ConfigError
+
+_MIN_SUFFIXES = ("loss", "error", "mse", "mae", "rmse", "mape", "crossentropy", "hinge", "divergence")
+DIRECTIONS = ("min", "max")
+
+
+def infer_direction(name: str) -> str:
+    """``min`` for losses and errors, ``max`` for scores (accuracy, f1, iou, ...)."""
+    bare = name.lower()
+    return "min" if bare.endswith(_MIN_SUFFIXES) else "max"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A metric to optimise; ``direction`` is ``"min"`` or ``"max"`` (inferred when omitted)."""
+
+    name: str
+    direction: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ConfigError("objective", f"{self.name!r} is not a metric name", "e.g. objective=val_accuracy")
+        direction = self.direction or infer_direction(self.name)
+        direction = {"minimize": "min", "maximize": "max"}.get(str(direction).lower(), str(direction).lower())
+        if direction not in DIRECTIONS:
+            raise ConfigError(
+                "objective.direction", f"{self.direction!r} is not a direction", "use min or max"
+            )
+        object.__setattr__(self, "direction", direction)
+
+    @classmethod
+    def create(cls, spec: Any) -> Objective:
+        """Accept an Objective, a metric name, or a mapping ``{name, direction}`` (from a config)."""
+        if isinstance(spec, Objective):
+            return spec
+        if isinstance(spec, str):
+            return cls(spec)
+        if isinstance(spec, Mapping):
+            unknown = set(spec) - {"name", "direction"}
+            if unknown or "name" not in spec:
+                raise ConfigError("objective", f"expected {{name, direction}}, got {dict(spec)}",
+                                  "e.g. objective={name: val_f1, direction: max}")
+            return cls(str(spec["name"]), spec.get("direction"))
+        if hasattr(spec, "name") and hasattr(spec, "direction"):  # a KerasTuner Objective
+            return cls(str(spec.name), str(spec.direction))
+        raise ConfigError("objective", f"cannot read {spec!r} as an objective", "give a metric name such as val_loss")
+
+    @property
+    def sign(self) -> float:
+        """Multiply by this to turn the objective into something to maximise."""
+        return 1.0 if self.direction == "max" else -1.0
+
+    def better(self, a: float | None, b: float | None) -> bool:
+        """Whether ``a`` is strictly better than ``b`` (None and NaN are worst)."""
+        if not is_finite(a):
+            return False
+        if not is_finite(b):
+            return True
+        return a > b if self.direction == "max" else a < b
+
+    def best(self, values) -> float | None:
+        finite = [v for v in values if is_finite(v)]
+        if not finite:
+            return None
+        return max(finite) if self.direction == "max" else min(finite)
+
+    def value_from(self, metrics: Mapping[str, float]) -> float | None:
+        """The objective's value in a metrics dict, or None if the metric is missing."""
+        if self.name in metrics:
+            return float(metrics[self.name])
+        return None
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.direction})"
+
+
+def is_finite(value: float | None) -> bool:
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)

@@ -1,0 +1,321 @@
+"""The oracle interface: decide *what* to try next, knowing nothing of Keras.
+
+An oracle hands out :class:`Trial` objects with :meth:`Oracle.ask` and learns
+their results through :meth:`Oracle.tell`.  Several trials may be running at
+once: ``ask`` returns ``None`` when nothing can start until a running trial
+reports back, and :attr:`Oracle.finished` says when the search is over.
+Because oracles only see numbers, every algorithm can be unit-tested and
+benchmarked on plain Python functions in milliseconds.
+
+Subclasses implement :meth:`Oracle._propose` and, when they keep state about
+results, :meth:`Oracle._on_result`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from archsearch.errors import ConfigError
+from archsearch.hyperparameters import HyperParameters, to_python, values_key
+from archsearch.objective import Objective, is_finite
+
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+PRUNED = "pruned"
+INTERRUPTED = "interrupted"
+STATUSES = (RUNNING, COMPLETED, FAILED, PRUNED, INTERRUPTED)
+DONE = (COMPLETED, FAILED, PRUNED)
+
+
+@dataclass
+class Trial:
+    """One configuration to train, and later its outcome.
+
+    ``budget`` is the epoch to train *to* (None: the trainer's own ``epochs``);
+    ``resume_from`` names a trial whose checkpoint to continue from, in which
+    case training starts at ``initial_budget`` (the parent's budget).
+    """
+
+    id: int
+    hparams: dict[str, Any]
+    budget: int | None = None
+    resume_from: int | None = None
+    initial_budget: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+    status: str = RUNNING
+    value: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    intermediate: dict[int, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE
+
+
+@dataclass
+class Proposal:
+    """What a subclass returns from ``_propose``; the base turns it into a Trial."""
+
+    hparams: dict[str, Any]
+    budget: int | None = None
+    resume_from: int | None = None
+    initial_budget: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Oracle:
+    """Base of all search algorithms.  See the module docstring for the protocol."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        hyperparameters: HyperParameters,
+        objective: Objective | str,
+        max_trials: int | None = None,
+        seed: int | None = None,
+        pruner: Any = None,
+    ) -> None:
+        if max_trials is not None and int(max_trials) < 1:
+            raise ConfigError("tuner.max_trials", f"must be at least 1, got {max_trials}")
+        self.hyperparameters = hyperparameters
+        self.objective = Objective.create(objective)
+        self.max_trials = None if max_trials is None else int(max_trials)
+        self.seed = 0 if seed is None else int(seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.trials: dict[int, Trial] = {}
+        self._next_id = 0
+        self._tried: set[str] = set()
+        self._exhausted = False
+        self.pruner = _make_pruner(pruner)
+
+    # ------------------------------------------------------------ protocol
+    def ask(self) -> Trial | None:
+        """The next trial to run, or None when nothing can start now (or ever: see ``finished``)."""
+        if self._exhausted or self._trial_limit_reached():
+            return None
+        proposal = self._propose()
+        if proposal is None:
+            return None
+        values = {k: to_python(v) for k, v in self.hyperparameters.active_values(proposal.hparams).items()}
+        trial = Trial(
+            id=self._next_id,
+            hparams=values,
+            budget=proposal.budget,
+            resume_from=proposal.resume_from,
+            initial_budget=proposal.initial_budget,
+            info=dict(proposal.info),
+        )
+        self._next_id += 1
+        self._tried.add(values_key(values))
+        self.trials[trial.id] = trial
+        self._on_ask(trial)
+        return trial
+
+    def tell(
+        self,
+        trial_id: int,
+        result: float | Mapping[str, float] | None = None,
+        *,
+        status: str = COMPLETED,
+        error: str | None = None,
+    ) -> Trial:
+        """Record a trial's outcome: a number, a metrics dict, or a failure (``status="failed"``)."""
+        trial = self._get(trial_id)
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
+        if isinstance(result, Mapping):
+            trial.metrics = {k: float(v) for k, v in result.items() if _is_number(v)}
+            value = self.objective.value_from(trial.metrics)
+        else:
+            value = None if result is None else float(result)
+        if status == PRUNED and value is None and trial.intermediate:
+            value = self.objective.best(trial.intermediate.values())
+        if status == COMPLETED and not is_finite(value):
+            status = FAILED
+            error = error or (
+                f"objective {self.objective.name} is missing or not finite (got {value})"
+            )
+        trial.value = value if is_finite(value) else None
+        trial.status = status
+        trial.error = error
+        if status != INTERRUPTED:
+            self._on_result(trial)
+        return trial
+
+    def report(self, trial_id: int, epoch: int, result: float | Mapping[str, float]) -> bool:
+        """A trial's objective after ``epoch`` (1-based); True means: stop this trial now (pruned)."""
+        trial = self._get(trial_id)
+        value = self.objective.value_from(result) if isinstance(result, Mapping) else result
+        if value is None or not math.isfinite(float(value)):
+            return False
+        trial.intermediate[int(epoch)] = float(value)
+        if self.pruner is None:
+            return False
+        return bool(self.pruner.should_prune(self, trial, int(epoch)))
+
+    @property
+    def finished(self) -> bool:
+        """True when no trial is running and none will be proposed."""
+        if self.running:
+            return False
+        return self._exhausted or self._trial_limit_reached() or self._algorithm_finished()
+
+    @property
+    def running(self) -> list[Trial]:
+        return [t for t in self.trials.values() if t.status == RUNNING]
+
+    def update_space(self, hyperparameters: HyperParameters) -> None:
+        """Learn parameters a define-by-run builder declared while building a trial's model."""
+        for name, p in hyperparameters.space.items():
+            if name not in self.hyperparameters.space:
+                self.hyperparameters.space[name] = p
+
+    # ------------------------------------------------------------ results
+    def completed(self) -> list[Trial]:
+        return [t for t in self.trials.values() if t.status == COMPLETED]
+
+    def best_trials(self, num_trials: int = 1) -> list[Trial]:
+        """Completed trials, best first (ties broken by id, so older wins)."""
+        scored = [t for t in self.trials.values() if t.status == COMPLETED and t.value is not None]
+        scored.sort(key=lambda t: (-self.objective.sign * t.value, t.id))
+        return scored[:num_trials]
+
+    def restore(self, events: Iterable[tuple[str, Trial]]) -> None:
+        """Rebuild state by replaying the store's history: ``("ask", trial)`` and ``("tell", trial)`` in order.
+
+        Oracles are deterministic given their seed, so replaying every ask and
+        tell reproduces brackets, random streams and models exactly; the stored
+        trial stays the truth if a replayed proposal differs.
+        """
+        for kind, stored in events:
+            if kind == "ask":
+                self._next_id = stored.id
+                proposed = self.ask()
+                if proposed is None or proposed.id != stored.id:
+                    proposed = Trial(stored.id, dict(stored.hparams))
+                    self.trials[stored.id] = proposed
+                    self._next_id = max(self._next_id, stored.id + 1)
+                for name in ("hparams", "budget", "resume_from", "initial_budget", "info"):
+                    setattr(proposed, name, getattr(stored, name))
+                self._tried.add(values_key(stored.hparams))
+            elif kind == "tell":
+                trial = self.trials.get(stored.id)
+                if trial is None:
+                    continue
+                trial.intermediate = dict(stored.intermediate)
+                result = stored.metrics if stored.metrics else stored.value
+                self.tell(stored.id, result, status=stored.status, error=stored.error)
+
+    # ------------------------------------------------------------ for subclasses
+    def _propose(self) -> Proposal | None:
+        """Return the next configuration, or None (set ``self._exhausted`` when the space is used up)."""
+        raise NotImplementedError
+
+    def _on_ask(self, trial: Trial) -> None:
+        """Hook: a trial was handed out."""
+
+    def _on_result(self, trial: Trial) -> None:
+        """Hook: a trial finished (completed, failed or pruned)."""
+
+    def _algorithm_finished(self) -> bool:
+        """Hook: the algorithm itself has nothing left to do (e.g. Hyperband's last bracket is done)."""
+        return False
+
+    def _trial_limit_reached(self) -> bool:
+        if self.max_trials is None:
+            return False
+        counted = sum(1 for t in self.trials.values() if t.status != INTERRUPTED)
+        return counted >= self.max_trials
+
+    def is_new(self, values: Mapping[str, Any]) -> bool:
+        """Whether this configuration (after dropping inactive values) was never proposed."""
+        return values_key(self.hyperparameters.active_values(values)) not in self._tried
+
+    def _get(self, trial_id: int) -> Trial:
+        try:
+            return self.trials[int(trial_id)]
+        except KeyError:
+            raise KeyError(f"unknown trial id {trial_id}") from None
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _make_pruner(spec: Any):
+    """``None``/``"none"`` -> no pruning; a name -> a pruner from ``archsearch.oracles.pruners``."""
+    if spec is None or spec == "none" or spec is False:
+        return None
+    if hasattr(spec, "should_prune"):
+        return spec
+    from archsearch.oracles import pruners
+
+    return pruners.create_pruner(spec)
+
+
+# --------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, type[Oracle]] = {}
+
+
+def register_oracle(name: str):
+    """Class decorator: make an oracle available to ``create_oracle`` and ``tuner=<name>``."""
+
+    def decorate(cls: type[Oracle]) -> type[Oracle]:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def available_oracles() -> list[str]:
+    import archsearch.oracles  # noqa: F401  (registers the built-in algorithms)
+
+    return sorted(_REGISTRY)
+
+
+def oracle_class(name: str) -> type[Oracle]:
+    choices = available_oracles()
+    if name not in _REGISTRY:
+        raise ConfigError("tuner.name", f"unknown search algorithm {name!r}", f"choose one of: {', '.join(choices)}")
+    return _REGISTRY[name]
+
+
+def oracle_options(name: str) -> list[str]:
+    """The keyword options an oracle accepts, for error messages and config validation."""
+    cls = oracle_class(name)
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if klass is object or "__init__" not in vars(klass):
+            continue
+        for p in inspect.signature(klass.__init__).parameters.values():
+            if p.name not in ("self", "hyperparameters", "objective") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                if p.name not in names:
+                    names.append(p.name)
+    return names
+
+
+def create_oracle(name: str, hyperparameters: HyperParameters, objective: Objective | str, **options) -> Oracle:
+    """Build a registered oracle by name; unknown options raise an error listing the valid ones."""
+    cls = oracle_class(name)
+    allowed = oracle_options(name)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"tuner.{unknown[0]}", f"is not an option of the '{name}' tuner", f"its options are: {', '.join(allowed)}"
+        )
+    return cls(hyperparameters, objective, **options)

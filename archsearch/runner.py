@@ -1,0 +1,397 @@
+"""Train one trial: build, compile, fit, checkpoint, score, free memory.
+
+The runner knows *how* to train, never *which* algorithm asked: it receives
+a :class:`~archsearch.oracles.base.Trial` (values, budget, where to resume
+from) and a reporter to call after every epoch, and returns a
+:class:`TrialOutcome`.  Two weight files per trial make resuming exact:
+``checkpoint.weights.h5`` (last epoch, weights *and* optimizer state, so a
+continued trial never repeats an epoch) and ``best.weights.h5`` (the best
+epoch by the objective, for export and ``get_best_models``).
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import logging
+import math
+import os
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import keras
+
+from archsearch.errors import ArchsearchError, ObjectiveError
+from archsearch.hyperparameters import HyperParameters
+from archsearch.objective import Objective, is_finite
+from archsearch.oracles.base import COMPLETED, FAILED, PRUNED, Trial
+
+log = logging.getLogger("archsearch")
+
+CHECKPOINT = "checkpoint.weights.h5"
+BEST_WEIGHTS = "best.weights.h5"
+
+
+class Reporter(Protocol):
+    """Receives every epoch's metrics; returning True stops (prunes) the trial."""
+
+    def on_epoch(self, trial: Trial, epoch: int, metrics: Mapping[str, float], value: float | None) -> bool: ...
+
+
+@dataclass
+class CompileSettings:
+    """How to compile a model the builder returned uncompiled.
+
+    Values named ``optimizer`` and ``learning_rate`` in the trial's
+    hyperparameters win over these defaults, so either can be searched.
+    """
+
+    loss: Any = None
+    metrics: Sequence[Any] = ()
+    optimizer: Any = "adam"
+    learning_rate: float | None = 1e-3
+    loss_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def compile(self, model, hp: HyperParameters) -> None:
+        from archsearch import metrics as metric_lib
+        from archsearch.optimizers import make_optimizer
+
+        if self.loss is None:
+            raise ArchsearchError(
+                "the model builder returned an uncompiled model and no loss is configured: "
+                "compile the model in the builder or set model.loss (e.g. loss=sparse_categorical_crossentropy)"
+            )
+        optimizer_name = hp.get("optimizer", self.optimizer)
+        field_name = "hyperparameter 'optimizer'" if "optimizer" in hp else "trainer.optimizer"
+        optimizer = make_optimizer(optimizer_name, hp.get("learning_rate", self.learning_rate), field=field_name)
+        loss = metric_lib.get_loss(self.loss, **dict(self.loss_options)) if isinstance(self.loss, str) else self.loss
+        metrics = [metric_lib.get_metric(m) if isinstance(m, str) else m for m in self.metrics]
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+
+@dataclass
+class TrainerSettings:
+    """What every trial's ``fit`` uses unless the trial's budget says otherwise."""
+
+    epochs: int = 10
+    batch_size: int | None = 32
+    verbose: int = 0
+    early_stopping: bool = False
+    patience: int = 3
+    min_delta: float = 0.0
+    executions_per_trial: int = 1
+    checkpoints: bool = True
+
+
+@dataclass
+class TrialOutcome:
+    """What a trial produced: the objective at its best epoch and how it ended."""
+
+    status: str
+    value: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    epochs_done: int = 0
+    best_epoch: int | None = None
+    error: str | None = None
+    duration: float = 0.0
+    fit_seconds: float = 0.0
+    hparams: dict[str, Any] = field(default_factory=dict)
+
+
+class FitData(Protocol):
+    """Supplies ``fit`` arguments for a batch size (datasets may need re-batching per trial)."""
+
+    def fit_kwargs(self, batch_size: int | None) -> dict[str, Any]: ...
+
+
+@dataclass
+class FitArguments:
+    """The arguments a user passed to ``tuner.search(...)``, handed to every ``fit``."""
+
+    args: tuple = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def fit_kwargs(self, batch_size: int | None) -> dict[str, Any]:
+        kwargs = dict(self.kwargs)
+        names = ("x", "y")
+        for name, value in zip(names, self.args):
+            kwargs[name] = value
+        if batch_size is not None and _is_array_like(kwargs.get("x")):
+            kwargs["batch_size"] = batch_size
+        return kwargs
+
+
+def _is_array_like(x: Any) -> bool:
+    return hasattr(x, "shape") and hasattr(x, "dtype") or isinstance(x, (list, tuple, dict))
+
+
+class TrialFailed(Exception):
+    """A trial cannot go on (NaN loss, ...): recorded as failed, the search continues."""
+
+
+class Runner:
+    """Trains trials for a search.  Stateless between trials apart from its settings."""
+
+    def __init__(
+        self,
+        build_model: Callable[[HyperParameters], Any],
+        data: FitData,
+        objective: Objective,
+        workdir: str | Path,
+        trainer: TrainerSettings | None = None,
+        compile_settings: CompileSettings | None = None,
+        callbacks: Sequence[Any] = (),
+    ) -> None:
+        self.build_model = build_model
+        self.data = data
+        self.objective = objective
+        self.workdir = Path(workdir)
+        self.trainer = trainer or TrainerSettings()
+        self.compile_settings = compile_settings or CompileSettings()
+        self.callbacks = list(callbacks)
+        self._objective_checked = False
+
+    # ------------------------------------------------------------ paths
+    def trial_dir(self, trial_id: int) -> Path:
+        return self.workdir / "trials" / f"trial_{trial_id:04d}"
+
+    def checkpoint_path(self, trial_id: int) -> Path:
+        return self.trial_dir(trial_id) / CHECKPOINT
+
+    def best_weights_path(self, trial_id: int) -> Path:
+        return self.trial_dir(trial_id) / BEST_WEIGHTS
+
+    # ------------------------------------------------------------ building
+    def build(self, hp: HyperParameters):
+        """Build (and compile, if the builder did not) the model for ``hp``."""
+        model = self.build_model(hp)
+        if model is None:
+            raise ArchsearchError("the model builder returned None: it must return a Keras model")
+        if not getattr(model, "compiled", False) and getattr(model, "optimizer", None) is None:
+            self.compile_settings.compile(model, hp)
+        return model
+
+    def load_best_model(self, trial: Trial, hp: HyperParameters):
+        """Rebuild a finished trial's architecture and load its best-epoch weights."""
+        model = self.build(hp)
+        path = self.best_weights_path(trial.id)
+        if path.exists():
+            _restore_checkpoint(model, path)
+        else:
+            log.warning("trial %s has no saved weights; returning a freshly initialised model", trial.id)
+        return model
+
+    # ------------------------------------------------------------ training
+    def run(
+        self,
+        trial: Trial,
+        hp: HyperParameters,
+        reporter: Reporter | None = None,
+        resume_checkpoint: Path | None = None,
+        initial_epoch: int = 0,
+    ) -> TrialOutcome:
+        """Train ``trial`` to its budget; ``resume_checkpoint`` continues from saved weights and optimizer state."""
+        start = time.perf_counter()
+        outcome = TrialOutcome(status=COMPLETED, hparams=dict(hp.values))
+        epochs = int(trial.budget if trial.budget is not None else self.trainer.epochs)
+        executions = max(1, int(self.trainer.executions_per_trial))
+        per_execution: list[tuple[float, dict[str, float], int]] = []
+        model = None
+        try:
+            for execution in range(executions):
+                model = self.build(hp)
+                outcome.hparams = dict(hp.values)  # define-by-run builders may have added values
+                if resume_checkpoint is not None:
+                    _restore_checkpoint(model, resume_checkpoint)
+                if not self._objective_checked:
+                    self._check_objective(model, hp)
+                tracker = _EpochTracker(self, trial, reporter, primary=execution == 0)
+                fit_kwargs = self.data.fit_kwargs(hp.get("batch_size", self.trainer.batch_size))
+                callbacks = [tracker, *self._user_callbacks(fit_kwargs.pop("callbacks", None))]
+                if self.trainer.early_stopping:
+                    callbacks.append(self._early_stopping())
+                fit_kwargs.setdefault("verbose", self.trainer.verbose)
+                fit_start = time.perf_counter()
+                model.fit(epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, **fit_kwargs)
+                outcome.fit_seconds += time.perf_counter() - fit_start
+                outcome.epochs_done = max(outcome.epochs_done, tracker.last_epoch)
+                if tracker.failure:
+                    raise TrialFailed(tracker.failure)
+                if tracker.pruned:
+                    outcome.status = PRUNED
+                if tracker.best_value is None:
+                    raise TrialFailed(f"no epoch produced the objective {self.objective.name}")
+                per_execution.append((tracker.best_value, tracker.best_metrics, tracker.best_epoch))
+                if outcome.status == PRUNED:
+                    break
+                if execution + 1 < executions:
+                    _free(model)
+                    model = None
+        except KeyboardInterrupt:
+            raise
+        except ObjectiveError:
+            raise
+        except Exception as exc:  # a trial's failure must not stop the search
+            outcome.status = FAILED
+            outcome.error = _describe_failure(exc, hp.values)
+            log.debug("trial %s failed:\n%s", trial.id, traceback.format_exc())
+        finally:
+            if model is not None:
+                _free(model)
+            outcome.duration = time.perf_counter() - start
+        if per_execution and outcome.status != FAILED:
+            outcome.value = sum(v for v, _, _ in per_execution) / len(per_execution)
+            outcome.metrics = _mean_metrics([m for _, m, _ in per_execution])
+            outcome.best_epoch = per_execution[0][2]
+        return outcome
+
+    def _user_callbacks(self, extra) -> list:
+        # Deep copies, as KerasTuner does: a callback's state must not leak between trials.
+        callbacks = list(self.callbacks) + list(extra or [])
+        copies = []
+        for cb in callbacks:
+            try:
+                copies.append(copy.deepcopy(cb))
+            except Exception:
+                copies.append(cb)
+        return copies
+
+    def _early_stopping(self):
+        return keras.callbacks.EarlyStopping(
+            monitor=self.objective.name,
+            mode=self.objective.direction,
+            patience=int(self.trainer.patience),
+            min_delta=float(self.trainer.min_delta),
+            verbose=0,
+        )
+
+    def _check_objective(self, model, hp: HyperParameters) -> None:
+        """Fail before any training if the model cannot produce the objective metric."""
+        self._objective_checked = True
+        produced = _metric_names(model)
+        if not produced:
+            return  # names only known after the first epoch; checked there instead
+        name = self.objective.name
+        base = name[4:] if name.startswith("val_") else name
+        if base not in produced:
+            offered = sorted({*produced, *(f"val_{p}" for p in produced)})
+            raise ObjectiveError(
+                "objective",
+                f"the model does not produce the metric {name!r}; it produces {', '.join(offered)}",
+                "set objective= to one of those or add the metric to model.metrics",
+            )
+
+
+class _EpochTracker(keras.callbacks.Callback):
+    """Records each epoch, asks the reporter whether to stop, keeps best and last weights."""
+
+    def __init__(self, runner: Runner, trial: Trial, reporter: Reporter | None, primary: bool) -> None:
+        super().__init__()
+        self.runner = runner
+        self.trial = trial
+        self.reporter = reporter
+        self.primary = primary
+        self.best_value: float | None = None
+        self.best_metrics: dict[str, float] = {}
+        self.best_epoch: int | None = None
+        self.last_epoch = trial.initial_budget
+        self.pruned = False
+        self.failure: str | None = None
+        self._dir = runner.trial_dir(trial.id)
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        metrics = {k: float(v) for k, v in (logs or {}).items() if _is_scalar(v)}
+        epoch1 = epoch + 1
+        self.last_epoch = epoch1
+        objective = self.runner.objective
+        value = objective.value_from(metrics)
+        loss = metrics.get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.failure = f"loss became {loss} at epoch {epoch1} (try a lower learning rate)"
+            self.model.stop_training = True
+            return
+        if value is None and epoch1 == self.trial.initial_budget + 1:
+            self.model.stop_training = True
+            raise ObjectiveError(
+                "objective",
+                f"the model does not produce the metric {objective.name!r}; it produces {', '.join(sorted(metrics))}",
+                "set objective= to one of those or add the metric to model.metrics",
+            )
+        improved = objective.better(value, self.best_value) or (self.best_value is None and is_finite(value))
+        if improved:
+            self.best_value, self.best_metrics, self.best_epoch = value, metrics, epoch1
+        if self.primary and self.runner.trainer.checkpoints:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            if improved:
+                _atomic_save_weights(self.model, self._dir / BEST_WEIGHTS)
+            _atomic_save_weights(self.model, self._dir / CHECKPOINT)
+        if self.primary and self.reporter is not None:
+            if self.reporter.on_epoch(self.trial, epoch1, metrics, value):
+                self.pruned = True
+                self.model.stop_training = True
+
+
+def _restore_checkpoint(model, path: Path) -> None:
+    """Load weights *and* optimizer state, so training continues exactly where it stopped."""
+    if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(path)
+
+
+def _atomic_save_weights(model, path: Path) -> None:
+    """Write to a temporary file and rename, so a kill never leaves a half-written checkpoint."""
+    tmp = path.with_name(path.name.replace(".weights.h5", ".tmp.weights.h5"))
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+
+
+def _metric_names(model) -> list[str]:
+    names: list[str] = []
+    try:
+        compiled_metrics = getattr(model, "_compile_metrics", None)
+        if compiled_metrics is not None:
+            for m in getattr(compiled_metrics, "_user_metrics", None) or []:
+                for item in m if isinstance(m, (list, tuple)) else [m]:
+                    names.append(item if isinstance(item, str) else getattr(item, "name", str(item)))
+    except Exception:  # private API: fall back to checking after the first epoch
+        return []
+    if not names:
+        return []
+    aliases = {"acc": "accuracy"}
+    names = [aliases.get(n, n) for n in names]
+    return sorted({"loss", *names})
+
+
+def _is_scalar(v: Any) -> bool:
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _mean_metrics(all_metrics: list[dict[str, float]]) -> dict[str, float]:
+    keys = set().union(*all_metrics) if all_metrics else set()
+    return {k: sum(m[k] for m in all_metrics if k in m) / sum(1 for m in all_metrics if k in m) for k in sorted(keys)}
+
+
+def _describe_failure(exc: BaseException, values: Mapping[str, Any]) -> str:
+    text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".strip()
+    lowered = f"{type(exc).__name__} {exc}".lower()
+    if "resourceexhausted" in lowered or "out of memory" in lowered or " oom" in lowered:
+        text = (
+            f"out of memory with hyperparameters {dict(values)}: try a smaller trainer.batch_size "
+            f"or a smaller model ({text[:200]})"
+        )
+    return text[:2000]
+
+
+def _free(model) -> None:
+    """Drop a model and Keras' global state, so memory does not grow across trials."""
+    del model
+    keras.backend.clear_session()
+    gc.collect()

@@ -1,0 +1,178 @@
+"""The search loop: ask the oracle, run the trial, tell the oracle, record it.
+
+This is the only place where the three parts meet.  The oracle never sees
+Keras, the runner never sees the algorithm, and the store hears about every
+step as it happens.  A future executor (local processes, Ray) replaces the
+sequential ``run`` below without touching either side.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from archsearch.errors import ArchsearchError
+from archsearch.objective import is_finite
+from archsearch.oracles.base import COMPLETED, FAILED, INTERRUPTED, PRUNED, RUNNING, Oracle, Trial
+from archsearch.runner import Runner, TrialOutcome
+from archsearch.store import TrialStore
+
+log = logging.getLogger("archsearch")
+
+
+class SearchAborted(ArchsearchError):
+    """Too many trials failed in a row: something is systematically wrong."""
+
+
+class Search:
+    """Runs trials one after another until the oracle is finished."""
+
+    def __init__(
+        self,
+        oracle: Oracle,
+        runner: Runner,
+        store: TrialStore,
+        *,
+        max_consecutive_failed_trials: int = 3,
+        keep_top_models: int | None = 5,
+        echo: Callable[[str], None] = print,
+    ) -> None:
+        self.oracle = oracle
+        self.runner = runner
+        self.store = store
+        self.max_consecutive_failed_trials = max(1, int(max_consecutive_failed_trials))
+        self.keep_top_models = keep_top_models
+        self.echo = echo
+        self.epochs_spent = sum(max(0, r["epochs_done"] - r["initial_budget"]) for r in store.rows())
+        self._consecutive_failures = 0
+
+    # ------------------------------------------------------------ the loop
+    def run(self) -> None:
+        total = getattr(self.oracle, "total_epochs", None)
+        if total:
+            self.echo(f"Search plan: {total} epochs in all ({self.oracle.name}).")
+        while True:
+            trial = self._next_trial()
+            if trial is None:
+                break
+            self.run_trial(trial)
+        self._cleanup_checkpoints(final=True)
+
+    def _next_trial(self) -> Trial | None:
+        # A trial left running by an interrupted or killed search goes first, from its last checkpoint.
+        for trial in self.oracle.running:
+            return trial
+        if self.oracle.finished:
+            return None
+        return self.oracle.ask()
+
+    def run_trial(self, trial: Trial) -> TrialOutcome:
+        hp = self.oracle.hyperparameters.with_values(trial.hparams)
+        resume, initial = self._resume_point(trial)
+        if self.store.trial(trial.id) is None:
+            self.store.create_trial(trial)
+        try:
+            outcome = self.runner.run(trial, hp, reporter=self, resume_checkpoint=resume, initial_epoch=initial)
+        except KeyboardInterrupt:
+            self.oracle.tell(trial.id, None, status=INTERRUPTED, error="interrupted by the user")
+            self.store.finish_trial(self.oracle.trials[trial.id])
+            trial.status = RUNNING  # still to be finished when the search resumes
+            raise
+        if outcome.hparams != trial.hparams:
+            # A define-by-run builder declared new parameters while building this trial.
+            self.oracle.update_space(hp)
+            trial.hparams = dict(outcome.hparams)
+        result: Any = outcome.metrics if outcome.metrics else outcome.value
+        self.oracle.tell(trial.id, result, status=outcome.status, error=outcome.error)
+        self.store.finish_trial(trial, outcome.duration)
+        self.epochs_spent += max(0, outcome.epochs_done - initial)
+        self._print_trial(trial, outcome)
+        self._cleanup_checkpoints()
+        self._count_failure(trial)
+        return outcome
+
+    def _resume_point(self, trial: Trial) -> tuple[Path | None, int]:
+        """Where training starts: its own checkpoint after a crash, else the parent's, else scratch."""
+        own = self.runner.checkpoint_path(trial.id)
+        record = self.store.trial(trial.id)
+        done = 0
+        if record is not None:
+            done = max((e["epoch"] for e in self.store.epochs(trial.id)), default=0)
+        if own.exists() and done > trial.initial_budget:
+            self.echo(f"Trial {trial.id}: resuming from its checkpoint at epoch {done}.")
+            return own, done
+        if trial.resume_from is not None:
+            parent = self.runner.checkpoint_path(trial.resume_from)
+            if parent.exists():
+                return parent, trial.initial_budget
+            log.warning("trial %s: parent checkpoint %s is missing; training from scratch", trial.id, parent)
+            trial.initial_budget = 0
+        return None, trial.initial_budget
+
+    # ------------------------------------------------------------ Reporter protocol
+    def on_epoch(self, trial: Trial, epoch: int, metrics: Mapping[str, float], value: float | None) -> bool:
+        self.store.record_epoch(trial.id, epoch, metrics, value)
+        if value is None:
+            return False
+        return self.oracle.report(trial.id, epoch, value)
+
+    # ------------------------------------------------------------ bookkeeping
+    def _count_failure(self, trial: Trial) -> None:
+        if trial.status != FAILED:
+            self._consecutive_failures = 0
+            return
+        self._consecutive_failures += 1
+        if self._consecutive_failures >= self.max_consecutive_failed_trials:
+            raise SearchAborted(
+                f"{self._consecutive_failures} trials failed in a row; the last error was: {trial.error}. "
+                "Fix the cause (see trials.db / the log) or raise tuner.max_consecutive_failed_trials"
+            )
+
+    def _cleanup_checkpoints(self, final: bool = False) -> None:
+        """Delete resume checkpoints no trial can continue from, and best weights outside the top N."""
+        keep_fn = getattr(self.oracle, "checkpoints_to_keep", None)
+        keep = set(keep_fn()) if keep_fn is not None and not final else set()
+        for t in self.oracle.trials.values():
+            if t.status in (RUNNING, INTERRUPTED) or t.id in keep:
+                continue
+            self.runner.checkpoint_path(t.id).unlink(missing_ok=True)
+        if self.keep_top_models is not None:
+            best = {t.id for t in self.oracle.best_trials(self.keep_top_models)}
+            for t in self.oracle.trials.values():
+                if t.done and t.id not in best:
+                    self.runner.best_weights_path(t.id).unlink(missing_ok=True)
+
+    def _print_trial(self, trial: Trial, outcome: TrialOutcome) -> None:
+        best = self.oracle.best_trials(1)
+        best_text = f"{best[0].value:.4f} (trial {best[0].id})" if best else "-"
+        limit = self.oracle.max_trials
+        number = f"{trial.id + 1}/{limit}" if limit else f"{trial.id + 1}"
+        values = " ".join(f"{k}={_short(v)}" for k, v in trial.hparams.items())
+        if trial.status == COMPLETED and is_finite(trial.value):
+            result = f"{self.oracle.objective.name}={trial.value:.4f}"
+        elif trial.status == PRUNED:
+            result = f"pruned at epoch {outcome.epochs_done} ({self.oracle.objective.name}={_short(trial.value)})"
+        else:
+            result = f"FAILED: {trial.error}"
+        budget = ""
+        if trial.budget is not None:
+            budget = f" | epochs {trial.initial_budget}->{trial.budget}"
+            total = getattr(self.oracle, "total_epochs", None)
+            if total:
+                budget += f" (spent {self.epochs_spent}/{total})"
+        self.echo(
+            f"Trial {number} | {values} | {result} | best {best_text} | {outcome.duration:.1f}s{budget}"
+        )
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def timestamp() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,273 @@
+"""The trial store: one SQLite file per search, the single source of truth.
+
+Every trial's hyperparameters, status, per-epoch metrics, result and timing
+are written as they happen, each change in its own transaction, so a search
+killed at any moment leaves a readable, consistent file.  WAL mode and a busy
+timeout let several processes (future parallel workers) write one store.
+A global sequence number orders every ask and tell, so an oracle's state can
+be rebuilt exactly by replaying them (:meth:`TrialStore.events`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from archsearch.oracles.base import Trial
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY,
+    status TEXT NOT NULL,
+    hparams TEXT NOT NULL,
+    budget INTEGER,
+    initial_budget INTEGER NOT NULL DEFAULT 0,
+    parent INTEGER,
+    info TEXT NOT NULL DEFAULT '{}',
+    value REAL,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    intermediate TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,
+    finished_at REAL,
+    duration REAL,
+    ask_seq INTEGER,
+    tell_seq INTEGER,
+    worker TEXT
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    trial_id INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    recorded_at REAL NOT NULL,
+    PRIMARY KEY (trial_id, epoch)
+);
+"""
+
+CSV_COLUMNS = ("id", "status", "value", "budget", "initial_budget", "parent", "epochs_done", "duration", "error")
+
+
+class TrialStore:
+    """SQLite-backed record of a search (``<run folder>/trials.db``)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._conn().executescript(_SCHEMA)
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('seq', '0')")
+            db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    # ------------------------------------------------------------ connection
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE takes the write lock up front, so concurrent writers queue instead of failing."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def _next_seq(db: sqlite3.Connection) -> int:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'seq'")
+        return int(db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # ------------------------------------------------------------ meta
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    # ------------------------------------------------------------ writes
+    def create_trial(self, trial: Trial, worker: str | None = None) -> None:
+        """Record a trial the oracle just handed out (status running)."""
+        with self._transaction() as db:
+            seq = self._next_seq(db)
+            db.execute(
+                "INSERT OR REPLACE INTO trials(id, status, hparams, budget, initial_budget, parent, info,"
+                " started_at, ask_seq, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (trial.id, trial.status, _dumps(trial.hparams), trial.budget, trial.initial_budget,
+                 trial.resume_from, _dumps(trial.info), time.time(), seq, worker),
+            )
+
+    def update_hparams(self, trial_id: int, hparams: Mapping[str, Any]) -> None:
+        """A define-by-run builder may add parameters while building; keep the store complete."""
+        with self._transaction() as db:
+            db.execute("UPDATE trials SET hparams = ? WHERE id = ?", (_dumps(hparams), trial_id))
+
+    def record_epoch(self, trial_id: int, epoch: int, metrics: Mapping[str, float],
+                     objective_value: float | None = None) -> None:
+        """One epoch's metrics (1-based epoch), written as soon as the epoch ends."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO epochs(trial_id, epoch, metrics, recorded_at) VALUES (?, ?, ?, ?)",
+                (trial_id, int(epoch), _dumps(metrics), time.time()),
+            )
+            db.execute("UPDATE trials SET epochs_done = MAX(epochs_done, ?) WHERE id = ?", (int(epoch), trial_id))
+            if objective_value is not None:
+                row = db.execute("SELECT intermediate FROM trials WHERE id = ?", (trial_id,)).fetchone()
+                if row is not None:
+                    intermediate = json.loads(row[0])
+                    intermediate[str(int(epoch))] = float(objective_value)
+                    db.execute("UPDATE trials SET intermediate = ? WHERE id = ?", (_dumps(intermediate), trial_id))
+
+    def finish_trial(self, trial: Trial, duration: float | None = None) -> None:
+        """Record a trial's outcome (completed, failed, pruned or interrupted)."""
+        with self._transaction() as db:
+            seq = self._next_seq(db) if trial.status != "interrupted" else None
+            db.execute(
+                "UPDATE trials SET status = ?, value = ?, metrics = ?, error = ?, finished_at = ?, duration = ?,"
+                " tell_seq = ?, hparams = ?, intermediate = ? WHERE id = ?",
+                (trial.status, trial.value, _dumps(trial.metrics), trial.error, time.time(), duration, seq,
+                 _dumps(trial.hparams), _intermediate_json(db, trial), trial.id),
+            )
+
+    # ------------------------------------------------------------ reads
+    def trials(self, status: str | None = None) -> list[Trial]:
+        sql = "SELECT * FROM trials" + (" WHERE status = ?" if status else "") + " ORDER BY id"
+        cursor = self._conn().execute(sql, (status,) if status else ())
+        return [self._row_to_trial(cursor.description, row) for row in cursor.fetchall()]
+
+    def trial(self, trial_id: int) -> Trial | None:
+        cursor = self._conn().execute("SELECT * FROM trials WHERE id = ?", (trial_id,))
+        row = cursor.fetchone()
+        return None if row is None else self._row_to_trial(cursor.description, row)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every trial as a plain dict with all stored columns (for reports and tests)."""
+        cursor = self._conn().execute("SELECT * FROM trials ORDER BY id")
+        names = [d[0] for d in cursor.description]
+        out = []
+        for row in cursor.fetchall():
+            record = dict(zip(names, row))
+            for key in ("hparams", "info", "metrics", "intermediate"):
+                record[key] = json.loads(record[key])
+            out.append(record)
+        return out
+
+    def epochs(self, trial_id: int) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT epoch, metrics FROM epochs WHERE trial_id = ? ORDER BY epoch", (trial_id,)
+        ).fetchall()
+        return [{"epoch": e, **json.loads(m)} for e, m in rows]
+
+    def events(self) -> list[tuple[str, Trial]]:
+        """Every ask and tell in the order they happened, for ``Oracle.restore``."""
+        events: list[tuple[int, str, Trial]] = []
+        cursor = self._conn().execute("SELECT * FROM trials ORDER BY id")
+        for row in cursor.fetchall():
+            trial = self._row_to_trial(cursor.description, row)
+            record = dict(zip([d[0] for d in cursor.description], row))
+            if record["ask_seq"] is not None:
+                events.append((record["ask_seq"], "ask", trial))
+            if record["tell_seq"] is not None:
+                events.append((record["tell_seq"], "tell", trial))
+        events.sort(key=lambda e: e[0])
+        return [(kind, trial) for _, kind, trial in events]
+
+    def count(self, status: str | None = None) -> int:
+        if status is None:
+            return int(self._conn().execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+        return int(self._conn().execute("SELECT COUNT(*) FROM trials WHERE status = ?", (status,)).fetchone()[0])
+
+    def export_csv(self, path: str | Path) -> Path:
+        """``trials.csv``: one row per trial, hyperparameters and final metrics as columns."""
+        rows = self.rows()
+        hp_names = _ordered_union(r["hparams"] for r in rows)
+        metric_names = _ordered_union(r["metrics"] for r in rows)
+        path = Path(path)
+        with path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow([*CSV_COLUMNS, *hp_names, *metric_names])
+            for r in rows:
+                writer.writerow(
+                    [r[c] for c in CSV_COLUMNS]
+                    + [r["hparams"].get(n, "") for n in hp_names]
+                    + [r["metrics"].get(n, "") for n in metric_names]
+                )
+        return path
+
+    @staticmethod
+    def _row_to_trial(description, row) -> Trial:
+        r = dict(zip([d[0] for d in description], row))
+        return Trial(
+            id=r["id"],
+            hparams=json.loads(r["hparams"]),
+            budget=r["budget"],
+            resume_from=r["parent"],
+            initial_budget=r["initial_budget"] or 0,
+            info=json.loads(r["info"]),
+            status=r["status"],
+            value=r["value"],
+            metrics=json.loads(r["metrics"]),
+            intermediate={int(k): v for k, v in json.loads(r["intermediate"]).items()},
+            error=r["error"],
+        )
+
+
+def _intermediate_json(db: sqlite3.Connection, trial: Trial) -> str:
+    """The trial's per-epoch objective values, merged with those already recorded epoch by epoch."""
+    row = db.execute("SELECT intermediate FROM trials WHERE id = ?", (trial.id,)).fetchone()
+    merged = json.loads(row[0]) if row else {}
+    merged.update({str(k): v for k, v in trial.intermediate.items()})
+    return _dumps(merged)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, sort_keys=False)
+
+
+def _json_default(value: Any):
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)
+
+
+def _ordered_union(dicts) -> list[str]:
+    names: list[str] = []
+    for d in dicts:
+        for k in d:
+            if k not in names:
+                names.append(k)
+    return names

@@ -1,0 +1,285 @@
+"""KerasTuner-style facade over the search engine.
+
+``RandomSearch(model_builder, objective="val_accuracy", max_trials=10)``,
+``tuner.search(x, y, epochs=5, validation_split=0.2)``,
+``tuner.get_best_hyperparameters()[0]`` and ``tuner.hypermodel.build(best)``
+mean what they mean in KerasTuner, so existing tutorials run unchanged.  The
+CLI drives the same class, so both paths share one engine.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from archsearch.errors import ConfigError
+from archsearch.hyperparameters import HyperParameters
+from archsearch.objective import Objective
+from archsearch.oracles import Oracle, Trial, create_oracle
+from archsearch.oracles.base import COMPLETED
+from archsearch.runner import CompileSettings, FitArguments, FitData, Runner, TrainerSettings
+from archsearch.search import Search
+from archsearch.store import TrialStore
+
+STORE_FILE = "trials.db"
+
+
+class HyperModel:
+    """A buildable search space, as in KerasTuner: subclass it and implement ``build(hp)``."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+
+    def build(self, hp: HyperParameters):
+        raise NotImplementedError
+
+
+class _FunctionHyperModel(HyperModel):
+    """Wraps a plain ``model_builder(hp)`` function."""
+
+    def __init__(self, build_fn: Callable[[HyperParameters], Any]) -> None:
+        super().__init__(getattr(build_fn, "__name__", None))
+        self._build_fn = build_fn
+
+    def build(self, hp: HyperParameters):
+        # A fresh naming scope, as KerasTuner's trials get: builders that name one layer
+        # "dense_1" must not clash with Keras' auto-generated names from earlier builds.
+        keras.backend.clear_session()
+        return self._build_fn(hp)
+
+
+def as_hypermodel(hypermodel: Any) -> HyperModel:
+    if isinstance(hypermodel, HyperModel) or hasattr(hypermodel, "build"):
+        return hypermodel
+    if callable(hypermodel):
+        return _FunctionHyperModel(hypermodel)
+    raise ConfigError("hypermodel", f"{hypermodel!r} is neither a build(hp) function nor a HyperModel")
+
+
+class Tuner:
+    """Base tuner: an oracle (the algorithm), a runner (training) and a store (the record)."""
+
+    oracle_name: str | None = None
+
+    def __init__(
+        self,
+        hypermodel: Any = None,
+        objective: Any = "val_loss",
+        max_trials: int | None = None,
+        seed: int | None = None,
+        hyperparameters: HyperParameters | None = None,
+        directory: str | Path | None = None,
+        project_name: str | None = None,
+        overwrite: bool = False,
+        executions_per_trial: int = 1,
+        max_consecutive_failed_trials: int = 3,
+        oracle: Oracle | None = None,
+        trainer: TrainerSettings | None = None,
+        compile_settings: CompileSettings | None = None,
+        keep_top_models: int | None = 5,
+        echo: Callable[[str], None] = print,
+        **oracle_options: Any,
+    ) -> None:
+        if hypermodel is None:
+            raise ConfigError("hypermodel", "is required", "pass your model_builder(hp) function")
+        self.hypermodel = as_hypermodel(hypermodel)
+        self.objective = Objective.create(objective)
+        self.project_dir = Path(directory or ".") / (project_name or "untitled_project")
+        if overwrite and self.project_dir.exists():
+            shutil.rmtree(self.project_dir)
+        self.trainer = trainer or TrainerSettings()
+        self.trainer.executions_per_trial = int(executions_per_trial)
+        self.compile_settings = compile_settings or CompileSettings()
+        self.max_consecutive_failed_trials = max_consecutive_failed_trials
+        self.keep_top_models = keep_top_models
+        self.echo = echo
+        if hyperparameters is None:
+            hyperparameters = self._discover_space()
+        if oracle is None:
+            if self.oracle_name is None:
+                raise ConfigError("oracle", "the base Tuner needs an oracle", "use RandomSearch, Hyperband, ...")
+            oracle = create_oracle(
+                self.oracle_name, hyperparameters, self.objective, max_trials=max_trials, seed=seed, **oracle_options
+            )
+        self.oracle = oracle
+        self.store = TrialStore(self.project_dir / STORE_FILE)
+        self._check_or_write_fingerprint()
+        self._restore()
+        self._runner: Runner | None = None
+
+    # ------------------------------------------------------------ set-up
+    def _discover_space(self) -> HyperParameters:
+        """Run the builder once with defaults, as KerasTuner does, to learn a define-by-run space."""
+        hp = HyperParameters()
+        try:
+            self.hypermodel.build(hp)
+        finally:
+            keras.backend.clear_session()
+        return hp
+
+    def _fingerprint(self) -> dict[str, Any]:
+        return {
+            "oracle": self.oracle.name,
+            "objective": [self.objective.name, self.objective.direction],
+            "space": json.loads(json.dumps(self.oracle.hyperparameters.get_config(), default=str)),
+        }
+
+    def _check_or_write_fingerprint(self) -> None:
+        """Refuse to mix a different search into an existing folder (resume it or overwrite it instead)."""
+        mine = self._fingerprint()
+        stored = self.store.get_meta("fingerprint")
+        if stored is None or self.store.count() == 0:
+            self.store.set_meta("fingerprint", mine)
+            return
+        changed = [key for key in ("oracle", "objective") if stored.get(key) != mine[key]]
+        stored_space, my_space = stored.get("space", {}), mine["space"]
+        changed += [f"space.{n}" for n in sorted(set(stored_space) & set(my_space)) if stored_space[n] != my_space[n]]
+        changed += [f"space.{n} (removed)" for n in sorted(set(stored_space) - set(my_space))]
+        if changed:
+            raise ConfigError(
+                str(self.project_dir),
+                f"holds a different search (changed: {', '.join(changed)})",
+                "resume it with the same settings, choose another directory/project_name, or pass overwrite=True",
+            )
+        if stored != mine:  # a define-by-run space that grew: remember the larger one
+            self.store.set_meta("fingerprint", mine)
+
+    def _restore(self) -> None:
+        events = self.store.events()
+        if events:
+            self.oracle.restore(events)
+            done = sum(1 for t in self.oracle.trials.values() if t.done)
+            self.echo(f"Resuming the search in {self.project_dir}: {done} trials already done.")
+
+    # ------------------------------------------------------------ KerasTuner API
+    def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
+        """Run the search; arguments are those of ``model.fit`` (``epochs`` is per trial)."""
+        if "epochs" in fit_kwargs:
+            self.trainer.epochs = int(fit_kwargs.pop("epochs"))
+        callbacks = fit_kwargs.pop("callbacks", None) or []
+        data = FitArguments(tuple(fit_args), dict(fit_kwargs))
+        if "batch_size" in fit_kwargs:
+            self.trainer.batch_size = fit_kwargs["batch_size"]
+        self.run_search(data, callbacks)
+
+    def run_search(self, data: FitData, callbacks: Sequence[Any] = ()) -> None:
+        """Run the search on any :class:`~archsearch.runner.FitData` (the CLI's datasets, ...)."""
+        self._runner = self._make_runner(data, callbacks)
+        Search(
+            self.oracle,
+            self._runner,
+            self.store,
+            max_consecutive_failed_trials=self.max_consecutive_failed_trials,
+            keep_top_models=self.keep_top_models,
+            echo=self.echo,
+        ).run()
+
+    def _make_runner(self, data: FitData | None, callbacks: Sequence[Any] = ()) -> Runner:
+        return Runner(
+            self.hypermodel.build,
+            data or FitArguments(),
+            self.objective,
+            self.project_dir,
+            trainer=self.trainer,
+            compile_settings=self.compile_settings,
+            callbacks=callbacks,
+        )
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            self._runner = self._make_runner(None)
+        return self._runner
+
+    def search_space_summary(self) -> None:
+        self.echo(self.oracle.hyperparameters.summary())
+
+    def best_trials(self, num_trials: int = 1) -> list[Trial]:
+        return self.oracle.best_trials(num_trials)
+
+    def get_best_hyperparameters(self, num_trials: int = 1) -> list[HyperParameters]:
+        """The best trials' values as ``HyperParameters`` (``.values``, ``.get(name)``)."""
+        space = self.oracle.hyperparameters
+        return [space.with_values(t.hparams) for t in self.best_trials(num_trials)]
+
+    def get_best_models(self, num_models: int = 1) -> list[Any]:
+        """The best trials' models, rebuilt and loaded with their best-epoch weights."""
+        return [self.runner.load_best_model(t, self.oracle.hyperparameters.with_values(t.hparams))
+                for t in self.best_trials(num_models)]
+
+    def results_summary(self, num_trials: int = 10) -> None:
+        self.echo(results_table(self.oracle, num_trials, self.project_dir))
+
+
+def results_table(oracle: Oracle, num_trials: int = 10, where: Path | None = None) -> str:
+    """The best ``num_trials`` trials as a text table (KerasTuner's ``results_summary``)."""
+    best = oracle.best_trials(num_trials)
+    counts: dict[str, int] = {}
+    for t in oracle.trials.values():
+        counts[t.status] = counts.get(t.status, 0) + 1
+    header = f"Results summary{f' ({where})' if where else ''}"
+    lines = [header, f"Objective: {oracle.objective}", "Trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
+    if not best:
+        lines.append("No completed trial yet.")
+        return "\n".join(lines)
+    names = []
+    for t in best:
+        for k in t.hparams:
+            if k not in names:
+                names.append(k)
+    extra = ["budget"] if any(t.budget is not None for t in best) else []
+    columns = ["rank", "trial", "score", *extra, *names]
+    rows = []
+    for rank, t in enumerate(best, 1):
+        row = [str(rank), str(t.id), f"{t.value:.4f}"]
+        if extra:
+            row.append(f"{t.initial_budget}->{t.budget}" + (f" b{t.info['bracket']}r{t.info['round']}"
+                                                              if "bracket" in t.info else ""))
+        row += [_fmt(t.hparams.get(n, "")) for n in names]
+        rows.append(row)
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    lines.append("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+class RandomSearch(Tuner):
+    """Random (or Sobol, ``sampler="sobol"``) search."""
+
+    oracle_name = "random"
+
+
+class GridSearch(Tuner):
+    """Every combination of the space."""
+
+    oracle_name = "grid"
+
+
+class Hyperband(Tuner):
+    """Hyperband with checkpoint resume: ``max_epochs``, ``factor``, ``min_epochs``, ``hyperband_iterations``."""
+
+    oracle_name = "hyperband"
+
+
+class BayesianOptimization(Tuner):
+    """Gaussian-process Bayesian optimisation over a mixed space."""
+
+    oracle_name = "bayesian"
+
+
+class BOHB(Tuner):
+    """Hyperband's budgets with model-based proposals (Falkner et al., 2018)."""
+
+    oracle_name = "bohb"
+
+
