@@ -83,8 +83,8 @@ class Search:
             raise
         if outcome.hparams != trial.hparams:
             # A define-by-run builder declared new parameters while building this trial.
-            self.oracle.update_space(hp)
-            trial.hparams = dict(outcome.hparams)
+            hp.values = dict(outcome.hparams)
+            self.oracle.update_space(hp, trial.id)
         result: Any = outcome.metrics if outcome.metrics else outcome.value
         self.oracle.tell(trial.id, result, status=outcome.status, error=outcome.error)
         self.store.finish_trial(trial, outcome.duration)

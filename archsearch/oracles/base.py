@@ -173,11 +173,20 @@ class Oracle:
     def running(self) -> list[Trial]:
         return [t for t in self.trials.values() if t.status == RUNNING]
 
-    def update_space(self, hyperparameters: HyperParameters) -> None:
-        """Learn parameters a define-by-run builder declared while building a trial's model."""
+    def update_space(self, hyperparameters: HyperParameters, trial_id: int | None = None) -> None:
+        """Learn parameters a define-by-run builder declared while building a trial's model.
+
+        With ``trial_id``, that trial's values are completed with the new
+        parameters' values and remembered, so the grown space never proposes
+        the same configuration again.
+        """
         for name, p in hyperparameters.space.items():
             if name not in self.hyperparameters.space:
                 self.hyperparameters.space[name] = p
+        if trial_id is not None:
+            trial = self._get(trial_id)
+            trial.hparams = {k: to_python(v) for k, v in hyperparameters.values.items()}
+            self._tried.add(values_key(trial.hparams))
 
     # ------------------------------------------------------------ results
     def completed(self) -> list[Trial]:

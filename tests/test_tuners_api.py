@@ -1,0 +1,182 @@
+"""The KerasTuner-style Python API on real (tiny) Keras models."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import archsearch
+from archsearch.errors import ConfigError
+from archsearch.search import SearchAborted
+
+
+def make_data(n: int = 240, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 6, 6)).astype("float32")
+    y = (x[:, :3].mean(axis=(1, 2)) > 0.5).astype("int32")
+    return x, y
+
+
+def model_builder(hp):
+    """The official KerasTuner tutorial's builder, shrunk: it must run unchanged."""
+    model = keras.Sequential()
+    model.add(keras.Input((6, 6)))
+    model.add(keras.layers.Flatten())
+    model.add(keras.layers.Dense(units=hp.Int("units", min_value=4, max_value=32, step=4), activation="relu",
+                                 name="dense_1"))
+    if hp.Boolean("extra_layer"):
+        with hp.conditional_scope("extra_layer", [True]):
+            model.add(keras.layers.Dense(hp.Int("extra_units", 2, 8, step=2), activation="relu", name="extra"))
+    model.add(keras.layers.Dense(2, activation="softmax", name="output"))
+    lr = hp.Choice("learning_rate", values=[1e-2, 1e-3])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
+                  loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    return model
+
+
+def test_random_search_end_to_end(tmp_path):
+    x, y = make_data()
+    lines: list[str] = []
+    tuner = archsearch.RandomSearch(model_builder, objective="val_accuracy", max_trials=3, seed=3,
+                                    directory=tmp_path, project_name="p", echo=lines.append)
+    tuner.search_space_summary()
+    assert "units (int)" in lines[-1]
+    tuner.search(x, y, epochs=2, validation_split=0.25, verbose=0)
+    assert len([ln for ln in lines if ln.startswith("Trial ")]) == 3
+    rows = tuner.store.rows()
+    assert [r["status"] for r in rows] == ["completed"] * 3
+    assert all(r["epochs_done"] == 2 for r in rows)
+    assert all(len(tuner.store.epochs(r["id"])) == 2 for r in rows)
+
+    best = tuner.get_best_hyperparameters(num_trials=1)[0]
+    best_trial = tuner.best_trials(1)[0]
+    assert best.values == best_trial.hparams
+    assert best.get("units") == best_trial.hparams["units"]
+    assert math.isclose(best_trial.value, max(r["value"] for r in rows))
+
+    model = tuner.get_best_models(num_models=1)[0]
+    _, accuracy = model.evaluate(x[-60:], y[-60:], verbose=0)
+    assert accuracy == pytest.approx(best_trial.value, abs=1e-5)  # the best epoch's weights, not fresh ones
+
+    rebuilt = tuner.hypermodel.build(best)  # the tutorial's retraining idiom
+    assert rebuilt.get_layer("dense_1").units == best.get("units")
+
+    tuner.results_summary(2)
+    assert "rank" in lines[-1] and "units" in lines[-1]
+
+
+def test_grid_search_covers_space_and_inactive_values_are_dropped(tmp_path):
+    x, y = make_data(120)
+
+    def builder(hp):
+        model = keras.Sequential([keras.Input((6, 6)), keras.layers.Flatten()])
+        if hp.Boolean("hidden"):
+            model.add(keras.layers.Dense(hp.Choice("units", [4, 8], parent_name="hidden", parent_values=[True])))
+        model.add(keras.layers.Dense(2, activation="softmax"))
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    tuner = archsearch.GridSearch(builder, objective="val_loss", directory=tmp_path, project_name="g",
+                                  echo=lambda s: None)
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    seen = sorted(tuple(sorted(t.hparams.items())) for t in tuner.oracle.trials.values())
+    assert seen == sorted([(("hidden", False),), (("hidden", True), ("units", 4)), (("hidden", True), ("units", 8))])
+    assert tuner.oracle.finished
+
+
+def test_resume_keeps_trials_and_refuses_a_different_search(tmp_path):
+    x, y = make_data(120)
+    kwargs = dict(objective="val_accuracy", seed=1, directory=tmp_path, project_name="r", echo=lambda s: None)
+    first = archsearch.RandomSearch(model_builder, max_trials=2, **kwargs)
+    first.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    first_values = [t.hparams for t in first.oracle.trials.values()]
+
+    again = archsearch.RandomSearch(model_builder, max_trials=3, **kwargs)
+    assert [t.hparams for t in again.oracle.trials.values()] == first_values
+    again.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    assert again.store.count("completed") == 3
+
+    with pytest.raises(ConfigError, match="different search"):
+        archsearch.RandomSearch(model_builder, max_trials=3, **{**kwargs, "objective": "val_loss"})
+    fresh = archsearch.RandomSearch(model_builder, max_trials=1, overwrite=True, **kwargs)
+    assert fresh.store.count() == 0
+
+
+def test_failing_builder_is_recorded_and_the_search_goes_on(tmp_path):
+    x, y = make_data(120)
+
+    def flaky(hp):
+        units = hp.Int("units", 4, 12, step=4)
+        if units == 8:
+            raise RuntimeError("units=8 is broken")
+        model = keras.Sequential([keras.Input((6, 6)), keras.layers.Flatten(), keras.layers.Dense(units),
+                                  keras.layers.Dense(2, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    tuner = archsearch.GridSearch(flaky, objective="val_accuracy", directory=tmp_path, project_name="f",
+                                  echo=lambda s: None)
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    by_units = {}
+    for r in tuner.store.rows():
+        by_units.setdefault(r["hparams"]["units"], set()).add(r["status"])
+    assert by_units[8] == {"failed"}
+    assert by_units[4] == {"completed"} and by_units[12] == {"completed"}
+    failed = tuner.store.trials("failed")[0]
+    assert "units=8 is broken" in failed.error
+
+
+def test_consecutive_failures_stop_the_search(tmp_path):
+    x, y = make_data(60)
+
+    def broken(hp):
+        hp.Int("units", 1, 50)
+        raise ValueError("always broken")
+
+    tuner = archsearch.RandomSearch(broken, objective="val_accuracy", max_trials=10, directory=tmp_path,
+                                    project_name="b", max_consecutive_failed_trials=3, hyperparameters=
+                                    archsearch.HyperParameters.from_config({"units": {"type": "int", "min": 1, "max": 50}}),
+                                    echo=lambda s: None)
+    with pytest.raises(SearchAborted, match="3 trials failed in a row.*always broken"):
+        tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    assert tuner.store.count("failed") == 3
+
+
+def test_nan_loss_fails_the_trial_only(tmp_path):
+    x, y = make_data(120)
+
+    def builder(hp):
+        model = keras.Sequential([keras.Input((6, 6)), keras.layers.Flatten(), keras.layers.Dense(2)])
+        if hp.Boolean("poison"):
+            model.add(keras.layers.Lambda(lambda t: t * float("nan")))
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        return model
+
+    tuner = archsearch.GridSearch(builder, objective="val_accuracy", directory=tmp_path, project_name="n",
+                                  echo=lambda s: None)
+    tuner.search(x, y, epochs=3, validation_split=0.25, verbose=0)
+    trials = {t.hparams["poison"]: t for t in tuner.oracle.trials.values()}
+    assert trials[False].status == "completed"
+    assert trials[True].status == "failed"
+    assert "loss became nan at epoch 1" in trials[True].error
+
+
+def test_executions_per_trial_average(tmp_path):
+    x, y = make_data(120)
+    tuner = archsearch.RandomSearch(model_builder, objective="val_accuracy", max_trials=1, executions_per_trial=2,
+                                    directory=tmp_path, project_name="e", echo=lambda s: None)
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    trial = tuner.best_trials(1)[0]
+    assert trial.status == "completed" and 0.0 <= trial.value <= 1.0
+
+
+def test_missing_objective_metric_is_a_clear_error(tmp_path):
+    x, y = make_data(60)
+    tuner = archsearch.RandomSearch(model_builder, objective="val_f1", max_trials=2, directory=tmp_path,
+                                    project_name="o", echo=lambda s: None)
+    with pytest.raises(archsearch.ConfigError, match="val_f1.*accuracy"):
+        tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    assert tuner.store.count("completed") == 0
