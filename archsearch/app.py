@@ -94,6 +94,9 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         loss_options=dict(model_cfg.get("loss_options") or {}),
     )
     folder = C.run_folder(cfg)
+    overwrite = bool(cfg.get("overwrite", False)) and not cfg.get("resume")
+    if not overwrite:
+        _compare_with_stored_config(cfg, folder, echo)
     oracle = None
     if space is not None:
         oracle = create_oracle(tuner_name, space, objective, **options)
@@ -104,7 +107,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         oracle=oracle,
         directory=folder,
         project_name="",
-        overwrite=bool(cfg.get("overwrite", False)) and not cfg.get("resume"),
+        overwrite=overwrite,
         trainer=trainer,
         compile_settings=compile_settings,
         max_consecutive_failed_trials=int(cfg.get("max_consecutive_failed_trials", 3)),
@@ -112,6 +115,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         echo=echo,
         **({} if oracle is not None else {"oracle_name": tuner_name, **options}),
     )
+    tuner.store.set_meta("config", _plain_config(cfg))
     augment = None
     if data_cfg.get("augment"):
         from archsearch.datasets import folder as folder_data
@@ -119,6 +123,37 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         augment = folder_data.augment_batch
     data = ArraysFitData(splits, seed=int(data_cfg.get("seed", 0) or 0), augment=augment)
     return tuner, data, splits, model_cfg
+
+
+def _plain_config(cfg: DictConfig) -> dict[str, Any]:
+    return {k: v for k, v in C.to_dict(cfg).items() if k != "hydra"}
+
+
+def _compare_with_stored_config(cfg: DictConfig, folder: Path, echo: Callable[[str], None]) -> None:
+    """Continuing a search: apply safe setting changes (and say so), refuse the rest by name."""
+    from archsearch.store import TrialStore
+    from archsearch.tuners import STORE_FILE
+
+    path = folder / STORE_FILE
+    if not path.exists():
+        return
+    store = TrialStore(path)
+    try:
+        stored = store.get_meta("config")
+        if stored is None or store.count() == 0:
+            return
+        safe, refused = C.compare_for_resume(stored, _plain_config(cfg))
+    finally:
+        store.close()
+    if refused:
+        raise ConfigError(
+            "resume" if cfg.get("resume") else str(folder),
+            "these settings differ from the search stored there and cannot change when it continues: "
+            + "; ".join(refused),
+            "resume with the original values, start a new run folder, or pass overwrite=true to start afresh",
+        )
+    for change in safe:
+        echo(f"Resume: {change} (takes effect now)")
 
 
 def run(cfg: DictConfig, echo: Callable[[str], None] = print) -> Path | None:

@@ -123,3 +123,39 @@ def run_folder(cfg: DictConfig) -> Path:
 
 def resolve_objective(cfg: DictConfig) -> Objective:
     return Objective.create(to_dict(cfg.objective) if isinstance(cfg.objective, DictConfig) else cfg.objective)
+
+
+# Settings that may change when a search is resumed: they do not change what was already measured.
+RESUMABLE_CHANGES = (
+    "tuner.max_trials",
+    "trainer.verbose",
+    "trainer.early_stopping",
+    "trainer.keep_top_models",
+    "max_consecutive_failed_trials",
+    "summary_trials",
+)
+IGNORED_ON_RESUME = ("resume", "overwrite")
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``, for comparing configs key by key."""
+    if isinstance(data, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        if not data and prefix:
+            out[prefix[:-1]] = {}
+        return out
+    return {prefix[:-1]: data}
+
+
+def compare_for_resume(stored: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Split the differences between two configs into (safe changes, refused changes)."""
+    old, new = flatten(stored), flatten(current)
+    safe, refused = [], []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) == new.get(key) or key.startswith(IGNORED_ON_RESUME):
+            continue
+        text = f"{key}: {old.get(key, '<unset>')} -> {new.get(key, '<unset>')}"
+        (safe if key.startswith(RESUMABLE_CHANGES) else refused).append(text)
+    return safe, refused

@@ -1,0 +1,148 @@
+"""Your own arrays from a NumPy ``.npz`` file (``np.savez(path, x=..., y=...)``).
+
+The task is read from the targets: 1-D integer labels mean classification,
+masks with the images' height and width mean segmentation (class-id masks
+follow the folder loader: 0 = background, 1..K one channel each).  Integer images
+are scaled to 0..1; grayscale images ``(n, h, w)`` get a channel axis.
+See data/README.md for the accepted shapes.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from archsearch.datasets.base import DataSplits, split_validation
+from archsearch.errors import ConfigError, DataError
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise DataError(f"data.path: {path} does not exist (point data.path= at an .npz file, e.g. "
+                        "data=npz data.path=data/my_arrays.npz)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"data.path: cannot read {path} as an .npz archive ({exc}); "
+                        "write it with numpy.savez(path, x=..., y=...)") from exc
+
+
+def _scale_images(x: np.ndarray, key: str) -> np.ndarray:
+    """float32 in 0..1 with a channel axis for grayscale images."""
+    if x.dtype.kind not in "uifb":
+        raise DataError(f"data: array '{key}' has dtype {x.dtype}; expected numbers (uint8 images or floats)")
+    if x.dtype == np.uint8 or (x.dtype.kind in "ui" and x.size and x.min() >= 0 and x.max() <= 255):
+        x = x.astype(np.float32) / 255.0
+    elif x.dtype == np.uint16:
+        x = x.astype(np.float32) / 65535.0
+    else:
+        x = x.astype(np.float32)
+    return x[..., None] if x.ndim == 3 else x
+
+
+def _is_integral(a: np.ndarray) -> bool:
+    return a.dtype.kind in "uib" or bool(np.all(np.mod(a, 1) == 0))
+
+
+def _task(x: np.ndarray, y: np.ndarray) -> str:
+    if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
+        return "classification"
+    if x.ndim == 4 and y.ndim in (3, 4) and y.shape[1:3] == x.shape[1:3]:
+        return "segmentation"
+    raise DataError(
+        f"data: cannot tell the task from y of shape {y.shape} and x of shape {x.shape}; use class ids "
+        "y of shape (n,) for classification or masks (n, h, w) / (n, h, w, classes) matching x for segmentation"
+    )
+
+
+def _labels(y: np.ndarray, key: str) -> np.ndarray:
+    y = y.reshape(-1)
+    if not _is_integral(y):
+        raise DataError(f"data: '{key}' holds non-integer values; classification needs integer class ids 0..k-1")
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise DataError(f"data: '{key}' holds negative class ids (min {y.min()}); use ids 0..k-1")
+    return y
+
+
+def _masks(ys: list[np.ndarray], include_background: bool) -> tuple[list[str], list[np.ndarray]]:
+    """float32 masks (n, h, w, classes), the convention of the folder and documents loaders.
+
+    Multi-channel masks are kept (uint8 0/255 scaled to 0..1).  Single-channel
+    masks hold class ids, 0 = background and 1..K the classes: they become K
+    channels (channel k-1 is class k), plus a background channel first when
+    ``include_background`` (for softmax models).
+    """
+    if ys[0].ndim == 4 and ys[0].shape[-1] > 1:
+        if ys[0].shape[-1] != ys[-1].shape[-1]:
+            raise DataError("data: training and validation masks have different numbers of channels")
+        scaled = [y.astype(np.float32) / (255.0 if y.dtype == np.uint8 and y.max() > 1 else 1.0) for y in ys]
+        return [str(i) for i in range(ys[0].shape[-1])], scaled
+    ids = [y.reshape(y.shape[:3]) for y in ys]
+    if not all(_is_integral(y) for y in ids):
+        raise DataError("data: single-channel masks must hold integer class ids (0 = background, 1..K); "
+                        "store soft masks with one channel per class instead")
+    if all(set(np.unique(y).tolist()) <= {0, 255} for y in ids):
+        ids = [y // 255 for y in ids]  # 0/255 binary masks as saved by image tools
+    ids = [y.astype(np.int64) for y in ids]
+    if any(y.min() < 0 for y in ids):
+        raise DataError("data: masks hold negative class ids; use 0 = background and 1..K for the classes")
+    k = max(int(y.max()) for y in ids)
+    if k == 0:
+        raise DataError("data: every mask is empty (all pixels 0 = background); masks need class ids 1..K")
+    first = 0 if include_background else 1
+    eye = np.eye(k + 1, dtype=np.float32)[:, first:]
+    names = (["background"] if include_background else []) + [str(i) for i in range(1, k + 1)]
+    return names, [eye[y] for y in ids]
+
+
+def load(cfg: Mapping[str, Any]) -> DataSplits:
+    """Arrays from ``cfg["path"]`` with keys ``x_key``/``y_key`` (and optional ``x_val``/``y_val``)."""
+    raw_path = cfg.get("path")
+    if raw_path in (None, "", "???"):
+        raise ConfigError("data.path", "is not set", "e.g. data=npz data.path=data/my_arrays.npz")
+    path = Path(str(raw_path)).expanduser()
+    arrays = _read(path)
+    keys = {"x": str(cfg.get("x_key") or "x"), "y": str(cfg.get("y_key") or "y"),
+            "x_val": str(cfg.get("x_val_key") or "x_val"), "y_val": str(cfg.get("y_val_key") or "y_val")}
+    found = ", ".join(arrays) or "none"
+    for role in ("x", "y"):
+        if keys[role] not in arrays:
+            raise DataError(f"data.{role}_key: {path} has no array '{keys[role]}' (arrays found: {found}); "
+                            f"set data.{role}_key= to one of them")
+    has_val = [keys[r] in arrays for r in ("x_val", "y_val")]
+    if any(has_val) and not all(has_val):
+        raise DataError(f"data: {path} has only one of '{keys['x_val']}'/'{keys['y_val']}' (arrays found: "
+                        f"{found}); store both or neither (then data.validation_split is used)")
+    pairs = [("x", "y")] + ([("x_val", "y_val")] if all(has_val) else [])
+    for xr, yr in pairs:
+        x, y = arrays[keys[xr]], arrays[keys[yr]]
+        if x.ndim == 0 or len(x) == 0:
+            raise DataError(f"data: array '{keys[xr]}' in {path} is empty")
+        if y.ndim == 0 or len(x) != len(y):
+            raise DataError(f"data: '{keys[xr]}' has {len(x)} samples but '{keys[yr]}' has "
+                            f"{0 if y.ndim == 0 else len(y)}; they must match one to one")
+
+    xs = [_scale_images(arrays[keys[xr]], keys[xr]) for xr, _ in pairs]
+    ys = [arrays[keys[yr]] for _, yr in pairs]
+    task = _task(xs[0], ys[0])
+    if len(xs) > 1 and (xs[1].shape[1:] != xs[0].shape[1:] or _task(xs[1], ys[1]) != task):
+        raise DataError(f"data: '{keys['x_val']}'/'{keys['y_val']}' do not have the shapes of "
+                        f"'{keys['x']}'/'{keys['y']}' ({xs[1].shape} vs {xs[0].shape})")
+    if task == "classification":
+        ys = [_labels(y, keys[yr]) for y, (_, yr) in zip(ys, pairs)]
+        names = [str(i) for i in range(max(2, max(int(y.max()) for y in ys) + 1))]
+    else:
+        names, ys = _masks(ys, bool(cfg.get("include_background", False)))
+
+    seed = int(cfg.get("seed") or 0)
+    if len(xs) > 1:
+        x_train, y_train, x_val, y_val = xs[0], ys[0], xs[1], ys[1]
+    else:
+        x_train, y_train, x_val, y_val = split_validation(xs[0], ys[0], float(cfg.get("validation_split", 0.2)), seed)
+    return DataSplits(str(cfg.get("name") or "npz"), task, x_train, y_train, x_val, y_val, len(names), names)

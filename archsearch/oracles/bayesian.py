@@ -1,0 +1,379 @@
+"""Bayesian optimisation: a Gaussian process of the objective proposes where to look next.
+
+Each ``ask`` after the initial design:
+
+1. encodes every finished trial (:mod:`archsearch.oracles.encoding`: warped
+   numbers, one-hot categories, neutral values for inactive parameters) and
+   fits the GP of :mod:`archsearch.oracles.gp` to the objective, turned into
+   something to maximise (``sign * value``).  Failed trials, and pruned ones
+   without a value, are given the worst value observed so far: the model
+   learns that their region is bad without being thrown off by an invented
+   number.  With nothing completed yet they are left out.  Pruned trials
+   with a value count with it (their best value before being stopped).
+   When the space has categories (one-hot columns), the kernel is a sum of
+   a Matérn on the numeric columns only -- a trend shared by every category
+   -- and a Matérn on all columns -- what is specific to a combination --
+   whose one-hot length scales start short (``ONEHOT_LENGTHSCALE``);
+2. adds the running trials as *fantasies* (kriging believer: the GP pretends
+   it observed its own mean there, same hyperparameters), so the variance
+   and hence the acquisition collapse around them and parallel workers are
+   sent elsewhere;
+3. maximises the acquisition -- log expected improvement (computed in the
+   numerically stable form of Ament et al., NeurIPS 2023, so it still ranks
+   candidates where plain EI underflows to 0) or, with ``acquisition="ucb"``,
+   ``mean + beta * std`` -- over random, Sobol and local candidates (small
+   perturbations of the best trials), then refines the best few with
+   L-BFGS-B.  Only continuous-ish columns are refined (active ints and floats
+   with many values); categories, booleans and small integer ranges stay as
+   in the candidate, so one-hot blocks are never relaxed.  Refined vectors
+   are decoded (rounding ints and steps) and scored again as decoded;
+4. returns the best-scoring configuration never tried before, falling back
+   to the next candidate and finally to random draws.
+
+The first ``num_initial_points`` trials are scrambled Sobol points.  Default:
+``2 * d`` for ``d`` searched parameters, at least 5 and at most 20, and at most
+half of ``max_trials`` when that is set (so a short search still uses the
+model).  Everything is drawn from the oracle's seeded generator, so a search
+is reproducible and ``restore`` replays it exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import erfcx, log_ndtr
+from scipy.stats import qmc
+
+from archsearch.errors import ConfigError
+from archsearch.hyperparameters import Boolean, Choice, values_key
+from archsearch.oracles.base import COMPLETED, FAILED, PRUNED, RUNNING, Oracle, Proposal, register_oracle
+from archsearch.oracles.encoding import SpaceEncoder
+from archsearch.oracles.gp import LENGTHSCALE_PRIOR_SCALE, GaussianProcess
+from archsearch.oracles.random import MAX_DRAWS_PER_ASK
+
+ACQUISITIONS = ("ei", "ucb")
+NUM_RANDOM = 256  # candidates per ask, of each kind
+NUM_SOBOL = 256
+NUM_LOCAL = 256
+NUM_REFINE = 5  # best candidates refined with L-BFGS-B
+LOCAL_TOP = 5  # local candidates perturb the best few trials
+# Prior median length scale of one-hot columns: a change of category moves two columns by 1, so at 0.5
+# the prior correlation between categories is about 0.04 -- categories (optimizers, activations) are
+# presumed to behave differently until the data show a shared trend.  With the GP's default (long)
+# length scales, a category whose best learning rate differs from the incumbent's was predicted
+# as bad as the incumbent's category at that learning rate, and hardly ever explored.
+ONEHOT_LENGTHSCALE = 0.5
+# Add a component on the numeric columns alone, shared by every category (as BoTorch's mixed GP
+# does): a good region of learning rate or width found with one optimizer then guides the others.
+SHARED_TREND = True
+
+
+@register_oracle("bayesian")
+class BayesianOptimizationOracle(Oracle):
+    """GP-based Bayesian optimisation over a mixed space; see the module docstring."""
+
+    def __init__(
+        self,
+        hyperparameters,
+        objective,
+        num_initial_points: int | None = None,
+        acquisition: str = "ei",
+        beta: float = 2.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(hyperparameters, objective, **kwargs)
+        acquisition = str(acquisition).lower()
+        if acquisition not in ACQUISITIONS:
+            raise ConfigError("tuner.acquisition", f"unknown acquisition {acquisition!r}",
+                              f"use one of {', '.join(ACQUISITIONS)}")
+        if num_initial_points is not None and (isinstance(num_initial_points, bool)
+                                               or int(num_initial_points) != num_initial_points
+                                               or int(num_initial_points) < 1):
+            raise ConfigError("tuner.num_initial_points",
+                              f"must be a whole number >= 1 or null, got {num_initial_points!r}")
+        try:
+            beta_ok = float(beta) >= 0
+        except (TypeError, ValueError):
+            beta_ok = False
+        if not beta_ok:
+            raise ConfigError("tuner.beta", f"must be a number >= 0, got {beta!r}")
+        self.num_initial_points = None if num_initial_points is None else int(num_initial_points)
+        self.acquisition = acquisition
+        self.beta = float(beta)
+        self.gp: GaussianProcess | None = None
+        self._encoder: SpaceEncoder | None = None
+        self._theta: np.ndarray | None = None
+        self._sobol: qmc.Sobol | None = None
+        self._sobol_dims = 0
+        self._initial_draws = 0
+
+    # ------------------------------------------------------------ settings
+    @property
+    def encoder(self) -> SpaceEncoder:
+        """The space's encoding, rebuilt when a define-by-run builder has added parameters."""
+        if self._encoder is None or not self._encoder.matches(self.hyperparameters):
+            self._encoder = SpaceEncoder(self.hyperparameters)
+            self._theta = None  # a new dimension: the old kernel fit does not apply
+        return self._encoder
+
+    def initial_points(self) -> int:
+        """How many Sobol points start the search (see the module docstring for the default)."""
+        if self.num_initial_points is not None:
+            return self.num_initial_points
+        n = min(20, max(5, 2 * self.encoder.num_searched))
+        if self.max_trials is not None:
+            n = min(n, max(2, self.max_trials // 2))
+        return n
+
+    # ------------------------------------------------------------ proposing
+    def _propose(self) -> Proposal | None:
+        data = self._training_data()
+        if len(self.trials) < self.initial_points() or data is None or self.encoder.dims == 0:
+            values = self._sobol_configuration()
+            return None if values is None else Proposal(values, info={"source": "initial"})
+        x, y, best = data
+        try:
+            values = self._model_configuration(x, y, best)
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+            values = None  # a numerically hopeless model must not end the search
+        if values is not None:
+            return Proposal(values, info={"source": "model"})
+        values = self._random_configuration()
+        return None if values is None else Proposal(values, info={"source": "random"})
+
+    def _training_data(self) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """Encoded inputs, values to maximise, and the best one; None until two trials have values."""
+        good, bad = [], []
+        for t in self.trials.values():
+            if t.status in (COMPLETED, PRUNED) and t.value is not None:
+                good.append((t.hparams, self.objective.sign * t.value))
+            elif t.status in (FAILED, PRUNED):
+                bad.append(t.hparams)
+        if len(good) < 2:
+            return None
+        ys = np.array([v for _, v in good])
+        worst = float(ys.min())
+        configs = [h for h, _ in good] + bad
+        y = np.concatenate([ys, np.full(len(bad), worst)])
+        return self.encoder.encode_many(configs), y, float(ys.max())
+
+    def _model_configuration(self, x: np.ndarray, y: np.ndarray, best: float) -> dict[str, Any] | None:
+        gp = GaussianProcess(lengthscale_prior_mean=self._lengthscale_prior(), components=self._components())
+        gp.fit(x, y, rng=self.rng, theta=self._theta)
+        self._theta = gp.theta
+        pending = [t.hparams for t in self.trials.values() if t.status == RUNNING]
+        if pending:
+            gp = gp.with_fantasies(self.encoder.encode_many(pending))
+        self.gp = gp
+        encoder = self.encoder
+
+        configs = self._candidates()
+        cx = encoder.encode_many(configs)
+        scores = self._acquisition(gp, cx, best)
+        order = np.argsort(-scores, kind="stable")
+        pool: list[tuple[float, int, dict[str, Any]]] = [(float(scores[i]), int(i), configs[i]) for i in order]
+
+        # Refine the best few candidates on their continuous columns: first the best of each
+        # discrete combination (categories, booleans, small integer ranges), so that a combination
+        # whose continuous optimum lies elsewhere than the incumbent's still gets a fair chance,
+        # then the next best candidates whatever their combination.
+        starts: list[int] = []
+        combos: set[str] = set()
+        for _, i, values in pool:
+            if len(starts) >= NUM_REFINE:
+                break
+            key = encoder.discrete_key(values)
+            if key not in combos and len(encoder.refinable_columns(values)):
+                combos.add(key)
+                starts.append(i)
+        for _, i, values in pool:
+            if len(starts) >= NUM_REFINE:
+                break
+            if i not in starts and len(encoder.refinable_columns(values)):
+                starts.append(i)
+        for k, i in enumerate(starts):
+            z = self._refine(gp, cx[i], encoder.refinable_columns(configs[i]), best)
+            if z is None:
+                continue
+            better = encoder.decode(z)
+            new_score = float(self._acquisition(gp, encoder.encode(better)[None, :], best)[0])
+            pool.append((new_score, -1 - k, better))
+
+        pool.sort(key=lambda item: (-item[0], item[1]))
+        for _, _, values in pool:
+            if self.is_new(values):
+                return values
+        return None
+
+    def _lengthscale_prior(self) -> np.ndarray:
+        """Prior median log length scale per column: the GP's default, ``ONEHOT_LENGTHSCALE`` for one-hot ones."""
+        encoder = self.encoder
+        mean = np.full(encoder.dims, math.log(LENGTHSCALE_PRIOR_SCALE) + 0.5 * math.log(max(encoder.dims, 1)))
+        for block in encoder.onehot_blocks():
+            mean[block.columns] = math.log(ONEHOT_LENGTHSCALE)
+        return mean
+
+    def _components(self) -> list[np.ndarray] | None:
+        """Kernel components: with categories, a trend shared by all of them plus a category-specific part."""
+        if not SHARED_TREND:
+            return None
+        encoder = self.encoder
+        onehot = {c for b in encoder.onehot_blocks() for c in range(b.start, b.start + b.width)}
+        numeric = np.array([c for c in range(encoder.dims) if c not in onehot], dtype=int)
+        if not onehot or len(numeric) == 0:
+            return None
+        return [numeric, np.arange(encoder.dims)]
+
+    # ------------------------------------------------------------ acquisition
+    def _acquisition(self, gp: GaussianProcess, x: np.ndarray, best: float) -> np.ndarray:
+        mean, var = gp.predict(x)
+        std = np.sqrt(var)
+        if self.acquisition == "ucb":
+            return mean + self.beta * std
+        return log_expected_improvement(mean, std, best)
+
+    def _refine(self, gp: GaussianProcess, start: np.ndarray, columns: np.ndarray, best: float) -> np.ndarray | None:
+        """L-BFGS-B on ``columns`` of ``start`` (the rest held fixed); None if it did not improve."""
+        x = start.copy()
+
+        def negative(z: np.ndarray) -> tuple[float, np.ndarray]:
+            x[columns] = z
+            mean, var, dmean, dvar = gp.predict_with_gradient(x)
+            std = math.sqrt(var)
+            dstd = dvar / (2.0 * std)
+            if self.acquisition == "ucb":
+                return -(mean + self.beta * std), -(dmean + self.beta * dstd)[columns]
+            value, d_mean, d_std = log_ei_and_gradient(mean, std, best)
+            return -value, -(d_mean * dmean + d_std * dstd)[columns]
+
+        z0 = start[columns].copy()
+        f0, _ = negative(z0)
+        try:
+            result = minimize(negative, z0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(columns),
+                              options={"maxiter": 50})
+        except (ValueError, np.linalg.LinAlgError):
+            return None
+        if not np.isfinite(result.fun) or result.fun >= f0:
+            return None
+        out = start.copy()
+        out[columns] = np.clip(result.x, 0.0, 1.0)
+        return out
+
+    # ------------------------------------------------------------ candidates
+    def _candidates(self) -> list[dict[str, Any]]:
+        """Random, Sobol and local candidates (as values), without duplicates."""
+        hp = self.hyperparameters
+        names = list(hp.space)
+        dims = max(1, len(names))
+        configs = [hp.sample(self.rng) for _ in range(NUM_RANDOM)]
+        sobol = qmc.Sobol(d=dims, scramble=True, seed=self.rng).random(NUM_SOBOL)
+        configs += [hp.sample(self.rng, unit=u) for u in sobol]
+        # Local: perturb the unit coordinates of the best trials (numbers by a random scale,
+        # each category or boolean re-drawn with probability 1/d).
+        finished = [t for t in self.trials.values() if t.status in (COMPLETED, PRUNED) and t.value is not None]
+        finished.sort(key=lambda t: (-self.objective.sign * t.value, t.id))
+        top = finished[:LOCAL_TOP]
+        if top:
+            for k in range(NUM_LOCAL):
+                base = top[k % len(top)].hparams
+                u = np.array([_unit_of(hp.space[n], base.get(n), self.rng) for n in names])
+                scale = 10.0 ** self.rng.uniform(-2.5, -0.5)
+                for j, n in enumerate(names):
+                    p = hp.space[n]
+                    if _is_categorical(p):
+                        if self.rng.random() < 1.0 / dims:
+                            u[j] = self.rng.random()
+                    else:
+                        u[j] = float(np.clip(u[j] + scale * self.rng.standard_normal(), 0.0, 1.0))
+                configs.append(hp.sample(self.rng, unit=u))
+        unique: dict[str, dict[str, Any]] = {}
+        for c in configs:
+            unique.setdefault(values_key(c), c)
+        return list(unique.values())
+
+    def _sobol_configuration(self) -> dict[str, Any] | None:
+        """The next point of the initial design that was never tried (random draws if Sobol repeats itself)."""
+        hp = self.hyperparameters
+        dims = max(1, len(hp.space))
+        for _ in range(MAX_DRAWS_PER_ASK):
+            if self._sobol is None or dims != self._sobol_dims:
+                # The space can grow (define-by-run): restart the sequence in the new dimension.
+                self._sobol = qmc.Sobol(d=dims, scramble=True, seed=self.seed + 1000 * dims)
+                if self._initial_draws > 0:  # fast_forward(0) overflows in scipy
+                    self._sobol.fast_forward(self._initial_draws)
+                self._sobol_dims = dims
+            self._initial_draws += 1
+            values = hp.sample(self.rng, unit=self._sobol.random(1)[0])
+            if self.is_new(values):
+                return values
+        return self._random_configuration()
+
+    def _random_configuration(self) -> dict[str, Any] | None:
+        for _ in range(MAX_DRAWS_PER_ASK):
+            values = self.hyperparameters.sample(self.rng)
+            if self.is_new(values):
+                return values
+        self._exhausted = True
+        return None
+
+
+# --------------------------------------------------------------------------- log expected improvement
+
+_C1 = 0.5 * math.log(2.0 * math.pi)
+_C2 = 0.5 * math.log(math.pi / 2.0)
+_EPS_CUTOFF = 1.0 / math.sqrt(np.finfo(float).eps)
+
+
+def _log_h(z: np.ndarray) -> np.ndarray:
+    """``log(phi(z) + z Phi(z))`` accurately for every z (Ament et al. 2023, eq. 9)."""
+    z = np.asarray(z, dtype=float)
+    out = np.empty_like(z)
+    upper = z > -1.0
+    zu = z[upper]
+    out[upper] = np.log(np.exp(-0.5 * zu * zu - _C1) + zu * np.exp(log_ndtr(zu)))
+    mid = (~upper) & (z > -_EPS_CUTOFF)
+    zm = z[mid]
+    out[mid] = -0.5 * zm * zm - _C1 + _log1mexp(np.log(erfcx(-zm / math.sqrt(2.0)) * np.abs(zm)) + _C2)
+    low = ~(upper | mid)
+    zl = z[low]
+    out[low] = -0.5 * zl * zl - _C1 - 2.0 * np.log(np.abs(zl))
+    return out
+
+
+def _log1mexp(a: np.ndarray) -> np.ndarray:
+    """``log(1 - exp(a))`` for ``a < 0``, stable on both sides of ``-log 2``."""
+    return np.where(a > -math.log(2.0), np.log(-np.expm1(np.minimum(a, -1e-300))), np.log1p(-np.exp(a)))
+
+
+def log_expected_improvement(mean: np.ndarray, std: np.ndarray, best: float) -> np.ndarray:
+    """``log E[max(f - best, 0)]`` for ``f ~ N(mean, std^2)``, finite even where EI underflows."""
+    std = np.maximum(np.asarray(std, float), 1e-12)
+    z = (np.asarray(mean, float) - best) / std
+    return _log_h(z) + np.log(std)
+
+
+def log_ei_and_gradient(mean: float, std: float, best: float) -> tuple[float, float, float]:
+    """Log EI at one point and its derivatives with respect to ``mean`` and ``std``."""
+    std = max(std, 1e-12)
+    z = (mean - best) / std
+    log_h = float(_log_h(np.array([z]))[0])
+    # d log h / dz = Phi(z) / h(z)
+    dz = math.exp(float(log_ndtr(z)) - log_h)
+    return log_h + math.log(std), dz / std, 1.0 / std - dz * z / std
+
+
+def _unit_of(p, value, rng: np.random.Generator) -> float:
+    """A parameter's unit coordinate for ``value``, random when it has none (inactive)."""
+    if value is None:
+        return float(rng.random())
+    try:
+        return float(p.to_unit(value))
+    except (ValueError, TypeError):
+        return float(rng.random())
+
+
+def _is_categorical(p) -> bool:
+    return isinstance(p, Boolean) or (isinstance(p, Choice) and not p.ordered)

@@ -1,0 +1,1 @@
+"""Model families: each module exposes ``build(hp, *, input_shape, num_classes, **params)``; none is imported eagerly."""

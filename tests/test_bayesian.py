@@ -1,0 +1,194 @@
+"""Bayesian optimisation oracle: convergence, no repeats, parallel trials, failures, directions, restore."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from archsearch import HyperParameters
+from archsearch.errors import ConfigError
+from archsearch.hyperparameters import values_key
+from archsearch.oracles import FAILED, create_oracle
+from archsearch.oracles.bayesian import BayesianOptimizationOracle, log_ei_and_gradient, log_expected_improvement
+from archsearch.store import TrialStore
+
+SQUARE = {"x": {"type": "float", "min": -1.0, "max": 1.0}, "y": {"type": "float", "min": -1.0, "max": 1.0}}
+MIXED = {
+    "lr": {"type": "float", "min": 1e-4, "max": 1e-1, "sampling": "log"},
+    "units": {"type": "int", "min": 16, "max": 128, "step": 16},
+    "layers": {"type": "int", "min": 1, "max": 3},
+    "units_2": {"type": "int", "min": 16, "max": 64, "step": 16, "when": {"layers": [2, 3]}},
+    "act": {"type": "choice", "values": ["relu", "tanh", "elu"]},
+    "bn": {"type": "boolean"},
+}
+
+
+def quadratic(h: dict) -> float:
+    return (h["x"] - 0.3) ** 2 + (h["y"] + 0.2) ** 2
+
+
+def mixed_loss(h: dict) -> float:
+    return (abs(math.log10(h["lr"]) + 2.5) + abs(h["units"] - 64) / 64 + (0.2 if h["act"] != "elu" else 0.0)
+            + (0.0 if h["bn"] else 0.1) + h.get("units_2", 0) / 640)
+
+
+def run(oracle, fn, n: int) -> list[float]:
+    values = []
+    for _ in range(n):
+        t = oracle.ask()
+        assert t is not None
+        v = fn(t.hparams)
+        oracle.tell(t.id, v)
+        values.append(v)
+    return values
+
+
+def make(config=SQUARE, objective="loss", **options) -> BayesianOptimizationOracle:
+    return create_oracle("bayesian", HyperParameters.from_config(config), objective, **options)
+
+
+def test_beats_random_search_on_a_quadratic():
+    bayes = run(make(seed=0, max_trials=30), quadratic, 30)
+    rand = run(create_oracle("random", HyperParameters.from_config(SQUARE), "loss", seed=0), quadratic, 30)
+    assert min(bayes) < 1e-3
+    assert min(rand) > 1e-3
+    assert min(bayes[10:]) < min(bayes[:10])  # the model, not the initial design, found it
+
+
+def test_initial_design_size_and_source():
+    oracle = make(seed=0)
+    assert oracle.initial_points() == 5  # 2 parameters: the minimum of 5
+    assert make(MIXED).initial_points() == 12  # 6 parameters
+    assert make(MIXED, max_trials=8).initial_points() == 4  # at most half of max_trials
+    assert make(num_initial_points=3).initial_points() == 3
+    run(oracle, quadratic, 7)
+    sources = [t.info["source"] for t in oracle.trials.values()]
+    assert sources == ["initial"] * 5 + ["model"] * 2
+
+
+def test_never_repeats_and_stops_when_the_space_is_used_up():
+    space = {"a": {"type": "choice", "values": ["p", "q", "r"]}, "b": {"type": "int", "min": 1, "max": 4}}
+    oracle = make(space, seed=1, num_initial_points=3)
+    seen = set()
+    while (t := oracle.ask()) is not None:
+        key = values_key(t.hparams)
+        assert key not in seen
+        seen.add(key)
+        oracle.tell(t.id, float(t.hparams["b"]) + (t.hparams["a"] == "q"))
+    assert len(seen) == 12
+    assert oracle.finished
+
+
+def test_running_trials_get_different_points():
+    oracle = make(seed=3, num_initial_points=5)
+    run(oracle, quadratic, 8)
+    pending = [oracle.ask() for _ in range(4)]
+    points = np.array([[t.hparams["x"], t.hparams["y"]] for t in pending])
+    distances = [np.linalg.norm(points[i] - points[j]) for i in range(4) for j in range(i)]
+    assert min(distances) > 0.01  # fantasies push later proposals away, not just to a different float
+    assert all(t.info["source"] == "model" for t in pending)
+
+
+def test_failed_trials_do_not_crash_and_their_region_is_avoided():
+    def fails(h):
+        return h["x"] > 0.0  # the right half of the square always crashes
+
+    oracle = make(seed=4, num_initial_points=6)
+    failed_model = total_model = 0
+    for _ in range(30):
+        t = oracle.ask()
+        assert t is not None
+        if fails(t.hparams):
+            oracle.tell(t.id, None, status=FAILED, error="boom")
+        else:
+            oracle.tell(t.id, (t.hparams["x"] + 0.5) ** 2 + t.hparams["y"] ** 2)
+        if t.info["source"] == "model":
+            total_model += 1
+            failed_model += fails(t.hparams)
+    assert total_model == 24 and failed_model < 8
+    # Only failures so far: still proposes (from the initial design / at random).
+    all_failed = make(seed=5, num_initial_points=2)
+    for _ in range(5):
+        t = all_failed.ask()
+        all_failed.tell(t.id, None, status=FAILED)
+    assert all_failed.ask() is not None
+
+
+@pytest.mark.parametrize("acquisition", ["ei", "ucb"])
+def test_direction_max_mirrors_min(acquisition):
+    minimise = make(seed=6, objective={"name": "loss", "direction": "min"}, acquisition=acquisition)
+    maximise = make(seed=6, objective={"name": "score", "direction": "max"}, acquisition=acquisition)
+    a = run(minimise, quadratic, 20)
+    b = run(maximise, lambda h: -quadratic(h), 20)
+    assert a == [-v for v in b]  # same proposals: the model only sees sign * value
+    assert min(a) < 0.01
+    assert minimise.best_trials()[0].value == min(a) and maximise.best_trials()[0].value == max(b)
+
+
+def test_restore_replays_to_the_same_next_proposal(tmp_path):
+    store = TrialStore(tmp_path / "trials.db")
+    original = make(MIXED, seed=8, num_initial_points=4)
+    pending = []
+    for step in range(12):
+        t = original.ask()
+        store.create_trial(t)
+        pending.append(t)
+        if len(pending) == 2:  # two in flight; the newer one finishes first; trial 5 fails
+            done = pending.pop(1)
+            if done.id == 5:
+                original.tell(done.id, None, status=FAILED, error="boom")
+            else:
+                original.tell(done.id, mixed_loss(done.hparams))
+            store.finish_trial(done)
+    restored = make(MIXED, seed=8, num_initial_points=4)
+    restored.restore(TrialStore(tmp_path / "trials.db").events())
+    for _ in range(3):
+        a, b = original.ask(), restored.ask()
+        assert a.id == b.id and a.hparams == b.hparams
+        for oracle, t in ((original, a), (restored, b)):
+            oracle.tell(t.id, mixed_loss(t.hparams))
+
+
+def test_mixed_conditional_space_and_seeded_determinism():
+    first = run(make(MIXED, seed=9, max_trials=25), mixed_loss, 25)
+    second = run(make(MIXED, seed=9, max_trials=25), mixed_loss, 25)
+    assert first == second
+    assert min(first) < min(first[:12])  # the model improved on the initial design
+
+
+def test_space_growing_mid_search():
+    hp = HyperParameters()
+    hp.Float("x", -1.0, 1.0)
+    oracle = create_oracle("bayesian", hp, "loss", seed=2, num_initial_points=3)
+    run(oracle, lambda h: (h["x"] - 0.2) ** 2, 5)
+    grown = HyperParameters()
+    grown.Float("x", -1.0, 1.0)
+    grown.Choice("act", ["relu", "tanh"])
+    oracle.update_space(grown)
+    values = run(oracle, lambda h: (h["x"] - 0.2) ** 2 + (h["act"] == "tanh"), 5)
+    assert all(np.isfinite(values))
+    assert oracle.encoder.dims == 3
+
+
+def test_bad_options_raise_config_errors():
+    with pytest.raises(ConfigError, match="acquisition"):
+        make(acquisition="pi")
+    with pytest.raises(ConfigError, match="num_initial_points"):
+        make(num_initial_points=0)
+
+
+def test_log_expected_improvement_is_accurate_and_finite():
+    from scipy.stats import norm
+
+    mean, std, best = np.array([0.0, 1.0, -2.0]), np.array([1.0, 0.5, 0.3]), 0.5
+    z = (mean - best) / std
+    direct = std * (z * norm.cdf(z) + norm.pdf(z))
+    assert np.allclose(log_expected_improvement(mean, std, best), np.log(direct))
+    far = log_expected_improvement(np.array([-40.0, -1e6]), np.array([1.0, 1.0]), 0.0)
+    assert np.all(np.isfinite(far)) and far[0] > far[1]
+    value, d_mean, d_std = log_ei_and_gradient(-3.0, 0.7, 0.2)
+    eps = 1e-6
+    assert d_mean == pytest.approx((log_ei_and_gradient(-3.0 + eps, 0.7, 0.2)[0] - value) / eps, rel=1e-4)
+    assert d_std == pytest.approx((log_ei_and_gradient(-3.0, 0.7 + eps, 0.2)[0] - value) / eps, rel=1e-4)

@@ -1,0 +1,162 @@
+"""BOHB: Hyperband's plan with model-based new configurations (TPE densities on the largest budget)."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+
+from archsearch import HyperParameters
+from archsearch.errors import ConfigError
+from archsearch.hyperparameters import values_key
+from archsearch.oracles import FAILED, create_oracle, oracle_options
+from archsearch.oracles.bohb import BOHBOracle
+
+SPACE = {
+    "x": {"type": "float", "min": 0.0, "max": 1.0},
+    "lr": {"type": "float", "min": 1e-4, "max": 1e-1, "sampling": "log"},
+    "units": {"type": "int", "min": 8, "max": 64, "step": 8},
+    "act": {"type": "choice", "values": ["relu", "tanh", "elu"]},
+    "bn": {"type": "boolean"},
+    "rate": {"type": "float", "min": 0.1, "max": 0.5, "when": {"bn": [False]}},
+}
+PLAN = dict(max_epochs=9, factor=3, min_epochs=1)
+
+
+def final(h: dict) -> float:
+    """Best near x=0.7, lr=1e-2, elu, bn on; to maximise."""
+    return (1.0 - (h["x"] - 0.7) ** 2 - 0.1 * (math.log10(h["lr"]) + 2) ** 2 + h["units"] / 640
+            + (0.1 if h["act"] == "elu" else 0.0) + (0.05 if h["bn"] else -h.get("rate", 0.0) / 10))
+
+
+def score(h: dict, epoch: int) -> float:
+    return final(h) * (1 - 0.5 ** epoch)
+
+
+def make(name="bohb", seed=0, **options):
+    return create_oracle(name, HyperParameters.from_config(SPACE), "score", seed=seed, **{**PLAN, **options})
+
+
+def drive(oracle, events=None, fail=lambda t: False) -> float:
+    """Run to the end, one trial at a time; return the best full-budget score."""
+    best = -math.inf
+    while not oracle.finished:
+        t = oracle.ask()
+        assert t is not None
+        if events is not None:
+            events.append(("ask", copy.deepcopy(t)))
+        if fail(t):
+            oracle.tell(t.id, None, status=FAILED, error="boom")
+        else:
+            oracle.tell(t.id, score(t.hparams, t.budget))
+            if t.budget == oracle.max_epochs:
+                best = max(best, final(t.hparams))
+        if events is not None:
+            events.append(("tell", copy.deepcopy(oracle.trials[t.id])))
+    return best
+
+
+def test_registered_with_hyperband_options():
+    assert isinstance(make(), BOHBOracle)
+    options = oracle_options("bohb")
+    for name in ("random_fraction", "min_points_in_model", "max_epochs", "factor", "min_epochs",
+                 "hyperband_iterations", "seed"):
+        assert name in options
+    with pytest.raises(ConfigError, match="random_fraction"):
+        make(random_fraction=1.5)
+    with pytest.raises(ConfigError, match="min_points_in_model"):
+        make(min_points_in_model=0)
+
+
+def test_same_plan_as_hyperband_and_identical_when_always_random():
+    bohb, hb = make(hyperband_iterations=2), make("hyperband", hyperband_iterations=2)
+    drive(bohb)
+    drive(hb)
+    assert len(bohb.trials) == len(hb.trials) == hb.total_trials
+    assert [t.budget for t in bohb.trials.values()] == [t.budget for t in hb.trials.values()]
+    assert bohb.num_model_configurations > 0
+    # random_fraction=1: every new configuration is Hyperband's own Sobol draw.
+    always_random = make(random_fraction=1.0, hyperband_iterations=2)
+    drive(always_random)
+    assert [t.hparams for t in always_random.trials.values()] == [t.hparams for t in hb.trials.values()]
+    assert always_random.num_model_configurations == 0
+
+
+def test_model_uses_the_largest_budget_with_enough_points():
+    oracle = make(hyperband_iterations=3)
+    n_min = len(SPACE) + 1  # d + 1, as in the paper
+    sources = []
+    while not oracle.finished:
+        counts: dict[int, int] = {}
+        for t in oracle.trials.values():
+            if t.done:
+                counts[t.budget] = counts.get(t.budget, 0) + 1
+        eligible = [b for b, n in counts.items() if n >= n_min + 2]
+        t = oracle.ask()
+        if t.resume_from is None:
+            if oracle.model_budget is not None:
+                assert oracle.model_budget == max(eligible)
+            sources.append((bool(eligible), oracle.model_budget is not None))
+        oracle.tell(t.id, score(t.hparams, t.budget))
+    assert not any(used for available, used in sources if not available)
+    with_model = [used for available, used in sources if available]
+    assert 0.5 < np.mean(with_model) < 0.85  # random_fraction = 1/3 of them stay random
+
+
+def test_finds_better_configurations_than_hyperband():
+    # Short trainings rank configurations as long ones do here (score = final * (1 - 0.5**epoch)),
+    # which is BOHB's premise; 27 epochs give rounds big enough for the densities.
+    plan = dict(max_epochs=27, factor=3, min_epochs=1, hyperband_iterations=3)
+    bohb = [drive(make(seed=s, **plan)) for s in range(10)]
+    hb = [drive(make("hyperband", seed=s, **plan)) for s in range(10)]
+    assert np.mean(bohb) > np.mean(hb)
+    assert np.median(bohb) > np.median(hb)
+
+
+def test_min_model_budget_keeps_short_budgets_out_of_the_model():
+    oracle = make(min_model_budget=9, hyperband_iterations=2)
+    drive(oracle)
+    assert oracle.model_budget in (None, 9)
+    assert oracle.num_model_configurations > 0
+    with pytest.raises(ConfigError, match="min_model_budget"):
+        make(min_model_budget=0)
+
+
+def test_never_repeats_and_survives_failures():
+    oracle = make(hyperband_iterations=2, seed=3)
+    drive(oracle, fail=lambda t: t.hparams["act"] == "tanh")
+    new = [values_key(t.hparams) for t in oracle.trials.values() if t.resume_from is None]
+    assert len(new) == len(set(new))
+    assert any(t.status == FAILED for t in oracle.trials.values())
+    assert oracle.num_model_configurations > 0
+
+
+def test_restore_replays_to_the_same_next_proposals():
+    events = []
+    original = make(hyperband_iterations=2, seed=5)
+    for _ in range(25):
+        t = original.ask()
+        events.append(("ask", copy.deepcopy(t)))
+        original.tell(t.id, score(t.hparams, t.budget))
+        events.append(("tell", copy.deepcopy(original.trials[t.id])))
+    restored = make(hyperband_iterations=2, seed=5)
+    restored.restore(events)
+    for _ in range(10):
+        a, b = original.ask(), restored.ask()
+        assert a.id == b.id and a.hparams == b.hparams and a.budget == b.budget
+        original.tell(a.id, score(a.hparams, a.budget))
+        restored.tell(b.id, score(b.hparams, b.budget))
+
+
+def test_direction_min_mirrors_max():
+    maximise = make(seed=7)
+    minimise = create_oracle("bohb", HyperParameters.from_config(SPACE), {"name": "loss", "direction": "min"},
+                             seed=7, **PLAN)
+    while not maximise.finished:
+        a, b = maximise.ask(), minimise.ask()
+        assert a.hparams == b.hparams
+        maximise.tell(a.id, score(a.hparams, a.budget))
+        minimise.tell(b.id, -score(b.hparams, b.budget))
+    assert maximise.num_model_configurations == minimise.num_model_configurations > 0

@@ -1,0 +1,116 @@
+"""The real command line, on tiny data, with real TensorFlow."""
+
+from __future__ import annotations
+
+import sqlite3
+import textwrap
+
+import numpy as np
+import pytest
+import yaml
+
+TINY = ["data.num_samples=160", "trainer.epochs=2", "tuner.max_trials=2"]
+
+
+def test_help_lists_the_config_groups(cli, tmp_path):
+    result = cli(["--help"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    for group in ("model:", "tuner:", "data:", "trainer:"):
+        assert group in result.stdout
+    for option in ("mlp", "cnn", "random", "grid", "shapes"):
+        assert option in result.stdout
+
+
+def test_cfg_job_shows_the_resolved_config(cli, tmp_path):
+    result = cli(["--cfg", "job", "tuner.max_trials=7"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    assert config["tuner"]["max_trials"] == 7
+    assert config["objective"] == "val_accuracy"
+    assert config["model"]["name"] == "mlp"
+
+
+def test_a_real_search_records_trials_and_exports_the_best_model(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    result = cli(TINY, run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("Trial ") >= 2
+    assert "Results summary" in result.stdout
+
+    db = sqlite3.connect(run_dir / "trials.db")
+    rows = db.execute("SELECT id, status, value, epochs_done, hparams FROM trials ORDER BY id").fetchall()
+    assert [r[1] for r in rows] == ["completed", "completed"]
+    assert all(r[3] == 2 for r in rows)
+    epochs = db.execute("SELECT COUNT(*) FROM epochs").fetchone()[0]
+    assert epochs == 4
+
+    best_dir = run_dir / "best"
+    hparams = yaml.safe_load((best_dir / "hparams.yaml").read_text())
+    best_value = max(r[2] for r in rows)
+    assert hparams["score"] == pytest.approx(best_value)
+    assert "num_layers" in hparams["values"]
+    assert "Parameters:" in (best_dir / "summary.txt").read_text()
+    assert (run_dir / "trials.csv").read_text().count("\n") == 3
+
+    from archsearch.export import load_model
+
+    model = load_model(best_dir / "model.keras")
+    predictions = model.predict(np.zeros((2, *model.input_shape[1:]), dtype="float32"), verbose=0)
+    assert predictions.shape[0] == 2
+
+    retrain = best_dir / "conf" / "model" / "best.yaml"
+    assert yaml.safe_load(retrain.read_text())["space"]["num_layers"]["type"] == "fixed"
+
+
+def test_retraining_the_exported_architecture(cli, tmp_path):
+    first = tmp_path / "first"
+    assert cli(TINY, first).returncode == 0
+    again = tmp_path / "again"
+    result = cli(["--config-dir", str(first / "best" / "conf"), "model=best", "tuner=grid",
+                  "data.num_samples=160", "trainer.epochs=1"], again)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stored = yaml.safe_load((first / "best" / "hparams.yaml").read_text())["values"]
+    retrained = yaml.safe_load((again / "best" / "hparams.yaml").read_text())["values"]
+    assert retrained == stored
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["model=nonexistent"], "model"),
+        (["tuner.max_trials=0"], "tuner.max_trials"),
+        (["tuner.bogus_option=1"], "bogus_option"),
+        (["+model.space.units_1.min=600"], "units_1"),
+        (["objective=val_f1"], "val_f1"),
+        (["trainer.optimizer=adamax_bogus"], "optimizer"),
+        (["data=npz", "data.path=/nonexistent/file.npz"], "/nonexistent/file.npz"),
+        (["model=custom", "model.builder=no_such_module:build"], "no_such_module"),
+    ],
+)
+def test_bad_input_is_one_clear_line_without_traceback(cli, tmp_path, args, expected):
+    result = cli([*args, *TINY], tmp_path / "bad")
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "bad" / "best").exists()
+
+
+def test_a_kerastuner_builder_runs_through_the_cli(cli, tmp_path):
+    module = tmp_path / "my_models.py"
+    module.write_text(textwrap.dedent('''
+        import keras
+
+        def build(hp):
+            model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(),
+                                      keras.layers.Dense(hp.Int("units", 8, 32, step=8), activation="relu"),
+                                      keras.layers.Dense(4, activation="softmax")])
+            model.compile(optimizer=keras.optimizers.Adam(hp.Choice("learning_rate", [1e-2, 1e-3])),
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            return model
+    '''))
+    run_dir = tmp_path / "run"
+    result = cli(["model=custom", "model.builder=my_models:build", "data.image_size=16", *TINY], run_dir,
+                 env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    values = yaml.safe_load((run_dir / "best" / "hparams.yaml").read_text())["values"]
+    assert set(values) == {"units", "learning_rate"}

@@ -1,0 +1,208 @@
+"""The SQLite trial store: round trips, event order, CSV export, several connections, reopening, WAL."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+import threading
+
+import numpy as np
+import pytest
+
+from archsearch.oracles.base import COMPLETED, FAILED, INTERRUPTED, PRUNED, RUNNING, Trial
+from archsearch.store import CSV_COLUMNS, TrialStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = TrialStore(tmp_path / "run" / "trials.db")  # the parent folder is created
+    yield s
+    s.close()
+
+
+def finished(trial: Trial, status: str = COMPLETED, value: float | None = 0.5, **metrics) -> Trial:
+    trial.status = status
+    trial.value = value
+    trial.metrics = dict(metrics)
+    return trial
+
+
+def test_create_record_epoch_finish_round_trip(store):
+    t = Trial(0, {"units": np.int64(64), "lr": 1e-3, "act": "relu", "bn": True}, budget=3, resume_from=None,
+              initial_budget=0, info={"bracket": 1, "round": 0})
+    store.create_trial(t, worker="w0")
+    got = store.trial(0)
+    assert got.status == RUNNING
+    assert got.hparams == {"units": 64, "lr": 1e-3, "act": "relu", "bn": True}
+    assert type(got.hparams["units"]) is int  # numpy scalars are stored as plain numbers
+    assert (got.budget, got.info, got.value, got.metrics, got.intermediate) == (3, {"bracket": 1, "round": 0},
+                                                                                  None, {}, {})
+
+    store.record_epoch(0, 1, {"loss": 1.0, "val_loss": 0.9}, objective_value=0.9)
+    store.record_epoch(0, 2, {"loss": 0.8, "val_loss": np.float32(0.7)}, objective_value=0.7)
+    store.record_epoch(0, 3, {"loss": 0.7})  # no objective: intermediate unchanged
+    assert store.epochs(0) == [
+        {"epoch": 1, "loss": 1.0, "val_loss": 0.9},
+        {"epoch": 2, "loss": 0.8, "val_loss": pytest.approx(0.7)},
+        {"epoch": 3, "loss": 0.7},
+    ]
+    assert store.trial(0).intermediate == {1: 0.9, 2: pytest.approx(0.7)}
+    assert store.rows()[0]["epochs_done"] == 3
+
+    t.intermediate = {3: 0.65}
+    store.finish_trial(finished(t, value=0.65, val_loss=0.65, loss=0.7), duration=1.5)
+    got = store.trial(0)
+    assert (got.status, got.value, got.metrics) == (COMPLETED, 0.65, {"val_loss": 0.65, "loss": 0.7})
+    assert got.intermediate == {1: 0.9, 2: pytest.approx(0.7), 3: 0.65}  # merged, not replaced
+    row = store.rows()[0]
+    assert row["duration"] == 1.5 and row["worker"] == "w0"
+    assert row["finished_at"] >= row["started_at"] > 0
+    assert store.trial(99) is None
+
+
+def test_failed_and_resumed_trials_keep_their_fields(store):
+    parent = Trial(0, {"x": 1}, budget=2)
+    child = Trial(1, {"x": 1}, budget=6, resume_from=0, initial_budget=2)
+    store.create_trial(parent)
+    store.create_trial(child)
+    parent.error = "ValueError: bad shape"
+    store.finish_trial(finished(parent, FAILED, None))
+    got = store.trial(0)
+    assert got.status == FAILED and got.error == "ValueError: bad shape" and got.value is None
+    got = store.trial(1)
+    assert (got.resume_from, got.initial_budget, got.budget) == (0, 2, 6)
+    assert store.count() == 2 and store.count(FAILED) == 1 and store.count(RUNNING) == 1
+    assert [t.id for t in store.trials(RUNNING)] == [1]
+    assert [t.id for t in store.trials()] == [0, 1]
+
+
+def test_events_are_in_the_order_they_happened(store):
+    trials = [Trial(i, {"i": i}) for i in range(4)]
+    store.create_trial(trials[0])
+    store.create_trial(trials[1])
+    store.finish_trial(finished(trials[1]))
+    store.create_trial(trials[2])
+    store.finish_trial(finished(trials[0], PRUNED, 0.3))
+    store.create_trial(trials[3])
+    store.finish_trial(finished(trials[3], INTERRUPTED, None))  # not a result: no tell event
+    events = [(kind, t.id) for kind, t in store.events()]
+    assert events == [("ask", 0), ("ask", 1), ("tell", 1), ("ask", 2), ("tell", 0), ("ask", 3)]
+    kinds = {(kind, t.id): t for kind, t in store.events()}
+    assert kinds[("tell", 0)].status == PRUNED and kinds[("tell", 0)].value == 0.3
+    assert store.trial(3).status == INTERRUPTED
+
+
+def test_export_csv_columns(store, tmp_path):
+    a = Trial(0, {"units": 32, "act": "relu"}, budget=4)
+    b = Trial(1, {"units": 64, "act": "tanh", "units_2": 16})
+    c = Trial(2, {"units": 16, "act": "relu"})
+    for t in (a, b, c):
+        store.create_trial(t)
+    store.finish_trial(finished(a, value=0.8, val_accuracy=0.8, loss=0.4), duration=2.0)
+    store.finish_trial(finished(b, value=0.7, val_accuracy=0.7, loss=0.5, val_f1=0.6))
+    c.error = "OOM"
+    store.finish_trial(finished(c, FAILED, None))
+    path = store.export_csv(tmp_path / "trials.csv")
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    header = rows[0]
+    assert header == [*CSV_COLUMNS, "units", "act", "units_2", "val_accuracy", "loss", "val_f1"]
+    assert list(CSV_COLUMNS[:3]) == ["id", "status", "value"]
+    records = [dict(zip(header, r)) for r in rows[1:]]
+    assert len(records) == 3
+    assert records[0]["status"] == "completed" and float(records[0]["value"]) == 0.8
+    assert records[0]["budget"] == "4" and float(records[0]["duration"]) == 2.0
+    assert records[0]["units_2"] == "" and records[1]["units_2"] == "16"
+    assert records[1]["val_f1"] == "0.6" and records[0]["val_f1"] == ""
+    assert records[2]["status"] == "failed" and records[2]["error"] == "OOM" and records[2]["value"] == ""
+
+
+def test_two_stores_on_one_file_interleave_writes(tmp_path):
+    path = tmp_path / "trials.db"
+    one, two = TrialStore(path), TrialStore(path)
+    one.create_trial(Trial(0, {"x": 0}))
+    two.create_trial(Trial(1, {"x": 1}))
+    assert [t.id for t in one.trials()] == [0, 1] == [t.id for t in two.trials()]
+    two.record_epoch(0, 1, {"loss": 1.0}, objective_value=1.0)
+    one.finish_trial(finished(Trial(1, {"x": 1}), value=0.2, loss=0.2))
+    two.finish_trial(finished(Trial(0, {"x": 0}), value=0.4, loss=0.4))
+    one.create_trial(Trial(2, {"x": 2}))
+    expected = [("ask", 0), ("ask", 1), ("tell", 1), ("tell", 0), ("ask", 2)]
+    assert [(k, t.id) for k, t in one.events()] == expected == [(k, t.id) for k, t in two.events()]
+    assert two.trial(0).intermediate == {1: 1.0}
+    assert one.epochs(0) == [{"epoch": 1, "loss": 1.0}]
+    one.close()
+    two.close()
+
+
+def test_readable_while_another_connection_holds_the_write_lock(tmp_path):
+    path = tmp_path / "trials.db"
+    writer = TrialStore(path)
+    writer.create_trial(Trial(0, {"x": 0}))
+    reader = TrialStore(path)
+    raw = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    raw.execute("BEGIN IMMEDIATE")  # holds the write lock, with an uncommitted change
+    raw.execute("UPDATE trials SET status = 'completed', value = 1.0 WHERE id = 0")
+    assert reader.trial(0).status == RUNNING  # readers see the last committed state, without waiting
+    assert reader.count() == 1
+    raw.execute("COMMIT")
+    assert reader.trial(0).status == COMPLETED and reader.trial(0).value == 1.0
+    raw.close()
+    reader.close()
+    writer.close()
+
+
+def test_concurrent_writers_from_threads(tmp_path):
+    path = tmp_path / "trials.db"
+    TrialStore(path).close()
+
+    def work(offset: int) -> None:
+        s = TrialStore(path)
+        for i in range(offset, offset + 15):
+            t = Trial(i, {"i": i})
+            s.create_trial(t)
+            s.finish_trial(finished(t, value=float(i)))
+        s.close()
+
+    threads = [threading.Thread(target=work, args=(k * 100,)) for k in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    s = TrialStore(path)
+    assert s.count(COMPLETED) == 30
+    seqs = [(r["ask_seq"], r["tell_seq"]) for r in s.rows()]
+    flat = [x for pair in seqs for x in pair]
+    assert len(set(flat)) == 60 and sorted(flat) == list(range(1, 61))  # one global sequence
+    assert all(a < t for a, t in seqs)
+
+
+def test_reopening_keeps_content_and_continues_the_sequence(tmp_path):
+    path = tmp_path / "trials.db"
+    first = TrialStore(path)
+    t = Trial(0, {"lr": 0.01})
+    first.create_trial(t)
+    first.record_epoch(0, 1, {"loss": 0.5}, objective_value=0.5)
+    first.finish_trial(finished(t, value=0.5, loss=0.5))
+    first.set_meta("fingerprint", {"space": {"lr": [0.01, 0.1]}, "seed": 3})
+    first.close()
+
+    again = TrialStore(path)
+    got = again.trial(0)
+    assert (got.status, got.value, got.hparams, got.intermediate) == (COMPLETED, 0.5, {"lr": 0.01}, {1: 0.5})
+    assert again.epochs(0) == [{"epoch": 1, "loss": 0.5}]
+    assert again.get_meta("fingerprint") == {"space": {"lr": [0.01, 0.1]}, "seed": 3}
+    assert again.get_meta("absent", "dflt") == "dflt"
+    again.create_trial(Trial(1, {"lr": 0.1}))
+    assert [(k, t.id) for k, t in again.events()] == [("ask", 0), ("tell", 0), ("ask", 1)]
+    again.close()
+
+
+def test_wal_mode_is_on(tmp_path):
+    path = tmp_path / "trials.db"
+    s = TrialStore(path)
+    s.create_trial(Trial(0, {}))
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"  # persistent in the file
+    raw.close()
+    s.close()
