@@ -46,8 +46,9 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     """Check the whole config and build the tuner and its data; no training happens here."""
     from archsearch.datasets import load_data
     from archsearch.oracles import available_oracles, create_oracle
+    from archsearch.optimizers import check_optimizer_names
     from archsearch.runner import CompileSettings, TrainerSettings
-    from archsearch.tuners import Tuner
+    from archsearch.tuners import Tuner, discover_space
 
     model_cfg = C.to_dict(cfg.model)
     tuner_cfg = C.to_dict(cfg.tuner)
@@ -76,6 +77,10 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
             space = None  # define-by-run: the tuner learns the space by running the builder
 
     C.check_budget_settings(tuner_name, tuner_cfg, trainer_cfg, echo)
+    check_optimizer_names([trainer_cfg.get("optimizer", "adam")], "trainer.optimizer")
+    searched = space.space.get("optimizer") if space is not None else None
+    if searched is not None:
+        check_optimizer_names(getattr(searched, "values", [searched.default]), "model.space.optimizer")
     early = trainer_cfg.get("early_stopping") or {}
     trainer = TrainerSettings(
         epochs=int(trainer_cfg.get("epochs", 5)),
@@ -97,9 +102,9 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     overwrite = bool(cfg.get("overwrite", False)) and not cfg.get("resume")
     if not overwrite:
         _compare_with_stored_config(cfg, folder, echo)
-    oracle = None
-    if space is not None:
-        oracle = create_oracle(tuner_name, space, objective, **options)
+    if space is None:
+        space = discover_space(hypermodel)
+    oracle = create_oracle(tuner_name, space, objective, **options)
     tuner = Tuner(
         hypermodel,
         objective=objective,
@@ -113,7 +118,6 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         max_consecutive_failed_trials=int(cfg.get("max_consecutive_failed_trials", 3)),
         keep_top_models=trainer_cfg.get("keep_top_models", 5),
         echo=echo,
-        **({} if oracle is not None else {"oracle_name": tuner_name, **options}),
     )
     tuner.store.set_meta("config", _plain_config(cfg))
     augment = None

@@ -198,10 +198,14 @@ class _Numeric(HyperParameter):
         return self._steps()
 
     def contains(self, value) -> bool:
+        """In range and, with a step, on the step grid (a condition on 2 of a 1, 3, 5 grid never holds)."""
         try:
-            return self.min_value - 1e-12 <= value <= self.max_value + 1e-12
+            if not self.min_value - 1e-12 <= value <= self.max_value + 1e-12:
+                return False
         except TypeError:
             return False
+        steps = self._steps()
+        return steps is None or any(math.isclose(value, v, rel_tol=1e-9, abs_tol=1e-12) for v in steps)
 
     def _config_fields(self) -> dict:
         fields = {"min": self.min_value, "max": self.max_value}
@@ -303,8 +307,10 @@ class Choice(HyperParameter):
         return self.values[0] if self._default is None else self._default
 
     def index(self, value) -> int:
+        kind = _kind(value)
         for i, v in enumerate(self.values):
-            if v == value and type(v) is type(value) or (_kind(v) in ("int", "float") and v == value):
+            numeric = {_kind(v), kind} <= {"int", "float"}  # 1 matches 1.0, but True never matches 1
+            if v == value and (numeric or _kind(v) == kind):
                 return i
         raise ValueError(f"{value!r} is not a value of {self.name}")
 
@@ -485,6 +491,7 @@ class HyperParameters:
     def _conditions(self, parent_name: str | None, parent_values) -> tuple[Condition, ...]:
         conditions = list(self._scope)
         if parent_name is not None:
+            self._require_declared(parent_name, f"parent_name='{parent_name}'")
             conditions.append(Condition(parent_name, tuple(_as_list(parent_values))))
         return tuple(conditions)
 
@@ -512,17 +519,20 @@ class HyperParameters:
     @contextlib.contextmanager
     def conditional_scope(self, parent_name: str, parent_values) -> Iterator[None]:
         """Parameters declared inside are active only while ``parent_name`` is in ``parent_values``."""
-        if parent_name not in self.space:
-            raise SearchSpaceError(
-                f"conditional_scope('{parent_name}')",
-                f"'{parent_name}' is not declared yet",
-                "declare the parent with hp.Int/Choice/... before opening its scope",
-            )
+        self._require_declared(parent_name, f"conditional_scope('{parent_name}')")
         self._scope.append(Condition(parent_name, tuple(_as_list(parent_values))))
         try:
             yield
         finally:
             self._scope.pop()
+
+    def _require_declared(self, parent_name: str, where: str) -> None:
+        if parent_name not in self.space:
+            raise SearchSpaceError(
+                where,
+                f"'{parent_name}' is not declared yet",
+                "declare the parent with hp.Int/Choice/... before the parameters that depend on it",
+            )
 
     # ------------------------------------------------------------ access
     def get(self, name: str, default: Any = None) -> Any:

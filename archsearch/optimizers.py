@@ -7,11 +7,34 @@ spaces such as ``hp.Choice("optimizer", ["Adam", "SGD"])`` work unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from archsearch.errors import ConfigError
 
-OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd", "sgd_nesterov", "adagrad")
+# name -> (Keras optimizer class name, fixed keyword arguments)
+_OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "adam": ("Adam", {}),
+    "adamw": ("AdamW", {}),
+    "nadam": ("Nadam", {}),
+    "rmsprop": ("RMSprop", {}),
+    "sgd": ("SGD", {}),
+    "sgd_nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}),
+    "nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}),
+    "adagrad": ("Adagrad", {}),
+}
+OPTIMIZERS = tuple(n for n in _OPTIMIZERS if n != "nesterov")
+
+
+def _key(name: str) -> str:
+    return name.lower().replace("-", "_")
+
+
+def check_optimizer_names(names: Iterable[Any], field: str = "trainer.optimizer") -> None:
+    """Reject unknown optimizer names before any training starts (objects are the user's own)."""
+    for name in names:
+        if isinstance(name, str) and _key(name) not in _OPTIMIZERS:
+            raise ConfigError(field, f"unknown optimizer {name!r}", f"use one of: {', '.join(OPTIMIZERS)}")
 
 
 def make_optimizer(name: str | Any, learning_rate: float | None = None, field: str = "trainer.optimizer"):
@@ -20,22 +43,9 @@ def make_optimizer(name: str | Any, learning_rate: float | None = None, field: s
 
     if not isinstance(name, str):
         return name
-    key = name.lower().replace("-", "_")
-    kwargs: dict[str, Any] = {}
+    check_optimizer_names([name], field)
+    class_name, fixed = _OPTIMIZERS[_key(name)]
+    kwargs: dict[str, Any] = dict(fixed)
     if learning_rate is not None:
         kwargs["learning_rate"] = float(learning_rate)
-    if key == "adam":
-        return keras.optimizers.Adam(**kwargs)
-    if key == "adamw":
-        return keras.optimizers.AdamW(**kwargs)
-    if key == "nadam":
-        return keras.optimizers.Nadam(**kwargs)
-    if key == "rmsprop":
-        return keras.optimizers.RMSprop(**kwargs)
-    if key == "adagrad":
-        return keras.optimizers.Adagrad(**kwargs)
-    if key == "sgd":
-        return keras.optimizers.SGD(**kwargs)
-    if key in ("sgd_nesterov", "nesterov"):
-        return keras.optimizers.SGD(momentum=0.9, nesterov=True, **kwargs)
-    raise ConfigError(field, f"unknown optimizer {name!r}", f"use one of: {', '.join(OPTIMIZERS)}")
+    return getattr(keras.optimizers, class_name)(**kwargs)

@@ -61,6 +61,16 @@ def as_hypermodel(hypermodel: Any) -> HyperModel:
     raise ConfigError("hypermodel", f"{hypermodel!r} is neither a build(hp) function nor a HyperModel")
 
 
+def discover_space(hypermodel: Any) -> HyperParameters:
+    """Run a define-by-run builder once with defaults, as KerasTuner does, to learn its space."""
+    hp = HyperParameters()
+    try:
+        as_hypermodel(hypermodel).build(hp)
+    finally:
+        keras.backend.clear_session()
+    return hp
+
+
 class Tuner:
     """Base tuner: an oracle (the algorithm), a runner (training) and a store (the record)."""
 
@@ -89,7 +99,8 @@ class Tuner:
             raise ConfigError("hypermodel", "is required", "pass your model_builder(hp) function")
         self.hypermodel = as_hypermodel(hypermodel)
         self.objective = Objective.create(objective)
-        self.project_dir = Path(directory or ".") / (project_name or "untitled_project")
+        # KerasTuner's default project name; "" puts the store straight into ``directory`` (the CLI's run folder).
+        self.project_dir = Path(directory or ".") / ("untitled_project" if project_name is None else project_name)
         if overwrite and self.project_dir.exists():
             shutil.rmtree(self.project_dir)
         self.trainer = trainer or TrainerSettings()
@@ -99,7 +110,7 @@ class Tuner:
         self.keep_top_models = keep_top_models
         self.echo = echo
         if hyperparameters is None:
-            hyperparameters = self._discover_space()
+            hyperparameters = discover_space(self.hypermodel)
         if oracle is None:
             if self.oracle_name is None:
                 raise ConfigError("oracle", "the base Tuner needs an oracle", "use RandomSearch, Hyperband, ...")
@@ -113,15 +124,6 @@ class Tuner:
         self._runner: Runner | None = None
 
     # ------------------------------------------------------------ set-up
-    def _discover_space(self) -> HyperParameters:
-        """Run the builder once with defaults, as KerasTuner does, to learn a define-by-run space."""
-        hp = HyperParameters()
-        try:
-            self.hypermodel.build(hp)
-        finally:
-            keras.backend.clear_session()
-        return hp
-
     def _fingerprint(self) -> dict[str, Any]:
         return {
             "oracle": self.oracle.name,

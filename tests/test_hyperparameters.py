@@ -328,8 +328,6 @@ def test_condition_values_the_parent_never_takes():
         })
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Int/Float.contains ignores the step grid, so a condition on an "
-                                       "off-grid value of a stepped parent is accepted and never activates")
 def test_condition_values_off_the_parents_step_grid():
     with pytest.raises(SearchSpaceError, match="never takes"):
         HyperParameters.from_config({
@@ -359,7 +357,6 @@ def test_bad_names_are_rejected():
         Int("", 1, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Choice.index treats True as the int 1 (bool is an int subclass)")
 def test_int_choice_does_not_contain_booleans():
     assert not Choice("k", [1, 2]).contains(True)
 
@@ -503,8 +500,6 @@ def test_conditional_scope_on_an_undeclared_parent():
             pass
 
 
-@pytest.mark.xfail(strict=True, reason="bug: hp.X(parent_name=<undeclared>) is silently never active; "
-                                       "KerasTuner and conditional_scope raise")
 def test_parent_name_on_an_undeclared_parent():
     hp = HyperParameters()
     with pytest.raises(SearchSpaceError, match="ghost"):

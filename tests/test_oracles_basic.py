@@ -34,9 +34,6 @@ SPACE = {
 }
 
 # scipy's Sobol.fast_forward(0) raises OverflowError, and _unit_point calls it on the first ask.
-SOBOL_BUG = pytest.mark.xfail(strict=True, raises=OverflowError,
-                              reason="bug: RandomSearchOracle._unit_point calls Sobol.fast_forward(0), which overflows")
-
 TINY = {"a": {"type": "choice", "values": [1, 2]}, "flag": {"type": "boolean"}}
 
 
@@ -82,7 +79,7 @@ def test_random_values_lie_in_the_space_and_respect_conditions():
         assert all(type(v) in (int, float, str, bool) for v in h.values())  # plain Python, JSON-ready
 
 
-@pytest.mark.parametrize("sampler", ["random", pytest.param("sobol", marks=SOBOL_BUG)])
+@pytest.mark.parametrize("sampler", ["random", "sobol"])
 def test_random_never_repeats_and_exhausts_a_tiny_space(sampler):
     oracle = RandomSearchOracle(space(TINY), "val_accuracy", seed=0, sampler=sampler)
     seen = []
@@ -99,7 +96,6 @@ def test_random_never_repeats_and_exhausts_a_tiny_space(sampler):
     assert len(oracle.trials) == 4
 
 
-@SOBOL_BUG
 def test_sobol_is_seeded_and_differs_from_pseudo_random():
     a = proposals(RandomSearchOracle(space(), "val_loss", seed=3, sampler="sobol"), 12)
     b = proposals(RandomSearchOracle(space(), "val_loss", seed=3, sampler="sobol"), 12)
@@ -109,7 +105,6 @@ def test_sobol_is_seeded_and_differs_from_pseudo_random():
     assert len({values_key(h) for h in a}) == 12
 
 
-@SOBOL_BUG
 def test_sobol_spreads_evenly():
     hp = HyperParameters.from_config({"x": {"type": "float", "min": 0.0, "max": 1.0}})
     oracle = RandomSearchOracle(hp, "loss", seed=0, sampler="sobol")
@@ -349,7 +344,7 @@ def snapshot(oracle) -> list[tuple]:
 
 @pytest.mark.parametrize(
     "name, options",
-    [("random", {"seed": 11}), pytest.param("random", {"seed": 11, "sampler": "sobol"}, marks=SOBOL_BUG),
+    [("random", {"seed": 11}), ("random", {"seed": 11, "sampler": "sobol"}),
      ("grid", {"float_points": 3}), ("grid", {"float_points": 2, "shuffle": True, "seed": 3})],
 )
 def test_restore_replays_to_the_same_next_proposals(tmp_path, name, options):

@@ -53,6 +53,7 @@ from archsearch.oracles.base import COMPLETED, FAILED, PRUNED, RUNNING, Oracle, 
 from archsearch.oracles.encoding import SpaceEncoder
 from archsearch.oracles.gp import LENGTHSCALE_PRIOR_SCALE, GaussianProcess
 from archsearch.oracles.random import MAX_DRAWS_PER_ASK
+from archsearch.oracles.unit_points import UnitPoints
 
 ACQUISITIONS = ("ei", "ucb")
 NUM_RANDOM = 256  # candidates per ask, of each kind
@@ -106,9 +107,7 @@ class BayesianOptimizationOracle(Oracle):
         self.gp: GaussianProcess | None = None
         self._encoder: SpaceEncoder | None = None
         self._theta: np.ndarray | None = None
-        self._sobol: qmc.Sobol | None = None
-        self._sobol_dims = 0
-        self._initial_draws = 0
+        self._initial_points = UnitPoints("sobol", self.seed, self.rng)
 
     # ------------------------------------------------------------ settings
     @property
@@ -297,16 +296,8 @@ class BayesianOptimizationOracle(Oracle):
     def _sobol_configuration(self) -> dict[str, Any] | None:
         """The next point of the initial design that was never tried (random draws if Sobol repeats itself)."""
         hp = self.hyperparameters
-        dims = max(1, len(hp.space))
         for _ in range(MAX_DRAWS_PER_ASK):
-            if self._sobol is None or dims != self._sobol_dims:
-                # The space can grow (define-by-run): restart the sequence in the new dimension.
-                self._sobol = qmc.Sobol(d=dims, scramble=True, seed=self.seed + 1000 * dims)
-                if self._initial_draws > 0:  # fast_forward(0) overflows in scipy
-                    self._sobol.fast_forward(self._initial_draws)
-                self._sobol_dims = dims
-            self._initial_draws += 1
-            values = hp.sample(self.rng, unit=self._sobol.random(1)[0])
+            values = hp.sample(self.rng, unit=self._initial_points.next(len(hp.space)))
             if self.is_new(values):
                 return values
         return self._random_configuration()

@@ -47,17 +47,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-from scipy.stats import qmc
-
 from archsearch.errors import ConfigError
 from archsearch.oracles.base import COMPLETED, INTERRUPTED, RUNNING, Oracle, Proposal, Trial, register_oracle
 from archsearch.oracles.random import MAX_DRAWS_PER_ASK
 from archsearch.oracles.successive_halving import Bracket, bracket_schedule, check_settings
 from archsearch.oracles.successive_halving import total_epochs as planned_epochs
-
-
-SAMPLERS = ("sobol", "random")
+from archsearch.oracles.unit_points import UnitPoints
 
 
 @dataclass
@@ -93,12 +88,7 @@ class HyperbandOracle(Oracle):
         **kwargs: Any,
     ) -> None:
         super().__init__(hyperparameters, objective, **kwargs)
-        if sampler not in SAMPLERS:
-            raise ConfigError("tuner.sampler", f"unknown sampler {sampler!r}", f"use one of {', '.join(SAMPLERS)}")
-        self.sampler = sampler
-        self._sobol: qmc.Sobol | None = None
-        self._sobol_dims = 0
-        self._draws = 0
+        self.points = UnitPoints(sampler, self.seed, self.rng)
         self.max_epochs, self.factor, self.min_epochs = check_settings(max_epochs, factor, min_epochs)
         if isinstance(hyperband_iterations, bool) or not _is_int(hyperband_iterations) or int(hyperband_iterations) < 1:
             raise ConfigError("tuner.hyperband_iterations", f"must be a whole number >= 1, got {hyperband_iterations!r}")
@@ -130,24 +120,10 @@ class HyperbandOracle(Oracle):
         Hyperband draws from the Sobol sequence (or at random); BOHB overrides this with its model.
         """
         for _ in range(MAX_DRAWS_PER_ASK):
-            values = self.hyperparameters.sample(self.rng, unit=self._unit_point())
+            values = self.hyperparameters.sample(self.rng, unit=self.points.next(len(self.hyperparameters.space)))
             if self.is_new(values):
                 return values
         return None
-
-    def _unit_point(self) -> np.ndarray:
-        """The next point of the unit cube, one coordinate per parameter."""
-        dims = max(1, len(self.hyperparameters.space))
-        self._draws += 1
-        if self.sampler == "random":
-            return self.rng.random(dims)
-        if self._sobol is None or dims != self._sobol_dims:
-            # The space can grow (define-by-run): restart the sequence in the new dimension.
-            self._sobol = qmc.Sobol(d=dims, scramble=True, seed=self.seed + 1000 * dims)
-            if self._draws > 1:
-                self._sobol.fast_forward(self._draws - 1)
-            self._sobol_dims = dims
-        return self._sobol.random(1)[0]
 
     def _propose(self) -> Proposal | None:
         self._advance_all()

@@ -6,10 +6,8 @@ helps small budgets; both streams are seeded, so a search is reproducible.
 
 from __future__ import annotations
 
-import numpy as np
-from scipy.stats import qmc
-
 from archsearch.oracles.base import Oracle, Proposal, register_oracle
+from archsearch.oracles.unit_points import UnitPoints
 
 MAX_DRAWS_PER_ASK = 1000
 
@@ -25,28 +23,11 @@ class RandomSearchOracle(Oracle):
 
     def __init__(self, hyperparameters, objective, sampler: str = "random", **kwargs) -> None:
         super().__init__(hyperparameters, objective, **kwargs)
-        from archsearch.errors import ConfigError
-
-        if sampler not in ("random", "sobol"):
-            raise ConfigError("tuner.sampler", f"unknown sampler {sampler!r}", "use random or sobol")
-        self.sampler = sampler
-        self._sobol: qmc.Sobol | None = None
-        self._sobol_dims = 0
-
-    def _unit_point(self) -> np.ndarray:
-        dims = max(1, len(self.hyperparameters.space))
-        if self.sampler == "random":
-            return self.rng.random(dims)
-        if self._sobol is None or dims != self._sobol_dims:
-            # The space can grow (define-by-run); restart the sequence for the new dimension.
-            self._sobol = qmc.Sobol(d=dims, scramble=True, seed=self.seed + 1000 * dims)
-            self._sobol.fast_forward(len(self.trials))
-            self._sobol_dims = dims
-        return self._sobol.random(1)[0]
+        self.points = UnitPoints(sampler, self.seed, self.rng)
 
     def _propose(self) -> Proposal | None:
         for _ in range(MAX_DRAWS_PER_ASK):
-            values = self.hyperparameters.sample(self.rng, unit=self._unit_point())
+            values = self.hyperparameters.sample(self.rng, unit=self.points.next(len(self.hyperparameters.space)))
             if self.is_new(values):
                 return Proposal(values)
         self._exhausted = True
