@@ -6,9 +6,11 @@ Compose the config, run the search, and report user errors as one clear line
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
@@ -31,18 +33,37 @@ def _stop_on_sigterm(signum, frame):  # pragma: no cover - exercised by the reli
     raise KeyboardInterrupt
 
 
+def _echo_to_console_and_log() -> Callable[[str], None]:
+    """Print progress lines and copy them into Hydra's log file (the console already shows them once)."""
+    file_log = logging.getLogger("archsearch.progress")
+    file_log.propagate = False
+    file_log.setLevel(logging.INFO)
+    file_log.handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+
+    def echo(line: str) -> None:
+        print(line, flush=True)
+        file_log.info(line)
+
+    return echo
+
+
 @hydra.main(version_base=None, config_path=_config_dir(), config_name="config")
 def _main(cfg: DictConfig) -> None:
     from archsearch.app import run
+    from archsearch.config import run_folder
 
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    echo = _echo_to_console_and_log()
+    folder: object = "<run folder>"
     try:
-        run(cfg)
+        folder = run_folder(cfg)
+        run(cfg, echo=echo)
     except ArchsearchError as exc:
+        logging.getLogger("archsearch.progress").error("error: %s", exc)
         print(f"archsearch: error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("archsearch: interrupted; finished trials are kept (continue with resume=<run folder>)",
+        print(f"archsearch: interrupted; finished trials are kept (continue with resume={folder})",
               file=sys.stderr, flush=True)
         sys.exit(130)
 

@@ -7,7 +7,11 @@ call it with a config from ``hydra.compose``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,7 @@ class ArraysFitData:
                 "x": make_dataset(s.x_train, s.y_train, batch_size=size, shuffle=True, seed=self.seed,
                                   augment=self.augment),
                 "validation_data": make_dataset(s.x_val, s.y_val, batch_size=size, shuffle=False, seed=self.seed),
+                "shuffle": False,  # the dataset reshuffles itself each epoch; Keras warns if asked again
             }
         return dict(self._cache[size])
 
@@ -50,6 +55,11 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     from archsearch.runner import CompileSettings, TrainerSettings
     from archsearch.tuners import Tuner, discover_space
 
+    folder = C.run_folder(cfg)
+    overwrite = bool(cfg.get("overwrite", False)) and not cfg.get("resume")
+    if not overwrite:
+        cfg = _continue_stored_search(cfg, folder, echo)
+    C.check_run_settings(cfg)
     model_cfg = C.to_dict(cfg.model)
     tuner_cfg = C.to_dict(cfg.tuner)
     trainer_cfg = C.to_dict(cfg.trainer)
@@ -58,6 +68,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     tuner_name, options = C.oracle_options(tuner_cfg)
     if tuner_name not in available_oracles():
         raise ConfigError("tuner.name", f"unknown tuner {tuner_name!r}", f"choose one of: {', '.join(available_oracles())}")
+    C.check_tuner_option_types(tuner_name, options)
     objective = C.resolve_objective(cfg)
     builder_path = model_cfg.get("builder")
     if builder_path in (None, "???"):
@@ -98,10 +109,6 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         learning_rate=trainer_cfg.get("learning_rate"),
         loss_options=dict(model_cfg.get("loss_options") or {}),
     )
-    folder = C.run_folder(cfg)
-    overwrite = bool(cfg.get("overwrite", False)) and not cfg.get("resume")
-    if not overwrite:
-        _compare_with_stored_config(cfg, folder, echo)
     if space is None:
         space = discover_space(hypermodel)
     oracle = create_oracle(tuner_name, space, objective, **options)
@@ -133,51 +140,103 @@ def _plain_config(cfg: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in C.to_dict(cfg).items() if k != "hydra"}
 
 
-def _compare_with_stored_config(cfg: DictConfig, folder: Path, echo: Callable[[str], None]) -> None:
-    """Continuing a search: apply safe setting changes (and say so), refuse the rest by name."""
+def _continue_stored_search(cfg: DictConfig, folder: Path, echo: Callable[[str], None]) -> DictConfig:
+    """Continuing a search: the config it runs with, safe changes applied (and said), the rest refused by name.
+
+    With ``resume=<folder>`` the stored config is the base and only the command line's overrides
+    change it; a run into a folder that already holds a search must match it as a whole.
+    """
+    import sqlite3
+
     from archsearch.store import TrialStore
     from archsearch.tuners import STORE_FILE
 
     path = folder / STORE_FILE
     if not path.exists():
-        return
-    store = TrialStore(path)
+        return cfg
     try:
-        stored = store.get_meta("config")
-        if stored is None or store.count() == 0:
-            return
-        safe, refused = C.compare_for_resume(stored, _plain_config(cfg))
-    finally:
-        store.close()
+        store = TrialStore(path)
+        try:
+            stored, count = store.get_meta("config"), store.count()
+        finally:
+            store.close()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError("resume" if cfg.get("resume") else "hydra.run.dir",
+                          f"{path} is not a readable trial store ({exc})",
+                          "point it at a run folder of archsearch, or pass overwrite=true to start afresh") from None
+    if stored is None or count == 0:
+        return cfg
+    overrides = C.command_line_overrides() if cfg.get("resume") else None
+    if overrides is not None:
+        cfg = C.resume_config(cfg, stored, overrides)
+    safe, refused = C.compare_for_resume(stored, _plain_config(cfg))
     if refused:
         raise ConfigError(
             "resume" if cfg.get("resume") else str(folder),
             "these settings differ from the search stored there and cannot change when it continues: "
-            + "; ".join(refused),
-            "resume with the original values, start a new run folder, or pass overwrite=true to start afresh",
+            + C.describe_changes(refused),
+            f"continue it with resume={folder} (only {', '.join(C.RESUMABLE_CHANGES)} may change), "
+            "start a new run folder, or pass overwrite=true to start afresh",
         )
     for change in safe:
         echo(f"Resume: {change} (takes effect now)")
+    return cfg
 
 
 def run(cfg: DictConfig, echo: Callable[[str], None] = print) -> Path | None:
     """Run the whole search described by ``cfg``; returns the ``best/`` folder."""
-    from archsearch.export import export_best
-
     tuner, data, splits, model_cfg = prepare(cfg, echo)
     echo(f"archsearch: tuner={tuner.oracle.name} model={model_cfg.get('name')} data={splits.name} "
          f"({len(splits.x_train)} train / {len(splits.x_val)} val, input {splits.input_shape}) "
          f"objective={tuner.objective} -> {tuner.project_dir}")
+    best = None
     try:
         tuner.run_search(data)
     finally:
-        tuner.results_summary(int(cfg.get("summary_trials", 10)))
-        pictures = None
-        if splits.task == "segmentation":
-            from archsearch.pictures import save_predictions
-
-            pictures = lambda model, folder: save_predictions(model, splits, folder / "predictions.png")  # noqa: E731
-        best = export_best(tuner, tuner.project_dir, model_config=model_cfg, extra_pictures=pictures)
-        if best is not None:
-            echo(f"Best model exported to {best}")
+        # Whatever stopped the search (the end, Ctrl-C, an error), what finished is summarised and
+        # exported; a second Ctrl-C meanwhile waits, so the exported files are never half-written.
+        # A search stopped before its first trial (a config error) has nothing to show.
+        with signals_deferred():
+            if tuner.store.count() > 0:
+                best = _summarise_and_export(cfg, tuner, splits, model_cfg, echo)
     return best
+
+
+def _summarise_and_export(cfg: DictConfig, tuner, splits, model_cfg: dict[str, Any],
+                          echo: Callable[[str], None]) -> Path | None:
+    """The results table, ``trials.csv`` and ``best/``: what the user keeps from a search."""
+    from archsearch.export import export_best
+
+    tuner.results_summary(int(cfg.get("summary_trials", 10)))
+    pictures = None
+    if splits.task == "segmentation":
+        from archsearch.pictures import save_predictions
+
+        pictures = lambda model, folder: save_predictions(model, splits, folder / "predictions.png")  # noqa: E731
+    best = export_best(tuner, tuner.project_dir, model_config=model_cfg, extra_pictures=pictures)
+    if best is not None:
+        echo(f"Best model exported to {best}")
+    return best
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block ends, then stop as they asked (KeyboardInterrupt).
+
+    If the block runs because of an earlier interrupt, the later signals are simply absorbed.
+    Outside the main thread (signal handlers cannot be set there) the block runs unprotected.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in handled}
+    already_stopping = sys.exc_info()[0] is not None
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if received and not already_stopping:
+        raise KeyboardInterrupt

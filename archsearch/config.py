@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +45,30 @@ def import_builder(path: str, field: str = "model.builder") -> Callable[..., Any
     except ImportError as exc:
         raise ConfigError(field, f"cannot import module '{module_name}' ({exc})",
                           "check the name and that its folder is on PYTHONPATH") from exc
+    except Exception as exc:  # the user's module itself is broken (syntax error, failing top-level code)
+        raise ConfigError(field, f"importing module '{module_name}' failed: {_where(exc)}",
+                          "fix the module; run `python -c 'import "
+                          f"{module_name}'` to see the full traceback") from exc
     try:
-        return getattr(module, attr)
+        builder = getattr(module, attr)
     except AttributeError:
         raise ConfigError(field, f"module '{module_name}' has no function '{attr}'") from None
+    if not callable(builder):
+        raise ConfigError(field, f"'{path}' is a {type(builder).__name__}, not a function")
+    return builder
+
+
+def _where(exc: BaseException) -> str:
+    """``SyntaxError: invalid syntax (my_models.py, line 3)``: the error and where it happened."""
+    import traceback
+
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, SyntaxError):
+        return text
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        text += f" ({Path(frames[-1].filename).name}, line {frames[-1].lineno})"
+    return text
 
 
 @dataclass
@@ -62,7 +83,7 @@ class FamilyHyperModel:
     def build(self, hp: HyperParameters):
         import keras
 
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=False)  # fresh layer names; the runner frees memory
         return self.builder(hp, input_shape=self.input_shape, num_classes=self.num_classes, **self.params)
 
 
@@ -93,6 +114,83 @@ def oracle_options(tuner_cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     if not name:
         raise ConfigError("tuner.name", "is missing", "choose a tuner, e.g. tuner=random")
     return str(name), {k: v for k, v in options.items() if v is not None or k in ("max_trials",)}
+
+
+def whole_number(value: Any, field: str, minimum: int | None, allow_none: bool = False) -> int | None:
+    """``value`` as an int (of at least ``minimum``); anything else is a ConfigError naming the field."""
+    if value is None and allow_none:
+        return None
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, str))
+    try:
+        number = float(value) if ok else math.nan
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number != int(number) or (minimum is not None and number < minimum):
+        allowed = "a whole number" + (f" >= {minimum}" if minimum is not None else "") + (" or null" if allow_none else "")
+        raise ConfigError(field, f"{value!r} is not allowed", f"use {allowed}")
+    return int(number)
+
+
+def real_number(value: Any, field: str, minimum: float | None = None, allow_none: bool = False,
+                strict: bool = False) -> float | None:
+    """``value`` as a finite float (above ``minimum`` if ``strict``, else at least it)."""
+    if value is None and allow_none:
+        return None
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    too_small = minimum is not None and (number <= minimum if strict else number < minimum)
+    if not math.isfinite(number) or too_small:
+        bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum}"
+        raise ConfigError(field, f"{value!r} is not allowed",
+                          f"use a number{bound}" + (" or null" if allow_none else ""))
+    return number
+
+
+def check_run_settings(cfg: Mapping[str, Any]) -> None:
+    """Numbers in trainer.* and the top level: checked up front, so a typo never reaches trial 1."""
+    trainer = cfg.get("trainer") or {}
+    whole_number(trainer.get("epochs", 5), "trainer.epochs", 1)
+    whole_number(trainer.get("batch_size", 32), "trainer.batch_size", 1, allow_none=True)
+    real_number(trainer.get("learning_rate"), "trainer.learning_rate", 0.0, allow_none=True, strict=True)
+    whole_number(trainer.get("executions_per_trial", 1), "trainer.executions_per_trial", 1)
+    whole_number(trainer.get("keep_top_models", 5), "trainer.keep_top_models", 1, allow_none=True)
+    verbose = whole_number(trainer.get("verbose", 0), "trainer.verbose", 0)
+    if verbose > 2:
+        raise ConfigError("trainer.verbose", f"{verbose} is not allowed", "use 0 (silent), 1 or 2")
+    early = trainer.get("early_stopping") or {}
+    if not isinstance(early, Mapping):
+        raise ConfigError("trainer.early_stopping", f"{early!r} is not a mapping",
+                          "e.g. trainer.early_stopping.enabled=true trainer.early_stopping.patience=3")
+    whole_number(early.get("patience", 3), "trainer.early_stopping.patience", 0)
+    real_number(early.get("min_delta", 0.0), "trainer.early_stopping.min_delta", 0.0)
+    whole_number(cfg.get("max_consecutive_failed_trials", 3), "max_consecutive_failed_trials", 1)
+    whole_number(cfg.get("summary_trials", 10), "summary_trials", 0)
+
+
+def check_tuner_option_types(tuner_name: str, options: Mapping[str, Any]) -> None:
+    """Options annotated ``int``/``float`` in the oracle's signature must be numbers (``max_trials=abc``).
+
+    Only the type is checked here; each oracle checks its own ranges (``factor >= 2``, ...).
+    """
+    import inspect
+
+    from archsearch.oracles.base import oracle_class
+
+    annotations: dict[str, str] = {}
+    for klass in reversed(oracle_class(tuner_name).__mro__):
+        init = vars(klass).get("__init__")
+        if init is not None:
+            for p in inspect.signature(init).parameters.values():
+                annotations[p.name] = str(p.annotation)
+    for name, value in options.items():
+        kind = annotations.get(name, "")
+        allow_none = "None" in kind
+        if kind.startswith("int"):
+            whole_number(value, f"tuner.{name}", 0 if name == "seed" else None, allow_none=allow_none)
+        elif kind.startswith("float"):
+            real_number(value, f"tuner.{name}", allow_none=allow_none)
 
 
 def check_budget_settings(tuner_name: str, tuner_cfg: Mapping[str, Any], trainer_cfg: Mapping[str, Any],
@@ -135,6 +233,43 @@ RESUMABLE_CHANGES = (
     "summary_trials",
 )
 IGNORED_ON_RESUME = ("resume", "overwrite")
+GROUPS = ("model", "tuner", "data", "trainer")
+MAX_LISTED_CHANGES = 8
+
+
+def command_line_overrides() -> list[str] | None:
+    """The ``key=value`` overrides typed on the command line, or None outside ``@hydra.main``."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except (ValueError, ImportError, AttributeError):
+        return None
+
+
+def resume_config(cfg: DictConfig, stored: Mapping[str, Any], overrides: list[str]) -> DictConfig:
+    """The config a resumed search runs with: the stored one, changed only where the command line says so.
+
+    ``resume=<folder> tuner.max_trials=20`` then means "the same search, 20 trials", without
+    retyping every override of the first run.  Group choices (``model=cnn``) replace the whole section.
+    """
+    merged = OmegaConf.create(dict(stored))
+    for text in overrides:
+        key = text.split("=", 1)[0].lstrip("+~").split("@", 1)[0].strip()
+        if not key or _matches(key, IGNORED_ON_RESUME + ("hydra",)):
+            continue
+        if key in GROUPS and _section_name(stored.get(key)) == _section_name(OmegaConf.select(cfg, key)):
+            continue  # the group the search already uses: keep its stored settings
+        if text.lstrip().startswith("~"):
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(merged, parent) if parent else merged
+            if isinstance(node, DictConfig) and leaf in node:
+                del node[leaf]
+            continue
+        OmegaConf.update(merged, key, OmegaConf.select(cfg, key), merge=False, force_add=True)
+    for key in IGNORED_ON_RESUME:
+        merged[key] = cfg.get(key)
+    return merged
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -149,13 +284,32 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: data}
 
 
+def _section_name(section: Any) -> Any:
+    return section.get("name") if isinstance(section, (Mapping, DictConfig)) else section
+
+
 def compare_for_resume(stored: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """Split the differences between two configs into (safe changes, refused changes)."""
     old, new = flatten(stored), flatten(current)
     safe, refused = [], []
+    # Another model/tuner/data choice altogether: name the choice, not each of its keys.
+    swapped = tuple(g for g in GROUPS if old.get(f"{g}.name") != new.get(f"{g}.name"))
+    refused += [f"{g}: {old.get(f'{g}.name', '<unset>')} -> {new.get(f'{g}.name', '<unset>')}" for g in swapped]
     for key in sorted(set(old) | set(new)):
-        if old.get(key) == new.get(key) or key.startswith(IGNORED_ON_RESUME):
+        if old.get(key) == new.get(key) or _matches(key, IGNORED_ON_RESUME + ("hydra",) + swapped):
             continue
         text = f"{key}: {old.get(key, '<unset>')} -> {new.get(key, '<unset>')}"
-        (safe if key.startswith(RESUMABLE_CHANGES) else refused).append(text)
+        (safe if _matches(key, RESUMABLE_CHANGES) else refused).append(text)
     return safe, refused
+
+
+def _matches(key: str, prefixes: tuple[str, ...]) -> bool:
+    """``trainer.early_stopping.patience`` matches ``trainer.early_stopping``; ``resumed`` does not match ``resume``."""
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def describe_changes(changes: list[str]) -> str:
+    shown = "; ".join(changes[:MAX_LISTED_CHANGES])
+    if len(changes) > MAX_LISTED_CHANGES:
+        shown += f"; and {len(changes) - MAX_LISTED_CHANGES} more"
+    return shown

@@ -12,7 +12,6 @@ epoch by the objective, for export and ``get_best_models``).
 from __future__ import annotations
 
 import copy
-import gc
 import logging
 import math
 import os
@@ -129,6 +128,10 @@ def _is_array_like(x: Any) -> bool:
     return hasattr(x, "shape") and hasattr(x, "dtype") or isinstance(x, (list, tuple, dict))
 
 
+def _is_tf_dataset(x: Any) -> bool:
+    return type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec")
+
+
 class TrialFailed(Exception):
     """A trial cannot go on (NaN loss, ...): recorded as failed, the search continues."""
 
@@ -193,8 +196,13 @@ class Runner:
         reporter: Reporter | None = None,
         resume_checkpoint: Path | None = None,
         initial_epoch: int = 0,
+        history: Sequence[Mapping[str, float]] = (),
     ) -> TrialOutcome:
-        """Train ``trial`` to its budget; ``resume_checkpoint`` continues from saved weights and optimizer state."""
+        """Train ``trial`` to its budget; ``resume_checkpoint`` continues from saved weights and optimizer state.
+
+        ``history`` holds the metrics of the epochs this trial already trained before a crash or
+        interrupt (from the store), so its best epoch still counts when it continues.
+        """
         start = time.perf_counter()
         outcome = TrialOutcome(status=COMPLETED, hparams=dict(hp.values))
         epochs = int(trial.budget if trial.budget is not None else self.trainer.epochs)
@@ -209,12 +217,15 @@ class Runner:
                     _restore_checkpoint(model, resume_checkpoint)
                 if not self._objective_checked:
                     self._check_objective(model, hp)
-                tracker = _EpochTracker(self, trial, reporter, primary=execution == 0)
+                tracker = _EpochTracker(self, trial, reporter, primary=execution == 0, initial_epoch=initial_epoch,
+                                        history=history if execution == 0 else ())
                 fit_kwargs = self.data.fit_kwargs(hp.get("batch_size", self.trainer.batch_size))
                 callbacks = [tracker, *self._user_callbacks(fit_kwargs.pop("callbacks", None))]
                 if self.trainer.early_stopping:
                     callbacks.append(self._early_stopping())
                 fit_kwargs.setdefault("verbose", self.trainer.verbose)
+                if _is_tf_dataset(fit_kwargs.get("x")):
+                    fit_kwargs.setdefault("shuffle", False)  # a tf.data pipeline shuffles itself; Keras warns otherwise
                 fit_start = time.perf_counter()
                 model.fit(epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, **fit_kwargs)
                 outcome.fit_seconds += time.perf_counter() - fit_start
@@ -289,7 +300,8 @@ class Runner:
 class _EpochTracker(keras.callbacks.Callback):
     """Records each epoch, asks the reporter whether to stop, keeps best and last weights."""
 
-    def __init__(self, runner: Runner, trial: Trial, reporter: Reporter | None, primary: bool) -> None:
+    def __init__(self, runner: Runner, trial: Trial, reporter: Reporter | None, primary: bool,
+                 initial_epoch: int | None = None, history: Sequence[Mapping[str, float]] = ()) -> None:
         super().__init__()
         self.runner = runner
         self.trial = trial
@@ -298,10 +310,15 @@ class _EpochTracker(keras.callbacks.Callback):
         self.best_value: float | None = None
         self.best_metrics: dict[str, float] = {}
         self.best_epoch: int | None = None
-        self.last_epoch = trial.initial_budget
+        self.last_epoch = trial.initial_budget if initial_epoch is None else int(initial_epoch)
         self.pruned = False
         self.failure: str | None = None
         self._dir = runner.trial_dir(trial.id)
+        for record in history:  # epochs trained before the trial was interrupted: its best so far
+            metrics = {k: float(v) for k, v in record.items() if k != "epoch" and _is_scalar(v)}
+            value = runner.objective.value_from(metrics)
+            if objective_improves(runner.objective, value, self.best_value):
+                self.best_value, self.best_metrics, self.best_epoch = value, metrics, int(record["epoch"])
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         metrics = {k: float(v) for k, v in (logs or {}).items() if _is_scalar(v)}
@@ -321,14 +338,14 @@ class _EpochTracker(keras.callbacks.Callback):
                 f"the model does not produce the metric {objective.name!r}; it produces {', '.join(sorted(metrics))}",
                 "set objective= to one of those or add the metric to model.metrics",
             )
-        improved = objective.better(value, self.best_value) or (self.best_value is None and is_finite(value))
+        improved = objective_improves(objective, value, self.best_value)
         if improved:
             self.best_value, self.best_metrics, self.best_epoch = value, metrics, epoch1
         if self.primary and self.runner.trainer.checkpoints:
             self._dir.mkdir(parents=True, exist_ok=True)
             if improved:
-                _atomic_save_weights(self.model, self._dir / BEST_WEIGHTS)
-            _atomic_save_weights(self.model, self._dir / CHECKPOINT)
+                _atomic_save_weights(self.model, self._dir / BEST_WEIGHTS, epoch1)
+            _atomic_save_weights(self.model, self._dir / CHECKPOINT, epoch1)
         if self.primary and self.reporter is not None:
             if self.reporter.on_epoch(self.trial, epoch1, metrics, value):
                 self.pruned = True
@@ -342,11 +359,39 @@ def _restore_checkpoint(model, path: Path) -> None:
     model.load_weights(path)
 
 
-def _atomic_save_weights(model, path: Path) -> None:
-    """Write to a temporary file and rename, so a kill never leaves a half-written checkpoint."""
+def objective_improves(objective: Objective, value: float | None, best: float | None) -> bool:
+    return objective.better(value, best) or (best is None and is_finite(value))
+
+
+EPOCH_ATTRIBUTE = "archsearch_epoch"
+
+
+def _atomic_save_weights(model, path: Path, epoch: int | None = None) -> None:
+    """Write to a temporary file and rename, so a kill never leaves a half-written checkpoint.
+
+    The file records the epoch it holds, so a resumed trial continues from exactly that epoch
+    even if the process died between saving it and recording the epoch in the store.
+    """
     tmp = path.with_name(path.name.replace(".weights.h5", ".tmp.weights.h5"))
     model.save_weights(tmp)
+    if epoch is not None:
+        import h5py
+
+        with h5py.File(tmp, "a") as fh:
+            fh.attrs[EPOCH_ATTRIBUTE] = int(epoch)
     os.replace(tmp, path)
+
+
+def checkpoint_epoch(path: Path) -> int | None:
+    """The epoch a weights file written by a trial holds, or None (older or foreign files)."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            value = fh.attrs.get(EPOCH_ATTRIBUTE)
+    except (OSError, ValueError):
+        return None
+    return None if value is None else int(value)
 
 
 def _metric_names(model) -> list[str]:
@@ -393,5 +438,4 @@ def _describe_failure(exc: BaseException, values: Mapping[str, Any]) -> str:
 def _free(model) -> None:
     """Drop a model and Keras' global state, so memory does not grow across trials."""
     del model
-    keras.backend.clear_session()
-    gc.collect()
+    keras.backend.clear_session()  # also runs gc.collect(); a second collection would only cost time

@@ -17,7 +17,7 @@ from typing import Any
 from archsearch.errors import ArchsearchError
 from archsearch.objective import is_finite
 from archsearch.oracles.base import COMPLETED, FAILED, INTERRUPTED, PRUNED, RUNNING, Oracle, Trial
-from archsearch.runner import Runner, TrialOutcome
+from archsearch.runner import Runner, TrialOutcome, checkpoint_epoch
 from archsearch.store import TrialStore
 
 log = logging.getLogger("archsearch")
@@ -71,15 +71,20 @@ class Search:
 
     def run_trial(self, trial: Trial) -> TrialOutcome:
         hp = self.oracle.hyperparameters.with_values(trial.hparams)
-        resume, initial = self._resume_point(trial)
+        resume, initial, history = self._resume_point(trial)
         if self.store.trial(trial.id) is None:
             self.store.create_trial(trial)
         try:
-            outcome = self.runner.run(trial, hp, reporter=self, resume_checkpoint=resume, initial_epoch=initial)
+            outcome = self.runner.run(trial, hp, reporter=self, resume_checkpoint=resume, initial_epoch=initial,
+                                      history=history)
         except KeyboardInterrupt:
-            self.oracle.tell(trial.id, None, status=INTERRUPTED, error="interrupted by the user")
-            self.store.finish_trial(self.oracle.trials[trial.id])
-            trial.status = RUNNING  # still to be finished when the search resumes
+            self._mark_interrupted(trial)
+            raise
+        except ArchsearchError:
+            # A configuration error found while setting the trial up (the objective is not produced):
+            # nothing was measured, so the trial leaves no record and a corrected search starts clean.
+            if not history:
+                self.store.discard_trial(trial.id)
             raise
         if outcome.hparams != trial.hparams:
             # A define-by-run builder declared new parameters while building this trial.
@@ -94,23 +99,36 @@ class Search:
         self._count_failure(trial)
         return outcome
 
-    def _resume_point(self, trial: Trial) -> tuple[Path | None, int]:
-        """Where training starts: its own checkpoint after a crash, else the parent's, else scratch."""
+    def _mark_interrupted(self, trial: Trial) -> None:
+        """Ctrl-C / SIGTERM: the store says interrupted; in memory the trial stays running, to continue first."""
+        try:
+            self.oracle.tell(trial.id, None, status=INTERRUPTED, error="interrupted by the user")
+            self.store.finish_trial(self.oracle.trials[trial.id])
+        finally:
+            trial.status = RUNNING
+        self.echo(f"Trial {trial.id}: interrupted; it continues from its last checkpoint when the search resumes.")
+
+    def _resume_point(self, trial: Trial) -> tuple[Path | None, int, list[dict[str, Any]]]:
+        """Where training starts: its own checkpoint after a crash, else the parent's, else scratch.
+
+        Returns the weights to load, the epoch to continue from, and the metrics of the epochs the
+        trial already trained (so its best epoch so far still counts).
+        """
         own = self.runner.checkpoint_path(trial.id)
-        record = self.store.trial(trial.id)
-        done = 0
-        if record is not None:
-            done = max((e["epoch"] for e in self.store.epochs(trial.id)), default=0)
-        if own.exists() and done > trial.initial_budget:
-            self.echo(f"Trial {trial.id}: resuming from its checkpoint at epoch {done}.")
-            return own, done
+        if own.exists():
+            recorded = [e for e in self.store.epochs(trial.id) if e["epoch"] > trial.initial_budget]
+            # The checkpoint knows its epoch; the store may lag it by one if the process died in between.
+            reached = checkpoint_epoch(own) or max((e["epoch"] for e in recorded), default=0)
+            if reached > trial.initial_budget:
+                self.echo(f"Trial {trial.id}: resuming from its checkpoint at epoch {reached}.")
+                return own, reached, [e for e in recorded if e["epoch"] <= reached]
         if trial.resume_from is not None:
             parent = self.runner.checkpoint_path(trial.resume_from)
             if parent.exists():
-                return parent, trial.initial_budget
+                return parent, trial.initial_budget, []
             log.warning("trial %s: parent checkpoint %s is missing; training from scratch", trial.id, parent)
             trial.initial_budget = 0
-        return None, trial.initial_budget
+        return None, trial.initial_budget, []
 
     # ------------------------------------------------------------ Reporter protocol
     def on_epoch(self, trial: Trial, epoch: int, metrics: Mapping[str, float], value: float | None) -> bool:
@@ -128,7 +146,7 @@ class Search:
         if self._consecutive_failures >= self.max_consecutive_failed_trials:
             raise SearchAborted(
                 f"{self._consecutive_failures} trials failed in a row; the last error was: {trial.error}. "
-                "Fix the cause (see trials.db / the log) or raise tuner.max_consecutive_failed_trials"
+                "Fix the cause (see trials.db / the log) or raise max_consecutive_failed_trials"
             )
 
     def _cleanup_checkpoints(self, final: bool = False) -> None:
@@ -148,8 +166,10 @@ class Search:
     def _print_trial(self, trial: Trial, outcome: TrialOutcome) -> None:
         best = self.oracle.best_trials(1)
         best_text = f"{best[0].value:.4f} (trial {best[0].id})" if best else "-"
+        # The trial's id, as in the store, trials/trial_NNNN and the summary; then how far the search is.
         limit = self.oracle.max_trials
-        number = f"{trial.id + 1}/{limit}" if limit else f"{trial.id + 1}"
+        done = sum(1 for t in self.oracle.trials.values() if t.done)
+        number = f"{trial.id} ({done}/{limit})" if limit else f"{trial.id} ({done} done)"
         values = " ".join(f"{k}={_short(v)}" for k, v in trial.hparams.items())
         if trial.status == COMPLETED and is_finite(trial.value):
             result = f"{self.oracle.objective.name}={trial.value:.4f}"

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from archsearch.oracles.base import Trial
+from archsearch.oracles.base import DONE, Trial
 
 SCHEMA_VERSION = 1
 
@@ -161,6 +161,12 @@ class TrialStore:
                  _dumps(trial.hparams), _intermediate_json(db, trial), trial.id),
             )
 
+    def discard_trial(self, trial_id: int) -> None:
+        """Forget a trial that never measured anything (a configuration error stopped it at set-up)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM epochs WHERE trial_id = ?", (trial_id,))
+            db.execute("DELETE FROM trials WHERE id = ?", (trial_id,))
+
     # ------------------------------------------------------------ reads
     def trials(self, status: str | None = None) -> list[Trial]:
         sql = "SELECT * FROM trials" + (" WHERE status = ?" if status else "") + " ORDER BY id"
@@ -203,6 +209,30 @@ class TrialStore:
                 events.append((record["tell_seq"], "tell", trial))
         events.sort(key=lambda e: e[0])
         return [(kind, trial) for _, kind, trial in events]
+
+    def problems(self) -> list[str]:
+        """What is wrong with the file, if anything: SQLite's own check plus the store's invariants.
+
+        Used after a crash (and by the kill tests): an empty list means the store can be resumed.
+        """
+        db = self._conn()
+        found = [r[0] for r in db.execute("PRAGMA integrity_check").fetchall() if r[0] != "ok"]
+        seqs = [s for row in db.execute("SELECT ask_seq, tell_seq FROM trials") for s in row if s is not None]
+        if len(seqs) != len(set(seqs)):
+            found.append("an ask/tell sequence number is used twice")
+        if seqs and max(seqs) > int(self.get_meta("seq", 0)):
+            found.append("the sequence counter is behind the trials")
+        for trial_id, status, ask_seq, tell_seq in db.execute("SELECT id, status, ask_seq, tell_seq FROM trials"):
+            if ask_seq is None:
+                found.append(f"trial {trial_id} has no ask sequence number")
+            if (tell_seq is not None) != (status in DONE):
+                found.append(f"trial {trial_id} is {status} but its tell sequence number is {tell_seq}")
+            if tell_seq is not None and ask_seq is not None and tell_seq < ask_seq:
+                found.append(f"trial {trial_id} was told before it was asked")
+        orphans = db.execute("SELECT COUNT(*) FROM epochs WHERE trial_id NOT IN (SELECT id FROM trials)").fetchone()[0]
+        if orphans:
+            found.append(f"{orphans} epoch rows belong to no trial")
+        return found
 
     def count(self, status: str | None = None) -> int:
         if status is None:

@@ -17,16 +17,18 @@ from typing import Any
 
 import keras
 
-from archsearch.errors import ConfigError
+from archsearch.errors import ArchsearchError, ConfigError
 from archsearch.hyperparameters import HyperParameters
 from archsearch.objective import Objective
 from archsearch.oracles import Oracle, Trial, create_oracle
-from archsearch.oracles.base import COMPLETED
 from archsearch.runner import CompileSettings, FitArguments, FitData, Runner, TrainerSettings
 from archsearch.search import Search
 from archsearch.store import TrialStore
 
 STORE_FILE = "trials.db"
+# fit() arguments of KerasTuner tutorials written for Keras 2 that cannot be passed on: Keras 3 removed
+# the first three, and the runner sets each trial's initial_epoch (promoted Hyperband trials resume).
+IGNORED_FIT_ARGS = ("use_multiprocessing", "workers", "max_queue_size", "initial_epoch")
 
 
 class HyperModel:
@@ -49,7 +51,8 @@ class _FunctionHyperModel(HyperModel):
     def build(self, hp: HyperParameters):
         # A fresh naming scope, as KerasTuner's trials get: builders that name one layer
         # "dense_1" must not clash with Keras' auto-generated names from earlier builds.
-        keras.backend.clear_session()
+        # No garbage collection here: the runner already freed the last model (a collection costs ~0.15 s).
+        keras.backend.clear_session(free_memory=False)
         return self._build_fn(hp)
 
 
@@ -156,13 +159,22 @@ class Tuner:
         if events:
             self.oracle.restore(events)
             done = sum(1 for t in self.oracle.trials.values() if t.done)
-            self.echo(f"Resuming the search in {self.project_dir}: {done} trials already done.")
+            running = [t.id for t in self.oracle.running]
+            limit = self.oracle.max_trials
+            self.echo(f"Resuming the search in {self.project_dir}: {done} trials already done"
+                      + (f" of max_trials={limit}" if limit else "")
+                      + (f", trial {running[0]} to continue" if len(running) == 1 else
+                         f", trials {running} to continue" if running else "") + ".")
 
     # ------------------------------------------------------------ KerasTuner API
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
         """Run the search; arguments are those of ``model.fit`` (``epochs`` is per trial)."""
         if "epochs" in fit_kwargs:
             self.trainer.epochs = int(fit_kwargs.pop("epochs"))
+        dropped = [name for name in IGNORED_FIT_ARGS if fit_kwargs.pop(name, None) is not None]
+        if dropped:
+            self.echo(f"Note: search() ignores {', '.join(dropped)}: Keras 3's fit has no use_multiprocessing, "
+                      "workers or max_queue_size, and every trial starts at its own initial epoch.")
         callbacks = fit_kwargs.pop("callbacks", None) or []
         data = FitArguments(tuple(fit_args), dict(fit_kwargs))
         if "batch_size" in fit_kwargs:
@@ -172,6 +184,7 @@ class Tuner:
     def run_search(self, data: FitData, callbacks: Sequence[Any] = ()) -> None:
         """Run the search on any :class:`~archsearch.runner.FitData` (the CLI's datasets, ...)."""
         self._runner = self._make_runner(data, callbacks)
+        self._check_objective_before_training(self._runner)
         Search(
             self.oracle,
             self._runner,
@@ -180,6 +193,25 @@ class Tuner:
             keep_top_models=self.keep_top_models,
             echo=self.echo,
         ).run()
+
+    def _check_objective_before_training(self, runner: Runner) -> None:
+        """Build one model with default values, so a metric the model never produces is reported
+        before the first trial is recorded (a resumed search was checked when it started)."""
+        if self.store.count() > 0:
+            return
+        hp = self.oracle.hyperparameters.with_values({})
+        try:
+            model = runner.build(hp)
+        except ArchsearchError:
+            raise
+        except Exception:  # a builder that fails here fails its trials, which are recorded as failed
+            keras.backend.clear_session()
+            return
+        try:
+            runner._check_objective(model, hp)
+        finally:
+            del model
+            keras.backend.clear_session()
 
     def _make_runner(self, data: FitData | None, callbacks: Sequence[Any] = ()) -> Runner:
         return Runner(
@@ -215,25 +247,26 @@ class Tuner:
                 for t in self.best_trials(num_models)]
 
     def results_summary(self, num_trials: int = 10) -> None:
-        self.echo(results_table(self.oracle, num_trials, self.project_dir))
+        # Statuses as recorded: after Ctrl-C the store says "interrupted" where the oracle still says "running".
+        statuses = [r["status"] for r in self.store.rows()]
+        self.echo(results_table(self.oracle, num_trials, self.project_dir, statuses or None))
 
 
-def results_table(oracle: Oracle, num_trials: int = 10, where: Path | None = None) -> str:
+def results_table(oracle: Oracle, num_trials: int = 10, where: Path | None = None,
+                  statuses: Sequence[str] | None = None) -> str:
     """The best ``num_trials`` trials as a text table (KerasTuner's ``results_summary``)."""
     best = oracle.best_trials(num_trials)
     counts: dict[str, int] = {}
-    for t in oracle.trials.values():
-        counts[t.status] = counts.get(t.status, 0) + 1
+    for status in statuses if statuses is not None else [t.status for t in oracle.trials.values()]:
+        counts[status] = counts.get(status, 0) + 1
     header = f"Results summary{f' ({where})' if where else ''}"
     lines = [header, f"Objective: {oracle.objective}", "Trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
     if not best:
         lines.append("No completed trial yet.")
         return "\n".join(lines)
-    names = []
-    for t in best:
-        for k in t.hparams:
-            if k not in names:
-                names.append(k)
+    shown = {k for t in best for k in t.hparams}
+    names = [k for k in oracle.hyperparameters.space if k in shown]  # declaration order: units_1, units_2, ...
+    names += sorted(shown - set(names))
     extra = ["budget"] if any(t.budget is not None for t in best) else []
     columns = ["rank", "trial", "score", *extra, *names]
     rows = []

@@ -206,3 +206,77 @@ def test_wal_mode_is_on(tmp_path):
     assert raw.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"  # persistent in the file
     raw.close()
     s.close()
+
+
+def test_discard_trial_removes_its_rows_and_leaves_the_rest(store):
+    keep, drop = Trial(0, {"x": 0}), Trial(1, {"x": 1})
+    store.create_trial(keep)
+    store.create_trial(drop)
+    store.record_epoch(1, 1, {"loss": 1.0})
+    store.record_epoch(0, 1, {"loss": 2.0})
+    store.discard_trial(1)
+    assert [t.id for t in store.trials()] == [0]
+    assert store.epochs(1) == [] and store.epochs(0) == [{"epoch": 1, "loss": 2.0}]
+    assert [(k, t.id) for k, t in store.events()] == [("ask", 0)]
+    assert store.problems() == []
+
+
+def test_problems_is_empty_for_a_healthy_store_and_names_broken_invariants(store):
+    a, b, c = Trial(0, {"x": 0}), Trial(1, {"x": 1}), Trial(2, {"x": 2})
+    for t in (a, b, c):
+        store.create_trial(t)
+    store.record_epoch(0, 1, {"loss": 1.0})
+    store.finish_trial(finished(a))
+    store.finish_trial(finished(b, INTERRUPTED, None))
+    assert store.problems() == []
+
+    raw = sqlite3.connect(store.path, isolation_level=None)
+    raw.execute("UPDATE trials SET status = 'completed' WHERE id = 2")  # completed without a tell
+    raw.execute("UPDATE trials SET ask_seq = 1 WHERE id = 1")  # a sequence number used twice
+    raw.execute("INSERT INTO epochs VALUES (7, 1, '{}', 0.0)")  # an epoch of no trial
+    raw.close()
+    found = store.problems()
+    assert "trial 2 is completed but its tell sequence number is None" in found
+    assert "an ask/tell sequence number is used twice" in found
+    assert "1 epoch rows belong to no trial" in found
+
+
+def _process_writer(path: str, offset: int, count: int, start) -> None:
+    """One of several processes writing the same store, as parallel workers will."""
+    start.wait()  # all processes open and write at the same moment, the file possibly not yet created
+    s = TrialStore(path)
+    for i in range(offset, offset + count):
+        t = Trial(i, {"i": i})
+        s.create_trial(t, worker=f"w{offset}")
+        for epoch in (1, 2, 3):
+            s.record_epoch(i, epoch, {"loss": 1.0 / epoch}, objective_value=1.0 / epoch)
+        s.finish_trial(finished(t, value=float(i), loss=0.3), duration=0.01)
+    s.close()
+
+
+def test_several_processes_write_one_store_at_once(tmp_path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold TensorFlow threads
+    path = tmp_path / "shared" / "trials.db"
+    start = ctx.Event()
+    workers = [ctx.Process(target=_process_writer, args=(str(path), k * 1000, 25, start)) for k in range(3)]
+    for w in workers:
+        w.start()
+    start.set()
+    for w in workers:
+        w.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+
+    s = TrialStore(path)
+    rows = s.rows()
+    assert len(rows) == 75 and all(r["status"] == COMPLETED for r in rows)
+    assert {r["worker"] for r in rows} == {"w0", "w1000", "w2000"}
+    assert all(r["epochs_done"] == 3 and r["intermediate"] == {"1": 1.0, "2": 0.5, "3": pytest.approx(1 / 3)}
+               for r in rows)
+    count = sqlite3.connect(path).execute("SELECT COUNT(*) FROM epochs").fetchone()[0]
+    assert count == 225
+    seqs = sorted(x for r in rows for x in (r["ask_seq"], r["tell_seq"]))
+    assert seqs == list(range(1, 151))  # one global order across the processes
+    assert s.problems() == []
+    s.close()

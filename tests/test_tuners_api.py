@@ -180,3 +180,17 @@ def test_missing_objective_metric_is_a_clear_error(tmp_path):
     with pytest.raises(archsearch.ConfigError, match="val_f1.*accuracy"):
         tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
     assert tuner.store.count("completed") == 0
+
+
+def test_keras2_fit_arguments_of_tutorials_are_dropped_with_a_note(tmp_path):
+    """The U-Net tutorial calls search(..., initial_epoch=0, use_multiprocessing=True, workers=6)."""
+    x, y = make_data(n=80)
+    lines: list[str] = []
+    tuner = archsearch.RandomSearch(model_builder, objective="val_accuracy", max_trials=1, seed=0,
+                                    directory=tmp_path, project_name="legacy", echo=lines.append)
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0, shuffle=True, initial_epoch=0,
+                 use_multiprocessing=True, workers=6, max_queue_size=10)
+    assert [r["status"] for r in tuner.store.rows()] == ["completed"]
+    note = next(line for line in lines if line.startswith("Note: search() ignores"))
+    for name in ("use_multiprocessing", "workers", "max_queue_size", "initial_epoch"):
+        assert name in note
