@@ -101,6 +101,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         patience=int(early.get("patience", 3)),
         min_delta=float(early.get("min_delta", 0.0)),
         executions_per_trial=int(trainer_cfg.get("executions_per_trial", 1)),
+        seed=None if trainer_cfg.get("seed") is None else int(trainer_cfg["seed"]),
     )
     compile_settings = CompileSettings(
         loss=model_cfg.get("loss"),

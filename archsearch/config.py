@@ -155,6 +155,7 @@ def check_run_settings(cfg: Mapping[str, Any]) -> None:
     whole_number(trainer.get("batch_size", 32), "trainer.batch_size", 1, allow_none=True)
     real_number(trainer.get("learning_rate"), "trainer.learning_rate", 0.0, allow_none=True, strict=True)
     whole_number(trainer.get("executions_per_trial", 1), "trainer.executions_per_trial", 1)
+    whole_number(trainer.get("seed"), "trainer.seed", 0, allow_none=True)
     whole_number(trainer.get("keep_top_models", 5), "trainer.keep_top_models", 1, allow_none=True)
     verbose = whole_number(trainer.get("verbose", 0), "trainer.verbose", 0)
     if verbose > 2:

@@ -15,6 +15,7 @@ import copy
 import logging
 import math
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -84,6 +85,9 @@ class TrainerSettings:
     min_delta: float = 0.0
     executions_per_trial: int = 1
     checkpoints: bool = True
+    # Seeds weight initialisation and dropout of each fit (seed + 1000 * trial id + execution), so a
+    # search can be repeated and two trials differ only by their values; None leaves them unseeded.
+    seed: int | None = None
 
 
 @dataclass
@@ -211,6 +215,8 @@ class Runner:
         model = None
         try:
             for execution in range(executions):
+                if self.trainer.seed is not None:
+                    keras.utils.set_random_seed(int(self.trainer.seed) + 1000 * trial.id + execution)
                 model = self.build(hp)
                 outcome.hparams = dict(hp.values)  # define-by-run builders may have added values
                 if resume_checkpoint is not None:
@@ -343,9 +349,9 @@ class _EpochTracker(keras.callbacks.Callback):
             self.best_value, self.best_metrics, self.best_epoch = value, metrics, epoch1
         if self.primary and self.runner.trainer.checkpoints:
             self._dir.mkdir(parents=True, exist_ok=True)
-            if improved:
-                _atomic_save_weights(self.model, self._dir / BEST_WEIGHTS, epoch1)
             _atomic_save_weights(self.model, self._dir / CHECKPOINT, epoch1)
+            if improved:  # the same weights: a second name for the file costs nothing, a second save ~25 ms
+                _atomic_link(self._dir / CHECKPOINT, self._dir / BEST_WEIGHTS)
         if self.primary and self.reporter is not None:
             if self.reporter.on_epoch(self.trial, epoch1, metrics, value):
                 self.pruned = True
@@ -380,6 +386,20 @@ def _atomic_save_weights(model, path: Path, epoch: int | None = None) -> None:
         with h5py.File(tmp, "a") as fh:
             fh.attrs[EPOCH_ATTRIBUTE] = int(epoch)
     os.replace(tmp, path)
+
+
+def _atomic_link(source: Path, target: Path) -> None:
+    """``target`` becomes another name of ``source``'s file (a copy where hard links are not possible).
+
+    The next checkpoint replaces ``source`` by a new file, so ``target`` keeps this epoch's weights.
+    """
+    tmp = target.with_name(target.name.replace(".weights.h5", ".tmp.weights.h5"))
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
 
 
 def checkpoint_epoch(path: Path) -> int | None:

@@ -180,6 +180,8 @@ class Search:
         budget = ""
         if trial.budget is not None:
             budget = f" | epochs {trial.initial_budget}->{trial.budget}"
+            if trial.resume_from is not None:
+                budget += f" from trial {trial.resume_from}"
             total = getattr(self.oracle, "total_epochs", None)
             if total:
                 budget += f" (spent {self.epochs_spent}/{total})"

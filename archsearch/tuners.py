@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,7 @@ class Tuner:
         directory: str | Path | None = None,
         project_name: str | None = None,
         overwrite: bool = False,
-        executions_per_trial: int = 1,
+        executions_per_trial: int | None = None,
         max_consecutive_failed_trials: int = 3,
         oracle: Oracle | None = None,
         trainer: TrainerSettings | None = None,
@@ -107,7 +107,10 @@ class Tuner:
         if overwrite and self.project_dir.exists():
             shutil.rmtree(self.project_dir)
         self.trainer = trainer or TrainerSettings()
-        self.trainer.executions_per_trial = int(executions_per_trial)
+        if executions_per_trial is not None:  # else the trainer's own setting (the CLI's trainer.executions_per_trial)
+            self.trainer.executions_per_trial = int(executions_per_trial)
+        if seed is not None and self.trainer.seed is None:
+            self.trainer.seed = int(seed)  # one seed makes the whole search repeatable: values and weights
         self.compile_settings = compile_settings or CompileSettings()
         self.max_consecutive_failed_trials = max_consecutive_failed_trials
         self.keep_top_models = keep_top_models
@@ -171,6 +174,9 @@ class Tuner:
         """Run the search; arguments are those of ``model.fit`` (``epochs`` is per trial)."""
         if "epochs" in fit_kwargs:
             self.trainer.epochs = int(fit_kwargs.pop("epochs"))
+            if getattr(self.oracle, "total_epochs", None):
+                self.echo(f"Note: {self.oracle.name} trains each trial to its own budget (at most max_epochs="
+                          f"{self.oracle.max_epochs}); search(epochs={self.trainer.epochs}) is not used.")
         dropped = [name for name in IGNORED_FIT_ARGS if fit_kwargs.pop(name, None) is not None]
         if dropped:
             self.echo(f"Note: search() ignores {', '.join(dropped)}: Keras 3's fit has no use_multiprocessing, "
@@ -267,14 +273,13 @@ def results_table(oracle: Oracle, num_trials: int = 10, where: Path | None = Non
     shown = {k for t in best for k in t.hparams}
     names = [k for k in oracle.hyperparameters.space if k in shown]  # declaration order: units_1, units_2, ...
     names += sorted(shown - set(names))
-    extra = ["budget"] if any(t.budget is not None for t in best) else []
+    extra = ["epochs"] if any(t.budget is not None for t in best) else []
     columns = ["rank", "trial", "score", *extra, *names]
     rows = []
     for rank, t in enumerate(best, 1):
         row = [str(rank), str(t.id), f"{t.value:.4f}"]
         if extra:
-            row.append(f"{t.initial_budget}->{t.budget}" + (f" b{t.info['bracket']}r{t.info['round']}"
-                                                              if "bracket" in t.info else ""))
+            row.append(budget_text(t))
         row += [_fmt(t.hparams.get(n, "")) for n in names]
         rows.append(row)
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
@@ -282,6 +287,16 @@ def results_table(oracle: Oracle, num_trials: int = 10, where: Path | None = Non
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
     return "\n".join(lines)
+
+
+def budget_text(trial: Trial) -> str:
+    """``1->3 b1r1 from 4``: epochs trained, Hyperband bracket and round, and the trial it continued."""
+    text = f"{trial.initial_budget}->{trial.budget}"
+    if "bracket" in trial.info:
+        text += f" b{trial.info['bracket']}r{trial.info['round']}"
+    if trial.resume_from is not None:
+        text += f" from {trial.resume_from}"
+    return text
 
 
 def _fmt(v: Any) -> str:

@@ -194,3 +194,18 @@ def test_keras2_fit_arguments_of_tutorials_are_dropped_with_a_note(tmp_path):
     note = next(line for line in lines if line.startswith("Note: search() ignores"))
     for name in ("use_multiprocessing", "workers", "max_queue_size", "initial_epoch"):
         assert name in note
+
+
+def test_a_seeded_search_repeats_exactly_and_trials_differ(tmp_path):
+    """seed= fixes the values *and* each trial's initial weights and dropout (seed + trial id)."""
+    x, y = make_data(n=80)
+
+    def scores(folder):
+        tuner = archsearch.RandomSearch(model_builder, objective="val_accuracy", max_trials=2, seed=5,
+                                        directory=tmp_path, project_name=folder, echo=lambda line: None)
+        tuner.search(x, y, epochs=2, validation_split=0.25, verbose=0, shuffle=False)
+        return [(r["hparams"], r["intermediate"], tuner.store.epochs(r["id"])[-1]["loss"]) for r in tuner.store.rows()]
+
+    first, again = scores("first"), scores("again")
+    assert [(h, i) for h, i, _ in first] == [(h, i) for h, i, _ in again]
+    assert [loss for *_, loss in first] == pytest.approx([loss for *_, loss in again], rel=1e-5)

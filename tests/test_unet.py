@@ -194,6 +194,6 @@ def test_model_unet_selects_documents_and_val_f1():
     with initialize_config_dir(config_dir=conf, version_base=None):
         cfg = compose("config", overrides=["model=unet"])
         assert (cfg.data.name, cfg.objective, cfg.model.name) == ("documents", "val_f1", "unet")
-        assert cfg.model.loss == "bce_dice" and cfg.model.space.net_depth.max == 6
+        assert cfg.model.loss == "bce_dice" and cfg.model.space.net_depth.max == 5
         cfg = compose("config", overrides=["model=unet", "data=folder", "objective=val_iou"])
         assert (cfg.data.name, cfg.objective) == ("folder", "val_iou")  # the command line wins

@@ -9,10 +9,11 @@ input shape).  Keeping loaders to numpy keeps them backend-agnostic; the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from archsearch.errors import DataError
+from archsearch.errors import ConfigError, DataError
 
 TASKS = ("classification", "segmentation")
 
@@ -72,3 +73,16 @@ def split_validation(
     order = np.random.default_rng(seed).permutation(n)
     val, train = order[:n_val], order[n_val:]
     return x[train], y[train], x[val], y[val]
+
+
+def image_size(value: Any, minimum: int = 1, why: str = "") -> tuple[int, int]:
+    """``data.image_size`` as (height, width): an int means a square; ``why`` explains ``minimum``."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        dims = (int(value), int(value))
+    elif isinstance(value, (list, tuple)) and len(value) == 2:
+        dims = (int(value[0]), int(value[1]))
+    else:
+        raise ConfigError("data.image_size", f"expected an int or [height, width], got {value!r}")
+    if min(dims) < minimum:
+        raise ConfigError("data.image_size", f"{dims[0]}x{dims[1]} is too small{why}", f"use at least {minimum}")
+    return dims

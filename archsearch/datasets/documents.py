@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from archsearch.datasets.base import DataSplits, split_validation
+from archsearch.datasets.base import DataSplits, image_size, split_validation
 from archsearch.errors import ConfigError
 
 CLASSES = ("number", "stamp", "table", "text")
@@ -45,7 +45,7 @@ def load(cfg: Mapping[str, Any]) -> DataSplits:
     """Draw ``num_samples`` pages and split them into training and validation sets."""
     options = {**DEFAULTS, **{k: v for k, v in dict(cfg).items() if v is not None}}
     classes = _classes(options["classes"])
-    h, w = _size(options["image_size"])
+    h, w = image_size(options["image_size"], 16, " to draw a page")
     channels = int(options["channels"])
     if channels not in (1, 3):
         raise ConfigError("data.channels", f"must be 1 or 3, got {channels}")
@@ -241,15 +241,3 @@ def _classes(value: Any) -> tuple[str, ...]:
     if len(set(classes)) != len(classes):
         raise ConfigError("data.classes", f"lists a class twice: {list(classes)}")
     return classes
-
-
-def _size(value: Any) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        dims = (int(value), int(value))
-    elif isinstance(value, (list, tuple)) and len(value) == 2:
-        dims = (int(value[0]), int(value[1]))
-    else:
-        raise ConfigError("data.image_size", f"expected an int or [height, width], got {value!r}")
-    if min(dims) < 16:
-        raise ConfigError("data.image_size", f"{dims[0]}x{dims[1]} is too small to draw a page", "use at least 16")
-    return dims

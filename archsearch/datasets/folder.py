@@ -26,7 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from archsearch.datasets.base import DataSplits, split_validation
+from archsearch.datasets.base import DataSplits, image_size, split_validation
 from archsearch.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -49,7 +49,7 @@ def load(cfg: Mapping[str, Any]) -> DataSplits:
     """Read, resize and split the folder named by ``data.path``."""
     options = {**DEFAULTS, **{k: v for k, v in dict(cfg).items() if v is not None}}
     root = _root(options.get("path"))
-    h, w = _size(options["image_size"])
+    h, w = image_size(options["image_size"])
     channels = int(options["channels"])
     if channels not in (1, 3):
         raise ConfigError("data.channels", f"must be 1 or 3, got {channels}")
@@ -267,15 +267,3 @@ def _declared_classes(options: Mapping[str, Any]) -> tuple[list[str], str]:
             raise ConfigError("data.output_classes", f"must be >= 1, got {count}")
         return [str(i) for i in range(1, int(count) + 1)], "data.output_classes"
     return [], "data.output_classes"
-
-
-def _size(value: Any) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        dims = (int(value), int(value))
-    elif isinstance(value, (list, tuple)) and len(value) == 2:
-        dims = (int(value[0]), int(value[1]))
-    else:
-        raise ConfigError("data.image_size", f"expected an int or [height, width], got {value!r}")
-    if min(dims) < 1:
-        raise ConfigError("data.image_size", f"must be positive, got {list(dims)}")
-    return dims

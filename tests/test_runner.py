@@ -1,0 +1,130 @@
+"""The runner alone, with a tiny real Keras model: resuming a promoted trial is exact."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from archsearch.hyperparameters import HyperParameters
+from archsearch.objective import Objective
+from archsearch.oracles.base import COMPLETED, PRUNED, Trial
+from archsearch.runner import CHECKPOINT, FitArguments, Runner, TrainerSettings
+
+SAMPLES, BATCH = 64, 16
+STEPS = SAMPLES // BATCH  # optimizer steps per epoch
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(SAMPLES, 8)).astype("float32")
+    y = (x[:, :4].sum(axis=1) > 0).astype("int32")
+    # shuffle=False: every run sees the batches in the same order, so losses can be compared exactly.
+    return FitArguments((x, y), {"validation_data": (x[:16], y[:16]), "shuffle": False})
+
+
+def _build(hp):
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(int(hp.get("seed", 0)))
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+class _Recorder:
+    """Reporter: every epoch the runner reports, per trial."""
+
+    def __init__(self, prune_at: int | None = None) -> None:
+        self.epochs: dict[int, list[tuple[int, dict]]] = {}
+        self.prune_at = prune_at
+
+    def on_epoch(self, trial, epoch, metrics, value):
+        self.epochs.setdefault(trial.id, []).append((epoch, dict(metrics)))
+        return self.prune_at is not None and epoch >= self.prune_at
+
+
+class _Iterations(keras.callbacks.Callback):
+    """The optimizer's step counter when training starts and ends (shared across deep copies)."""
+
+    seen: list[tuple[str, int]] = []
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def on_train_begin(self, logs=None):
+        self.seen.append(("begin", int(self.model.optimizer.iterations.numpy())))
+
+    def on_train_end(self, logs=None):
+        self.seen.append(("end", int(self.model.optimizer.iterations.numpy())))
+
+
+@pytest.fixture
+def runner(tmp_path):
+    _Iterations.seen = []
+    return Runner(_build, _data(), Objective.create("val_loss"), tmp_path,
+                  trainer=TrainerSettings(epochs=4, batch_size=BATCH), callbacks=[_Iterations()])
+
+
+def test_a_promoted_trial_continues_weights_and_optimizer_state_exactly(runner):
+    hp = HyperParameters()
+    reporter = _Recorder()
+
+    straight = runner.run(Trial(0, {}, budget=4), hp, reporter)
+    assert straight.status == COMPLETED and straight.epochs_done == 4
+
+    parent = runner.run(Trial(1, {}, budget=2), hp, reporter)
+    assert parent.epochs_done == 2
+    checkpoint = runner.checkpoint_path(1)
+    assert checkpoint.name == CHECKPOINT and checkpoint.exists()
+
+    child_trial = Trial(2, {}, budget=4, resume_from=1, initial_budget=2)
+    child = runner.run(child_trial, hp, reporter, resume_checkpoint=checkpoint, initial_epoch=2)
+    assert child.status == COMPLETED
+    assert child.epochs_done == 4
+
+    # Only the extra epochs are trained and reported: 3 and 4, never 1 or 2 again.
+    assert [e for e, _ in reporter.epochs[2]] == [3, 4]
+    # The optimizer's step counter continues from the parent's instead of restarting at 0.
+    assert _Iterations.seen == [("begin", 0), ("end", 4 * STEPS),
+                                ("begin", 0), ("end", 2 * STEPS),
+                                ("begin", 2 * STEPS), ("end", 4 * STEPS)]
+    # Weights *and* Adam's moments were restored: epochs 3-4 of the resumed trial are those of a
+    # trial trained 4 epochs straight (the same seed, the same batches), not a restart.
+    straight_losses = [m["loss"] for _, m in reporter.epochs[0]]
+    parent_losses = [m["loss"] for _, m in reporter.epochs[1]]
+    child_losses = [m["loss"] for _, m in reporter.epochs[2]]
+    assert parent_losses == pytest.approx(straight_losses[:2], rel=1e-4)
+    assert child_losses == pytest.approx(straight_losses[2:], rel=1e-4)
+    assert child_losses[0] < parent_losses[0]
+    # The best epoch is counted on the whole budget (3 or 4), not from 1.
+    assert child.best_epoch in (3, 4)
+
+
+def test_weights_alone_would_not_reproduce_the_straight_run(runner):
+    """Guards the test above: with the weights but a fresh optimizer, epochs 3-4 differ."""
+    from archsearch.runner import _restore_checkpoint
+
+    hp = HyperParameters()
+    reporter = _Recorder()
+    runner.run(Trial(0, {}, budget=4), hp, reporter)
+    runner.run(Trial(1, {}, budget=2), hp, reporter)
+    restored = _build(hp)
+    _restore_checkpoint(restored, runner.checkpoint_path(1))
+    assert int(restored.optimizer.iterations.numpy()) == 2 * STEPS  # the checkpoint holds the optimizer
+    fresh = _build(hp)
+    fresh.set_weights(restored.get_weights())
+    assert int(fresh.optimizer.iterations.numpy()) == 0
+    x, y = runner.data.args
+    history = fresh.fit(x, y, epochs=4, initial_epoch=2, batch_size=BATCH, shuffle=False, verbose=0)
+    straight_losses = [m["loss"] for _, m in reporter.epochs[0]]
+    assert history.history["loss"] != pytest.approx(straight_losses[2:], rel=1e-4)
+
+
+def test_a_pruned_trial_stops_at_the_epoch_it_reached(runner):
+    reporter = _Recorder(prune_at=2)
+    outcome = runner.run(Trial(0, {}, budget=4), HyperParameters(), reporter)
+    assert outcome.status == PRUNED
+    assert outcome.epochs_done == 2
+    assert [e for e, _ in reporter.epochs[0]] == [1, 2]
+    assert outcome.value is not None and np.isfinite(outcome.value)
