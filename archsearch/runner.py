@@ -32,6 +32,17 @@ from archsearch.oracles.base import COMPLETED, FAILED, PRUNED, Trial
 
 log = logging.getLogger("archsearch")
 
+
+class _RetracingNoise(logging.Filter):
+    """Every trial builds a new model, so TensorFlow traces new functions by design; its advice to
+    avoid retracing (printed from the fifth trial on) is noise in a search and is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+logging.getLogger("tensorflow").addFilter(_RetracingNoise())
+
 CHECKPOINT = "checkpoint.weights.h5"
 BEST_WEIGHTS = "best.weights.h5"
 

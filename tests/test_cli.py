@@ -116,3 +116,15 @@ def test_a_kerastuner_builder_runs_through_the_cli(cli, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     values = yaml.safe_load((run_dir / "best" / "hparams.yaml").read_text())["values"]
     assert set(values) == {"units", "learning_rate"}
+
+
+def test_multirun_sweep_gives_each_job_its_own_search(cli, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = cli(["-m", "tuner=random,bayesian", "tuner.max_trials=1", "trainer.epochs=1", "data.num_samples=160",
+                  f"hydra.sweep.dir={sweep}"], tmp_path / "unused")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job, tuner in (("0", "random"), ("1", "bayesian")):
+        hparams = yaml.safe_load((sweep / job / "best" / "hparams.yaml").read_text())
+        assert hparams["trial"] == 0
+        stored = sqlite3.connect(sweep / job / "trials.db").execute("SELECT value FROM meta WHERE key='config'")
+        assert f'"name": "{tuner}"' in stored.fetchone()[0]
