@@ -354,8 +354,8 @@ def bohb_main(seeds: int, cap: int) -> None:
     header = ["method"] + [f"@{b}" for b in budgets] + ["trials", "s/suggestion", "total s"]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|", flush=True)
-    contenders = [("archsearch Hyperband", "hyperband", {}), ("archsearch BOHB (defaults)", "bohb", {}),
-                  ("archsearch BOHB, min_model_budget=3", "bohb", {"min_model_budget": 3})]
+    contenders = [("archsearch Hyperband", "hyperband", {}), ("archsearch BOHB (defaults: min_model_budget=auto)", "bohb", {}),
+                  ("archsearch BOHB, min_model_budget=None (the paper)", "bohb", {"min_model_budget": None})]
     for label, tuner, extra in contenders:
         start = time.perf_counter()
         runs = [run(CurveProblem(seed), seed, tuner, **extra) for seed in range(seeds)]

@@ -85,7 +85,7 @@ def test_same_plan_as_hyperband_and_identical_when_always_random():
 
 
 def test_model_uses_the_largest_budget_with_enough_points():
-    oracle = make(hyperband_iterations=3)
+    oracle = make(hyperband_iterations=3, min_model_budget=None)  # the paper's rule: any budget
     n_min = len(SPACE) + 1  # d + 1, as in the paper
     sources = []
     while not oracle.finished:
@@ -113,6 +113,16 @@ def test_finds_better_configurations_than_hyperband():
     hb = [drive(make("hyperband", seed=s, **plan)) for s in range(10)]
     assert np.mean(bohb) > np.mean(hb)
     assert np.median(bohb) > np.median(hb)
+
+
+def test_min_model_budget_auto_is_the_second_smallest_budget():
+    assert make().min_model_budget == 3  # budgets 1, 3, 9
+    assert make(max_epochs=27).min_model_budget == 3
+    assert make(max_epochs=8, factor=2, min_epochs=2).min_model_budget == 4  # budgets 2, 4, 8
+    assert make(max_epochs=1).min_model_budget is None  # a single budget: nothing to leave out
+    assert make(min_model_budget=None).min_model_budget is None
+    with pytest.raises(ConfigError, match="min_model_budget.*auto or null"):
+        make(min_model_budget="soon")
 
 
 def test_min_model_budget_keeps_short_budgets_out_of_the_model():
@@ -151,9 +161,9 @@ def test_restore_replays_to_the_same_next_proposals():
 
 
 def test_direction_min_mirrors_max():
-    maximise = make(seed=7)
+    maximise = make(seed=7, min_model_budget=None)
     minimise = create_oracle("bohb", HyperParameters.from_config(SPACE), {"name": "loss", "direction": "min"},
-                             seed=7, **PLAN)
+                             seed=7, min_model_budget=None, **PLAN)
     while not maximise.finished:
         a, b = maximise.ask(), minimise.ask()
         assert a.hparams == b.hparams

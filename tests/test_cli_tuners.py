@@ -199,9 +199,10 @@ def test_hyperband_checkpoints_live_only_while_promotable(tmp_path):
 
 def test_bohb_cli_runs_brackets_with_resumed_promotions(cli, tmp_path):
     run_dir = tmp_path / "run"
-    # min_points_in_model=1: the model proposes from budget 1 on (3 results), so its code path runs too.
+    # min_points_in_model=1 and min_model_budget=null: the model proposes from budget 1 on (3 results),
+    # so its code path runs too.
     result = cli(["tuner=bohb", "model=mlp", "tuner.max_epochs=3", "tuner.hyperband_iterations=1",
-                  "tuner.min_points_in_model=1", *TINY_SHAPES], run_dir)
+                  "tuner.min_points_in_model=1", "tuner.min_model_budget=null", *TINY_SHAPES], run_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Search plan: 11 epochs in all (bohb)." in result.stdout
     assert "trainer.epochs=5 is not used" in result.stdout

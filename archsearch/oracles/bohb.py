@@ -16,8 +16,9 @@ For each new configuration:
   one maximising ``l(x) / g(x)`` that was never tried is proposed.  Before any
   budget has enough observations, every draw is random.
 
-``min_model_budget`` (default: none, as in the paper) keeps budgets below it
-out of the model.  BOHB assumes that short trainings rank configurations
+``min_model_budget`` keeps budgets below it out of the model.  The default,
+``"auto"``, is the second-smallest budget of the schedule (3 epochs for
+``max_epochs=9, factor=3``); ``None`` lets any budget in, as in the paper.  BOHB assumes that short trainings rank configurations
 roughly as long ones do; where they mislead -- typically high learning rates
 that look best after one epoch and end poorly -- the first model steers the
 search towards them.  ``bench/bayesian_bench.py --bohb`` shows both effects on
@@ -55,7 +56,8 @@ class BOHBOracle(HyperbandOracle):
     """Hyperband with model-based new configurations; see the module docstring."""
 
     def __init__(self, hyperparameters, objective, random_fraction: float = 1 / 3,
-                 min_points_in_model: int | None = None, min_model_budget: int | None = None, **kwargs: Any) -> None:
+                 min_points_in_model: int | None = None, min_model_budget: str | int | None = "auto",
+                 **kwargs: Any) -> None:
         super().__init__(hyperparameters, objective, **kwargs)
         try:
             random_fraction = float(random_fraction)
@@ -69,10 +71,14 @@ class BOHBOracle(HyperbandOracle):
                                                 or int(min_points_in_model) < 1):
             raise ConfigError("tuner.min_points_in_model",
                               f"must be a whole number >= 1 or null, got {min_points_in_model!r}")
-        if min_model_budget is not None and (isinstance(min_model_budget, bool)
+        if min_model_budget == "auto":
+            # The smallest budget misleads most (curves cross early), so by default the model starts one rung up.
+            budgets = sorted({r.budget for bracket in self.schedule for r in bracket.rounds})
+            min_model_budget = budgets[1] if len(budgets) > 1 else None
+        if min_model_budget is not None and (isinstance(min_model_budget, (bool, str))
                                              or int(min_model_budget) != min_model_budget or int(min_model_budget) < 1):
             raise ConfigError("tuner.min_model_budget",
-                              f"must be a whole number of epochs >= 1 or null, got {min_model_budget!r}")
+                              f"must be a whole number of epochs >= 1, auto or null, got {min_model_budget!r}")
         self.random_fraction = random_fraction
         self.min_model_budget = None if min_model_budget is None else int(min_model_budget)
         self.min_points_in_model = None if min_points_in_model is None else int(min_points_in_model)
