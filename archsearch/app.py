@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from archsearch import config as C
 from archsearch.errors import ConfigError
+from archsearch.resume import continue_stored_search, plain_config
 
 log = logging.getLogger("archsearch")
 
@@ -58,7 +59,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     folder = C.run_folder(cfg)
     overwrite = bool(cfg.get("overwrite", False)) and not cfg.get("resume")
     if not overwrite:
-        cfg = _continue_stored_search(cfg, folder, echo)
+        cfg = continue_stored_search(cfg, folder, echo)
     C.check_run_settings(cfg)
     model_cfg = C.to_dict(cfg.model)
     tuner_cfg = C.to_dict(cfg.tuner)
@@ -127,7 +128,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         keep_top_models=trainer_cfg.get("keep_top_models", 5),
         echo=echo,
     )
-    tuner.store.set_meta("config", _plain_config(cfg))
+    tuner.store.set_meta("config", plain_config(cfg))
     augment = None
     if data_cfg.get("augment"):
         from archsearch.datasets import folder as folder_data
@@ -135,53 +136,6 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         augment = folder_data.augment_batch
     data = ArraysFitData(splits, seed=int(data_cfg.get("seed", 0) or 0), augment=augment)
     return tuner, data, splits, model_cfg
-
-
-def _plain_config(cfg: DictConfig) -> dict[str, Any]:
-    return {k: v for k, v in C.to_dict(cfg).items() if k != "hydra"}
-
-
-def _continue_stored_search(cfg: DictConfig, folder: Path, echo: Callable[[str], None]) -> DictConfig:
-    """Continuing a search: the config it runs with, safe changes applied (and said), the rest refused by name.
-
-    With ``resume=<folder>`` the stored config is the base and only the command line's overrides
-    change it; a run into a folder that already holds a search must match it as a whole.
-    """
-    import sqlite3
-
-    from archsearch.store import TrialStore
-    from archsearch.tuners import STORE_FILE
-
-    path = folder / STORE_FILE
-    if not path.exists():
-        return cfg
-    try:
-        store = TrialStore(path)
-        try:
-            stored, count = store.get_meta("config"), store.count()
-        finally:
-            store.close()
-    except sqlite3.DatabaseError as exc:
-        raise ConfigError("resume" if cfg.get("resume") else "hydra.run.dir",
-                          f"{path} is not a readable trial store ({exc})",
-                          "point it at a run folder of archsearch, or pass overwrite=true to start afresh") from None
-    if stored is None or count == 0:
-        return cfg
-    overrides = C.command_line_overrides() if cfg.get("resume") else None
-    if overrides is not None:
-        cfg = C.resume_config(cfg, stored, overrides)
-    safe, refused = C.compare_for_resume(stored, _plain_config(cfg))
-    if refused:
-        raise ConfigError(
-            "resume" if cfg.get("resume") else str(folder),
-            "these settings differ from the search stored there and cannot change when it continues: "
-            + C.describe_changes(refused),
-            f"continue it with resume={folder} (only {', '.join(C.RESUMABLE_CHANGES)} may change), "
-            "start a new run folder, or pass overwrite=true to start afresh",
-        )
-    for change in safe:
-        echo(f"Resume: {change} (takes effect now)")
-    return cfg
 
 
 def run(cfg: DictConfig, echo: Callable[[str], None] = print) -> Path | None:

@@ -482,7 +482,7 @@ def test_resume_applies_safe_changes_and_refuses_other_changes_or_another_search
 
 
 def test_compare_for_resume_ignores_harmless_differences():
-    from archsearch.config import compare_for_resume
+    from archsearch.resume import compare_for_resume
 
     stored = {"model": {"name": "mlp", "space": {"u": {"min": 1}}}, "tuner": {"name": "random", "max_trials": 2},
               "trainer": {"verbose": 0, "early_stopping": {"patience": 3}, "epochs": 5}, "resume": None,
@@ -501,7 +501,7 @@ def test_compare_for_resume_ignores_harmless_differences():
 def test_resume_config_is_the_stored_one_changed_only_by_the_command_line():
     from omegaconf import OmegaConf
 
-    from archsearch.config import resume_config
+    from archsearch.resume import resume_config
 
     stored = {"tuner": {"name": "hyperband", "max_epochs": 9, "seed": 3}, "data": {"name": "shapes", "num_samples": 160},
               "objective": "val_accuracy", "resume": None}

@@ -1,0 +1,157 @@
+"""Continuing a search in a folder that already holds one (``resume=<run folder>``).
+
+The stored config is the base and only the command line's overrides change it, so a resumed
+search never needs the first run's flags again.  Settings that do not change what was already
+measured (``RESUMABLE_CHANGES``) may differ and are reported; any other difference is refused by
+name before anything trains, because mixing two searches in one store would make it meaningless.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from archsearch.config import to_dict
+from archsearch.errors import ConfigError
+
+
+def plain_config(cfg: DictConfig) -> dict[str, Any]:
+    """The config as stored with a search: plain data, without Hydra's own section."""
+    return {k: v for k, v in to_dict(cfg).items() if k != "hydra"}
+
+
+def continue_stored_search(cfg: DictConfig, folder: Path, echo: Callable[[str], None]) -> DictConfig:
+    """Continuing a search: the config it runs with, safe changes applied (and said), the rest refused by name.
+
+    With ``resume=<folder>`` the stored config is the base and only the command line's overrides
+    change it; a run into a folder that already holds a search must match it as a whole.
+    """
+    from archsearch.store import TrialStore
+    from archsearch.tuners import STORE_FILE
+
+    path = folder / STORE_FILE
+    if not path.exists():
+        return cfg
+    try:
+        store = TrialStore(path)
+        try:
+            stored, count = store.get_meta("config"), store.count()
+        finally:
+            store.close()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError("resume" if cfg.get("resume") else "hydra.run.dir",
+                          f"{path} is not a readable trial store ({exc})",
+                          "point it at a run folder of archsearch, or pass overwrite=true to start afresh") from None
+    if stored is None or count == 0:
+        return cfg
+    overrides = command_line_overrides() if cfg.get("resume") else None
+    if overrides is not None:
+        cfg = resume_config(cfg, stored, overrides)
+    safe, refused = compare_for_resume(stored, plain_config(cfg))
+    if refused:
+        raise ConfigError(
+            "resume" if cfg.get("resume") else str(folder),
+            "these settings differ from the search stored there and cannot change when it continues: "
+            + describe_changes(refused),
+            f"continue it with resume={folder} (only {', '.join(RESUMABLE_CHANGES)} may change), "
+            "start a new run folder, or pass overwrite=true to start afresh",
+        )
+    for change in safe:
+        echo(f"Resume: {change} (takes effect now)")
+    return cfg
+
+
+# Settings that may change when a search is resumed: they do not change what was already measured.
+RESUMABLE_CHANGES = (
+    "tuner.max_trials",
+    "trainer.verbose",
+    "trainer.early_stopping",
+    "trainer.keep_top_models",
+    "max_consecutive_failed_trials",
+    "summary_trials",
+)
+IGNORED_ON_RESUME = ("resume", "overwrite")
+GROUPS = ("model", "tuner", "data", "trainer")
+MAX_LISTED_CHANGES = 8
+
+
+def command_line_overrides() -> list[str] | None:
+    """The ``key=value`` overrides typed on the command line, or None outside ``@hydra.main``."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except (ValueError, ImportError, AttributeError):
+        return None
+
+
+def resume_config(cfg: DictConfig, stored: Mapping[str, Any], overrides: list[str]) -> DictConfig:
+    """The config a resumed search runs with: the stored one, changed only where the command line says so.
+
+    ``resume=<folder> tuner.max_trials=20`` then means "the same search, 20 trials", without
+    retyping every override of the first run.  Group choices (``model=cnn``) replace the whole section.
+    """
+    merged = OmegaConf.create(dict(stored))
+    for text in overrides:
+        key = text.split("=", 1)[0].lstrip("+~").split("@", 1)[0].strip()
+        if not key or _matches(key, IGNORED_ON_RESUME + ("hydra",)):
+            continue
+        if key in GROUPS and _section_name(stored.get(key)) == _section_name(OmegaConf.select(cfg, key)):
+            continue  # the group the search already uses: keep its stored settings
+        if text.lstrip().startswith("~"):
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(merged, parent) if parent else merged
+            if isinstance(node, DictConfig) and leaf in node:
+                del node[leaf]
+            continue
+        OmegaConf.update(merged, key, OmegaConf.select(cfg, key), merge=False, force_add=True)
+    for key in IGNORED_ON_RESUME:
+        merged[key] = cfg.get(key)
+    return merged
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``, for comparing configs key by key."""
+    if isinstance(data, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        if not data and prefix:
+            out[prefix[:-1]] = {}
+        return out
+    return {prefix[:-1]: data}
+
+
+def _section_name(section: Any) -> Any:
+    return section.get("name") if isinstance(section, (Mapping, DictConfig)) else section
+
+
+def compare_for_resume(stored: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Split the differences between two configs into (safe changes, refused changes)."""
+    old, new = flatten(stored), flatten(current)
+    safe, refused = [], []
+    # Another model/tuner/data choice altogether: name the choice, not each of its keys.
+    swapped = tuple(g for g in GROUPS if old.get(f"{g}.name") != new.get(f"{g}.name"))
+    refused += [f"{g}: {old.get(f'{g}.name', '<unset>')} -> {new.get(f'{g}.name', '<unset>')}" for g in swapped]
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) == new.get(key) or _matches(key, IGNORED_ON_RESUME + ("hydra",) + swapped):
+            continue
+        text = f"{key}: {old.get(key, '<unset>')} -> {new.get(key, '<unset>')}"
+        (safe if _matches(key, RESUMABLE_CHANGES) else refused).append(text)
+    return safe, refused
+
+
+def _matches(key: str, prefixes: tuple[str, ...]) -> bool:
+    """``trainer.early_stopping.patience`` matches ``trainer.early_stopping``; ``resumed`` does not match ``resume``."""
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def describe_changes(changes: list[str]) -> str:
+    shown = "; ".join(changes[:MAX_LISTED_CHANGES])
+    if len(changes) > MAX_LISTED_CHANGES:
+        shown += f"; and {len(changes) - MAX_LISTED_CHANGES} more"
+    return shown
