@@ -43,7 +43,6 @@ class ArraysFitData:
                 "x": make_dataset(s.x_train, s.y_train, batch_size=size, shuffle=True, seed=self.seed,
                                   augment=self.augment),
                 "validation_data": make_dataset(s.x_val, s.y_val, batch_size=size, shuffle=False, seed=self.seed),
-                "shuffle": False,  # the dataset reshuffles itself each epoch; Keras warns if asked again
             }
         return dict(self._cache[size])
 
