@@ -2,32 +2,42 @@
 
 The public API mirrors KerasTuner's names (``HyperParameters``, ``Objective``,
 ``RandomSearch``, ``Hyperband``, ...) over an engine whose search algorithms
-(``create_oracle``) know nothing of Keras.  Keras and TensorFlow are imported
+(``create_oracle``) know nothing of Keras.  Every name is imported on first use:
+``import archsearch`` costs almost nothing (so ``python -m archsearch`` can take
+over Ctrl-C before anything slow loads), and Keras and TensorFlow are imported
 only when a tuner is used, so the oracles stay importable anywhere.
 """
 
 from __future__ import annotations
 
+import importlib
+
 from archsearch.errors import ArchsearchError, ConfigError, DataError, SearchSpaceError
-from archsearch.hyperparameters import HyperParameters
-from archsearch.objective import Objective
-from archsearch.oracles import Oracle, Trial, available_oracles, create_oracle
 
 __version__ = "0.1.0"
 
 _TUNERS = ("Tuner", "RandomSearch", "GridSearch", "Hyperband", "BayesianOptimization", "BOHB")
+_LAZY = {
+    "HyperParameters": "archsearch.hyperparameters",
+    "Objective": "archsearch.objective",
+    "Oracle": "archsearch.oracles",
+    "available_oracles": "archsearch.oracles",
+    "create_oracle": "archsearch.oracles",
+    "Trial": "archsearch.trial",
+    **{name: "archsearch.tuners" for name in _TUNERS},
+}
 
 
 def __getattr__(name: str):
-    # Tuners import Keras; load them on first use only.
-    if name in _TUNERS:
-        from archsearch import tuners
-
-        return getattr(tuners, name)
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'archsearch' has no attribute {name!r}")
 
 
-__all__ = [
-    "ArchsearchError", "ConfigError", "DataError", "SearchSpaceError",
-    "HyperParameters", "Objective", "Oracle", "Trial", "available_oracles", "create_oracle", *_TUNERS,
-]
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+__all__ = ["ArchsearchError", "ConfigError", "DataError", "SearchSpaceError", *_LAZY]

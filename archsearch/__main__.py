@@ -1,24 +1,53 @@
 """``python -m archsearch``: the Hydra entry point, kept thin.
 
 Compose the config, run the search, and report user errors as one clear line
-(exit status 2) instead of a traceback; Ctrl-C stops cleanly (exit 130).
+instead of a traceback.  Exit statuses: 0 done, 2 a config, data or run-folder
+error (Hydra's own config errors included), 130 stopped by Ctrl-C or SIGTERM
+(what finished is kept and exported), 1 an internal bug (with its traceback).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
 
-from archsearch.errors import ArchsearchError  # noqa: E402
+
+def _exit_interrupted() -> None:
+    """Exit 130.  At shutdown Python puts back the default SIGINT handler, and one more Ctrl-C then
+    would kill the process by signal (status -2); ignored signals are left alone, so ignore them now."""
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+class _Interrupts:
+    """Ctrl-C and SIGTERM: the first stops the search (KeyboardInterrupt); later ones are absorbed,
+    so a second impatient Ctrl-C never kills the process while it records and exports what finished."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum, frame) -> None:
+        self.count += 1
+        if self.count == 1:
+            raise KeyboardInterrupt
+        if self.count == 2:
+            os.write(2, b"archsearch: already stopping; saving what finished (use kill -9 to stop at once)\n")
+
+
+# Installed before anything slow is imported, so a Ctrl-C during start-up is one clean line too.
+signal.signal(signal.SIGINT, _Interrupts())
+signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
+
+from pathlib import Path  # noqa: E402
+
+_TASK_STARTED = False
 
 
 def _config_dir() -> str:
@@ -29,47 +58,50 @@ def _config_dir() -> str:
     return str(Path(__file__).resolve().parent.parent / "conf")
 
 
-def _stop_on_sigterm(signum, frame):  # pragma: no cover - exercised by the reliability tests
-    raise KeyboardInterrupt
-
-
-def _echo_to_console_and_log() -> Callable[[str], None]:
-    """Print progress lines and copy them into Hydra's log file (the console already shows them once)."""
-    file_log = logging.getLogger("archsearch.progress")
-    file_log.propagate = False
-    file_log.setLevel(logging.INFO)
-    file_log.handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
-
-    def echo(line: str) -> None:
-        print(line, flush=True)
-        file_log.info(line)
-
-    return echo
-
-
-@hydra.main(version_base=None, config_path=_config_dir(), config_name="config")
-def _main(cfg: DictConfig) -> None:
+def _task(cfg) -> None:
+    """One search (one job of a multirun)."""
+    global _TASK_STARTED
+    _TASK_STARTED = True
     from archsearch.app import run
     from archsearch.config import run_folder
+    from archsearch.console import echo_to_console_and_log, error_line
+    from archsearch.errors import ArchsearchError
+    from archsearch.preflight import remove_unused_run_folder
 
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    echo = _echo_to_console_and_log()
+    echo = echo_to_console_and_log()
     folder: object = "<run folder>"
     try:
         folder = run_folder(cfg)
         run(cfg, echo=echo)
     except ArchsearchError as exc:
-        logging.getLogger("archsearch.progress").error("error: %s", exc)
-        print(f"archsearch: error: {exc}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        error_line(exc)
+        if not cfg.get("resume") and isinstance(folder, Path):
+            remove_unused_run_folder(folder)
+        sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
-        print(f"archsearch: interrupted; finished trials are kept (continue with resume={folder})",
-              file=sys.stderr, flush=True)
-        sys.exit(130)
+        if not cfg.get("resume") and isinstance(folder, Path) and remove_unused_run_folder(folder):
+            print("archsearch: interrupted before the first trial; nothing was kept", file=sys.stderr, flush=True)
+        else:
+            print(f"archsearch: interrupted; finished trials are kept (continue with resume={folder})",
+                  file=sys.stderr, flush=True)
+        _exit_interrupted()
 
 
 def main() -> None:
-    _main()
+    try:
+        import hydra
+
+        import archsearch.preflight  # noqa: F401  (registers the run-folder resolver the config uses)
+
+        hydra.main(version_base=None, config_path=_config_dir(), config_name="config")(_task)()
+    except SystemExit as exc:
+        if exc.code == 1 and not _TASK_STARTED:
+            sys.exit(EXIT_USER_ERROR)  # Hydra's own config errors (unknown option or key): like ours, status 2
+        raise
+    except KeyboardInterrupt:
+        said = "interrupted" if _TASK_STARTED else "interrupted while starting; nothing ran"
+        print(f"archsearch: {said}", file=sys.stderr, flush=True)
+        _exit_interrupted()
 
 
 if __name__ == "__main__":

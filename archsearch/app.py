@@ -19,32 +19,39 @@ from omegaconf import DictConfig
 
 from archsearch import config as C
 from archsearch.errors import ConfigError
+from archsearch.lock import RunFolderLock
 from archsearch.resume import continue_stored_search, plain_config
 
 log = logging.getLogger("archsearch")
 
 
 class ArraysFitData:
-    """Training and validation arrays turned into batched datasets, one pair per batch size."""
+    """Training and validation arrays turned into batched datasets for each fit.
+
+    The training batches of epoch ``e`` of trial ``t`` are a function of (data seed, t, e) alone,
+    so a trial resumed after a kill, or continued from its Hyperband parent, sees exactly the
+    batches an uninterrupted run would have seen.  Validation batches are built once per size.
+    """
 
     def __init__(self, splits, seed: int = 0, augment: Callable | None = None) -> None:
         self.splits = splits
         self.seed = seed
         self.augment = augment
-        self._cache: dict[int, dict[str, Any]] = {}
+        self._validation: dict[int, Any] = {}
 
-    def fit_kwargs(self, batch_size: int | None) -> dict[str, Any]:
-        from archsearch.datasets.pipeline import make_dataset
+    def fit_kwargs(self, batch_size: int | None, *, trial_id: int = 0, initial_epoch: int = 0, epochs: int = 1,
+                   execution: int = 0) -> dict[str, Any]:
+        from archsearch.datasets.pipeline import epoch_batches, make_dataset
+        from archsearch.runner import DEFAULT_BATCH_SIZE
 
-        size = int(batch_size or 32)
-        if size not in self._cache:
-            s = self.splits
-            self._cache[size] = {
-                "x": make_dataset(s.x_train, s.y_train, batch_size=size, shuffle=True, seed=self.seed,
-                                  augment=self.augment),
-                "validation_data": make_dataset(s.x_val, s.y_val, batch_size=size, shuffle=False, seed=self.seed),
-            }
-        return dict(self._cache[size])
+        size = int(batch_size or DEFAULT_BATCH_SIZE)
+        s = self.splits
+        train, steps = epoch_batches(s.x_train, s.y_train, batch_size=size, seed=self.seed, trial_id=trial_id,
+                                     initial_epoch=initial_epoch, epochs=epochs, augment=self.augment,
+                                     execution=execution)
+        if size not in self._validation:
+            self._validation[size] = make_dataset(s.x_val, s.y_val, batch_size=size, shuffle=False, seed=self.seed)
+        return {"x": train, "steps_per_epoch": steps, "shuffle": False, "validation_data": self._validation[size]}
 
 
 def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
@@ -56,6 +63,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     from archsearch.tuners import Tuner, discover_space
 
     folder = C.run_folder(cfg)
+    C.normalise_booleans(cfg)
     overwrite = bool(cfg.get("overwrite", False)) and not cfg.get("resume")
     if not overwrite:
         cfg = continue_stored_search(cfg, folder, echo)
@@ -68,7 +76,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     tuner_name, options = C.oracle_options(tuner_cfg)
     if tuner_name not in available_oracles():
         raise ConfigError("tuner.name", f"unknown tuner {tuner_name!r}", f"choose one of: {', '.join(available_oracles())}")
-    C.check_tuner_option_types(tuner_name, options)
+    options = C.check_tuner_option_types(tuner_name, options)
     objective = C.resolve_objective(cfg)
     builder_path = model_cfg.get("builder")
     if builder_path in (None, "???"):
@@ -126,8 +134,9 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         max_consecutive_failed_trials=int(cfg.get("max_consecutive_failed_trials", 3)),
         keep_top_models=trainer_cfg.get("keep_top_models", 5),
         echo=echo,
+        config=plain_config(cfg),
     )
-    tuner.store.set_meta("config", plain_config(cfg))
+    tuner.store.set_meta("config", plain_config(cfg))  # a resumed search: its safe changes, from now on
     augment = None
     if data_cfg.get("augment"):
         from archsearch.datasets import folder as folder_data
@@ -138,7 +147,15 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
 
 
 def run(cfg: DictConfig, echo: Callable[[str], None] = print) -> Path | None:
-    """Run the whole search described by ``cfg``; returns the ``best/`` folder."""
+    """Run the whole search described by ``cfg``; returns the ``best/`` folder.
+
+    The run folder's lock is taken before anything there is read or deleted, and held to the end.
+    """
+    with RunFolderLock(C.run_folder(cfg)):
+        return _run_locked(cfg, echo)
+
+
+def _run_locked(cfg: DictConfig, echo: Callable[[str], None]) -> Path | None:
     tuner, data, splits, model_cfg = prepare(cfg, echo)
     echo(f"archsearch: tuner={tuner.oracle.name} model={model_cfg.get('name')} data={splits.name} "
          f"({len(splits.x_train)} train / {len(splits.x_val)} val, input {splits.input_shape}) "

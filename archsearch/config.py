@@ -17,13 +17,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from archsearch.errors import ConfigError, SearchSpaceError
+from archsearch.errors import ConfigError, SearchSpaceError, describe_exception
 from archsearch.hyperparameters import HyperParameters
 from archsearch.objective import Objective
 
 log = logging.getLogger("archsearch")
 
-BUDGETED_TUNERS = ("hyperband", "bohb")
+BUDGETED_TUNERS = ("hyperband", "bohb", "asha")
 
 
 def to_dict(section: Any) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def import_builder(path: str, field: str = "model.builder") -> Callable[..., Any
         raise ConfigError(field, f"cannot import module '{module_name}' ({exc})",
                           "check the name and that its folder is on PYTHONPATH") from exc
     except Exception as exc:  # the user's module itself is broken (syntax error, failing top-level code)
-        raise ConfigError(field, f"importing module '{module_name}' failed: {_where(exc)}",
+        raise ConfigError(field, f"importing module '{module_name}' failed: {describe_exception(exc)}",
                           "fix the module; run `python -c 'import "
                           f"{module_name}'` to see the full traceback") from exc
     try:
@@ -58,17 +58,6 @@ def import_builder(path: str, field: str = "model.builder") -> Callable[..., Any
     return builder
 
 
-def _where(exc: BaseException) -> str:
-    """``SyntaxError: invalid syntax (my_models.py, line 3)``: the error and where it happened."""
-    import traceback
-
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, SyntaxError):
-        return text
-    frames = traceback.extract_tb(exc.__traceback__)
-    if frames:
-        text += f" ({Path(frames[-1].filename).name}, line {frames[-1].lineno})"
-    return text
 
 
 @dataclass
@@ -103,7 +92,7 @@ def search_space(model_cfg: Mapping[str, Any]) -> HyperParameters:
     if not isinstance(space, Mapping):
         raise ConfigError("model.space", f"must be a mapping of parameter declarations, got {space!r}")
     try:
-        return HyperParameters.from_config(space)
+        return HyperParameters.from_config(space, where="model.space")
     except SearchSpaceError as exc:
         raise SearchSpaceError(f"model.space: {exc.field}", exc.problem, exc.fix) from None
 
@@ -148,6 +137,39 @@ def real_number(value: Any, field: str, minimum: float | None = None, allow_none
     return number
 
 
+TRUE_WORDS = ("true", "yes", "1", "on")
+FALSE_WORDS = ("false", "no", "0", "off")
+# Every boolean key of the config (tuner options annotated ``bool`` are checked with the tuner).
+BOOLEAN_KEYS = ("overwrite", "trainer.early_stopping.enabled", "data.augment", "data.include_background")
+
+
+def boolean(value: Any, field: str) -> bool:
+    """``value`` as a bool, read strictly: true/false, yes/no, on/off, 1/0 (any case); anything else is refused.
+
+    ``bool("no")`` is True: a non-empty string must never silently mean yes (``overwrite=no`` once
+    deleted a finished search).
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise ConfigError(field, f"{value!r} is not a boolean", "use true or false (also yes/no, on/off, 1/0)")
+
+
+def normalise_booleans(cfg: DictConfig) -> None:
+    """Read every boolean key strictly and store it back as a real bool, before anything uses it."""
+    for key in BOOLEAN_KEYS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None:
+            OmegaConf.update(cfg, key, boolean(value, key), merge=False)
+
+
 def check_run_settings(cfg: Mapping[str, Any]) -> None:
     """Numbers in trainer.* and the top level: checked up front, so a typo never reaches trial 1."""
     trainer = cfg.get("trainer") or {}
@@ -170,8 +192,9 @@ def check_run_settings(cfg: Mapping[str, Any]) -> None:
     whole_number(cfg.get("summary_trials", 10), "summary_trials", 0)
 
 
-def check_tuner_option_types(tuner_name: str, options: Mapping[str, Any]) -> None:
-    """Options annotated ``int``/``float`` in the oracle's signature must be numbers (``max_trials=abc``).
+def check_tuner_option_types(tuner_name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Options annotated ``int``/``float`` in the oracle's signature must be numbers (``max_trials=abc``),
+    and those annotated ``bool`` strict booleans; returns the options with booleans read.
 
     Only the type is checked here; each oracle checks its own ranges (``factor >= 2``, ...).
     """
@@ -185,13 +208,18 @@ def check_tuner_option_types(tuner_name: str, options: Mapping[str, Any]) -> Non
         if init is not None:
             for p in inspect.signature(init).parameters.values():
                 annotations[p.name] = str(p.annotation)
+    checked = dict(options)
     for name, value in options.items():
         kind = annotations.get(name, "")
         allow_none = "None" in kind
-        if kind.startswith("int"):
+        if kind.startswith("bool"):
+            if value is not None or not allow_none:
+                checked[name] = boolean(value, f"tuner.{name}")
+        elif kind.startswith("int"):
             whole_number(value, f"tuner.{name}", 0 if name == "seed" else None, allow_none=allow_none)
         elif kind.startswith("float"):
             real_number(value, f"tuner.{name}", allow_none=allow_none)
+    return checked
 
 
 def check_budget_settings(tuner_name: str, tuner_cfg: Mapping[str, Any], trainer_cfg: Mapping[str, Any],
@@ -208,9 +236,7 @@ def run_folder(cfg: DictConfig) -> Path:
     """The folder of this search: ``resume=<folder>`` or Hydra's output folder."""
     if cfg.get("resume"):
         folder = Path(str(cfg.resume)).expanduser()
-        if not (folder / "trials.db").exists():
-            raise ConfigError("resume", f"{folder} holds no search (no trials.db)",
-                              "point resume= at the run folder of an earlier search")
+        check_resume_folder(folder)
         return folder
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -222,3 +248,22 @@ def run_folder(cfg: DictConfig) -> Path:
 
 def resolve_objective(cfg: DictConfig) -> Objective:
     return Objective.create(to_dict(cfg.objective) if isinstance(cfg.objective, DictConfig) else cfg.objective)
+
+
+def check_resume_folder(folder: Path) -> None:
+    """``resume=<folder>`` must name an existing, writable folder that holds a search."""
+    import os
+
+    if not folder.exists():
+        raise ConfigError("resume", f"{folder} does not exist",
+                          "point resume= at the run folder of an earlier search (e.g. outputs/<date>/<time>)")
+    if not folder.is_dir():
+        raise ConfigError("resume", f"{folder} is a file, not a run folder",
+                          "point resume= at the run folder of an earlier search")
+    if not (folder / "trials.db").exists():
+        raise ConfigError("resume", f"{folder} holds no search (no trials.db)",
+                          "point resume= at the run folder of an earlier search")
+    if not os.access(folder, os.W_OK | os.X_OK) or not os.access(folder / "trials.db", os.R_OK | os.W_OK):
+        raise ConfigError("resume", f"{folder} is not writable, and a resumed search writes its trials there",
+                          "make it writable (e.g. chmod -R u+w), or copy the run folder somewhere writable and "
+                          "resume the copy")

@@ -9,6 +9,20 @@ and keeps its traceback.
 from __future__ import annotations
 
 
+def describe_exception(exc: BaseException) -> str:
+    """``ZeroDivisionError: division by zero (my_models.py, line 3)``: the error and where it happened."""
+    import traceback
+    from pathlib import Path
+
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, SyntaxError):
+        return text
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        text += f" ({Path(frames[-1].filename).name}, line {frames[-1].lineno})"
+    return text
+
+
 class ArchsearchError(Exception):
     """Base class for errors caused by user input, shown without a traceback."""
 
@@ -36,3 +50,26 @@ class DataError(ArchsearchError):
 
 class ObjectiveError(ConfigError):
     """The objective names a metric the model does not produce."""
+
+
+class BuilderError(ArchsearchError):
+    """The model builder does not return a Keras model (or cannot run at all): every trial would fail."""
+
+
+class RunFolderBusy(ArchsearchError):
+    """Another search process owns the run folder (it holds the folder's lock)."""
+
+
+class DiskFullError(ArchsearchError):
+    """No space left on the device of the run folder: the search stops, what is stored stays intact."""
+
+    def __init__(self, device: str, file: str | None, run_folder: str | None = None) -> None:
+        self.device = device
+        self.file = file
+        where = f" while writing {file}" if file else ""
+        resume = f"resume={run_folder}" if run_folder else "resume=<run folder>"
+        super().__init__(f"no space left on {device}{where}; free space and {resume}")
+
+
+class FolderNotWritable(ArchsearchError):
+    """The run folder (or the folder a new run would be created in) cannot be written."""

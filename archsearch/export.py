@@ -22,6 +22,9 @@ from typing import Any
 
 import yaml
 
+from archsearch.atomic import atomic_path, write_text
+from archsearch.disk import file_size
+
 log = logging.getLogger("archsearch")
 
 
@@ -35,16 +38,16 @@ def export_best(
     out_dir = Path(out_dir or tuner.project_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tuner.store.export_csv(out_dir / "trials.csv")
-    best = tuner.best_trials(1)
-    if not best:
+    trial, model = _best_exportable(tuner)
+    if trial is None:
         log.warning("no trial completed: nothing to export")
         return None
-    trial = best[0]
     best_dir = out_dir / "best"
     best_dir.mkdir(exist_ok=True)
-    hp = tuner.oracle.hyperparameters.with_values(trial.hparams)
-    model = tuner.runner.load_best_model(trial, hp)
-    model.save(best_dir / "model.keras")
+    weights = tuner.runner.best_weights_path(trial.id)
+    with atomic_path(best_dir / "model.keras", expected_size=2 * max(file_size(weights), 4 * model.count_params()),
+                     run_folder=out_dir) as tmp:
+        model.save(tmp)
     objective = tuner.objective
     values = {k: _plain(v) for k, v in trial.hparams.items()}
     record = {
@@ -65,13 +68,29 @@ def export_best(
         _write_yaml(best_dir / "conf" / "model" / "best.yaml", retrain,
                     header=f"Retrain trial {trial.id}: python -m archsearch --config-dir {best_dir / 'conf'} "
                            "model=best tuner=grid")
-    (best_dir / "summary.txt").write_text(model_summary(model, trial, objective))
+    write_text(best_dir / "summary.txt", model_summary(model, trial, objective), run_folder=out_dir)
     if extra_pictures is not None:
         try:
             extra_pictures(model, best_dir)
         except Exception as exc:  # a picture must never cost the user the exported model
             log.warning("could not draw the pictures for the best model: %s", exc)
     return best_dir
+
+
+def _best_exportable(tuner) -> tuple[Any, Any]:
+    """The best trial whose weights are all finite, and its model; (None, None) if there is none.
+
+    A model with NaN weights can still report a finite accuracy: it is never exported.
+    """
+    from archsearch.runner import weights_are_finite
+
+    for trial in tuner.best_trials(max(1, len(tuner.oracle.trials))):
+        hp = tuner.oracle.hyperparameters.with_values(trial.hparams)
+        model = tuner.runner.load_best_model(trial, hp)
+        if weights_are_finite(model):
+            return trial, model
+        log.warning("trial %s has NaN or infinite weights: it is not exported", trial.id)
+    return None, None
 
 
 def model_summary(model, trial, objective) -> str:
@@ -110,5 +129,4 @@ def _plain(value: Any) -> Any:
 
 
 def _write_yaml(path: Path, data: Mapping[str, Any], header: str) -> None:
-    text = f"# {header}\n" + yaml.safe_dump(dict(data), sort_keys=False)
-    path.write_text(text)
+    write_text(path, f"# {header}\n" + yaml.safe_dump(dict(data), sort_keys=False))

@@ -15,6 +15,7 @@ oracles can sample, enumerate and model any space without knowing its types.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ import numpy as np
 from archsearch.errors import SearchSpaceError
 
 SAMPLINGS = ("linear", "log", "reverse_log")
+
+log = logging.getLogger("archsearch")
 
 
 @dataclass(frozen=True)
@@ -430,15 +433,24 @@ class HyperParameters:
         self.space: dict[str, HyperParameter] = {}
         self.values: dict[str, Any] = {}
         self._scope: list[Condition] = []
+        # Parameters from_config left out because their conditions can never hold: name -> the note.
+        self.dropped: dict[str, str] = {}
 
     # ------------------------------------------------------------ building
     @classmethod
-    def from_config(cls, config: Mapping[str, Mapping[str, Any]] | None) -> HyperParameters:
-        """Build a space from the declarative form used in ``conf/model/*.yaml``."""
+    def from_config(cls, config: Mapping[str, Mapping[str, Any]] | None, where: str | None = None) -> HyperParameters:
+        """Build a space from the declarative form used in ``conf/model/*.yaml``.
+
+        A conditional parameter whose condition can never hold (say ``units_2``
+        ``when: {num_layers: [2, 3]}`` after ``num_layers.max=1``) is dropped
+        with a logged note, and so are the parameters conditioned on it; the
+        notes are kept in :attr:`dropped`.  ``where`` (e.g. ``"model.space"``)
+        prefixes the parameter names in those notes.
+        """
         hp = cls()
         for name, spec in (config or {}).items():
             hp._register(parameter_from_config(str(name), spec))
-        hp._check_conditions()
+        hp._check_conditions(where)
         hp.values = hp.active_values({})
         return hp
 
@@ -450,6 +462,7 @@ class HyperParameters:
         clone = HyperParameters()
         clone.space = dict(self.space)
         clone.values = dict(self.values)
+        clone.dropped = dict(self.dropped)
         return clone
 
     def with_values(self, values: Mapping[str, Any]) -> HyperParameters:
@@ -463,7 +476,8 @@ class HyperParameters:
             raise parameter._err("is declared twice")
         self.space[parameter.name] = parameter
 
-    def _check_conditions(self) -> None:
+    def _check_conditions(self, where: str | None = None) -> None:
+        """Undeclared parents are errors; a condition that can never hold drops its parameter (cascading)."""
         for p in self.space.values():
             for c in p.conditions:
                 if c.parent not in self.space:
@@ -471,10 +485,42 @@ class HyperParameters:
                         f"its condition refers to '{c.parent}', which is not in the search space",
                         f"declare '{c.parent}' or fix the name in 'when'",
                     )
+        dropped: dict[str, str] = {}
+        changed = True
+        while changed:  # fixed point: a child of a dropped parameter is dropped too, whatever the order
+            changed = False
+            for p in self.space.values():
+                if p.name in dropped:
+                    continue
+                reason = self._never_holds(p, dropped)
+                if reason is not None:
+                    dropped[p.name] = reason
+                    changed = True
+        for name, reason in dropped.items():
+            label = f"{where}.{name}" if where else f"hyperparameter '{name}'"
+            note = f"Note: {label} is dropped: {reason}"
+            log.warning("%s", note)
+            self.dropped[name] = note
+            del self.space[name]
+        for p in self.space.values():
+            for c in p.conditions:
                 parent = self.space[c.parent]
+                if not isinstance(parent, (Choice, Boolean)):
+                    continue  # a narrowed numeric range (num_layers.max=2) leaves values out by design
                 bad = [v for v in c.values if not parent.contains(v)]
                 if bad:
                     raise p._err(f"its condition asks '{c.parent}' for {bad}, which '{c.parent}' never takes")
+
+    def _never_holds(self, p: HyperParameter, dropped: Mapping[str, str]) -> str | None:
+        """Why ``p`` can never be active (a dropped parent, or no reachable value), or None."""
+        for c in p.conditions:
+            if c.parent in dropped:
+                return f"its parent {c.parent} is dropped"
+            parent = self.space[c.parent]
+            if not any(parent.contains(v) for v in c.values):
+                return (f"its condition {c.parent} in {_show(list(c.values))} can never hold "
+                        f"({c.parent} takes {_describe_values(parent)})")
+        return None
 
     # ------------------------------------------------------------ define-by-run API (KerasTuner names)
     def _retrieve(self, parameter: HyperParameter) -> Any:
@@ -684,6 +730,25 @@ def _conditions_from_config(name: str, when: Any) -> tuple[Condition, ...]:
         for parent, values in item.items():
             conditions.append(Condition(str(parent), tuple(_as_list(values))))
     return tuple(conditions)
+
+
+def _show(values: list) -> str:
+    """``[2, 3]`` / ``[sgd, adam]``: values as a user writes them in YAML."""
+    return "[" + ", ".join(str(to_python(v)) for v in values) + "]"
+
+
+def _describe_values(p: HyperParameter) -> str:
+    """The values ``p`` can take, briefly: ``1..3``, ``[1, 3]``, ``32..512 step 32``, ``[adam, sgd]``."""
+    if isinstance(p, _Numeric):
+        steps = p._steps()
+        if steps is None or (p.step == 1 and p.sampling == "linear"):
+            return f"{p.min_value}..{p.max_value}"
+        if len(steps) <= 8:
+            return _show(steps)
+        return f"{p.min_value}..{p.max_value} step {p.step}" + ("" if p.sampling == "linear" else f" ({p.sampling})")
+    if isinstance(p, Fixed):
+        return f"only {to_python(p.value)}"
+    return _show(list(getattr(p, "values", ())))
 
 
 def _as_list(values) -> list:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from archsearch.atomic import atomic_path
+
 # BGR colours for up to eight classes; more classes cycle.
 _COLOURS = np.array(
     [(60, 60, 230), (60, 180, 60), (230, 120, 40), (40, 200, 230), (200, 60, 200), (200, 200, 60),
@@ -64,5 +66,8 @@ def save_predictions(model, splits, path: str | Path, num_samples: int = 4, thre
     for j, title in enumerate(("input", "true masks", "predicted")):
         cv2.putText(header, title, (j * width + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     path = Path(path)
-    cv2.imwrite(str(path), np.concatenate([header, grid], axis=0))
+    picture = np.concatenate([header, grid], axis=0)
+    with atomic_path(Path(path), expected_size=picture.nbytes) as tmp:
+        if not cv2.imwrite(str(tmp), picture):
+            raise OSError(f"could not write {path}")
     return path

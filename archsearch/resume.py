@@ -46,7 +46,13 @@ def continue_stored_search(cfg: DictConfig, folder: Path, echo: Callable[[str], 
         raise ConfigError("resume" if cfg.get("resume") else "hydra.run.dir",
                           f"{path} is not a readable trial store ({exc})",
                           "point it at a run folder of archsearch, or pass overwrite=true to start afresh") from None
-    if stored is None or count == 0:
+    if cfg.get("resume") and stored is None:
+        raise ConfigError(
+            "resume", f"{path} holds no stored config: the search there was stopped while it was starting, "
+            "before its settings were saved (or it was written by the Python API)",
+            "start that search again with its original command and overwrite=true",
+        )
+    if stored is None or (count == 0 and not cfg.get("resume")):
         return cfg
     overrides = command_line_overrides() if cfg.get("resume") else None
     if overrides is not None:

@@ -25,10 +25,11 @@ from typing import Any, Protocol
 
 import keras
 
-from archsearch.errors import ArchsearchError, ObjectiveError
+from archsearch.disk import as_disk_full, ensure_space, file_size, is_disk_full
+from archsearch.errors import ArchsearchError, BuilderError, DiskFullError, ObjectiveError
 from archsearch.hyperparameters import HyperParameters
 from archsearch.objective import Objective, is_finite
-from archsearch.oracles.base import COMPLETED, FAILED, PRUNED, Trial
+from archsearch.trial import COMPLETED, FAILED, PRUNED, Trial
 
 log = logging.getLogger("archsearch")
 
@@ -84,12 +85,15 @@ class CompileSettings:
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
 
+DEFAULT_BATCH_SIZE = 32
+
+
 @dataclass
 class TrainerSettings:
     """What every trial's ``fit`` uses unless the trial's budget says otherwise."""
 
     epochs: int = 10
-    batch_size: int | None = 32
+    batch_size: int | None = DEFAULT_BATCH_SIZE
     verbose: int = 0
     early_stopping: bool = False
     patience: int = 3
@@ -111,32 +115,77 @@ class TrialOutcome:
     epochs_done: int = 0
     best_epoch: int | None = None
     error: str | None = None
+    failure_kind: str | None = None  # see archsearch.trial.FAILURE_KINDS
     duration: float = 0.0
     fit_seconds: float = 0.0
     hparams: dict[str, Any] = field(default_factory=dict)
 
 
 class FitData(Protocol):
-    """Supplies ``fit`` arguments for a batch size (datasets may need re-batching per trial)."""
+    """Supplies ``fit`` arguments for one fit: its batch size, and which trial, execution and
+    epochs it trains (so the data order can be a function of them alone)."""
 
-    def fit_kwargs(self, batch_size: int | None) -> dict[str, Any]: ...
+    def fit_kwargs(self, batch_size: int | None, *, trial_id: int = 0, initial_epoch: int = 0, epochs: int = 1,
+                   execution: int = 0) -> dict[str, Any]: ...
 
 
 @dataclass
 class FitArguments:
-    """The arguments a user passed to ``tuner.search(...)``, handed to every ``fit``."""
+    """The arguments a user passed to ``tuner.search(...)``, handed to every ``fit``.
+
+    NumPy arrays that Keras would shuffle are batched here instead, with each epoch's order a
+    function of (``seed``, trial, epoch) alone (``validation_split`` takes the last samples, as
+    Keras does), so a resumed trial sees the batches of an uninterrupted run.  Anything else
+    (datasets, generators, sample weights, ``shuffle=False``) goes to ``fit`` unchanged.
+    """
 
     args: tuple = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
 
-    def fit_kwargs(self, batch_size: int | None) -> dict[str, Any]:
+    def fit_kwargs(self, batch_size: int | None, *, trial_id: int = 0, initial_epoch: int = 0, epochs: int = 1,
+                   execution: int = 0) -> dict[str, Any]:
         kwargs = dict(self.kwargs)
         names = ("x", "y")
         for name, value in zip(names, self.args):
             kwargs[name] = value
+        if _orders_arrays_itself(kwargs):
+            return self._epoch_ordered(kwargs, int(batch_size or kwargs.get("batch_size") or DEFAULT_BATCH_SIZE),
+                                       trial_id, initial_epoch, epochs, execution)
         if batch_size is not None and _is_array_like(kwargs.get("x")):
             kwargs["batch_size"] = batch_size
         return kwargs
+
+    def _epoch_ordered(self, kwargs: dict[str, Any], batch_size: int, trial_id: int, initial_epoch: int,
+                       epochs: int, execution: int) -> dict[str, Any]:
+        import numpy as np
+
+        from archsearch.datasets.pipeline import epoch_batches, make_dataset
+
+        x, y = kwargs.pop("x"), kwargs.pop("y")
+        split = float(kwargs.pop("validation_split", 0.0) or 0.0)
+        kwargs.pop("batch_size", None)
+        kwargs.pop("shuffle", None)
+        if split > 0 and "validation_data" not in kwargs:
+            cut = int(math.floor(len(x) * (1.0 - split)))  # Keras' rule: the last samples validate
+            x, y, x_val, y_val = x[:cut], y[:cut], x[cut:], y[cut:]
+            kwargs["validation_data"] = make_dataset(np.asarray(x_val), np.asarray(y_val), batch_size=batch_size,
+                                                     shuffle=False)
+        train, steps = epoch_batches(x, y, batch_size=batch_size, seed=self.seed, trial_id=trial_id,
+                                     initial_epoch=initial_epoch, epochs=epochs, execution=execution)
+        return {**kwargs, "x": train, "steps_per_epoch": steps, "shuffle": False}
+
+
+# fit() arguments that tie samples to positions or steps: with them, Keras keeps batching the arrays.
+_POSITIONAL_FIT_ARGS = ("sample_weight", "class_weight", "steps_per_epoch", "validation_steps")
+
+
+def _orders_arrays_itself(kwargs: Mapping[str, Any]) -> bool:
+    import numpy as np
+
+    x, y = kwargs.get("x"), kwargs.get("y")
+    return (isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and len(x) == len(y) and len(x) > 0
+            and kwargs.get("shuffle", True) is True and not any(k in kwargs for k in _POSITIONAL_FIT_ARGS))
 
 
 def _is_array_like(x: Any) -> bool:
@@ -149,6 +198,10 @@ def _is_tf_dataset(x: Any) -> bool:
 
 class TrialFailed(Exception):
     """A trial cannot go on (NaN loss, ...): recorded as failed, the search continues."""
+
+    def __init__(self, message: str, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class Runner:
@@ -187,8 +240,7 @@ class Runner:
     def build(self, hp: HyperParameters):
         """Build (and compile, if the builder did not) the model for ``hp``."""
         model = self.build_model(hp)
-        if model is None:
-            raise ArchsearchError("the model builder returned None: it must return a Keras model")
+        check_is_model(model)
         if not getattr(model, "compiled", False) and getattr(model, "optimizer", None) is None:
             self.compile_settings.compile(model, hp)
         return model
@@ -235,20 +287,21 @@ class Runner:
                 if not self._objective_checked:
                     self._check_objective(model, hp)
                 tracker = _EpochTracker(self, trial, reporter, primary=execution == 0, initial_epoch=initial_epoch,
-                                        history=history if execution == 0 else ())
-                fit_kwargs = self.data.fit_kwargs(hp.get("batch_size", self.trainer.batch_size))
+                                        history=history if execution == 0 else (), execution=execution)
+                fit_kwargs = self.data.fit_kwargs(hp.get("batch_size", self.trainer.batch_size), trial_id=trial.id,
+                                                  initial_epoch=initial_epoch, epochs=epochs, execution=execution)
                 callbacks = [tracker, *self._user_callbacks(fit_kwargs.pop("callbacks", None))]
                 if self.trainer.early_stopping:
                     callbacks.append(self._early_stopping())
                 fit_kwargs.setdefault("verbose", self.trainer.verbose)
-                if _is_tf_dataset(fit_kwargs.get("x")):
-                    fit_kwargs.setdefault("shuffle", False)  # a tf.data pipeline shuffles itself; Keras warns otherwise
+                if _is_tf_dataset(fit_kwargs.get("x")) or isinstance(fit_kwargs.get("x"), keras.utils.PyDataset):
+                    fit_kwargs.setdefault("shuffle", False)  # a pipeline orders itself; Keras warns otherwise
                 fit_start = time.perf_counter()
                 model.fit(epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, **fit_kwargs)
                 outcome.fit_seconds += time.perf_counter() - fit_start
                 outcome.epochs_done = max(outcome.epochs_done, tracker.last_epoch)
                 if tracker.failure:
-                    raise TrialFailed(tracker.failure)
+                    raise TrialFailed(tracker.failure, kind="nan")
                 if tracker.pruned:
                     outcome.status = PRUNED
                 if tracker.best_value is None:
@@ -261,11 +314,13 @@ class Runner:
                     model = None
         except KeyboardInterrupt:
             raise
-        except ObjectiveError:
-            raise
+        except (ObjectiveError, BuilderError, DiskFullError):
+            raise  # not this trial's fault: the search stops with one message
         except Exception as exc:  # a trial's failure must not stop the search
+            if is_disk_full(exc):
+                raise as_disk_full(exc, self.trial_dir(trial.id), self.workdir) from exc
             outcome.status = FAILED
-            outcome.error = _describe_failure(exc, hp.values)
+            outcome.error, outcome.failure_kind = _describe_failure(exc, hp.values)
             log.debug("trial %s failed:\n%s", trial.id, traceback.format_exc())
         finally:
             if model is not None:
@@ -318,8 +373,10 @@ class _EpochTracker(keras.callbacks.Callback):
     """Records each epoch, asks the reporter whether to stop, keeps best and last weights."""
 
     def __init__(self, runner: Runner, trial: Trial, reporter: Reporter | None, primary: bool,
-                 initial_epoch: int | None = None, history: Sequence[Mapping[str, float]] = ()) -> None:
+                 initial_epoch: int | None = None, history: Sequence[Mapping[str, float]] = (),
+                 execution: int = 0) -> None:
         super().__init__()
+        self.execution = execution
         self.runner = runner
         self.trial = trial
         self.reporter = reporter
@@ -337,15 +394,22 @@ class _EpochTracker(keras.callbacks.Callback):
             if objective_improves(runner.objective, value, self.best_value):
                 self.best_value, self.best_metrics, self.best_epoch = value, metrics, int(record["epoch"])
 
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        seed = self.runner.trainer.seed
+        if seed is not None:
+            reseed_layers(self.model, (int(seed), self.trial.id, self.execution, int(epoch)))
+
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         metrics = {k: float(v) for k, v in (logs or {}).items() if _is_scalar(v)}
         epoch1 = epoch + 1
         self.last_epoch = epoch1
         objective = self.runner.objective
         value = objective.value_from(metrics)
-        loss = metrics.get("loss")
-        if loss is not None and not math.isfinite(loss):
-            self.failure = f"loss became {loss} at epoch {epoch1} (try a lower learning rate)"
+        broken = [k for k, v in metrics.items() if not math.isfinite(v)]
+        if broken:
+            # A NaN metric or loss means NaN weights or predictions: such a model must never count as best.
+            name = "loss" if "loss" in broken else broken[0]
+            self.failure = f"{name} became {metrics[name]} at epoch {epoch1} (try a lower learning rate)"
             self.model.stop_training = True
             return
         if value is None and epoch1 == self.trial.initial_budget + 1:
@@ -356,10 +420,17 @@ class _EpochTracker(keras.callbacks.Callback):
                 "set objective= to one of those or add the metric to model.metrics",
             )
         improved = objective_improves(objective, value, self.best_value)
+        if improved and not weights_are_finite(self.model):
+            self.failure = f"the weights became NaN or infinite at epoch {epoch1} (try a lower learning rate)"
+            self.model.stop_training = True
+            return
         if improved:
             self.best_value, self.best_metrics, self.best_epoch = value, metrics, epoch1
         if self.primary and self.runner.trainer.checkpoints:
             self._dir.mkdir(parents=True, exist_ok=True)
+            # Room for the new checkpoint first: HDF5 on a full disk can crash the whole process.
+            needed = max(file_size(self._dir / CHECKPOINT), 12 * int(self.model.count_params()))
+            ensure_space(self._dir, needed, self.runner.workdir)
             _atomic_save_weights(self.model, self._dir / CHECKPOINT, epoch1)
             if improved:  # the same weights: a second name for the file costs nothing, a second save ~25 ms
                 _atomic_link(self._dir / CHECKPOINT, self._dir / BEST_WEIGHTS)
@@ -367,6 +438,24 @@ class _EpochTracker(keras.callbacks.Callback):
             if self.reporter.on_epoch(self.trial, epoch1, metrics, value):
                 self.pruned = True
                 self.model.stop_training = True
+
+
+def reseed_layers(model, key: tuple[int, ...]) -> None:
+    """Set every layer's random state (dropout masks, noise, augmentation) from ``key`` alone.
+
+    A weights file does not hold these states, so without this a trial resumed at epoch k would
+    draw other dropout masks than the uninterrupted run; seeded from (seed, trial, execution,
+    epoch), every epoch draws the same masks however the trial got there.
+    """
+    import numpy as np
+
+    generators = [g for layer in model._flatten_layers() for g in getattr(layer, "_seed_generators", ())]
+    if not generators:
+        return
+    seeds = np.random.default_rng([k & 0xFFFFFFFF for k in key]).integers(1, 2**31 - 1, size=len(generators))
+    for generator, value in zip(generators, seeds):
+        state = generator.state
+        state.assign(keras.ops.cast(keras.ops.convert_to_tensor([int(value), 0]), state.dtype))
 
 
 def _restore_checkpoint(model, path: Path) -> None:
@@ -455,15 +544,41 @@ def _mean_metrics(all_metrics: list[dict[str, float]]) -> dict[str, float]:
     return {k: sum(m[k] for m in all_metrics if k in m) / sum(1 for m in all_metrics if k in m) for k in sorted(keys)}
 
 
-def _describe_failure(exc: BaseException, values: Mapping[str, Any]) -> str:
+def _describe_failure(exc: BaseException, values: Mapping[str, Any]) -> tuple[str, str]:
+    """The failure as one line for the store and the console, and its kind (error, nan, oom)."""
     text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".strip()
+    if isinstance(exc, TrialFailed):
+        return str(exc)[:2000], exc.kind
     lowered = f"{type(exc).__name__} {exc}".lower()
     if "resourceexhausted" in lowered or "out of memory" in lowered or " oom" in lowered:
         text = (
             f"out of memory with hyperparameters {dict(values)}: try a smaller trainer.batch_size "
             f"or a smaller model ({text[:200]})"
         )
-    return text[:2000]
+        return text[:2000], "oom"
+    return text[:2000], "error"
+
+
+def check_is_model(model: Any) -> None:
+    """A builder must return a Keras model; anything else would fail every trial the same way."""
+    if hasattr(model, "fit") and hasattr(model, "compile") and hasattr(model, "save_weights"):
+        return
+    shown = repr(model)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise BuilderError(
+        f"the model builder returned {type(model).__name__} {shown}, not a Keras model: "
+        "return the model it builds (e.g. `return model`, a keras.Model)"
+    )
+
+
+def weights_are_finite(model) -> bool:
+    """Whether every weight is a finite number (NaN weights can still give a finite accuracy)."""
+    import numpy as np
+
+    for variable in model.weights:
+        if not np.isfinite(keras.ops.convert_to_numpy(variable)).all():
+            return False
+    return True
 
 
 def _free(model) -> None:

@@ -14,11 +14,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from archsearch.errors import ArchsearchError
+from archsearch.errors import ArchsearchError, DiskFullError
 from archsearch.objective import is_finite
-from archsearch.oracles.base import COMPLETED, FAILED, INTERRUPTED, PRUNED, RUNNING, Oracle, Trial
+from archsearch.oracles.base import Oracle
 from archsearch.runner import Runner, TrialOutcome, checkpoint_epoch
 from archsearch.store import TrialStore
+from archsearch.trial import COMPLETED, FAILED, INTERRUPTED, PRUNED, RUNNING, Trial
 
 log = logging.getLogger("archsearch")
 
@@ -80,6 +81,10 @@ class Search:
         except KeyboardInterrupt:
             self._mark_interrupted(trial)
             raise
+        except DiskFullError as exc:
+            # Says nothing about the configuration: the trial continues from its checkpoint on resume.
+            self._mark_interrupted(trial, kind="disk", error=str(exc))
+            raise
         except ArchsearchError:
             # A configuration error found while setting the trial up (the objective is not produced):
             # nothing was measured, so the trial leaves no record and a corrected search starts clean.
@@ -91,7 +96,10 @@ class Search:
             hp.values = dict(outcome.hparams)
             self.oracle.update_space(hp, trial.id)
         result: Any = outcome.metrics if outcome.metrics else outcome.value
-        self.oracle.tell(trial.id, result, status=outcome.status, error=outcome.error)
+        told = self.oracle.tell(trial.id, result, status=outcome.status, error=outcome.error)
+        if told.status == FAILED:
+            # The runner names its failures; a "completed" trial the oracle refused had no finite objective.
+            told.failure_kind = outcome.failure_kind or ("nan" if outcome.status == COMPLETED else "error")
         self.store.finish_trial(trial, outcome.duration)
         self.epochs_spent += max(0, outcome.epochs_done - initial)
         self._print_trial(trial, outcome)
@@ -99,11 +107,15 @@ class Search:
         self._count_failure(trial)
         return outcome
 
-    def _mark_interrupted(self, trial: Trial) -> None:
-        """Ctrl-C / SIGTERM: the store says interrupted; in memory the trial stays running, to continue first."""
+    def _mark_interrupted(self, trial: Trial, kind: str = "interrupted", error: str = "interrupted by the user") -> None:
+        """Ctrl-C, SIGTERM or a full disk: the store says interrupted (and why); in memory the trial
+        stays running, to continue first when the search resumes."""
         try:
-            self.oracle.tell(trial.id, None, status=INTERRUPTED, error="interrupted by the user")
-            self.store.finish_trial(self.oracle.trials[trial.id])
+            told = self.oracle.tell(trial.id, None, status=INTERRUPTED, error=error)
+            told.failure_kind = kind
+            self.store.finish_trial(told)
+        except DiskFullError:
+            pass  # the store cannot record it: the trial stays running there, which resumes it just the same
         finally:
             trial.status = RUNNING
         self.echo(f"Trial {trial.id}: interrupted; it continues from its last checkpoint when the search resumes.")

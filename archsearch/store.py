@@ -20,9 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from archsearch.oracles.base import DONE, Trial
+from archsearch.atomic import atomic_path
+from archsearch.disk import as_disk_full, is_disk_full
+from archsearch.trial import DONE, INTERRUPTED, RETRIED_ON_RESUME, Trial
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: trials.failure_kind
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -47,7 +49,8 @@ CREATE TABLE IF NOT EXISTS trials (
     duration REAL,
     ask_seq INTEGER,
     tell_seq INTEGER,
-    worker TEXT
+    worker TEXT,
+    failure_kind TEXT
 );
 CREATE TABLE IF NOT EXISTS epochs (
     trial_id INTEGER NOT NULL,
@@ -58,7 +61,8 @@ CREATE TABLE IF NOT EXISTS epochs (
 );
 """
 
-CSV_COLUMNS = ("id", "status", "value", "budget", "initial_budget", "parent", "epochs_done", "duration", "error")
+CSV_COLUMNS = ("id", "status", "value", "budget", "initial_budget", "parent", "epochs_done", "duration", "failure_kind",
+               "error")
 
 
 class TrialStore:
@@ -68,10 +72,18 @@ class TrialStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._conn().executescript(_SCHEMA)
+        try:
+            self._conn().executescript(_SCHEMA)
+        except sqlite3.OperationalError as exc:
+            if is_disk_full(exc):
+                raise as_disk_full(exc, self.path) from exc
+            raise
         with self._transaction() as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(trials)")}
+            if "failure_kind" not in columns:  # a store written by schema version 1
+                db.execute("ALTER TABLE trials ADD COLUMN failure_kind TEXT")
             db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('seq', '0')")
-            db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     # ------------------------------------------------------------ connection
     def _conn(self) -> sqlite3.Connection:
@@ -86,16 +98,28 @@ class TrialStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE takes the write lock up front, so concurrent writers queue instead of failing."""
+        """BEGIN IMMEDIATE takes the write lock up front, so concurrent writers queue instead of failing.
+
+        A full disk rolls the transaction back (the file keeps its last consistent state) and is
+        raised as DiskFullError.
+        """
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if is_disk_full(exc):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise as_disk_full(exc, self.path) from exc
             raise
-        else:
-            conn.execute("COMMIT")
 
     @staticmethod
     def _next_seq(db: sqlite3.Connection) -> int:
@@ -112,6 +136,12 @@ class TrialStore:
     def set_meta(self, key: str, value: Any) -> None:
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    def set_meta_many(self, values: Mapping[str, Any]) -> None:
+        """Several meta entries in one transaction: a kill leaves all of them or none."""
+        with self._transaction() as db:
+            for key, value in values.items():
+                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -153,13 +183,29 @@ class TrialStore:
     def finish_trial(self, trial: Trial, duration: float | None = None) -> None:
         """Record a trial's outcome (completed, failed, pruned or interrupted)."""
         with self._transaction() as db:
-            seq = self._next_seq(db) if trial.status != "interrupted" else None
+            seq = self._next_seq(db) if trial.status != INTERRUPTED else None
             db.execute(
                 "UPDATE trials SET status = ?, value = ?, metrics = ?, error = ?, finished_at = ?, duration = ?,"
-                " tell_seq = ?, hparams = ?, intermediate = ? WHERE id = ?",
+                " tell_seq = ?, hparams = ?, intermediate = ?, failure_kind = ? WHERE id = ?",
                 (trial.status, trial.value, _dumps(trial.metrics), trial.error, time.time(), duration, seq,
-                 _dumps(trial.hparams), _intermediate_json(db, trial), trial.id),
+                 _dumps(trial.hparams), _intermediate_json(db, trial), trial.failure_kind, trial.id),
             )
+
+    def reopen_retryable(self) -> list[int]:
+        """Failed trials whose failure said nothing about their configuration (a full disk) run again.
+
+        They become interrupted: never told, so a resumed search continues them from their
+        last checkpoint like any interrupted trial.  Returns their ids.
+        """
+        marks = ",".join("?" for _ in RETRIED_ON_RESUME)
+        with self._transaction() as db:
+            ids = [r[0] for r in db.execute(
+                f"SELECT id FROM trials WHERE status != ? AND failure_kind IN ({marks})",
+                (INTERRUPTED, *RETRIED_ON_RESUME))]
+            for trial_id in ids:
+                db.execute("UPDATE trials SET status = ?, tell_seq = NULL, value = NULL WHERE id = ?",
+                           (INTERRUPTED, trial_id))
+        return ids
 
     def discard_trial(self, trial_id: int) -> None:
         """Forget a trial that never measured anything (a configuration error stopped it at set-up)."""
@@ -245,7 +291,7 @@ class TrialStore:
         hp_names = _ordered_union(r["hparams"] for r in rows)
         metric_names = _ordered_union(r["metrics"] for r in rows)
         path = Path(path)
-        with path.open("w", newline="") as fh:
+        with atomic_path(path, expected_size=4096 * (1 + len(rows))) as tmp, tmp.open("w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow([*CSV_COLUMNS, *hp_names, *metric_names])
             for r in rows:
@@ -271,6 +317,7 @@ class TrialStore:
             metrics=json.loads(r["metrics"]),
             intermediate={int(k): v for k, v in json.loads(r["intermediate"]).items()},
             error=r["error"],
+            failure_kind=r.get("failure_kind"),
         )
 
 

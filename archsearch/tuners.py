@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from archsearch.errors import ArchsearchError, ConfigError
+from archsearch.errors import ArchsearchError, BuilderError, ConfigError, describe_exception
 from archsearch.hyperparameters import HyperParameters
+from archsearch.lock import LOCK_FILE, RunFolderLock
 from archsearch.objective import Objective
 from archsearch.oracles import Oracle, Trial, create_oracle
 from archsearch.runner import CompileSettings, FitArguments, FitData, Runner, TrainerSettings
@@ -26,6 +28,8 @@ from archsearch.search import Search
 from archsearch.store import TrialStore
 
 STORE_FILE = "trials.db"
+# What Hydra writes into the CLI's run folder before the search starts: overwrite=true keeps it.
+HYDRA_OUTPUTS = (".hydra", "archsearch.log")
 # fit() arguments of KerasTuner tutorials written for Keras 2 that cannot be passed on: Keras 3 removed
 # the first three, and the runner sets each trial's initial_epoch (promoted Hyperband trials resume).
 IGNORED_FIT_ARGS = ("use_multiprocessing", "workers", "max_queue_size", "initial_epoch")
@@ -56,6 +60,19 @@ class _FunctionHyperModel(HyperModel):
         return self._build_fn(hp)
 
 
+def clear_folder(folder: Path, keep: Sequence[str] = ()) -> None:
+    """``overwrite=True``: delete what a folder holds, except ``keep`` (the lock this process holds)."""
+    if not folder.exists():
+        return
+    for entry in folder.iterdir():
+        if entry.name in keep:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def as_hypermodel(hypermodel: Any) -> HyperModel:
     if isinstance(hypermodel, HyperModel) or hasattr(hypermodel, "build"):
         return hypermodel
@@ -66,11 +83,22 @@ def as_hypermodel(hypermodel: Any) -> HyperModel:
 
 def discover_space(hypermodel: Any) -> HyperParameters:
     """Run a define-by-run builder once with defaults, as KerasTuner does, to learn its space."""
+    from archsearch.runner import check_is_model
+
     hp = HyperParameters()
     try:
-        as_hypermodel(hypermodel).build(hp)
+        model = as_hypermodel(hypermodel).build(hp)
+    except ArchsearchError:
+        raise
+    except Exception as exc:
+        raise BuilderError(
+            f"the model builder failed when run once with default values to learn its search space: "
+            f"{describe_exception(exc)}; fix the builder (calling it with archsearch.HyperParameters() "
+            "shows the full traceback)"
+        ) from exc
     finally:
         keras.backend.clear_session()
+    check_is_model(model)
     return hp
 
 
@@ -96,6 +124,7 @@ class Tuner:
         compile_settings: CompileSettings | None = None,
         keep_top_models: int | None = 5,
         echo: Callable[[str], None] = print,
+        config: Mapping[str, Any] | None = None,
         **oracle_options: Any,
     ) -> None:
         if hypermodel is None:
@@ -104,8 +133,11 @@ class Tuner:
         self.objective = Objective.create(objective)
         # KerasTuner's default project name; "" puts the store straight into ``directory`` (the CLI's run folder).
         self.project_dir = Path(directory or ".") / ("untitled_project" if project_name is None else project_name)
-        if overwrite and self.project_dir.exists():
-            shutil.rmtree(self.project_dir)
+        # The folder is this process's for as long as the tuner lives: a second search is refused by name.
+        self._lock = RunFolderLock(self.project_dir).acquire()
+        weakref.finalize(self, self._lock.release)
+        if overwrite:
+            clear_folder(self.project_dir, keep=(LOCK_FILE, *HYDRA_OUTPUTS))
         self.trainer = trainer or TrainerSettings()
         if executions_per_trial is not None:  # else the trainer's own setting (the CLI's trainer.executions_per_trial)
             self.trainer.executions_per_trial = int(executions_per_trial)
@@ -125,7 +157,7 @@ class Tuner:
             )
         self.oracle = oracle
         self.store = TrialStore(self.project_dir / STORE_FILE)
-        self._check_or_write_fingerprint()
+        self._check_or_write_fingerprint(config)
         self._restore()
         self._runner: Runner | None = None
 
@@ -137,12 +169,17 @@ class Tuner:
             "space": json.loads(json.dumps(self.oracle.hyperparameters.get_config(), default=str)),
         }
 
-    def _check_or_write_fingerprint(self) -> None:
-        """Refuse to mix a different search into an existing folder (resume it or overwrite it instead)."""
+    def _check_or_write_fingerprint(self, config: Mapping[str, Any] | None = None) -> None:
+        """Refuse to mix a different search into an existing folder (resume it or overwrite it instead).
+
+        A new search stores its fingerprint and its config (the CLI's) in one transaction, before
+        anything else: a kill in the first milliseconds leaves both or neither, never a store that
+        a resume would run with defaults.
+        """
         mine = self._fingerprint()
         stored = self.store.get_meta("fingerprint")
         if stored is None or self.store.count() == 0:
-            self.store.set_meta("fingerprint", mine)
+            self.store.set_meta_many({"fingerprint": mine, **({"config": dict(config)} if config is not None else {})})
             return
         changed = [key for key in ("oracle", "objective") if stored.get(key) != mine[key]]
         stored_space, my_space = stored.get("space", {}), mine["space"]
@@ -158,6 +195,7 @@ class Tuner:
             self.store.set_meta("fingerprint", mine)
 
     def _restore(self) -> None:
+        self.store.reopen_retryable()
         events = self.store.events()
         if events:
             self.oracle.restore(events)
@@ -182,7 +220,7 @@ class Tuner:
             self.echo(f"Note: search() ignores {', '.join(dropped)}: Keras 3's fit has no use_multiprocessing, "
                       "workers or max_queue_size, and every trial starts at its own initial epoch.")
         callbacks = fit_kwargs.pop("callbacks", None) or []
-        data = FitArguments(tuple(fit_args), dict(fit_kwargs))
+        data = FitArguments(tuple(fit_args), dict(fit_kwargs), seed=int(self.trainer.seed or 0))
         if "batch_size" in fit_kwargs:
             self.trainer.batch_size = fit_kwargs["batch_size"]
         self.run_search(data, callbacks)

@@ -103,7 +103,9 @@ def test_keras_dataset_scaling_channel_axis_and_max_samples(monkeypatch):
     rng = np.random.default_rng(0)
     train = (rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, (50, 1)))
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: (train, (train[0][:1], train[1][:1])))
-    s = load_data({"name": "cifar10", "validation_split": 0.2, "max_samples": 20, "seed": 0})
+    # the loader itself: 20 random labels of 10 classes leave a validation class unseen in training,
+    # which load_data's checks refuse (tests/test_data_checks.py)
+    s = keras_datasets.load({"name": "cifar10", "validation_split": 0.2, "max_samples": 20, "seed": 0})
     assert s.x_train.shape == (16, 32, 32, 3) and s.x_val.shape == (4, 32, 32, 3)
     assert s.x_train.max() <= 1.0 and s.y_train.ndim == 1 and s.class_names[0] == "airplane"
     gray = (rng.integers(0, 256, (30, 28, 28), dtype=np.uint8), rng.integers(0, 10, 30))

@@ -1,13 +1,16 @@
 """The search space: types, sampling warps, conditions, declaration errors, config and unit-cube round trips,
-and KerasTuner-style define-by-run builders. Pure Python: no Keras, milliseconds per test."""
+and KerasTuner-style define-by-run builders. Pure Python: no Keras, milliseconds per test, except one CLI run
+(a few seconds) showing that a parameter whose condition can never hold is dropped with a note."""
 
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 
 import numpy as np
 import pytest
+import yaml
 
 from archsearch import HyperParameters
 from archsearch.errors import ConfigError, SearchSpaceError
@@ -20,6 +23,7 @@ from archsearch.hyperparameters import (
     parameter_from_config,
     values_key,
 )
+from conftest import REPO
 
 RNG_SEED = 1234
 
@@ -315,25 +319,174 @@ def test_condition_on_a_missing_parent():
         HyperParameters.from_config({"child": {"type": "int", "min": 0, "max": 1, "when": {"ghost": [1]}}})
 
 
-def test_condition_values_the_parent_never_takes():
-    with pytest.raises(SearchSpaceError, match=r"'child'.*'act'.*\['swish'\].*never takes"):
+def _mlp_space(max_layers: int) -> dict:
+    return {
+        "num_layers": {"type": "int", "min": 1, "max": max_layers},
+        "units_1": {"type": "int", "min": 32, "max": 512, "step": 32},
+        "units_2": {"type": "int", "min": 32, "max": 512, "step": 32, "when": {"num_layers": [2, 3]}},
+        "units_3": {"type": "int", "min": 32, "max": 512, "step": 32, "when": {"num_layers": [3]}},
+        "dropout": {"type": "choice", "values": [0.0, 0.1, 0.2], "ordered": True},
+    }
+
+
+def _notes(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "archsearch" and r.levelno == logging.WARNING]
+
+
+def test_a_condition_that_can_never_hold_drops_its_parameter_with_a_note(caplog):
+    # python -m archsearch model.space.num_layers.max=1: units_2 and units_3 can never be active.
+    with caplog.at_level(logging.WARNING, logger="archsearch"):
+        hp = HyperParameters.from_config(_mlp_space(1), where="model.space")
+    assert _notes(caplog) == [
+        "Note: model.space.units_2 is dropped: its condition num_layers in [2, 3] can never hold "
+        "(num_layers takes 1..1)",
+        "Note: model.space.units_3 is dropped: its condition num_layers in [3] can never hold "
+        "(num_layers takes 1..1)",
+    ]
+    assert list(hp.space) == ["num_layers", "units_1", "dropout"]
+    assert list(hp.dropped) == ["units_2", "units_3"]
+    assert hp.dropped["units_2"] == _notes(caplog)[0]
+    # the rest of the space works as usual
+    assert hp.values == {"num_layers": 1, "units_1": 32, "dropout": 0.0}
+    assert hp.active_values({"num_layers": 1, "units_1": 64, "units_2": 96}) == {
+        "num_layers": 1, "units_1": 64, "dropout": 0.0,
+    }
+    assert hp.with_values({"units_1": 128}).values == {"num_layers": 1, "units_1": 128, "dropout": 0.0}
+    assert hp.get("units_2") is None and not hp.is_active("units_2")
+    rng = np.random.default_rng(0)
+    assert all(set(hp.sample(rng)) == {"num_layers", "units_1", "dropout"} for _ in range(20))
+    assert hp.grid_size() == 16 * 3
+    assert "units_2" not in hp.get_config()
+    assert HyperParameters.from_config(hp.get_config()).get_config() == hp.get_config()
+    assert "units_2" in hp.copy().dropped
+
+
+def test_the_note_names_the_parameter_without_a_prefix(caplog):
+    with caplog.at_level(logging.WARNING, logger="archsearch"):
         HyperParameters.from_config({
             "act": ["relu", "tanh"],
             "child": {"type": "int", "min": 0, "max": 1, "when": {"act": ["swish"]}},
         })
-    with pytest.raises(SearchSpaceError, match="never takes"):
-        HyperParameters.from_config({
+    assert _notes(caplog) == [
+        "Note: hyperparameter 'child' is dropped: its condition act in [swish] can never hold "
+        "(act takes [relu, tanh])"
+    ]
+
+
+@pytest.mark.parametrize(
+    "parent, when, shown, takes",
+    [
+        ({"type": "int", "min": 1, "max": 3}, [4], "[4]", "1..3"),
+        ({"type": "int", "min": 1, "max": 3, "step": 2}, [2], "[2]", "[1, 3]"),  # off the step grid
+        ({"type": "int", "min": 32, "max": 512, "step": 32}, [16], "[16]", "32..512 step 32"),
+        ({"type": "float", "min": 0.0, "max": 1.0}, [2.0], "[2.0]", "0.0..1.0"),
+        ({"type": "boolean"}, ["yes"], "[yes]", "[False, True]"),
+        ({"type": "fixed", "value": "adam"}, ["sgd"], "[sgd]", "only adam"),
+    ],
+)
+def test_conditions_the_parent_never_meets_are_dropped_for_every_type(caplog, parent, when, shown, takes):
+    with caplog.at_level(logging.WARNING, logger="archsearch"):
+        hp = HyperParameters.from_config({"p": parent, "child": {"type": "boolean", "when": {"p": when}}})
+    assert list(hp.space) == ["p"]
+    assert _notes(caplog) == [
+        f"Note: hyperparameter 'child' is dropped: its condition p in {shown} can never hold (p takes {takes})"
+    ]
+
+
+def test_dropping_cascades_to_children_of_dropped_parameters(caplog):
+    config = dict(CHAINED)
+    config["arch"] = {"type": "choice", "values": ["mlp"]}  # e.g. model.space.arch.values=[mlp]
+    config["kernel"] = {"type": "choice", "values": [3, 5], "when": {"pool": [True]}}  # grandchild
+    with caplog.at_level(logging.WARNING, logger="archsearch"):
+        hp = HyperParameters.from_config(config)
+    assert list(hp.space) == ["arch", "units"]
+    assert _notes(caplog) == [
+        "Note: hyperparameter 'num_conv' is dropped: its condition arch in [cnn] can never hold (arch takes [mlp])",
+        "Note: hyperparameter 'pool' is dropped: its parent num_conv is dropped",
+        "Note: hyperparameter 'kernel' is dropped: its parent pool is dropped",
+    ]
+    assert hp.values == {"arch": "mlp", "units": 16}
+    assert list(hp.grid()) == [{"arch": "mlp", "units": u} for u in (16, 32, 48, 64)]
+
+
+def test_dropping_cascades_whatever_the_declaration_order(caplog):
+    with caplog.at_level(logging.WARNING, logger="archsearch"):
+        hp = HyperParameters.from_config({
+            "grandchild": {"type": "boolean", "when": {"child": [True]}},
+            "child": {"type": "boolean", "when": {"n": [5]}},
             "n": {"type": "int", "min": 1, "max": 3},
-            "child": {"type": "boolean", "when": {"n": [4]}},
         })
+    assert list(hp.space) == ["n"]
+    assert set(hp.dropped) == {"child", "grandchild"}
+    assert "its parent child is dropped" in hp.dropped["grandchild"]
 
 
-def test_condition_values_off_the_parents_step_grid():
-    with pytest.raises(SearchSpaceError, match="never takes"):
+def test_one_impossible_condition_of_several_drops_the_parameter():
+    hp = HyperParameters.from_config({
+        "a": ["x", "y"],
+        "flag": {"type": "boolean"},
+        "c": {"type": "float", "min": 0.0, "max": 1.0, "when": [{"a": ["x"]}, {"flag": ["on"]}]},
+    })
+    assert list(hp.space) == ["a", "flag"]
+    assert "its condition flag in [on] can never hold" in hp.dropped["c"]
+
+
+def test_a_condition_that_can_still_hold_keeps_its_parameter(caplog):
+    with caplog.at_level(logging.WARNING, logger="archsearch"):
+        hp = HyperParameters.from_config(_mlp_space(3))
+    assert list(hp.space) == ["num_layers", "units_1", "units_2", "units_3", "dropout"]
+    assert hp.dropped == {} and _notes(caplog) == []
+
+
+def test_a_choice_value_the_parent_never_takes_beside_ones_it_takes_is_still_an_error():
+    # a value missing from a list of choices is a typo; a narrowed numeric range is not
+    with pytest.raises(SearchSpaceError, match=r"'child'.*'act'.*\['rleu'\].*never takes"):
         HyperParameters.from_config({
-            "n": {"type": "int", "min": 1, "max": 3, "step": 2},  # takes 1 and 3 only
-            "child": {"type": "boolean", "when": {"n": [2]}},
+            "act": {"type": "choice", "values": ["relu", "tanh"]},
+            "child": {"type": "boolean", "when": {"act": ["tanh", "rleu"]}},
         })
+
+
+def test_a_narrowed_numeric_parent_keeps_children_it_can_still_reach():
+    space = HyperParameters.from_config({
+        "n": {"type": "int", "min": 1, "max": 3},
+        "child": {"type": "boolean", "when": {"n": [2, 4]}},
+    })
+    assert set(space.space) == {"n", "child"} and not space.dropped
+    mlp = yaml.safe_load((REPO / "conf" / "model" / "mlp.yaml").read_text())["space"]
+    mlp["num_layers"]["max"] = 2
+    narrowed = HyperParameters.from_config(mlp)
+    assert "units_2" in narrowed.space and "units_3" not in narrowed.space
+
+
+def test_an_undeclared_parent_is_still_an_error_even_beside_dropped_parameters():
+    with pytest.raises(SearchSpaceError, match=r"'ghost_child'.*'ghost'.*not in the search space"):
+        HyperParameters.from_config({**_mlp_space(1), "ghost_child": {"type": "boolean", "when": {"ghost": [1]}}})
+    # a child of a dropped parameter that also names an undeclared parent: the error wins
+    with pytest.raises(SearchSpaceError, match=r"'both'.*'ghost'.*not in the search space"):
+        HyperParameters.from_config({
+            **_mlp_space(1),
+            "both": {"type": "boolean", "when": [{"units_2": [64]}, {"ghost": [1]}]},
+        })
+
+
+def test_the_cli_drops_a_parameter_whose_condition_can_never_hold(tmp_path):
+    """python -m archsearch model.space.num_layers.max=1 runs (it was refused) and says what it left out."""
+    from conftest import run_cli
+
+    run_dir = tmp_path / "run"
+    result = run_cli(["model=mlp", "model.space.num_layers.max=1", "tuner=random", "tuner.max_trials=1",
+                      "trainer.epochs=1", "data.num_samples=160"], run_dir)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert ("Note: model.space.units_2 is dropped: its condition num_layers in [2, 3] can never hold "
+            "(num_layers takes 1..1)") in output
+    assert "model.space.units_3 is dropped" in output
+    assert "dropped" in (run_dir / "archsearch.log").read_text()  # in the run's log file too
+    header, row = (run_dir / "trials.csv").read_text().splitlines()[:2]
+    columns = header.split(",")
+    assert "units_1" in columns and "units_2" not in columns and "units_3" not in columns
+    assert dict(zip(columns, row.split(",")))["status"] == "completed"
 
 
 def test_malformed_when_is_rejected():

@@ -588,7 +588,7 @@ BAD_INPUT = [
     (["model=custom", "model.builder=broken_models:build"], "model.builder",
      "RuntimeError: needs a GPU (broken_models.py, line 2)"),
     (["model=custom", "model.builder=typo_models:build"], "model.builder", "SyntaxError"),
-    (["resume=/no/such/run"], "resume", "holds no search"),
+    (["resume=/no/such/run"], "resume", "does not exist"),
 ]
 
 
@@ -675,7 +675,7 @@ def test_too_many_failures_in_a_row_stop_the_search_and_keep_what_finished(cli, 
     assert "cannot build 24 units" in store.trial(2).error
     assert yaml.safe_load((run / "best" / "hparams.yaml").read_text())["values"] == {"units": 8}
     assert (run / "trials.csv").read_text().count("\n") == 5
-    assert "FAILED: ValueError: cannot build 16 units" in (run / "__main__.log").read_text()
+    assert "FAILED: ValueError: cannot build 16 units" in (run / "archsearch.log").read_text()
 
 
 def test_out_of_memory_names_the_hyperparameters_and_suggests_a_smaller_batch(tmp_path):

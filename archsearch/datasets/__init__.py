@@ -1,7 +1,8 @@
 """Data loaders by name: ``load_data(cfg)`` picks the loader named by ``cfg["name"]``.
 
 Loaders are imported only when used, so reading a small npz never imports
-keras.datasets, and the package imports without TensorFlow.
+keras.datasets, and the package imports without TensorFlow.  Every dataset
+passes ``checks.check_splits`` right after loading, before any training.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from archsearch.datasets.base import DataSplits, split_validation
+from archsearch.datasets.checks import check_splits
 from archsearch.errors import ConfigError
 
 __all__ = ["DataSplits", "LOADERS", "available_datasets", "load_data", "split_validation"]
@@ -32,7 +34,7 @@ def available_datasets() -> list[str]:
 
 
 def load_data(cfg: Mapping[str, Any]) -> DataSplits:
-    """Load the dataset described by the ``data`` config group."""
+    """Load the dataset described by the ``data`` config group, refusing data that cannot train."""
     name = cfg.get("name")
     if name not in LOADERS:
         raise ConfigError(
@@ -40,4 +42,6 @@ def load_data(cfg: Mapping[str, Any]) -> DataSplits:
         )
     module_name, _, function = LOADERS[str(name)].partition(":")
     loader = getattr(importlib.import_module(module_name), function)
-    return loader(dict(cfg))
+    splits = loader(dict(cfg))
+    check_splits(splits)
+    return splits

@@ -3,7 +3,9 @@
 The task is read from the targets: 1-D integer labels mean classification,
 masks with the images' height and width mean segmentation (class-id masks
 follow the folder loader: 0 = background, 1..K one channel each).  Integer images
-are scaled to 0..1; grayscale images ``(n, h, w)`` get a channel axis.
+are scaled to 0..1 (float images must already be); grayscale images ``(n, h, w)``
+get a channel axis.  NaN or Inf is refused here, by index in the file; the
+other checks (``checks.check_splits``) run in ``load_data``.
 See data/README.md for the accepted shapes.
 """
 
@@ -17,19 +19,47 @@ from typing import Any
 import numpy as np
 
 from archsearch.datasets.base import DataSplits, split_validation
+from archsearch.datasets.checks import check_finite
 from archsearch.errors import ConfigError, DataError
+
+
+# The first bytes of a zip archive (what numpy.savez writes; an empty archive too) and of a single .npy array.
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+NPY_MAGIC = b"\x93NUMPY"
+SAVEZ = "write it with numpy.savez(path, x=..., y=...)"
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"data.path: {path} does not exist (point data.path= at an .npz file, e.g. "
                         "data=npz data.path=data/my_arrays.npz)")
+    # Check the header first: numpy treats any unknown file as a pickle and calls it "pickled data".
+    try:
+        with open(path, "rb") as file:
+            head = file.read(6)
+    except OSError as exc:
+        raise DataError(f"data.path: cannot read {path} ({exc})") from exc
+    if head.startswith(NPY_MAGIC):
+        raise DataError(f"data.path: cannot read {path}: it is a single .npy array, not an .npz archive of "
+                        f"named arrays; {SAVEZ}")
+    if not head.startswith(ZIP_MAGIC):
+        raise DataError(f"data.path: cannot read {path}: it is not a valid .npz (NumPy archive) file; {SAVEZ}")
+    key = None
     try:
         with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"data.path: cannot read {path} as an .npz archive ({exc}); "
-                        "write it with numpy.savez(path, x=..., y=...)") from exc
+            arrays = {}
+            for key in archive.files:
+                arrays[key] = archive[key]
+            return arrays
+    except ValueError as exc:
+        if key is not None and "allow_pickle" in str(exc):
+            raise DataError(f"data.path: array '{key}' in {path} contains pickled (object) data (Python "
+                            "objects), which is not loaded for safety; store numeric arrays (e.g. "
+                            f"x.astype('float32')) with numpy.savez(path, x=..., y=...)") from exc
+        raise DataError(f"data.path: cannot read {path} as an .npz archive ({exc}); {SAVEZ}") from exc
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"data.path: cannot read {path}: it is not a valid .npz (NumPy archive) file ({exc}); "
+                        f"{SAVEZ}") from exc
 
 
 def _scale_images(x: np.ndarray, key: str) -> np.ndarray:
@@ -128,6 +158,10 @@ def load(cfg: Mapping[str, Any]) -> DataSplits:
             raise DataError(f"data: '{keys[xr]}' has {len(x)} samples but '{keys[yr]}' has "
                             f"{0 if y.ndim == 0 else len(y)}; they must match one to one")
 
+    name = str(cfg.get("name") or "npz")
+    for role in (r for pair in pairs for r in pair):  # before the split shuffles: indices are the file's
+        check_finite(name, f"samples in array '{keys[role]}' of {path}", arrays[keys[role]])
+
     xs = [_scale_images(arrays[keys[xr]], keys[xr]) for xr, _ in pairs]
     ys = [arrays[keys[yr]] for _, yr in pairs]
     task = _task(xs[0], ys[0])
@@ -145,4 +179,4 @@ def load(cfg: Mapping[str, Any]) -> DataSplits:
         x_train, y_train, x_val, y_val = xs[0], ys[0], xs[1], ys[1]
     else:
         x_train, y_train, x_val, y_val = split_validation(xs[0], ys[0], float(cfg.get("validation_split", 0.2)), seed)
-    return DataSplits(str(cfg.get("name") or "npz"), task, x_train, y_train, x_val, y_val, len(names), names)
+    return DataSplits(name, task, x_train, y_train, x_val, y_val, len(names), names)

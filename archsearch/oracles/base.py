@@ -24,41 +24,17 @@ import numpy as np
 from archsearch.errors import ConfigError
 from archsearch.hyperparameters import HyperParameters, to_python, values_key
 from archsearch.objective import Objective, is_finite
-
-RUNNING = "running"
-COMPLETED = "completed"
-FAILED = "failed"
-PRUNED = "pruned"
-INTERRUPTED = "interrupted"
-STATUSES = (RUNNING, COMPLETED, FAILED, PRUNED, INTERRUPTED)
-DONE = (COMPLETED, FAILED, PRUNED)
-
-
-@dataclass
-class Trial:
-    """One configuration to train, and later its outcome.
-
-    ``budget`` is the epoch to train *to* (None: the trainer's own ``epochs``);
-    ``resume_from`` names a trial whose checkpoint to continue from, in which
-    case training starts at ``initial_budget`` (the parent's budget).
-    """
-
-    id: int
-    hparams: dict[str, Any]
-    budget: int | None = None
-    resume_from: int | None = None
-    initial_budget: int = 0
-    info: dict[str, Any] = field(default_factory=dict)
-    status: str = RUNNING
-    value: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    intermediate: dict[int, float] = field(default_factory=dict)
-    error: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.status in DONE
-
+from archsearch.trial import (  # noqa: F401  (re-exported: the oracle protocol speaks in trials)
+    COMPLETED,
+    DONE,
+    FAILED,
+    FAILURE_KINDS,
+    INTERRUPTED,
+    PRUNED,
+    RUNNING,
+    STATUSES,
+    Trial,
+)
 
 @dataclass
 class Proposal:
