@@ -16,7 +16,7 @@ from archsearch.errors import ArchsearchError, ConfigError, DataError, SearchSpa
 
 __version__ = "0.1.0"
 
-_TUNERS = ("Tuner", "RandomSearch", "GridSearch", "Hyperband", "BayesianOptimization", "BOHB")
+_TUNERS = ("Tuner", "RandomSearch", "GridSearch", "Hyperband", "BayesianOptimization", "BOHB", "ASHA")
 _LAZY = {
     "HyperParameters": "archsearch.hyperparameters",
     "Objective": "archsearch.objective",

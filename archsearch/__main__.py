@@ -65,7 +65,7 @@ def _task(cfg) -> None:
     from archsearch.app import run
     from archsearch.config import run_folder
     from archsearch.console import echo_to_console_and_log, error_line
-    from archsearch.errors import ArchsearchError
+    from archsearch.errors import ArchsearchError, DiskFullError
     from archsearch.preflight import remove_unused_run_folder
 
     echo = echo_to_console_and_log()
@@ -74,9 +74,10 @@ def _task(cfg) -> None:
         folder = run_folder(cfg)
         run(cfg, echo=echo)
     except ArchsearchError as exc:
+        removed = not cfg.get("resume") and isinstance(folder, Path) and remove_unused_run_folder(folder)
+        if removed and isinstance(exc, DiskFullError):  # nothing to resume: the folder held no trial
+            exc = ArchsearchError(f"no space left on {exc.device}{exc.where}; free space and run the command again")
         error_line(exc)
-        if not cfg.get("resume") and isinstance(folder, Path):
-            remove_unused_run_folder(folder)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         if not cfg.get("resume") and isinstance(folder, Path) and remove_unused_run_folder(folder):
@@ -99,7 +100,8 @@ def main() -> None:
             sys.exit(EXIT_USER_ERROR)  # Hydra's own config errors (unknown option or key): like ours, status 2
         raise
     except KeyboardInterrupt:
-        said = "interrupted" if _TASK_STARTED else "interrupted while starting; nothing ran"
+        multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])  # jobs ran in other processes
+        said = "interrupted" if _TASK_STARTED or multirun else "interrupted while starting; nothing ran"
         print(f"archsearch: {said}", file=sys.stderr, flush=True)
         _exit_interrupted()
 

@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from archsearch import config as C
-from archsearch.errors import ConfigError
+from archsearch.errors import ConfigError, DiskFullError
 from archsearch.lock import RunFolderLock
 from archsearch.resume import continue_stored_search, plain_config
 
@@ -38,6 +38,10 @@ class ArraysFitData:
         self.seed = seed
         self.augment = augment
         self._validation: dict[int, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to worker processes: the arrays travel, the datasets built from them are rebuilt there.
+        return {**self.__dict__, "_validation": {}}
 
     def fit_kwargs(self, batch_size: int | None, *, trial_id: int = 0, initial_epoch: int = 0, epochs: int = 1,
                    execution: int = 0) -> dict[str, Any]:
@@ -95,6 +99,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         if not space.space:
             space = None  # define-by-run: the tuner learns the space by running the builder
 
+    executor_name, slots, executor_options = C.executor_settings(cfg)
     C.check_budget_settings(tuner_name, tuner_cfg, trainer_cfg, echo)
     check_optimizer_names([trainer_cfg.get("optimizer", "adam")], "trainer.optimizer")
     searched = space.space.get("optimizer") if space is not None else None
@@ -135,6 +140,9 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         keep_top_models=trainer_cfg.get("keep_top_models", 5),
         echo=echo,
         config=plain_config(cfg),
+        executor=executor_name,
+        parallel_trials=slots,
+        executor_options=executor_options,
     )
     tuner.store.set_meta("config", plain_config(cfg))  # a resumed search: its safe changes, from now on
     augment = None
@@ -168,8 +176,16 @@ def _run_locked(cfg: DictConfig, echo: Callable[[str], None]) -> Path | None:
         # exported; a second Ctrl-C meanwhile waits, so the exported files are never half-written.
         # A search stopped before its first trial (a config error) has nothing to show.
         with signals_deferred():
-            if tuner.store.count() > 0:
-                best = _summarise_and_export(cfg, tuner, splits, model_cfg, echo)
+            stopping = sys.exc_info()[1]
+            try:
+                if tuner.store.count() > 0:
+                    best = _summarise_and_export(cfg, tuner, splits, model_cfg, echo)
+            except DiskFullError as exc:
+                if stopping is None:
+                    raise
+                # The search already stops with its own error (often this same full disk): say this one
+                # and keep the first, which names the file that did not fit.
+                log.warning("could not export the results: %s", exc)
     return best
 
 

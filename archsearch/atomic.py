@@ -32,7 +32,7 @@ def atomic_path(path: str | Path, expected_size: int = 0, run_folder: str | Path
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ensure_space(path.parent, expected_size, run_folder)
+    ensure_space(path.parent, expected_size, run_folder, file=path)
     tmp = temporary_name(path)
     try:
         yield tmp
@@ -81,3 +81,19 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporaries a killed export left in ``folder`` (``.model.tmp-123.keras``, ...).
+
+    Only the process holding the run folder's lock writes there, so any temporary found by it
+    before it writes is a leftover.
+    """
+    removed = []
+    folder = Path(folder)
+    if folder.is_dir():
+        for entry in folder.glob(".*.tmp-*"):
+            if entry.is_file():
+                entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return removed

@@ -97,8 +97,11 @@ def search_space(model_cfg: Mapping[str, Any]) -> HyperParameters:
         raise SearchSpaceError(f"model.space: {exc.field}", exc.problem, exc.fix) from None
 
 
+PARALLEL_KEYS = ("parallel_trials", "max_parallel_trials")  # where trials run, not how the tuner chooses
+
+
 def oracle_options(tuner_cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    options = dict(tuner_cfg)
+    options = {k: v for k, v in tuner_cfg.items() if k not in PARALLEL_KEYS}
     name = options.pop("name", None)
     if not name:
         raise ConfigError("tuner.name", "is missing", "choose a tuner, e.g. tuner=random")
@@ -267,3 +270,26 @@ def check_resume_folder(folder: Path) -> None:
         raise ConfigError("resume", f"{folder} is not writable, and a resumed search writes its trials there",
                           "make it writable (e.g. chmod -R u+w), or copy the run folder somewhere writable and "
                           "resume the copy")
+
+
+def executor_settings(cfg: Mapping[str, Any]) -> tuple[str, int, dict[str, Any]]:
+    """(executor name, trials at a time, executor options) from ``executor.*`` and ``tuner.parallel_trials``."""
+    from archsearch.executors import EXECUTORS
+    from archsearch.executors.process import parallel_trials
+
+    tuner = to_dict(cfg.get("tuner"))
+    given = {k: tuner[k] for k in PARALLEL_KEYS if tuner.get(k) not in (None, "auto")}
+    if len(set(map(str, given.values()))) > 1:
+        raise ConfigError("tuner.max_parallel_trials", f"{given['max_parallel_trials']!r} differs from "
+                          f"tuner.parallel_trials={given['parallel_trials']!r}", "set only one of them")
+    key = next(iter(given), "parallel_trials")
+    slots = parallel_trials(given.get(key, "auto"), f"tuner.{key}")
+    executor = to_dict(cfg.get("executor")) or {"name": "inline"}
+    name = executor.pop("name", None)
+    if name not in EXECUTORS:
+        raise ConfigError("executor", f"unknown executor {name!r}", f"choose one of: {', '.join(EXECUTORS)}")
+    if "max_retries" in executor:
+        whole_number(executor["max_retries"], "executor.max_retries", 0)
+    if "max_trials_per_worker" in executor:
+        whole_number(executor["max_trials_per_worker"], "executor.max_trials_per_worker", 1)
+    return str(name), slots, executor

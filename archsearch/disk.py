@@ -36,10 +36,14 @@ def device_of(path: str | Path) -> str:
     return str(current)
 
 
-def ensure_space(path: str | Path, needed: int = 0, run_folder: str | Path | None = None) -> None:
-    """Raise DiskFullError unless ``needed`` bytes (plus a margin) fit next to ``path``."""
+def ensure_space(path: str | Path, needed: int = 0, run_folder: str | Path | None = None,
+                 file: str | Path | None = None) -> None:
+    """Raise DiskFullError unless ``needed`` bytes (plus a margin) fit in the folder ``path``.
+
+    ``file`` names what was about to be written (the folder itself when not given).
+    """
     if free_bytes(path) < int(needed) + MARGIN_BYTES:
-        raise DiskFullError(device_of(path), str(path), None if run_folder is None else str(run_folder))
+        raise DiskFullError(device_of(path), str(file or path), None if run_folder is None else str(run_folder))
 
 
 def is_disk_full(exc: BaseException | None) -> bool:

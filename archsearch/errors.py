@@ -39,6 +39,9 @@ class ConfigError(ArchsearchError, ValueError):
             message += f" ({fix})"
         super().__init__(message)
 
+    def __reduce__(self):  # sent from worker processes to the driver
+        return (self.__class__, (self.field, self.problem, self.fix))
+
 
 class SearchSpaceError(ConfigError):
     """A hyperparameter declaration is invalid (min > max, empty choice, ...)."""
@@ -66,9 +69,16 @@ class DiskFullError(ArchsearchError):
     def __init__(self, device: str, file: str | None, run_folder: str | None = None) -> None:
         self.device = device
         self.file = file
-        where = f" while writing {file}" if file else ""
-        resume = f"resume={run_folder}" if run_folder else "resume=<run folder>"
-        super().__init__(f"no space left on {device}{where}; free space and {resume}")
+        self.run_folder = run_folder
+        super().__init__(f"no space left on {device}{self.where}; free space and "
+                         f"{'resume=' + str(run_folder) if run_folder else 'resume=<run folder>'}")
+
+    @property
+    def where(self) -> str:
+        return f" while writing {self.file}" if self.file else ""
+
+    def __reduce__(self):
+        return (self.__class__, (self.device, self.file, self.run_folder))
 
 
 class FolderNotWritable(ArchsearchError):

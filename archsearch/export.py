@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from archsearch.atomic import atomic_path, write_text
+from archsearch.atomic import atomic_path, remove_stale_temporaries, write_text
 from archsearch.disk import file_size
 
 log = logging.getLogger("archsearch")
@@ -37,6 +37,8 @@ def export_best(
     """Write ``best/`` and ``trials.csv``; returns the ``best`` folder, or None when no trial completed."""
     out_dir = Path(out_dir or tuner.project_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (out_dir, out_dir / "best"):
+        remove_stale_temporaries(folder)
     tuner.store.export_csv(out_dir / "trials.csv")
     trial, model = _best_exportable(tuner)
     if trial is None:

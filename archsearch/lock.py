@@ -90,7 +90,10 @@ class RunFolderLock:
                     if fcntl is not None:
                         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
                 finally:
-                    handle.close()
+                    try:
+                        handle.close()
+                    except OSError:  # its holder record could not be flushed (a full disk): no matter
+                        pass
 
     def __enter__(self) -> RunFolderLock:
         return self.acquire()

@@ -122,13 +122,21 @@ def remove_unused_run_folder(folder: Path) -> bool:
 
 
 def _stored_trials(path: Path) -> int | None:
+    """How many trials the store holds: 0 for a store a kill or a full disk left without tables."""
     import sqlite3
 
+    try:
+        if path.stat().st_size == 0:
+            return 0
+    except OSError:
+        return None
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             return int(conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
         finally:
             conn.close()
+    except sqlite3.OperationalError as exc:
+        return 0 if "no such table" in str(exc) else None
     except sqlite3.Error:
         return None

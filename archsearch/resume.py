@@ -74,6 +74,9 @@ def continue_stored_search(cfg: DictConfig, folder: Path, echo: Callable[[str], 
 # Settings that may change when a search is resumed: they do not change what was already measured.
 RESUMABLE_CHANGES = (
     "tuner.max_trials",
+    "tuner.parallel_trials",
+    "tuner.max_parallel_trials",
+    "executor",
     "trainer.verbose",
     "trainer.early_stopping",
     "trainer.keep_top_models",
@@ -81,7 +84,7 @@ RESUMABLE_CHANGES = (
     "summary_trials",
 )
 IGNORED_ON_RESUME = ("resume", "overwrite")
-GROUPS = ("model", "tuner", "data", "trainer")
+GROUPS = ("model", "tuner", "data", "trainer", "executor")
 MAX_LISTED_CHANGES = 8
 
 
@@ -142,7 +145,9 @@ def compare_for_resume(stored: Mapping[str, Any], current: Mapping[str, Any]) ->
     safe, refused = [], []
     # Another model/tuner/data choice altogether: name the choice, not each of its keys.
     swapped = tuple(g for g in GROUPS if old.get(f"{g}.name") != new.get(f"{g}.name"))
-    refused += [f"{g}: {old.get(f'{g}.name', '<unset>')} -> {new.get(f'{g}.name', '<unset>')}" for g in swapped]
+    for g in swapped:
+        text = f"{g}: {old.get(f'{g}.name', '<unset>')} -> {new.get(f'{g}.name', '<unset>')}"
+        (safe if _matches(g, RESUMABLE_CHANGES) else refused).append(text)
     for key in sorted(set(old) | set(new)):
         if old.get(key) == new.get(key) or _matches(key, IGNORED_ON_RESUME + ("hydra",) + swapped):
             continue

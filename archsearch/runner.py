@@ -14,8 +14,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
-import shutil
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -25,11 +23,12 @@ from typing import Any, Protocol
 
 import keras
 
+from archsearch.checkpoints import CHECKPOINT, TrialFiles, link_best, restore_checkpoint, save_checkpoint
 from archsearch.disk import as_disk_full, ensure_space, file_size, is_disk_full
 from archsearch.errors import ArchsearchError, BuilderError, DiskFullError, ObjectiveError
 from archsearch.hyperparameters import HyperParameters
 from archsearch.objective import Objective, is_finite
-from archsearch.trial import COMPLETED, FAILED, PRUNED, Trial
+from archsearch.trial import COMPLETED, FAILED, PRUNED, Trial, TrialOutcome
 
 log = logging.getLogger("archsearch")
 
@@ -44,8 +43,6 @@ class _RetracingNoise(logging.Filter):
 
 logging.getLogger("tensorflow").addFilter(_RetracingNoise())
 
-CHECKPOINT = "checkpoint.weights.h5"
-BEST_WEIGHTS = "best.weights.h5"
 
 
 class Reporter(Protocol):
@@ -103,22 +100,6 @@ class TrainerSettings:
     # Seeds weight initialisation and dropout of each fit (seed + 1000 * trial id + execution), so a
     # search can be repeated and two trials differ only by their values; None leaves them unseeded.
     seed: int | None = None
-
-
-@dataclass
-class TrialOutcome:
-    """What a trial produced: the objective at its best epoch and how it ended."""
-
-    status: str
-    value: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    epochs_done: int = 0
-    best_epoch: int | None = None
-    error: str | None = None
-    failure_kind: str | None = None  # see archsearch.trial.FAILURE_KINDS
-    duration: float = 0.0
-    fit_seconds: float = 0.0
-    hparams: dict[str, Any] = field(default_factory=dict)
 
 
 class FitData(Protocol):
@@ -221,20 +202,21 @@ class Runner:
         self.data = data
         self.objective = objective
         self.workdir = Path(workdir)
+        self.files = TrialFiles(self.workdir)
         self.trainer = trainer or TrainerSettings()
         self.compile_settings = compile_settings or CompileSettings()
         self.callbacks = list(callbacks)
         self._objective_checked = False
 
-    # ------------------------------------------------------------ paths
+    # ------------------------------------------------------------ paths (owned by archsearch.checkpoints)
     def trial_dir(self, trial_id: int) -> Path:
-        return self.workdir / "trials" / f"trial_{trial_id:04d}"
+        return self.files.trial_dir(trial_id)
 
     def checkpoint_path(self, trial_id: int) -> Path:
-        return self.trial_dir(trial_id) / CHECKPOINT
+        return self.files.checkpoint(trial_id)
 
     def best_weights_path(self, trial_id: int) -> Path:
-        return self.trial_dir(trial_id) / BEST_WEIGHTS
+        return self.files.best_weights(trial_id)
 
     # ------------------------------------------------------------ building
     def build(self, hp: HyperParameters):
@@ -250,7 +232,7 @@ class Runner:
         model = self.build(hp)
         path = self.best_weights_path(trial.id)
         if path.exists():
-            _restore_checkpoint(model, path)
+            restore_checkpoint(model, path)
         else:
             log.warning("trial %s has no saved weights; returning a freshly initialised model", trial.id)
         return model
@@ -283,7 +265,7 @@ class Runner:
                 model = self.build(hp)
                 outcome.hparams = dict(hp.values)  # define-by-run builders may have added values
                 if resume_checkpoint is not None:
-                    _restore_checkpoint(model, resume_checkpoint)
+                    restore_checkpoint(model, resume_checkpoint)
                 if not self._objective_checked:
                     self._check_objective(model, hp)
                 tracker = _EpochTracker(self, trial, reporter, primary=execution == 0, initial_epoch=initial_epoch,
@@ -431,9 +413,9 @@ class _EpochTracker(keras.callbacks.Callback):
             # Room for the new checkpoint first: HDF5 on a full disk can crash the whole process.
             needed = max(file_size(self._dir / CHECKPOINT), 12 * int(self.model.count_params()))
             ensure_space(self._dir, needed, self.runner.workdir)
-            _atomic_save_weights(self.model, self._dir / CHECKPOINT, epoch1)
+            save_checkpoint(self.model, self._dir / CHECKPOINT, epoch1)
             if improved:  # the same weights: a second name for the file costs nothing, a second save ~25 ms
-                _atomic_link(self._dir / CHECKPOINT, self._dir / BEST_WEIGHTS)
+                link_best(self._dir / CHECKPOINT, self.runner.files.best_weights(self.trial.id))
         if self.primary and self.reporter is not None:
             if self.reporter.on_epoch(self.trial, epoch1, metrics, value):
                 self.pruned = True
@@ -458,60 +440,8 @@ def reseed_layers(model, key: tuple[int, ...]) -> None:
         state.assign(keras.ops.cast(keras.ops.convert_to_tensor([int(value), 0]), state.dtype))
 
 
-def _restore_checkpoint(model, path: Path) -> None:
-    """Load weights *and* optimizer state, so training continues exactly where it stopped."""
-    if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
-    model.load_weights(path)
-
-
 def objective_improves(objective: Objective, value: float | None, best: float | None) -> bool:
     return objective.better(value, best) or (best is None and is_finite(value))
-
-
-EPOCH_ATTRIBUTE = "archsearch_epoch"
-
-
-def _atomic_save_weights(model, path: Path, epoch: int | None = None) -> None:
-    """Write to a temporary file and rename, so a kill never leaves a half-written checkpoint.
-
-    The file records the epoch it holds, so a resumed trial continues from exactly that epoch
-    even if the process died between saving it and recording the epoch in the store.
-    """
-    tmp = path.with_name(path.name.replace(".weights.h5", ".tmp.weights.h5"))
-    model.save_weights(tmp)
-    if epoch is not None:
-        import h5py
-
-        with h5py.File(tmp, "a") as fh:
-            fh.attrs[EPOCH_ATTRIBUTE] = int(epoch)
-    os.replace(tmp, path)
-
-
-def _atomic_link(source: Path, target: Path) -> None:
-    """``target`` becomes another name of ``source``'s file (a copy where hard links are not possible).
-
-    The next checkpoint replaces ``source`` by a new file, so ``target`` keeps this epoch's weights.
-    """
-    tmp = target.with_name(target.name.replace(".weights.h5", ".tmp.weights.h5"))
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
-
-
-def checkpoint_epoch(path: Path) -> int | None:
-    """The epoch a weights file written by a trial holds, or None (older or foreign files)."""
-    try:
-        import h5py
-
-        with h5py.File(path, "r") as fh:
-            value = fh.attrs.get(EPOCH_ATTRIBUTE)
-    except (OSError, ValueError):
-        return None
-    return None if value is None else int(value)
 
 
 def _metric_names(model) -> list[str]:

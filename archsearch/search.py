@@ -1,27 +1,31 @@
-"""The search loop: ask the oracle, run the trial, tell the oracle, record it.
+"""The search driver: the only place where oracle, executor, store and listeners meet.
 
-This is the only place where the three parts meet.  The oracle never sees
-Keras, the runner never sees the algorithm, and the store hears about every
-step as it happens.  A future executor (local processes, Ray) replaces the
-sequential ``run`` below without touching either side.
+An event-driven loop: while the oracle has work and the executor a free slot, ``ask()`` and
+submit; when a trial reports an epoch, record it and let the oracle decide whether it goes on;
+when a trial ends, ``tell()``, record, clean up and ask again.  The oracle never sees Keras,
+the runner never sees the algorithm, the executor only moves specs and events, and the store
+hears about every step as it happens.  With one slot this is exactly the old sequential loop.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from archsearch.checkpoints import TrialFiles, checkpoint_epoch
+from archsearch.disk import ensure_space
 from archsearch.errors import ArchsearchError, DiskFullError
-from archsearch.objective import is_finite
+from archsearch.events import ConsoleEvents, EventFanout, SearchEvents
+from archsearch.executors.base import Executor
 from archsearch.oracles.base import Oracle
-from archsearch.runner import Runner, TrialOutcome, checkpoint_epoch
 from archsearch.store import TrialStore
-from archsearch.trial import COMPLETED, FAILED, INTERRUPTED, PRUNED, RUNNING, Trial
+from archsearch.trial import COMPLETED, FAILED, INTERRUPTED, RUNNING, Trial, TrialOutcome, TrialSpec
 
 log = logging.getLogger("archsearch")
+
+DEFAULT_MAX_RETRIES = 2
 
 
 class SearchAborted(ArchsearchError):
@@ -29,96 +33,94 @@ class SearchAborted(ArchsearchError):
 
 
 class Search:
-    """Runs trials one after another until the oracle is finished."""
+    """Runs trials on an executor until the oracle is finished."""
 
     def __init__(
         self,
         oracle: Oracle,
-        runner: Runner,
+        executor: Executor,
         store: TrialStore,
+        files: TrialFiles,
         *,
         max_consecutive_failed_trials: int = 3,
         keep_top_models: int | None = 5,
-        echo: Callable[[str], None] = print,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        listeners: Sequence[SearchEvents] | None = None,
+        echo=print,
     ) -> None:
         self.oracle = oracle
-        self.runner = runner
+        self.executor = executor
         self.store = store
+        self.files = files
         self.max_consecutive_failed_trials = max(1, int(max_consecutive_failed_trials))
         self.keep_top_models = keep_top_models
-        self.echo = echo
+        self.max_retries = max(0, int(max_retries))
+        self.events = EventFanout([ConsoleEvents(echo)] if listeners is None else list(listeners))
         self.epochs_spent = sum(max(0, r["epochs_done"] - r["initial_budget"]) for r in store.rows())
         self._consecutive_failures = 0
+        self._specs: dict[int, TrialSpec] = {}  # submitted and not yet ended
 
     # ------------------------------------------------------------ the loop
     def run(self) -> None:
-        total = getattr(self.oracle, "total_epochs", None)
-        if total:
-            self.echo(f"Search plan: {total} epochs in all ({self.oracle.name}).")
-        while True:
+        self.events.on_search_begin(self)
+        self.executor.start(self)
+        try:
+            while True:
+                self._fill_free_slots()
+                if not self.executor.running:
+                    break
+                self.executor.wait()
+        except KeyboardInterrupt:
+            self.executor.interrupt()
+            self._interrupt_running("interrupted", "interrupted by the user")
+            raise
+        except DiskFullError as exc:
+            # Says nothing about the configurations: the trials continue from their checkpoints on resume.
+            self.executor.interrupt()
+            self._interrupt_running("disk", str(exc))
+            raise
+        except ArchsearchError as exc:
+            # A configuration error found while setting a trial up (the objective is not produced, the
+            # builder returns no model): nothing was measured, so that trial leaves no record and a
+            # corrected search starts clean; the others continue from their checkpoints on resume.
+            self.executor.interrupt()
+            failed = getattr(exc, "trial_id", None)
+            if failed is not None and failed in self._specs:
+                spec = self._specs.pop(failed)
+                if not spec.history and not self.store.epochs(failed):
+                    self.store.discard_trial(failed)
+            self._interrupt_running("interrupted", f"the search stopped: {exc}")
+            raise
+        finally:
+            self.executor.shutdown()
+        self._cleanup_checkpoints(final=True)
+        self.events.on_search_end(self)
+
+    def _fill_free_slots(self) -> None:
+        while self.executor.free_slots > 0:
             trial = self._next_trial()
             if trial is None:
-                break
-            self.run_trial(trial)
-        self._cleanup_checkpoints(final=True)
+                return
+            self._submit(trial)
 
     def _next_trial(self) -> Trial | None:
-        # A trial left running by an interrupted or killed search goes first, from its last checkpoint.
+        # Trials left running by an interrupted or killed search go first, from their last checkpoints.
         for trial in self.oracle.running:
-            return trial
+            if trial.id not in self._specs:
+                return trial
         if self.oracle.finished:
             return None
         return self.oracle.ask()
 
-    def run_trial(self, trial: Trial) -> TrialOutcome:
-        hp = self.oracle.hyperparameters.with_values(trial.hparams)
+    def _submit(self, trial: Trial, attempt: int = 0) -> None:
         resume, initial, history = self._resume_point(trial)
         if self.store.trial(trial.id) is None:
             self.store.create_trial(trial)
-        try:
-            outcome = self.runner.run(trial, hp, reporter=self, resume_checkpoint=resume, initial_epoch=initial,
-                                      history=history)
-        except KeyboardInterrupt:
-            self._mark_interrupted(trial)
-            raise
-        except DiskFullError as exc:
-            # Says nothing about the configuration: the trial continues from its checkpoint on resume.
-            self._mark_interrupted(trial, kind="disk", error=str(exc))
-            raise
-        except ArchsearchError:
-            # A configuration error found while setting the trial up (the objective is not produced):
-            # nothing was measured, so the trial leaves no record and a corrected search starts clean.
-            if not history:
-                self.store.discard_trial(trial.id)
-            raise
-        if outcome.hparams != trial.hparams:
-            # A define-by-run builder declared new parameters while building this trial.
-            hp.values = dict(outcome.hparams)
-            self.oracle.update_space(hp, trial.id)
-        result: Any = outcome.metrics if outcome.metrics else outcome.value
-        told = self.oracle.tell(trial.id, result, status=outcome.status, error=outcome.error)
-        if told.status == FAILED:
-            # The runner names its failures; a "completed" trial the oracle refused had no finite objective.
-            told.failure_kind = outcome.failure_kind or ("nan" if outcome.status == COMPLETED else "error")
-        self.store.finish_trial(trial, outcome.duration)
-        self.epochs_spent += max(0, outcome.epochs_done - initial)
-        self._print_trial(trial, outcome)
-        self._cleanup_checkpoints()
-        self._count_failure(trial)
-        return outcome
-
-    def _mark_interrupted(self, trial: Trial, kind: str = "interrupted", error: str = "interrupted by the user") -> None:
-        """Ctrl-C, SIGTERM or a full disk: the store says interrupted (and why); in memory the trial
-        stays running, to continue first when the search resumes."""
-        try:
-            told = self.oracle.tell(trial.id, None, status=INTERRUPTED, error=error)
-            told.failure_kind = kind
-            self.store.finish_trial(told)
-        except DiskFullError:
-            pass  # the store cannot record it: the trial stays running there, which resumes it just the same
-        finally:
-            trial.status = RUNNING
-        self.echo(f"Trial {trial.id}: interrupted; it continues from its last checkpoint when the search resumes.")
+        spec = TrialSpec(trial=trial, hyperparameters=self.oracle.hyperparameters.with_values(trial.hparams),
+                         resume_checkpoint=None if resume is None else str(resume), initial_epoch=initial,
+                         history=history, attempt=attempt)
+        self._specs[trial.id] = spec
+        self.executor.submit(spec)
 
     def _resume_point(self, trial: Trial) -> tuple[Path | None, int, list[dict[str, Any]]]:
         """Where training starts: its own checkpoint after a crash, else the parent's, else scratch.
@@ -126,30 +128,90 @@ class Search:
         Returns the weights to load, the epoch to continue from, and the metrics of the epochs the
         trial already trained (so its best epoch so far still counts).
         """
-        own = self.runner.checkpoint_path(trial.id)
+        own = self.files.checkpoint(trial.id)
         if own.exists():
             recorded = [e for e in self.store.epochs(trial.id) if e["epoch"] > trial.initial_budget]
             # The checkpoint knows its epoch; the store may lag it by one if the process died in between.
             reached = checkpoint_epoch(own) or max((e["epoch"] for e in recorded), default=0)
             if reached > trial.initial_budget:
-                self.echo(f"Trial {trial.id}: resuming from its checkpoint at epoch {reached}.")
                 return own, reached, [e for e in recorded if e["epoch"] <= reached]
         if trial.resume_from is not None:
-            parent = self.runner.checkpoint_path(trial.resume_from)
+            parent = self.files.checkpoint(trial.resume_from)
             if parent.exists():
                 return parent, trial.initial_budget, []
             log.warning("trial %s: parent checkpoint %s is missing; training from scratch", trial.id, parent)
             trial.initial_budget = 0
         return None, trial.initial_budget, []
 
-    # ------------------------------------------------------------ Reporter protocol
-    def on_epoch(self, trial: Trial, epoch: int, metrics: Mapping[str, float], value: float | None) -> bool:
-        self.store.record_epoch(trial.id, epoch, metrics, value)
+    # ------------------------------------------------------------ ExecutorHandler
+    def trial_started(self, spec: TrialSpec, worker: str | None) -> None:
+        if worker is not None:
+            self.store.set_worker(spec.trial_id, worker)
+        self.events.on_trial_begin(spec.trial, spec, worker)
+
+    def epoch_ended(self, trial_id: int, epoch: int, metrics: Mapping[str, float], value: float | None) -> bool:
+        self.store.record_epoch(trial_id, epoch, metrics, value)
+        trial = self.oracle.trials[trial_id]
+        self.events.on_epoch_end(trial, epoch, metrics, value)
         if value is None:
             return False
-        return self.oracle.report(trial.id, epoch, value)
+        return self.oracle.report(trial_id, epoch, value)
+
+    def trial_finished(self, trial_id: int, outcome: TrialOutcome) -> None:
+        spec = self._specs.pop(trial_id)
+        trial = self.oracle.trials[trial_id]
+        if outcome.hparams != trial.hparams:
+            # A define-by-run builder declared new parameters while building this trial (in a worker,
+            # the space it grew comes back with the outcome).
+            hp = (outcome.space if outcome.space is not None else spec.hyperparameters).copy()
+            hp.values = dict(outcome.hparams)
+            self.oracle.update_space(hp, trial_id)
+        result: Any = outcome.metrics if outcome.metrics else outcome.value
+        told = self.oracle.tell(trial_id, result, status=outcome.status, error=outcome.error)
+        if told.status == FAILED:
+            # The runner names its failures; a "completed" trial the oracle refused had no finite objective.
+            told.failure_kind = outcome.failure_kind or ("nan" if outcome.status == COMPLETED else "error")
+        self.store.finish_trial(told, outcome.duration, outcome.epochs_done)
+        self.epochs_spent += max(0, outcome.epochs_done - spec.initial_epoch)
+        self.events.on_trial_end(told, outcome)
+        self._cleanup_checkpoints()
+        self._count_failure(told)
+
+    def trial_lost(self, trial_id: int, reason: str) -> None:
+        trial = self.oracle.trials[trial_id]
+        # HDF5 can crash a worker outright when the disk fills under it: that is the disk's fault.
+        ensure_space(self.files.trial_dir(trial_id).parent, 0, self.files.workdir,
+                     file=self.files.checkpoint(trial_id))
+        spec = self._specs.pop(trial_id)
+        if spec.attempt < self.max_retries:
+            self.events.on_trial_retried(trial, reason, spec.attempt + 1)
+            self._submit(trial, attempt=spec.attempt + 1)
+            return
+        told = self.oracle.tell(trial_id, None, status=FAILED,
+                                error=f"{reason}; {spec.attempt + 1} workers died training it (executor.max_retries="
+                                      f"{self.max_retries})")
+        told.failure_kind = "lost"
+        self.store.finish_trial(told)
+        self.events.on_trial_end(told, TrialOutcome(status=FAILED, error=told.error))
+        self._cleanup_checkpoints()
+        self._count_failure(told)
 
     # ------------------------------------------------------------ bookkeeping
+    def _interrupt_running(self, kind: str, error: str) -> None:
+        """The store says interrupted (and why); in memory the trials stay running, to continue first."""
+        for trial_id in list(self._specs):
+            trial = self.oracle.trials[trial_id]
+            try:
+                told = self.oracle.tell(trial_id, None, status=INTERRUPTED, error=error)
+                told.failure_kind = kind
+                self.store.finish_trial(told)
+            except DiskFullError:
+                pass  # the store cannot record it: the trial stays running there, which resumes it just the same
+            finally:
+                trial.status = RUNNING
+            self.events.on_trial_interrupted(trial, error)
+        self._specs.clear()
+
     def _count_failure(self, trial: Trial) -> None:
         if trial.status != FAILED:
             self._consecutive_failures = 0
@@ -168,45 +230,9 @@ class Search:
         for t in self.oracle.trials.values():
             if t.status in (RUNNING, INTERRUPTED) or t.id in keep:
                 continue
-            self.runner.checkpoint_path(t.id).unlink(missing_ok=True)
+            self.files.checkpoint(t.id).unlink(missing_ok=True)
         if self.keep_top_models is not None:
             best = {t.id for t in self.oracle.best_trials(self.keep_top_models)}
             for t in self.oracle.trials.values():
                 if t.done and t.id not in best:
-                    self.runner.best_weights_path(t.id).unlink(missing_ok=True)
-
-    def _print_trial(self, trial: Trial, outcome: TrialOutcome) -> None:
-        best = self.oracle.best_trials(1)
-        best_text = f"{best[0].value:.4f} (trial {best[0].id})" if best else "-"
-        # The trial's id, as in the store, trials/trial_NNNN and the summary; then how far the search is.
-        limit = self.oracle.max_trials
-        done = sum(1 for t in self.oracle.trials.values() if t.done)
-        number = f"{trial.id} ({done}/{limit})" if limit else f"{trial.id} ({done} done)"
-        values = " ".join(f"{k}={_short(v)}" for k, v in trial.hparams.items())
-        if trial.status == COMPLETED and is_finite(trial.value):
-            result = f"{self.oracle.objective.name}={trial.value:.4f}"
-        elif trial.status == PRUNED:
-            result = f"pruned at epoch {outcome.epochs_done} ({self.oracle.objective.name}={_short(trial.value)})"
-        else:
-            result = f"FAILED: {trial.error}"
-        budget = ""
-        if trial.budget is not None:
-            budget = f" | epochs {trial.initial_budget}->{trial.budget}"
-            if trial.resume_from is not None:
-                budget += f" from trial {trial.resume_from}"
-            total = getattr(self.oracle, "total_epochs", None)
-            if total:
-                budget += f" (spent {self.epochs_spent}/{total})"
-        self.echo(
-            f"Trial {number} | {values} | {result} | best {best_text} | {outcome.duration:.1f}s{budget}"
-        )
-
-
-def _short(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def timestamp() -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S")
+                    self.files.best_weights(t.id).unlink(missing_ok=True)

@@ -76,7 +76,7 @@ class TrialStore:
             self._conn().executescript(_SCHEMA)
         except sqlite3.OperationalError as exc:
             if is_disk_full(exc):
-                raise as_disk_full(exc, self.path) from exc
+                raise as_disk_full(exc, self.path, self.path.parent) from exc
             raise
         with self._transaction() as db:
             columns = {row[1] for row in db.execute("PRAGMA table_info(trials)")}
@@ -118,7 +118,7 @@ class TrialStore:
             if is_disk_full(exc):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                raise as_disk_full(exc, self.path) from exc
+                raise as_disk_full(exc, self.path, self.path.parent) from exc
             raise
 
     @staticmethod
@@ -159,6 +159,11 @@ class TrialStore:
                  trial.resume_from, _dumps(trial.info), time.time(), seq, worker),
             )
 
+    def set_worker(self, trial_id: int, worker: str) -> None:
+        """Which worker trains the trial (and when it started there)."""
+        with self._transaction() as db:
+            db.execute("UPDATE trials SET worker = ?, started_at = ? WHERE id = ?", (worker, time.time(), trial_id))
+
     def update_hparams(self, trial_id: int, hparams: Mapping[str, Any]) -> None:
         """A define-by-run builder may add parameters while building; keep the store complete."""
         with self._transaction() as db:
@@ -180,15 +185,21 @@ class TrialStore:
                     intermediate[str(int(epoch))] = float(objective_value)
                     db.execute("UPDATE trials SET intermediate = ? WHERE id = ?", (_dumps(intermediate), trial_id))
 
-    def finish_trial(self, trial: Trial, duration: float | None = None) -> None:
-        """Record a trial's outcome (completed, failed, pruned or interrupted)."""
+    def finish_trial(self, trial: Trial, duration: float | None = None, epochs_done: int | None = None) -> None:
+        """Record a trial's outcome (completed, failed, pruned or interrupted).
+
+        ``epochs_done`` is the epoch training reached, which may be one past the last recorded
+        epoch when a kill fell between a checkpoint and its store record.
+        """
         with self._transaction() as db:
             seq = self._next_seq(db) if trial.status != INTERRUPTED else None
             db.execute(
                 "UPDATE trials SET status = ?, value = ?, metrics = ?, error = ?, finished_at = ?, duration = ?,"
-                " tell_seq = ?, hparams = ?, intermediate = ?, failure_kind = ? WHERE id = ?",
+                " tell_seq = ?, hparams = ?, intermediate = ?, failure_kind = ?,"
+                " epochs_done = MAX(epochs_done, ?) WHERE id = ?",
                 (trial.status, trial.value, _dumps(trial.metrics), trial.error, time.time(), duration, seq,
-                 _dumps(trial.hparams), _intermediate_json(db, trial), trial.failure_kind, trial.id),
+                 _dumps(trial.hparams), _intermediate_json(db, trial), trial.failure_kind, int(epochs_done or 0),
+                 trial.id),
             )
 
     def reopen_retryable(self) -> list[int]:
@@ -291,7 +302,8 @@ class TrialStore:
         hp_names = _ordered_union(r["hparams"] for r in rows)
         metric_names = _ordered_union(r["metrics"] for r in rows)
         path = Path(path)
-        with atomic_path(path, expected_size=4096 * (1 + len(rows))) as tmp, tmp.open("w", newline="") as fh:
+        with atomic_path(path, expected_size=4096 * (1 + len(rows)), run_folder=self.path.parent) as tmp, \
+                tmp.open("w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow([*CSV_COLUMNS, *hp_names, *metric_names])
             for r in rows:

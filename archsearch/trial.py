@@ -19,7 +19,7 @@ DONE = (COMPLETED, FAILED, PRUNED)
 
 # Why a trial did not complete.  ``disk`` and ``interrupted`` say nothing about the configuration,
 # so such a trial continues when the search resumes; the others are the configuration's own result.
-FAILURE_KINDS = ("error", "nan", "oom", "disk", "interrupted")
+FAILURE_KINDS = ("error", "nan", "oom", "disk", "interrupted", "lost")  # lost: its worker died, retries used up
 RETRIED_ON_RESUME = ("disk", "interrupted")
 
 
@@ -49,3 +49,42 @@ class Trial:
     @property
     def done(self) -> bool:
         return self.status in DONE
+
+
+@dataclass
+class TrialOutcome:
+    """What a trial produced: the objective at its best epoch and how it ended."""
+
+    status: str
+    value: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    epochs_done: int = 0
+    best_epoch: int | None = None
+    error: str | None = None
+    failure_kind: str | None = None  # one of FAILURE_KINDS
+    duration: float = 0.0
+    fit_seconds: float = 0.0
+    hparams: dict[str, Any] = field(default_factory=dict)
+    space: Any = None  # the search space after the build, when a define-by-run builder grew it
+
+
+@dataclass
+class TrialSpec:
+    """Everything needed to train one trial, as plain picklable data: what a worker receives.
+
+    Never an oracle: the worker trains ``trial`` from ``resume_checkpoint`` (its own after a
+    crash, its parent's for a promotion, or None) starting at ``initial_epoch``; ``history``
+    holds the metrics of the epochs it already trained, so its best epoch so far still counts.
+    ``attempt`` counts the workers that died while training it.
+    """
+
+    trial: Trial
+    hyperparameters: Any = None  # the space with this trial's values (archsearch.hyperparameters.HyperParameters)
+    resume_checkpoint: str | None = None
+    initial_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    attempt: int = 0
+
+    @property
+    def trial_id(self) -> int:
+        return self.trial.id

@@ -125,6 +125,10 @@ class Tuner:
         keep_top_models: int | None = 5,
         echo: Callable[[str], None] = print,
         config: Mapping[str, Any] | None = None,
+        executor: str | None = None,
+        parallel_trials: int | str = 1,
+        executor_options: Mapping[str, Any] | None = None,
+        listeners: Sequence[Any] = (),
         **oracle_options: Any,
     ) -> None:
         if hypermodel is None:
@@ -145,6 +149,14 @@ class Tuner:
             self.trainer.seed = int(seed)  # one seed makes the whole search repeatable: values and weights
         self.compile_settings = compile_settings or CompileSettings()
         self.max_consecutive_failed_trials = max_consecutive_failed_trials
+        # Where trials train: in this process by default (notebooks, closures); several at a time need
+        # worker processes, whose builder and data must then be picklable.
+        from archsearch.executors.process import parallel_trials as slots_of
+
+        self.parallel_trials = slots_of(parallel_trials, "parallel_trials")
+        self.executor_name = executor or ("process" if self.parallel_trials > 1 else "inline")
+        self.executor_options = dict(executor_options or {})
+        self.listeners = list(listeners)
         self.keep_top_models = keep_top_models
         self.echo = echo
         if hyperparameters is None:
@@ -227,15 +239,24 @@ class Tuner:
 
     def run_search(self, data: FitData, callbacks: Sequence[Any] = ()) -> None:
         """Run the search on any :class:`~archsearch.runner.FitData` (the CLI's datasets, ...)."""
+        from archsearch.events import ConsoleEvents
+        from archsearch.executors import create_executor
+        from archsearch.search import DEFAULT_MAX_RETRIES
+
         self._runner = self._make_runner(data, callbacks)
         self._check_objective_before_training(self._runner)
+        options = dict(self.executor_options)
+        max_retries = options.pop("max_retries", DEFAULT_MAX_RETRIES)
+        executor = create_executor(self.executor_name, self._runner, self.parallel_trials, options)
         Search(
             self.oracle,
-            self._runner,
+            executor,
             self.store,
+            getattr(executor, "files", self._runner.files),  # a Ray cluster may keep trial files elsewhere
             max_consecutive_failed_trials=self.max_consecutive_failed_trials,
             keep_top_models=self.keep_top_models,
-            echo=self.echo,
+            max_retries=max_retries,
+            listeners=[ConsoleEvents(self.echo), *self.listeners],
         ).run()
 
     def _check_objective_before_training(self, runner: Runner) -> None:
@@ -369,5 +390,11 @@ class BOHB(Tuner):
     """Hyperband's budgets with model-based proposals (Falkner et al., 2018)."""
 
     oracle_name = "bohb"
+
+
+class ASHA(Tuner):
+    """Asynchronous successive halving with promotions (Li et al., 2020): no worker waits for a rung."""
+
+    oracle_name = "asha"
 
 

@@ -50,6 +50,8 @@ TUNERS = {
     "hyperband": dict(seed=4, max_epochs=9, factor=3),
     "bayesian": dict(seed=4, max_trials=8, num_initial_points=3),
     "bohb": dict(seed=4, max_epochs=9, factor=3, min_points_in_model=2, random_fraction=0.2),
+    "asha": dict(seed=4, max_epochs=9, factor=3, max_trials=12),
+    "asha-epoch-budget": dict(seed=4, max_epochs=9, factor=3, max_epochs_total=40),
 }
 
 
@@ -95,7 +97,7 @@ def trajectory(oracle) -> list[tuple]:
 @pytest.mark.parametrize("how", ["killed", "interrupted"])
 @pytest.mark.parametrize("name", sorted(TUNERS))
 def test_every_tuner_resumes_to_the_uninterrupted_search(tmp_path, name, how):
-    make = lambda: create_oracle(name, HyperParameters.from_config(SPACE), "score", **TUNERS[name])  # noqa: E731
+    make = lambda: create_oracle(name.split("-")[0], HyperParameters.from_config(SPACE), "score", **TUNERS[name])  # noqa: E731
     whole = make()
     drive(whole)
     assert len(whole.trials) >= 8
@@ -553,7 +555,7 @@ def bad_files(tmp_path) -> Path:
 NPZ = ["data=npz", "data.path={}/"]
 BAD_INPUT = [
     (["data.name=imagenet"], "data.name", "choose one of: shapes"),
-    (["tuner.name=annealing"], "tuner.name", "choose one of: bayesian, bohb, grid, hyperband, random"),
+    (["tuner.name=annealing"], "tuner.name", "choose one of: asha, bayesian, bohb, grid, hyperband, random"),
     (["+model.space.units_4={type: int, min: 5}"], "units_4", "max"),
     (["model.space.units_1.min=600"], "units_1", "600"),
     (["model.space.dropout.values=[]"], "dropout", "empty"),
@@ -735,21 +737,21 @@ def test_the_checkpoint_knows_its_epoch_when_the_store_lags_behind(tmp_path):
     """Killed between saving epoch 3's checkpoint and recording epoch 3: continue after epoch 3, not 2."""
     import h5py
 
-    from archsearch.objective import Objective
-    from archsearch.runner import EPOCH_ATTRIBUTE, FitArguments, Runner
+    from archsearch.checkpoints import EPOCH_ATTRIBUTE, TrialFiles
+    from archsearch.executors import InlineExecutor
     from archsearch.search import Search
 
     store = TrialStore(tmp_path / "trials.db")
     oracle = create_oracle("random", HyperParameters.from_config(SPACE), "val_accuracy", max_trials=2)
-    runner = Runner(lambda hp: None, FitArguments(), Objective.create("val_accuracy"), tmp_path)
-    search = Search(oracle, runner, store, echo=lambda line: None)
+    files = TrialFiles(tmp_path)
+    search = Search(oracle, InlineExecutor(runner=None), store, files, listeners=[])
     trial = oracle.ask()
     store.create_trial(trial)
     for epoch, value in ((1, 0.5), (2, 0.7)):
         store.record_epoch(trial.id, epoch, {"val_accuracy": value}, value)
     assert search._resume_point(trial) == (None, 0, [])  # no checkpoint yet: from scratch
 
-    path = runner.checkpoint_path(trial.id)
+    path = files.checkpoint(trial.id)
     path.parent.mkdir(parents=True)
     with h5py.File(path, "w") as fh:
         fh.attrs[EPOCH_ATTRIBUTE] = 3

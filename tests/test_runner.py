@@ -9,7 +9,8 @@ import pytest
 from archsearch.hyperparameters import HyperParameters
 from archsearch.objective import Objective
 from archsearch.oracles.base import COMPLETED, PRUNED, Trial
-from archsearch.runner import CHECKPOINT, FitArguments, Runner, TrainerSettings
+from archsearch.checkpoints import CHECKPOINT
+from archsearch.runner import FitArguments, Runner, TrainerSettings
 
 SAMPLES, BATCH = 64, 16
 STEPS = SAMPLES // BATCH  # optimizer steps per epoch
@@ -103,14 +104,14 @@ def test_a_promoted_trial_continues_weights_and_optimizer_state_exactly(runner):
 
 def test_weights_alone_would_not_reproduce_the_straight_run(runner):
     """Guards the test above: with the weights but a fresh optimizer, epochs 3-4 differ."""
-    from archsearch.runner import _restore_checkpoint
+    from archsearch.checkpoints import restore_checkpoint
 
     hp = HyperParameters()
     reporter = _Recorder()
     runner.run(Trial(0, {}, budget=4), hp, reporter)
     runner.run(Trial(1, {}, budget=2), hp, reporter)
     restored = _build(hp)
-    _restore_checkpoint(restored, runner.checkpoint_path(1))
+    restore_checkpoint(restored, runner.checkpoint_path(1))
     assert int(restored.optimizer.iterations.numpy()) == 2 * STEPS  # the checkpoint holds the optimizer
     fresh = _build(hp)
     fresh.set_weights(restored.get_weights())

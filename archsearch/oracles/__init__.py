@@ -14,7 +14,7 @@ from archsearch.oracles.base import (
     oracle_options,
     register_oracle,
 )
-from archsearch.oracles import bayesian, bohb, grid, hyperband, random  # noqa: F401  (registration)
+from archsearch.oracles import asha, bayesian, bohb, grid, hyperband, random  # noqa: F401  (registration)
 
 __all__ = [
     "COMPLETED", "FAILED", "INTERRUPTED", "PRUNED", "RUNNING",

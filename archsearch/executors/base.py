@@ -1,0 +1,73 @@
+"""The executor interface: *where* trials train, apart from *what* is tried and *how* it trains.
+
+The search driver submits :class:`~archsearch.trial.TrialSpec` objects and waits; the executor
+trains them (in this process, in local worker processes, on a Ray cluster) and reports what
+happens through the driver's :class:`ExecutorHandler`: a trial started, finished an epoch (the
+handler answers whether to stop it), ended, or was lost with its worker.  Oracle, runner and
+store never know which executor carries a trial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar, Protocol
+
+from archsearch.trial import TrialOutcome, TrialSpec
+
+
+class ExecutorHandler(Protocol):
+    """What the driver does with an executor's news; called from :meth:`Executor.wait` only."""
+
+    def trial_started(self, spec: TrialSpec, worker: str | None) -> None: ...
+
+    def epoch_ended(self, trial_id: int, epoch: int, metrics: Mapping[str, float], value: float | None) -> bool:
+        """Record an epoch; True stops (prunes) the trial."""
+        ...
+
+    def trial_finished(self, trial_id: int, outcome: TrialOutcome) -> None: ...
+
+    def trial_lost(self, trial_id: int, reason: str) -> None:
+        """The worker training ``trial_id`` died; its checkpoint is whatever it last wrote."""
+        ...
+
+
+class Executor:
+    """Base of the executors.  ``slots`` trials can run at once."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, slots: int = 1) -> None:
+        self.slots = max(1, int(slots))
+        self.handler: ExecutorHandler | None = None
+
+    def start(self, handler: ExecutorHandler) -> None:
+        self.handler = handler
+
+    @property
+    def running(self) -> list[int]:
+        """Ids of the trials submitted and not yet finished or lost."""
+        raise NotImplementedError
+
+    @property
+    def free_slots(self) -> int:
+        return self.slots - len(self.running)
+
+    def submit(self, spec: TrialSpec) -> None:
+        raise NotImplementedError
+
+    def wait(self) -> None:
+        """Block until at least one trial event was handled.
+
+        A user error raised while training (an objective the model does not produce, a builder
+        that returns no model, a full disk) is raised from here with a ``trial_id`` attribute.
+        """
+        raise NotImplementedError
+
+    def interrupt(self) -> None:
+        """Stop every running trial at once (Ctrl-C); their last checkpoints stay."""
+
+    def shutdown(self) -> None:
+        """Release workers; called once, when the search ends in any way."""
+
+    def describe(self) -> str:
+        return f"{self.name}, {self.slots} slot{'s' if self.slots != 1 else ''}"

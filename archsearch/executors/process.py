@@ -1,0 +1,283 @@
+"""Trials in local worker processes: one per GPU (or a share of the CPU cores each), recycled.
+
+Each worker is a long-lived ``spawn``-ed process that trains one trial at a time; after
+``max_trials_per_worker`` trials it is replaced by a fresh one, which returns every byte
+TensorFlow kept from the traced functions of earlier models (about 10 MB per trial otherwise),
+so memory stays flat however long the search runs.  A worker that dies (killed, segfault, out of
+host memory) is reported to the driver as a lost trial, and a new worker takes its slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import wait as wait_for_any
+
+from archsearch.errors import ArchsearchError, ConfigError
+from archsearch.executors.base import Executor
+from archsearch.executors.worker import WorkerSettings, worker_main
+from archsearch.trial import TrialSpec
+
+log = logging.getLogger("archsearch")
+
+# Measured in bench/executor_bench.py: a worker costs ~4 s to start (Python, TensorFlow, the
+# runner); recycling after 10 trials keeps that under 10% of a search of 5-epoch trials of a
+# small model, while memory never grows by more than ~10 trials' worth.
+DEFAULT_MAX_TRIALS_PER_WORKER = 10
+# A worker that has not said it is ready by then (stuck importing, a broken environment) is given up.
+STARTUP_TIMEOUT_SECONDS = 300.0
+
+
+class InternalWorkerError(RuntimeError):
+    """A bug inside a worker (not the user's input): shown with the worker's traceback."""
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: multiprocessing.Process
+    conn: object
+    trial: TrialSpec | None = None
+    trials_done: int = 0
+    ready: bool = False
+    started_at: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"worker {self.index} (pid {self.process.pid})"
+
+
+class ProcessExecutor(Executor):
+    name = "process"
+
+    def __init__(self, runner, slots: int = 1, *, max_trials_per_worker: int = DEFAULT_MAX_TRIALS_PER_WORKER,
+                 gpus: list[str] | None = None, threads: int | str | None = "auto") -> None:
+        super().__init__(slots=slots)
+        self.runner = runner
+        self.max_trials_per_worker = max(1, int(max_trials_per_worker))
+        self.gpus = list(visible_gpus() if gpus is None else gpus)
+        self.threads = _threads_per_worker(threads, self.slots, bool(self.gpus))
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: dict[int, _Worker] = {}
+        self._runner_bytes: bytes | None = None
+        self._started_workers = 0
+
+    # ------------------------------------------------------------ Executor
+    def start(self, handler) -> None:
+        super().start(handler)
+        try:
+            self._runner_bytes = pickle.dumps(self.runner)
+        except Exception as exc:  # a lambda, a notebook function, an unpicklable callback
+            raise ConfigError(
+                "executor", f"the model builder, data or callbacks cannot be sent to a worker process ({exc})",
+                "define the builder in an importable module, or run trials in this process with executor=inline",
+            ) from None
+
+    @property
+    def running(self) -> list[int]:
+        return [w.trial.trial_id for w in self._workers.values() if w.trial is not None]
+
+    def submit(self, spec: TrialSpec) -> None:
+        worker = self._idle_worker()
+        try:
+            worker.conn.send(("run", spec))
+        except OSError:  # an idle worker died meanwhile: a fresh one takes the trial
+            self._stop(worker, kill=True)
+            worker = self._idle_worker()
+            worker.conn.send(("run", spec))
+        worker.trial = spec
+        assert self.handler is not None
+        self.handler.trial_started(spec, worker.name)
+
+    def wait(self) -> None:
+        busy = [w for w in self._workers.values() if w.trial is not None]
+        if not busy:
+            return
+        by_conn = {id(w.conn): w for w in busy}
+        by_sentinel = {w.process.sentinel: w for w in busy}
+        ready = wait_for_any([*(w.conn for w in busy), *by_sentinel], timeout=5.0)
+        for item in ready:
+            worker = by_conn.get(id(item))
+            if worker is not None:
+                self._receive(worker)
+        for item in ready:
+            worker = by_sentinel.get(item) if isinstance(item, int) else None
+            if worker is None or self._workers.get(worker.index) is not worker or worker.trial is None:
+                continue  # already handled through its pipe
+            self._receive(worker)  # what it sent before it died counts
+            if worker.trial is not None:
+                self._lost(worker)
+        now = time.monotonic()
+        for worker in busy:
+            if (self._workers.get(worker.index) is worker and worker.trial is not None and not worker.ready
+                    and now - worker.started_at > STARTUP_TIMEOUT_SECONDS):
+                log.warning("%s did not start within %.0f s", worker.name, STARTUP_TIMEOUT_SECONDS)
+                self._lost(worker)
+
+    def interrupt(self) -> None:
+        for worker in list(self._workers.values()):
+            self._stop(worker, kill=True)
+
+    def shutdown(self) -> None:
+        for worker in list(self._workers.values()):
+            self._stop(worker, kill=worker.trial is not None)
+
+    def describe(self) -> str:
+        where = f"GPUs {', '.join(self.gpus)}" if self.gpus else (
+            f"{self.threads} CPU thread{'s' if self.threads != 1 else ''} each" if self.threads else "CPU")
+        return f"{self.slots} worker process{'es' if self.slots != 1 else ''}, {where}"
+
+    # ------------------------------------------------------------ workers
+    def _idle_worker(self) -> _Worker:
+        for worker in self._workers.values():
+            if worker.trial is None:
+                return worker
+        if len(self._workers) >= self.slots:
+            raise RuntimeError("no free worker: submit() only when free_slots > 0")
+        index = next(i for i in range(self.slots) if i not in self._workers)
+        return self._spawn(index)
+
+    def _spawn(self, index: int) -> _Worker:
+        env = {}
+        if self.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = self.gpus[index % len(self.gpus)]
+            env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+            env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX: share nothing up front
+        parent_conn, child_conn = self._context.Pipe(duplex=True)
+        settings = WorkerSettings(env=env, threads=self.threads, parent_pid=os.getpid())
+        process = self._context.Process(target=worker_main, args=(child_conn, self._runner_bytes, settings),
+                                        name=f"archsearch-worker-{index}", daemon=True)
+        # The worker must not take the driver's Ctrl-C: ignore SIGINT while it starts (it inherits that).
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            process.start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        child_conn.close()
+        self._started_workers += 1
+        worker = _Worker(index, process, parent_conn, started_at=time.monotonic())
+        self._workers[index] = worker
+        return worker
+
+    def _receive(self, worker: _Worker) -> None:
+        """Handle every message the worker has sent so far."""
+        handler = self.handler
+        assert handler is not None
+        while worker.trial is not None and worker.conn.poll():
+            try:
+                message = worker.conn.recv()
+            except (EOFError, OSError):
+                self._lost(worker)
+                return
+            kind = message[0]
+            if kind == "ready":
+                worker.ready = True
+            elif kind == "epoch":
+                _, trial_id, epoch, metrics, value = message
+                stop = handler.epoch_ended(trial_id, epoch, metrics, value)
+                worker.conn.send(("decision", bool(stop)))
+            elif kind == "finished":
+                _, trial_id, outcome = message
+                worker.trial = None
+                worker.trials_done += 1
+                if worker.trials_done >= self.max_trials_per_worker:
+                    self._stop(worker, kill=False)  # recycled: a fresh process takes the next trial
+                handler.trial_finished(trial_id, outcome)
+                return
+            elif kind == "error":
+                _, trial_id, exc = message
+                worker.trial = None
+                if isinstance(exc, ArchsearchError):
+                    exc.trial_id = trial_id  # type: ignore[attr-defined]
+                raise exc
+            elif kind == "crash":
+                _, trial_id, text = message
+                worker.trial = None
+                self._stop(worker, kill=True)
+                raise InternalWorkerError(f"a worker failed on trial {trial_id}:\n{text}")
+
+    def _lost(self, worker: _Worker) -> None:
+        spec, worker.trial = worker.trial, None
+        worker.process.join(timeout=5)
+        code = worker.process.exitcode
+        self._stop(worker, kill=True)
+        if spec is None:
+            return
+        assert self.handler is not None
+        self.handler.trial_lost(spec.trial_id, f"{worker.name} died ({_describe_exit(code)})")
+
+    def _stop(self, worker: _Worker, kill: bool) -> None:
+        self._workers.pop(worker.index, None)
+        if not kill and worker.process.is_alive():
+            try:
+                worker.conn.send(("exit",))
+            except (OSError, ValueError):
+                kill = True
+        if kill and worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=10 if not kill else 5)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(timeout=5)
+        try:
+            worker.conn.close()
+        except OSError:
+            pass
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this machine shows, without importing a deep-learning library.
+
+    ``CUDA_VISIBLE_DEVICES`` wins when set (an empty value means none); otherwise ``nvidia-smi -L``.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [d.strip() for d in visible.split(",") if d.strip() and d.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(ln for ln in listing.splitlines() if ln.startswith("GPU "))]
+
+
+def parallel_trials(value, field: str = "tuner.parallel_trials") -> int:
+    """``auto`` is one trial per visible GPU (1 without a GPU); otherwise a whole number >= 1."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return max(1, len(visible_gpus()))
+    from archsearch.config import whole_number
+
+    return int(whole_number(value, field, 1))
+
+
+def _threads_per_worker(threads, slots: int, on_gpus: bool) -> int | None:
+    """``auto``: with several CPU workers, each gets ``cores // workers`` threads; else no limit."""
+    if threads in (None, "none", "null"):
+        return None
+    if isinstance(threads, str) and threads.strip().lower() == "auto":
+        if slots <= 1 or on_gpus:
+            return None
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cores // slots)
+    from archsearch.config import whole_number
+
+    return int(whole_number(threads, "executor.threads", 1))
