@@ -121,6 +121,18 @@ def rss_mb(process=None) -> float:
     return (process or psutil.Process()).memory_info().rss / 2**20
 
 
+def cpu_seconds(worker: str | None) -> float | None:
+    """CPU time (user + system) so far of the process training a trial: its worker (named with its pid), or this one."""
+    import psutil
+
+    try:
+        process = psutil.Process(int(worker.rsplit("pid ", 1)[1].rstrip(")"))) if worker else psutil.Process()
+        times = process.cpu_times()
+    except (psutil.Error, ValueError, IndexError):
+        return None
+    return times.user + times.system
+
+
 def worker_processes():
     """The driver's spawned worker processes (not multiprocessing's resource tracker)."""
     import psutil
@@ -194,6 +206,7 @@ def make_listener(samples: dict, epochs: int, memory: bool):
         def on_epoch_end(self, trial, epoch, metrics, value):
             record = samples["trials"][trial.id]
             record.setdefault("epochs", []).append(time.time())
+            record.setdefault("cpu", []).append(cpu_seconds(record.get("worker")))
             if memory and epoch == epochs:  # the worker is alive, waiting for the driver's answer
                 workers = worker_processes()
                 record["worker_rss"] = sum(rss_mb(w) for w in workers) if workers else None
@@ -254,13 +267,20 @@ def contender(args) -> dict:
         executor=executor, parallel_trials=args.workers, executor_options=options,
         listeners=[make_listener(samples, args.epochs, memory)], echo=lambda line: None,
     )
+    import resource
+
+    self0, children0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.time()
     tuner.search(x, y, epochs=args.epochs, batch_size=args.batch_size, validation_data=(xv, yv), verbose=0)
     end = time.time()
+    self1, children1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"executor": executor, "workers": args.workers, "threads": args.threads,
             "max_trials_per_worker": args.max_trials_per_worker, "search_start": start, "search_end": end,
             "wall_s": end - start, "trials": samples["trials"], "log": log, "store": store_times(folder / "run"),
-            "driver_rss_end": rss_mb()}
+            "driver_rss_end": rss_mb(),
+            # CPU seconds during search(): this process, and its workers (every one is joined before it returns)
+            "driver_cpu_s": (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime),
+            "workers_cpu_s": (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)}
 
 
 def run_contender(section: str, executor: str, workers: int, extra: list[str]) -> dict:
@@ -326,6 +346,12 @@ def timeline(result: dict) -> dict:
         if len(finished) == len(trials) else [],
         "workers_started": len(spawns),
         "epoch_turnaround": _turnarounds(log),
+        # cores the training process used from a trial's first to its last epoch (steady training)
+        "training_cores": median([(t["cpu"][-1] - t["cpu"][0]) / (t["epochs"][-1] - t["epochs"][0]) for t in trials
+                                  if len(t.get("cpu", [])) > 1 and None not in (t["cpu"][0], t["cpu"][-1])]),
+        "driver_cores": result["driver_cpu_s"] / result["wall_s"],
+        "workers_cpu": result["workers_cpu_s"],
+        "driver_cpu": result["driver_cpu_s"],
     }
 
 
@@ -349,7 +375,31 @@ SCALING = [  # (label, executor, workers, threads)
     ("process, 2 workers", "process", 2, 1),
     ("inline, 1 thread", "inline", 1, 1),
     ("inline, default threads", "inline", 1, 0),
+    ("control: 2 inline searches side by side, 1 thread each", "pair", 2, 1),
 ]
+
+
+def side_by_side(extra: list[str], trials: int) -> dict:
+    """Two independent inline searches (1 thread each, different seeds) at the same time: the machine's own
+    slowdown when two trainings share the 2 cores, with no executor involved."""
+    command = [sys.executable, __file__, "scaling", "--contender", "--executor", "inline", "--workers", "1", *extra,
+               "--threads", "1"]
+    half = [str(trials // 2), str(trials - trials // 2)]
+    procs = [subprocess.Popen([*command, "--trials", n, "--seed", str(seed)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT) for seed, n in enumerate(half)]
+    outs = [p.communicate() for p in procs]
+    results = []
+    for p, (out, err) in zip(procs, outs):
+        if p.returncode != 0:
+            raise SystemExit(f"side-by-side inline search failed:\n{err[-3000:]}")
+        results.append(timeline(json.loads(out.strip().splitlines()[-1])))
+    return {
+        "wall": max(r["wall"] for r in results), "span": max(r["span"] for r in results),
+        "before_first": max(r["before_first"] for r in results), "per_trial": median([r["per_trial"] for r in results]),
+        "runner_per_trial": median([r["runner_per_trial"] for r in results]), "gap": median([r["gap"] for r in results]),
+        "workers_started": 0, "training_cores": median([r["training_cores"] for r in results]),
+        "driver_cores": sum(r["driver_cores"] for r in results),
+    }
 
 
 def scaling(args) -> None:
@@ -359,9 +409,12 @@ def scaling(args) -> None:
     for repeat in range(args.repeats):
         order = SCALING if repeat % 2 == 0 else SCALING[::-1]  # alternate the order between repeats
         for label, executor, workers, threads in order:
-            result = run_contender("scaling", executor, workers, [*extra, "--threads", str(threads)])
-            runs[label].append(timeline(result))
-            print(f"  repeat {repeat + 1}: {label}: {result['wall_s']:.1f} s", file=sys.stderr)
+            if executor == "pair":
+                runs[label].append(side_by_side(extra[2:], args.trials))
+            else:
+                result = run_contender("scaling", executor, workers, [*extra, "--threads", str(threads)])
+                runs[label].append(timeline(result))
+            print(f"  repeat {repeat + 1}: {label}: {runs[label][-1]['wall']:.1f} s", file=sys.stderr)
     walls = {label: median([r["wall"] for r in rs]) for label, rs in runs.items()}
     base = walls["process, 1 worker"]
     print(f"{args.trials} trials of a tiny MLP (Dense {SCALING_SPACE['units']['min']}-{SCALING_SPACE['units']['max']}"
@@ -369,7 +422,8 @@ def scaling(args) -> None:
           f"{args.repeats} interleaved repeats")
     header = ["executor", "wall s (runs)", "trials / hour", "efficiency", "span first submit -> last result s",
               "before first submit s", "median trial s (submit -> result)", "of it in the runner s",
-              "driver gap result -> next submit s", "workers started"]
+              "driver gap result -> next submit s", "workers started", "cores per training process",
+              "driver cores (avg)"]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for label, executor, workers, _ in SCALING:
@@ -378,12 +432,15 @@ def scaling(args) -> None:
         efficiency = base / (workers * wall) if executor == "process" else base / wall
         eff_text = f"**{efficiency:.2f}**" if (executor == "process" and workers > 1) else (
             "1 (base)" if label == "process, 1 worker" else f"({efficiency:.2f} vs 1 worker)")
+        if executor == "pair":  # against one inline search of all the trials
+            eff_text = f"({walls['inline, 1 thread'] / (2 * wall):.2f} vs inline, 1 thread)"
         each = ", ".join(f"{r['wall']:.1f}" for r in rs)
         print(f"| {label} | {wall:.1f} ({each}) | "
               f"{3600 * args.trials / wall:.0f} | {eff_text} | {median([r['span'] for r in rs]):.1f} | "
               f"{median([r['before_first'] for r in rs]):.2f} | {median([r['per_trial'] for r in rs]):.2f} | "
               f"{median([r['runner_per_trial'] for r in rs]):.2f} | {median([r['gap'] for r in rs]):.3f} | "
-              f"{rs[0]['workers_started']} |")
+              f"{rs[0]['workers_started']} | {median([r['training_cores'] for r in rs]):.2f} | "
+              f"{median([r['driver_cores'] for r in rs]):.2f} |")
     one, two = runs["process, 1 worker"], runs["process, 2 workers"]
     print()
     for label, rs, n in (("1 worker", one, 1), ("2 workers", two, 2)):
@@ -399,8 +456,13 @@ def scaling(args) -> None:
               f"median, {1000 * median([max(r['epoch_turnaround']) for r in rs]):.0f} ms max")
     sequential_runner = median([r["runner_per_trial"] for r in one])
     parallel_runner = median([r["runner_per_trial"] for r in two])
-    print(f"Runner time per trial with 2 workers / with 1: {parallel_runner / sequential_runner:.2f} "
-          "(> 1: the trials themselves run slower side by side)")
+    pair = median([r["runner_per_trial"] for r in runs[SCALING[-1][0]]])
+    alone = median([r["runner_per_trial"] for r in runs["inline, 1 thread"]])
+    print(f"Runner time per trial with 2 workers / with 1: {parallel_runner / sequential_runner:.2f}; two inline "
+          f"searches side by side / one alone: {pair / alone:.2f} (> 1: the trainings themselves run slower side by side)")
+    for label, rs in (("1 worker", one), ("2 workers", two)):
+        print(f"{label}: CPU seconds during search(): driver {median([r['driver_cpu'] for r in rs]):.1f}, "
+              f"workers {median([r['workers_cpu'] for r in rs]):.1f} (wall {median([r['wall'] for r in rs]):.1f})")
 
 
 # --------------------------------------------------------------------------- memory
