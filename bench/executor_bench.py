@@ -16,6 +16,9 @@ Three sections, each contender in a fresh process of its own (``--contender``, J
     process executor (1 worker, default ``max_trials_per_worker``) and inline.  Driver RSS at every
     trial's end; worker RSS (psutil, the driver's ``spawn`` children) at every trial's last epoch,
     while the worker is alive and waits for the driver's decision.  Reported after trial 5 and 50.
+``recycle``
+    2 workers recycled every 2 trials: while the driver waits for a recycled worker to exit (or starts a
+    new one), how long the other worker's epoch reports wait for the driver's answer.
 ``startup``
     1 worker, short trials, ``max_trials_per_worker`` = 1 (every trial on a fresh worker) against a
     large value (one warm worker): submit -> first epoch for fresh and warm workers, the parts of a
@@ -30,6 +33,7 @@ as a cross-check.
     python bench/executor_bench.py scaling --repeats 3
     python bench/executor_bench.py memory
     python bench/executor_bench.py startup --repeats 3
+    python bench/executor_bench.py recycle --repeats 3
     python bench/executor_bench.py scaling --repeats 1 --trials 4     # a quick look
 """
 
@@ -62,6 +66,33 @@ MEMORY_SPACE = {  # as bench/memory_bench.py
     "units": {"type": "int", "min": 16, "max": 128, "step": 16},
     "learning_rate": {"type": "choice", "values": [1e-2, 3e-3, 1e-3]},
 }
+
+
+# --------------------------------------------------------------------------- what-if experiments
+
+
+def _what_if_no_autotune() -> None:
+    """Experiment only (``scaling --what-if no-autotune``): archsearch's epoch-ordered training pipeline
+    (``archsearch.datasets.pipeline``) with tf.data autotuning off.  At module level, so it also applies
+    in every worker (spawn imports this module in each one before it starts)."""
+    from archsearch.datasets import pipeline
+
+    original = pipeline._tf_epoch_batches
+
+    def without_autotune(*args, **kwargs):
+        import tensorflow as tf
+
+        dataset, steps = original(*args, **kwargs)
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return dataset.with_options(options), steps
+
+    pipeline._tf_epoch_batches = without_autotune
+
+
+WHAT_IF = os.environ.get("EXECUTOR_BENCH_WHAT_IF", "")
+if WHAT_IF == "no-autotune":
+    _what_if_no_autotune()
 
 
 # --------------------------------------------------------------------------- the model and data
@@ -283,10 +314,11 @@ def contender(args) -> dict:
             "workers_cpu_s": (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)}
 
 
-def run_contender(section: str, executor: str, workers: int, extra: list[str]) -> dict:
+def run_contender(section: str, executor: str, workers: int, extra: list[str], what_if: str = "") -> dict:
     command = [sys.executable, __file__, section, "--contender", "--executor", executor, "--workers", str(workers),
                *extra]
-    out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    env = {**os.environ, "EXECUTOR_BENCH_WHAT_IF": what_if}
+    out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -346,6 +378,7 @@ def timeline(result: dict) -> dict:
         if len(finished) == len(trials) else [],
         "workers_started": len(spawns),
         "epoch_turnaround": _turnarounds(log),
+        "tails": [t["end"] - t["epochs"][-1] for t in trials],  # last epoch -> result
         # cores the training process used from a trial's first to its last epoch (steady training)
         "training_cores": median([(t["cpu"][-1] - t["cpu"][0]) / (t["epochs"][-1] - t["epochs"][0]) for t in trials
                                   if len(t.get("cpu", [])) > 1 and None not in (t["cpu"][0], t["cpu"][-1])]),
@@ -353,6 +386,12 @@ def timeline(result: dict) -> dict:
         "workers_cpu": result["workers_cpu_s"],
         "driver_cpu": result["driver_cpu_s"],
     }
+
+
+def _fit_stalls(r: dict) -> tuple[int, float]:
+    """Trials whose result reached the driver more than 1 s after their last epoch, and those seconds."""
+    tails = [t for t in r["tails"] if t > 1.0]
+    return len(tails), sum(tails)
 
 
 def _turnarounds(log: list) -> list[float]:
@@ -405,28 +444,30 @@ def side_by_side(extra: list[str], trials: int) -> dict:
 def scaling(args) -> None:
     extra = ["--trials", str(args.trials), "--epochs", str(args.epochs), "--samples", str(args.samples),
              "--batch-size", str(args.batch_size)]
-    runs: dict[str, list[dict]] = {label: [] for label, *_ in SCALING}
+    contenders = SCALING if not args.what_if else SCALING[:3]
+    runs: dict[str, list[dict]] = {label: [] for label, *_ in contenders}
     for repeat in range(args.repeats):
-        order = SCALING if repeat % 2 == 0 else SCALING[::-1]  # alternate the order between repeats
+        order = contenders if repeat % 2 == 0 else contenders[::-1]  # alternate the order between repeats
         for label, executor, workers, threads in order:
             if executor == "pair":
                 runs[label].append(side_by_side(extra[2:], args.trials))
             else:
-                result = run_contender("scaling", executor, workers, [*extra, "--threads", str(threads)])
+                result = run_contender("scaling", executor, workers, [*extra, "--threads", str(threads)],
+                                       what_if=args.what_if)
                 runs[label].append(timeline(result))
             print(f"  repeat {repeat + 1}: {label}: {runs[label][-1]['wall']:.1f} s", file=sys.stderr)
     walls = {label: median([r["wall"] for r in rs]) for label, rs in runs.items()}
     base = walls["process, 1 worker"]
     print(f"{args.trials} trials of a tiny MLP (Dense {SCALING_SPACE['units']['min']}-{SCALING_SPACE['units']['max']}"
           f", {args.samples} x {INPUTS} samples, {args.epochs} epochs, batch {args.batch_size}); median of "
-          f"{args.repeats} interleaved repeats")
+          f"{args.repeats} interleaved repeats" + (f"; WHAT-IF: {args.what_if}" if args.what_if else ""))
     header = ["executor", "wall s (runs)", "trials / hour", "efficiency", "span first submit -> last result s",
               "before first submit s", "median trial s (submit -> result)", "of it in the runner s",
               "driver gap result -> next submit s", "workers started", "cores per training process",
               "driver cores (avg)"]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
-    for label, executor, workers, _ in SCALING:
+    for label, executor, workers, _ in contenders:
         rs = runs[label]
         wall = walls[label]
         efficiency = base / (workers * wall) if executor == "process" else base / wall
@@ -456,10 +497,14 @@ def scaling(args) -> None:
               f"median, {1000 * median([max(r['epoch_turnaround']) for r in rs]):.0f} ms max")
     sequential_runner = median([r["runner_per_trial"] for r in one])
     parallel_runner = median([r["runner_per_trial"] for r in two])
-    pair = median([r["runner_per_trial"] for r in runs[SCALING[-1][0]]])
+    pair = median([r["runner_per_trial"] for r in runs.get(SCALING[-1][0], [])])
     alone = median([r["runner_per_trial"] for r in runs["inline, 1 thread"]])
     print(f"Runner time per trial with 2 workers / with 1: {parallel_runner / sequential_runner:.2f}; two inline "
           f"searches side by side / one alone: {pair / alone:.2f} (> 1: the trainings themselves run slower side by side)")
+    stalls = [_fit_stalls(r) for r in two]
+    print(f"2 workers: trials whose result came > 1 s after their last epoch (the end-of-fit stall): "
+          f"{median([n for n, _ in stalls])} of {args.trials} (median over repeats), "
+          f"{median([s for _, s in stalls]):.1f} s of worker time in all")
     for label, rs in (("1 worker", one), ("2 workers", two)):
         print(f"{label}: CPU seconds during search(): driver {median([r['driver_cpu'] for r in rs]):.1f}, "
               f"workers {median([r['workers_cpu'] for r in rs]):.1f} (wall {median([r['wall'] for r in rs]):.1f})")
@@ -545,22 +590,86 @@ def startup(args) -> None:
     print(f"\nCost of one fresh worker: {per_start:.2f} s from the timeline (first-epoch difference + exit), "
           f"{per_start_wall:.2f} s from the walls ((fresh - warm) / {args.trials - 1})")
     cost = per_start_wall
-    # Recycling while another worker trains: does the other worker wait for the driver meanwhile?
-    result = run_contender("startup", "process", 2, [*extra, "--max-trials-per-worker", "2"])
-    r = timeline(result)
-    slow = sorted(t for t in r["epoch_turnaround"] if t > 0.05)
-    print(f"\n2 workers, max_trials_per_worker=2, {args.trials} trials: {r['workers_started']} workers started; "
-          f"a recycled worker's exit held the driver {median(r['recycle_stops']):.2f} s median "
-          f"({max(r['recycle_stops'] or [0]):.2f} s max, {len(r['recycle_stops'])} recycles), "
-          f"process.start() {median(r['spawn_block']):.3f} s median ({max(r['spawn_block']):.3f} s max); "
-          f"epoch report -> answer: median {1000 * median(r['epoch_turnaround']):.1f} ms, "
-          f"{len(slow)} of {len(r['epoch_turnaround'])} epochs over 50 ms"
-          + (f" ({', '.join(f'{t:.2f}' for t in slow)} s)" if slow else ""))
     print(f"\nShare of a search spent starting workers, c / (c + K x T), c = {cost:.2f} s:")
     print("| trial length T | K = 1 | K = 5 | K = 10 (default) | K = 20 |")
     print("|---|---|---|---|---|")
     for length in (1, 5, 20):
         print(f"| {length} s | " + " | ".join(f"{100 * cost / (cost + k * length):.1f}%" for k in (1, 5, 10, 20)) + " |")
+
+
+# --------------------------------------------------------------------------- recycling while others train
+
+
+def recycle(args) -> None:
+    """2 workers, each recycled after every ``--max-trials-per-worker`` trials: while the driver stops a
+    worker (joins its exit) or starts one, the other worker's epoch reports wait for an answer."""
+    extra = ["--trials", str(args.trials), "--epochs", str(args.epochs), "--samples", str(args.samples),
+             "--batch-size", str(args.batch_size), "--threads", "1",
+             "--max-trials-per-worker", str(args.max_trials_per_worker or 2)]
+    rows = []
+    for repeat in range(args.repeats):
+        result = run_contender("recycle", "process", 2, extra)
+        rows.append(_held_epochs(result))
+        print(f"  repeat {repeat + 1}: {result['wall_s']:.1f} s", file=sys.stderr)
+    k = args.max_trials_per_worker or 2
+    print(f"2 workers, max_trials_per_worker={k}, {args.trials} trials of {args.epochs} epochs "
+          f"({args.samples} x {INPUTS} samples), threads 1; {args.repeats} runs")
+    header = ["driver busy with", "times (all runs)", "median s (max)", "epochs of the other worker that waited",
+              "their extra wait, median s (max)"]
+    print("| " + " | ".join(header) + " |")
+    print("|---|---|---|---|---|")
+    for what, label in (("recycle", "recycling a worker: its exit (_stop joins it), then process.start() of the next"),
+                        ("spawn", "starting the first workers (process.start())")):
+        windows = [w for r in rows for w in r[what]["windows"]]
+        waits = [w for r in rows for w in r[what]["waits"]]
+        print(f"| {label} | {len(windows)} | {median(windows):.3f} ({max(windows or [0]):.3f}) | {len(waits)} | "
+              f"{median(waits):.2f} ({max(waits or [float('nan')]):.2f}) |")
+    others = [w for r in rows for w in r["elsewhere"]]
+    print(f"\nEpoch intervals longer than the trial's median + 0.3 s outside those windows: {len(others)} "
+          f"of {sum(r['epochs'] for r in rows)} epochs")
+
+
+def _held_epochs(result: dict) -> dict:
+    """Epochs of other trials that ended while the driver was recycling a worker, and how long they waited.
+
+    A recycle is the old worker's exit (``_stop`` joins it) and, right after, ``process.start()`` of its
+    replacement; the first workers' starts are counted apart.  An epoch's report waits for the driver's
+    answer, and its arrival is stamped when the driver reads it: its extra wait is its interval from the
+    trial's previous epoch minus the trial's median interval.
+    """
+    trials = result["trials"]
+    log = result["log"]
+    last_end = max(t["end"] for t in trials.values())
+    stops = [(e[0], e[0] + e[3]) for e in log if e[1] == "stop" and not e[4] and e[0] < last_end]
+    spawns = [(e[0], e[0] + e[3]) for e in log if e[1] == "spawn"]
+    windows: dict[str, list[tuple[float, float]]] = {"recycle": [], "spawn": []}
+    for start, end in spawns:
+        before = [s for s in stops if 0 <= start - s[1] < 0.5]  # the exit it replaces, just before
+        if before:
+            windows["recycle"].append((before[-1][0], end))
+        else:
+            windows["spawn"].append((start, end))
+    out = {what: {"windows": [b - a for a, b in ws], "waits": []} for what, ws in windows.items()}
+    out["elsewhere"], out["epochs"] = [], 0
+    for t in trials.values():
+        epochs = t["epochs"]
+        intervals = [b - a for a, b in zip(epochs, epochs[1:])]
+        if not intervals:
+            continue
+        typical = median(intervals)
+        for previous, arrived, interval in zip(epochs, epochs[1:], intervals):
+            out["epochs"] += 1
+            held = None
+            for what, ws in windows.items():
+                for start, end in ws:
+                    # the report was sent before the window ended and read right after it
+                    if previous < end and start - 0.05 <= arrived <= end + 0.05:
+                        held = what
+            if held is not None:
+                out[held]["waits"].append(max(0.0, interval - typical))
+            elif interval > typical + 0.3:
+                out["elsewhere"].append(interval)
+    return out
 
 
 # --------------------------------------------------------------------------- main
@@ -570,6 +679,7 @@ DEFAULTS = {  # section: (trials, epochs, samples, batch size)
     "scaling": (12, 8, 4000, 32),
     "memory": (50, 2, 1000, 32),
     "startup": (8, 2, 2000, 32),
+    "recycle": (12, 10, 2000, 32),
 }
 
 
@@ -582,6 +692,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--what-if", default="", choices=["", "no-autotune"],
+                        help="scaling only: rerun the process and inline contenders with the training pipeline's "
+                             "tf.data autotuning off (an experiment, not an archsearch setting)")
     # for --contender (one search in this process)
     parser.add_argument("--contender", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--executor", default="process", help=argparse.SUPPRESS)
@@ -605,6 +718,8 @@ def main(argv: list[str] | None = None) -> None:
 
         args.trials_per_worker_default = DEFAULT_MAX_TRIALS_PER_WORKER
         memory(args)
+    elif args.section == "recycle":
+        recycle(args)
     else:
         startup(args)
     print(f"load average after: {os.getloadavg()[0]:.2f} (1 min)", file=sys.stderr)
