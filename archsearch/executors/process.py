@@ -2,9 +2,14 @@
 
 Each worker is a long-lived ``spawn``-ed process that trains one trial at a time; after
 ``max_trials_per_worker`` trials it is replaced by a fresh one, which returns every byte
-TensorFlow kept from the traced functions of earlier models (about 10 MB per trial otherwise),
+TensorFlow kept from the traced functions of earlier models (about 7-10 MB per trial otherwise),
 so memory stays flat however long the search runs.  A worker that dies (killed, segfault, out of
 host memory) is reported to the driver as a lost trial, and a new worker takes its slot.
+
+Starting a worker takes seconds (Python, TensorFlow, the runner unpickled), so it is kept off the
+critical path: the replacement of a worker is started as soon as that worker takes its last trial
+(it imports while the trial trains), and a retiring worker is never waited for on the driver's
+thread (it is reaped later), so no other worker's epoch report waits behind a recycle.
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ from archsearch.trial import TrialSpec
 
 log = logging.getLogger("archsearch")
 
-# Measured in bench/executor_bench.py: a worker costs ~4 s to start (Python, TensorFlow, the
-# runner); recycling after 10 trials keeps that under 10% of a search of 5-epoch trials of a
-# small model, while memory never grows by more than ~10 trials' worth.
+# Measured in bench/executor_bench.py (bench/RESULTS.md, "Start-up cost"): a worker grows by ~7 MB
+# a trial, +8% from its first to its tenth trial (inside the 10% memory target; 20 would be ~18%),
+# and costs ~6-7 s to start and exit on a 2-core machine; that start is now overlapped with the
+# worker's last trial, so recycling every 10 trials costs little wall time where a core or GPU is free.
 DEFAULT_MAX_TRIALS_PER_WORKER = 10
+# How long a retiring or stopping worker gets to exit on its own before it is killed.
+EXIT_TIMEOUT_SECONDS = 10.0
 # A worker that has not said it is ready by then (stuck importing, a broken environment) is given up.
 STARTUP_TIMEOUT_SECONDS = 300.0
 
@@ -66,6 +74,8 @@ class ProcessExecutor(Executor):
         self.threads = _threads_per_worker(threads, self.slots, bool(self.gpus))
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, _Worker] = {}
+        self._spares: dict[int, _Worker] = {}  # started early, each to replace its slot's retiring worker
+        self._retiring: list[tuple[_Worker, float]] = []  # asked to exit, not yet reaped (and since when)
         self._runner_bytes: bytes | None = None
         self._started_workers = 0
 
@@ -95,8 +105,12 @@ class ProcessExecutor(Executor):
         worker.trial = spec
         assert self.handler is not None
         self.handler.trial_started(spec, worker.name)
+        if worker.trials_done + 1 >= self.max_trials_per_worker and worker.index not in self._spares:
+            # Its last trial: the replacement imports TensorFlow while this one trains.
+            self._spares[worker.index] = self._spawn(worker.index, register=False)
 
     def wait(self) -> None:
+        self._reap()
         busy = [w for w in self._workers.values() if w.trial is not None]
         if not busy:
             return
@@ -122,12 +136,10 @@ class ProcessExecutor(Executor):
                 self._lost(worker)
 
     def interrupt(self) -> None:
-        for worker in list(self._workers.values()):
-            self._stop(worker, kill=True)
+        self._stop_all(kill_idle=True)
 
     def shutdown(self) -> None:
-        for worker in list(self._workers.values()):
-            self._stop(worker, kill=worker.trial is not None)
+        self._stop_all(kill_idle=False)
 
     def describe(self) -> str:
         where = f"GPUs {', '.join(self.gpus)}" if self.gpus else (
@@ -142,9 +154,13 @@ class ProcessExecutor(Executor):
         if len(self._workers) >= self.slots:
             raise RuntimeError("no free worker: submit() only when free_slots > 0")
         index = next(i for i in range(self.slots) if i not in self._workers)
+        spare = self._spares.pop(index, None)
+        if spare is not None:
+            self._workers[index] = spare
+            return spare
         return self._spawn(index)
 
-    def _spawn(self, index: int) -> _Worker:
+    def _spawn(self, index: int, register: bool = True) -> _Worker:
         env = {}
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus[index % len(self.gpus)]
@@ -163,7 +179,8 @@ class ProcessExecutor(Executor):
         child_conn.close()
         self._started_workers += 1
         worker = _Worker(index, process, parent_conn, started_at=time.monotonic())
-        self._workers[index] = worker
+        if register:
+            self._workers[index] = worker
         return worker
 
     def _receive(self, worker: _Worker) -> None:
@@ -188,7 +205,7 @@ class ProcessExecutor(Executor):
                 worker.trial = None
                 worker.trials_done += 1
                 if worker.trials_done >= self.max_trials_per_worker:
-                    self._stop(worker, kill=False)  # recycled: a fresh process takes the next trial
+                    self._retire(worker)  # recycled: a fresh process takes the next trial
                 handler.trial_finished(trial_id, outcome)
                 return
             elif kind == "error":
@@ -213,16 +230,65 @@ class ProcessExecutor(Executor):
         assert self.handler is not None
         self.handler.trial_lost(spec.trial_id, f"{worker.name} died ({_describe_exit(code)})")
 
+    def _retire(self, worker: _Worker) -> None:
+        """Ask a worker to exit without waiting for it: :meth:`_reap` joins it later."""
+        if self._workers.get(worker.index) is worker:
+            del self._workers[worker.index]
+        self._ask_to_exit(worker)
+        self._retiring.append((worker, time.monotonic()))
+
+    def _reap(self) -> None:
+        """Join the retired workers that have exited; kill one that takes too long."""
+        now, still = time.monotonic(), []
+        for worker, since in self._retiring:
+            if worker.process.is_alive() and now - since < EXIT_TIMEOUT_SECONDS:
+                still.append((worker, since))
+                continue
+            if worker.process.is_alive():
+                log.warning("%s did not exit within %.0f s of its last trial: killed", worker.name,
+                            EXIT_TIMEOUT_SECONDS)
+                worker.process.kill()
+            self._close(worker, timeout=5)
+        self._retiring = still
+
     def _stop(self, worker: _Worker, kill: bool) -> None:
-        self._workers.pop(worker.index, None)
-        if not kill and worker.process.is_alive():
+        if self._workers.get(worker.index) is worker:
+            del self._workers[worker.index]
+        if kill:
+            if worker.process.is_alive():
+                worker.process.kill()
+        else:
+            self._ask_to_exit(worker)
+        self._close(worker, timeout=5 if kill else EXIT_TIMEOUT_SECONDS)
+
+    def _stop_all(self, kill_idle: bool) -> None:
+        """Every worker (busy, idle, spare, retiring) told at once, then joined: one exit's time, not N."""
+        everyone = [(w, kill_idle or w.trial is not None) for w in self._workers.values()]
+        everyone += [(w, True) for w in self._spares.values()]  # never ran a trial: nothing to lose
+        everyone += [(w, kill_idle) for w, _ in self._retiring]
+        self._workers, self._spares, self._retiring = {}, {}, []
+        for worker, kill in everyone:
+            if kill:
+                if worker.process.is_alive():
+                    worker.process.kill()
+            else:
+                self._ask_to_exit(worker)
+        deadline = time.monotonic() + EXIT_TIMEOUT_SECONDS
+        for worker, _ in everyone:
+            self._close(worker, timeout=max(0.0, deadline - time.monotonic()))
+
+    @staticmethod
+    def _ask_to_exit(worker: _Worker) -> None:
+        if worker.process.is_alive():
             try:
                 worker.conn.send(("exit",))
             except (OSError, ValueError):
-                kill = True
-        if kill and worker.process.is_alive():
-            worker.process.kill()
-        worker.process.join(timeout=10 if not kill else 5)
+                worker.process.kill()
+
+    @staticmethod
+    def _close(worker: _Worker, timeout: float) -> None:
+        """Join (killing it after ``timeout``) and release the worker's pipe."""
+        worker.process.join(timeout=timeout)
         if worker.process.is_alive():
             worker.process.kill()
             worker.process.join(timeout=5)
