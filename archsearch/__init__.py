@@ -6,29 +6,41 @@ The public API mirrors KerasTuner's names (``HyperParameters``, ``Objective``,
 ``import archsearch`` costs almost nothing (so ``python -m archsearch`` can take
 over Ctrl-C before anything slow loads), and Keras and TensorFlow are imported
 only when a tuner is used, so the oracles stay importable anywhere.
+
+A KerasTuner project migrates by changing its import: ``import archsearch as kt`` gives
+``kt.HyperModel``, ``kt.HyperParameters``, ``kt.Objective``, the tuners, ``kt.oracles.*Oracle``
+and ``kt.errors.*`` under KerasTuner's names.
 """
 
 from __future__ import annotations
 
 import importlib
 
+from archsearch import errors
 from archsearch.errors import ArchsearchError, ConfigError, DataError, SearchSpaceError
 
 __version__ = "0.1.0"
 
 _TUNERS = ("Tuner", "RandomSearch", "GridSearch", "Hyperband", "BayesianOptimization", "BOHB", "ASHA")
+_MODULES = ("oracles", "tuners", "hyperparameters", "objective", "hypermodel")
 _LAZY = {
     "HyperParameters": "archsearch.hyperparameters",
+    "HyperModel": "archsearch.hypermodel",
     "Objective": "archsearch.objective",
     "Oracle": "archsearch.oracles",
     "available_oracles": "archsearch.oracles",
     "create_oracle": "archsearch.oracles",
     "Trial": "archsearch.trial",
     **{name: "archsearch.tuners" for name in _TUNERS},
+    "SklearnTuner": "archsearch.sklearn_tuner",
 }
 
 
 def __getattr__(name: str):
+    if name in _MODULES:
+        module = importlib.import_module(f"archsearch.{name}")
+        globals()[name] = module
+        return module
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
@@ -37,7 +49,7 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, *_MODULES})
 
 
-__all__ = ["ArchsearchError", "ConfigError", "DataError", "SearchSpaceError", *_LAZY]
+__all__ = ["ArchsearchError", "ConfigError", "DataError", "SearchSpaceError", "errors", *_LAZY]

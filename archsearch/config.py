@@ -250,6 +250,8 @@ def run_folder(cfg: DictConfig) -> Path:
 
 
 def resolve_objective(cfg: DictConfig) -> Objective:
+    if cfg.get("objective") is None:  # the Python API's None is KerasTuner's default; a config names a metric
+        raise ConfigError("objective", "is not set", "name the metric to optimise, e.g. objective=val_accuracy")
     return Objective.create(to_dict(cfg.objective) if isinstance(cfg.objective, DictConfig) else cfg.objective)
 
 

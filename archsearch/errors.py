@@ -83,3 +83,27 @@ class DiskFullError(ArchsearchError):
 
 class FolderNotWritable(ArchsearchError):
     """The run folder (or the folder a new run would be created in) cannot be written."""
+
+
+# KerasTuner's error contract, for code written against it: raise these from a builder, a
+# ``HyperModel.fit`` or a ``Tuner.run_trial``.
+
+class FailedTrialError(Exception):
+    """This trial cannot be trained (a configuration known not to work): it is recorded as failed
+    with the message, and the search goes on."""
+
+
+class FatalError(ArchsearchError):
+    """Stop the whole search: retrying other configurations would fail the same way."""
+
+
+class FatalValueError(FatalError, ValueError):
+    """A fatal error about a value (e.g. a result without the objective)."""
+
+
+class FatalTypeError(FatalError, TypeError):
+    """A fatal error about a type (e.g. ``run_trial`` returned None)."""
+
+
+class FatalRuntimeError(FatalError, RuntimeError):
+    """A fatal error while running (e.g. too many trials failed in a row)."""

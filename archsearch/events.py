@@ -42,6 +42,9 @@ class SearchEvents:
     def on_trial_retried(self, trial: Trial, reason: str, attempt: int) -> None:
         """The worker training a trial died; the trial continues from its checkpoint on another one."""
 
+    def on_trial_rerun(self, trial: Trial, error: str, run: int) -> None:
+        """A trial failed and trains again from scratch (``max_retries_per_trial``); ``run`` counts from 2."""
+
     def on_search_end(self, search: Search) -> None:
         """The search ended normally (not called when it is interrupted or fails)."""
 
@@ -80,6 +83,9 @@ class EventFanout(SearchEvents):
     def on_trial_retried(self, trial, reason, attempt):
         self._call("on_trial_retried", trial, reason, attempt)
 
+    def on_trial_rerun(self, trial, error, run):
+        self._call("on_trial_rerun", trial, error, run)
+
     def on_search_end(self, search):
         self._call("on_search_end", search)
 
@@ -110,6 +116,9 @@ class ConsoleEvents(SearchEvents):
     def on_trial_retried(self, trial: Trial, reason: str, attempt: int) -> None:
         self.echo(f"Trial {trial.id}: {reason}; continuing from its last checkpoint on a new worker "
                   f"(attempt {attempt + 1}).")
+
+    def on_trial_rerun(self, trial: Trial, error: str, run: int) -> None:
+        self.echo(f"Trial {trial.id} failed ({error}); training it again (run {run}, max_retries_per_trial).")
 
     def on_trial_end(self, trial: Trial, outcome: TrialOutcome) -> None:
         search = self.search

@@ -3,17 +3,25 @@
 ``Objective("val_f1", "max")`` means the same as in KerasTuner.  A bare name
 infers its direction: names that end in ``loss`` or ``error`` (and a few
 other obvious costs) are minimised, everything else is maximised.
+
+A list (``["val_accuracy", "val_loss"]``) is KerasTuner's multi-objective: one combined score
+to minimise, the sum of the minimised metrics minus the sum of the maximised ones.  Every
+metric a trial reports is stored, so each component stays available (a Pareto search can use
+them later).  ``None`` is KerasTuner's default objective: a ``run_trial`` that returns a bare
+number is minimised under the name ``default_objective``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from archsearch.errors import ConfigError
 
+DEFAULT_OBJECTIVE = "default_objective"
+MULTI_OBJECTIVE = "multi_objective"
 _MIN_SUFFIXES = ("loss", "error", "mse", "mae", "rmse", "mape", "crossentropy", "hinge", "divergence")
 DIRECTIONS = ("min", "max")
 
@@ -30,6 +38,7 @@ class Objective:
 
     name: str
     direction: str | None = None
+    components: tuple[Objective, ...] = ()  # a multi-objective's metrics; empty for a single metric
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -47,6 +56,18 @@ class Objective:
         """Accept an Objective, a metric name, or a mapping ``{name, direction}`` (from a config)."""
         if isinstance(spec, Objective):
             return spec
+        if spec is None:
+            return cls(DEFAULT_OBJECTIVE, "min")
+        if isinstance(spec, Sequence) and not isinstance(spec, str):
+            parts = tuple(cls.create(item) for item in spec)
+            if not parts:
+                raise ConfigError("objective", "is an empty list", "name at least one metric, e.g. [val_accuracy]")
+            if len(parts) == 1:
+                return parts[0]
+            names = [p.name for p in parts]
+            if len(set(names)) != len(names) or any(p.components for p in parts):
+                raise ConfigError("objective", f"{names} repeats a metric or nests a list", "name each metric once")
+            return cls(MULTI_OBJECTIVE, "min", parts)
         if isinstance(spec, str):
             return cls(spec)
         if isinstance(spec, Mapping):
@@ -79,12 +100,38 @@ class Objective:
         return max(finite) if self.direction == "max" else min(finite)
 
     def value_from(self, metrics: Mapping[str, float]) -> float | None:
-        """The objective's value in a metrics dict, or None if the metric is missing."""
+        """The objective's value in a metrics dict, or None if a metric is missing."""
         if self.name in metrics:
             return float(metrics[self.name])
+        if self.components and all(p.name in metrics for p in self.components):
+            return sum(-p.sign * float(metrics[p.name]) for p in self.components)
         return None
 
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The metrics the model must produce: the components of a multi-objective, else the name."""
+        return tuple(p.name for p in self.components) or (self.name,)
+
+    # KerasTuner's Objective methods, for code written against it.
+    def has_value(self, logs: Mapping[str, float]) -> bool:
+        return self.value_from(logs) is not None
+
+    def get_value(self, logs: Mapping[str, float]) -> float | None:
+        return self.value_from(logs)
+
+    def better_than(self, a: float, b: float) -> bool:
+        return self.better(a, b)
+
+    def describe(self) -> dict[str, Any]:
+        """Plain data for stores and exports: name, direction and any components."""
+        data: dict[str, Any] = {"name": self.name, "direction": self.direction}
+        if self.components:
+            data["components"] = [p.describe() for p in self.components]
+        return data
+
     def __str__(self) -> str:
+        if self.components:
+            return f"{self.name} ({self.direction}) of " + ", ".join(str(p) for p in self.components)
         return f"{self.name} ({self.direction})"
 
 

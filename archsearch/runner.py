@@ -25,10 +25,18 @@ import keras
 
 from archsearch.checkpoints import CHECKPOINT, TrialFiles, link_best, restore_checkpoint, save_checkpoint
 from archsearch.disk import as_disk_full, ensure_space, file_size, is_disk_full
-from archsearch.errors import ArchsearchError, BuilderError, DiskFullError, ObjectiveError
+from archsearch.errors import (
+    ArchsearchError,
+    BuilderError,
+    DiskFullError,
+    FailedTrialError,
+    FatalError,
+    ObjectiveError,
+)
 from archsearch.hyperparameters import HyperParameters
 from archsearch.objective import Objective, is_finite
 from archsearch.trial import COMPLETED, FAILED, PRUNED, Trial, TrialOutcome
+from archsearch.trial_results import check_results, is_history, to_metrics
 
 log = logging.getLogger("archsearch")
 
@@ -64,6 +72,19 @@ class CompileSettings:
     optimizer: Any = "adam"
     learning_rate: float | None = 1e-3
     loss_options: Mapping[str, Any] = field(default_factory=dict)
+    # KerasTuner's Tuner(optimizer=, loss=, metrics=): these replace what the builder compiled with
+    # (what is not given keeps the builder's own choice).
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def recompile(self, model) -> None:
+        """Compile a model again with ``overrides`` in place of the builder's own arguments."""
+        config = dict(getattr(getattr(model, "_compile_config", None), "config", None) or {})
+        given = {k: copy.deepcopy(v) if k == "optimizer" and not isinstance(v, str) else v
+                 for k, v in self.overrides.items() if v is not None}
+        if "optimizer" not in given and getattr(model, "optimizer", None) is not None:
+            given["optimizer"] = type(model.optimizer).from_config(model.optimizer.get_config())
+        kept = {k: v for k, v in config.items() if k in ("loss", "metrics", "loss_weights", "weighted_metrics")}
+        model.compile(**{**kept, **given})
 
     def compile(self, model, hp: HyperParameters) -> None:
         from archsearch import metrics as metric_lib
@@ -97,6 +118,8 @@ class TrainerSettings:
     min_delta: float = 0.0
     executions_per_trial: int = 1
     checkpoints: bool = True
+    # A configuration whose model has more parameters is not trained: it fails as "infeasible".
+    max_model_size: int | None = None
     # Seeds weight initialisation and dropout of each fit (seed + 1000 * trial id + execution), so a
     # search can be repeated and two trials differ only by their values; None leaves them unseeded.
     seed: int | None = None
@@ -135,6 +158,12 @@ class FitArguments:
                                        trial_id, initial_epoch, epochs, execution)
         if batch_size is not None and _is_array_like(kwargs.get("x")):
             kwargs["batch_size"] = batch_size
+        return kwargs
+
+    def as_given(self) -> dict[str, Any]:
+        """The arguments exactly as passed to ``search()`` (positional ones named ``x`` and ``y``)."""
+        kwargs = dict(self.kwargs)
+        kwargs.update(zip(("x", "y"), self.args))
         return kwargs
 
     def _epoch_ordered(self, kwargs: dict[str, Any], batch_size: int, trial_id: int, initial_epoch: int,
@@ -197,7 +226,19 @@ class Runner:
         trainer: TrainerSettings | None = None,
         compile_settings: CompileSettings | None = None,
         callbacks: Sequence[Any] = (),
+        fit_model: Callable[..., Any] | None = None,
+        run_trial: Callable[..., Any] | None = None,
+        trial_callbacks: Callable[[Trial], Sequence[Any]] | None = None,
+        distribution_strategy: Any = None,
     ) -> None:
+        """``fit_model(hp, model, **fit_kwargs)`` replaces ``model.fit`` (a HyperModel's own ``fit``);
+        ``run_trial(trial, *args, **kwargs)`` replaces the whole training of a trial (a Tuner
+        subclass's own ``run_trial``); ``trial_callbacks(trial)`` adds callbacks to each fit."""
+        self.fit_model = fit_model
+        self.run_trial = run_trial
+        self.trial_callbacks = trial_callbacks
+        self.distribution_strategy = distribution_strategy
+        self._nested: dict[str, Any] | None = None  # the trial a custom run_trial is training
         self.build_model = build_model
         self.data = data
         self.objective = objective
@@ -221,11 +262,31 @@ class Runner:
     # ------------------------------------------------------------ building
     def build(self, hp: HyperParameters):
         """Build (and compile, if the builder did not) the model for ``hp``."""
+        if self.distribution_strategy is not None:
+            keras.backend.clear_session(free_memory=False)  # before the scope: clearing inside would leave it
+            with self.distribution_strategy.scope():  # variables made under the strategy, as KerasTuner does
+                return self._build(hp)
+        return self._build(hp)
+
+    def _build(self, hp: HyperParameters):
         model = self.build_model(hp)
         check_is_model(model)
-        if not getattr(model, "compiled", False) and getattr(model, "optimizer", None) is None:
+        compiled = getattr(model, "compiled", False) or getattr(model, "optimizer", None) is not None
+        if not compiled:
             self.compile_settings.compile(model, hp)
+        if self.compile_settings.overrides:
+            self.compile_settings.recompile(model)
         return model
+
+    def check_size(self, model, hp: HyperParameters) -> None:
+        """``max_model_size``: too many parameters is the configuration's own result, found before training."""
+        limit = self.trainer.max_model_size
+        if limit is None:
+            return
+        size = int(model.count_params())
+        if size > int(limit):
+            raise TrialFailed(f"the model has {size:,} parameters, more than max_model_size={int(limit):,}; "
+                              "not trained", kind="infeasible")
 
     def load_best_model(self, trial: Trial, hp: HyperParameters):
         """Rebuild a finished trial's architecture and load its best-epoch weights."""
@@ -252,11 +313,36 @@ class Runner:
         ``history`` holds the metrics of the epochs this trial already trained before a crash or
         interrupt (from the store), so its best epoch still counts when it continues.
         """
+        if self.run_trial is not None:
+            return self._run_custom(trial, hp, reporter, resume_checkpoint, initial_epoch, history)
+        outcome, _ = self._train(trial, hp, self.data, reporter, resume_checkpoint, initial_epoch, history)
+        return outcome
+
+    def _train(
+        self,
+        trial: Trial,
+        hp: HyperParameters,
+        data: FitData,
+        reporter: Reporter | None,
+        resume_checkpoint: Path | None,
+        initial_epoch: int,
+        history: Sequence[Mapping[str, float]],
+        epochs: int | None = None,
+        strict: bool = True,
+    ) -> tuple[TrialOutcome, list[Any]]:
+        """Build, fit (``executions_per_trial`` times) and score; also returns what each fit returned.
+
+        ``strict``: the model's own metrics must hold the objective (checked before training).  Not so
+        when a custom ``fit`` or ``run_trial`` computes the result itself.
+        """
+        strict = strict and self.fit_model is None
         start = time.perf_counter()
         outcome = TrialOutcome(status=COMPLETED, hparams=dict(hp.values))
-        epochs = int(trial.budget if trial.budget is not None else self.trainer.epochs)
+        if epochs is None:
+            epochs = int(trial.budget if trial.budget is not None else self.trainer.epochs)
         executions = max(1, int(self.trainer.executions_per_trial))
-        per_execution: list[tuple[float, dict[str, float], int]] = []
+        per_execution: list[tuple[float, dict[str, float], int | None]] = []
+        returned: list[Any] = []
         model = None
         try:
             for execution in range(executions):
@@ -264,31 +350,54 @@ class Runner:
                     keras.utils.set_random_seed(int(self.trainer.seed) + 1000 * trial.id + execution)
                 model = self.build(hp)
                 outcome.hparams = dict(hp.values)  # define-by-run builders may have added values
+                self.check_size(model, hp)
                 if resume_checkpoint is not None:
                     restore_checkpoint(model, resume_checkpoint)
-                if not self._objective_checked:
+                if strict and not self._objective_checked:
                     self._check_objective(model, hp)
                 tracker = _EpochTracker(self, trial, reporter, primary=execution == 0, initial_epoch=initial_epoch,
-                                        history=history if execution == 0 else (), execution=execution)
-                fit_kwargs = self.data.fit_kwargs(hp.get("batch_size", self.trainer.batch_size), trial_id=trial.id,
-                                                  initial_epoch=initial_epoch, epochs=epochs, execution=execution)
+                                        history=history if execution == 0 else (), execution=execution,
+                                        strict=strict)
+                if self.fit_model is not None and isinstance(data, FitArguments):
+                    # A HyperModel's own fit gets search()'s arguments as given (it may batch, shuffle or
+                    # preprocess them itself, as KerasTuner documents).
+                    fit_kwargs = data.as_given()
+                else:
+                    fit_kwargs = data.fit_kwargs(hp.get("batch_size", self.trainer.batch_size), trial_id=trial.id,
+                                                 initial_epoch=initial_epoch, epochs=epochs, execution=execution)
                 callbacks = [tracker, *self._user_callbacks(fit_kwargs.pop("callbacks", None))]
+                if self.trial_callbacks is not None:
+                    callbacks += list(self.trial_callbacks(trial))
                 if self.trainer.early_stopping:
                     callbacks.append(self._early_stopping())
                 fit_kwargs.setdefault("verbose", self.trainer.verbose)
                 if _is_tf_dataset(fit_kwargs.get("x")) or isinstance(fit_kwargs.get("x"), keras.utils.PyDataset):
                     fit_kwargs.setdefault("shuffle", False)  # a pipeline orders itself; Keras warns otherwise
                 fit_start = time.perf_counter()
-                model.fit(epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, **fit_kwargs)
+                if self.fit_model is not None:
+                    result = self.fit_model(hp, model, epochs=epochs, initial_epoch=initial_epoch,
+                                            callbacks=callbacks, **fit_kwargs)
+                else:
+                    result = model.fit(epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, **fit_kwargs)
+                returned.append(result)
+                outcome.hparams = dict(hp.values)  # a custom fit may declare values too (e.g. batch_size)
                 outcome.fit_seconds += time.perf_counter() - fit_start
                 outcome.epochs_done = max(outcome.epochs_done, tracker.last_epoch)
                 if tracker.failure:
                     raise TrialFailed(tracker.failure, kind="nan")
                 if tracker.pruned:
                     outcome.status = PRUNED
-                if tracker.best_value is None:
+                if self.fit_model is not None and not is_history(result):
+                    # HyperModel.fit returned its own result (a number, a dict): that is the trial's score.
+                    check_results(result, self.objective, "HyperModel.fit()")
+                    metrics, _ = to_metrics(result, self.objective)
+                    value = self.objective.value_from(metrics)
+                    per_execution.append((value, metrics, tracker.best_epoch))
+                    outcome.epochs_done = max(outcome.epochs_done, epochs)
+                elif tracker.best_value is not None:
+                    per_execution.append((tracker.best_value, tracker.best_metrics, tracker.best_epoch))
+                elif strict:
                     raise TrialFailed(f"no epoch produced the objective {self.objective.name}")
-                per_execution.append((tracker.best_value, tracker.best_metrics, tracker.best_epoch))
                 if outcome.status == PRUNED:
                     break
                 if execution + 1 < executions:
@@ -296,7 +405,7 @@ class Runner:
                     model = None
         except KeyboardInterrupt:
             raise
-        except (ObjectiveError, BuilderError, DiskFullError):
+        except (ObjectiveError, BuilderError, DiskFullError, FatalError):
             raise  # not this trial's fault: the search stops with one message
         except Exception as exc:  # a trial's failure must not stop the search
             if is_disk_full(exc):
@@ -312,7 +421,80 @@ class Runner:
             outcome.value = sum(v for v, _, _ in per_execution) / len(per_execution)
             outcome.metrics = _mean_metrics([m for _, m, _ in per_execution])
             outcome.best_epoch = per_execution[0][2]
+        return outcome, returned
+
+    # ------------------------------------------------------------ a Tuner subclass's own run_trial
+    def _run_custom(self, trial: Trial, hp: HyperParameters, reporter: Reporter | None,
+                    resume_checkpoint: Path | None, initial_epoch: int,
+                    history: Sequence[Mapping[str, float]]) -> TrialOutcome:
+        """Hand the trial to the user's ``run_trial``; what it returns is the result (KerasTuner's contract).
+
+        Its ``fit`` arguments are those given to ``search()``, with the trial's ``epochs`` (and, for a
+        continued trial, ``initial_epoch``) as KerasTuner's Hyperband passes them.  When it calls the
+        default ``Tuner.run_trial`` (``super().run_trial(...)``), that trains with checkpoints and
+        per-epoch reports, and returning its result keeps them.
+        """
+        start = time.perf_counter()
+        trial.hyperparameters = hp
+        args = tuple(getattr(self.data, "args", ()))
+        kwargs = dict(getattr(self.data, "kwargs", {}))
+        kwargs["epochs"] = int(trial.budget if trial.budget is not None else self.trainer.epochs)
+        if initial_epoch:
+            kwargs["initial_epoch"] = int(initial_epoch)
+        self._nested = {"reporter": reporter, "resume": resume_checkpoint, "initial_epoch": initial_epoch,
+                        "history": history, "trained": []}
+        outcome = TrialOutcome(status=COMPLETED, hparams=dict(hp.values))
+        try:
+            if self.trainer.seed is not None:
+                keras.utils.set_random_seed(int(self.trainer.seed) + 1000 * trial.id)
+            result = self.run_trial(trial, *args, **kwargs)
+            trained = self._nested["trained"]
+            inner = next((o for o, r in trained if r is result), None)
+            if inner is not None:  # the default run_trial's result, returned as is: its outcome stands
+                outcome = inner
+            else:
+                check_results(result, self.objective, "Tuner.run_trial()")
+                metrics, best_epoch = to_metrics(result, self.objective)
+                outcome.metrics, outcome.value = metrics, self.objective.value_from(metrics)
+                outcome.best_epoch = best_epoch
+                outcome.epochs_done = max([kwargs["epochs"], *(o.epochs_done for o, _ in trained)])
+                outcome.hparams = dict(hp.values)
+                if trained and all(o.status == PRUNED for o, _ in trained):
+                    outcome.status = PRUNED
+        except KeyboardInterrupt:
+            raise
+        except (ObjectiveError, BuilderError, DiskFullError, FatalError):
+            raise
+        except Exception as exc:
+            if is_disk_full(exc):
+                raise as_disk_full(exc, self.trial_dir(trial.id), self.workdir) from exc
+            outcome.status = FAILED
+            outcome.error, outcome.failure_kind = _describe_failure(exc, hp.values)
+            log.debug("trial %s failed:\n%s", trial.id, traceback.format_exc())
+        finally:
+            self._nested = None
+        outcome.duration = time.perf_counter() - start
         return outcome
+
+    def default_run_trial(self, trial: Trial, args: tuple, kwargs: Mapping[str, Any]) -> Any:
+        """``Tuner.run_trial``'s default: build and fit the trial's model with these ``fit`` arguments.
+
+        Returns what KerasTuner's returns: the list of each execution's ``History``.  Inside a custom
+        ``run_trial`` it trains with the search's reporter (pruning, epochs in the store) and checkpoints.
+        """
+        nested = self._nested or {"reporter": None, "resume": None, "initial_epoch": 0, "history": (), "trained": []}
+        kwargs = dict(kwargs)
+        epochs = int(kwargs.pop("epochs", trial.budget if trial.budget is not None else self.trainer.epochs))
+        initial_epoch = int(kwargs.pop("initial_epoch", nested["initial_epoch"]))
+        hp = trial.hyperparameters if trial.hyperparameters is not None else HyperParameters().with_values(trial.hparams)
+        data = FitArguments(tuple(args), kwargs, seed=int(getattr(self.data, "seed", 0) or 0))
+        outcome, returned = self._train(trial, hp, data, nested["reporter"], nested["resume"], initial_epoch,
+                                        nested["history"], epochs=epochs, strict=False)
+        if outcome.status == FAILED:
+            raise FailedTrialError(outcome.error or "the trial failed")
+        histories = list(returned)
+        nested["trained"].append((outcome, histories))
+        return histories
 
     def _user_callbacks(self, extra) -> list:
         # Deep copies, as KerasTuner does: a callback's state must not leak between trials.
@@ -340,15 +522,15 @@ class Runner:
         produced = _metric_names(model)
         if not produced:
             return  # names only known after the first epoch; checked there instead
-        name = self.objective.name
-        base = name[4:] if name.startswith("val_") else name
-        if base not in produced:
-            offered = sorted({*produced, *(f"val_{p}" for p in produced)})
-            raise ObjectiveError(
-                "objective",
-                f"the model does not produce the metric {name!r}; it produces {', '.join(offered)}",
-                "set objective= to one of those or add the metric to model.metrics",
-            )
+        for name in self.objective.metric_names:
+            base = name[4:] if name.startswith("val_") else name
+            if base not in produced:
+                offered = sorted({*produced, *(f"val_{p}" for p in produced)})
+                raise ObjectiveError(
+                    "objective",
+                    f"the model does not produce the metric {name!r}; it produces {', '.join(offered)}",
+                    "set objective= to one of those or add the metric to model.metrics",
+                )
 
 
 class _EpochTracker(keras.callbacks.Callback):
@@ -356,9 +538,10 @@ class _EpochTracker(keras.callbacks.Callback):
 
     def __init__(self, runner: Runner, trial: Trial, reporter: Reporter | None, primary: bool,
                  initial_epoch: int | None = None, history: Sequence[Mapping[str, float]] = (),
-                 execution: int = 0) -> None:
+                 execution: int = 0, strict: bool = True) -> None:
         super().__init__()
         self.execution = execution
+        self.strict = strict
         self.runner = runner
         self.trial = trial
         self.reporter = reporter
@@ -387,6 +570,8 @@ class _EpochTracker(keras.callbacks.Callback):
         self.last_epoch = epoch1
         objective = self.runner.objective
         value = objective.value_from(metrics)
+        if objective.components and value is not None and logs is not None and objective.name not in logs:
+            logs[objective.name] = value  # the combined score, for EarlyStopping and the user's callbacks after this one
         broken = [k for k, v in metrics.items() if not math.isfinite(v)]
         if broken:
             # A NaN metric or loss means NaN weights or predictions: such a model must never count as best.
@@ -394,11 +579,12 @@ class _EpochTracker(keras.callbacks.Callback):
             self.failure = f"{name} became {metrics[name]} at epoch {epoch1} (try a lower learning rate)"
             self.model.stop_training = True
             return
-        if value is None and epoch1 == self.trial.initial_budget + 1:
+        if value is None and self.strict and epoch1 == self.trial.initial_budget + 1:
             self.model.stop_training = True
+            missing = [n for n in objective.metric_names if n not in metrics]
             raise ObjectiveError(
                 "objective",
-                f"the model does not produce the metric {objective.name!r}; it produces {', '.join(sorted(metrics))}",
+                f"the model does not produce the metric {missing[0]!r}; it produces {', '.join(sorted(metrics))}",
                 "set objective= to one of those or add the metric to model.metrics",
             )
         improved = objective_improves(objective, value, self.best_value)

@@ -59,6 +59,7 @@ class Search:
         self.epochs_spent = sum(max(0, r["epochs_done"] - r["initial_budget"]) for r in store.rows())
         self._consecutive_failures = 0
         self._specs: dict[int, TrialSpec] = {}  # submitted and not yet ended
+        self._failed_runs: dict[int, int] = {}  # trial id -> times it failed and ran again (max_retries_per_trial)
 
     # ------------------------------------------------------------ the loop
     def run(self) -> None:
@@ -160,6 +161,8 @@ class Search:
     def trial_finished(self, trial_id: int, outcome: TrialOutcome) -> None:
         spec = self._specs.pop(trial_id)
         trial = self.oracle.trials[trial_id]
+        if self._retry_failed(trial, spec, outcome):
+            return
         if outcome.hparams != trial.hparams:
             # A define-by-run builder declared new parameters while building this trial (in a worker,
             # the space it grew comes back with the outcome).
@@ -196,6 +199,17 @@ class Search:
         self._cleanup_checkpoints()
         self._count_failure(told)
 
+    def _retry_failed(self, trial: Trial, spec: TrialSpec, outcome: TrialOutcome) -> bool:
+        """KerasTuner's ``max_retries_per_trial``: a trial that raised runs again, from scratch."""
+        retries = self._failed_runs.get(trial.id, 0)
+        if outcome.status != FAILED or outcome.failure_kind != "error" or retries >= self.oracle.max_retries_per_trial:
+            return False
+        self._failed_runs[trial.id] = retries + 1
+        self.files.checkpoint(trial.id).unlink(missing_ok=True)
+        self.events.on_trial_rerun(trial, outcome.error or "an error", retries + 2)
+        self._submit(trial, attempt=spec.attempt)
+        return True
+
     # ------------------------------------------------------------ bookkeeping
     def _interrupt_running(self, kind: str, error: str) -> None:
         """The store says interrupted (and why); in memory the trials stay running, to continue first."""
@@ -213,6 +227,8 @@ class Search:
         self._specs.clear()
 
     def _count_failure(self, trial: Trial) -> None:
+        if trial.failure_kind == "infeasible":
+            return  # a configuration known not to fit (max_model_size) says nothing about the search
         if trial.status != FAILED:
             self._consecutive_failures = 0
             return

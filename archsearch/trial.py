@@ -16,10 +16,15 @@ PRUNED = "pruned"
 INTERRUPTED = "interrupted"
 STATUSES = (RUNNING, COMPLETED, FAILED, PRUNED, INTERRUPTED)
 DONE = (COMPLETED, FAILED, PRUNED)
+# What a hand-driven oracle's ``create_trial`` says when it has no trial to give (KerasTuner's names):
+# the search is over, or nothing can start until a running trial reports back.
+STOPPED = "stopped"
+IDLE = "idle"
 
 # Why a trial did not complete.  ``disk`` and ``interrupted`` say nothing about the configuration,
 # so such a trial continues when the search resumes; the others are the configuration's own result.
-FAILURE_KINDS = ("error", "nan", "oom", "disk", "interrupted", "lost")  # lost: its worker died, retries used up
+# lost: its worker died, retries used up; infeasible: not trained, the configuration breaks a limit (max_model_size)
+FAILURE_KINDS = ("error", "nan", "oom", "disk", "interrupted", "lost", "infeasible")
 RETRIED_ON_RESUME = ("disk", "interrupted")
 
 
@@ -45,10 +50,23 @@ class Trial:
     intermediate: dict[int, float] = field(default_factory=dict)
     error: str | None = None
     failure_kind: str | None = None
+    # The search space holding this trial's values (an archsearch HyperParameters), attached by the
+    # oracle for KerasTuner code (``trial.hyperparameters.get(...)``); not stored, not compared.
+    hyperparameters: Any = field(default=None, repr=False, compare=False)
+    best_step: int | None = field(default=None, compare=False)  # the epoch whose weights are the trial's
 
     @property
     def done(self) -> bool:
         return self.status in DONE
+
+    # KerasTuner's names for the same facts.
+    @property
+    def trial_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def score(self) -> float | None:
+        return self.value
 
 
 @dataclass

@@ -5,10 +5,16 @@
 ``tuner.get_best_hyperparameters()[0]`` and ``tuner.hypermodel.build(best)``
 mean what they mean in KerasTuner, so existing tutorials run unchanged.  The
 CLI drives the same class, so both paths share one engine.
+
+KerasTuner's extension points work as documented: a ``Tuner`` subclass may override
+``run_trial(trial, *args, **kwargs)`` (returning a number, a dict of metrics or a ``History``)
+and the ``on_search_begin``/``on_trial_begin``/``on_epoch_end``/... hooks; a ``HyperModel`` may
+override ``fit``; an oracle may be given ready-made (``oracle=RandomSearchOracle(...)``).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import weakref
@@ -19,6 +25,8 @@ from typing import Any
 import keras
 
 from archsearch.errors import ArchsearchError, BuilderError, ConfigError, describe_exception
+from archsearch.events import SearchEvents
+from archsearch.hypermodel import HyperModel, as_hypermodel, custom_fit
 from archsearch.hyperparameters import HyperParameters
 from archsearch.lock import LOCK_FILE, RunFolderLock
 from archsearch.objective import Objective
@@ -35,31 +43,6 @@ HYDRA_OUTPUTS = (".hydra", "archsearch.log")
 IGNORED_FIT_ARGS = ("use_multiprocessing", "workers", "max_queue_size", "initial_epoch")
 
 
-class HyperModel:
-    """A buildable search space, as in KerasTuner: subclass it and implement ``build(hp)``."""
-
-    def __init__(self, name: str | None = None) -> None:
-        self.name = name
-
-    def build(self, hp: HyperParameters):
-        raise NotImplementedError
-
-
-class _FunctionHyperModel(HyperModel):
-    """Wraps a plain ``model_builder(hp)`` function."""
-
-    def __init__(self, build_fn: Callable[[HyperParameters], Any]) -> None:
-        super().__init__(getattr(build_fn, "__name__", None))
-        self._build_fn = build_fn
-
-    def build(self, hp: HyperParameters):
-        # A fresh naming scope, as KerasTuner's trials get: builders that name one layer
-        # "dense_1" must not clash with Keras' auto-generated names from earlier builds.
-        # No garbage collection here: the runner already freed the last model (a collection costs ~0.15 s).
-        keras.backend.clear_session(free_memory=False)
-        return self._build_fn(hp)
-
-
 def clear_folder(folder: Path, keep: Sequence[str] = ()) -> None:
     """``overwrite=True``: delete what a folder holds, except ``keep`` (the lock this process holds)."""
     if not folder.exists():
@@ -73,19 +56,15 @@ def clear_folder(folder: Path, keep: Sequence[str] = ()) -> None:
             entry.unlink()
 
 
-def as_hypermodel(hypermodel: Any) -> HyperModel:
-    if isinstance(hypermodel, HyperModel) or hasattr(hypermodel, "build"):
-        return hypermodel
-    if callable(hypermodel):
-        return _FunctionHyperModel(hypermodel)
-    raise ConfigError("hypermodel", f"{hypermodel!r} is neither a build(hp) function nor a HyperModel")
+def discover_space(hypermodel: Any, hp: HyperParameters | None = None, keras_model: bool = True) -> HyperParameters:
+    """Run a define-by-run builder once with defaults, as KerasTuner does, to learn its space.
 
-
-def discover_space(hypermodel: Any) -> HyperParameters:
-    """Run a define-by-run builder once with defaults, as KerasTuner does, to learn its space."""
+    ``hp``: a space to start from (the user's ``hyperparameters=``); the builder adds to it.
+    ``keras_model``: the builder must return a Keras model (not so for scikit-learn estimators).
+    """
     from archsearch.runner import check_is_model
 
-    hp = HyperParameters()
+    hp = HyperParameters() if hp is None else hp
     try:
         model = as_hypermodel(hypermodel).build(hp)
     except ArchsearchError:
@@ -97,20 +76,35 @@ def discover_space(hypermodel: Any) -> HyperParameters:
             "shows the full traceback)"
         ) from exc
     finally:
-        keras.backend.clear_session()
-    check_is_model(model)
+        if keras_model:
+            keras.backend.clear_session()
+    if keras_model:
+        check_is_model(model)
     return hp
 
 
+_GIVEN = object()  # tells "objective not passed" from any value a user may pass
+# Tuner methods that run inside the training process (so they need executor="inline").
+_TRAINING_HOOKS = ("run_trial", "on_epoch_begin", "on_epoch_end", "on_batch_begin", "on_batch_end")
+
+
 class Tuner:
-    """Base tuner: an oracle (the algorithm), a runner (training) and a store (the record)."""
+    """Base tuner: an oracle (the algorithm), a runner (training) and a store (the record).
+
+    Subclass it and override :meth:`run_trial` to tune anything that is not one ``model.fit``
+    (a custom training loop, a scikit-learn model, preprocessing); override the ``on_*`` hooks
+    to watch trials.  ``optimizer``/``loss``/``metrics`` compile every model with these instead
+    of the builder's own; ``max_model_size`` skips (as infeasible) models with more parameters.
+    """
 
     oracle_name: str | None = None
+    default_max_trials: int | None = None  # when max_trials is not given (None: until the algorithm ends)
+    builds_keras_models = True  # the hypermodel returns Keras models (checked when the space is learned)
 
     def __init__(
         self,
         hypermodel: Any = None,
-        objective: Any = "val_loss",
+        objective: Any = _GIVEN,
         max_trials: int | None = None,
         seed: int | None = None,
         hyperparameters: HyperParameters | None = None,
@@ -118,23 +112,43 @@ class Tuner:
         project_name: str | None = None,
         overwrite: bool = False,
         executions_per_trial: int | None = None,
-        max_consecutive_failed_trials: int = 3,
+        max_consecutive_failed_trials: int | None = None,
         oracle: Oracle | None = None,
         trainer: TrainerSettings | None = None,
         compile_settings: CompileSettings | None = None,
         keep_top_models: int | None = 5,
-        echo: Callable[[str], None] = print,
+        echo: Callable[[str], None] | None = None,
         config: Mapping[str, Any] | None = None,
         executor: str | None = None,
         parallel_trials: int | str = 1,
         executor_options: Mapping[str, Any] | None = None,
         listeners: Sequence[Any] = (),
+        optimizer: Any = None,
+        loss: Any = None,
+        metrics: Any = None,
+        max_model_size: int | None = None,
+        distribution_strategy: Any = None,
+        logger: Any = None,
+        tuner_id: str | None = None,
         **oracle_options: Any,
     ) -> None:
-        if hypermodel is None:
-            raise ConfigError("hypermodel", "is required", "pass your model_builder(hp) function")
-        self.hypermodel = as_hypermodel(hypermodel)
-        self.objective = Objective.create(objective)
+        overridden = [name for name in _TRAINING_HOOKS if _overrides(self, name)]
+        if hypermodel is None and "run_trial" not in overridden:
+            raise ConfigError("hypermodel", "is required",
+                              "pass your model_builder(hp) function, or override Tuner.run_trial")
+        self.hypermodel = None if hypermodel is None else as_hypermodel(hypermodel)
+        if oracle is not None:
+            if objective is not _GIVEN and Objective.create(objective) != oracle.objective:
+                raise ConfigError("objective", f"{objective!r} differs from the oracle's {oracle.objective}",
+                                  "give the objective to the oracle only")
+            unused = {k: v for k, v in dict(oracle_options, max_trials=max_trials).items() if v is not None}
+            if unused:
+                raise ConfigError(f"{next(iter(unused))}", "is an oracle setting, but an oracle was given",
+                                  "pass it to the oracle instead")
+            self.objective = oracle.objective
+        else:
+            self.objective = Objective.create("val_loss" if objective is _GIVEN else objective)
+        self.tuner_id = tuner_id or "tuner0"
         # KerasTuner's default project name; "" puts the store straight into ``directory`` (the CLI's run folder).
         self.project_dir = Path(directory or ".") / ("untitled_project" if project_name is None else project_name)
         # The folder is this process's for as long as the tuner lives: a second search is refused by name.
@@ -145,29 +159,59 @@ class Tuner:
         self.trainer = trainer or TrainerSettings()
         if executions_per_trial is not None:  # else the trainer's own setting (the CLI's trainer.executions_per_trial)
             self.trainer.executions_per_trial = int(executions_per_trial)
+        if max_model_size is not None:
+            from archsearch.config import whole_number
+
+            self.trainer.max_model_size = whole_number(max_model_size, "max_model_size", 1)
         if seed is not None and self.trainer.seed is None:
             self.trainer.seed = int(seed)  # one seed makes the whole search repeatable: values and weights
         self.compile_settings = compile_settings or CompileSettings()
-        self.max_consecutive_failed_trials = max_consecutive_failed_trials
+        overrides = {k: v for k, v in (("optimizer", optimizer), ("loss", loss), ("metrics", metrics)) if v is not None}
+        if overrides:
+            self.compile_settings.overrides = overrides
+            if loss is not None:  # also what an uncompiled model is compiled with
+                self.compile_settings.loss = loss
+            if metrics is not None:
+                self.compile_settings.metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
+        self.distribution_strategy = distribution_strategy
         # Where trials train: in this process by default (notebooks, closures); several at a time need
         # worker processes, whose builder and data must then be picklable.
         from archsearch.executors.process import parallel_trials as slots_of
 
         self.parallel_trials = slots_of(parallel_trials, "parallel_trials")
         self.executor_name = executor or ("process" if self.parallel_trials > 1 else "inline")
+        in_process = [*overridden, *(["distribution_strategy"] if distribution_strategy is not None else [])]
+        if in_process and self.executor_name != "inline":
+            raise ConfigError("executor", f"{self.executor_name!r} trains in other processes, but "
+                              f"{', '.join(in_process)} must run in this one (it belongs to this tuner)",
+                              "use parallel_trials=1 (executor='inline'), or move the logic into a HyperModel.fit")
         self.executor_options = dict(executor_options or {})
         self.listeners = list(listeners)
+        if logger is not None:
+            self.listeners.append(KerasTunerLogger(logger))
         self.keep_top_models = keep_top_models
-        self.echo = echo
-        if hyperparameters is None:
-            hyperparameters = discover_space(self.hypermodel)
+        self.echo = echo or print
+        self._echo_given = echo is not None  # then search(verbose=0) silences Keras only, not these lines
         if oracle is None:
             if self.oracle_name is None:
-                raise ConfigError("oracle", "the base Tuner needs an oracle", "use RandomSearch, Hyperband, ...")
-            oracle = create_oracle(
-                self.oracle_name, hyperparameters, self.objective, max_trials=max_trials, seed=seed, **oracle_options
-            )
+                raise ConfigError("oracle", "the base Tuner needs an oracle",
+                                  "pass oracle=archsearch.oracles.RandomSearchOracle(...) or use RandomSearch, ...")
+            if max_trials is None:
+                max_trials = self.default_max_trials
+            oracle = create_oracle(self.oracle_name, hyperparameters, self.objective, max_trials=max_trials, seed=seed,
+                                   **oracle_options)
+        elif hyperparameters is not None:
+            oracle.update_space(hyperparameters)
+        if self.hypermodel is not None and (hyperparameters is None or not oracle.allow_new_entries):
+            # The builder, run once with defaults, declares its space (growing the given one, if any; a
+            # given space otherwise grows while trials build, as a define-by-run builder declares).
+            oracle.update_space(discover_space(self.hypermodel, oracle.hyperparameters.copy(),
+                                               keras_model=self.builds_keras_models))
+        self.max_consecutive_failed_trials = int(
+            max_consecutive_failed_trials if max_consecutive_failed_trials is not None
+            else oracle.max_consecutive_failed_trials if oracle.max_consecutive_failed_trials is not None else 3)
         self.oracle = oracle
+        self._pristine_oracle = copy.deepcopy(oracle)  # what reload() replays the store into
         self.store = TrialStore(self.project_dir / STORE_FILE)
         self._check_or_write_fingerprint(config)
         self._restore()
@@ -177,7 +221,9 @@ class Tuner:
     def _fingerprint(self) -> dict[str, Any]:
         return {
             "oracle": self.oracle.name,
-            "objective": [self.objective.name, self.objective.direction],
+            "objective": [self.objective.name, self.objective.direction,
+                          *([[c.name, c.direction] for c in self.objective.components] if self.objective.components
+                            else [])],
             "space": json.loads(json.dumps(self.oracle.hyperparameters.get_config(), default=str)),
         }
 
@@ -221,7 +267,10 @@ class Tuner:
 
     # ------------------------------------------------------------ KerasTuner API
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
-        """Run the search; arguments are those of ``model.fit`` (``epochs`` is per trial)."""
+        """Run the search; arguments are those of ``model.fit`` (``epochs`` is per trial).
+
+        ``verbose=0`` also silences the search's own lines, as in KerasTuner (unless ``echo`` was given).
+        """
         if "epochs" in fit_kwargs:
             self.trainer.epochs = int(fit_kwargs.pop("epochs"))
             if getattr(self.oracle, "total_epochs", None):
@@ -235,9 +284,13 @@ class Tuner:
         data = FitArguments(tuple(fit_args), dict(fit_kwargs), seed=int(self.trainer.seed or 0))
         if "batch_size" in fit_kwargs:
             self.trainer.batch_size = fit_kwargs["batch_size"]
-        self.run_search(data, callbacks)
+        quiet = fit_kwargs.get("verbose", 1) == 0 and not self._echo_given
+        self.on_search_begin()
+        self.run_search(data, callbacks, echo=(lambda line: None) if quiet else None)
+        self.on_search_end()
 
-    def run_search(self, data: FitData, callbacks: Sequence[Any] = ()) -> None:
+    def run_search(self, data: FitData, callbacks: Sequence[Any] = (), echo: Callable[[str], None] | None = None
+                   ) -> None:
         """Run the search on any :class:`~archsearch.runner.FitData` (the CLI's datasets, ...)."""
         from archsearch.events import ConsoleEvents
         from archsearch.executors import create_executor
@@ -248,6 +301,7 @@ class Tuner:
         options = dict(self.executor_options)
         max_retries = options.pop("max_retries", DEFAULT_MAX_RETRIES)
         executor = create_executor(self.executor_name, self._runner, self.parallel_trials, options)
+        hooks = [_TunerHooks(self)] if any(_overrides(self, n) for n in ("on_trial_begin", "on_trial_end")) else []
         Search(
             self.oracle,
             executor,
@@ -256,13 +310,67 @@ class Tuner:
             max_consecutive_failed_trials=self.max_consecutive_failed_trials,
             keep_top_models=self.keep_top_models,
             max_retries=max_retries,
-            listeners=[ConsoleEvents(self.echo), *self.listeners],
+            listeners=[ConsoleEvents(echo or self.echo), *hooks, *self.listeners],
         ).run()
+
+    def run_trial(self, trial: Trial, *fit_args: Any, **fit_kwargs: Any) -> Any:
+        """Train one trial and return its result: KerasTuner's extension point.
+
+        The default builds ``trial.hyperparameters``' model and fits it with these arguments, with
+        checkpoints and per-epoch reports (so pruning and Hyperband work), and returns each
+        execution's ``History``.  An override may return a number (the objective's value), a dict
+        of metrics, a ``History``, or a list of those; ``super().run_trial(trial, *args, **kwargs)``
+        trains the default way with changed arguments (e.g. a tuned ``batch_size``).
+        """
+        if self.hypermodel is None:
+            raise ConfigError("hypermodel", "is required by the default run_trial",
+                              "pass a hypermodel, or do not call super().run_trial")
+        return self.runner.default_run_trial(trial, fit_args, fit_kwargs)
+
+    # Hooks, as in KerasTuner: override what you need (trial hooks run in the driver; the epoch and
+    # batch hooks run where the model trains, so they need executor="inline").
+    def on_search_begin(self) -> None:
+        """Called once when ``search()`` starts."""
+
+    def on_search_end(self) -> None:
+        """Called once when ``search()`` ends normally."""
+
+    def on_trial_begin(self, trial: Trial) -> None:
+        """Called as a trial starts training; ``trial.hyperparameters`` holds its values."""
+
+    def on_trial_end(self, trial: Trial) -> None:
+        """Called when a trial ended (``trial.status``, ``trial.score``, ``trial.metrics``)."""
+
+    def on_epoch_begin(self, trial: Trial, model: Any, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        """Called before each epoch of a trial's ``fit`` (0-based ``epoch``, as Keras counts)."""
+
+    def on_epoch_end(self, trial: Trial, model: Any, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        """Called after each epoch of a trial's ``fit``."""
+
+    def on_batch_begin(self, trial: Trial, model: Any, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        """Called before each training batch."""
+
+    def on_batch_end(self, trial: Trial, model: Any, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        """Called after each training batch."""
+
+    def reload(self) -> None:
+        """Read the search's state from its store again (KerasTuner's ``reload``)."""
+        self.oracle = copy.deepcopy(self._pristine_oracle)
+        self._restore()
+
+    def get_trial_dir(self, trial_id: int | str) -> str:
+        return str(self.runner.trial_dir(int(trial_id)))
+
+    def load_model(self, trial: Trial) -> Any:
+        """A trial's model, rebuilt and loaded with its best-epoch weights."""
+        return self.runner.load_best_model(trial, self.oracle.hyperparameters.with_values(trial.hparams))
 
     def _check_objective_before_training(self, runner: Runner) -> None:
         """Build one model with default values, so a metric the model never produces is reported
-        before the first trial is recorded (a resumed search was checked when it started)."""
-        if self.store.count() > 0:
+        before the first trial is recorded (a resumed search was checked when it started).  Not when
+        a custom ``run_trial`` or ``HyperModel.fit`` computes the result itself."""
+        if (self.store.count() > 0 or self.hypermodel is None or _overrides(self, "run_trial")
+                or custom_fit(self.hypermodel) is not None):
             return
         hp = self.oracle.hyperparameters.with_values({})
         try:
@@ -279,14 +387,19 @@ class Tuner:
             keras.backend.clear_session()
 
     def _make_runner(self, data: FitData | None, callbacks: Sequence[Any] = ()) -> Runner:
+        per_epoch = [n for n in _TRAINING_HOOKS[1:] if _overrides(self, n)]
         return Runner(
-            self.hypermodel.build,
+            self.hypermodel.build if self.hypermodel is not None else _no_hypermodel,
             data or FitArguments(),
             self.objective,
             self.project_dir,
             trainer=self.trainer,
             compile_settings=self.compile_settings,
             callbacks=callbacks,
+            fit_model=None if self.hypermodel is None else custom_fit(self.hypermodel),
+            run_trial=self.run_trial if _overrides(self, "run_trial") else None,
+            trial_callbacks=(lambda trial: [_hooks_callback(self, trial, per_epoch)]) if per_epoch else None,
+            distribution_strategy=self.distribution_strategy,
         )
 
     @property
@@ -308,13 +421,88 @@ class Tuner:
 
     def get_best_models(self, num_models: int = 1) -> list[Any]:
         """The best trials' models, rebuilt and loaded with their best-epoch weights."""
-        return [self.runner.load_best_model(t, self.oracle.hyperparameters.with_values(t.hparams))
-                for t in self.best_trials(num_models)]
+        if self.hypermodel is None:
+            raise ConfigError("hypermodel", "is needed to rebuild models (this tuner's run_trial trains without one)",
+                              "rebuild the model from get_best_hyperparameters() in your own code")
+        return [self.load_model(t) for t in self.best_trials(num_models)]
 
     def results_summary(self, num_trials: int = 10) -> None:
         # Statuses as recorded: after Ctrl-C the store says "interrupted" where the oracle still says "running".
         statuses = [r["status"] for r in self.store.rows()]
         self.echo(results_table(self.oracle, num_trials, self.project_dir, statuses or None))
+
+
+def _overrides(tuner: Tuner, name: str) -> bool:
+    """Whether a Tuner subclass defines its own ``name`` (a hook or ``run_trial``)."""
+    return getattr(type(tuner), name, None) is not getattr(Tuner, name, None)
+
+
+def _no_hypermodel(hp: HyperParameters):
+    raise ConfigError("hypermodel", "is required to build models", "pass a hypermodel to the tuner")
+
+
+class _TunerHooks(SearchEvents):
+    """A Tuner subclass's ``on_trial_begin``/``on_trial_end``, fed by the search's events."""
+
+    def __init__(self, tuner: Tuner) -> None:
+        self.tuner = tuner
+
+    def on_trial_begin(self, trial, spec, worker) -> None:
+        self.tuner.on_trial_begin(self.tuner.oracle._attach(trial))
+
+    def on_trial_end(self, trial, outcome) -> None:
+        self.tuner.on_trial_end(self.tuner.oracle._attach(trial))
+
+
+class KerasTunerLogger(SearchEvents):
+    """A KerasTuner ``Logger`` (``register_tuner``, ``register_trial``, ``report_trial_state``, ``exit``)
+    fed by the search's events."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+
+    def on_search_begin(self, search) -> None:
+        if hasattr(self.logger, "register_tuner"):
+            self.logger.register_tuner({"objective": search.oracle.objective.describe(),
+                                        "space": search.oracle.hyperparameters.get_config()})
+
+    def on_trial_begin(self, trial, spec, worker) -> None:
+        self.logger.register_trial(trial.trial_id, _trial_state(trial))
+
+    def on_trial_end(self, trial, outcome) -> None:
+        self.logger.report_trial_state(trial.trial_id, _trial_state(trial))
+
+    def on_search_end(self, search) -> None:
+        if hasattr(self.logger, "exit"):
+            self.logger.exit()
+
+
+def _trial_state(trial: Trial) -> dict[str, Any]:
+    return {"trial_id": trial.trial_id, "hyperparameters": dict(trial.hparams), "status": trial.status,
+            "score": trial.value, "metrics": dict(trial.metrics), "error": trial.error}
+
+
+def _hooks_callback(tuner: Tuner, trial: Trial, hooks: Sequence[str]):
+    """A Keras callback calling the tuner's epoch and batch hooks (only those it overrides)."""
+
+    class TunerHooks(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if "on_epoch_begin" in hooks:
+                tuner.on_epoch_begin(trial, self.model, epoch, logs)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if "on_epoch_end" in hooks:
+                tuner.on_epoch_end(trial, self.model, epoch, logs)
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if "on_batch_begin" in hooks:
+                tuner.on_batch_begin(trial, self.model, batch, logs)
+
+        def on_train_batch_end(self, batch, logs=None):
+            if "on_batch_end" in hooks:
+                tuner.on_batch_end(trial, self.model, batch, logs)
+
+    return TunerHooks()
 
 
 def results_table(oracle: Oracle, num_trials: int = 10, where: Path | None = None,
@@ -366,6 +554,7 @@ class RandomSearch(Tuner):
     """Random (or Sobol, ``sampler="sobol"``) search."""
 
     oracle_name = "random"
+    default_max_trials = 10  # KerasTuner's
 
 
 class GridSearch(Tuner):
@@ -384,6 +573,7 @@ class BayesianOptimization(Tuner):
     """Gaussian-process Bayesian optimisation over a mixed space."""
 
     oracle_name = "bayesian"
+    default_max_trials = 10  # KerasTuner's
 
 
 class BOHB(Tuner):

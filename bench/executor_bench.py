@@ -207,11 +207,11 @@ def instrument_process_executor(log: list) -> None:
     """Stamp the executor's slow steps: starting a worker (``process.start()``), stopping one, messages."""
     from archsearch.executors import process as P
 
-    spawn, stop = P.ProcessExecutor._spawn, P.ProcessExecutor._stop
+    spawn, stop, retire = P.ProcessExecutor._spawn, P.ProcessExecutor._stop, P.ProcessExecutor._retire
 
-    def timed_spawn(self, index):
+    def timed_spawn(self, index, register=True):
         start = time.time()
-        worker = spawn(self, index)
+        worker = spawn(self, index, register=register)
         log.append((start, "spawn", index, time.time() - start, worker.process.pid))
         worker.conn = StampedConn(worker.conn, index, log)
         return worker
@@ -221,7 +221,12 @@ def instrument_process_executor(log: list) -> None:
         stop(self, worker, kill)
         log.append((start, "stop", worker.index, time.time() - start, bool(kill)))
 
-    P.ProcessExecutor._spawn, P.ProcessExecutor._stop = timed_spawn, timed_stop
+    def timed_retire(self, worker):  # a recycle: how long the driver is held (it no longer joins the worker)
+        start = time.time()
+        retire(self, worker)
+        log.append((start, "stop", worker.index, time.time() - start, False))
+
+    P.ProcessExecutor._spawn, P.ProcessExecutor._stop, P.ProcessExecutor._retire = timed_spawn, timed_stop, timed_retire
 
 
 def make_listener(samples: dict, epochs: int, memory: bool):

@@ -70,7 +70,8 @@ def test_create_from_str_dict_and_objective():
         ({"metric": "val_loss"}, ["objective", "name, direction"]),
         ({"name": "val_loss", "mode": "min"}, ["objective", "mode"]),
         (42, ["objective", "42"]),
-        (None, ["objective"]),
+        ([], ["objective", "empty"]),
+        (["val_loss", "val_loss"], ["objective", "repeats"]),
         ({"name": "val_loss", "direction": "sideways"}, ["objective.direction", "sideways"]),
     ],
 )
@@ -110,3 +111,27 @@ def test_value_from_metrics():
 def test_is_finite():
     assert is_finite(0) and is_finite(1.5) and is_finite(-3)
     assert not is_finite(None) and not is_finite(math.nan) and not is_finite(-math.inf) and not is_finite("1")
+
+
+def test_none_is_keras_tuner_s_default_objective():
+    assert Objective.create(None) == Objective("default_objective", "min")
+
+
+def test_a_list_is_one_combined_score_to_minimise_with_its_components_kept():
+    """KerasTuner's multi-objective: minimised metrics added, maximised ones subtracted."""
+    multi = Objective.create(["val_accuracy", Objective("val_loss", "min")])
+    assert multi.name == "multi_objective" and multi.direction == "min"
+    assert multi.metric_names == ("val_accuracy", "val_loss")
+    assert multi.value_from({"val_accuracy": 0.9, "val_loss": 0.25, "loss": 3.0}) == pytest.approx(-0.65)
+    assert multi.value_from({"val_accuracy": 0.9}) is None  # every component is needed
+    assert multi.has_value({"val_accuracy": 0.9, "val_loss": 0.2}) and not multi.has_value({})
+    assert multi.better_than(-0.7, -0.65) and not multi.better_than(-0.6, -0.65)
+    assert Objective.create(["val_f1"]) == Objective("val_f1", "max")  # one name: a plain objective
+    assert multi.describe()["components"][0] == {"name": "val_accuracy", "direction": "max"}
+
+
+def test_keras_tuner_objective_methods():
+    objective = Objective("val_acc", "max")
+    assert objective.has_value({"val_acc": 0.5}) and not objective.has_value({"acc": 0.5})
+    assert objective.get_value({"val_acc": 0.5}) == 0.5
+    assert objective.better_than(0.6, 0.5) and not objective.better_than(0.5, 0.5)

@@ -129,8 +129,8 @@ class ASHAOracle(Oracle):
 
     def __init__(
         self,
-        hyperparameters,
-        objective,
+        hyperparameters=None,
+        objective=None,
         max_epochs: int = 100,
         factor: int = 3,
         min_epochs: int = 1,

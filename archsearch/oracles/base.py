@@ -9,6 +9,11 @@ benchmarked on plain Python functions in milliseconds.
 
 Subclasses implement :meth:`Oracle._propose` and, when they keep state about
 results, :meth:`Oracle._on_result`.
+
+KerasTuner code builds oracles with keywords only (``RandomSearchOracle(objective=...,
+max_trials=...)``, the space learned later from the hypermodel) and may drive one by hand:
+``create_trial`` / ``update_trial`` / ``end_trial``, ``get_space``, ``get_best_trials``.  Those
+names are thin aliases over the same protocol.
 """
 
 from __future__ import annotations
@@ -21,18 +26,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from archsearch.errors import ConfigError
-from archsearch.hyperparameters import HyperParameters, to_python, values_key
+from archsearch.errors import ConfigError, SearchSpaceError
+from archsearch.hyperparameters import Fixed, HyperParameters, to_python, values_key
 from archsearch.objective import Objective, is_finite
 from archsearch.trial import (  # noqa: F401  (re-exported: the oracle protocol speaks in trials)
     COMPLETED,
     DONE,
     FAILED,
     FAILURE_KINDS,
+    IDLE,
     INTERRUPTED,
     PRUNED,
     RUNNING,
     STATUSES,
+    STOPPED,
     Trial,
 )
 
@@ -54,16 +61,28 @@ class Oracle:
 
     def __init__(
         self,
-        hyperparameters: HyperParameters,
-        objective: Objective | str,
+        hyperparameters: HyperParameters | None = None,
+        objective: Objective | str | None = None,
         max_trials: int | None = None,
         seed: int | None = None,
         pruner: Any = None,
+        allow_new_entries: bool = True,
+        tune_new_entries: bool = True,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int | None = None,
     ) -> None:
         if max_trials is not None and int(max_trials) < 1:
             raise ConfigError("tuner.max_trials", f"must be at least 1, got {max_trials}")
-        self.hyperparameters = hyperparameters
+        if int(max_retries_per_trial) < 0:
+            raise ConfigError("tuner.max_retries_per_trial", f"must be at least 0, got {max_retries_per_trial}")
+        # No space yet: a tuner fills it from its hypermodel (KerasTuner's keyword-only oracles).
+        self.hyperparameters = HyperParameters() if hyperparameters is None else hyperparameters
         self.objective = Objective.create(objective)
+        # KerasTuner's space rules: may a builder declare names the given space lacks, and are they searched?
+        self.allow_new_entries = bool(allow_new_entries)
+        self.tune_new_entries = bool(tune_new_entries)
+        self.max_retries_per_trial = int(max_retries_per_trial)  # a failed trial runs again this often
+        self.max_consecutive_failed_trials = max_consecutive_failed_trials  # None: the tuner's setting
         self.max_trials = None if max_trials is None else int(max_trials)
         self.seed = 0 if seed is None else int(seed)
         self.rng = np.random.default_rng(self.seed)
@@ -94,7 +113,7 @@ class Oracle:
         self._tried.add(values_key(values))
         self.trials[trial.id] = trial
         self._on_ask(trial)
-        return trial
+        return self._attach(trial)
 
     def tell(
         self,
@@ -156,13 +175,66 @@ class Oracle:
         parameters' values and remembered, so the grown space never proposes
         the same configuration again.
         """
-        for name, p in hyperparameters.space.items():
-            if name not in self.hyperparameters.space:
-                self.hyperparameters.space[name] = p
+        new = [name for name in hyperparameters.space if name not in self.hyperparameters.space]
+        if new and not self.allow_new_entries and len(self.hyperparameters.space):
+            raise SearchSpaceError(
+                "hyperparameters", f"the model builder declared {', '.join(map(repr, new))}, which the given "
+                "hyperparameters do not hold, and allow_new_entries is False",
+                "declare them in hyperparameters=, or pass allow_new_entries=True")
+        for name in new:
+            p = hyperparameters.space[name]
+            if not self.tune_new_entries and not isinstance(p, Fixed):
+                p = Fixed(name, p.default, conditions=p.conditions)  # KerasTuner: new names keep their default
+            self.hyperparameters.space[name] = p
         if trial_id is not None:
             trial = self._get(trial_id)
             trial.hparams = {k: to_python(v) for k, v in hyperparameters.values.items()}
             self._tried.add(values_key(trial.hparams))
+
+    # ------------------------------------------------------------ KerasTuner's oracle API
+    def get_space(self) -> HyperParameters:
+        """A copy of the search space (values at their defaults)."""
+        return self.hyperparameters.copy()
+
+    def get_trial(self, trial_id: int | str) -> Trial:
+        return self._attach(self._get(trial_id))
+
+    def get_best_trials(self, num_trials: int = 1) -> list[Trial]:
+        return self.best_trials(num_trials)
+
+    def create_trial(self, tuner_id: str | None = None) -> Trial:
+        """KerasTuner's ``create_trial``: the next trial, or one whose status says ``stopped``/``idle``."""
+        trial = self.ask()
+        if trial is not None:
+            return trial
+        return Trial(-1, {}, status=STOPPED if self.finished else IDLE)
+
+    def update_trial(self, trial_id: int | str, metrics: Mapping[str, float] | float, step: int = 0) -> str:
+        """An intermediate result (``step``: epochs trained so far); says ``stopped`` when it should stop."""
+        trial = self._get(trial_id)
+        if isinstance(metrics, Mapping):
+            numbers = {k: float(v) for k, v in metrics.items() if _is_number(v)}
+            value = self.objective.value_from(numbers)
+            best = self.objective.value_from(trial.metrics) if trial.metrics else None
+            if not trial.metrics or self.objective.better(value, best):
+                trial.metrics = numbers  # the best step's metrics become the trial's result at end_trial
+        stop = self.report(trial.id, int(step), metrics)
+        return STOPPED if stop else RUNNING
+
+    def end_trial(self, trial: Trial | int | str, status: str | None = None, message: str | None = None) -> Trial:
+        """Close a trial driven by hand: its best reported value (or ``trial.metrics``) is its result."""
+        own = self._get(trial.id if isinstance(trial, Trial) else trial)
+        wanted = str(status or (trial.status if isinstance(trial, Trial) else COMPLETED)).lower()
+        wanted = {"invalid": FAILED, RUNNING: COMPLETED}.get(wanted, wanted)
+        metrics = trial.metrics if isinstance(trial, Trial) and trial.metrics else own.metrics
+        result: Any = metrics or (self.objective.best(own.intermediate.values()) if own.intermediate else None)
+        return self.tell(own.id, result, status=wanted, error=message or getattr(trial, "error", None))
+
+    def _attach(self, trial: Trial) -> Trial:
+        """Give a trial its values as a HyperParameters (``trial.hyperparameters``), as KerasTuner trials have."""
+        if trial.hyperparameters is None or trial.hyperparameters.values != trial.hparams:
+            trial.hyperparameters = self.hyperparameters.with_values(trial.hparams)
+        return trial
 
     # ------------------------------------------------------------ results
     def completed(self) -> list[Trial]:
@@ -172,7 +244,7 @@ class Oracle:
         """Completed trials, best first (ties broken by id, so older wins)."""
         scored = [t for t in self.trials.values() if t.status == COMPLETED and t.value is not None]
         scored.sort(key=lambda t: (-self.objective.sign * t.value, t.id))
-        return scored[:num_trials]
+        return [self._attach(t) for t in scored[:num_trials]]
 
     def restore(self, events: Iterable[tuple[str, Trial]]) -> None:
         """Rebuild state by replaying the store's history: ``("ask", trial)`` and ``("tell", trial)`` in order.

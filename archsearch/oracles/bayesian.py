@@ -78,8 +78,8 @@ class BayesianOptimizationOracle(Oracle):
 
     def __init__(
         self,
-        hyperparameters,
-        objective,
+        hyperparameters=None,
+        objective=None,
         num_initial_points: int | None = None,
         acquisition: str = "ei",
         beta: float = 2.0,

@@ -55,7 +55,7 @@ MIN_BANDWIDTH = 1e-3
 class BOHBOracle(HyperbandOracle):
     """Hyperband with model-based new configurations; see the module docstring."""
 
-    def __init__(self, hyperparameters, objective, random_fraction: float = 1 / 3,
+    def __init__(self, hyperparameters=None, objective=None, random_fraction: float = 1 / 3,
                  min_points_in_model: int | None = None, min_model_budget: str | int | None = "auto",
                  **kwargs: Any) -> None:
         super().__init__(hyperparameters, objective, **kwargs)

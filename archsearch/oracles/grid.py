@@ -18,7 +18,7 @@ from archsearch.oracles.base import Oracle, Proposal, register_oracle
 class GridSearchOracle(Oracle):
     """Enumerate the full grid; ``max_trials`` (optional) caps how much of it runs."""
 
-    def __init__(self, hyperparameters, objective, float_points: int = 5, shuffle: bool = False, **kwargs) -> None:
+    def __init__(self, hyperparameters=None, objective=None, float_points: int = 5, shuffle: bool = False, **kwargs) -> None:
         super().__init__(hyperparameters, objective, **kwargs)
         if int(float_points) < 2:
             raise ConfigError("tuner.float_points", f"must be at least 2, got {float_points}")

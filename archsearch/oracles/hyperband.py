@@ -78,8 +78,8 @@ class HyperbandOracle(Oracle):
 
     def __init__(
         self,
-        hyperparameters,
-        objective,
+        hyperparameters=None,
+        objective=None,
         max_epochs: int = 100,
         factor: int = 3,
         min_epochs: int = 1,

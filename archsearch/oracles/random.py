@@ -21,7 +21,7 @@ class RandomSearchOracle(Oracle):
     repeats, the space is taken as exhausted and the search ends.
     """
 
-    def __init__(self, hyperparameters, objective, sampler: str = "random", **kwargs) -> None:
+    def __init__(self, hyperparameters=None, objective=None, sampler: str = "random", **kwargs) -> None:
         super().__init__(hyperparameters, objective, **kwargs)
         self.points = UnitPoints(sampler, self.seed, self.rng)
 

@@ -1,0 +1,87 @@
+"""A search space that builds models: KerasTuner's ``HyperModel``, and plain ``build(hp)`` functions.
+
+Subclass :class:`HyperModel` and implement ``build(hp)``; override ``fit(hp, model, *args, **kwargs)``
+to tune what happens around ``model.fit`` (batch size, shuffling, preprocessing, a custom loop), as
+KerasTuner documents.  The runner calls ``fit`` with the trial's ``epochs``, ``initial_epoch`` and
+callbacks (which report each epoch to the search); whatever it returns — a ``History``, a dict of
+metrics, or a single number — is the trial's result (see :mod:`archsearch.trial_results`).
+No Keras import here: this module defines protocols, the runner brings the models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from archsearch.errors import ConfigError
+
+
+class HyperModel:
+    """A buildable search space, as in KerasTuner: subclass it and implement ``build(hp)``.
+
+    ``tunable`` is accepted for KerasTuner code (whose applications take it); every value a
+    ``build`` declares is searched either way.
+    """
+
+    def __init__(self, name: str | None = None, tunable: bool = True) -> None:
+        self.name = name
+        self.tunable = tunable
+
+    def build(self, hp):
+        raise NotImplementedError("a HyperModel subclass implements build(hp) and returns a Keras model")
+
+    def declare_hyperparameters(self, hp) -> None:
+        """Declare values up front (KerasTuner's hook); the search also learns them from ``build``."""
+
+    def fit(self, hp, model, *args: Any, **kwargs: Any):
+        """Train ``model``; the default is ``model.fit(*args, **kwargs)``."""
+        return model.fit(*args, **kwargs)
+
+
+class FunctionHyperModel(HyperModel):
+    """Wraps a plain ``model_builder(hp)`` function."""
+
+    def __init__(self, build_fn: Callable[[Any], Any]) -> None:
+        super().__init__(getattr(build_fn, "__name__", None))
+        self._build_fn = build_fn
+
+    def build(self, hp):
+        # A fresh naming scope, as KerasTuner's trials get: builders that name one layer
+        # "dense_1" must not clash with Keras' auto-generated names from earlier builds.
+        # No garbage collection here: the runner already freed the last model (a collection costs ~0.15 s).
+        import keras
+
+        if not _in_distribution_scope():  # clearing the session would leave a strategy's scope
+            keras.backend.clear_session(free_memory=False)
+        return self._build_fn(hp)
+
+
+def _in_distribution_scope() -> bool:
+    import sys
+
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and keras_backend() == "tensorflow" and tf.distribute.has_strategy()
+
+
+def keras_backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def as_hypermodel(hypermodel: Any) -> HyperModel:
+    """A HyperModel (or anything with ``build``) as is; a function wrapped."""
+    if isinstance(hypermodel, HyperModel) or hasattr(hypermodel, "build"):
+        return hypermodel
+    if callable(hypermodel):
+        return FunctionHyperModel(hypermodel)
+    raise ConfigError("hypermodel", f"{hypermodel!r} is neither a build(hp) function nor a HyperModel",
+                      "pass a model_builder(hp) function or a HyperModel subclass")
+
+
+def custom_fit(hypermodel: Any) -> Callable[..., Any] | None:
+    """The hypermodel's own ``fit(hp, model, ...)`` when it overrides the default, else None."""
+    fit = getattr(type(hypermodel), "fit", None)
+    if fit is None or fit is HyperModel.fit:
+        return None
+    return getattr(hypermodel, "fit")

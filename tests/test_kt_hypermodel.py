@@ -1,0 +1,101 @@
+"""A HyperModel subclass whose build and fit are both used (issue 12): KerasTuner's way to tune
+batch size, shuffling or preprocessing inside fit."""
+
+from __future__ import annotations
+
+import pytest
+
+import archsearch as kt
+from kt_helpers import build_mlp, tiny_data
+
+
+class BatchSizeModel(kt.HyperModel):
+    """The KerasTuner guide's example: tune the batch size (and shuffling) in fit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fit_calls: list[dict] = []
+
+    def build(self, hp):
+        return build_mlp(hp)
+
+    def fit(self, hp, model, *args, **kwargs):
+        batch_size = hp.Choice("batch_size", [16, 64])
+        self.fit_calls.append({"batch_size": batch_size, "epochs": kwargs["epochs"],
+                               "callbacks": len(kwargs["callbacks"])})
+        return model.fit(*args, batch_size=batch_size, shuffle=hp.Boolean("shuffle"), **kwargs)
+
+
+def test_hypermodel_fit_is_used_and_its_values_are_searched(tmp_path):
+    hypermodel = BatchSizeModel()
+    x, y = tiny_data(128)
+    tuner = kt.RandomSearch(hypermodel, objective="val_accuracy", max_trials=4, seed=5, directory=tmp_path)
+    tuner.search(x, y, epochs=2, validation_split=0.25, verbose=0)
+    assert len(hypermodel.fit_calls) == 4
+    assert {c["epochs"] for c in hypermodel.fit_calls} == {2}
+    assert all(c["callbacks"] >= 1 for c in hypermodel.fit_calls)  # the search's epoch reporter is passed in
+    rows = tuner.store.rows()
+    assert all({"batch_size", "shuffle"} <= set(r["hparams"]) for r in rows)
+    assert [r["hparams"]["batch_size"] for r in rows] == [c["batch_size"] for c in hypermodel.fit_calls]
+    assert {"batch_size", "shuffle"} <= set(tuner.oracle.hyperparameters.space)
+    assert all(len(tuner.store.epochs(r["id"])) == 2 for r in rows)
+    best = tuner.get_best_hyperparameters()[0]
+    assert best.get("batch_size") in (16, 64)
+
+
+def test_steps_per_epoch_show_the_tuned_batch_size_took_effect(tmp_path):
+    steps: list[int] = []
+
+    class CountSteps(kt.HyperModel):
+        def build(self, hp):
+            return build_mlp(hp)
+
+        def fit(self, hp, model, x, y, **kwargs):
+            import keras
+
+            class Count(keras.callbacks.Callback):
+                def on_train_begin(self, logs=None):
+                    self.n = 0
+
+                def on_train_batch_end(self, batch, logs=None):
+                    self.n += 1
+
+                def on_train_end(self, logs=None):
+                    steps.append(self.n)
+
+            kwargs["callbacks"] = [*kwargs["callbacks"], Count()]
+            return model.fit(x, y, batch_size=hp.Fixed("batch_size", 32), **kwargs)
+
+    x, y = tiny_data(96)
+    tuner = kt.RandomSearch(CountSteps(), objective="val_accuracy", max_trials=1, directory=tmp_path)
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    assert steps == [72 // 32 + 1]  # 72 training samples in batches of 32: 3 steps, not our default batching
+
+
+@pytest.mark.parametrize("returned", ["float", "dict"])
+def test_hypermodel_fit_may_return_its_own_score(tmp_path, returned):
+    class Evaluated(kt.HyperModel):
+        def build(self, hp):
+            return build_mlp(hp)
+
+        def fit(self, hp, model, x, y, validation_data=None, **kwargs):
+            model.fit(x, y, **kwargs)
+            loss, accuracy = model.evaluate(*validation_data, verbose=0)
+            return accuracy if returned == "float" else {"my_accuracy": accuracy, "my_loss": loss}
+
+    x, y = tiny_data(128)
+    objective = "val_accuracy" if returned == "float" else kt.Objective("my_accuracy", "max")
+    tuner = kt.RandomSearch(Evaluated(), objective=objective, max_trials=2, directory=tmp_path)
+    tuner.search(x[:96], y[:96], epochs=1, validation_data=(x[96:], y[96:]), verbose=0)
+    for trial in tuner.oracle.trials.values():
+        assert trial.status == "completed" and 0.0 <= trial.score <= 1.0
+        if returned == "dict":
+            assert set(trial.metrics) == {"my_accuracy", "my_loss"}
+
+
+def test_hypermodel_is_a_top_level_name_and_has_keras_tuner_s_signature():
+    assert kt.HyperModel is kt.hypermodel.HyperModel
+    model = kt.HyperModel(name="m", tunable=False)
+    assert model.name == "m" and model.tunable is False
+    with pytest.raises(NotImplementedError):
+        model.build(kt.HyperParameters())

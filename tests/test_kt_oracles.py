@@ -1,0 +1,101 @@
+"""KerasTuner's oracles: built with keywords only, handed to a tuner, or driven by hand (issue 12)."""
+
+from __future__ import annotations
+
+import pytest
+
+import archsearch as kt
+from archsearch.errors import SearchSpaceError
+
+
+def test_an_oracle_without_hyperparameters_learns_its_space_from_the_hypermodel(tmp_path):
+    from kt_helpers import build_mlp, tiny_data
+
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"), max_trials=2, seed=3)
+    assert len(oracle.get_space().space) == 0
+    tuner = kt.Tuner(hypermodel=build_mlp, oracle=oracle, directory=tmp_path, project_name="p")
+    assert tuner.oracle is oracle
+    assert sorted(oracle.get_space().space) == ["learning_rate", "units"]
+    x, y = tiny_data()
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    best = oracle.get_best_trials(1)[0]
+    assert best.status == "completed" and best.score == best.value is not None
+    assert best.hyperparameters.get("units") == best.hparams["units"]
+    assert len(oracle.trials) == 2
+    assert tuner.get_best_hyperparameters()[0].values == best.hparams
+
+
+@pytest.mark.parametrize("cls, options", [
+    (kt.oracles.RandomSearchOracle, {"max_trials": 3}),
+    (kt.oracles.GridSearchOracle, {"max_trials": 3}),
+    (kt.oracles.BayesianOptimizationOracle, {"max_trials": 3, "num_initial_points": 2}),
+    (kt.oracles.HyperbandOracle, {"max_epochs": 3, "factor": 3}),
+])
+def test_every_oracle_can_be_driven_by_hand(cls, options):
+    """create_trial / update_trial / end_trial, as code that drives a KerasTuner oracle runs it."""
+    hp = kt.HyperParameters()
+    hp.Float("x", -1.0, 1.0)
+    oracle = cls(objective=kt.Objective("loss", "min"), hyperparameters=hp, seed=1, **options)
+    finished = 0
+    for _ in range(20):
+        trial = oracle.create_trial("tuner0")
+        if trial.status == "stopped":
+            break
+        if trial.status == "idle":
+            continue
+        x = trial.hyperparameters.get("x")
+        for step in (1, 2):
+            status = oracle.update_trial(trial.trial_id, {"loss": (x - 0.2) ** 2 + 1.0 / step}, step=step)
+            assert status in ("running", "stopped")
+        ended = oracle.end_trial(trial)
+        assert ended.status == "completed"
+        assert ended.score == pytest.approx((x - 0.2) ** 2 + 0.5)  # the best step's value
+        finished += 1
+    assert finished >= 3
+    assert oracle.create_trial("tuner0").status == "stopped"
+    best = oracle.get_best_trials(2)
+    assert best[0].score <= best[1].score
+    assert oracle.get_trial(best[0].trial_id) is best[0]
+
+
+def test_end_trial_with_a_failed_status_records_the_failure():
+    hp = kt.HyperParameters()
+    hp.Int("n", 1, 4)
+    oracle = kt.oracles.RandomSearchOracle(objective="val_loss", hyperparameters=hp, max_trials=2)
+    trial = oracle.create_trial("t")
+    trial.status = "FAILED"
+    ended = oracle.end_trial(trial, message="out of luck")
+    assert ended.status == "failed" and ended.error == "out of luck"
+
+
+def test_allow_new_entries_false_refuses_a_builder_that_declares_more(tmp_path):
+    from kt_helpers import build_mlp
+
+    hp = kt.HyperParameters()
+    hp.Int("units", 4, 16, step=4)
+    with pytest.raises(SearchSpaceError, match="'learning_rate'.*allow_new_entries is False"):
+        kt.RandomSearch(build_mlp, objective="val_accuracy", hyperparameters=hp, allow_new_entries=False,
+                        max_trials=2, directory=tmp_path)
+
+
+def test_tune_new_entries_false_keeps_new_entries_at_their_default(tmp_path):
+    from kt_helpers import build_mlp
+
+    hp = kt.HyperParameters()
+    hp.Int("units", 4, 16, step=4)
+    oracle = kt.oracles.RandomSearchOracle(objective="val_accuracy", hyperparameters=hp, tune_new_entries=False,
+                                           max_trials=2, allow_new_entries=False)
+    oracle.allow_new_entries = True  # the tuner below must still learn learning_rate, as a fixed value
+    kt.Tuner(build_mlp, oracle=oracle, directory=tmp_path)
+    assert type(oracle.hyperparameters.space["learning_rate"]).__name__ == "Fixed"
+    assert type(oracle.hyperparameters.space["units"]).__name__ == "Int"
+
+
+def test_a_tuner_given_an_oracle_refuses_a_second_objective_or_oracle_settings(tmp_path):
+    from kt_helpers import build_mlp
+
+    oracle = kt.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=2)
+    with pytest.raises(kt.ConfigError, match="objective"):
+        kt.Tuner(build_mlp, oracle=oracle, objective="val_loss", directory=tmp_path / "a")
+    with pytest.raises(kt.ConfigError, match="max_trials: is an oracle setting"):
+        kt.Tuner(build_mlp, oracle=oracle, max_trials=5, directory=tmp_path / "b")

@@ -1,0 +1,143 @@
+"""KerasTuner's Tuner arguments and results API (issue 12): max_model_size, optimizer/loss/metrics,
+verbose, reload, logger, distribution_strategy, the errors module."""
+
+from __future__ import annotations
+
+import keras
+import pytest
+
+import archsearch as kt
+from kt_helpers import build_mlp, tiny_data
+
+
+def uncompiled_builder(hp):
+    return keras.Sequential([keras.Input((6,)), keras.layers.Dense(hp.Int("units", 2, 64, sampling="log")),
+                             keras.layers.Dense(2, activation="softmax")])
+
+
+def test_max_model_size_skips_big_models_before_training_as_infeasible(tmp_path):
+    x, y = tiny_data()
+    tuner = kt.GridSearch(uncompiled_builder, objective="val_accuracy", directory=tmp_path, max_model_size=200,
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"], max_consecutive_failed_trials=1)
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    rows = {r["hparams"]["units"]: r for r in tuner.store.rows()}
+    # units u: 6u + u + 2u + 2 parameters; at most 200 means u <= 22
+    small = [u for u in rows if 9 * u + 2 <= 200]
+    big = [u for u in rows if 9 * u + 2 > 200]
+    assert small and big
+    assert all(rows[u]["status"] == "completed" for u in small)
+    assert all(rows[u]["status"] == "failed" and rows[u]["failure_kind"] == "infeasible" for u in big)
+    assert all(rows[u]["epochs_done"] == 0 for u in big)
+    assert "more than max_model_size=200" in rows[big[0]]["error"]
+
+
+def test_optimizer_loss_and_metrics_compile_every_model(tmp_path):
+    seen = []
+
+    class Check(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append((type(self.model.optimizer).__name__, float(self.model.optimizer.learning_rate)))
+
+    x, y = tiny_data()
+    tuner = kt.RandomSearch(build_mlp, objective="val_auc", max_trials=2, directory=tmp_path,
+                            optimizer=keras.optimizers.SGD(0.05),
+                            metrics=[keras.metrics.AUC(name="auc")], loss="sparse_categorical_crossentropy")
+    with pytest.raises(kt.ConfigError, match="val_auc"):  # AUC on sparse labels would need one-hot: not produced
+        tuner2 = kt.RandomSearch(build_mlp, objective="val_auc", max_trials=1, directory=tmp_path / "b")
+        tuner2.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    y2 = keras.utils.to_categorical(y, 2)
+    tuner = kt.RandomSearch(build_mlp, objective="val_auc", max_trials=2, directory=tmp_path / "c",
+                            optimizer=keras.optimizers.SGD(0.05), loss="categorical_crossentropy",
+                            metrics=[keras.metrics.AUC(name="auc")])
+    tuner.search(x, y2, epochs=1, validation_split=0.25, verbose=0, callbacks=[Check()])
+    assert seen == [("SGD", pytest.approx(0.05))] * 2  # the builder's Adam was replaced
+    assert all(r["status"] == "completed" and 0 <= r["value"] <= 1 for r in tuner.store.rows())
+
+
+def test_search_verbose_0_is_silent(tmp_path, capsys):
+    x, y = tiny_data(64)
+    tuner = kt.RandomSearch(build_mlp, objective="val_accuracy", max_trials=1, directory=tmp_path)
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    assert capsys.readouterr().out == ""
+    tuner = kt.RandomSearch(build_mlp, objective="val_accuracy", max_trials=2, directory=tmp_path, project_name="b")
+    tuner.search(x, y, epochs=1, validation_split=0.25)
+    assert "Trial 0" in capsys.readouterr().out
+
+
+def test_reload_reads_the_store_again(tmp_path):
+    x, y = tiny_data(64)
+    tuner = kt.RandomSearch(build_mlp, objective="val_accuracy", max_trials=2, directory=tmp_path, seed=4)
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    best = tuner.get_best_hyperparameters()[0].values
+    tuner.oracle.trials.clear()
+    tuner.reload()
+    assert len(tuner.oracle.trials) == 2
+    assert tuner.get_best_hyperparameters()[0].values == best
+
+
+def test_a_keras_tuner_logger_hears_every_trial(tmp_path):
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def register_tuner(self, state):
+            self.calls.append(("tuner", state["objective"]["name"]))
+
+        def register_trial(self, trial_id, state):
+            self.calls.append(("begin", trial_id))
+
+        def report_trial_state(self, trial_id, state):
+            self.calls.append(("end", trial_id, state["status"], state["score"] is not None))
+
+        def exit(self):
+            self.calls.append(("exit",))
+
+    logger = Recorder()
+    x, y = tiny_data(64)
+    kt.RandomSearch(build_mlp, objective="val_accuracy", max_trials=2, directory=tmp_path,
+                    logger=logger).search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    assert logger.calls == [("tuner", "val_accuracy"), ("begin", "0"), ("end", "0", "completed", True),
+                            ("begin", "1"), ("end", "1", "completed", True), ("exit",)]
+
+
+def test_distribution_strategy_builds_models_in_its_scope(tmp_path):
+    import tensorflow as tf
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.distribute strategies need the TensorFlow backend")
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    built_in_scope = []
+
+    def builder(hp):
+        built_in_scope.append(tf.distribute.has_strategy())
+        return build_mlp(hp)
+
+    x, y = tiny_data(64)
+    tuner = kt.RandomSearch(builder, objective="val_accuracy", max_trials=1, directory=tmp_path,
+                            distribution_strategy=strategy)
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    assert built_in_scope[0] is False and built_in_scope[-1] is True, built_in_scope
+    assert tuner.store.rows()[0]["status"] == "completed"
+
+
+def test_random_search_runs_ten_trials_by_default_as_keras_tuner_does(tmp_path):
+    hp_calls = []
+
+    class Count(kt.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            hp_calls.append(trial.hyperparameters.Float("x", 0, 1))
+            return 0.0
+
+    tuner = Count(oracle=kt.oracles.RandomSearchOracle(objective="loss", max_trials=10), directory=tmp_path)
+    tuner.search()
+    assert len(hp_calls) == 10
+    assert kt.RandomSearch.default_max_trials == 10 and kt.BayesianOptimization.default_max_trials == 10
+
+
+def test_the_errors_module_has_keras_tuner_s_names():
+    from archsearch import errors
+
+    assert issubclass(errors.FatalValueError, errors.FatalError) and issubclass(errors.FatalValueError, ValueError)
+    assert issubclass(errors.FatalTypeError, TypeError) and issubclass(errors.FatalRuntimeError, RuntimeError)
+    assert not issubclass(errors.FailedTrialError, errors.FatalError)
+    assert kt.errors is errors

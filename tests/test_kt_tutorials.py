@@ -1,0 +1,83 @@
+"""KerasTuner's own tutorials, shrunk to tiny data, run unchanged apart from the import (issue 12)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import archsearch as kt
+
+
+def fashion_like(n: int = 160, seed: int = 0):
+    """28x28 "images" of 10 classes, a stand-in for Fashion-MNIST: class k brightens row band k."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=n)
+    images = rng.random((n, 28, 28)).astype("float32") * 0.3
+    for i, k in enumerate(labels):
+        images[i, 2 * k:2 * k + 4] += 0.7
+    return images, labels
+
+
+def test_the_getting_started_tutorial_with_hyperband_early_stopping_and_the_winner_retrained(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    (img_train, label_train), (img_test, label_test) = fashion_like(160), fashion_like(40, seed=1)
+
+    def model_builder(hp):
+        model = keras.Sequential()
+        model.add(keras.layers.Flatten(input_shape=(28, 28)))
+        hp_units = hp.Int("units", min_value=8, max_value=32, step=8)
+        model.add(keras.layers.Dense(units=hp_units, activation="relu"))
+        model.add(keras.layers.Dense(10))
+        hp_learning_rate = hp.Choice("learning_rate", values=[1e-2, 1e-3])
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=hp_learning_rate),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        return model
+
+    tuner = kt.Hyperband(model_builder, objective="val_accuracy", max_epochs=3, factor=3,
+                         directory=str(tmp_path), project_name="intro_to_kt")
+    stop_early = tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=5)
+    tuner.search(img_train, label_train, epochs=50, validation_split=0.2, callbacks=[stop_early])
+    best_hps = tuner.get_best_hyperparameters(num_trials=1)[0]
+    assert best_hps.get("units") in (8, 16, 24, 32) and best_hps.get("learning_rate") in (1e-2, 1e-3)
+
+    model = tuner.hypermodel.build(best_hps)
+    history = model.fit(img_train, label_train, epochs=3, validation_split=0.2, verbose=0)
+    val_acc_per_epoch = history.history["val_accuracy"]
+    best_epoch = val_acc_per_epoch.index(max(val_acc_per_epoch)) + 1
+    hypermodel = tuner.hypermodel.build(best_hps)
+    hypermodel.fit(img_train, label_train, epochs=best_epoch, validation_split=0.2, verbose=0)
+    eval_result = hypermodel.evaluate(img_test, label_test, verbose=0)
+    assert len(eval_result) == 2 and 0.0 <= eval_result[1] <= 1.0
+
+    tuner.results_summary()
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    assert best_trial.hyperparameters.values == best_hps.values
+    assert tuner.get_best_models(1)[0].evaluate(img_test, label_test, verbose=0)[1] >= 0.0
+
+
+def test_the_cnn_tutorial_with_a_tuned_filter_count_and_bayesian_optimization(tmp_path):
+    import keras
+
+    images, labels = fashion_like(96)
+    images = images[..., None]
+
+    def build(hp):
+        model = keras.Sequential([
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(hp.Int("filters", 4, 8, step=4), 3, activation="relu"),
+            keras.layers.MaxPooling2D(4),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(hp.Float("dropout", 0.0, 0.5, step=0.25)),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    tuner = kt.BayesianOptimization(build, objective=kt.Objective("val_accuracy", direction="max"), max_trials=3,
+                                    num_initial_points=2, directory=str(tmp_path), project_name="cnn", overwrite=True)
+    tuner.search_space_summary()
+    tuner.search(images, labels, epochs=1, validation_split=0.25)
+    assert len(tuner.oracle.get_best_trials(3)) == 3
+    assert tuner.get_best_hyperparameters()[0].get("filters") in (4, 8)
