@@ -77,8 +77,34 @@ class HyperParameter:
     def contains(self, value: Any) -> bool:
         raise NotImplementedError
 
-    def random_sample(self, rng: np.random.Generator) -> Any:
+    def random_sample(self, rng: np.random.Generator | int | None = None) -> Any:
+        """A random value; ``rng`` is a NumPy generator, or a seed (KerasTuner's ``random_sample(seed)``)."""
+        if not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
         return self.from_unit(float(rng.random()))
+
+    # KerasTuner's names for the unit-cube mapping (bin centres for discrete values, as there).
+    def value_to_prob(self, value: Any) -> float:
+        return self.to_unit(value)
+
+    def prob_to_value(self, prob: float) -> Any:
+        return self.from_unit(prob)
+
+    def get_config(self) -> dict:
+        """KerasTuner's config of one parameter (``from_config`` reads it back)."""
+        config: dict[str, Any] = {"name": self.name, "default": self._default,
+                                  "conditions": [c.to_config() for c in self.conditions]}
+        config.update(self._keras_tuner_fields())
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> HyperParameter:
+        config = dict(config)
+        conditions = _conditions_from_config(config["name"], config.pop("conditions", None) or None)
+        return cls(**config, conditions=conditions)
+
+    def _keras_tuner_fields(self) -> dict:
+        return {}
 
     def is_active(self, values: Mapping[str, Any]) -> bool:
         return all(c.is_met(values) for c in self.conditions)
@@ -210,6 +236,16 @@ class _Numeric(HyperParameter):
         steps = self._steps()
         return steps is None or any(math.isclose(value, v, rel_tol=1e-9, abs_tol=1e-12) for v in steps)
 
+    @property
+    def values(self) -> list:
+        """Every value on the grid (KerasTuner's ``.values``; 10 spread values without a step)."""
+        values = self._discrete_values()
+        return values if values is not None else self.grid(10)
+
+    def _keras_tuner_fields(self) -> dict:
+        return {"min_value": self.min_value, "max_value": self.max_value, "step": self.step,
+                "sampling": self.sampling}
+
     def _config_fields(self) -> dict:
         fields = {"min": self.min_value, "max": self.max_value}
         if self.step is not None:
@@ -334,6 +370,9 @@ class Choice(HyperParameter):
         except ValueError:
             return False
 
+    def _keras_tuner_fields(self) -> dict:
+        return {"values": list(self.values), "ordered": self.ordered}
+
     def _config_fields(self) -> dict:
         fields: dict[str, Any] = {"values": list(self.values)}
         if self.ordered != (_kind(self.values[0]) in ("int", "float")):
@@ -347,7 +386,7 @@ class Boolean(HyperParameter):
     """True or False (KerasTuner's ``hp.Boolean``)."""
 
     type_name = "boolean"
-    values = (False, True)
+    values = (True, False)  # KerasTuner's order
 
     def __init__(self, name, default=False, conditions=()):
         if default is not None and not isinstance(default, (bool, np.bool_)):
@@ -390,6 +429,13 @@ class Fixed(HyperParameter):
 
     def contains(self, value) -> bool:
         return value == self.value
+
+    @property
+    def values(self) -> list:
+        return [self.value]
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "value": self.value, "conditions": [c.to_config() for c in self.conditions]}
 
     def _config_fields(self) -> dict:
         return {"value": self.value}
@@ -748,6 +794,8 @@ def _describe_values(p: HyperParameter) -> str:
         return f"{p.min_value}..{p.max_value} step {p.step}" + ("" if p.sampling == "linear" else f" ({p.sampling})")
     if isinstance(p, Fixed):
         return f"only {to_python(p.value)}"
+    if isinstance(p, Boolean):
+        return "[False, True]"
     return _show(list(getattr(p, "values", ())))
 
 

@@ -137,3 +137,8 @@ class Objective:
 
 def is_finite(value: float | None) -> bool:
     return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def create_objective(objective: Any) -> Objective:
+    """KerasTuner's name for :meth:`Objective.create` (a name, an Objective, a list, or None)."""
+    return Objective.create(objective)

@@ -329,11 +329,13 @@ class Runner:
         history: Sequence[Mapping[str, float]],
         epochs: int | None = None,
         strict: bool = True,
+        search_callbacks: bool = True,
     ) -> tuple[TrialOutcome, list[Any]]:
         """Build, fit (``executions_per_trial`` times) and score; also returns what each fit returned.
 
         ``strict``: the model's own metrics must hold the objective (checked before training).  Not so
-        when a custom ``fit`` or ``run_trial`` computes the result itself.
+        when a custom ``fit`` or ``run_trial`` computes the result itself.  ``search_callbacks``: add
+        ``search(callbacks=...)`` (a custom ``run_trial`` already received them in its arguments).
         """
         strict = strict and self.fit_model is None
         start = time.perf_counter()
@@ -365,7 +367,7 @@ class Runner:
                 else:
                     fit_kwargs = data.fit_kwargs(hp.get("batch_size", self.trainer.batch_size), trial_id=trial.id,
                                                  initial_epoch=initial_epoch, epochs=epochs, execution=execution)
-                callbacks = [tracker, *self._user_callbacks(fit_kwargs.pop("callbacks", None))]
+                callbacks = [tracker, *self._user_callbacks(fit_kwargs.pop("callbacks", None), search_callbacks)]
                 if self.trial_callbacks is not None:
                     callbacks += list(self.trial_callbacks(trial))
                 if self.trainer.early_stopping:
@@ -408,11 +410,7 @@ class Runner:
         except (ObjectiveError, BuilderError, DiskFullError, FatalError):
             raise  # not this trial's fault: the search stops with one message
         except Exception as exc:  # a trial's failure must not stop the search
-            if is_disk_full(exc):
-                raise as_disk_full(exc, self.trial_dir(trial.id), self.workdir) from exc
-            outcome.status = FAILED
-            outcome.error, outcome.failure_kind = _describe_failure(exc, hp.values)
-            log.debug("trial %s failed:\n%s", trial.id, traceback.format_exc())
+            self._fail(outcome, exc, trial, hp)
         finally:
             if model is not None:
                 _free(model)
@@ -441,6 +439,8 @@ class Runner:
         kwargs["epochs"] = int(trial.budget if trial.budget is not None else self.trainer.epochs)
         if initial_epoch:
             kwargs["initial_epoch"] = int(initial_epoch)
+        if self.callbacks:  # search(callbacks=...) reach run_trial among its fit arguments, as in KerasTuner
+            kwargs["callbacks"] = self._user_callbacks(None)
         self._nested = {"reporter": reporter, "resume": resume_checkpoint, "initial_epoch": initial_epoch,
                         "history": history, "trained": []}
         outcome = TrialOutcome(status=COMPLETED, hparams=dict(hp.values))
@@ -466,15 +466,19 @@ class Runner:
         except (ObjectiveError, BuilderError, DiskFullError, FatalError):
             raise
         except Exception as exc:
-            if is_disk_full(exc):
-                raise as_disk_full(exc, self.trial_dir(trial.id), self.workdir) from exc
-            outcome.status = FAILED
-            outcome.error, outcome.failure_kind = _describe_failure(exc, hp.values)
-            log.debug("trial %s failed:\n%s", trial.id, traceback.format_exc())
+            self._fail(outcome, exc, trial, hp)
         finally:
             self._nested = None
         outcome.duration = time.perf_counter() - start
         return outcome
+
+    def _fail(self, outcome: TrialOutcome, exc: Exception, trial: Trial, hp: HyperParameters) -> None:
+        """Record a trial's own failure in ``outcome``; a full disk is not the trial's fault and is raised."""
+        if is_disk_full(exc):
+            raise as_disk_full(exc, self.trial_dir(trial.id), self.workdir) from exc
+        outcome.status = FAILED
+        outcome.error, outcome.failure_kind = _describe_failure(exc, hp.values)
+        log.debug("trial %s failed:\n%s", trial.id, traceback.format_exc())
 
     def default_run_trial(self, trial: Trial, args: tuple, kwargs: Mapping[str, Any]) -> Any:
         """``Tuner.run_trial``'s default: build and fit the trial's model with these ``fit`` arguments.
@@ -489,16 +493,17 @@ class Runner:
         hp = trial.hyperparameters if trial.hyperparameters is not None else HyperParameters().with_values(trial.hparams)
         data = FitArguments(tuple(args), kwargs, seed=int(getattr(self.data, "seed", 0) or 0))
         outcome, returned = self._train(trial, hp, data, nested["reporter"], nested["resume"], initial_epoch,
-                                        nested["history"], epochs=epochs, strict=False)
+                                        nested["history"], epochs=epochs, strict=False,
+                                        search_callbacks=self._nested is None)
         if outcome.status == FAILED:
             raise FailedTrialError(outcome.error or "the trial failed")
         histories = list(returned)
         nested["trained"].append((outcome, histories))
         return histories
 
-    def _user_callbacks(self, extra) -> list:
+    def _user_callbacks(self, extra, search_callbacks: bool = True) -> list:
         # Deep copies, as KerasTuner does: a callback's state must not leak between trials.
-        callbacks = list(self.callbacks) + list(extra or [])
+        callbacks = (list(self.callbacks) if search_callbacks else []) + list(extra or [])
         copies = []
         for cb in callbacks:
             try:

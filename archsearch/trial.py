@@ -21,6 +21,20 @@ DONE = (COMPLETED, FAILED, PRUNED)
 STOPPED = "stopped"
 IDLE = "idle"
 
+
+class TrialStatus:
+    """KerasTuner's status names, for code that compares ``trial.status == TrialStatus.COMPLETED``.
+
+    KerasTuner's INVALID (a trial that raised) is archsearch's failed trial.
+    """
+
+    RUNNING = RUNNING
+    IDLE = IDLE
+    INVALID = FAILED
+    STOPPED = STOPPED
+    COMPLETED = COMPLETED
+    FAILED = FAILED
+
 # Why a trial did not complete.  ``disk`` and ``interrupted`` say nothing about the configuration,
 # so such a trial continues when the search resumes; the others are the configuration's own result.
 # lost: its worker died, retries used up; infeasible: not trained, the configuration breaks a limit (max_model_size)

@@ -211,7 +211,10 @@ class Tuner:
             max_consecutive_failed_trials if max_consecutive_failed_trials is not None
             else oracle.max_consecutive_failed_trials if oracle.max_consecutive_failed_trials is not None else 3)
         self.oracle = oracle
-        self._pristine_oracle = copy.deepcopy(oracle)  # what reload() replays the store into
+        try:
+            self._pristine_oracle: Oracle | None = copy.deepcopy(oracle)  # what reload() replays the store into
+        except Exception:  # an oracle holding something uncopyable: reload() then says so
+            self._pristine_oracle = None
         self.store = TrialStore(self.project_dir / STORE_FILE)
         self._check_or_write_fingerprint(config)
         self._restore()
@@ -355,6 +358,9 @@ class Tuner:
 
     def reload(self) -> None:
         """Read the search's state from its store again (KerasTuner's ``reload``)."""
+        if self._pristine_oracle is None:
+            raise ConfigError("oracle", "cannot be copied, so reload() cannot rebuild it",
+                              "create a new tuner on the same directory instead (it resumes from the store)")
         self.oracle = copy.deepcopy(self._pristine_oracle)
         self._restore()
 

@@ -99,3 +99,28 @@ def test_a_tuner_given_an_oracle_refuses_a_second_objective_or_oracle_settings(t
         kt.Tuner(build_mlp, oracle=oracle, objective="val_loss", directory=tmp_path / "a")
     with pytest.raises(kt.ConfigError, match="max_trials: is an oracle setting"):
         kt.Tuner(build_mlp, oracle=oracle, max_trials=5, directory=tmp_path / "b")
+
+
+def test_hyperparameter_objects_have_keras_tuner_s_methods():
+    from archsearch.hyperparameters import Boolean, Choice, Fixed, Float, Int
+
+    rg = Int.from_config(Int("rg", 5, 9, default=6).get_config())
+    assert rg.default == 6 and 5 <= rg.random_sample() <= 9
+    assert rg.random_sample(123) == rg.random_sample(123)
+    assert abs(rg.value_to_prob(6) - 0.3) < 1e-4 and rg.prob_to_value(0.3) == 6
+    assert list(Int("i", 2, 8, 2).values) == [2, 4, 6, 8]
+    assert list(Int("i", 2, 8, 2, sampling="log").values) == [2, 4, 8]
+    assert Float.from_config(Float("f", 0.0, 1.0, step=0.5).get_config()).values == [0.0, 0.5, 1.0]
+    assert list(Boolean("b").values) == [True, False]
+    assert Fixed("x", 3).values == [3] and Fixed.from_config(Fixed("x", 3).get_config()).value == 3
+    choice = Choice.from_config(Choice("c", ["a", "b"], default="b").get_config())
+    assert choice.values == ["a", "b"] and choice.default == "b"
+
+
+def test_keras_tuner_status_names_and_create_objective():
+    from archsearch.objective import create_objective
+    from archsearch.trial import TrialStatus
+
+    assert TrialStatus.COMPLETED == "completed" and TrialStatus.INVALID == "failed"
+    assert create_objective("val_accuracy") == kt.Objective("val_accuracy", "max")
+    assert create_objective(["loss", "val_loss"]).name == "multi_objective"

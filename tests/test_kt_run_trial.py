@@ -221,3 +221,32 @@ def test_a_custom_run_trial_gets_the_hyperband_budget(tmp_path):
                      directory=tmp_path)
     tuner.search()
     assert {e for _, e in budgets} == {1, 3, 9}
+
+
+class CountEpochs:
+    """A callback whose count survives the deep copies each trial gets (a class attribute)."""
+
+    epochs = 0
+
+
+def test_search_callbacks_reach_run_trial_and_run_once_through_super(tmp_path):
+    import keras
+
+    class Counter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            CountEpochs.epochs += 1
+
+    received = []
+
+    class Passing(kt.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            received.append(len(kwargs.get("callbacks", [])))
+            return super().run_trial(trial, *args, **kwargs)
+
+    CountEpochs.epochs = 0
+    x, y = tiny_data(64)
+    tuner = Passing(hypermodel=build_mlp, directory=tmp_path,
+                    oracle=kt.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=2))
+    tuner.search(x, y, epochs=2, validation_split=0.25, callbacks=[Counter()], verbose=0)
+    assert received == [1, 1]
+    assert CountEpochs.epochs == 2 * 2  # once per epoch of each trial, not twice

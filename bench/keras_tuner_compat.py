@@ -1,0 +1,225 @@
+"""How much KerasTuner code runs unchanged on archsearch: KerasTuner's own public-API tests, through a shim.
+
+The shim is a ``keras_tuner`` package made of nothing but module aliases (``keras_tuner.engine.
+hyperparameters`` is ``archsearch.hyperparameters``, ``keras_tuner.tuners.randomsearch`` holds
+``RandomSearch`` and ``RandomSearchOracle``, ...): no behaviour of its own, so every passing test
+passes on archsearch's code.  It runs KerasTuner's test files for its public API (hyperparameters,
+objectives, tuners, oracles, the end-to-end tests) and counts, per file, the tests that pass.
+
+Tests of KerasTuner internals do not count: those whose source uses its protobuf formats
+(``protos``, ``to_proto``/``from_proto``), its state dicts (``get_state``/``set_state``), its
+distribution mocks (``mock_distribute``) or a private attribute (``._name``).  The split is made
+by reading each test's source, so it is the same on every run.
+
+    git clone https://github.com/keras-team/keras-tuner /tmp/keras-tuner   # the tests are not in the wheel
+    python bench/keras_tuner_compat.py /tmp/keras-tuner                     # about 5 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TEST_FILES = [
+    "engine/hyperparameters/hp_types/boolean_hp_test.py",
+    "engine/hyperparameters/hp_types/choice_hp_test.py",
+    "engine/hyperparameters/hp_types/fixed_hp_test.py",
+    "engine/hyperparameters/hp_types/float_hp_test.py",
+    "engine/hyperparameters/hp_types/int_hp_test.py",
+    "engine/hyperparameters/hyperparameter_test.py",
+    "engine/hyperparameters/hyperparameters_test.py",
+    "engine/objective_test.py",
+    "engine/trial_test.py",
+    "engine/oracle_test.py",
+    "engine/base_tuner_test.py",
+    "engine/tuner_test.py",
+    "tuners/randomsearch_test.py",
+    "tuners/gridsearch_test.py",
+    "tuners/bayesian_test.py",
+    "tuners/hyperband_test.py",
+    "tuners/sklearn_tuner_test.py",
+    "integration_tests/end_to_end_test.py",
+    "applications/resnet_test.py",
+    "applications/xception_test.py",
+]
+
+INTERNAL = re.compile(r"protos|to_proto|from_proto|get_state|set_state|mock_distribute|oracle_chief|oracle_client"
+                      r"|\._[a-z]\w*")
+
+# module of the shim -> (archsearch module it is, extra names it holds)
+ALIASES: dict[str, tuple[str, dict[str, str]]] = {
+    "keras_tuner.engine.hyperparameters": ("archsearch.hyperparameters", {}),
+    "keras_tuner.engine.hyperparameters.hp_types": ("archsearch.hyperparameters", {}),
+    "keras_tuner.engine.hyperparameters.hyperparameters": ("archsearch.hyperparameters", {}),
+    "keras_tuner.engine.objective": ("archsearch.objective", {}),
+    "keras_tuner.engine.trial": ("archsearch.trial", {}),
+    "keras_tuner.engine.hypermodel": ("archsearch.hypermodel", {}),
+    "keras_tuner.engine.oracle": ("archsearch.oracles.base", {}),
+    "keras_tuner.engine.tuner": ("archsearch.tuners", {}),
+    "keras_tuner.engine.base_tuner": ("archsearch.tuners", {}),
+    "keras_tuner.engine.tuner_utils": ("archsearch.trial_results", {}),
+    "keras_tuner.oracles": ("archsearch.oracles", {}),
+    "keras_tuner.errors": ("archsearch.errors", {}),
+    "keras_tuner.tuners.randomsearch": ("archsearch.tuners", {"RandomSearchOracle": "archsearch.oracles"}),
+    "keras_tuner.tuners.gridsearch": ("archsearch.tuners", {"GridSearchOracle": "archsearch.oracles"}),
+    "keras_tuner.tuners.hyperband": ("archsearch.tuners", {"HyperbandOracle": "archsearch.oracles"}),
+    "keras_tuner.tuners.bayesian": ("archsearch.tuners", {"BayesianOptimizationOracle": "archsearch.oracles"}),
+    "keras_tuner.tuners.sklearn_tuner": ("archsearch.sklearn_tuner", {}),
+}
+
+SHIM_INIT = '''"""A module-renaming shim: keras_tuner's names over archsearch (bench/keras_tuner_compat.py)."""
+import importlib, sys, types
+import keras
+import archsearch
+from archsearch import *  # noqa: F401,F403
+from archsearch import errors, oracles, tuners, HyperModel, HyperParameters, Objective, Oracle  # noqa: F401
+from archsearch import SklearnTuner  # noqa: F401
+__version__ = "archsearch-shim"
+ALIASES = {aliases!r}
+for _name, (_target, _extra) in ALIASES.items():
+    _module = importlib.import_module(_target)
+    if _extra:
+        _copy = types.ModuleType(_name)
+        _copy.__dict__.update(_module.__dict__)
+        for _attr, _source in _extra.items():
+            setattr(_copy, _attr, getattr(importlib.import_module(_source), _attr))
+        _module = _copy
+    sys.modules[_name] = _module
+_backend = types.ModuleType("keras_tuner.backend")
+_config = types.ModuleType("keras_tuner.backend.config")
+_config.backend = keras.backend.backend
+_config.multi_backend = lambda: True
+_backend.keras, _backend.config = keras, _config
+sys.modules.update({{"keras_tuner.backend": _backend, "keras_tuner.backend.keras": keras,
+                    "keras_tuner.backend.config": _config}})
+_engine = types.ModuleType("keras_tuner.engine")
+for _name in [n for n in ALIASES if n.startswith("keras_tuner.engine.")]:
+    setattr(_engine, _name.split(".")[2], sys.modules[_name])
+sys.modules["keras_tuner.engine"] = _engine
+engine, backend = _engine, _backend
+tuners_pkg = types.ModuleType("keras_tuner.tuners")
+tuners_pkg.__dict__.update(tuners.__dict__)
+for _name in [n for n in ALIASES if n.startswith("keras_tuner.tuners.")]:
+    setattr(tuners_pkg, _name.split(".")[2], sys.modules[_name])
+tuners_pkg.SklearnTuner = SklearnTuner
+sys.modules["keras_tuner.tuners"] = tuners_pkg
+tuners = tuners_pkg
+# What archsearch does not provide: empty modules, so a test file still imports and only the tests
+# that use them fail (each one counted), instead of the whole file.
+for _name in {missing!r}:
+    if _name not in sys.modules:
+        _stub = types.ModuleType(_name)
+        _stub.__path__ = []
+        sys.modules[_name] = _stub
+        _parent, _, _leaf = _name.rpartition(".")
+        if _parent in sys.modules:
+            setattr(sys.modules[_parent], _leaf, _stub)
+'''
+
+MISSING = ["keras_tuner.protos", "keras_tuner.utils", "keras_tuner.config", "keras_tuner.engine.metrics_tracking",
+           "keras_tuner.engine.conditions", "keras_tuner.engine.hyperparameters.hp_utils", "keras_tuner.test_utils",
+           "keras_tuner.test_utils.mock_distribute", "keras_tuner.distribute", "keras_tuner.distribute.utils",
+           "keras_tuner.distribute.oracle_client", "keras_tuner.distribute.oracle_chief",
+           "keras_tuner.applications", "keras_tuner.applications.resnet", "keras_tuner.applications.xception",
+           "keras_tuner.applications.efficientnet", "keras_tuner.applications.augment"]
+
+
+def build_shim(folder: Path) -> None:
+    package = folder / "keras_tuner"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(SHIM_INIT.format(aliases=ALIASES, missing=MISSING))
+
+
+def classify(test_file: Path) -> dict[str, bool]:
+    """test name -> True when it tests KerasTuner internals (see the module docstring)."""
+    tree = ast.parse(test_file.read_text())
+    source = test_file.read_text().splitlines()
+    internal: dict[str, bool] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
+            text = "\n".join(source[node.lineno - 1:node.end_lineno])
+            internal[node.name] = bool(INTERNAL.search(text))
+    return internal
+
+
+def run(checkout: Path) -> dict:
+    tests_root = checkout / "keras_tuner"
+    with tempfile.TemporaryDirectory() as work:
+        work_path = Path(work)
+        build_shim(work_path / "shim")
+        copied = work_path / "tests"
+        results = {}
+        for relative in TEST_FILES:
+            source = tests_root / relative
+            if not source.exists():
+                continue
+            target = copied / relative.replace("/", "__")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(source.read_text())
+            report = work_path / f"{target.stem}.xml"
+            env = {**os.environ, "PYTHONPATH": f"{work_path / 'shim'}{os.pathsep}{ROOT}", "TF_CPP_MIN_LOG_LEVEL": "3"}
+            subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(copied),
+                            "-o", "addopts=", f"--junitxml={report}", str(target)],
+                           cwd=copied, env=env, capture_output=True, text=True, timeout=1800)
+            internal = classify(source)
+            counts = {"public": 0, "public_passed": 0, "internal": 0, "internal_passed": 0, "failures": []}
+            cases = list(ET.parse(report).getroot().iter("testcase")) if report.exists() else []
+            if len(cases) == 1 and cases[0].get("name", "").endswith("_test") and any(
+                    child.tag == "error" for child in cases[0]):  # the file did not import: all its tests fail
+                counts["public"] = sum(1 for v in internal.values() if not v)
+                counts["internal"] = sum(1 for v in internal.values() if v)
+                counts["failures"].append(f"(the file does not import) {cases[0][0].get('message', '')[:160]}")
+                results[relative] = counts
+                continue
+            if report.exists():
+                for case in ET.parse(report).getroot().iter("testcase"):
+                    name = case.get("name", "").split("[")[0]
+                    failed = any(child.tag in ("failure", "error") for child in case)
+                    skipped = any(child.tag == "skipped" for child in case)
+                    kind = "internal" if internal.get(name, False) else "public"
+                    counts[kind] += 1
+                    if not failed and not skipped:
+                        counts[f"{kind}_passed"] += 1
+                    elif kind == "public":
+                        message = next((c.get("message", "") for c in case if c.tag in ("failure", "error", "skipped")),
+                                       "")
+                        counts["failures"].append(f"{case.get('name')}: {message[:160]}")
+            results[relative] = counts
+        return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkout", type=Path, help="a keras-team/keras-tuner checkout (its tests)")
+    parser.add_argument("--json", type=Path, help="also write the per-file results here")
+    parser.add_argument("--failures", action="store_true", help="list every failing public-API test")
+    args = parser.parse_args()
+    results = run(args.checkout)
+    print("| test file | public-API tests passed | internal tests (not counted) |")
+    print("|---|---|---|")
+    total = passed = 0
+    for relative, c in results.items():
+        print(f"| {relative} | {c['public_passed']} / {c['public']} | {c['internal']} |")
+        total, passed = total + c["public"], passed + c["public_passed"]
+    print(f"| **all** | **{passed} / {total} ({100 * passed / max(total, 1):.0f}%)** | "
+          f"{sum(c['internal'] for c in results.values())} |")
+    if args.failures:
+        for relative, c in results.items():
+            for line in c["failures"]:
+                print(f"{relative}::{line}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
