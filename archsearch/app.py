@@ -150,7 +150,8 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         from archsearch.datasets import folder as folder_data
 
         augment = folder_data.augment_batch
-    data = ArraysFitData(splits, seed=int(data_cfg.get("seed", 0) or 0), augment=augment)
+    # The search never sees the test split: its data holds training and validation only.
+    data = ArraysFitData(splits.without_test(), seed=int(data_cfg.get("seed", 0) or 0), augment=augment)
     return tuner, data, splits, model_cfg
 
 
@@ -166,7 +167,8 @@ def run(cfg: DictConfig, echo: Callable[[str], None] = print) -> Path | None:
 def _run_locked(cfg: DictConfig, echo: Callable[[str], None]) -> Path | None:
     tuner, data, splits, model_cfg = prepare(cfg, echo)
     echo(f"archsearch: tuner={tuner.oracle.name} model={model_cfg.get('name')} data={splits.name} "
-         f"({len(splits.x_train)} train / {len(splits.x_val)} val, input {splits.input_shape}) "
+         f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test held out, "
+         f"input {splits.input_shape}) "
          f"objective={tuner.objective} -> {tuner.project_dir}")
     best = None
     try:
