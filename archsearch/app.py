@@ -64,6 +64,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     from archsearch.oracles import available_oracles, create_oracle
     from archsearch.optimizers import check_optimizer_names
     from archsearch.runner import CompileSettings, TrainerSettings
+    from archsearch.serving import check_export_format
     from archsearch.tuners import Tuner, discover_space
 
     folder = C.run_folder(cfg)
@@ -72,6 +73,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     if not overwrite:
         cfg = continue_stored_search(cfg, folder, echo)
     C.check_run_settings(cfg)
+    check_export_format(C.to_dict(cfg.get("export")).get("format"))  # a missing converter, before any training
     model_cfg = C.to_dict(cfg.model)
     tuner_cfg = C.to_dict(cfg.tuner)
     trainer_cfg = C.to_dict(cfg.trainer)
@@ -195,6 +197,7 @@ def _summarise_and_export(cfg: DictConfig, tuner, splits, model_cfg: dict[str, A
                           echo: Callable[[str], None]) -> Path | None:
     """The results table, ``trials.csv`` and ``best/``: what the user keeps from a search."""
     from archsearch.export import export_best
+    from archsearch.serving import check_export_format
 
     tuner.results_summary(int(cfg.get("summary_trials", 10)))
     pictures = None
@@ -202,7 +205,8 @@ def _summarise_and_export(cfg: DictConfig, tuner, splits, model_cfg: dict[str, A
         from archsearch.pictures import save_predictions
 
         pictures = lambda model, folder: save_predictions(model, splits, folder / "predictions.png")  # noqa: E731
-    best = export_best(tuner, tuner.project_dir, model_config=model_cfg, extra_pictures=pictures)
+    best = export_best(tuner, tuner.project_dir, model_config=model_cfg, extra_pictures=pictures,
+                       export_format=check_export_format(C.to_dict(cfg.get("export")).get("format")))
     if best is not None:
         echo(f"Best model exported to {best}")
     return best

@@ -82,8 +82,12 @@ RESUMABLE_CHANGES = (
     "trainer.keep_top_models",
     "max_consecutive_failed_trials",
     "summary_trials",
+    "export",
+    "data.test_samples",  # drawn from a stream of their own: training and validation stay the same
 )
-IGNORED_ON_RESUME = ("resume", "overwrite")
+IGNORED_ON_RESUME = ("resume", "overwrite", "mode", "from_run", "hparams", "trial", "top_k", "baseline", "retrain")
+# Keys added after searches were stored: a stored config without one had its default.
+ADDED_KEYS = {"data.test_split": 0.0}
 GROUPS = ("model", "tuner", "data", "trainer", "executor")
 MAX_LISTED_CHANGES = 8
 
@@ -141,7 +145,7 @@ def _section_name(section: Any) -> Any:
 
 def compare_for_resume(stored: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """Split the differences between two configs into (safe changes, refused changes)."""
-    old, new = flatten(stored), flatten(current)
+    old, new = {**ADDED_KEYS, **flatten(stored)}, {**ADDED_KEYS, **flatten(current)}
     safe, refused = [], []
     # Another model/tuner/data choice altogether: name the choice, not each of its keys.
     swapped = tuple(g for g in GROUPS if old.get(f"{g}.name") != new.get(f"{g}.name"))
