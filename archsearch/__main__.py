@@ -59,7 +59,7 @@ def _config_dir() -> str:
 
 
 def _task(cfg) -> None:
-    """One search (one job of a multirun)."""
+    """One search (one job of a multirun), or mode=retrain of a finished one."""
     global _TASK_STARTED
     _TASK_STARTED = True
     from archsearch.app import run
@@ -68,11 +68,16 @@ def _task(cfg) -> None:
     from archsearch.errors import ArchsearchError, DiskFullError
     from archsearch.preflight import remove_unused_run_folder
 
+    from archsearch.retrain_cli import check_mode, run_retrain
+
     echo = echo_to_console_and_log()
     folder: object = "<run folder>"
     try:
         folder = run_folder(cfg)
-        run(cfg, echo=echo)
+        if check_mode(cfg) == "retrain":
+            run_retrain(cfg, echo=echo)
+        else:
+            run(cfg, echo=echo)
     except ArchsearchError as exc:
         removed = not cfg.get("resume") and isinstance(folder, Path) and remove_unused_run_folder(folder)
         if removed and isinstance(exc, DiskFullError):  # nothing to resume: the folder held no trial

@@ -83,6 +83,7 @@ RESUMABLE_CHANGES = (
     "max_consecutive_failed_trials",
     "summary_trials",
     "export",
+    "model.baseline",     # read by mode=retrain only
     "data.test_samples",  # drawn from a stream of their own: training and validation stay the same
 )
 IGNORED_ON_RESUME = ("resume", "overwrite", "mode", "from_run", "hparams", "trial", "top_k", "baseline", "retrain")
