@@ -55,6 +55,10 @@ def export_for_serving(model, best_dir: Path, fmt: str) -> Path | None:
         target = best_dir / SAVED_MODEL_DIR
         return _replace_folder(target, lambda tmp: model.export(str(tmp), format="tf_saved_model", verbose=False))
     if fmt == "onnx":
+        import numpy as np
+
+        # Keras converts only a model that has been called; a rebuilt, reloaded model has not.
+        model.predict(np.zeros((1, *model.input_shape[1:]), "float32"), verbose=0)
         target = best_dir / ONNX_FILE
         tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}{target.suffix}")
         try:

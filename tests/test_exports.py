@@ -72,6 +72,23 @@ def test_savedmodel_export_reloads_with_tensorflow(cli, tmp_path):
     assert not [p for p in (run_dir / "best").iterdir() if ".tmp-" in p.name or ".old-" in p.name]
 
 
+@pytest.mark.slow
+def test_onnx_export_runs_in_onnxruntime(cli, tmp_path):
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    run_dir = tmp_path / "run"
+    result = cli([*FAMILIES["cnn"], "export.format=onnx"], run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from archsearch.export import load_model
+
+    keras_model = load_model(run_dir / "best" / "model.keras")
+    x = np.random.default_rng(0).random((3, *keras_model.input_shape[1:])).astype("float32")
+    session = ort.InferenceSession(str(run_dir / "best" / "model.onnx"))
+    (served,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(served, keras_model.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+
+
 def test_export_formats_are_checked_before_the_search(cli, tmp_path):
     result = cli(["export.format=tflite"], tmp_path / "run")
     assert result.returncode == 2
