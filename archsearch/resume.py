@@ -88,7 +88,7 @@ RESUMABLE_CHANGES = (
 )
 IGNORED_ON_RESUME = ("resume", "overwrite", "mode", "from_run", "hparams", "trial", "top_k", "baseline", "retrain")
 # Keys added after searches were stored: a stored config without one had its default.
-ADDED_KEYS = {"data.test_split": 0.0}
+ADDED_KEYS = {"data.test_split": 0.0, "export.format": "keras"}
 GROUPS = ("model", "tuner", "data", "trainer", "executor")
 MAX_LISTED_CHANGES = 8
 

@@ -132,3 +132,25 @@ def test_python_api_retrain(tmp_path):
     assert len(comparison["baseline"]["test_scores"]) == 2 and len(comparison["tuned"][0]["test_scores"]) == 2
     assert (tmp_path / "p" / "retrain" / "comparison.json").is_file()
     assert (tmp_path / "p" / "retrain" / "model.keras").is_file()
+
+
+def test_values_files_read_as_exported_or_plain(tmp_path):
+    from archsearch.errors import ConfigError
+    from archsearch.retrain import baseline_candidate, read_values
+
+    exported = tmp_path / "hparams.yaml"
+    exported.write_text("trial: 3\nscore: 0.5\nepochs: 4\nvalues: {units: 8, learning_rate: 0.01}\n")
+    values, record = read_values(exported, "hparams")
+    assert values == {"units": 8, "learning_rate": 0.01} and record["epochs"] == 4
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("units: 2\n")
+    candidate, note = baseline_candidate({"units": 512}, plain, epochs=3, trial_id=1)
+    assert candidate.values == {"units": 2} and str(plain) in note
+    candidate, note = baseline_candidate({"units": 512}, None, epochs=3, trial_id=1)
+    assert candidate.values == {"units": 512} and "model.baseline" in note
+    assert baseline_candidate(None, None, 3, 1)[0].values == {}
+    with pytest.raises(ConfigError, match="baseline: .*missing.yaml does not exist"):
+        baseline_candidate(None, tmp_path / "missing.yaml", 3, 1)
+    (tmp_path / "empty.yaml").write_text("")
+    with pytest.raises(ConfigError, match="hparams: .* holds no hyperparameter values"):
+        read_values(tmp_path / "empty.yaml", "hparams")
