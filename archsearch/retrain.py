@@ -86,7 +86,7 @@ class Scores:
 # ------------------------------------------------------------------ training one candidate
 
 
-def test_metric(objective) -> str:
+def scored_metric(objective) -> str:
     """The metric scored on test: the objective without its ``val_`` prefix (val_accuracy -> accuracy)."""
     return objective.name[4:] if objective.name.startswith("val_") else objective.name
 
@@ -129,7 +129,7 @@ def train_and_score(build: Callable, space, candidate: Candidate, arrays: Arrays
         model.set_weights(keeper.weights)  # the best epoch, as the search exported it
     test = make_dataset(arrays.x_test, arrays.y_test, batch_size=size, shuffle=False)
     result = model.evaluate(test, verbose=0, return_dict=True)
-    name = test_metric(objective)
+    name = scored_metric(objective)
     if name not in result:
         raise ConfigError("objective", f"the model reports no {name!r} on the test split (it reports "
                           f"{', '.join(sorted(result))})", "retrain a run whose objective is one of the model's metrics")
@@ -178,7 +178,7 @@ def compare(build: Callable, space, tuned: Sequence[Candidate], baseline: Candid
     With ``out_dir``, writes ``comparison.json``, ``model.keras`` (the first tuned candidate, first
     seed), ``baseline.keras`` and, for several candidates, ``trial_NNNN/model.keras``.
     """
-    metric = test_metric(objective)
+    metric = scored_metric(objective)
     echo(f"Retraining on {'training + validation' if settings.use_validation else 'training'} data "
          f"({len(arrays.x_train) + (len(arrays.x_val) if settings.use_validation else 0)} samples), scoring "
          f"test {metric} on {len(arrays.x_test)} test samples, {settings.repeats} seed(s) each; "
@@ -238,7 +238,7 @@ def _repeat(build, space, candidate: Candidate, arrays: Arrays, objective, setti
             keras.backend.clear_session(free_memory=False)
         shown = f", {objective.name} {validation:.4f}" if validation is not None else ""
         echo(f"  {candidate.label}: seed {r + 1}/{settings.repeats}, {candidate.epochs} epochs: "
-             f"test {test_metric(objective)} {test:.4f}{shown}")
+             f"test {scored_metric(objective)} {test:.4f}{shown}")
     return scores
 
 
@@ -322,6 +322,14 @@ def read_values(path: Any, field_name: str) -> tuple[dict[str, Any], dict[str, A
     return dict(values), dict(data)
 
 
+def check_names(candidate: Candidate, space, field_name: str) -> None:
+    """Values the space does not declare would be silently dropped by the builder: refused by name."""
+    unknown = sorted(set(candidate.values) - set(space.space))
+    if unknown:
+        raise ConfigError(field_name, f"{', '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} not "
+                          f"in the search space ({', '.join(space.space)})", "fix or remove the name")
+
+
 def baseline_candidate(declared: Mapping[str, Any] | None, baseline_file: Any, epochs: int,
                        trial_id: int) -> tuple[Candidate, str]:
     """The baseline (``baseline=<file>``, the family's ``model.baseline``, or the space's defaults) and a
@@ -364,6 +372,7 @@ def retrain(tuner, x, y, *, x_test, y_test, validation_data: tuple | None = None
     tuned = [trial_candidate(t, epochs, trainer.epochs) for t in best]
     base = Candidate("baseline", dict(baseline or {}), tuned[0].epochs, tuned[0].trial_id,
                      epochs_from=f"those of {tuned[0].label}")
+    check_names(base, tuner.oracle.hyperparameters, "baseline")
     settings = RetrainSettings(repeats=int(repeats), use_validation=bool(use_validation), seed=trainer.seed,
                                data_seed=int(trainer.seed or 0), batch_size=trainer.batch_size,
                                early_stopping=None, verbose=trainer.verbose)

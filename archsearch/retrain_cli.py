@@ -147,6 +147,9 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
         build_model = as_hypermodel(builder).build
         if not space.space:
             space = discover_space(builder)
+    R.check_names(baseline, space, "baseline" if cfg.get("baseline") else "model.baseline")
+    if cfg.get("hparams"):
+        R.check_names(tuned[0], space, "hparams")
     compile_settings = CompileSettings(loss=model_cfg.get("loss"), metrics=list(model_cfg.get("metrics") or []),
                                        optimizer=trainer_cfg.get("optimizer", "adam"),
                                        learning_rate=trainer_cfg.get("learning_rate"),

@@ -149,6 +149,13 @@ def test_values_files_read_as_exported_or_plain(tmp_path):
     candidate, note = baseline_candidate({"units": 512}, None, epochs=3, trial_id=1)
     assert candidate.values == {"units": 512} and "model.baseline" in note
     assert baseline_candidate(None, None, 3, 1)[0].values == {}
+    from archsearch.hyperparameters import HyperParameters
+    from archsearch.retrain import Candidate, check_names
+
+    space = HyperParameters.from_config({"units": {"type": "int", "min": 2, "max": 8}})
+    check_names(candidate, space, "model.baseline")
+    with pytest.raises(ConfigError, match=r"baseline: 'unit' is not in the search space \(units\)"):
+        check_names(Candidate("baseline", {"unit": 3}, 1), space, "baseline")
     with pytest.raises(ConfigError, match="baseline: .*missing.yaml does not exist"):
         baseline_candidate(None, tmp_path / "missing.yaml", 3, 1)
     (tmp_path / "empty.yaml").write_text("")
