@@ -74,7 +74,8 @@ def _replace_folder(target: Path, write) -> Path:
     """Write a folder under a temporary name, then swap it in: a kill leaves the old or the new one whole."""
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    for stale in target.parent.glob(f".{target.name}.*-*"):  # what a killed export left (one writer: the lock)
+        shutil.rmtree(stale, ignore_errors=True)
     try:
         write(tmp)
         if target.exists():
