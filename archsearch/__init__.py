@@ -21,6 +21,10 @@ from archsearch.errors import ArchsearchError, ConfigError, DataError, SearchSpa
 
 __version__ = "0.1.0"
 
+from archsearch.registration import register_when_keras_loads  # noqa: E402
+
+register_when_keras_loads()  # exports load with plain keras.saving.load_model (see registration.py)
+
 _TUNERS = ("Tuner", "RandomSearch", "GridSearch", "Hyperband", "BayesianOptimization", "BOHB", "ASHA")
 _MODULES = ("oracles", "tuners", "hyperparameters", "objective", "hypermodel")
 _LAZY = {

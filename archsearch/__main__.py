@@ -59,7 +59,7 @@ def _config_dir() -> str:
 
 
 def _task(cfg) -> None:
-    """One search (one job of a multirun)."""
+    """One search (one job of a multirun), or mode=retrain of a finished one."""
     global _TASK_STARTED
     _TASK_STARTED = True
     from archsearch.app import run
@@ -67,20 +67,28 @@ def _task(cfg) -> None:
     from archsearch.console import echo_to_console_and_log, error_line
     from archsearch.errors import ArchsearchError, DiskFullError
     from archsearch.preflight import remove_unused_run_folder
+    from archsearch.retrain_cli import check_mode, run_retrain
 
     echo = echo_to_console_and_log()
     folder: object = "<run folder>"
     try:
         folder = run_folder(cfg)
-        run(cfg, echo=echo)
+        if check_mode(cfg) == "retrain":
+            run_retrain(cfg, echo=echo)
+        else:
+            run(cfg, echo=echo)
     except ArchsearchError as exc:
-        removed = not cfg.get("resume") and isinstance(folder, Path) and remove_unused_run_folder(folder)
+        # the folder of an earlier run (resumed, or retrained: mode=retrain logs into from_run) is never tidied away
+        keep = cfg.get("resume") or (cfg.get("mode") == "retrain" and cfg.get("from_run"))
+        removed = not keep and isinstance(folder, Path) and remove_unused_run_folder(folder)
         if removed and isinstance(exc, DiskFullError):  # nothing to resume: the folder held no trial
             exc = ArchsearchError(f"no space left on {exc.device}{exc.where}; free space and run the command again")
         error_line(exc)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
-        if not cfg.get("resume") and isinstance(folder, Path) and remove_unused_run_folder(folder):
+        if cfg.get("mode") == "retrain":
+            print("archsearch: retrain interrupted; the run's search is unchanged", file=sys.stderr, flush=True)
+        elif not cfg.get("resume") and isinstance(folder, Path) and remove_unused_run_folder(folder):
             print("archsearch: interrupted before the first trial; nothing was kept", file=sys.stderr, flush=True)
         else:
             print(f"archsearch: interrupted; finished trials are kept (continue with resume={folder})",

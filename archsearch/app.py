@@ -64,6 +64,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     from archsearch.oracles import available_oracles, create_oracle
     from archsearch.optimizers import check_optimizer_names
     from archsearch.runner import CompileSettings, TrainerSettings
+    from archsearch.serving import check_export_format
     from archsearch.tuners import Tuner, discover_space
 
     folder = C.run_folder(cfg)
@@ -72,6 +73,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     if not overwrite:
         cfg = continue_stored_search(cfg, folder, echo)
     C.check_run_settings(cfg)
+    check_export_format(C.to_dict(cfg.get("export")).get("format"))  # a missing converter, before any training
     model_cfg = C.to_dict(cfg.model)
     tuner_cfg = C.to_dict(cfg.tuner)
     trainer_cfg = C.to_dict(cfg.trainer)
@@ -150,7 +152,8 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         from archsearch.datasets import folder as folder_data
 
         augment = folder_data.augment_batch
-    data = ArraysFitData(splits, seed=int(data_cfg.get("seed", 0) or 0), augment=augment)
+    # The search never sees the test split: its data holds training and validation only.
+    data = ArraysFitData(splits.without_test(), seed=int(data_cfg.get("seed", 0) or 0), augment=augment)
     return tuner, data, splits, model_cfg
 
 
@@ -166,7 +169,8 @@ def run(cfg: DictConfig, echo: Callable[[str], None] = print) -> Path | None:
 def _run_locked(cfg: DictConfig, echo: Callable[[str], None]) -> Path | None:
     tuner, data, splits, model_cfg = prepare(cfg, echo)
     echo(f"archsearch: tuner={tuner.oracle.name} model={model_cfg.get('name')} data={splits.name} "
-         f"({len(splits.x_train)} train / {len(splits.x_val)} val, input {splits.input_shape}) "
+         f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test held out, "
+         f"input {splits.input_shape}) "
          f"objective={tuner.objective} -> {tuner.project_dir}")
     best = None
     try:
@@ -193,6 +197,7 @@ def _summarise_and_export(cfg: DictConfig, tuner, splits, model_cfg: dict[str, A
                           echo: Callable[[str], None]) -> Path | None:
     """The results table, ``trials.csv`` and ``best/``: what the user keeps from a search."""
     from archsearch.export import export_best
+    from archsearch.serving import check_export_format
 
     tuner.results_summary(int(cfg.get("summary_trials", 10)))
     pictures = None
@@ -200,7 +205,8 @@ def _summarise_and_export(cfg: DictConfig, tuner, splits, model_cfg: dict[str, A
         from archsearch.pictures import save_predictions
 
         pictures = lambda model, folder: save_predictions(model, splits, folder / "predictions.png")  # noqa: E731
-    best = export_best(tuner, tuner.project_dir, model_config=model_cfg, extra_pictures=pictures)
+    best = export_best(tuner, tuner.project_dir, model_config=model_cfg, extra_pictures=pictures,
+                       export_format=check_export_format(C.to_dict(cfg.get("export")).get("format")))
     if best is not None:
         echo(f"Best model exported to {best}")
     return best

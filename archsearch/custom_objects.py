@@ -2,6 +2,7 @@
 
 Exported models use the ``mish`` activation and the segmentation metrics and
 losses; ``keras.saving.load_model`` can only rebuild them once registered.
+``import archsearch`` imports this module as soon as Keras is loaded (``registration.py``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Export the best architecture of a search into ``<run folder>/best/``.
 
 * ``model.keras``: the best trial's model with its best-epoch weights,
-  reloadable with :func:`load_model` (or ``keras.saving.load_model`` after
-  ``import archsearch.custom_objects``);
+  reloadable with ``keras.saving.load_model`` in any process that imported
+  ``archsearch`` (see ``registration.py``), or :func:`load_model`;
+* ``saved_model/`` or ``model.onnx`` with ``export.format=savedmodel|onnx`` (``serving.py``);
+* ``README.md``: what was searched, the winner, how to reload and retrain it (``best_readme.py``);
 * ``hparams.yaml``: its hyperparameter values, score and trial;
 * ``conf/model/best.yaml``: the same values as a fixed search space, so
   ``python -m archsearch --config-dir <run>/best/conf model=best tuner=grid``
@@ -33,8 +35,16 @@ def export_best(
     out_dir: str | Path | None = None,
     model_config: Mapping[str, Any] | None = None,
     extra_pictures: Callable[[Any, Path], None] | None = None,
+    export_format: str = "keras",
 ) -> Path | None:
-    """Write ``best/`` and ``trials.csv``; returns the ``best`` folder, or None when no trial completed."""
+    """Write ``best/`` and ``trials.csv``; returns the ``best`` folder, or None when no trial completed.
+
+    ``export_format`` (checked by ``serving.check_export_format`` before the search) adds a
+    SavedModel or ONNX export beside ``model.keras``.
+    """
+    from archsearch.best_readme import readme_text
+    from archsearch.serving import export_for_serving
+
     out_dir = Path(out_dir or tuner.project_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for folder in (out_dir, out_dir / "best"):
@@ -71,6 +81,9 @@ def export_best(
                     header=f"Retrain trial {trial.id}: python -m archsearch --config-dir {best_dir / 'conf'} "
                            "model=best tuner=grid")
     write_text(best_dir / "summary.txt", model_summary(model, trial, objective), run_folder=out_dir)
+    extra = [export_format] if export_for_serving(model, best_dir, export_format) is not None else []
+    write_text(best_dir / "README.md", readme_text(out_dir, record, tuner.store.get_meta("config"),
+                                                   tuner.store.count("completed"), extra), run_folder=out_dir)
     if extra_pictures is not None:
         try:
             extra_pictures(model, best_dir)

@@ -26,12 +26,19 @@ RESOLVER = "archsearch.run_dir"
 SUBDIR_RESOLVER = "archsearch.output_subdir"
 
 
-def _run_dir(resume: Any, default: str) -> str:
-    return str(resume) if resume not in (None, "", "None", "null") else default
+def _given(value: Any) -> bool:
+    return value not in (None, "", "None", "null")
 
 
-def _output_subdir(resume: Any, stamp: str) -> str:
-    return ".hydra" if resume in (None, "", "None", "null") else f".hydra/resume_{stamp}"
+def _run_dir(resume: Any, from_run: Any, default: str) -> str:
+    """The folder resumed, else the folder retrained (mode=retrain), else a new one."""
+    return str(resume) if _given(resume) else str(from_run) if _given(from_run) else default
+
+
+def _output_subdir(resume: Any, from_run: Any, stamp: str) -> str:
+    if _given(resume):
+        return f".hydra/resume_{stamp}"
+    return f".hydra/retrain_{stamp}" if _given(from_run) else ".hydra"
 
 
 for _name, _fn in ((RESOLVER, _run_dir), (SUBDIR_RESOLVER, _output_subdir)):
@@ -49,6 +56,7 @@ class RunFolderChecks(Callback):
     """Hydra callback: check where the run will write before Hydra creates anything there."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _or_exit(lambda: check_from_run(config.get("mode"), config.get("from_run")))
         _or_exit(lambda: check_run_destination(config.get("resume"), str(config.hydra.run.dir)))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -74,6 +82,18 @@ def check_run_destination(resume: Any, run_dir: str) -> None:
                 "write, or choose another with hydra.run.dir=<folder>")
     if free_bytes(target) < MARGIN_BYTES:
         raise DiskFullError(device_of(target), None, str(resume) if resume else None)
+
+
+def check_from_run(mode: Any, from_run: Any) -> None:
+    """mode=retrain logs into ``from_run``: it must exist, or Hydra would create an empty folder there;
+    and a search must not log into it."""
+    from archsearch.retrain_cli import check_mode
+
+    if _given(from_run) and mode != "retrain":
+        check_mode(OmegaConf.create({"mode": mode, "from_run": from_run}))  # says what is wrong
+    if _given(from_run) and not Path(str(from_run)).expanduser().is_dir():
+        raise ConfigError("from_run", f"{from_run} does not exist",
+                          "point from_run= at the run folder of a finished search (e.g. outputs/<date>/<time>)")
 
 
 def _or_exit(check) -> None:

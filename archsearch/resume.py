@@ -82,8 +82,15 @@ RESUMABLE_CHANGES = (
     "trainer.keep_top_models",
     "max_consecutive_failed_trials",
     "summary_trials",
+    "export",
+    "model.baseline",     # read by mode=retrain only
+    "data.test_samples",  # drawn from a stream of their own: training and validation stay the same
 )
 IGNORED_ON_RESUME = ("resume", "overwrite")
+# Settings of mode=retrain, which never change a search: whatever the stored config says of them.
+RETRAIN_SETTINGS = ("mode", "from_run", "hparams", "trial", "top_k", "baseline", "retrain")
+# Keys added after searches were stored: a stored config without one had its default.
+ADDED_KEYS = {"data.test_split": 0.0, "export.format": "keras"}
 GROUPS = ("model", "tuner", "data", "trainer", "executor")
 MAX_LISTED_CHANGES = 8
 
@@ -107,7 +114,7 @@ def resume_config(cfg: DictConfig, stored: Mapping[str, Any], overrides: list[st
     merged = OmegaConf.create(dict(stored))
     for text in overrides:
         key = text.split("=", 1)[0].lstrip("+~").split("@", 1)[0].strip()
-        if not key or _matches(key, IGNORED_ON_RESUME + ("hydra",)):
+        if not key or _matches(key, IGNORED_ON_RESUME + RETRAIN_SETTINGS + ("hydra",)):
             continue
         if key in GROUPS and _section_name(stored.get(key)) == _section_name(OmegaConf.select(cfg, key)):
             continue  # the group the search already uses: keep its stored settings
@@ -120,6 +127,9 @@ def resume_config(cfg: DictConfig, stored: Mapping[str, Any], overrides: list[st
         OmegaConf.update(merged, key, OmegaConf.select(cfg, key), merge=False, force_add=True)
     for key in IGNORED_ON_RESUME:
         merged[key] = cfg.get(key)
+    for key in RETRAIN_SETTINGS:
+        if key in cfg:
+            merged[key] = OmegaConf.select(cfg, key)
     return merged
 
 
@@ -141,7 +151,7 @@ def _section_name(section: Any) -> Any:
 
 def compare_for_resume(stored: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """Split the differences between two configs into (safe changes, refused changes)."""
-    old, new = flatten(stored), flatten(current)
+    old, new = {**ADDED_KEYS, **flatten(stored)}, {**ADDED_KEYS, **flatten(current)}
     safe, refused = [], []
     # Another model/tuner/data choice altogether: name the choice, not each of its keys.
     swapped = tuple(g for g in GROUPS if old.get(f"{g}.name") != new.get(f"{g}.name"))
@@ -149,7 +159,7 @@ def compare_for_resume(stored: Mapping[str, Any], current: Mapping[str, Any]) ->
         text = f"{g}: {old.get(f'{g}.name', '<unset>')} -> {new.get(f'{g}.name', '<unset>')}"
         (safe if _matches(g, RESUMABLE_CHANGES) else refused).append(text)
     for key in sorted(set(old) | set(new)):
-        if old.get(key) == new.get(key) or _matches(key, IGNORED_ON_RESUME + ("hydra",) + swapped):
+        if old.get(key) == new.get(key) or _matches(key, IGNORED_ON_RESUME + RETRAIN_SETTINGS + ("hydra",) + swapped):
             continue
         text = f"{key}: {old.get(key, '<unset>')} -> {new.get(key, '<unset>')}"
         (safe if _matches(key, RESUMABLE_CHANGES) else refused).append(text)

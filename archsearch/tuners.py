@@ -437,6 +437,12 @@ class Tuner:
         statuses = [r["status"] for r in self.store.rows()]
         self.echo(results_table(self.oracle, num_trials, self.project_dir, statuses or None))
 
+    def retrain(self, x: Any, y: Any, **kwargs: Any) -> dict[str, Any]:
+        """Retrain the best trials and a baseline, scored on ``x_test``/``y_test`` (``archsearch.retrain.retrain``)."""
+        from archsearch.retrain import retrain
+
+        return retrain(self, x, y, **kwargs)
+
 
 def _overrides(tuner: Tuner, name: str) -> bool:
     """Whether a Tuner subclass defines its own ``name`` (a hook or ``run_trial``)."""

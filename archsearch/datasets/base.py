@@ -8,7 +8,7 @@ input shape).  Keeping loaders to numpy keeps them backend-agnostic; the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,10 @@ TASKS = ("classification", "segmentation")
 
 @dataclass
 class DataSplits:
-    """Training and validation arrays with the metadata model builders need.
+    """Training, validation and test arrays with the metadata model builders need.
+
+    The search trains on ``train`` and scores on ``val``; ``test`` is held out for
+    ``mode=retrain`` (the honest final check) and may be empty (``has_test``).
 
     ``x_*`` are float32 arrays scaled to 0..1 with a channel axis for images.
     For classification ``y_*`` holds integer class ids, shape ``(n,)``.
@@ -35,6 +38,8 @@ class DataSplits:
     y_val: np.ndarray
     num_classes: int
     class_names: list[str] = field(default_factory=list)
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -50,6 +55,19 @@ class DataSplits:
             raise DataError(f"data '{self.name}': inputs and targets have different lengths")
         if not self.class_names:
             self.class_names = [str(i) for i in range(self.num_classes)]
+        if self.x_test is None or self.y_test is None:
+            self.x_test = self.x_train[:0]
+            self.y_test = self.y_train[:0]
+        if len(self.x_test) != len(self.y_test):
+            raise DataError(f"data '{self.name}': test inputs and targets have different lengths")
+
+    @property
+    def has_test(self) -> bool:
+        return len(self.x_test) > 0
+
+    def without_test(self) -> "DataSplits":
+        """The same splits with the test set emptied: what a search receives, so it can never see it."""
+        return replace(self, x_test=self.x_train[:0], y_test=self.y_train[:0])
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -73,6 +91,32 @@ def split_validation(
     order = np.random.default_rng(seed).permutation(n)
     val, train = order[:n_val], order[n_val:]
     return x[train], y[train], x[val], y[val]
+
+
+# The test hold-out draws from its own random stream, never the validation split's.
+TEST_STREAM = 1
+
+
+def split_test(
+    x: np.ndarray, y: np.ndarray, fraction: float, seed: int = 0, field_name: str = "data.test_split"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hold out ``fraction`` of the samples as the test set (0: an empty test set), before validation."""
+    try:
+        fraction = float(fraction)
+    except (TypeError, ValueError):
+        raise ConfigError(field_name, f"{fraction!r} is not a number", "use e.g. 0.2, or 0 for no test set") from None
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(field_name, f"{fraction} is outside [0, 1)", "use e.g. 0.2, or 0 for no test set")
+    if fraction == 0.0:
+        return x, y, x[:0], y[:0]
+    n = len(x)
+    n_test = max(1, int(round(n * fraction)))
+    if n_test >= n - 1:
+        raise ConfigError(field_name, f"{fraction} leaves too few of the {n} samples for training and validation",
+                          "use a smaller fraction")
+    order = np.random.default_rng([seed, TEST_STREAM]).permutation(n)
+    test, rest = np.sort(order[:n_test]), np.sort(order[n_test:])
+    return x[rest], y[rest], x[test], y[test]
 
 
 def image_size(value: Any, minimum: int = 1, why: str = "") -> tuple[int, int]:

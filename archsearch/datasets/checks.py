@@ -24,7 +24,10 @@ REMAP = "remap the labels (e.g. y = numpy.unique(y, return_inverse=True)[1])"
 
 def check_splits(splits: DataSplits) -> None:
     """Refuse data that would train garbage: non-finite values, unscaled images, broken labels."""
-    for split, x, y in (("training", splits.x_train, splits.y_train), ("validation", splits.x_val, splits.y_val)):
+    named = [("training", splits.x_train, splits.y_train), ("validation", splits.x_val, splits.y_val)]
+    if splits.has_test:
+        named.append(("test", splits.x_test, splits.y_test))
+    for split, x, y in named:
         x_range = check_finite(splits.name, f"{split} samples", x, "x")
         if x.ndim >= 3:  # images (n, h, w[, c]); flat features (n, d) may have any finite range
             _check_image_range(splits.name, split, *x_range)
@@ -126,6 +129,11 @@ def _check_classes(splits: DataSplits) -> None:
             f"data '{name}': class id {top} ({_samples(count)}) is far above the other class ids "
             f"({_ids(ids[:-1])}): it would make a {top + 1}-way output for {len(ids)} classes; "
             f"class ids must be 0..K-1: {REMAP}, or drop the stray samples"
+        )
+    if splits.has_test and int(splits.y_test.max()) >= splits.num_classes:
+        raise DataError(
+            f"data '{name}': test class id {int(splits.y_test.max())} is out of range for the {splits.num_classes} "
+            f"classes of the dataset; class ids must be 0..{splits.num_classes - 1}"
         )
     if top >= splits.num_classes:
         raise DataError(

@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from archsearch.datasets.base import DataSplits, image_size, split_validation
+from archsearch.datasets.base import TEST_STREAM, DataSplits, image_size, split_validation
 from archsearch.errors import ConfigError
 
 CLASSES = ("number", "stamp", "table", "text")
@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "channels": 1,
     "classes": ["number", "stamp"],
     "validation_split": 0.2,
+    "test_samples": 32,
     "seed": 0,
 }
 
@@ -53,14 +54,18 @@ def load(cfg: Mapping[str, Any]) -> DataSplits:
     if n < 2:
         raise ConfigError("data.num_samples", f"must be at least 2 (training and validation), got {n}")
     seed = int(options["seed"])
+    n_test = int(options["test_samples"])
+    if n_test < 0:
+        raise ConfigError("data.test_samples", f"must be 0 or more, got {n_test}")
     x, y = make_pages(n, (h, w), classes=classes, channels=channels, seed=seed)
+    x_test, y_test = make_pages(n_test, (h, w), classes=classes, channels=channels, seed=[seed, TEST_STREAM])
     x_train, y_train, x_val, y_val = split_validation(x, y, float(options["validation_split"]), seed)
     return DataSplits("documents", "segmentation", x_train, y_train, x_val, y_val,
-                      num_classes=len(classes), class_names=list(classes))
+                      num_classes=len(classes), class_names=list(classes), x_test=x_test, y_test=y_test)
 
 
 def make_pages(n: int, size: tuple[int, int] = (128, 128), classes=("number", "stamp"), channels: int = 1,
-               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+               seed: int | list[int] = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` pages ``(n, h, w, channels)`` in 0..1 and their masks ``(n, h, w, len(classes))`` of 0/1."""
     classes = _classes(classes)
     h, w = size

@@ -15,6 +15,9 @@ Expected layout (file stems match; any of .png .jpg .jpeg .bmp .tif .tiff)::
 Images are resized to ``image_size`` with INTER_AREA, masks with
 INTER_NEAREST (so class ids never blend).  ``include_background: true`` adds
 a background channel first, for softmax models.
+
+A test set in ``<path>/test/`` (the same layout: ``test/images``, ``test/masks``) is
+read as the test split; without it ``test_split`` holds pages out (default 0).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from archsearch.datasets.base import DataSplits, image_size, split_validation
+from archsearch.datasets.base import DataSplits, image_size, split_test, split_validation
 from archsearch.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -37,8 +40,10 @@ DEFAULTS: dict[str, Any] = {
     "output_classes": None,
     "include_background": False,
     "validation_split": 0.2,
+    "test_split": 0.0,
     "seed": 0,
 }
+TEST_FOLDER = "test"
 LAYOUT = (
     "expected <path>/images/<name>.png with masks either as <path>/masks/<name>.png "
     "(class ids 0 = background, 1..K) or as <path>/masks/<class>/<name>.png (binary, one folder per class)"
@@ -46,13 +51,32 @@ LAYOUT = (
 
 
 def load(cfg: Mapping[str, Any]) -> DataSplits:
-    """Read, resize and split the folder named by ``data.path``."""
+    """Read, resize and split the folder named by ``data.path`` (and its ``test/`` folder, if any)."""
     options = {**DEFAULTS, **{k: v for k, v in dict(cfg).items() if v is not None}}
     root = _root(options.get("path"))
-    h, w = image_size(options["image_size"])
+    size = image_size(options["image_size"])
     channels = int(options["channels"])
     if channels not in (1, 3):
         raise ConfigError("data.channels", f"must be 1 or 3, got {channels}")
+    names, x, y = _read_folder(root, options, size, channels)
+    seed = int(options["seed"])
+    test_root = root / TEST_FOLDER
+    if (test_root / "images").is_dir():
+        test_names, x_test, y_test = _read_folder(test_root, options, size, channels)
+        if test_names != names:
+            raise DataError(f"data.path: the classes of {test_root} ({', '.join(test_names)}) differ from those of "
+                            f"{root} ({', '.join(names)}); give the test masks the same classes")
+    else:
+        x, y, x_test, y_test = split_test(x, y, options["test_split"], seed)
+    x_train, y_train, x_val, y_val = split_validation(x, y, float(options["validation_split"]), seed)
+    return DataSplits("folder", "segmentation", x_train, y_train, x_val, y_val,
+                      num_classes=len(names), class_names=names, x_test=x_test, y_test=y_test)
+
+
+def _read_folder(root: Path, options: Mapping[str, Any], size: tuple[int, int],
+                 channels: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Class names, images and masks of one folder with ``images/`` and ``masks/``."""
+    h, w = size
     images = _files(root / "images")
     if not images:
         raise DataError(f"data.path: no images found in {root / 'images'} ({LAYOUT})")
@@ -72,10 +96,7 @@ def load(cfg: Mapping[str, Any]) -> DataSplits:
         background = 1.0 - y.max(axis=-1, keepdims=True)
         y = np.concatenate([background, y], axis=-1)
         names = ["background", *names]
-    x_train, y_train, x_val, y_val = split_validation(x, y, float(options["validation_split"]),
-                                                      int(options["seed"]))
-    return DataSplits("folder", "segmentation", x_train, y_train, x_val, y_val,
-                      num_classes=len(names), class_names=names)
+    return names, x, y
 
 
 def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

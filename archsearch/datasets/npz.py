@@ -1,5 +1,10 @@
 """Your own arrays from a NumPy ``.npz`` file (``np.savez(path, x=..., y=...)``).
 
+Optional ``x_val``/``y_val`` are the validation set and ``x_test``/``y_test`` the test set
+(else ``validation_split`` and ``test_split`` hold samples out).  The keras.datasets layout
+(``x_train``, ``y_train``, ``x_test``, ``y_test``, as in keras' own ``mnist.npz``) is read
+as such when the file has no ``x`` and ``data.x_key`` keeps its default.
+
 The task is read from the targets: 1-D integer labels mean classification,
 masks with the images' height and width mean segmentation (class-id masks
 follow the folder loader: 0 = background, 1..K one channel each).  Integer images
@@ -18,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from archsearch.datasets.base import DataSplits, split_validation
+from archsearch.datasets.base import DataSplits, split_test, split_validation
 from archsearch.datasets.checks import check_finite
 from archsearch.errors import ConfigError, DataError
 
@@ -27,6 +32,9 @@ from archsearch.errors import ConfigError, DataError
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 NPY_MAGIC = b"\x93NUMPY"
 SAVEZ = "write it with numpy.savez(path, x=..., y=...)"
+DEFAULT_KEYS = {"x": "x", "y": "y", "x_val": "x_val", "y_val": "y_val", "x_test": "x_test", "y_test": "y_test"}
+# keras.datasets' own files (mnist.npz) name the training arrays so.
+KERAS_LAYOUT = {"x": "x_train", "y": "y_train"}
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
@@ -131,25 +139,42 @@ def _masks(ys: list[np.ndarray], include_background: bool) -> tuple[list[str], l
     return names, [eye[y] for y in ids]
 
 
+def _keys(cfg: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """Array names by role: ``data.<role>_key`` overrides, else the defaults (or the keras.datasets layout)."""
+    keys = {role: str(cfg.get(f"{role}_key") or name) for role, name in DEFAULT_KEYS.items()}
+    untouched = all(keys[r] == DEFAULT_KEYS[r] for r in KERAS_LAYOUT)
+    if untouched and not any(keys[r] in arrays for r in KERAS_LAYOUT) and all(k in arrays for k in KERAS_LAYOUT.values()):
+        keys.update(KERAS_LAYOUT)
+    return keys
+
+
+def _optional_pair(keys: Mapping[str, str], arrays: Mapping[str, np.ndarray], x: str, y: str, path: Path,
+                   fallback: str) -> bool:
+    present = [keys[r] in arrays for r in (x, y)]
+    if any(present) and not all(present):
+        raise DataError(f"data: {path} has only one of '{keys[x]}'/'{keys[y]}' (arrays found: "
+                        f"{', '.join(arrays)}); store both or neither (then {fallback} is used)")
+    return all(present)
+
+
 def load(cfg: Mapping[str, Any]) -> DataSplits:
-    """Arrays from ``cfg["path"]`` with keys ``x_key``/``y_key`` (and optional ``x_val``/``y_val``)."""
+    """Arrays from ``cfg["path"]``: ``x``/``y`` (or ``x_train``/``y_train``), optional ``x_val``/``y_val``
+    and ``x_test``/``y_test``."""
     raw_path = cfg.get("path")
     if raw_path in (None, "", "???"):
         raise ConfigError("data.path", "is not set", "e.g. data=npz data.path=data/my_arrays.npz")
     path = Path(str(raw_path)).expanduser()
     arrays = _read(path)
-    keys = {"x": str(cfg.get("x_key") or "x"), "y": str(cfg.get("y_key") or "y"),
-            "x_val": str(cfg.get("x_val_key") or "x_val"), "y_val": str(cfg.get("y_val_key") or "y_val")}
+    keys = _keys(cfg, arrays)
     found = ", ".join(arrays) or "none"
     for role in ("x", "y"):
         if keys[role] not in arrays:
             raise DataError(f"data.{role}_key: {path} has no array '{keys[role]}' (arrays found: {found}); "
                             f"set data.{role}_key= to one of them")
-    has_val = [keys[r] in arrays for r in ("x_val", "y_val")]
-    if any(has_val) and not all(has_val):
-        raise DataError(f"data: {path} has only one of '{keys['x_val']}'/'{keys['y_val']}' (arrays found: "
-                        f"{found}); store both or neither (then data.validation_split is used)")
-    pairs = [("x", "y")] + ([("x_val", "y_val")] if all(has_val) else [])
+    has_val = _optional_pair(keys, arrays, "x_val", "y_val", path, "data.validation_split")
+    has_test = _optional_pair(keys, arrays, "x_test", "y_test", path, "data.test_split")
+    pairs = ([("x", "y")] + ([("x_val", "y_val")] if has_val else [])
+             + ([("x_test", "y_test")] if has_test else []))
     for xr, yr in pairs:
         x, y = arrays[keys[xr]], arrays[keys[yr]]
         if x.ndim == 0 or len(x) == 0:
@@ -165,9 +190,10 @@ def load(cfg: Mapping[str, Any]) -> DataSplits:
     xs = [_scale_images(arrays[keys[xr]], keys[xr]) for xr, _ in pairs]
     ys = [arrays[keys[yr]] for _, yr in pairs]
     task = _task(xs[0], ys[0])
-    if len(xs) > 1 and (xs[1].shape[1:] != xs[0].shape[1:] or _task(xs[1], ys[1]) != task):
-        raise DataError(f"data: '{keys['x_val']}'/'{keys['y_val']}' do not have the shapes of "
-                        f"'{keys['x']}'/'{keys['y']}' ({xs[1].shape} vs {xs[0].shape})")
+    for (xr, yr), x, y in list(zip(pairs, xs, ys))[1:]:
+        if x.shape[1:] != xs[0].shape[1:] or _task(x, y) != task:
+            raise DataError(f"data: '{keys[xr]}'/'{keys[yr]}' do not have the shapes of "
+                            f"'{keys['x']}'/'{keys['y']}' ({x.shape} vs {xs[0].shape})")
     if task == "classification":
         ys = [_labels(y, keys[yr]) for y, (_, yr) in zip(ys, pairs)]
         names = [str(i) for i in range(max(2, max(int(y.max()) for y in ys) + 1))]
@@ -175,8 +201,15 @@ def load(cfg: Mapping[str, Any]) -> DataSplits:
         names, ys = _masks(ys, bool(cfg.get("include_background", False)))
 
     seed = int(cfg.get("seed") or 0)
-    if len(xs) > 1:
-        x_train, y_train, x_val, y_val = xs[0], ys[0], xs[1], ys[1]
+    split = dict(zip((xr for xr, _ in pairs), zip(xs, ys)))
+    x_train, y_train = split["x"]
+    if "x_test" in split:
+        x_test, y_test = split["x_test"]
     else:
-        x_train, y_train, x_val, y_val = split_validation(xs[0], ys[0], float(cfg.get("validation_split", 0.2)), seed)
-    return DataSplits(name, task, x_train, y_train, x_val, y_val, len(names), names)
+        x_train, y_train, x_test, y_test = split_test(x_train, y_train, cfg.get("test_split", 0.0), seed)
+    if "x_val" in split:
+        x_val, y_val = split["x_val"]
+    else:
+        x_train, y_train, x_val, y_val = split_validation(x_train, y_train, float(cfg.get("validation_split", 0.2)),
+                                                          seed)
+    return DataSplits(name, task, x_train, y_train, x_val, y_val, len(names), names, x_test, y_test)

@@ -10,13 +10,13 @@ images, so searches and tests are reproducible without downloads.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 
-from archsearch.datasets.base import DataSplits, split_validation
+from archsearch.datasets.base import TEST_STREAM, DataSplits, split_validation
 from archsearch.errors import ConfigError
 
 SHAPES = ("circle", "rectangle", "triangle", "cross", "ellipse", "star")
@@ -68,8 +68,11 @@ def _draw(img: np.ndarray, kind: str, cx: float, cy: float, r: float, angle: flo
 
 
 def generate(num_samples: int = 1200, image_size: int = 28, num_classes: int = 4,
-             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)``: float32 images ``(n, size, size, 1)`` in 0..1 and balanced int class ids."""
+             seed: int | Sequence[int] = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)``: float32 images ``(n, size, size, 1)`` in 0..1 and balanced int class ids.
+
+    ``seed`` may be a sequence: ``[seed, TEST_STREAM]`` draws the test images from a stream of their own.
+    """
     rng = np.random.default_rng(seed)
     size = int(image_size)
     y = rng.permutation(np.arange(num_samples) % num_classes).astype(np.int64)
@@ -109,7 +112,9 @@ def load(cfg: Mapping[str, Any]) -> DataSplits:
     image_size = _int(cfg, "image_size", 28, MIN_IMAGE_SIZE)
     num_samples = _int(cfg, "num_samples", 1200, 2 * num_classes)
     seed = _int(cfg, "seed", 0, 0)
+    test_samples = _int(cfg, "test_samples", 400, 0)
     x, y = generate(num_samples, image_size, num_classes, seed)
+    x_test, y_test = generate(test_samples, image_size, num_classes, [seed, TEST_STREAM])
     x_train, y_train, x_val, y_val = split_validation(x, y, float(cfg.get("validation_split", 0.2)), seed)
     return DataSplits("shapes", "classification", x_train, y_train, x_val, y_val, num_classes,
-                      list(SHAPES[:num_classes]))
+                      list(SHAPES[:num_classes]), x_test, y_test)

@@ -1,0 +1,121 @@
+"""Exports that load anywhere: every family's ``best/model.keras`` in a fresh process, SavedModel, README."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import yaml
+
+FAMILIES = {
+    "mlp": ["data.num_samples=80", "trainer.epochs=1", "tuner.max_trials=1"],
+    "cnn": ["model=cnn", "data.num_samples=80", "data.image_size=16", "trainer.epochs=1", "tuner.max_trials=1"],
+    "unet": ["model=unet", "data.num_samples=12", "data.test_samples=2", "data.image_size=32", "trainer.epochs=1",
+             "tuner.max_trials=1", "model.space.start_neurons.max=8", "model.space.net_depth.max=3",
+             "model.space.activation.values=[mish]"],
+}
+
+
+def reload_in_fresh_process(path, cwd) -> list[str]:
+    """Load ``path`` with plain ``keras.saving.load_model`` in a process that imports only keras and
+    archsearch; returns the shape of its prediction for one zero sample ("1x32x32x2") and the loss's class name."""
+    code = textwrap.dedent(f"""
+        import keras, archsearch, numpy
+        model = keras.saving.load_model({str(path)!r})
+        x = numpy.zeros((1, *model.input_shape[1:]), "float32")
+        print("x".join(map(str, model.predict(x, verbose=0).shape)), type(model.loss).__name__)
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.split()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_familys_export_loads_in_a_fresh_process(cli, tmp_path, family):
+    run_dir = tmp_path / "run"
+    result = cli(FAMILIES[family], run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    shape, *loss = reload_in_fresh_process(run_dir / "best" / "model.keras", tmp_path)
+    assert shape.startswith("1x")
+    if family == "unet":
+        assert loss == ["BCEDice"]  # the custom loss, layer (mish) and metrics: what failed before
+    readme = (run_dir / "best" / "README.md").read_text()
+    hparams = yaml.safe_load((run_dir / "best" / "hparams.yaml").read_text())
+    assert f"tuner `random`, data `{'documents' if family == 'unet' else 'shapes'}`" in readme
+    assert f"= {hparams['score']:.6g}" in readme
+    assert "keras.saving.load_model" in readme and f"mode=retrain from_run={run_dir}" in readme
+    for name in hparams["values"]:
+        assert f"`{name}`" in readme
+
+
+@pytest.mark.slow
+def test_savedmodel_export_reloads_with_tensorflow(cli, tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    run_dir = tmp_path / "run"
+    result = cli([*FAMILIES["mlp"], "export.format=savedmodel"], run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from archsearch.export import load_model
+
+    keras_model = load_model(run_dir / "best" / "model.keras")
+    x = np.random.default_rng(0).random((3, *keras_model.input_shape[1:])).astype("float32")
+    loaded = tf.saved_model.load(str(run_dir / "best" / "saved_model"))  # kept: serve() uses its variables
+    served = loaded.serve(tf.constant(x))
+    np.testing.assert_allclose(np.asarray(served), keras_model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert "best/saved_model/" in (run_dir / "best" / "README.md").read_text()
+    assert not [p for p in (run_dir / "best").iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+@pytest.mark.slow
+def test_onnx_export_runs_in_onnxruntime(cli, tmp_path):
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    run_dir = tmp_path / "run"
+    result = cli([*FAMILIES["cnn"], "export.format=onnx"], run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from archsearch.export import load_model
+
+    keras_model = load_model(run_dir / "best" / "model.keras")
+    x = np.random.default_rng(0).random((3, *keras_model.input_shape[1:])).astype("float32")
+    session = ort.InferenceSession(str(run_dir / "best" / "model.onnx"))
+    (served,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(served, keras_model.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+def test_export_formats_are_checked_before_the_search(cli, tmp_path):
+    result = cli(["export.format=tflite"], tmp_path / "run")
+    assert result.returncode == 2
+    assert "export.format: unknown format 'tflite'" in result.stderr and "savedmodel" in result.stderr
+    assert not (tmp_path / "run" / "trials.db").exists()
+
+
+def test_onnx_export_needs_its_converter():
+    from archsearch.errors import ConfigError
+    from archsearch.serving import check_export_format
+
+    import importlib.util
+
+    if importlib.util.find_spec("tf2onnx") is not None and importlib.util.find_spec("onnx") is not None:
+        assert check_export_format("onnx") == "onnx"
+    else:
+        with pytest.raises(ConfigError, match=r"export.format: onnx needs the .*pip install \"\.\[onnx\]\""):
+            check_export_format("onnx")
+    assert check_export_format(None) == "keras" and check_export_format("SavedModel") == "savedmodel"
+
+
+def test_keras_objects_register_when_keras_is_imported_after_archsearch(tmp_path):
+    code = ("import archsearch, keras; "
+            "print(keras.saving.get_registered_object('archsearch>BCEDice') is not None, "
+            "keras.saving.get_registered_object('archsearch>Mish') is not None)")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True", "True"]

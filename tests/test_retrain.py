@@ -1,0 +1,163 @@
+"""mode=retrain: the winner and the family's baseline, retrained over seeds and scored on the test split."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+
+import numpy as np
+import pytest
+
+from archsearch.objective import Objective
+from archsearch.retrain import ranked_trials, trial_candidate
+from archsearch.trial import Trial
+
+SEARCH = ["data.num_samples=160", "data.test_samples=40", "trainer.epochs=2", "tuner.max_trials=2"]
+LINE = re.compile(r"test accuracy: baseline \d\.\d{3} ± \d\.\d{3} -> tuned \d\.\d{3} ± \d\.\d{3} "
+                  r"\([+-]\d\.\d{3}, 2 seeds\)")
+
+
+def _stored_trials(run_dir):
+    db = sqlite3.connect(run_dir / "trials.db")
+    rows = db.execute("SELECT id, value, metrics FROM trials WHERE status = 'completed'").fetchall()
+    db.close()
+    return {i: (value, json.loads(metrics)) for i, value, metrics in rows}
+
+
+@pytest.mark.slow
+def test_retrain_compares_tuned_and_baseline_and_reproduces_a_trial(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    result = cli(SEARCH, run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stored = _stored_trials(run_dir)
+    best_id = max(stored, key=lambda i: (stored[i][0], -i))
+
+    result = cli(["mode=retrain", f"from_run={run_dir}", "retrain.repeats=2"], run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert LINE.search(result.stdout), result.stdout[-2000:]
+    assert "fixed number of epochs" in result.stdout  # train + validation: no early stopping, said
+    comparison = json.loads((run_dir / "retrain" / "comparison.json").read_text())
+    assert comparison["metric"] == "accuracy" and comparison["repeats"] == 2 and comparison["seeds"] == [0, 1]
+    assert comparison["data"] == {"train": 128, "validation": 32, "test": 40}
+    baseline, (tuned,) = comparison["baseline"], comparison["tuned"]
+    assert baseline["values"] == {"num_layers": 1, "units_1": 512, "dropout": 0.2, "optimizer": "adam",
+                                  "learning_rate": 0.001}  # conf/model/mlp.yaml's baseline
+    assert tuned["trial"] == best_id and tuned["search_score"] == pytest.approx(stored[best_id][0])
+    for entry in (baseline, tuned):
+        assert len(entry["test_scores"]) == 2 and all(0.0 <= s <= 1.0 for s in entry["test_scores"])
+        assert entry["mean"] == pytest.approx(np.mean(entry["test_scores"]))
+        assert entry["std"] == pytest.approx(np.std(entry["test_scores"], ddof=1))
+        assert entry["epochs"] == 2
+    differences = [t - b for t, b in zip(tuned["test_scores"], baseline["test_scores"])]
+    assert tuned["difference"]["per_seed"] == pytest.approx(differences)
+    from archsearch.export import load_model
+
+    assert load_model(run_dir / "retrain" / "model.keras").count_params() > 0
+
+    # top_k: the two best trials, each with its own model
+    result = cli(["mode=retrain", f"from_run={run_dir}", "top_k=2", "retrain.repeats=1"], run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    comparison = json.loads((run_dir / "retrain" / "comparison.json").read_text())
+    assert [t["trial"] for t in comparison["tuned"]] == sorted(stored, key=lambda i: (-stored[i][0], i))
+    for trial_id in stored:
+        assert (run_dir / "retrain" / f"trial_{trial_id:04d}" / "model.keras").is_file()
+
+    # a trial's exact values, seed and epochs on the training data reproduce its stored score
+    other = min(stored, key=lambda i: (stored[i][0], i))
+    result = cli(["mode=retrain", f"from_run={run_dir}", f"trial={other}", "retrain.repeats=1",
+                  "retrain.use_validation=false"], run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (tuned,) = json.loads((run_dir / "retrain" / "comparison.json").read_text())["tuned"]
+    value, metrics = stored[other]
+    assert tuned["trial"] == other and tuned["validation_scores"] == [pytest.approx(value, abs=1e-6)]
+    assert tuned["validation_metrics"][0]["val_loss"] == pytest.approx(metrics["val_loss"], rel=1e-5)
+
+    result = cli(["mode=retrain", f"from_run={run_dir}", "trial=7"], run_dir)
+    assert result.returncode == 2 and "trial: 7 is not a completed trial" in result.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["mode=retrain"], "from_run: is not set"),
+    (["mode=retrain", "from_run=/nonexistent/run"], "from_run: /nonexistent/run does not exist"),
+    (["mode=again"], "mode: unknown mode 'again'"),
+    (["from_run=outputs/x"], "from_run: is only read by mode=retrain"),
+])
+def test_retrain_settings_are_checked(cli, tmp_path, args, expected):
+    result = cli(args, tmp_path / "run")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert expected in result.stderr
+    assert not (tmp_path / "run" / "trials.db").exists()
+
+
+def test_retrain_refuses_settings_it_would_not_apply(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    result = cli(["mode=retrain", f"from_run={run_dir}", "data.num_samples=50"], run_dir)
+    assert result.returncode == 2
+    assert "data.num_samples: mode=retrain uses the settings stored with the run" in result.stderr
+
+
+def test_budgeted_trials_retrain_for_the_epochs_they_trained():
+    trials = [Trial(0, {"u": 1}, budget=3, status="completed", value=0.5),
+              Trial(1, {"u": 2}, budget=9, status="completed", value=0.7),
+              Trial(2, {"u": 3}, status="failed")]
+    best, second = ranked_trials(trials, Objective.create("val_accuracy"))
+    assert (best.id, second.id) == (1, 0)
+    assert trial_candidate(best, None, 5).epochs == 9  # hyperband: its budget
+    assert trial_candidate(best, 4, 5).epochs == 4  # retrain.epochs wins
+    assert trial_candidate(Trial(3, {}, status="completed", value=0.1), None, 5).epochs == 5  # trainer.epochs
+    assert [t.id for t in ranked_trials(trials, Objective.create("val_loss"))] == [0, 1]
+
+
+def test_python_api_retrain(tmp_path):
+    keras = pytest.importorskip("keras")
+    import archsearch
+
+    def build(hp):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(hp.Int("units", 2, 8, step=2, default=4),
+                                                                        activation="relu"),
+                                  keras.layers.Dense(2, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    tuner = archsearch.RandomSearch(build, objective="val_accuracy", max_trials=2, seed=0, directory=tmp_path,
+                                    project_name="p", echo=lambda line: None)
+    tuner.search(x[:60], y[:60], validation_split=0.25, epochs=1)
+    comparison = tuner.retrain(x[:60], y[:60], x_test=x[60:], y_test=y[60:], repeats=2, baseline={"units": 2})
+    assert comparison["baseline"]["values"] == {"units": 2}
+    assert len(comparison["baseline"]["test_scores"]) == 2 and len(comparison["tuned"][0]["test_scores"]) == 2
+    assert (tmp_path / "p" / "retrain" / "comparison.json").is_file()
+    assert (tmp_path / "p" / "retrain" / "model.keras").is_file()
+
+
+def test_values_files_read_as_exported_or_plain(tmp_path):
+    from archsearch.errors import ConfigError
+    from archsearch.retrain import baseline_candidate, read_values
+
+    exported = tmp_path / "hparams.yaml"
+    exported.write_text("trial: 3\nscore: 0.5\nepochs: 4\nvalues: {units: 8, learning_rate: 0.01}\n")
+    values, record = read_values(exported, "hparams")
+    assert values == {"units": 8, "learning_rate": 0.01} and record["epochs"] == 4
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("units: 2\n")
+    candidate, note = baseline_candidate({"units": 512}, plain, epochs=3, trial_id=1)
+    assert candidate.values == {"units": 2} and str(plain) in note
+    candidate, note = baseline_candidate({"units": 512}, None, epochs=3, trial_id=1)
+    assert candidate.values == {"units": 512} and "model.baseline" in note
+    assert baseline_candidate(None, None, 3, 1)[0].values == {}
+    from archsearch.hyperparameters import HyperParameters
+    from archsearch.retrain import Candidate, check_names
+
+    space = HyperParameters.from_config({"units": {"type": "int", "min": 2, "max": 8}})
+    check_names(candidate, space, "model.baseline")
+    with pytest.raises(ConfigError, match=r"baseline: 'unit' is not in the search space \(units\)"):
+        check_names(Candidate("baseline", {"unit": 3}, 1), space, "baseline")
+    with pytest.raises(ConfigError, match="baseline: .*missing.yaml does not exist"):
+        baseline_candidate(None, tmp_path / "missing.yaml", 3, 1)
+    (tmp_path / "empty.yaml").write_text("")
+    with pytest.raises(ConfigError, match="hparams: .* holds no hyperparameter values"):
+        read_values(tmp_path / "empty.yaml", "hparams")
