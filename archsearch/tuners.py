@@ -207,9 +207,15 @@ class Tuner:
             # given space otherwise grows while trials build, as a define-by-run builder declares).
             oracle.update_space(discover_space(self.hypermodel, oracle.hyperparameters.copy(),
                                                keras_model=self.builds_keras_models))
+        from_oracle = oracle.max_consecutive_failed_trials
+        if (max_consecutive_failed_trials is not None and from_oracle is not None
+                and int(max_consecutive_failed_trials) != int(from_oracle)):
+            raise ConfigError("max_consecutive_failed_trials",
+                              f"is {max_consecutive_failed_trials} for the tuner but {from_oracle} for its oracle",
+                              "set it in one place (the tuner's or the oracle's argument)")
         self.max_consecutive_failed_trials = int(
             max_consecutive_failed_trials if max_consecutive_failed_trials is not None
-            else oracle.max_consecutive_failed_trials if oracle.max_consecutive_failed_trials is not None else 3)
+            else from_oracle if from_oracle is not None else 3)
         self.oracle = oracle
         try:
             self._pristine_oracle: Oracle | None = copy.deepcopy(oracle)  # what reload() replays the store into

@@ -124,3 +124,12 @@ def test_keras_tuner_status_names_and_create_objective():
     assert TrialStatus.COMPLETED == "completed" and TrialStatus.INVALID == "failed"
     assert create_objective("val_accuracy") == kt.Objective("val_accuracy", "max")
     assert create_objective(["loss", "val_loss"]).name == "multi_objective"
+
+
+def test_max_consecutive_failed_trials_set_twice_differently_is_refused(tmp_path):
+    from kt_helpers import build_mlp
+
+    oracle = kt.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=2, max_consecutive_failed_trials=5)
+    with pytest.raises(kt.ConfigError, match="max_consecutive_failed_trials: is 3 for the tuner but 5"):
+        kt.Tuner(build_mlp, oracle=oracle, max_consecutive_failed_trials=3, directory=tmp_path / "a")
+    assert kt.Tuner(build_mlp, oracle=oracle, directory=tmp_path / "b").max_consecutive_failed_trials == 5
