@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -72,6 +71,7 @@ def _task(cfg) -> None:
     echo = echo_to_console_and_log()
     folder: object = "<run folder>"
     try:
+        _quiet_backend(cfg)
         folder = run_folder(cfg)
         if check_mode(cfg) == "retrain":
             run_retrain(cfg, echo=echo)
@@ -94,6 +94,19 @@ def _task(cfg) -> None:
             print(f"archsearch: interrupted; finished trials are kept (continue with resume={folder})",
                   file=sys.stderr, flush=True)
         _exit_interrupted()
+
+
+def _quiet_backend(cfg) -> None:
+    """TensorFlow's start-up notices stay off the console unless asked for (``verbose_backend=true``,
+    or the user's own ``TF_CPP_MIN_LOG_LEVEL``); worker processes inherit the choice."""
+    from archsearch.backend_logs import QUIET_ENV, start_backend_quietly, wants_quiet_start
+    from archsearch.config import boolean
+
+    if wants_quiet_start(boolean(cfg.get("verbose_backend", False), "verbose_backend")):
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # and TensorFlow's later info lines
+        os.environ[QUIET_ENV] = "1"
+    if os.environ.get(QUIET_ENV) == "1":
+        start_backend_quietly()
 
 
 def main() -> None:

@@ -172,6 +172,7 @@ def _run_locked(cfg: DictConfig, echo: Callable[[str], None]) -> Path | None:
          f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test held out, "
          f"input {splits.input_shape}) "
          f"objective={tuner.objective} -> {tuner.project_dir}")
+    _add_progress_display(cfg, tuner, echo)
     best = None
     try:
         tuner.run_search(data)
@@ -191,6 +192,17 @@ def _run_locked(cfg: DictConfig, echo: Callable[[str], None]) -> Path | None:
                 # and keep the first, which names the file that did not fit.
                 log.warning("could not export the results: %s", exc)
     return best
+
+
+def _add_progress_display(cfg: DictConfig, tuner, echo: Callable[[str], None]) -> None:
+    """The live display on a terminal (``progress=true``); the plain lines stay either way."""
+    from archsearch.progress import SearchProgress, live_display_wanted
+
+    show, note = live_display_wanted(bool(cfg.get("progress", True)), tuner.trainer.verbose, sys.stdout)
+    if note:
+        echo(note)
+    if show:
+        tuner.listeners.append(SearchProgress(tuner.trainer.epochs))
 
 
 def _summarise_and_export(cfg: DictConfig, tuner, splits, model_cfg: dict[str, Any],

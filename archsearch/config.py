@@ -143,7 +143,7 @@ def real_number(value: Any, field: str, minimum: float | None = None, allow_none
 TRUE_WORDS = ("true", "yes", "1", "on")
 FALSE_WORDS = ("false", "no", "0", "off")
 # Every boolean key of the config (tuner options annotated ``bool`` are checked with the tuner).
-BOOLEAN_KEYS = ("overwrite", "trainer.early_stopping.enabled", "data.augment", "data.include_background")
+BOOLEAN_KEYS = ("overwrite", "progress", "verbose_backend", "trainer.early_stopping.enabled", "data.augment", "data.include_background")
 
 
 def boolean(value: Any, field: str) -> bool:

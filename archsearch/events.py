@@ -48,6 +48,10 @@ class SearchEvents:
     def on_search_end(self, search: Search) -> None:
         """The search ended normally (not called when it is interrupted or fails)."""
 
+    def on_search_exit(self, search: Search, error: BaseException | None) -> None:
+        """Always the last event, however the search stopped: ``error`` is None when it ended normally,
+        else what stopped it (``KeyboardInterrupt`` for Ctrl-C).  Close displays and tracker runs here."""
+
 
 class EventFanout(SearchEvents):
     """Several listeners as one, called in the order given.
@@ -60,8 +64,11 @@ class EventFanout(SearchEvents):
 
     def _call(self, method: str, *args: Any) -> None:
         for listener in self.listeners:
+            call = getattr(listener, method, None)  # a listener written against fewer events lacks some
+            if call is None:
+                continue
             try:
-                getattr(listener, method)(*args)
+                call(*args)
             except Exception:  # noqa: BLE001 - a broken logger must not cost the search
                 log.exception("search listener %s failed in %s", type(listener).__name__, method)
 
@@ -88,6 +95,9 @@ class EventFanout(SearchEvents):
 
     def on_search_end(self, search):
         self._call("on_search_end", search)
+
+    def on_search_exit(self, search, error):
+        self._call("on_search_exit", search, error)
 
 
 class ConsoleEvents(SearchEvents):

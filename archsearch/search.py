@@ -64,6 +64,14 @@ class Search:
     # ------------------------------------------------------------ the loop
     def run(self) -> None:
         self.events.on_search_begin(self)
+        try:
+            self._run()
+        except BaseException as exc:
+            self.events.on_search_exit(self, exc)
+            raise
+        self.events.on_search_exit(self, None)
+
+    def _run(self) -> None:
         self.executor.start(self)
         try:
             while True:

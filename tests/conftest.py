@@ -15,8 +15,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def run_cli(args: list[str], run_dir: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run ``python -m archsearch`` as a user would, with its outputs in ``run_dir``."""
+    """Run ``python -m archsearch`` as a user would, with its outputs in ``run_dir``.
+
+    A variable given as None in ``env`` is removed (``{"TF_CPP_MIN_LOG_LEVEL": None}``: the CLI's own
+    quiet start, as on a user's machine)."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v is not None}
     return subprocess.run(
         [sys.executable, "-m", "archsearch", *args, f"hydra.run.dir={run_dir}"],
         cwd=REPO,

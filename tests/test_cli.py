@@ -32,9 +32,12 @@ def test_cfg_job_shows_the_resolved_config(cli, tmp_path):
 
 def test_a_real_search_records_trials_and_exports_the_best_model(cli, tmp_path):
     run_dir = tmp_path / "run"
-    result = cli(TINY, run_dir)
+    result = cli(TINY, run_dir, env={"TF_CPP_MIN_LOG_LEVEL": None})  # as a user runs it: no log level of theirs
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Trial ") >= 2
+    # A quiet start: none of TensorFlow's start-up notices, in the driver or its worker.
+    for notice in ("oneDNN", "cuInit", "absl::InitializeLog", "cuda drivers"):
+        assert notice not in result.stderr, result.stderr
     assert "Results summary" in result.stdout
 
     db = sqlite3.connect(run_dir / "trials.db")
@@ -83,6 +86,8 @@ def test_retraining_the_exported_architecture(cli, tmp_path):
         (["+model.space.units_1.min=600"], "units_1"),
         (["objective=val_f1"], "val_f1"),
         (["trainer.optimizer=adamax_bogus"], "optimizer"),
+        (["verbose_backend=maybe"], "verbose_backend"),
+        (["progress=sometimes"], "progress"),
         (["data=npz", "data.path=/nonexistent/file.npz"], "/nonexistent/file.npz"),
         (["model=custom", "model.builder=no_such_module:build"], "no_such_module"),
     ],

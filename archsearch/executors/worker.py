@@ -34,7 +34,12 @@ def worker_main(conn, runner_bytes: bytes, settings: WorkerSettings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(settings.env)
     _die_with_parent(settings.parent_pid)
-    _limit_threads(settings.threads)
+    if os.environ.get("ARCHSEARCH_QUIET_BACKEND") == "1":  # backend_logs.QUIET_ENV: the CLI's choice
+        from archsearch.backend_logs import start_backend_quietly
+
+        start_backend_quietly(lambda: _limit_threads(settings.threads))
+    else:
+        _limit_threads(settings.threads)
     try:
         runner = pickle.loads(runner_bytes)
     except BaseException:  # noqa: BLE001 - tell the driver why this worker cannot work

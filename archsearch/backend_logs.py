@@ -1,0 +1,88 @@
+"""A quiet start: TensorFlow's C++ start-up notices kept off the console.
+
+TensorFlow writes its notices (oneDNN, "could not find cuda drivers", a ``cuInit`` error on every
+CPU machine, each twice) from C++ before absl's logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` cannot
+hide them.  The CLI therefore imports TensorFlow, and asks it for its devices once, with the
+process's stderr file descriptor pointed at a temporary file, then puts back every line that is not
+one of those notices.  Worker processes do the same (the driver's choice travels in
+:data:`QUIET_ENV`).  A user who wants the notices says ``verbose_backend=true``, or sets
+``TF_CPP_MIN_LOG_LEVEL`` themselves: then nothing is filtered.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+QUIET_ENV = "ARCHSEARCH_QUIET_BACKEND"  # "1": filter the notices (the CLI's default), also in workers
+
+# absl's preamble, its info and warning lines (I1201 / W0000 ...), the follow-on line of the CPU
+# feature notice, and the cuInit error a machine without a GPU always shows.
+_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] .*"
+    r"|E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ cuda_(platform|executor|diagnostics)\.cc:\d+\] .*"
+    r"|To enable the following instructions: .*in other operations, rebuild TensorFlow with the appropriate"
+    r" compiler flags\.)$"
+)
+
+
+def is_backend_notice(line: str) -> bool:
+    """Whether a stderr line is one of TensorFlow's start-up notices (never a real problem)."""
+    return bool(_NOISE.match(line.rstrip("\n")))
+
+
+def wants_quiet_start(verbose_backend: bool, environ: dict[str, str] | None = None) -> bool:
+    """The CLI filters the notices unless asked not to, by config or by the user's own log level."""
+    env = os.environ if environ is None else environ
+    return not verbose_backend and "TF_CPP_MIN_LOG_LEVEL" not in env
+
+
+def start_backend_quietly(setup: Callable[[], None] | None = None) -> None:
+    """Import Keras' TensorFlow backend with its start-up notices filtered (no-op for jax/torch).
+
+    ``setup`` runs first, inside the filter (a worker sets its thread pools, which imports
+    TensorFlow).  Once TensorFlow is imported the notices are past: then only ``setup`` runs.
+    """
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or "tensorflow" in sys.modules:
+        if setup is not None:
+            setup()
+        return
+    with stderr_filtered(is_backend_notice):
+        if setup is not None:
+            setup()
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # the cuInit notice comes from the first device query
+        except ImportError:
+            pass  # Keras reports a missing backend itself, unfiltered
+
+
+@contextmanager
+def stderr_filtered(drop: Callable[[str], bool]) -> Iterator[None]:
+    """Capture file descriptor 2 (C++ and Python alike) in the block; replay the lines ``drop`` keeps."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all (a daemon): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        sys.stderr.flush()
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True)
+                    if not drop(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()

@@ -1,0 +1,73 @@
+"""The quiet start: which stderr lines are TensorFlow's start-up notices, and the filter that drops them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from archsearch.backend_logs import is_backend_notice, stderr_filtered, wants_quiet_start
+from tests.conftest import REPO
+
+# Seen on a CPU machine with TensorFlow 2.20 (each twice, before absl's logging is set up).
+NOTICES = [
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "I0000 00:00:1796148114.672450   11034 port.cc:153] oneDNN custom operations are on. You may see slightly "
+    "different numerical results due to floating-point round-off errors from different computation orders.",
+    "I0000 00:00:1796148114.673096   11034 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU "
+    "will not be used.",
+    "E0000 00:00:1796148120.526379   11034 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+    "Failed call to cuInit: UNKNOWN ERROR (303)",
+    "W1201 10:00:01.123456   42 some_op.cc:12] a warning",
+]
+KEPT = [
+    "Traceback (most recent call last):",
+    "E0000 00:00:1796148120.526379   11034 op_kernel.cc:1818] OP_REQUIRES failed: out of memory",
+    "archsearch: error: trainer.epochs: 0 is not allowed",
+    "UserWarning: something the user must see",
+]
+
+
+@pytest.mark.parametrize("line", NOTICES)
+def test_start_up_notices_are_recognised(line):
+    assert is_backend_notice(line + "\n")
+
+
+@pytest.mark.parametrize("line", KEPT)
+def test_real_problems_are_never_dropped(line):
+    assert not is_backend_notice(line)
+
+
+def test_the_user_decides_by_config_or_by_their_own_log_level():
+    assert wants_quiet_start(False, {})
+    assert not wants_quiet_start(True, {})
+    assert not wants_quiet_start(False, {"TF_CPP_MIN_LOG_LEVEL": "0"})
+
+
+def test_the_filter_works_on_the_file_descriptor_and_keeps_order():
+    # C++ writes to fd 2 directly, so the filter must act there: run it in a child with its own stderr.
+    code = (
+        "import os, sys\n"
+        "from archsearch.backend_logs import stderr_filtered, is_backend_notice\n"
+        "with stderr_filtered(is_backend_notice):\n"
+        f"    os.write(2, {(NOTICES[1] + chr(10)).encode()!r})\n"
+        "    os.write(2, b'first kept\\n')\n"
+        "    sys.stderr.write('second kept\\n')\n"
+        f"    os.write(2, {(NOTICES[3] + chr(10)).encode()!r})\n"
+        "os.write(2, b'after\\n')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "first kept\nsecond kept\nafter\n"
+
+
+def test_the_filter_puts_stderr_back_when_the_block_raises(capfd):
+    with pytest.raises(RuntimeError):
+        with stderr_filtered(lambda line: False):
+            os.write(2, b"kept despite the error\n")
+            raise RuntimeError("boom")
+    os.write(2, b"back to normal\n")
+    assert capfd.readouterr().err == "kept despite the error\nback to normal\n"
