@@ -57,7 +57,8 @@ def random_store(folder: Path, n: int = 40, seed: int = 0) -> Path:
 
 
 def hyperband_store(folder: Path) -> Path:
-    """Two brackets of a Hyperband run (budgets 1 -> 3 -> 9), with promotions, a pruned and an interrupted trial."""
+    """Two brackets of a Hyperband run (budgets 1 -> 3 -> 9), with promotions, a pruned, an interrupted and a
+    failed trial, and a conditional parameter."""
     store = TrialStore(folder / "trials.db")
     _meta(store, "hyperband", "val_loss", "min")
     rng = np.random.default_rng(1)
@@ -83,8 +84,9 @@ def hyperband_store(folder: Path) -> Path:
 
     for bracket, first in ((2, 1), (1, 3)):
         starters = [add({"learning_rate": float(10 ** rng.uniform(-4, -1)), "noise": float(rng.uniform()),
-                         "activation": "relu", "num_layers": 1}, first, None,
-                        {"iteration": 0, "bracket": bracket, "round": 0, "parent": None}) for _ in range(3)]
+                         "activation": "relu", "num_layers": 1 + k % 2, **({"units_2": 64 * (k + 1)} if k % 2 else {})},
+                        first, None, {"iteration": 0, "bracket": bracket, "round": 0, "parent": None})
+                    for k in range(3)]
         promoted = add(store.trial(starters[0]).hparams, first * 3, starters[0],
                        {"iteration": 0, "bracket": bracket, "round": 1, "parent": starters[0]})
         if bracket == 2:
@@ -92,5 +94,10 @@ def hyperband_store(folder: Path) -> Path:
                 {"iteration": 0, "bracket": bracket, "round": 2, "parent": promoted}, status=PRUNED)
     add({"learning_rate": 1e-3, "noise": 0.5, "activation": "elu", "num_layers": 1}, 9, None,
         {"iteration": 0, "bracket": 0, "round": 0, "parent": None}, status=INTERRUPTED)
+    failed = Trial(next_id, {"learning_rate": 1e-2, "noise": 0.1, "activation": "elu", "num_layers": 1}, budget=9,
+                   info={"iteration": 0, "bracket": 0, "round": 0, "parent": None})
+    store.create_trial(failed)
+    failed.status, failed.error, failed.failure_kind = FAILED, "ResourceExhaustedError: OOM <GPU:0>", "oom"
+    store.finish_trial(failed)
     store.close()
     return folder

@@ -96,7 +96,7 @@ def test_report_of_a_hyperband_search_shows_budgets_promotions_and_pruned_trials
     text = report.write_report(folder, tmp_path / "elsewhere" / "page.html").read_text()
     assert "data-plot='budgets'" in text
     assert '"name":"promoted"' in text and '"name":"pruned"' in text  # their own legend entries in the curves
-    assert "status-pruned" in text
+    assert "status-pruned" in text and "status-failed" in text and "OOM &lt;GPU:0&gt;" in text
     assert (tmp_path / "elsewhere" / "plots" / "budgets.png").is_file()
     assert not (folder / "report.html").exists()
 
@@ -177,9 +177,8 @@ def test_command_line_writes_the_report_and_refuses_a_folder_without_a_store(tmp
 
 # ------------------------------------------------------------------ in a real browser
 @pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)")
-@pytest.mark.parametrize("store", [random_store, hyperband_store])
-def test_the_plots_render_in_headless_chromium(tmp_path, store):
-    folder = store(tmp_path / "run")
+def test_the_plots_render_in_headless_chromium(tmp_path):
+    folder = hyperband_store(tmp_path / "run")  # every kind of plot and trial, small (a browser start is ~10 s)
     page = report.write_report(folder, png=False)
     # After the page drew, click the trials table's value column twice (descending) and note the order.
     probe = ("<script>window.addEventListener('load', function () {"
@@ -197,7 +196,7 @@ def test_the_plots_render_in_headless_chromium(tmp_path, store):
     assert "</html>" in dom, result.stderr[-2000:]
     plots = re.findall(r'<div class="plot" data-plot="([^"]+)">(.*?)(?=<div class="plot" data-plot=|<h2>|</body>)',
                        dom, re.S)
-    assert len(plots) >= 5
+    assert {"history", "curves", "budgets", "importance", "parallel", "param-0"} <= {key for key, _ in plots}
     for key, content in plots:
         assert "main-svg" in content, f"plot {key} did not render"
     assert re.search(r'<div id="report-errors" class="errors" hidden="">\s*</div>', dom)  # no script error
