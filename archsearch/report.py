@@ -19,6 +19,7 @@ import datetime as _dt
 import html
 import json
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -270,9 +271,17 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 
 
 def write_report_safely(folder: str | Path, echo=print) -> Path | None:
-    """The end of a search: write the report, but never let a report problem cost the search's results."""
+    """The end of a search: write the report, but never let a report problem cost the search's results.
+
+    ``ARCHSEARCH_REPORT=html`` leaves out the PNGs (about 3 s of matplotlib) and ``off`` the whole
+    report (about 1 s more), for test suites that run many tiny searches; any other value, or none,
+    writes both.
+    """
+    mode = os.environ.get("ARCHSEARCH_REPORT", "on").strip().lower()
+    if mode in ("off", "0", "false", "no"):
+        return None
     try:
-        path = write_report(folder)
+        path = write_report(folder, png=mode != "html")
     except Exception as exc:  # noqa: BLE001 - the report is a convenience; the store and best/ are the record
         log.warning("could not write report.html: %s", exc)
         return None

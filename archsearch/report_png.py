@@ -37,7 +37,7 @@ def save_pngs(run: RunRecord, importances: list[Importance], folder: Path) -> li
             continue
         path = folder / f"{name}.png"
         with atomic_path(path, expected_size=200_000) as tmp:
-            fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
+            fig.savefig(tmp, dpi=120, format="png")  # no bbox "tight": it draws the figure twice
         plt.close(fig)
         written.append(path)
     return written
@@ -74,6 +74,7 @@ def _parameters(plt, run: RunRecord, _):
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.12 / rows, top=1 - 0.1 / rows, wspace=0.3, hspace=0.45)
     for ax, name in zip(axes.flat, names):
         pairs = [(t["hparams"].get(name, ABSENT), t["value"]) for t in scored]
         present = [(v, y) for v, y in pairs if v is not ABSENT]
@@ -94,7 +95,6 @@ def _parameters(plt, run: RunRecord, _):
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
     fig.supylabel(run.objective)
-    fig.tight_layout()
     return fig
 
 
@@ -102,7 +102,9 @@ def _importance(plt, run: RunRecord, importances: list[Importance]):
     if not importances:
         return None
     ordered = importances[::-1]
-    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.35 * len(ordered)))
+    height = 1.2 + 0.35 * len(ordered)
+    fig, ax = plt.subplots(figsize=(6.4, height))
+    fig.subplots_adjust(left=0.25, right=0.97, bottom=0.6 / height, top=1 - 0.35 / height)
     ax.barh([i.name + (" *" if i.conditional else "") for i in ordered], [i.value for i in ordered],
             xerr=[i.std for i in ordered], color=_COLOURS["completed"], capsize=3)
     ax.set(xlim=(0, 1), title="Hyperparameter importance")

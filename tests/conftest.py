@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run_cli(args: list[str], run_dir: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``python -m archsearch`` as a user would, with its outputs in ``run_dir``."""
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    # No report.html at the end of each tiny search (~4 s each); tests of the report set ARCHSEARCH_REPORT=on.
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "ARCHSEARCH_REPORT": "off", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "archsearch", *args, f"hydra.run.dir={run_dir}"],
         cwd=REPO,

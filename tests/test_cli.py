@@ -32,7 +32,7 @@ def test_cfg_job_shows_the_resolved_config(cli, tmp_path):
 
 def test_a_real_search_records_trials_and_exports_the_best_model(cli, tmp_path):
     run_dir = tmp_path / "run"
-    result = cli(TINY, run_dir)
+    result = cli(TINY, run_dir, env={"ARCHSEARCH_REPORT": "on"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Trial ") >= 2
     assert "Results summary" in result.stdout

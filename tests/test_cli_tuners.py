@@ -296,7 +296,7 @@ def test_unet_hyperband_exports_the_model_and_the_predictions_picture(cli, tmp_p
     import cv2
 
     run_dir = tmp_path / "run"
-    result = cli(TINY_UNET, run_dir)
+    result = cli(TINY_UNET, run_dir, env={"ARCHSEARCH_REPORT": "html"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "objective=val_f1 (max)" in result.stdout  # model=unet picks data=documents and val_f1 by itself
     assert "data=documents" in result.stdout

@@ -205,3 +205,19 @@ def test_the_plots_render_in_headless_chromium(tmp_path):
     values = {t["id"]: t["value"] for t in run.trials}
     scored = [i for i in order if values[i] is not None]
     assert scored == sorted(scored, key=lambda i: -values[i]) and order[:len(scored)] == scored  # blanks last
+
+
+def test_the_end_of_a_search_never_fails_because_of_the_report(tmp_path, monkeypatch, caplog):
+    folder = random_store(tmp_path / "run", n=6)
+    monkeypatch.setenv("ARCHSEARCH_REPORT", "off")
+    assert report.write_report_safely(folder, echo=lambda line: None) is None
+    assert not (folder / "report.html").exists()
+    monkeypatch.setenv("ARCHSEARCH_REPORT", "html")
+    lines = []
+    assert report.write_report_safely(folder, echo=lines.append) == folder / "report.html"
+    assert lines == [f"Report: {folder / 'report.html'}"] and not (folder / "plots").exists()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "trials.db").write_bytes(b"not a database" * 100)
+    assert report.write_report_safely(broken, echo=lines.append) is None
+    assert "could not write report.html" in caplog.text
