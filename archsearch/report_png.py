@@ -28,13 +28,13 @@ def save_pngs(run: RunRecord, importances: list[Importance], folder: Path) -> li
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, draw in (("history", _history), ("parameters", _parameters), ("importance", _importance),
                        ("learning_curves", _curves), ("budgets", _budgets)):
         fig = draw(plt, run, importances)
         if fig is None:
             continue
+        folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.png"
         with atomic_path(path, expected_size=200_000) as tmp:
             fig.savefig(tmp, dpi=120, format="png")  # no bbox "tight": it draws the figure twice
