@@ -70,6 +70,17 @@ class RunRecord:
                       if finite(e.get(self.objective))}
         return sorted(points.items())
 
+    def joined_curve(self, trial: dict[str, Any]) -> list[tuple[int, float]]:
+        """:meth:`curve`, starting from the parent's point at the epoch a promoted trial continued from."""
+        points = self.curve(trial)
+        parent = next((t for t in self.trials if t["id"] == trial.get("parent")), None)
+        if points and parent is not None:
+            joint = int(trial.get("initial_budget") or 0)
+            start = dict(self.curve(parent))
+            if joint in start and points[0][0] > joint:
+                points = [(joint, start[joint]), *points]
+        return points
+
     def final_results(self) -> list[dict[str, Any]]:
         """One scored trial per configuration: a promoted trial's last (highest-budget) descendant.
 

@@ -109,20 +109,13 @@ def importance(run: RunRecord, importances: list[Importance]) -> go.Figure | Non
 
 def learning_curves(run: RunRecord) -> go.Figure | None:
     """The objective per epoch of every trial; pruned ones end with an x, promoted ones continue in their child."""
-    by_id = {t["id"]: t for t in run.trials}
     promoted, best = run.parents(), run.best()
     groups: dict[str, tuple[list, list, list]] = {}
     ends: dict[str, tuple[list, list, list]] = {}
     for t in run.trials:
-        points = run.curve(t)
+        points = run.joined_curve(t)
         if not points:
             continue
-        parent = by_id.get(t.get("parent"))
-        if parent is not None:
-            start = dict(run.curve(parent))
-            joint = int(t.get("initial_budget") or 0)
-            if joint in start and points[0][0] > joint:
-                points = [(joint, start[joint]), *points]
         group = "best" if best is not None and t["id"] == best["id"] else \
             "promoted" if t["id"] in promoted else t["status"]
         xs, ys, text = groups.setdefault(group, ([], [], []))
