@@ -221,3 +221,23 @@ def test_the_end_of_a_search_never_fails_because_of_the_report(tmp_path, monkeyp
     (broken / "trials.db").write_bytes(b"not a database" * 100)
     assert report.write_report_safely(broken, echo=lines.append) is None
     assert "could not write report.html" in caplog.text
+
+
+def test_a_store_that_cannot_be_opened_in_place_is_read_from_a_private_copy(tmp_path, monkeypatch):
+    import sqlite3
+
+    from archsearch import report_data
+
+    folder = random_store(tmp_path / "run", n=6)
+    real, calls = report_data._read, []
+
+    def first_fails(run_folder, path):
+        calls.append(path)
+        if len(calls) == 1:  # as for a read-only copy of a killed search: a -wal file and no -shm
+            raise sqlite3.OperationalError("unable to open database file")
+        return real(run_folder, path)
+
+    monkeypatch.setattr(report_data, "_read", first_fails)
+    run = report_data.read_run(folder)
+    assert len(run.trials) == 6 and run.folder == folder
+    assert calls[0] == folder / "trials.db" and calls[1] != calls[0]
