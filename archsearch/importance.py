@@ -1,7 +1,8 @@
 """Hyperparameter importance by PED-ANOVA, in NumPy alone.
 
 PED-ANOVA (Watanabe, Bansal and Hutter, "PED-ANOVA: Efficiently Quantifying Hyperparameter
-Importance in Arbitrary Subspaces", IJCAI 2023; Optuna's default importance evaluator since 5.0)
+Importance in Arbitrary Subspaces", IJCAI 2023; Optuna's ``PedAnovaImportanceEvaluator``, the one Optuna
+Dashboard uses, where Optuna's own default is fANOVA on a random forest, slow past 1000 trials)
 asks, for each parameter on its own, how differently its values are spread among the best trials
 than among all trials.  With ``p`` the distribution of a parameter's values over all completed
 trials and ``q`` over the best ``top_quantile`` of them, its importance is the Pearson divergence
@@ -20,7 +21,7 @@ categories are counted.  The kernel's width is that of all trials for both distr
 random subset of a noise parameter looks like the whole at the same resolution.
 
 Conditional parameters (absent from the trials whose parent value switched them off) are not
-dropped, as Optuna's intersection space would drop them, nor filled in: *absent* is one more
+dropped, as Optuna drops every parameter some completed trial lacks, nor filled in: *absent* is one more
 value of the parameter, so every parameter is measured on the same trials, and a conditional
 parameter scores both for whether it is on among the best trials and for its values when it is.
 (Its parent's importance then appears twice, once in the parent and once in the child's
@@ -28,8 +29,9 @@ absent/present share; read the child's score with its parent's.)
 
 Robustness: with few trials the top quantile holds few trials and the divergence is noisy.  Each
 importance comes with the standard deviation of ``bootstrap`` resamples of the trials, so a bar
-shorter than its error bar says "cannot tell yet"; below :data:`MIN_TRIALS` completed trials
-nothing is computed.
+shorter than its error bar says "cannot tell yet".  At least 2 trials form the top (Optuna's advice is
+5 or more above the baseline, so 50 trials at the 10% quantile); below :data:`MIN_TRIALS` completed
+trials nothing is computed.
 """
 
 from __future__ import annotations
@@ -71,8 +73,8 @@ def ped_anova(hparams: Sequence[Mapping[str, Any]], values: Sequence[float], dir
         return []
     trials = [hparams[i] for i in keep]
     scores = np.array([values[i] for i in keep], dtype=float) * (1.0 if direction == "max" else -1.0)
-    names = [n for n in _ordered_names(trials)]
-    columns = {n: _encode(n, [t.get(n, ABSENT) for t in trials], (space or {}).get(n) or {}) for n in names}
+    names = _ordered_names(trials)
+    columns = {n: _encode([t.get(n, ABSENT) for t in trials], (space or {}).get(n) or {}) for n in names}
     columns = {n: c for n, c in columns.items() if len(np.unique(c[0])) > 1}  # a fixed value explains nothing
     if not columns:
         return []
@@ -95,7 +97,7 @@ def _ordered_names(trials: Sequence[Mapping[str, Any]]) -> list[str]:
     return names
 
 
-def _encode(name: str, column: list[Any], spec: Mapping[str, Any]) -> tuple[np.ndarray, int | None]:
+def _encode(column: list[Any], spec: Mapping[str, Any]) -> tuple[np.ndarray, int | None]:
     """A parameter as (codes, number of categories) for counted values, or (positions in [0, 1], None).
 
     Absent values are category 0 of counted parameters, and -1 (a separate bin) of smoothed ones.

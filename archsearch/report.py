@@ -85,7 +85,7 @@ def render(run: RunRecord, importances: list[Importance]) -> str:
                            ("Score against budget", "budgets")):
             if figures.get(key):
                 parts.append(f"<h2>{title}</h2>{figures[key]}")
-    parts.append(_importance_section(importances, figures))
+    parts.append(_importance_section(importances, figures, len(run.final_results())))
     if figures is not None:
         if figures.get("parallel"):
             parts.append(f"<h2>Parallel coordinates</h2>{figures['parallel']}")
@@ -146,7 +146,7 @@ def _best_section(run: RunRecord) -> str:
     return text
 
 
-def _importance_section(importances: list[Importance], figures: dict[str, Any] | None) -> str:
+def _importance_section(importances: list[Importance], figures: dict[str, Any] | None, trials_used: int) -> str:
     head = "<h2>Hyperparameter importance</h2>"
     if not importances:
         return head + (f"<p>Needs at least {MIN_TRIALS} completed trials whose parameters vary.</p>")
@@ -162,6 +162,9 @@ def _importance_section(importances: list[Importance], figures: dict[str, Any] |
                  f"{i.std:.3f}</td><td>{'yes' if i.conditional else ''}</td></tr>" for i in importances)
              + "</tbody></table>")
     plot = (figures or {}).get("importance") or ""
+    if trials_used < 50:
+        about += (f"<p class='note'>From {trials_used} trials: fewer than 5 are in the top 10%, so read these "
+                  "with their error bars.</p>")
     return head + about + plot + table
 
 
