@@ -20,6 +20,7 @@ import html
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -304,7 +305,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {folder} holds no search (no trials.db); give the run folder of a search, "
               "e.g. outputs/<date>/<time>", file=sys.stderr)
         return 2
-    path = write_report(folder, args.output, png=not args.no_png)
+    try:
+        path = write_report(folder, args.output, png=not args.no_png)
+    except sqlite3.DatabaseError as exc:
+        print(f"error: cannot read {folder / 'trials.db'} ({exc}); is it a search's store?", file=sys.stderr)
+        return 2
     print(f"Report: {path}")
     try:
         import plotly  # noqa: F401

@@ -221,6 +221,7 @@ def test_the_end_of_a_search_never_fails_because_of_the_report(tmp_path, monkeyp
     (broken / "trials.db").write_bytes(b"not a database" * 100)
     assert report.write_report_safely(broken, echo=lines.append) is None
     assert "could not write report.html" in caplog.text
+    assert report.main([str(broken)]) == 2  # the command: one line, no traceback
 
 
 def test_a_store_that_cannot_be_opened_in_place_is_read_from_a_private_copy(tmp_path, monkeypatch):
