@@ -184,8 +184,9 @@ def _trials_section(run: RunRecord) -> str:
         cells += [t["hparams"].get(n) for n in names] + [t["metrics"].get(m) for m in metrics]
         tds = "".join(f"<td data-v='{_e(_sort_key(v))}'>{_e(_fmt(v))}</td>" for v in cells)
         error = t.get("error")
-        tds += (f"<td class='error'><details><summary>{_e(error.splitlines()[0][:80] if error.strip() else 'error')}"
-                f"</summary><pre>{_e(error)}</pre></details></td>" if error else "<td></td>")
+        first = (error.strip().splitlines() or ["error"])[0][:80] if error else ""
+        tds += (f"<td class='error' data-v='{_e(first)}'><details><summary>{_e(first)}</summary>"
+                f"<pre>{_e(error)}</pre></details></td>" if error else "<td data-v=''></td>")
         body.append(f"<tr class='status-{_e(t['status'])}'>{tds}</tr>")
     return ("<h2>Trials</h2><p class='note'>Click a column to sort.</p><div class='scroll'>"
             f"<table id='trials' class='sortable'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody>"
@@ -261,7 +262,7 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
       th.dataset.order = asc ? 'asc' : 'desc';
       var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
       rows.sort(function (a, b) {
-        var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
+        var x = a.cells[col].dataset.v || '', y = b.cells[col].dataset.v || '';
         if (x === '' || y === '') { return (x === '') - (y === ''); }
         var nx = parseFloat(x), ny = parseFloat(y);
         var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);

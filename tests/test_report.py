@@ -182,7 +182,9 @@ def test_the_plots_render_in_headless_chromium(tmp_path):
     page = report.write_report(folder, png=False)
     # After the page drew, click the trials table's value column twice (descending) and note the order.
     probe = ("<script>window.addEventListener('load', function () {"
-             "var th = document.querySelectorAll('#trials th')[2]; th.click(); th.click();"
+             "var heads = document.querySelectorAll('#trials th');"
+             "Array.prototype.forEach.call(heads, function (h) { h.click(); });"  # every column sorts
+             "var th = heads[2]; th.click(); th.click();"
              "document.body.dataset.sorted = Array.prototype.map.call("
              "document.querySelectorAll('#trials tbody tr'), function (r) { return r.cells[0].textContent; }).join(',');"
              "});</script></body>")
