@@ -207,7 +207,7 @@ def _add_progress_display(cfg: DictConfig, tuner, echo: Callable[[str], None]) -
 
 def _summarise_and_export(cfg: DictConfig, tuner, splits, model_cfg: dict[str, Any],
                           echo: Callable[[str], None]) -> Path | None:
-    """The results table, ``trials.csv`` and ``best/``: what the user keeps from a search."""
+    """The results table, ``trials.csv``, ``best/`` and ``report.html``: what the user keeps from a search."""
     from archsearch.export import export_best
     from archsearch.serving import check_export_format
 
@@ -221,6 +221,9 @@ def _summarise_and_export(cfg: DictConfig, tuner, splits, model_cfg: dict[str, A
                        export_format=check_export_format(C.to_dict(cfg.get("export")).get("format")))
     if best is not None:
         echo(f"Best model exported to {best}")
+    from archsearch.report import write_report_safely
+
+    write_report_safely(tuner.project_dir, echo, C.report_mode(cfg.get("report", True)))  # report.html and plots/, from trials.db (after best/: its picture)
     return best
 
 

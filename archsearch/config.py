@@ -173,6 +173,17 @@ def normalise_booleans(cfg: DictConfig) -> None:
             OmegaConf.update(cfg, key, boolean(value, key), merge=False)
 
 
+def report_mode(value: Any) -> str:
+    """The config's ``report``: true (``report.html`` and its PNGs), ``html`` (no PNGs) or false."""
+    if isinstance(value, str) and value.strip().lower() == "html":
+        return "html"
+    try:
+        return "full" if boolean(value, "report") else "off"
+    except ConfigError:
+        raise ConfigError("report", f"{value!r} is not allowed",
+                          "use true (report.html and plots/*.png), html (the page only) or false") from None
+
+
 def check_run_settings(cfg: Mapping[str, Any]) -> None:
     """Numbers in trainer.* and the top level: checked up front, so a typo never reaches trial 1."""
     trainer = cfg.get("trainer") or {}
@@ -193,6 +204,7 @@ def check_run_settings(cfg: Mapping[str, Any]) -> None:
     real_number(early.get("min_delta", 0.0), "trainer.early_stopping.min_delta", 0.0)
     whole_number(cfg.get("max_consecutive_failed_trials", 3), "max_consecutive_failed_trials", 1)
     whole_number(cfg.get("summary_trials", 10), "summary_trials", 0)
+    report_mode(cfg.get("report", True))
 
 
 def check_tuner_option_types(tuner_name: str, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 ``predictions.png`` shows a few validation samples of a segmentation search
 side by side: the input, the true masks and the predicted masks, one class
-colour each, so a user sees at a glance whether the model finds the objects.
+colour each, so a user sees at a glance whether the model finds the objects; a legend
+under the grid names the class of each colour.
 """
 
 from __future__ import annotations
@@ -40,8 +41,33 @@ def overlay(image: np.ndarray, masks: np.ndarray, alpha: float = 0.55) -> np.nda
     return canvas.astype(np.uint8)
 
 
+def legend(width: int, names: list[str]) -> np.ndarray:
+    """White rows of ``[colour] class name`` entries, as many per row as fit in ``width`` pixels."""
+    import cv2
+
+    entries = []
+    for c, name in enumerate(names):
+        (text_w, _), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+        entries.append((c, name, 22 + text_w + 12))
+    rows: list[list[tuple[int, str, int]]] = [[]]
+    for entry in entries:
+        if rows[-1] and sum(e[2] for e in rows[-1]) + entry[2] > width - 8:
+            rows.append([])
+        rows[-1].append(entry)
+    strip = np.full((22 * len(rows) + 4, width, 3), 255, dtype=np.uint8)
+    for r, row in enumerate(rows):
+        x, top = 4, 4 + 22 * r
+        for c, name, w in row:
+            colour = tuple(int(v) for v in _COLOURS[c % len(_COLOURS)])
+            cv2.rectangle(strip, (x, top + 2), (x + 14, top + 16), colour, thickness=-1)
+            cv2.putText(strip, name, (x + 20, top + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+            x += w
+    return strip
+
+
 def save_predictions(model, splits, path: str | Path, num_samples: int = 4, threshold: float = 0.5) -> Path:
-    """Write a grid: one row per validation sample, columns input | true masks | predicted masks."""
+    """Write a grid: one row per validation sample, columns input | true masks | predicted masks,
+    and the legend of the class colours (``splits.class_names``, else the channel numbers)."""
     import cv2
 
     n = min(num_samples, len(splits.x_val))
@@ -65,8 +91,10 @@ def save_predictions(model, splits, path: str | Path, num_samples: int = 4, thre
     width = grid.shape[1] // 3
     for j, title in enumerate(("input", "true masks", "predicted")):
         cv2.putText(header, title, (j * width + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    names = list(getattr(splits, "class_names", None) or [])
+    names += [str(c) for c in range(len(names), y.shape[-1])]
     path = Path(path)
-    picture = np.concatenate([header, grid], axis=0)
+    picture = np.concatenate([header, grid, legend(grid.shape[1], names[:y.shape[-1]])], axis=0)
     with atomic_path(Path(path), expected_size=picture.nbytes) as tmp:
         if not cv2.imwrite(str(tmp), picture):
             raise OSError(f"could not write {path}")

@@ -83,6 +83,9 @@ RESUMABLE_CHANGES = (
     "max_consecutive_failed_trials",
     "summary_trials",
     "export",
+    "progress",           # how the search is shown and reported: never what it measures
+    "verbose_backend",
+    "report",
     "model.baseline",     # read by mode=retrain only
     "data.test_samples",  # drawn from a stream of their own: training and validation stay the same
 )
@@ -90,7 +93,8 @@ IGNORED_ON_RESUME = ("resume", "overwrite")
 # Settings of mode=retrain, which never change a search: whatever the stored config says of them.
 RETRAIN_SETTINGS = ("mode", "from_run", "hparams", "trial", "top_k", "baseline", "retrain")
 # Keys added after searches were stored: a stored config without one had its default.
-ADDED_KEYS = {"data.test_split": 0.0, "export.format": "keras"}
+ADDED_KEYS = {"data.test_split": 0.0, "export.format": "keras", "progress": True, "verbose_backend": False,
+              "report": True}
 GROUPS = ("model", "tuner", "data", "trainer", "executor")
 MAX_LISTED_CHANGES = 8
 

@@ -32,7 +32,8 @@ def test_cfg_job_shows_the_resolved_config(cli, tmp_path):
 
 def test_a_real_search_records_trials_and_exports_the_best_model(cli, tmp_path):
     run_dir = tmp_path / "run"
-    result = cli(TINY, run_dir, env={"TF_CPP_MIN_LOG_LEVEL": None})  # as a user runs it: no log level of theirs
+    result = cli(TINY, run_dir, env={"TF_CPP_MIN_LOG_LEVEL": None,  # as a user runs it: no log level of theirs
+                                     "ARCHSEARCH_REPORT": "true"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Trial ") >= 2
     # A quiet start: none of TensorFlow's start-up notices, in the driver or its worker.
@@ -54,6 +55,8 @@ def test_a_real_search_records_trials_and_exports_the_best_model(cli, tmp_path):
     assert "num_layers" in hparams["values"]
     assert "Parameters:" in (best_dir / "summary.txt").read_text()
     assert (run_dir / "trials.csv").read_text().count("\n") == 3
+    assert "Report: " in result.stdout and "<table id='trials'" in (run_dir / "report.html").read_text()
+    assert (run_dir / "plots" / "history.png").stat().st_size > 1000
 
     from archsearch.export import load_model
 
@@ -88,6 +91,7 @@ def test_retraining_the_exported_architecture(cli, tmp_path):
         (["trainer.optimizer=adamax_bogus"], "optimizer"),
         (["verbose_backend=maybe"], "verbose_backend"),
         (["progress=sometimes"], "progress"),
+        (["report=pdf"], "report"),
         (["data=npz", "data.path=/nonexistent/file.npz"], "/nonexistent/file.npz"),
         (["model=custom", "model.builder=no_such_module:build"], "no_such_module"),
     ],

@@ -296,7 +296,7 @@ def test_unet_hyperband_exports_the_model_and_the_predictions_picture(cli, tmp_p
     import cv2
 
     run_dir = tmp_path / "run"
-    result = cli(TINY_UNET, run_dir)
+    result = cli(TINY_UNET, run_dir, env={"ARCHSEARCH_REPORT": "html"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "objective=val_f1 (max)" in result.stdout  # model=unet picks data=documents and val_f1 by itself
     assert "data=documents" in result.stdout
@@ -319,14 +319,15 @@ def test_unet_hyperband_exports_the_model_and_the_predictions_picture(cli, tmp_p
     assert picture is not None and picture.dtype == np.uint8 and picture.ndim == 3
     height, width, _ = picture.shape
     # 3 validation pages (16 * 0.2), one square row each, upscaled to at least 256 pixels wide,
-    # under a 24-pixel title line.
+    # under a 24-pixel title line and over the legend of the two class colours (one 26-pixel row).
     assert 256 <= width <= 1024
-    assert height - 24 == 3 * (width // 3)
+    assert height - 24 - 26 == 3 * (width // 3)
     assert picture.std() > 10  # not a blank image
+    assert "data:image/png;base64," in (run_dir / "report.html").read_text()  # the report shows the picture
     # Three columns of equal width: input | true masks | predicted; the masks are painted in colour,
     # the input is grey.
     third = width // 3
-    grid = picture[24:]
+    grid = picture[24:24 + 3 * (width // 3)]
     colour = [np.abs(grid[:, j * third:(j + 1) * third].astype(int) - grid[:, j * third:(j + 1) * third].mean(
         axis=-1, keepdims=True)).mean() for j in range(3)]
     assert colour[0] < 1.0 < colour[1]

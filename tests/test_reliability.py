@@ -254,7 +254,7 @@ SLOW = ["model=custom", "model.builder=slow_models:build", "data.num_samples=160
 @pytest.fixture
 def slow_env(tmp_path) -> dict[str, str]:
     (tmp_path / "slow_models.py").write_text(SLOW_MODELS)
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(tmp_path)}
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(tmp_path), "ARCHSEARCH_REPORT": "html"}
 
 
 def start_cli(args: list[str], log_dir: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -371,6 +371,7 @@ def test_ctrl_c_or_sigterm_stops_cleanly_and_resume_continues(tmp_path, slow_env
         assert archive.testzip() is None and {"config.json", "model.weights.h5"} <= set(archive.namelist())
     assert yaml.safe_load((run / "best" / "hparams.yaml").read_text())["trial"] == 0
     assert (run / "trials.csv").read_text().count("\n") == 3
+    assert "<tr class='status-interrupted'><td data-v='1.0'>1</td>" in (run / "report.html").read_text()
     if stop == signal.SIGTERM:
         return
 
