@@ -31,6 +31,8 @@ except ImportError:  # pragma: no cover - Windows
 # process (the CLI's set-up and its tuner both take it), and shared by its threads.
 _HELD: dict[str, list] = {}
 _GUARD = threading.Lock()
+# Releases asked for by garbage collection while _GUARD was taken (see release_when_collected).
+_PENDING: list[RunFolderLock] = []
 
 
 class RunFolderLock:
@@ -71,35 +73,67 @@ class RunFolderLock:
             _write_holder(handle)
             _HELD[key] = [handle, 1]
             self._held = True
+        _release_pending()
         return self
 
     def release(self) -> None:
         if not self._held:
             return
-        key = str(self.path.resolve())
         with _GUARD:
-            entry = _HELD.get(key)
-            self._held = False
-            if entry is None:
-                return
-            entry[1] -= 1
-            if entry[1] <= 0:
-                handle = entry[0]
-                del _HELD[key]
+            self._release_guarded()
+        _release_pending()
+
+    def release_when_collected(self) -> None:
+        """``release`` for a ``weakref.finalize`` of an object that holds this lock.
+
+        Garbage collection may run it on a thread that is inside :meth:`acquire` or :meth:`release`,
+        holding the guard: waiting for the guard there would deadlock that thread (it once hung a
+        test for good).  So it releases now if the guard is free, else leaves the release to the
+        next lock call.
+        """
+        if not self._held:
+            return
+        if _GUARD.acquire(blocking=False):
+            try:
+                self._release_guarded()
+            finally:
+                _GUARD.release()
+        else:
+            _PENDING.append(self)
+
+    def _release_guarded(self) -> None:
+        key = str(self.path.resolve())
+        entry = _HELD.get(key)
+        self._held = False
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            handle = entry[0]
+            del _HELD[key]
+            try:
+                if fcntl is not None:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            finally:
                 try:
-                    if fcntl is not None:
-                        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-                finally:
-                    try:
-                        handle.close()
-                    except OSError:  # its holder record could not be flushed (a full disk): no matter
-                        pass
+                    handle.close()
+                except OSError:  # its holder record could not be flushed (a full disk): no matter
+                    pass
 
     def __enter__(self) -> RunFolderLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _release_pending() -> None:
+    """The releases garbage collection left while the guard was taken (outside it: never nested)."""
+    while _PENDING:
+        lock = _PENDING.pop()
+        with _GUARD:
+            if lock._held:
+                lock._release_guarded()
 
 
 def holds_lock(folder: str | Path) -> bool:

@@ -153,7 +153,7 @@ class Tuner:
         self.project_dir = Path(directory or ".") / ("untitled_project" if project_name is None else project_name)
         # The folder is this process's for as long as the tuner lives: a second search is refused by name.
         self._lock = RunFolderLock(self.project_dir).acquire()
-        weakref.finalize(self, self._lock.release)
+        weakref.finalize(self, self._lock.release_when_collected)
         if overwrite:
             clear_folder(self.project_dir, keep=(LOCK_FILE, *HYDRA_OUTPUTS))
         self.trainer = trainer or TrainerSettings()
