@@ -83,6 +83,7 @@ RESUMABLE_CHANGES = (
     "max_consecutive_failed_trials",
     "summary_trials",
     "export",
+    "logger",             # what tracks the search (logger=[tensorboard,mlflow]), not what it measures
     "model.baseline",     # read by mode=retrain only
     "data.test_samples",  # drawn from a stream of their own: training and validation stay the same
 )
