@@ -14,15 +14,19 @@ works with any Keras backend (``pip install "archsearch[tensorboard]"``).  View 
 
 from __future__ import annotations
 
+import itertools
+import os
+import socket
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata as hp_metadata, plugin_data_pb2, summary_v2 as hp
 from tensorboard.plugins.scalar import metadata as scalar_metadata
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.summary.writer.record_writer import RecordWriter
 from tensorboard.util import tensor_util
 
 from archsearch.loggers.base import SCORE, Logger, is_number, trial_folder
@@ -42,7 +46,7 @@ class TensorBoardLogger(Logger):
         super().__init__(run_folder, config, options)
         self.root = self.run_folder / str(self.options.get("dir") or "tensorboard")
         self.search: Any = None
-        self._writers: dict[int, EventFileWriter] = {}
+        self._writers: dict[int, EventFile] = {}
         self._experiment_written = False
 
     # ------------------------------------------------------------ events
@@ -90,12 +94,12 @@ class TensorBoardLogger(Logger):
             self._close_writer(trial_id)
 
     # ------------------------------------------------------------ files
-    def _writer(self, trial_id: int) -> EventFileWriter:
+    def _writer(self, trial_id: int) -> EventFile:
         writer = self._writers.get(trial_id)
         if writer is None:
             folder = self.root / trial_folder(trial_id)
             folder.mkdir(parents=True, exist_ok=True)
-            writer = self._writers[trial_id] = EventFileWriter(str(folder))
+            writer = self._writers[trial_id] = EventFile(str(folder))
         return writer
 
     def _close_writer(self, trial_id: int) -> None:
@@ -113,11 +117,40 @@ class TensorBoardLogger(Logger):
                            description=f"The trial's {objective.name} at its best epoch: what the search ranks by")]
         infos += [hp.Metric(name) for name in names]
         params = [_hparam(name, p) for name, p in self.search.oracle.hyperparameters.space.items()]
-        writer = EventFileWriter(str(self.root))
+        writer = EventFile(str(self.root))
         writer.add_event(_event(hp.hparams_config_pb([p for p in params if p is not None], infos), 0))
         writer.close()
         self._experiment_written = True
         self.search.store.set_meta(EXPERIMENT_META, True)
+
+
+class EventFile:
+    """One event file, written synchronously with plain file I/O.
+
+    TensorBoard's own ``EventFileWriter`` goes through ``tf.io.gfile``, which imports all of
+    TensorFlow whenever it is installed (seconds, and memory, in a JAX search's driver); the
+    records and their checksums come from ``tensorboard`` itself, the file is a local one.
+    """
+
+    _numbers = itertools.count()
+
+    def __init__(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(self._numbers)}"
+        self.path = folder / name
+        self._records = RecordWriter(open(self.path, "wb"))
+        self.add_event(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
+        self.flush()
+
+    def add_event(self, event: event_pb2.Event) -> None:
+        self._records.write(event.SerializeToString())
+
+    def flush(self) -> None:
+        self._records.flush()
+
+    def close(self) -> None:
+        self._records.close()
 
 
 def _session_start(trial, spec) -> summary_pb2.Summary:
