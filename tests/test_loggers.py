@@ -213,6 +213,18 @@ def test_mlflow_one_parent_run_and_one_nested_run_per_trial_across_a_resume(tmp_
     assert parent.data.metrics["best_score"] == pytest.approx(best_value)
 
 
+def test_an_unreachable_tracking_store_is_said_once_and_the_search_goes_on(tmp_path, caplog):
+    pytest.importorskip("mlflow")
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    loggers = create_loggers({"mlflow": {"tracking_uri": (blocked / "mlruns").as_uri()}}, tmp_path, CONFIG)
+    search = run_search(tmp_path, [loggers])
+    loggers.close(None)
+    assert search.store.count("completed") == 3
+    assert [r.message for r in caplog.records if "failed in" in r.message] == \
+        ["search listener MLflowLogger failed in on_search_begin"]
+
+
 # ------------------------------------------------------------ the CLI
 @pytest.mark.slow
 def test_cli_with_tensorboard_and_mlflow(cli, tmp_path):

@@ -45,7 +45,8 @@ class MLflowLogger(Logger):
         self.experiment_name = str(self.options.get("experiment_name") or "archsearch")
         self.client: Any = None
         self.search: Any = None
-        self.parent_id: str | None = None
+        self.experiment_id: str | None = None
+        self.parent_id: str | None = None  # set once the parent run is ready: every other event needs it
         self._parent_done = False
         self._trial_runs: dict[int, str] = {}  # trial id -> its nested run
         self._open: set[int] = set()  # trials whose nested run is running
@@ -61,10 +62,10 @@ class MLflowLogger(Logger):
         experiment = self.client.get_experiment_by_name(self.experiment_name)
         experiment_id = experiment.experiment_id if experiment is not None else \
             self.client.create_experiment(self.experiment_name)
-        self.parent_id = self._stored_parent(search.store)
-        if self.parent_id is not None:
-            self.client.update_run(self.parent_id, status="RUNNING")
-            self._trial_runs = self._nested_runs(experiment_id)
+        parent_id = self._stored_parent(search.store)
+        if parent_id is not None:
+            self.client.update_run(parent_id, status="RUNNING")
+            self._trial_runs = self._nested_runs(experiment_id, parent_id)
         else:
             objective = search.oracle.objective
             run = self.client.create_run(experiment_id, run_name=self.run_folder.name, tags={
@@ -72,10 +73,13 @@ class MLflowLogger(Logger):
                 "archsearch.objective": f"{objective.name} ({objective.direction})",
                 "archsearch.tuner": search.oracle.name,
             })
-            self.parent_id = run.info.run_id
-            search.store.set_meta(PARENT_META, {"run_id": self.parent_id, "tracking_uri": self.tracking_uri})
-        self._log_params(self.parent_id, _flatten(self.config))
-        self._log_text(self.parent_id, yaml.safe_dump(self.config, sort_keys=False), "config.yaml")
+            parent_id = run.info.run_id
+            search.store.set_meta(PARENT_META, {"run_id": parent_id, "tracking_uri": self.tracking_uri})
+        self._log_params(parent_id, _flatten(self.config))
+        self.client.log_text(parent_id, yaml.safe_dump(self.config, sort_keys=False), "config.yaml")
+        # Only now: if the tracking store cannot be reached, the trials' events find no run and pass
+        # quietly (the failure above was logged once), instead of one traceback per epoch.
+        self.experiment_id, self.parent_id = experiment_id, parent_id
 
     def on_search_end(self, search) -> None:
         self._log_best()
@@ -103,15 +107,16 @@ class MLflowLogger(Logger):
 
     # ------------------------------------------------------------ trials
     def on_trial_begin(self, trial, spec, worker) -> None:
+        if self.parent_id is None:
+            return
         run_id = self._trial_runs.get(trial.id)
         tags = {"archsearch.status": "running", **({"archsearch.worker": worker} if worker else {})}
         if run_id is not None:  # a resumed or retried trial continues its own run
             self.client.update_run(run_id, status="RUNNING")
             self._set_tags(run_id, tags)
         else:
-            experiment_id = self.client.get_run(self.parent_id).info.experiment_id
             info = {"archsearch.budget": trial.budget, "archsearch.resume_from": trial.resume_from}
-            run = self.client.create_run(experiment_id, run_name=trial_folder(trial.id), tags={
+            run = self.client.create_run(self.experiment_id, run_name=trial_folder(trial.id), tags={
                 PARENT_TAG: self.parent_id, TRIAL_TAG: str(trial.id), **tags,
                 **{k: str(v) for k, v in info.items() if v is not None}})
             run_id = self._trial_runs[trial.id] = run.info.run_id
@@ -124,6 +129,8 @@ class MLflowLogger(Logger):
             self._log_metrics(run_id, metrics, int(epoch))
 
     def on_trial_end(self, trial, outcome) -> None:
+        if self.parent_id is None:
+            return
         run_id = self._trial_runs.get(trial.id)
         if run_id is None:  # ended without starting (a lost worker's last try): still one run per trial
             self.on_trial_begin(trial, None, None)
@@ -157,11 +164,11 @@ class MLflowLogger(Logger):
             return None
         return str(stored["run_id"])
 
-    def _nested_runs(self, experiment_id: str) -> dict[int, str]:
+    def _nested_runs(self, experiment_id: str, parent_id: str) -> dict[int, str]:
         runs: dict[int, str] = {}
         token = None
         while True:
-            page = self.client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_id}'",
+            page = self.client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'",
                                            max_results=1000, page_token=token)
             for run in page:
                 trial_id = run.data.tags.get(TRIAL_TAG)
@@ -219,8 +226,6 @@ class MLflowLogger(Logger):
         if given:
             self.client.log_batch(run_id, tags=given)
 
-    def _log_text(self, run_id: str, text: str, name: str) -> None:
-        self.client.log_text(run_id, text, name)
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
