@@ -133,6 +133,38 @@ def test_tensorboard_writes_scalars_and_one_hparams_session_per_trial(tmp_path):
     assert len(list(root.glob("events.out.tfevents.*"))) == 1  # written once, not again on resume
 
 
+NO_TENSORFLOW = """
+import sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras"):
+            raise ImportError("no " + name)
+sys.meta_path.insert(0, Refuse())
+from pathlib import Path
+from archsearch.loggers import create_loggers
+from search_doubles import run_search
+folder = Path(sys.argv[1])
+run_search(folder, [create_loggers({"tensorboard": {}}, folder)])
+print(sorted(p.name for p in (folder / "tensorboard").iterdir()))
+"""
+
+
+def test_tensorboard_logging_needs_neither_tensorflow_nor_keras(tmp_path):
+    """KERAS_BACKEND=jax machines may lack TensorFlow; the driver must not import it to write events."""
+    pytest.importorskip("tensorboard")
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    result = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, str(tmp_path)], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "trial_0002" in result.stdout
+
+
 def test_the_hparams_dashboard_lists_every_trial_with_its_status(tmp_path):
     """What TensorBoard's HParams table shows, asked through the plugin's own handler."""
     pytest.importorskip("tensorboard")

@@ -73,7 +73,7 @@ class TensorBoardLogger(Logger):
         writer.flush()  # so a running search can be watched epoch by epoch
 
     def on_trial_end(self, trial, outcome) -> None:
-        if not self._experiment_written:
+        if not self._experiment_written and trial.metrics:  # (a trial failed before its first epoch says nothing)
             self._write_experiment(trial.metrics)
         writer = self._writer(trial.id)
         step = max(outcome.epochs_done, 0)
