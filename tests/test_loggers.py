@@ -72,6 +72,13 @@ def test_logger_lists_compose_in_hydra():
         assert set(compose("config", overrides=["logger=[csv,tensorboard]"]).logger) == {"csv", "tensorboard"}
 
 
+def test_loggers_may_change_when_a_search_resumes():
+    from archsearch.resume import compare_for_resume
+
+    safe, refused = compare_for_resume(CONFIG, {**CONFIG, "logger": {"tensorboard": {"dir": "tensorboard"}}})
+    assert (safe, refused) == (["logger.tensorboard.dir: <unset> -> tensorboard"], [])
+
+
 # ------------------------------------------------------------ csv
 def test_epochs_csv_has_one_row_per_trial_and_epoch(tmp_path):
     run_search(tmp_path, [], fail=(1,))
