@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from archsearch import config as C
 from archsearch.errors import ConfigError, DiskFullError
+from archsearch.loggers.base import Loggers
 from archsearch.lock import RunFolderLock
 from archsearch.resume import continue_stored_search, plain_config
 
@@ -61,6 +62,7 @@ class ArraysFitData:
 def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     """Check the whole config and build the tuner and its data; no training happens here."""
     from archsearch.datasets import load_data
+    from archsearch.loggers import create_loggers
     from archsearch.oracles import available_oracles, create_oracle
     from archsearch.optimizers import check_optimizer_names
     from archsearch.runner import CompileSettings, TrainerSettings
@@ -128,6 +130,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     if space is None:
         space = discover_space(hypermodel)
     oracle = create_oracle(tuner_name, space, objective, **options)
+    loggers = create_loggers(cfg.get("logger"), folder, plain_config(cfg))  # a missing package: said before training
     tuner = Tuner(
         hypermodel,
         objective=objective,
@@ -145,6 +148,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         executor=executor_name,
         parallel_trials=slots,
         executor_options=executor_options,
+        listeners=[loggers] if loggers is not None else [],
     )
     tuner.store.set_meta("config", plain_config(cfg))  # a resumed search: its safe changes, from now on
     augment = None
@@ -174,6 +178,7 @@ def _run_locked(cfg: DictConfig, echo: Callable[[str], None]) -> Path | None:
          f"objective={tuner.objective} -> {tuner.project_dir}")
     _add_progress_display(cfg, tuner, echo)
     best = None
+    loggers = next((x for x in tuner.listeners if isinstance(x, Loggers)), None)
     try:
         tuner.run_search(data)
     finally:
@@ -191,6 +196,10 @@ def _run_locked(cfg: DictConfig, echo: Callable[[str], None]) -> Path | None:
                 # The search already stops with its own error (often this same full disk): say this one
                 # and keep the first, which names the file that did not fit.
                 log.warning("could not export the results: %s", exc)
+            finally:
+                if loggers is not None:  # the trackers get the exported results, then the end of the run
+                    loggers.on_results(best)
+                    loggers.close(stopping or sys.exc_info()[1])
     return best
 
 

@@ -11,7 +11,7 @@
   retrains exactly that architecture;
 * ``summary.txt``: layer summary and parameter count.
 
-``trials.csv`` next to ``best/`` lists every trial.
+``trials.csv`` next to ``best/`` lists every trial, ``epochs.csv`` every trial's epochs.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def export_best(
     extra_pictures: Callable[[Any, Path], None] | None = None,
     export_format: str = "keras",
 ) -> Path | None:
-    """Write ``best/`` and ``trials.csv``; returns the ``best`` folder, or None when no trial completed.
+    """Write ``best/``, ``trials.csv`` and ``epochs.csv``; returns ``best``, or None when no trial completed.
 
     ``export_format`` (checked by ``serving.check_export_format`` before the search) adds a
     SavedModel or ONNX export beside ``model.keras``.
@@ -50,6 +50,7 @@ def export_best(
     for folder in (out_dir, out_dir / "best"):
         remove_stale_temporaries(folder)
     tuner.store.export_csv(out_dir / "trials.csv")
+    tuner.store.export_epochs_csv(out_dir / "epochs.csv")
     trial, model = _best_exportable(tuner)
     if trial is None:
         log.warning("no trial completed: nothing to export")

@@ -86,6 +86,7 @@ RESUMABLE_CHANGES = (
     "progress",           # how the search is shown and reported: never what it measures
     "verbose_backend",
     "report",
+    "logger",             # what tracks the search (logger=[tensorboard,mlflow]), not what it measures
     "model.baseline",     # read by mode=retrain only
     "data.test_samples",  # drawn from a stream of their own: training and validation stay the same
 )

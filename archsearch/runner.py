@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -51,6 +52,26 @@ class _RetracingNoise(logging.Filter):
 
 logging.getLogger("tensorflow").addFilter(_RetracingNoise())
 
+
+
+TENSORBOARD_ROOT = "_archsearch_log_dir"  # the log_dir a user gave a TensorBoard callback, before per_trial_log_dir
+
+
+def per_trial_log_dir(callback: Any, trial_id: int, execution: int | None = None) -> None:
+    """A ``keras.callbacks.TensorBoard(log_dir)`` given to ``search()`` logs each trial apart, as in KerasTuner.
+
+    It writes into ``<log_dir>/trial_NNNN`` (the trial's name in ``trials/`` and ``logger=tensorboard``),
+    or ``<log_dir>/trial_NNNN/execution_K`` with ``executions_per_trial`` > 1, so TensorBoard shows
+    one run per trial instead of every trial's curves in one.  The given folder is kept on the
+    callback, so a copy that is placed again (a custom ``run_trial`` calling the default) is not nested.
+    """
+    if not (isinstance(callback, keras.callbacks.TensorBoard)
+            or (type(callback).__name__ == "TensorBoard" and hasattr(callback, "log_dir"))):
+        return
+    root = getattr(callback, TENSORBOARD_ROOT, None) or str(callback.log_dir)
+    setattr(callback, TENSORBOARD_ROOT, root)
+    parts = [root, f"trial_{int(trial_id):04d}", *([f"execution_{execution}"] if execution is not None else [])]
+    callback.log_dir = os.path.join(*parts)
 
 
 class Reporter(Protocol):
@@ -367,7 +388,8 @@ class Runner:
                 else:
                     fit_kwargs = data.fit_kwargs(hp.get("batch_size", self.trainer.batch_size), trial_id=trial.id,
                                                  initial_epoch=initial_epoch, epochs=epochs, execution=execution)
-                callbacks = [tracker, *self._user_callbacks(fit_kwargs.pop("callbacks", None), search_callbacks)]
+                callbacks = [tracker, *self._user_callbacks(fit_kwargs.pop("callbacks", None), search_callbacks,
+                                                            trial.id, execution if executions > 1 else None)]
                 if self.trial_callbacks is not None:
                     callbacks += list(self.trial_callbacks(trial))
                 if self.trainer.early_stopping:
@@ -440,7 +462,7 @@ class Runner:
         if initial_epoch:
             kwargs["initial_epoch"] = int(initial_epoch)
         if self.callbacks:  # search(callbacks=...) reach run_trial among its fit arguments, as in KerasTuner
-            kwargs["callbacks"] = self._user_callbacks(None)
+            kwargs["callbacks"] = self._user_callbacks(None, trial_id=trial.id)
         self._nested = {"reporter": reporter, "resume": resume_checkpoint, "initial_epoch": initial_epoch,
                         "history": history, "trained": []}
         outcome = TrialOutcome(status=COMPLETED, hparams=dict(hp.values))
@@ -501,15 +523,19 @@ class Runner:
         nested["trained"].append((outcome, histories))
         return histories
 
-    def _user_callbacks(self, extra, search_callbacks: bool = True) -> list:
+    def _user_callbacks(self, extra, search_callbacks: bool = True, trial_id: int | None = None,
+                        execution: int | None = None) -> list:
         # Deep copies, as KerasTuner does: a callback's state must not leak between trials.
         callbacks = (list(self.callbacks) if search_callbacks else []) + list(extra or [])
         copies = []
         for cb in callbacks:
             try:
-                copies.append(copy.deepcopy(cb))
+                cb = copy.deepcopy(cb)
             except Exception:
-                copies.append(cb)
+                pass
+            if trial_id is not None:
+                per_trial_log_dir(cb, trial_id, execution)
+            copies.append(cb)
         return copies
 
     def _early_stopping(self):

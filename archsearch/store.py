@@ -314,6 +314,21 @@ class TrialStore:
                 )
         return path
 
+    def export_epochs_csv(self, path: str | Path) -> Path:
+        """``epochs.csv``: one row per trial and epoch (1-based), every metric a column, for pandas users."""
+        rows = self._conn().execute("SELECT trial_id, epoch, metrics, recorded_at FROM epochs ORDER BY trial_id, epoch"
+                                    ).fetchall()
+        metrics = [json.loads(m) for _, _, m, _ in rows]
+        names = _ordered_union(metrics)
+        path = Path(path)
+        with atomic_path(path, expected_size=256 * (1 + len(rows)) * (1 + len(names)), run_folder=self.path.parent) \
+                as tmp, tmp.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["trial_id", "epoch", *names, "recorded_at"])
+            for (trial_id, epoch, _, recorded_at), values in zip(rows, metrics):
+                writer.writerow([trial_id, epoch, *(values.get(n, "") for n in names), recorded_at])
+        return path
+
     @staticmethod
     def _row_to_trial(description, row) -> Trial:
         r = dict(zip([d[0] for d in description], row))
