@@ -214,7 +214,8 @@ def test_cli_model_resnet(tmp_path):
     """One ResNet trial end to end on the built-in shapes (28x28 grayscale), narrowed for 2 cores."""
     result = run_cli(["model=resnet", "tuner.max_trials=1", "trainer.epochs=1", "executor=inline",
                       "model.params.base_filters=8", "data.num_samples=120", "data.test_samples=20",
-                      "model.space.version.values=[v1]", "model.space.conv3_depth.values=[2]",
+                      "model.space.version.values=[v1]", "model.space.version.default=v1",
+                      "model.space.conv3_depth.values=[2]",
                       "model.space.conv4_depth.values=[2]", "model.space.conv3_depth.default=2",
                       "model.space.conv4_depth.default=2"], tmp_path / "run")
     assert result.returncode == 0, result.stderr[-3000:]
