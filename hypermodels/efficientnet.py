@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from archsearch.applications.efficientnet import POOLINGS, VERSIONS
+from archsearch.config import whole_number
+from archsearch.errors import ConfigError
 from hypermodels.image_families import check_family, image_shape
 from hypermodels.mlp import value
 
@@ -22,6 +24,12 @@ ALLOWED = {"version": VERSIONS, "pooling": POOLINGS, "top_dropout_rate": None}
 def validate_config(space: Any, input_shape: tuple[int, ...], num_classes: int, params: dict) -> None:
     image_shape(input_shape, "efficientnet")
     check_family(space, params, "efficientnet", ALLOWED, extra_params=("weights", "image_size"))
+    whole_number(params.get("image_size"), "model.params.image_size", 16, allow_none=True)
+    shape = image_shape(input_shape, "efficientnet")
+    channels = shape[2] if len(shape) == 3 else 1
+    if params.get("weights") == "imagenet" and channels != 3:
+        raise ConfigError("model.params.weights", f"ImageNet weights need 3-channel images, the data has {channels}",
+                          "use model.params.weights=null (from scratch) or RGB data such as data=cifar10")
 
 
 def build(hp: Any, *, input_shape: tuple[int, ...], num_classes: int, **params: Any):

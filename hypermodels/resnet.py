@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from archsearch.applications.resnet import POOLINGS, VERSIONS
+from archsearch.config import whole_number
 from hypermodels.image_families import check_family, image_shape
 from hypermodels.mlp import value
 
@@ -22,6 +23,7 @@ ALLOWED = {"version": VERSIONS, "conv3_depth": None, "conv4_depth": None, "pooli
 def validate_config(space: Any, input_shape: tuple[int, ...], num_classes: int, params: dict) -> None:
     image_shape(input_shape, "resnet")
     check_family(space, params, "resnet", ALLOWED, extra_params=("base_filters",))
+    whole_number(params.get("base_filters", 64), "model.params.base_filters", 1)
 
 
 def build(hp: Any, *, input_shape: tuple[int, ...], num_classes: int, **params: Any):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from archsearch.applications.xception import ACTIVATIONS, POOLINGS
+from archsearch.config import whole_number
 from hypermodels.image_families import check_family, image_shape
 from hypermodels.mlp import value
 
@@ -25,6 +26,7 @@ ALLOWED = {**{name: None for name in DEFAULTS}, "activation": ACTIVATIONS, "pool
 def validate_config(space: Any, input_shape: tuple[int, ...], num_classes: int, params: dict) -> None:
     image_shape(input_shape, "xception")
     check_family(space, params, "xception", ALLOWED, extra_params=("dense_units",))
+    whole_number(params.get("dense_units"), "model.params.dense_units", 1, allow_none=True)
 
 
 def build(hp: Any, *, input_shape: tuple[int, ...], num_classes: int, **params: Any):

@@ -190,6 +190,11 @@ def test_family_configs_refuse_what_the_family_would_ignore_or_cannot_build():
         module.validate_config(space, (28, 28), 4, {"version": "v3"})
     with pytest.raises(ConfigError, match="model"):
         module.validate_config(space, (10,), 4, {})
+    with pytest.raises(ConfigError, match="model.params.base_filters"):
+        module.validate_config(space, (28, 28), 4, {"base_filters": 0})
+    emodule, espace, ecfg = _family("efficientnet")
+    with pytest.raises(ConfigError, match="3-channel"):
+        emodule.validate_config(espace, (28, 28, 1), 4, {**ecfg["params"], "weights": "imagenet"})
     bad = kt.HyperParameters.from_config({**cfg["space"], "pooling": {"type": "choice", "values": ["avg", "sum"]},
                                           "units": {"type": "int", "min": 1, "max": 2}})
     with pytest.raises(ConfigError, match="model.space.units"):
