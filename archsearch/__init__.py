@@ -9,7 +9,8 @@ only when a tuner is used, so the oracles stay importable anywhere.
 
 A KerasTuner project migrates by changing its import: ``import archsearch as kt`` gives
 ``kt.HyperModel``, ``kt.HyperParameters``, ``kt.Objective``, the tuners, ``kt.oracles.*Oracle``
-and ``kt.errors.*`` under KerasTuner's names.
+``kt.errors.*`` and ``kt.applications.HyperResNet``/``HyperXception``/``HyperEfficientNet``
+under KerasTuner's names.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from archsearch.registration import register_when_keras_loads  # noqa: E402
 register_when_keras_loads()  # exports load with plain keras.saving.load_model (see registration.py)
 
 _TUNERS = ("Tuner", "RandomSearch", "GridSearch", "Hyperband", "BayesianOptimization", "BOHB", "ASHA")
-_MODULES = ("oracles", "tuners", "hyperparameters", "objective", "hypermodel")
+_MODULES = ("oracles", "tuners", "hyperparameters", "objective", "hypermodel", "applications")
 _LAZY = {
     "HyperParameters": "archsearch.hyperparameters",
     "HyperModel": "archsearch.hypermodel",

@@ -13,6 +13,7 @@ by reading each test's source, so it is the same on every run.
 
     git clone https://github.com/keras-team/keras-tuner /tmp/keras-tuner   # the tests are not in the wheel
     python bench/keras_tuner_compat.py /tmp/keras-tuner                     # about 5 minutes on 2 cores
+    python bench/keras_tuner_compat.py /tmp/keras-tuner --only applications/ --failures   # a subset
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ TEST_FILES = [
     "integration_tests/end_to_end_test.py",
     "applications/resnet_test.py",
     "applications/xception_test.py",
+    "applications/efficientnet_test.py",
 ]
 
 INTERNAL = re.compile(r"protos|to_proto|from_proto|get_state|set_state|mock_distribute|oracle_chief|oracle_client"
@@ -75,6 +77,10 @@ ALIASES: dict[str, tuple[str, dict[str, str]]] = {
     "keras_tuner.tuners.hyperband": ("archsearch.tuners", {"HyperbandOracle": "archsearch.oracles"}),
     "keras_tuner.tuners.bayesian": ("archsearch.tuners", {"BayesianOptimizationOracle": "archsearch.oracles"}),
     "keras_tuner.tuners.sklearn_tuner": ("archsearch.sklearn_tuner", {}),
+    "keras_tuner.applications": ("archsearch.applications", {}),
+    "keras_tuner.applications.resnet": ("archsearch.applications.resnet", {}),
+    "keras_tuner.applications.xception": ("archsearch.applications.xception", {}),
+    "keras_tuner.applications.efficientnet": ("archsearch.applications.efficientnet", {}),
 }
 
 SHIM_INIT = '''"""A module-renaming shim: keras_tuner's names over archsearch (bench/keras_tuner_compat.py)."""
@@ -130,8 +136,7 @@ MISSING = ["keras_tuner.protos", "keras_tuner.utils", "keras_tuner.config", "ker
            "keras_tuner.engine.conditions", "keras_tuner.engine.hyperparameters.hp_utils", "keras_tuner.test_utils",
            "keras_tuner.test_utils.mock_distribute", "keras_tuner.distribute", "keras_tuner.distribute.utils",
            "keras_tuner.distribute.oracle_client", "keras_tuner.distribute.oracle_chief",
-           "keras_tuner.applications", "keras_tuner.applications.resnet", "keras_tuner.applications.xception",
-           "keras_tuner.applications.efficientnet", "keras_tuner.applications.augment"]
+           "keras_tuner.applications.augment"]
 
 
 def build_shim(folder: Path) -> None:
@@ -152,7 +157,7 @@ def classify(test_file: Path) -> dict[str, bool]:
     return internal
 
 
-def run(checkout: Path) -> dict:
+def run(checkout: Path, only: list[str] | None = None) -> dict:
     tests_root = checkout / "keras_tuner"
     with tempfile.TemporaryDirectory() as work:
         work_path = Path(work)
@@ -160,6 +165,8 @@ def run(checkout: Path) -> dict:
         copied = work_path / "tests"
         results = {}
         for relative in TEST_FILES:
+            if only and not any(part in relative for part in only):
+                continue
             source = tests_root / relative
             if not source.exists():
                 continue
@@ -203,8 +210,10 @@ def main() -> None:
     parser.add_argument("checkout", type=Path, help="a keras-team/keras-tuner checkout (its tests)")
     parser.add_argument("--json", type=Path, help="also write the per-file results here")
     parser.add_argument("--failures", action="store_true", help="list every failing public-API test")
+    parser.add_argument("--only", action="append", metavar="TEXT",
+                        help="run only the test files whose path contains TEXT (repeatable), e.g. --only applications/")
     args = parser.parse_args()
-    results = run(args.checkout)
+    results = run(args.checkout, args.only)
     print("| test file | public-API tests passed | internal tests (not counted) |")
     print("|---|---|---|")
     total = passed = 0

@@ -23,7 +23,7 @@ def _run_outside_repo(args: list[str], cwd) -> subprocess.CompletedProcess:
 def test_help_and_every_config_group_resolve_outside_the_checkout(tmp_path):
     result = _run_outside_repo(["--help"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    for option in ("mlp", "cnn", "unet", "custom", "hyperband", "bayesian", "bohb", "documents", "folder"):
+    for option in ("mlp", "cnn", "unet", "resnet", "xception", "efficientnet", "custom", "hyperband", "bayesian", "bohb", "documents", "folder"):
         assert option in result.stdout
 
     result = _run_outside_repo(["--cfg", "job", "model=unet", "tuner=hyperband"], tmp_path)
@@ -35,7 +35,8 @@ def test_help_and_every_config_group_resolve_outside_the_checkout(tmp_path):
 
 
 def test_model_families_import_from_the_installed_package(tmp_path):
-    code = "import hypermodels.mlp, hypermodels.cnn, hypermodels.unet, archsearch; print('ok')"
+    code = ("import hypermodels.mlp, hypermodels.cnn, hypermodels.unet, hypermodels.resnet, hypermodels.xception, "
+            "hypermodels.efficientnet, archsearch; archsearch.applications.HyperResNet; print('ok')")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=300)

@@ -1,0 +1,14 @@
+"""Ready-made image hypermodels under KerasTuner's names: ``kt.applications.HyperResNet``, ...
+
+Each takes KerasTuner's arguments (``input_shape`` or ``input_tensor``, ``classes``, ``include_top``)
+and declares KerasTuner's hyperparameters, names, ranges and defaults included, so a search
+written for ``keras_tuner.applications`` runs unchanged.  Keras is imported only when a model is
+built.  The CLI reaches the same networks as model families (``model=resnet``, ``model=xception``,
+``model=efficientnet``; ``hypermodels/``).
+"""
+
+from archsearch.applications.efficientnet import HyperEfficientNet
+from archsearch.applications.resnet import HyperResNet
+from archsearch.applications.xception import HyperXception
+
+__all__ = ["HyperEfficientNet", "HyperResNet", "HyperXception"]

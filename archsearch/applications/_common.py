@@ -1,0 +1,93 @@
+"""What the ready-made image hypermodels share: their arguments, their inputs, their top and compile.
+
+KerasTuner's applications take ``input_shape`` or ``input_tensor`` and ``classes`` and refuse a
+missing one when constructed (before any search starts), so these checks raise there, as
+:class:`~archsearch.errors.ConfigError` (a ``ValueError``, as KerasTuner's are).
+Keras is imported inside the functions: ``import archsearch.applications`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archsearch import hyperparameters as H
+from archsearch.errors import ConfigError
+
+BN_EPSILON = 1.001e-5
+
+
+def check_arguments(include_top: bool, input_shape: Any, input_tensor: Any, classes: Any) -> None:
+    """KerasTuner's constructor checks: ``classes`` for a top, and an input of some kind."""
+    if include_top and not classes:
+        raise ConfigError("classes", f"is {classes!r} but include_top=True needs the number of classes",
+                          "pass classes=<number of classes>, or include_top=False for the features alone")
+    if input_shape is None and input_tensor is None:
+        raise ConfigError("input_shape", "neither input_shape nor input_tensor is given",
+                          "pass input_shape=(height, width, channels) or input_tensor=keras.Input(...)")
+
+
+def model_inputs(input_shape: Any, input_tensor: Any):
+    """``(inputs of the model, the image tensor to build on)``; a grayscale ``(h, w)`` gets a channel axis."""
+    import keras
+
+    if input_tensor is not None:
+        inputs = keras.utils.get_source_inputs(input_tensor)
+        x = input_tensor
+    else:
+        inputs = keras.Input(shape=tuple(input_shape))
+        x = inputs
+    if len(x.shape) == 3:
+        x = keras.layers.Reshape((*x.shape[1:], 1), name="add_channel")(x)
+    return inputs, x
+
+
+def global_pool(x, pooling: str):
+    """KerasTuner's ``pooling`` choice: ``avg``, ``max`` or ``flatten``."""
+    import keras
+
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    if pooling == "flatten":
+        return keras.layers.Flatten(name="flatten")(x)
+    raise ConfigError("pooling", f"unknown pooling {pooling!r}", "use avg, max or flatten")
+
+
+def compile_one_hot(model, optimizer: str | Any, learning_rate: float) -> None:
+    """Compile as KerasTuner's applications do: one-hot labels (``categorical_crossentropy``), accuracy."""
+    from archsearch.optimizers import make_optimizer
+
+    model.compile(optimizer=make_optimizer(optimizer, learning_rate, field="hyperparameter 'optimizer'"),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+
+
+class Declare:
+    """``hp.Choice/Int/Float`` as a hypermodel's ``tunable`` flag wants them.
+
+    KerasTuner's ``tunable=False``: a parameter the space does not already hold is not searched but
+    fixed at its default (``hp.Fixed``); one declared beforehand (``hp.Choice("version", ["v1"])``
+    before ``build``) is used as declared either way.
+    """
+
+    def __init__(self, hp, tunable: bool) -> None:
+        self.hp = hp
+        self.tunable = tunable
+
+    def _get(self, parameter: H.HyperParameter, declare) -> Any:
+        if self.tunable or parameter.name in self.hp.space:
+            return declare()
+        return self.hp.Fixed(parameter.name, parameter.default)
+
+    def Choice(self, name: str, values: list, default: Any = None) -> Any:
+        return self._get(H.Choice(name, values, default=default),
+                         lambda: self.hp.Choice(name, values, default=default))
+
+    def Int(self, name: str, min_value: int, max_value: int, step: int | None = None, default: int | None = None):
+        return self._get(H.Int(name, min_value, max_value, step, default=default),
+                         lambda: self.hp.Int(name, min_value, max_value, step=step, default=default))
+
+    def Float(self, name: str, min_value: float, max_value: float, step: float | None = None,
+              default: float | None = None):
+        return self._get(H.Float(name, min_value, max_value, step, default=default),
+                         lambda: self.hp.Float(name, min_value, max_value, step=step, default=default))
