@@ -67,6 +67,7 @@ def _history(plt, run: RunRecord, _):
     if xs:
         ax.step(xs, best, where="post", color=_COLOURS["best"], linewidth=2, label="best so far")
     ax.set(xlabel="trial", ylabel=run.objective, title=f"{run.objective} per trial")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # trial ids, never 0.25
     ax.legend(fontsize=8, loc="upper right" if run.direction == "min" else "lower right")
     ax.grid(alpha=0.3)
     return fig
@@ -145,6 +146,7 @@ def _curves(plt, run: RunRecord, _):
                    marker={"pruned": "x", "promoted": "^", "best": "*"}.get(group, "o"))
     ax.autoscale()
     ax.set(xlabel="epoch", ylabel=run.objective, title="Learning curves")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=8, loc="upper right" if run.direction == "min" else "lower right")
     ax.grid(alpha=0.3)
     return fig
