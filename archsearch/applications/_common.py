@@ -12,6 +12,7 @@ from typing import Any
 
 from archsearch import hyperparameters as H
 from archsearch.errors import ConfigError
+from archsearch.hypermodel import HyperModel
 
 BN_EPSILON = 1.001e-5
 
@@ -24,6 +25,19 @@ def check_arguments(include_top: bool, input_shape: Any, input_tensor: Any, clas
     if input_shape is None and input_tensor is None:
         raise ConfigError("input_shape", "neither input_shape nor input_tensor is given",
                           "pass input_shape=(height, width, channels) or input_tensor=keras.Input(...)")
+
+
+class ImageHyperModel(HyperModel):
+    """KerasTuner's constructor of HyperResNet and HyperXception: checked at once, kept for ``build``."""
+
+    def __init__(self, include_top: bool = True, input_shape: tuple | None = None, input_tensor: Any = None,
+                 classes: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        check_arguments(include_top, input_shape, input_tensor, classes)
+        self.include_top = include_top
+        self.input_shape = input_shape
+        self.input_tensor = input_tensor
+        self.classes = classes
 
 
 def model_inputs(input_shape: Any, input_tensor: Any):

@@ -10,18 +10,16 @@ rate.  :func:`resnet_features` is the body alone, which the CLI's ``model=resnet
 from __future__ import annotations
 
 import math
-from typing import Any
 
-from archsearch.applications._common import (BN_EPSILON, Declare, check_arguments, compile_one_hot, global_pool,
+from archsearch.applications._common import (BN_EPSILON, Declare, ImageHyperModel, compile_one_hot, global_pool,
                                              model_inputs)
 from archsearch.errors import ConfigError
-from archsearch.hypermodel import HyperModel
 
 VERSIONS = ("v1", "v2", "next")
 POOLINGS = ("avg", "max")
 
 
-class HyperResNet(HyperModel):
+class HyperResNet(ImageHyperModel):
     """A ResNet hypermodel, as ``keras_tuner.applications.HyperResNet``.
 
     Args:
@@ -30,15 +28,6 @@ class HyperResNet(HyperModel):
         classes: the number of classes; needed when ``include_top``.
         **kwargs: ``name``, ``tunable`` (False: parameters not declared beforehand keep their defaults).
     """
-
-    def __init__(self, include_top: bool = True, input_shape: tuple | None = None, input_tensor: Any = None,
-                 classes: int | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        check_arguments(include_top, input_shape, input_tensor, classes)
-        self.include_top = include_top
-        self.input_shape = input_shape
-        self.input_tensor = input_tensor
-        self.classes = classes
 
     def build(self, hp):
         import keras

@@ -10,17 +10,15 @@ with ``relu`` every convolution is followed by batch norm.  :func:`xception_feat
 
 from __future__ import annotations
 
-from typing import Any
 
-from archsearch.applications._common import Declare, check_arguments, compile_one_hot, global_pool, model_inputs
+from archsearch.applications._common import Declare, ImageHyperModel, compile_one_hot, global_pool, model_inputs
 from archsearch.errors import ConfigError
-from archsearch.hypermodel import HyperModel
 
 ACTIVATIONS = ("relu", "selu")
 POOLINGS = ("avg", "flatten", "max")
 
 
-class HyperXception(HyperModel):
+class HyperXception(ImageHyperModel):
     """An Xception hypermodel, as ``keras_tuner.applications.HyperXception``.
 
     Args:
@@ -29,15 +27,6 @@ class HyperXception(HyperModel):
         classes: the number of classes; needed when ``include_top``.
         **kwargs: ``name``, ``tunable`` (False: parameters not declared beforehand keep their defaults).
     """
-
-    def __init__(self, include_top: bool = True, input_shape: tuple | None = None, input_tensor: Any = None,
-                 classes: int | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        check_arguments(include_top, input_shape, input_tensor, classes)
-        self.include_top = include_top
-        self.input_shape = input_shape
-        self.input_tensor = input_tensor
-        self.classes = classes
 
     def build(self, hp):
         import keras
