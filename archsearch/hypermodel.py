@@ -10,6 +10,7 @@ No Keras import here: this module defines protocols, the runner brings the model
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -19,13 +20,31 @@ from archsearch.errors import ConfigError
 class HyperModel:
     """A buildable search space, as in KerasTuner: subclass it and implement ``build(hp)``.
 
-    ``tunable`` is accepted for KerasTuner code (whose applications take it); every value a
-    ``build`` declares is searched either way.
+    ``tunable=False``, as in KerasTuner: ``build`` gets a copy of the hyperparameters, so what it
+    declares is not added to the search space and takes its default value; only what was declared
+    beforehand (``hyperparameters=`` of the tuner) is searched.
     """
 
     def __init__(self, name: str | None = None, tunable: bool = True) -> None:
         self.name = name
         self.tunable = tunable
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Each subclass's own build honours ``tunable``, wherever it is called from (the runner, the
+        # space discovery, a user's ``tuner.hypermodel.build(best_hp)``), as KerasTuner's wrapper does.
+        super().__init_subclass__(**kwargs)
+        build = cls.__dict__.get("build")
+        if build is None or getattr(build, "_honours_tunable", False):
+            return
+
+        @functools.wraps(build)
+        def honouring_tunable(self, hp, *args: Any, **kwargs: Any):
+            if not getattr(self, "tunable", True) and hasattr(hp, "copy"):
+                hp = hp.copy()
+            return build(self, hp, *args, **kwargs)
+
+        honouring_tunable._honours_tunable = True  # type: ignore[attr-defined]
+        cls.build = honouring_tunable  # type: ignore[method-assign]
 
     def build(self, hp):
         raise NotImplementedError("a HyperModel subclass implements build(hp) and returns a Keras model")

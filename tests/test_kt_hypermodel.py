@@ -99,3 +99,32 @@ def test_hypermodel_is_a_top_level_name_and_has_keras_tuner_s_signature():
     assert model.name == "m" and model.tunable is False
     with pytest.raises(NotImplementedError):
         model.build(kt.HyperParameters())
+
+
+class Untunable(kt.HyperModel):
+    def __init__(self) -> None:
+        super().__init__(tunable=False)
+        self.units: list[int] = []
+
+    def build(self, hp):
+        self.units.append(hp.Int("units", 4, 64, step=4, default=8))
+        return build_mlp(hp)
+
+
+def test_an_untunable_hypermodel_searches_only_what_was_declared_beforehand(tmp_path):
+    # KerasTuner: tunable=False keeps build's own declarations out of the space (they take their defaults).
+    hypermodel = Untunable()
+    hp = kt.HyperParameters()
+    hp.Float("learning_rate", 1e-3, 1e-1, sampling="log")
+    tuner = kt.RandomSearch(hypermodel, objective="val_accuracy", max_trials=2, seed=1, directory=tmp_path,
+                            hyperparameters=hp)
+    x, y = tiny_data()
+    tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    assert list(tuner.oracle.hyperparameters.space) == ["learning_rate"]
+    assert set(hypermodel.units) == {8}
+    rates = {t.hparams["learning_rate"] for t in tuner.oracle.trials.values()}
+    assert len(rates) == 2  # what was declared beforehand is searched
+    hypermodel.tunable = True
+    fresh = kt.HyperParameters()
+    hypermodel.build(fresh)
+    assert "units" in fresh.space  # tunable again: build declares into the space it is given
