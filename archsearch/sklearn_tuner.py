@@ -39,6 +39,7 @@ class SklearnTuner(Tuner):
     """Cross-validated search over scikit-learn estimators (KerasTuner's signature)."""
 
     builds_keras_models = False
+    metrics: Any = None  # scikit-learn metric functions (KerasTuner's attribute), not a Keras compile setting
 
     def __init__(self, oracle, hypermodel, scoring: Callable[..., float] | None = None,
                  metrics: Callable[..., float] | Sequence[Callable[..., float]] | None = None,

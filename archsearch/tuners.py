@@ -414,6 +414,34 @@ class Tuner:
             distribution_strategy=self.distribution_strategy,
         )
 
+    # KerasTuner's attributes, over the settings that hold them here.
+    @property
+    def executions_per_trial(self) -> int:
+        return int(self.trainer.executions_per_trial)
+
+    @executions_per_trial.setter
+    def executions_per_trial(self, value: int) -> None:
+        from archsearch.config import whole_number
+
+        self.trainer.executions_per_trial = whole_number(value, "executions_per_trial", 1)
+
+    @property
+    def optimizer(self) -> Any:
+        return self.compile_settings.overrides.get("optimizer")
+
+    @property
+    def loss(self) -> Any:
+        return self.compile_settings.overrides.get("loss")
+
+    @property
+    def metrics(self) -> Any:
+        return self.compile_settings.overrides.get("metrics")
+
+    @property
+    def remaining_trials(self) -> int | None:
+        """Trials still to start (None when the tuner has no ``max_trials``), as in KerasTuner."""
+        return self.oracle.remaining_trials()
+
     @property
     def runner(self) -> Runner:
         if self._runner is None:

@@ -141,3 +141,17 @@ def test_the_errors_module_has_keras_tuner_s_names():
     assert issubclass(errors.FatalTypeError, TypeError) and issubclass(errors.FatalRuntimeError, RuntimeError)
     assert not issubclass(errors.FailedTrialError, errors.FatalError)
     assert kt.errors is errors
+
+
+def test_kerastuner_attributes_of_a_tuner(tmp_path):
+    tuner = kt.RandomSearch(build_mlp, objective="val_accuracy", max_trials=3, directory=tmp_path,
+                            executions_per_trial=2, optimizer="sgd", loss="sparse_categorical_crossentropy")
+    assert tuner.executions_per_trial == 2
+    tuner.executions_per_trial = 1
+    assert tuner.trainer.executions_per_trial == 1
+    assert tuner.optimizer == "sgd" and tuner.loss == "sparse_categorical_crossentropy" and tuner.metrics is None
+    assert tuner.remaining_trials == 3
+    x, y = tiny_data()
+    tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0, callbacks=[])
+    assert tuner.remaining_trials == 0
+    assert kt.oracles.RandomSearchOracle(objective="val_loss").remaining_trials() is None

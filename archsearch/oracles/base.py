@@ -202,6 +202,13 @@ class Oracle:
     def get_best_trials(self, num_trials: int = 1) -> list[Trial]:
         return self.best_trials(num_trials)
 
+    def remaining_trials(self) -> int | None:
+        """KerasTuner's count of trials still to start (None: no ``max_trials``); interrupted ones run again."""
+        if self.max_trials is None:
+            return None
+        counted = sum(1 for t in self.trials.values() if t.status != INTERRUPTED)
+        return max(0, self.max_trials - counted)
+
     def create_trial(self, tuner_id: str | None = None) -> Trial:
         """KerasTuner's ``create_trial``: the next trial, or one whose status says ``stopped``/``idle``."""
         trial = self.ask()
@@ -288,10 +295,7 @@ class Oracle:
         return False
 
     def _trial_limit_reached(self) -> bool:
-        if self.max_trials is None:
-            return False
-        counted = sum(1 for t in self.trials.values() if t.status != INTERRUPTED)
-        return counted >= self.max_trials
+        return self.remaining_trials() == 0
 
     def is_new(self, values: Mapping[str, Any]) -> bool:
         """Whether this configuration (after dropping inactive values) was never proposed."""
