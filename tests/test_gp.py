@@ -107,3 +107,29 @@ def test_constant_outputs_and_single_point_do_not_crash():
     gp = GaussianProcess().fit(np.random.default_rng(0).random((6, 2)), np.ones(6))
     mean, _ = gp.predict(np.array([[0.2, 0.2]]))
     assert mean[0] == pytest.approx(1.0)
+
+
+def test_min_noise_is_the_least_noise_the_fit_may_find():
+    # KerasTuner's alpha: noise-free data would be interpolated (noise ~1e-6); a floor keeps it smooth.
+    x, y = data()
+    gp = GaussianProcess(min_noise=0.05).fit(x, y, rng=np.random.default_rng(0))
+    assert gp.noise_variance >= 0.05 * (1 - 1e-9)
+    assert gp.with_fantasies(x[:2]).min_noise == 0.05
+
+
+def test_the_bayesian_oracle_takes_kerastuner_alpha_and_refuses_a_bad_one():
+    from archsearch.errors import ConfigError
+    from archsearch.hyperparameters import HyperParameters
+    from archsearch.oracles import BayesianOptimizationOracle
+
+    hp = HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    oracle = BayesianOptimizationOracle(hyperparameters=hp, objective="loss", max_trials=8, alpha=1e-3, beta=2.6,
+                                        num_initial_points=3, seed=0)
+    for _ in range(5):
+        trial = oracle.ask()
+        oracle.tell(trial.id, (trial.hparams["x"] - 0.3) ** 2)
+    assert oracle.gp is not None and oracle.gp.min_noise == 1e-3 and oracle.gp.noise_variance >= 1e-3 * (1 - 1e-9)
+    for bad in (0, -1.0, "lots", 0.9):
+        with pytest.raises(ConfigError, match="alpha"):
+            BayesianOptimizationOracle(hyperparameters=hp, objective="loss", alpha=bad)

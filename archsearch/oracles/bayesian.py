@@ -83,6 +83,7 @@ class BayesianOptimizationOracle(Oracle):
         num_initial_points: int | None = None,
         acquisition: str = "ei",
         beta: float = 2.0,
+        alpha: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(hyperparameters, objective, **kwargs)
@@ -101,6 +102,16 @@ class BayesianOptimizationOracle(Oracle):
             beta_ok = False
         if not beta_ok:
             raise ConfigError("tuner.beta", f"must be a number >= 0, got {beta!r}")
+        if alpha is not None:
+            try:
+                alpha_ok = 0 < float(alpha) < 0.5 and not isinstance(alpha, bool)
+            except (TypeError, ValueError):
+                alpha_ok = False
+            if not alpha_ok:
+                raise ConfigError("tuner.alpha", f"must be a noise variance between 0 and 0.5 (a fraction of the "
+                                  f"scores' variance), got {alpha!r}", "e.g. 1e-4 (KerasTuner's default), or null")
+        # KerasTuner's alpha: the noise the user expects in the scores, the least the GP's fit may find.
+        self.alpha = None if alpha is None else float(alpha)
         self.num_initial_points = None if num_initial_points is None else int(num_initial_points)
         self.acquisition = acquisition
         self.beta = float(beta)
@@ -160,7 +171,8 @@ class BayesianOptimizationOracle(Oracle):
         return self.encoder.encode_many(configs), y, float(ys.max())
 
     def _model_configuration(self, x: np.ndarray, y: np.ndarray, best: float) -> dict[str, Any] | None:
-        gp = GaussianProcess(lengthscale_prior_mean=self._lengthscale_prior(), components=self._components())
+        gp = GaussianProcess(lengthscale_prior_mean=self._lengthscale_prior(), components=self._components(),
+                             min_noise=self.alpha)
         gp.fit(x, y, rng=self.rng, theta=self._theta)
         self._theta = gp.theta
         pending = [t.hparams for t in self.trials.values() if t.status == RUNNING]

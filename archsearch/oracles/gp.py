@@ -81,8 +81,12 @@ class GaussianProcess:
     """
 
     def __init__(self, restarts: int = 2, maxiter: int = 200, lengthscale_prior_mean: np.ndarray | None = None,
-                 components: list[np.ndarray] | None = None) -> None:
+                 components: list[np.ndarray] | None = None, min_noise: float | None = None) -> None:
         self.restarts = int(restarts)
+        # The least noise variance the fit may find (standardised units): KerasTuner's ``alpha``, the
+        # noise a user expects in the scores; by default as little as lets noise-free data interpolate.
+        self.min_noise = NOISE_BOUNDS[0] if min_noise is None else min(max(float(min_noise), NOISE_BOUNDS[0]),
+                                                                       NOISE_BOUNDS[1] / 2)
         self.maxiter = int(maxiter)
         self.lengthscale_prior_mean = (None if lengthscale_prior_mean is None
                                        else np.asarray(lengthscale_prior_mean, float))
@@ -132,7 +136,8 @@ class GaussianProcess:
     def _bounds(self) -> list[tuple[float, float]]:
         log = lambda b: (math.log(b[0]), math.log(b[1]))  # noqa: E731
         n_ls = sum(len(c) for c in self._parts)
-        return [log(LENGTHSCALE_BOUNDS)] * n_ls + [log(SIGNAL_BOUNDS)] * len(self._parts) + [log(NOISE_BOUNDS)]
+        return ([log(LENGTHSCALE_BOUNDS)] * n_ls + [log(SIGNAL_BOUNDS)] * len(self._parts)
+                + [log((self.min_noise, NOISE_BOUNDS[1]))])
 
     def _prior(self) -> tuple[np.ndarray, np.ndarray]:
         """Means and standard deviations of the Gaussian priors on ``theta``."""
@@ -266,7 +271,8 @@ class GaussianProcess:
         points, so the acquisition stops pointing at what is already running.
         """
         x_pending = np.atleast_2d(np.asarray(x_pending, float))
-        clone = GaussianProcess(self.restarts, self.maxiter, self.lengthscale_prior_mean, self.components)
+        clone = GaussianProcess(self.restarts, self.maxiter, self.lengthscale_prior_mean, self.components,
+                                self.min_noise)
         clone.__dict__.update(self.__dict__)
         if len(x_pending) == 0:
             return clone
