@@ -771,7 +771,7 @@ class HyperParameters:
         if parent_name not in self.space:
             raise SearchSpaceError(
                 where,
-                f"'{parent_name}' is not defined yet: a condition's parent must be declared first",
+                f"'{parent_name}' is not declared yet (a parameter not defined yet cannot be a condition's parent)",
                 "declare the parent with hp.Int/Choice/... before the parameters that depend on it",
             )
 

@@ -129,7 +129,7 @@ def test_conditional_scopes_nest_and_reject_a_parent_of_the_same_name():
         with hp.conditional_scope("a", [1, 3]):
             hp.Choice("a", [4, 5, 6])
     assert "'a'" in str(info.value)
-    with pytest.raises(SearchSpaceError, match="'ghost' is not defined"):
+    with pytest.raises(SearchSpaceError, match="'ghost' is not declared yet.*not defined"):
         with hp.conditional_scope("ghost", 2):
             pass
 
