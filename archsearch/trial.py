@@ -22,6 +22,33 @@ STOPPED = "stopped"
 IDLE = "idle"
 
 
+class Status(str):
+    """A trial's status, that also equals KerasTuner's spelling of it.
+
+    ``Status("completed") == "COMPLETED"`` and KerasTuner's ``"INVALID"`` (a trial that raised) is
+    archsearch's ``failed``, so code written for either compares and assigns statuses as it did.
+    The text itself is archsearch's, lower case, as stored and shown.
+    """
+
+    _ALIASES = {"invalid": "failed"}
+
+    def __new__(cls, value: str) -> Status:
+        text = str(value).lower()
+        return super().__new__(cls, cls._ALIASES.get(text, text))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            text = other.lower()
+            return str.__eq__(self, self._ALIASES.get(text, text))
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = str.__hash__
+
+
 class TrialStatus:
     """KerasTuner's status names, for code that compares ``trial.status == TrialStatus.COMPLETED``.
 
@@ -68,6 +95,11 @@ class Trial:
     # oracle for KerasTuner code (``trial.hyperparameters.get(...)``); not stored, not compared.
     hyperparameters: Any = field(default=None, repr=False, compare=False)
     best_step: int | None = field(default=None, compare=False)  # the epoch whose weights are the trial's
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "status" and isinstance(value, str) and not isinstance(value, Status):
+            value = Status(value)  # KerasTuner code assigns "COMPLETED"
+        object.__setattr__(self, name, value)
 
     @property
     def done(self) -> bool:

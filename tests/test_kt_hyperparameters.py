@@ -254,3 +254,13 @@ def test_archsearch_trial_constructor_is_unchanged():
     trial = Trial(4, {"units": 32}, budget=3)
     assert (trial.id, trial.hparams, trial.budget, trial.status) == (4, {"units": 32}, 3, "running")
     assert Trial(id=5, hparams={}, hyperparameters=None).id == 5
+
+
+def test_a_status_equals_keras_tuners_spelling_and_stays_lower_case():
+    trial = Trial(1, {})
+    assert trial.status == "RUNNING" and trial.status == "running" and not trial.done
+    trial.status = "COMPLETED"  # as KerasTuner code assigns it
+    assert trial.done and trial.status == TrialStatus.COMPLETED and str(trial.status) == "completed"
+    assert trial.status in {"completed"} and trial.status != "FAILED"
+    trial.status = TrialStatus.INVALID
+    assert trial.status == "INVALID" and trial.status == "failed" and repr(trial.status) == "'failed'"
