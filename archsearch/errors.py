@@ -47,6 +47,21 @@ class SearchSpaceError(ConfigError):
     """A hyperparameter declaration is invalid (min > max, empty choice, ...)."""
 
 
+class ConfigTypeError(ConfigError, TypeError):
+    """A value of the wrong type where KerasTuner raises TypeError (an objective given as a number)."""
+
+
+class SearchSpaceTypeError(SearchSpaceError, TypeError):
+    """A hyperparameter declaration holds values of the wrong type (KerasTuner raises TypeError there)."""
+
+
+class InactiveHyperParameterError(SearchSpaceError, KeyError):
+    """``hp[name]`` for a declared parameter whose conditions do not hold: a KeyError (no value), and a
+    ValueError as in KerasTuner."""
+
+    __str__ = ConfigError.__str__  # the message as written, not KeyError's quoted form
+
+
 class DataError(ArchsearchError):
     """A dataset cannot be read or does not match what the model expects."""
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from archsearch.errors import SearchSpaceError
+from archsearch.errors import InactiveHyperParameterError, SearchSpaceError, SearchSpaceTypeError
 
 SAMPLINGS = ("linear", "log", "reverse_log")
 
@@ -42,6 +42,11 @@ class Condition:
 
     def to_config(self) -> dict:
         return {self.parent: list(self.values)}
+
+    @property
+    def name(self) -> str:
+        """KerasTuner's name for the parent (its ``conditions.Parent``)."""
+        return self.parent
 
 
 # --------------------------------------------------------------------------- types
@@ -125,17 +130,19 @@ class HyperParameter:
         return SearchSpaceError(f"hyperparameter '{self.name}'", problem, fix)
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in self._config_fields().items())
-        return f"{type(self).__name__}({self.name!r}, {fields})"
+        """``Int(name: 'units', min_value: 32, ...)``, KerasTuner's form: every field of get_config."""
+        config = self.get_config()
+        fields = ", ".join(f"{k}: {v!r}" for k, v in config.items() if k != "conditions" or v)
+        return f"{type(self).__name__}({fields})"
 
 
 def _check_sampling(hp: HyperParameter, sampling: str | None, low: float, high: float) -> str:
-    sampling = (sampling or "linear").lower()
+    sampling = (sampling or "linear").lower() if isinstance(sampling, str) or sampling is None else sampling
     if sampling not in SAMPLINGS:
-        raise hp._err(f"unknown sampling {sampling!r}", f"use one of {', '.join(SAMPLINGS)}")
+        raise hp._err(f"unknown sampling {sampling!r}: sampling must be one of {', '.join(SAMPLINGS)}")
     if sampling != "linear" and low <= 0:
         raise hp._err(
-            f"sampling '{sampling}' needs min > 0 but min is {low}",
+            f"sampling '{sampling}' needs min > 0 (it does not support negative values or zero) but min is {low}",
             "raise min above zero or use sampling: linear",
         )
     return sampling
@@ -172,15 +179,16 @@ class _Numeric(HyperParameter):
         if min_value is None or max_value is None:
             raise self._err("min and max are both required")
         if min_value > max_value:
-            raise self._err(f"min ({min_value}) is greater than max ({max_value})", "swap them")
+            raise self._err(f"min_value {min_value} is greater than the max_value {max_value}", "swap min and max")
         self.min_value = min_value
         self.max_value = max_value
         self.sampling = _check_sampling(self, sampling, min_value, max_value)
         if step is not None and step <= 0:
             raise self._err(f"step must be > 0, got {step}")
         if step is not None and self.sampling != "linear" and step <= 1:
-            raise self._err(
-                f"with sampling '{self.sampling}' the step is a multiplication factor and must be > 1, got {step}"
+            raise self._err(  # the phrase after the colon is KerasTuner's
+                f"with sampling '{self.sampling}' the step is a multiplication factor and must be > 1: "
+                f"For HyperParameters.{type(self).__name__}(name='{self.name}'), expected step > 1, got step={step}"
             )
         self.step = step
         if default is not None and not self.contains(default):
@@ -197,8 +205,11 @@ class _Numeric(HyperParameter):
             values = [self._cast(self.min_value + i * self.step) for i in range(n + 1)]
         else:
             while x <= self.max_value * (1 + 1e-9):
-                values.append(self._cast(x))
+                values.append(x)
                 x = x * self.step
+            if self.sampling == "reverse_log":  # the log grid mirrored: dense near max
+                values = sorted(self.max_value + self.min_value - v for v in values)
+            values = [self._cast(v) for v in values]
         return values
 
     def _cast(self, x: float):
@@ -224,7 +235,11 @@ class _Numeric(HyperParameter):
         return self._cast(_unwarp(u, self.min_value, self.max_value, self.sampling))
 
     def _discrete_values(self) -> list | None:
-        return self._steps()
+        """The values in unit-cube order: ascending, except reverse_log with a step (max first, as KerasTuner)."""
+        steps = self._steps()
+        if steps is not None and self.sampling == "reverse_log":
+            return steps[::-1]
+        return steps
 
     def contains(self, value) -> bool:
         """In range and, with a step, on the step grid (a condition on 2 of a 1, 3, 5 grid never holds)."""
@@ -273,7 +288,7 @@ class Int(_Numeric):
         return int(round(x))
 
     def _discrete_values(self) -> list:
-        steps = self._steps()
+        steps = super()._discrete_values()
         if steps is not None:
             return steps
         if self.sampling == "linear" or self.max_value - self.min_value < 2:
@@ -287,8 +302,8 @@ class Int(_Numeric):
     def grid(self, float_points: int = 5) -> list:
         values = self._discrete_values()
         if values is None:
-            values = sorted({self.from_unit(u) for u in np.linspace(0, 1, float_points)})
-        return values
+            values = {self.from_unit(u) for u in np.linspace(0, 1, float_points)}
+        return sorted(values)
 
     def contains(self, value) -> bool:
         return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and super().contains(value)
@@ -326,20 +341,28 @@ class Choice(HyperParameter):
     def __init__(self, name, values, ordered=None, default=None, conditions=()):
         super().__init__(name, default, conditions)
         if values is None or len(values) == 0:
-            raise self._err("the list of values is empty", "give at least one value")
+            raise self._err("the list of values is empty: `values` must be provided", "give at least one value")
         values = list(values)
         kinds = {_kind(v) for v in values}
+        odd = sorted(kinds - {"int", "float", "str", "bool"})
+        if odd:
+            raise SearchSpaceTypeError(f"hyperparameter '{name}'",
+                                       f"values of type {', '.join(odd)}: a choice can contain only `int`, `float`, "
+                                       "`str` or `bool` values", "encode other values as strings and map them back")
         if len(kinds) > 1 and kinds != {"int", "float"}:
-            raise self._err(f"values mix types {sorted(kinds)}", "use values of one type")
+            raise SearchSpaceTypeError(f"hyperparameter '{name}'",
+                                       f"values mix types {sorted(kinds)}: a choice can contain only one type of value",
+                                       "use values of one type, e.g. all strings")
         if len(set(map(repr, values))) != len(values):
             raise self._err(f"values contain duplicates: {values}")
         self.values = values
         numeric = kinds <= {"int", "float"}
         self.ordered = numeric if ordered is None else bool(ordered)
         if self.ordered and not numeric:
-            raise self._err("ordered: true needs numeric values")
-        if default is not None and default not in values:
-            raise self._err(f"default {default!r} is not one of {values}")
+            raise self._err(f"ordered: true needs numeric values, got {values}",
+                            "ordered must be `False` (or left out) for non-numeric values")
+        if default is not None and not self.contains(default):
+            raise self._err(f"default {default!r} is not one of {values}: the default value should be one of the choices")
 
     @property
     def default(self):
@@ -389,9 +412,11 @@ class Boolean(HyperParameter):
     values = (True, False)  # KerasTuner's order
 
     def __init__(self, name, default=False, conditions=()):
-        if default is not None and not isinstance(default, (bool, np.bool_)):
-            raise SearchSpaceError(f"hyperparameter '{name}'", f"default must be true or false, got {default!r}")
-        super().__init__(name, bool(default) if default is not None else False, conditions)
+        if not isinstance(default, (bool, np.bool_)):
+            raise SearchSpaceError(f"hyperparameter '{name}'",
+                                   f"default must be true or false (a Boolean's default must be a Python boolean), "
+                                   f"got {default!r}", "leave it out for False")
+        super().__init__(name, bool(default), conditions)
 
     def to_unit(self, value) -> float:
         return 0.75 if value else 0.25
@@ -416,6 +441,9 @@ class Fixed(HyperParameter):
 
     def __init__(self, name, value, conditions=()):
         super().__init__(name, value, conditions)
+        if not isinstance(value, (bool, int, float, str, np.bool_, np.integer, np.floating)):
+            raise self._err(f"value {value!r} is of type {type(value).__name__}: a fixed value must be an `int`, "
+                            "`float`, `str` or `bool`", "encode other values as strings")
         self.value = value
 
     def to_unit(self, value) -> float:
@@ -465,6 +493,31 @@ TYPES: dict[str, type[HyperParameter]] = {
 
 # --------------------------------------------------------------------------- the space
 
+_UNSET = object()
+
+
+class SearchSpace(dict):
+    """The declared parameters: a dict ``name -> HyperParameter`` (archsearch's oracles look names up),
+    that also reads as KerasTuner's list of parameters where that is unambiguous: ``space[0]`` is
+    the first declared parameter and ``space == []`` compares the parameters in order.  Iterating
+    yields the names, as for any dict.
+    """
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer, slice)) and not isinstance(key, bool):
+            return list(self.values())[key]
+        return super().__getitem__(key)
+
+    def __eq__(self, other):
+        if isinstance(other, (list, tuple)):
+            return list(self.values()) == list(other)
+        return super().__eq__(other)
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 class HyperParameters:
     """A search space plus the values of one trial.
@@ -476,11 +529,24 @@ class HyperParameters:
     """
 
     def __init__(self) -> None:
-        self.space: dict[str, HyperParameter] = {}
+        self.space = SearchSpace()
         self.values: dict[str, Any] = {}
         self._scope: list[Condition] = []
+        self._name_scopes: list[str] = []
         # Parameters from_config left out because their conditions can never hold: name -> the note.
         self.dropped: dict[str, str] = {}
+        # KerasTuner lets a builder declare one name twice under different conditions (``layers`` for
+        # model v1 and for v2): the first declaration is in ``space``, the others are kept here.
+        self.alternates: dict[str, list[HyperParameter]] = {}
+
+    @property
+    def space(self) -> SearchSpace:
+        """``name -> HyperParameter`` for every declared name (see :class:`SearchSpace`)."""
+        return self._space
+
+    @space.setter
+    def space(self, value: Mapping[str, HyperParameter]) -> None:
+        self._space = value if isinstance(value, SearchSpace) else SearchSpace(value)
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -493,11 +559,22 @@ class HyperParameters:
         notes are kept in :attr:`dropped`.  ``where`` (e.g. ``"model.space"``)
         prefixes the parameter names in those notes.
         """
+        if _is_keras_tuner_config(config):
+            return cls._from_keras_tuner_config(config)
         hp = cls()
         for name, spec in (config or {}).items():
             hp._register(parameter_from_config(str(name), spec))
         hp._check_conditions(where)
         hp.values = hp.active_values({})
+        return hp
+
+    @classmethod
+    def _from_keras_tuner_config(cls, config: Mapping[str, Any]) -> HyperParameters:
+        """KerasTuner's form, ``{"space": [{"class_name": "Int", "config": {...}}, ...], "values": {...}}``."""
+        hp = cls()
+        for item in config.get("space") or []:
+            hp._add(deserialize(item))
+        hp.values = dict(config.get("values") or {})
         return hp
 
     def get_config(self) -> dict[str, dict]:
@@ -506,9 +583,10 @@ class HyperParameters:
 
     def copy(self) -> HyperParameters:
         clone = HyperParameters()
-        clone.space = dict(self.space)
+        clone.space = SearchSpace(self.space)
         clone.values = dict(self.values)
         clone.dropped = dict(self.dropped)
+        clone.alternates = {name: list(ps) for name, ps in self._alternates().items()}
         return clone
 
     def with_values(self, values: Mapping[str, Any]) -> HyperParameters:
@@ -516,6 +594,15 @@ class HyperParameters:
         clone = self.copy()
         clone.values = clone.active_values(values)
         return clone
+
+    def keras_tuner_config(self) -> dict[str, Any]:
+        """KerasTuner's form: every declaration (alternates included) and the values."""
+        return {"space": [serialize(p) for p in self.all_declarations()], "values": dict(self.values)}
+
+    def __setstate__(self, state: dict) -> None:
+        if "space" in state:  # pickled when ``space`` was a plain attribute
+            state["_space"] = SearchSpace(state.pop("space"))
+        self.__dict__.update(state)
 
     def _register(self, parameter: HyperParameter) -> None:
         if parameter.name in self.space:
@@ -568,11 +655,52 @@ class HyperParameters:
                         f"({c.parent} takes {_describe_values(parent)})")
         return None
 
+    # ------------------------------------------------------------ declarations of one name
+    def _alternates(self) -> dict[str, list[HyperParameter]]:
+        return self.__dict__.setdefault("alternates", {})  # spaces pickled before alternates existed
+
+    def declarations(self, name: str) -> list[HyperParameter]:
+        """Every declaration of ``name``: the one in ``space``, then those under other conditions."""
+        first = self.space.get(name)
+        return ([first] if first is not None else []) + list(self._alternates().get(name, ()))
+
+    def all_declarations(self) -> list[HyperParameter]:
+        """Every declared parameter, alternates included (KerasTuner's ``hp.space`` list, grouped by name)."""
+        return [p for name in self.space for p in self.declarations(name)]
+
+    def _active_declaration(self, name: str, values: Mapping[str, Any]) -> HyperParameter | None:
+        return next((p for p in self.declarations(name) if p.is_active(values)), None)
+
+    def _same(self, parameter: HyperParameter) -> HyperParameter | None:
+        """The declaration with ``parameter``'s name and conditions, if any."""
+        return next((p for p in self.declarations(parameter.name) if p.conditions == parameter.conditions), None)
+
+    def _add(self, parameter: HyperParameter, replace: HyperParameter | None = None) -> None:
+        """Declare ``parameter`` (in place of ``replace``, a declaration of the same name and conditions)."""
+        name = parameter.name
+        if replace is not None and self.space.get(name) is replace:
+            self.space[name] = parameter
+        elif replace is not None:
+            others = self._alternates()[name]
+            others[others.index(replace)] = parameter
+        elif name in self.space:
+            self._alternates().setdefault(name, []).append(parameter)
+        else:
+            self.space[name] = parameter
+
+    def _declared(self, name: str) -> bool:
+        return name in self.space or name in self.dropped
+
     # ------------------------------------------------------------ define-by-run API (KerasTuner names)
     def _retrieve(self, parameter: HyperParameter) -> Any:
-        existing = self.space.get(parameter.name)
+        for c in parameter.conditions:
+            if c.parent == parameter.name:
+                raise parameter._err(f"is declared inside a condition on '{c.parent}' itself: a hyperparameter "
+                                     "cannot have the same name as the parent of its condition",
+                                     "rename the parameter or the parent")
+        existing = self._same(parameter)
         if existing is None:
-            self.space[parameter.name] = parameter
+            self._add(parameter)
             existing = parameter
         if not existing.is_active(self.values):
             return None  # KerasTuner returns None for inactive parameters, so nobody relies on them.
@@ -580,37 +708,48 @@ class HyperParameters:
             self.values[existing.name] = existing.default
         return self.values[existing.name]
 
+    def _scoped(self, name: str) -> str:
+        """``name`` prefixed with the open name scopes: ``block1/units``."""
+        scopes = self.__dict__.get("_name_scopes") or []
+        return "/".join([*scopes, name]) if scopes else name
+
     def _conditions(self, parent_name: str | None, parent_values) -> tuple[Condition, ...]:
         conditions = list(self._scope)
         if parent_name is not None:
+            parent_name = self._scoped(parent_name)
             self._require_declared(parent_name, f"parent_name='{parent_name}'")
             conditions.append(Condition(parent_name, tuple(_as_list(parent_values))))
         return tuple(conditions)
 
     def Int(self, name: str, min_value: int, max_value: int, step: int | None = None, sampling: str = "linear",
             default: int | None = None, parent_name: str | None = None, parent_values=None) -> int:
-        return self._retrieve(Int(name, min_value, max_value, step, sampling, default,
+        return self._retrieve(Int(self._scoped(name), min_value, max_value, step, sampling, default,
                                   self._conditions(parent_name, parent_values)))
 
     def Float(self, name: str, min_value: float, max_value: float, step: float | None = None,
               sampling: str = "linear", default: float | None = None, parent_name: str | None = None,
               parent_values=None) -> float:
-        return self._retrieve(Float(name, min_value, max_value, step, sampling, default,
+        return self._retrieve(Float(self._scoped(name), min_value, max_value, step, sampling, default,
                                     self._conditions(parent_name, parent_values)))
 
     def Choice(self, name: str, values: Sequence, ordered: bool | None = None, default=None,
                parent_name: str | None = None, parent_values=None):
-        return self._retrieve(Choice(name, values, ordered, default, self._conditions(parent_name, parent_values)))
+        return self._retrieve(Choice(self._scoped(name), values, ordered, default,
+                                     self._conditions(parent_name, parent_values)))
 
     def Boolean(self, name: str, default: bool = False, parent_name: str | None = None, parent_values=None) -> bool:
-        return self._retrieve(Boolean(name, default, self._conditions(parent_name, parent_values)))
+        return self._retrieve(Boolean(self._scoped(name), default, self._conditions(parent_name, parent_values)))
 
     def Fixed(self, name: str, value, parent_name: str | None = None, parent_values=None):
-        return self._retrieve(Fixed(name, value, self._conditions(parent_name, parent_values)))
+        return self._retrieve(Fixed(self._scoped(name), value, self._conditions(parent_name, parent_values)))
 
     @contextlib.contextmanager
     def conditional_scope(self, parent_name: str, parent_values) -> Iterator[None]:
-        """Parameters declared inside are active only while ``parent_name`` is in ``parent_values``."""
+        """Parameters declared inside are active only while ``parent_name`` is in ``parent_values``.
+
+        Scopes nest: a parameter inside two scopes needs both conditions.
+        """
+        parent_name = self._scoped(parent_name)
         self._require_declared(parent_name, f"conditional_scope('{parent_name}')")
         self._scope.append(Condition(parent_name, tuple(_as_list(parent_values))))
         try:
@@ -618,29 +757,76 @@ class HyperParameters:
         finally:
             self._scope.pop()
 
+    @contextlib.contextmanager
+    def name_scope(self, name: str) -> Iterator[None]:
+        """Parameters declared inside are named ``name/<their name>`` (scopes nest: ``a/b/units``)."""
+        scopes = self.__dict__.setdefault("_name_scopes", [])
+        scopes.append(str(name))
+        try:
+            yield
+        finally:
+            scopes.pop()
+
     def _require_declared(self, parent_name: str, where: str) -> None:
         if parent_name not in self.space:
             raise SearchSpaceError(
                 where,
-                f"'{parent_name}' is not declared yet",
+                f"'{parent_name}' is not declared yet (a parameter not defined yet cannot be a condition's parent)",
                 "declare the parent with hp.Int/Choice/... before the parameters that depend on it",
             )
 
+    def merge(self, other: HyperParameters | Sequence[HyperParameter], overwrite: bool = True) -> None:
+        """Add ``other``'s parameters (a HyperParameters or a list of parameters) to this space.
+
+        A parameter with the same name and conditions as one declared here replaces it when
+        ``overwrite`` (its default becomes the value), and is skipped otherwise.  Only parameters
+        active under this space's values get a value, as in KerasTuner.
+        """
+        parameters = other.all_declarations() if isinstance(other, HyperParameters) else list(other)
+        for p in parameters:
+            existing = self._same(p)
+            if existing is not None and not overwrite:
+                continue
+            self._add(p, replace=existing)
+            if p.is_active(self.values) and (overwrite or p.name not in self.values):
+                self.values[p.name] = p.default
+
     # ------------------------------------------------------------ access
-    def get(self, name: str, default: Any = None) -> Any:
-        """The trial's value of ``name``, or ``default`` when it is inactive or undeclared."""
-        return self.values.get(name, default)
+    def get(self, name: str, default: Any = _UNSET) -> Any:
+        """The trial's value of ``name``; None while it is inactive.
+
+        An undeclared name is a KeyError (a typo would otherwise pass silently), unless a
+        ``default`` is given: ``hp.get("units", 32)`` returns 32 for an absent or inactive name.
+        """
+        name = self._scoped(name)
+        if name in self.values:
+            return self.values[name]
+        if default is not _UNSET or self._declared(name):
+            return None if default is _UNSET else default
+        raise KeyError(f"hyperparameter '{name}' does not exist in the search space "
+                       f"(declared: {', '.join(self.space) or 'none'}); declare it, or give a default: "
+                       f"hp.get('{name}', None)")
 
     def __getitem__(self, name: str) -> Any:
-        if name not in self.values:
-            raise KeyError(f"hyperparameter '{name}' is not active or not declared")
-        return self.values[name]
+        """The trial's value of ``name``: an error while it is inactive (KerasTuner's ``hp[name]``)."""
+        name = self._scoped(name)
+        if name in self.values:
+            return self.values[name]
+        if self._declared(name):
+            raise InactiveHyperParameterError(f"hyperparameter '{name}'",
+                                              "is currently inactive (its conditions do not hold)",
+                                   f"use hp.get('{name}'), which returns None while it is inactive")
+        raise KeyError(f"hyperparameter '{name}' does not exist in the search space "
+                       f"(declared: {', '.join(self.space) or 'none'})")
 
     def __contains__(self, name: str) -> bool:
-        return name in self.values
+        return self._scoped(name) in self.values
 
-    def is_active(self, name: str) -> bool:
-        return name in self.space and self.space[name].is_active(self.values)
+    def is_active(self, name: str | HyperParameter) -> bool:
+        """Whether ``name`` (any of its declarations), or that very parameter, is active now."""
+        if isinstance(name, HyperParameter):
+            return name.is_active(self.values)
+        return self._active_declaration(name, self.values) is not None
 
     def __len__(self) -> int:
         return len(self.space)
@@ -658,8 +844,9 @@ class HyperParameters:
         result: dict[str, Any] = {}
         for _ in range(len(self.space) + 1):  # fixed point: conditions may chain
             changed = False
-            for name, p in self.space.items():
-                if name in result or not p.is_active(result):
+            for name in self.space:
+                p = None if name in result else self._active_declaration(name, result)
+                if p is None:
                     continue
                 result[name] = values[name] if name in values else p.default
                 changed = True
@@ -670,8 +857,9 @@ class HyperParameters:
     def sample(self, rng: np.random.Generator, unit: Sequence[float] | None = None) -> dict[str, Any]:
         """Draw active values; ``unit`` (one number per parameter) replaces the random draws."""
         values: dict[str, Any] = {}
-        for i, (name, p) in enumerate(self.space.items()):
-            if not p.is_active(values):
+        for i, name in enumerate(self.space):
+            p = self._active_declaration(name, values)
+            if p is None:
                 continue
             u = float(unit[i]) if unit is not None else float(rng.random())
             values[name] = p.from_unit(u)
@@ -686,8 +874,8 @@ class HyperParameters:
             if i == len(names):
                 yield dict(values)
                 return
-            p = self.space[names[i]]
-            if not p.is_active(values):
+            p = self._active_declaration(names[i], values)
+            if p is None:
                 yield from expand(i + 1, values)
                 return
             for v in p.grid(float_points):
@@ -712,7 +900,7 @@ class HyperParameters:
             p = self.space.get(name)
             if p is None:
                 raise SearchSpaceError(f"hyperparameter '{name}'", "is not in the search space")
-            if not p.contains(v):
+            if not any(q.contains(v) for q in self.declarations(name)):
                 raise p._err(f"value {v!r} is outside its range {p._config_fields()}")
 
     def summary(self) -> str:
@@ -770,6 +958,10 @@ def _conditions_from_config(name: str, when: Any) -> tuple[Condition, ...]:
     items = when if isinstance(when, (list, tuple)) else [when]
     conditions = []
     for item in items:
+        if isinstance(item, Mapping) and item.get("class_name") == "Parent":  # KerasTuner's condition config
+            config = item.get("config") or {}
+            conditions.append(Condition(str(config.get("name")), tuple(_as_list(config.get("values")))))
+            continue
         if not isinstance(item, Mapping) or not item:
             raise SearchSpaceError(f"hyperparameter '{name}'", f"'when' must map a parent to its values, got {when!r}",
                                    "e.g. when: {num_layers: [2, 3]}")
@@ -825,3 +1017,31 @@ def to_python(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+# --------------------------------------------------------------------------- KerasTuner's module functions
+
+_CLASSES: dict[str, type] = {"Int": Int, "Float": Float, "Choice": Choice, "Boolean": Boolean, "Fixed": Fixed,
+                             "HyperParameters": HyperParameters}
+
+
+def serialize(obj: HyperParameter | HyperParameters) -> dict[str, Any]:
+    """``{"class_name": "Int", "config": {...}}``: a parameter or a space as plain data (KerasTuner's form)."""
+    config = obj.keras_tuner_config() if isinstance(obj, HyperParameters) else obj.get_config()
+    return {"class_name": type(obj).__name__, "config": config}
+
+
+def deserialize(config: Mapping[str, Any]) -> HyperParameter | HyperParameters:
+    """The parameter or space :func:`serialize` wrote."""
+    if isinstance(config, (HyperParameter, HyperParameters)):
+        return config
+    name = config.get("class_name") if isinstance(config, Mapping) else None
+    if name not in _CLASSES:
+        raise SearchSpaceError("hyperparameter config", f"unknown class_name {name!r}",
+                               f"use one of {', '.join(_CLASSES)}")
+    return _CLASSES[name].from_config(config.get("config") or {})
+
+
+def _is_keras_tuner_config(config: Any) -> bool:
+    return (isinstance(config, Mapping) and bool(config) and set(config) <= {"space", "values"}
+            and isinstance(config.get("space", []), (list, tuple)))

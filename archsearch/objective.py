@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from archsearch.errors import ConfigError
+from archsearch.errors import ConfigError, ConfigTypeError
 
 DEFAULT_OBJECTIVE = "default_objective"
 MULTI_OBJECTIVE = "multi_objective"
@@ -67,7 +67,7 @@ class Objective:
             names = [p.name for p in parts]
             if len(set(names)) != len(names) or any(p.components for p in parts):
                 raise ConfigError("objective", f"{names} repeats a metric or nests a list", "name each metric once")
-            return cls(MULTI_OBJECTIVE, "min", parts)
+            return MultiObjective(MULTI_OBJECTIVE, "min", parts)
         if isinstance(spec, str):
             return cls(spec)
         if isinstance(spec, Mapping):
@@ -78,7 +78,9 @@ class Objective:
             return cls(str(spec["name"]), spec.get("direction"))
         if hasattr(spec, "name") and hasattr(spec, "direction"):  # a KerasTuner Objective
             return cls(str(spec.name), str(spec.direction))
-        raise ConfigError("objective", f"cannot read {spec!r} as an objective", "give a metric name such as val_loss")
+        raise ConfigTypeError("objective", f"cannot read {spec!r} as an objective: {type(spec).__name__} not "
+                              "understood, expected str, Objective, a list of them or {name, direction}",
+                              "give a metric name such as val_loss")
 
     @property
     def sign(self) -> float:
@@ -130,9 +132,38 @@ class Objective:
         return data
 
     def __str__(self) -> str:
+        """``val_loss (min)``: how console lines and messages show the objective."""
         if self.components:
             return f"{self.name} ({self.direction}) of " + ", ".join(str(p) for p in self.components)
         return f"{self.name} ({self.direction})"
+
+    def __repr__(self) -> str:
+        """KerasTuner's form: ``Objective(name="val_loss", direction="min")``."""
+        return f'{type(self).__name__}(name="{self.name}", direction="{self.direction}")'
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class MultiObjective(Objective):
+    """KerasTuner's multi-objective: one score to minimise over ``objectives`` (see the module docstring).
+
+    Two are equal when they combine the same metrics, in any order (the sum does not depend on it).
+    """
+
+    @property
+    def objectives(self) -> list[Objective]:
+        return list(self.components)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Objective):
+            return NotImplemented
+        return (other.name, other.direction) == (self.name, self.direction) and \
+            set(other.components) == set(self.components) and len(other.components) == len(self.components)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.direction, frozenset(self.components)))
+
+    def __repr__(self) -> str:
+        return super().__repr__() + ": [" + ", ".join(repr(p) for p in self.components) + "]"
 
 
 def is_finite(value: float | None) -> bool:

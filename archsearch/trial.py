@@ -22,6 +22,33 @@ STOPPED = "stopped"
 IDLE = "idle"
 
 
+class Status(str):
+    """A trial's status, that also equals KerasTuner's spelling of it.
+
+    ``Status("completed") == "COMPLETED"`` and KerasTuner's ``"INVALID"`` (a trial that raised) is
+    archsearch's ``failed``, so code written for either compares and assigns statuses as it did.
+    The text itself is archsearch's, lower case, as stored and shown.
+    """
+
+    _ALIASES = {"invalid": "failed"}
+
+    def __new__(cls, value: str) -> Status:
+        text = str(value).lower()
+        return super().__new__(cls, cls._ALIASES.get(text, text))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            text = other.lower()
+            return str.__eq__(self, self._ALIASES.get(text, text))
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = str.__hash__
+
+
 class TrialStatus:
     """KerasTuner's status names, for code that compares ``trial.status == TrialStatus.COMPLETED``.
 
@@ -69,6 +96,11 @@ class Trial:
     hyperparameters: Any = field(default=None, repr=False, compare=False)
     best_step: int | None = field(default=None, compare=False)  # the epoch whose weights are the trial's
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "status" and isinstance(value, str) and not isinstance(value, Status):
+            value = Status(value)  # KerasTuner code assigns "COMPLETED"
+        object.__setattr__(self, name, value)
+
     @property
     def done(self) -> bool:
         return self.status in DONE
@@ -81,6 +113,63 @@ class Trial:
     @property
     def score(self) -> float | None:
         return self.value
+
+    @property
+    def message(self) -> str | None:
+        """KerasTuner's name for the error of a failed trial."""
+        return self.error
+
+    def summary(self) -> None:
+        """Print the trial's id, values, score and error (KerasTuner's ``Trial.summary``)."""
+        print(self.summary_text())
+
+    def summary_text(self) -> str:
+        lines = [f"Trial {self.trial_id} summary ({self.status})", "Hyperparameters:"]
+        lines += [f"{name}: {value}" for name, value in self.hparams.items()] or ["default configuration"]
+        if self.value is not None:
+            lines.append(f"Score: {self.value}")
+        if self.error:
+            lines.append(self.error)
+        return "\n".join(lines)
+
+
+_dataclass_init = Trial.__init__
+_KERAS_TUNER_STATUS = {"invalid": FAILED, "idle": IDLE, "stopped": STOPPED}
+
+
+def _trial_init(self, *args, **kwargs) -> None:
+    """archsearch's ``Trial(id, hparams, ...)``, or KerasTuner's ``Trial(hyperparameters, trial_id=None,
+    status="RUNNING", message=None)`` (told apart by the first argument: an id or a search space)."""
+    keras_tuner_style = ("id" not in kwargs and "hparams" not in kwargs
+                         and (("trial_id" in kwargs or "message" in kwargs) or (args and not _is_id(args[0]))
+                              or (not args and "hyperparameters" in kwargs)))
+    if not keras_tuner_style:
+        _dataclass_init(self, *args, **kwargs)
+        return
+    names = ("hyperparameters", "trial_id", "status", "message")
+    if len(args) > len(names):
+        raise TypeError(f"Trial() takes at most {len(names)} positional arguments in KerasTuner's form "
+                        f"({', '.join(names)}), got {len(args)}")
+    given = dict(zip(names, args))
+    for name in kwargs:
+        if name in given:
+            raise TypeError(f"Trial() got multiple values for argument '{name}'")
+    given.update(kwargs)
+    hp = given.pop("hyperparameters", None)
+    trial_id = given.pop("trial_id", None)
+    status = str(given.pop("status", RUNNING) or RUNNING).lower()
+    message = given.pop("message", None)
+    values = dict(getattr(hp, "values", None) or {})
+    ident = 0 if trial_id is None else (int(trial_id) if _is_id(trial_id) or str(trial_id).isdigit() else trial_id)
+    _dataclass_init(self, ident, values, status=_KERAS_TUNER_STATUS.get(status, status), error=message,
+                    hyperparameters=hp, **given)
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) or type(value).__name__.startswith(("int", "uint"))
+
+
+Trial.__init__ = _trial_init  # type: ignore[method-assign]
 
 
 @dataclass

@@ -112,6 +112,11 @@ _engine = types.ModuleType("keras_tuner.engine")
 for _name in [n for n in ALIASES if n.startswith("keras_tuner.engine.")]:
     setattr(_engine, _name.split(".")[2], sys.modules[_name])
 sys.modules["keras_tuner.engine"] = _engine
+# Submodules are attributes of their package: ``from keras_tuner.engine.hyperparameters import hp_types``.
+for _name in ALIASES:
+    _parent, _, _leaf = _name.rpartition(".")
+    if _parent in ALIASES and not hasattr(sys.modules[_parent], _leaf):
+        setattr(sys.modules[_parent], _leaf, sys.modules[_name])
 engine, backend = _engine, _backend
 tuners_pkg = types.ModuleType("keras_tuner.tuners")
 tuners_pkg.__dict__.update(tuners.__dict__)

@@ -17,7 +17,7 @@ DEFAULT_UNITS = 128
 
 def value(hp: Any, params: Mapping[str, Any], name: str, default: Any) -> Any:
     """A searched value wins over a fixed param of the same name, which wins over the default."""
-    found = hp.get(name) if hp is not None else None
+    found = hp.get(name, None) if hp is not None else None
     if found is None:
         found = params.get(name)
     return default if found is None else found

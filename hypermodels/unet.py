@@ -52,7 +52,7 @@ def build(hp, *, input_shape: tuple[int, ...], num_classes: int, **params: Any) 
     _check_params(params)
 
     def value(name: str) -> Any:
-        v = hp.get(name) if hp is not None else None
+        v = hp.get(name, None) if hp is not None else None
         return params.get(name, DEFAULTS[name]) if v is None else v
 
     return unet(

@@ -280,8 +280,8 @@ def test_space_grid_counts_conditional_combinations_once():
 @pytest.mark.parametrize(
     "spec, words",
     [
-        ({"type": "int", "min": 5, "max": 1}, ["min (5)", "greater than max (1)"]),
-        ({"type": "float", "min": 1.0, "max": 0.5}, ["min", "greater than max"]),
+        ({"type": "int", "min": 5, "max": 1}, ["min_value 5", "greater than the max_value 1"]),
+        ({"type": "float", "min": 1.0, "max": 0.5}, ["min_value", "greater than the max_value"]),
         ({"type": "int", "min": 0, "max": 10, "step": 0}, ["step", "> 0", "0"]),
         ({"type": "float", "min": 0.0, "max": 1.0, "step": -0.1}, ["step", "> 0"]),
         ({"type": "float", "min": 0.0, "max": 1.0, "sampling": "log"}, ["log", "min > 0"]),
@@ -643,7 +643,10 @@ def test_nested_conditional_scopes_stack():
     assert hp.space["d"].conditions == hp.space["c"].conditions[:1]
     off = hp.with_values({"a": "x", "b": False})
     assert off.get("c") is None and off.get("d") == 1
-    assert off.Int("c", 1, 5) is None
+    with off.conditional_scope("a", ["x"]), off.conditional_scope("b", [True]):
+        assert off.Int("c", 1, 5) is None  # the same declaration, inactive under b=False
+    # KerasTuner's rule: the same name under other conditions (none here) is another declaration
+    assert off.Int("c", 1, 5) == 1 and len(off.declarations("c")) == 2
 
 
 def test_conditional_scope_on_an_undeclared_parent():
@@ -661,7 +664,7 @@ def test_parent_name_on_an_undeclared_parent():
 
 def test_define_by_run_declaration_errors():
     hp = HyperParameters()
-    with pytest.raises(SearchSpaceError, match=r"'units'.*greater than max"):
+    with pytest.raises(SearchSpaceError, match=r"'units'.*greater than the max_value"):
         hp.Int("units", 512, 32)
     with pytest.raises(SearchSpaceError, match=r"'act'.*empty"):
         hp.Choice("act", [])
