@@ -57,8 +57,8 @@ def test_shapes_are_learnable_by_a_small_mlp():
     from hypermodels import mlp
 
     class HP(dict):
-        def get(self, name):
-            return dict.get(self, name)
+        def get(self, name, default=None):
+            return dict.get(self, name, default)
 
     s = load_data({"name": "shapes", "seed": 0})
     keras.utils.set_random_seed(0)
