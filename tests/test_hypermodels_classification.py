@@ -12,13 +12,13 @@ from hypermodels import cnn, mlp  # noqa: E402
 
 
 class StubHP:
-    """Only what the family contract allows: ``get(name)``, None when absent."""
+    """Only what the family contract allows: ``get(name, default)``, as ``HyperParameters.get``."""
 
     def __init__(self, **values):
         self.values = values
 
-    def get(self, name):
-        return self.values.get(name)
+    def get(self, name, default=None):
+        return self.values.get(name, default)
 
 
 def layers_of(model, kind):
