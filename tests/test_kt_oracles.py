@@ -133,3 +133,18 @@ def test_max_consecutive_failed_trials_set_twice_differently_is_refused(tmp_path
     with pytest.raises(kt.ConfigError, match="max_consecutive_failed_trials: is 3 for the tuner but 5"):
         kt.Tuner(build_mlp, oracle=oracle, max_consecutive_failed_trials=3, directory=tmp_path / "a")
     assert kt.Tuner(build_mlp, oracle=oracle, directory=tmp_path / "b").max_consecutive_failed_trials == 5
+
+
+def test_best_step_is_the_zero_based_epoch_of_the_best_objective():
+    hp = kt.HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"), max_trials=2,
+                                           hyperparameters=hp, seed=0)
+    trial = oracle.ask()
+    for epoch, value in ((1, 0.5), (2, 0.9), (3, 0.7)):
+        oracle.report(trial.id, epoch, value)
+    oracle.tell(trial.id, 0.9)
+    assert oracle.get_best_trials(1)[0].best_step == 1  # epoch 2, as KerasTuner counts steps from 0
+    untracked = oracle.ask()
+    oracle.tell(untracked.id, 0.1)  # a run_trial that returned one number: no epochs
+    assert oracle.get_trial(untracked.id).best_step == 0

@@ -241,7 +241,17 @@ class Oracle:
         """Give a trial its values as a HyperParameters (``trial.hyperparameters``), as KerasTuner trials have."""
         if trial.hyperparameters is None or trial.hyperparameters.values != trial.hparams:
             trial.hyperparameters = self.hyperparameters.with_values(trial.hparams)
+        if trial.best_step is None and trial.done:
+            trial.best_step = self._best_step(trial)
         return trial
+
+    def _best_step(self, trial: Trial) -> int:
+        """KerasTuner's ``best_step``: the 0-based epoch of the trial's best objective (0 with no epochs)."""
+        scored = [(epoch, value) for epoch, value in trial.intermediate.items() if is_finite(value)]
+        if not scored:
+            return 0
+        best_epoch = min(scored, key=lambda ev: (-self.objective.sign * ev[1], ev[0]))[0]
+        return max(0, int(best_epoch) - 1)
 
     # ------------------------------------------------------------ results
     def completed(self) -> list[Trial]:
