@@ -150,7 +150,9 @@ class Tuner:
             self.objective = Objective.create("val_loss" if objective is _GIVEN else objective)
         self.tuner_id = tuner_id or "tuner0"
         # KerasTuner's default project name; "" puts the store straight into ``directory`` (the CLI's run folder).
-        self.project_dir = Path(directory or ".") / ("untitled_project" if project_name is None else project_name)
+        self.directory = directory or "."  # KerasTuner's attributes, as given
+        self.project_name = "untitled_project" if project_name is None else project_name
+        self.project_dir = Path(self.directory) / self.project_name
         # The folder is this process's for as long as the tuner lives: a second search is refused by name.
         self._lock = RunFolderLock(self.project_dir).acquire()
         weakref.finalize(self, self._lock.release_when_collected)

@@ -147,6 +147,7 @@ def test_kerastuner_attributes_of_a_tuner(tmp_path):
     tuner = kt.RandomSearch(build_mlp, objective="val_accuracy", max_trials=3, directory=tmp_path,
                             executions_per_trial=2, optimizer="sgd", loss="sparse_categorical_crossentropy")
     assert tuner.executions_per_trial == 2
+    assert tuner.directory == tmp_path and tuner.project_name == "untitled_project"
     tuner.executions_per_trial = 1
     assert tuner.trainer.executions_per_trial == 1
     assert tuner.optimizer == "sgd" and tuner.loss == "sparse_categorical_crossentropy" and tuner.metrics is None
