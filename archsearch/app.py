@@ -232,7 +232,8 @@ def _summarise_and_export(cfg: DictConfig, tuner, splits, model_cfg: dict[str, A
         echo(f"Best model exported to {best}")
     from archsearch.report import write_report_safely
 
-    write_report_safely(tuner.project_dir, echo, C.report_mode(cfg.get("report", True)))  # report.html and plots/, from trials.db (after best/: its picture)
+    # report.html and plots/, from trials.db; after best/, whose predictions picture it shows.
+    write_report_safely(tuner.project_dir, echo, C.report_mode(cfg.get("report", True)))
     return best
 
 
