@@ -19,7 +19,6 @@ import datetime as _dt
 import html
 import json
 import logging
-import os
 import sqlite3
 import sys
 from collections import Counter
