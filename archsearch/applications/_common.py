@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from archsearch import hyperparameters as H
 from archsearch.errors import ConfigError
 from archsearch.hypermodel import HyperModel
 
@@ -74,34 +73,3 @@ def compile_one_hot(model, optimizer: str | Any, learning_rate: float) -> None:
 
     model.compile(optimizer=make_optimizer(optimizer, learning_rate, field="hyperparameter 'optimizer'"),
                   loss="categorical_crossentropy", metrics=["accuracy"])
-
-
-class Declare:
-    """``hp.Choice/Int/Float`` as a hypermodel's ``tunable`` flag wants them.
-
-    KerasTuner's ``tunable=False``: a parameter the space does not already hold is not searched but
-    fixed at its default (``hp.Fixed``); one declared beforehand (``hp.Choice("version", ["v1"])``
-    before ``build``) is used as declared either way.
-    """
-
-    def __init__(self, hp, tunable: bool) -> None:
-        self.hp = hp
-        self.tunable = tunable
-
-    def _get(self, parameter: H.HyperParameter, declare) -> Any:
-        if self.tunable or parameter.name in self.hp.space:
-            return declare()
-        return self.hp.Fixed(parameter.name, parameter.default)
-
-    def Choice(self, name: str, values: list, default: Any = None) -> Any:
-        return self._get(H.Choice(name, values, default=default),
-                         lambda: self.hp.Choice(name, values, default=default))
-
-    def Int(self, name: str, min_value: int, max_value: int, step: int | None = None, default: int | None = None):
-        return self._get(H.Int(name, min_value, max_value, step, default=default),
-                         lambda: self.hp.Int(name, min_value, max_value, step=step, default=default))
-
-    def Float(self, name: str, min_value: float, max_value: float, step: float | None = None,
-              default: float | None = None):
-        return self._get(H.Float(name, min_value, max_value, step, default=default),
-                         lambda: self.hp.Float(name, min_value, max_value, step=step, default=default))

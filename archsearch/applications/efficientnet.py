@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from archsearch.applications._common import Declare, check_arguments, global_pool, model_inputs
+from archsearch.applications._common import check_arguments, global_pool, model_inputs
 from archsearch.errors import ConfigError
 from archsearch.hypermodel import HyperModel
 
@@ -57,11 +57,10 @@ class HyperEfficientNet(HyperModel):
             x = self.augmentation_model.build(hp)(x)
         elif self.augmentation_model is not None:
             x = self.augmentation_model(x)
-        d = Declare(hp, self.tunable)
-        version = d.Choice("version", list(VERSIONS), default="B0")
+        version = hp.Choice("version", list(VERSIONS), default="B0")
         x = efficientnet_features(x, version, self.weights)
-        x = global_pool(x, d.Choice("pooling", list(POOLINGS), default="avg"))
-        rate = d.Float("top_dropout_rate", 0.2, 0.8, step=0.2, default=0.2)
+        x = global_pool(x, hp.Choice("pooling", list(POOLINGS), default="avg"))
+        rate = hp.Float("top_dropout_rate", 0.2, 0.8, step=0.2, default=0.2)
         x = keras.layers.Dropout(rate, name="top_dropout")(x)
         outputs = keras.layers.Dense(int(self.classes), activation="softmax", name="probs")(x)
         model = keras.Model(inputs, outputs, name="EfficientNet")
@@ -72,7 +71,7 @@ class HyperEfficientNet(HyperModel):
         """SGD (momentum 0.1) at the tuned learning rate, one-hot labels; override to compile otherwise."""
         import keras
 
-        learning_rate = Declare(hp, self.tunable).Choice("learning_rate", [0.1, 0.01, 0.001], default=0.01)
+        learning_rate = hp.Choice("learning_rate", [0.1, 0.01, 0.001], default=0.01)
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.1),
                       loss="categorical_crossentropy", metrics=["accuracy"])
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from archsearch.applications._common import (BN_EPSILON, Declare, ImageHyperModel, compile_one_hot, global_pool,
+from archsearch.applications._common import (BN_EPSILON, ImageHyperModel, compile_one_hot, global_pool,
                                              model_inputs)
 from archsearch.errors import ConfigError
 
@@ -32,19 +32,18 @@ class HyperResNet(ImageHyperModel):
     def build(self, hp):
         import keras
 
-        d = Declare(hp, self.tunable)
-        version = d.Choice("version", list(VERSIONS), default="v2")
-        conv3_depth = d.Choice("conv3_depth", [4, 8])
-        conv4_depth = d.Choice("conv4_depth", [6, 23, 36])
+        version = hp.Choice("version", list(VERSIONS), default="v2")
+        conv3_depth = hp.Choice("conv3_depth", [4, 8])
+        conv4_depth = hp.Choice("conv4_depth", [6, 23, 36])
         inputs, x = model_inputs(self.input_shape, self.input_tensor)
         x = resnet_features(x, version, int(conv3_depth), int(conv4_depth))
-        x = global_pool(x, d.Choice("pooling", list(POOLINGS), default="avg"))
+        x = global_pool(x, hp.Choice("pooling", list(POOLINGS), default="avg"))
         if not self.include_top:
             return keras.Model(inputs, x, name="ResNet")
         outputs = keras.layers.Dense(int(self.classes), activation="softmax", name="probs")(x)
         model = keras.Model(inputs, outputs, name="ResNet")
-        optimizer = d.Choice("optimizer", ["adam", "rmsprop", "sgd"], default="adam")
-        compile_one_hot(model, optimizer, d.Choice("learning_rate", [0.1, 0.01, 0.001], default=0.01))
+        optimizer = hp.Choice("optimizer", ["adam", "rmsprop", "sgd"], default="adam")
+        compile_one_hot(model, optimizer, hp.Choice("learning_rate", [0.1, 0.01, 0.001], default=0.01))
         return model
 
 

@@ -11,7 +11,7 @@ with ``relu`` every convolution is followed by batch norm.  :func:`xception_feat
 from __future__ import annotations
 
 
-from archsearch.applications._common import Declare, ImageHyperModel, compile_one_hot, global_pool, model_inputs
+from archsearch.applications._common import ImageHyperModel, compile_one_hot, global_pool, model_inputs
 from archsearch.errors import ConfigError
 
 ACTIVATIONS = ("relu", "selu")
@@ -31,28 +31,27 @@ class HyperXception(ImageHyperModel):
     def build(self, hp):
         import keras
 
-        d = Declare(hp, self.tunable)
-        activation = d.Choice("activation", list(ACTIVATIONS))
+        activation = hp.Choice("activation", list(ACTIVATIONS))
         inputs, x = model_inputs(self.input_shape, self.input_tensor)
         x = xception_features(
             x, activation,
-            conv2d_num_filters=d.Choice("conv2d_num_filters", [32, 64, 128], default=64),
-            kernel_size=d.Choice("kernel_size", [3, 5]),
-            initial_strides=d.Choice("initial_strides", [2]),
-            sep_num_filters=d.Int("sep_num_filters", 128, 768, step=128, default=256),
-            num_residual_blocks=d.Int("num_residual_blocks", 2, 8, default=4),
+            conv2d_num_filters=hp.Choice("conv2d_num_filters", [32, 64, 128], default=64),
+            kernel_size=hp.Choice("kernel_size", [3, 5]),
+            initial_strides=hp.Choice("initial_strides", [2]),
+            sep_num_filters=hp.Int("sep_num_filters", 128, 768, step=128, default=256),
+            num_residual_blocks=hp.Int("num_residual_blocks", 2, 8, default=4),
         )
-        x = global_pool(x, d.Choice("pooling", list(POOLINGS)))
+        x = global_pool(x, hp.Choice("pooling", list(POOLINGS)))
         if not self.include_top:
             return keras.Model(inputs, x, name="Xception")
         outputs = xception_top(
             x, int(self.classes), activation,
-            num_dense_layers=d.Int("num_dense_layers", 1, 3),
-            dropout_rate=d.Float("dropout_rate", 0.0, 0.6, step=0.1, default=0.5),
-            dense_use_bn=d.Choice("dense_use_bn", [True, False]),
+            num_dense_layers=hp.Int("num_dense_layers", 1, 3),
+            dropout_rate=hp.Float("dropout_rate", 0.0, 0.6, step=0.1, default=0.5),
+            dense_use_bn=hp.Choice("dense_use_bn", [True, False]),
         )
         model = keras.Model(inputs, outputs, name="Xception")
-        compile_one_hot(model, "adam", d.Choice("learning_rate", [1e-3, 1e-4, 1e-5]))
+        compile_one_hot(model, "adam", hp.Choice("learning_rate", [1e-3, 1e-4, 1e-5]))
         return model
 
 
