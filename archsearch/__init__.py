@@ -33,6 +33,7 @@ _LAZY = {
     "HyperModel": "archsearch.hypermodel",
     "Objective": "archsearch.objective",
     "Oracle": "archsearch.oracles",
+    "synchronized": "archsearch.oracles.hand_driven",
     "available_oracles": "archsearch.oracles",
     "create_oracle": "archsearch.oracles",
     "Trial": "archsearch.trial",

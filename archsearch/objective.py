@@ -170,6 +170,17 @@ def is_finite(value: float | None) -> bool:
     return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
 
 
+def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The entries of a metrics dict that are numbers, as floats (a trial may report strings too)."""
+    out = {}
+    for name, value in metrics.items():
+        try:
+            out[name] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
 def create_objective(objective: Any) -> Objective:
     """KerasTuner's name for :meth:`Objective.create` (a name, an Objective, a list, or None)."""
     return Objective.create(objective)

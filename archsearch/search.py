@@ -164,7 +164,7 @@ class Search:
         self.events.on_epoch_end(trial, epoch, metrics, value)
         if value is None:
             return False
-        return self.oracle.report(trial_id, epoch, value)
+        return self.oracle.epoch_report(trial_id, epoch, metrics, value)
 
     def trial_finished(self, trial_id: int, outcome: TrialOutcome) -> None:
         spec = self._specs.pop(trial_id)

@@ -30,11 +30,16 @@ class Status(str):
     The text itself is archsearch's, lower case, as stored and shown.
     """
 
-    _ALIASES = {"invalid": "failed"}
+    _ALIASES = {"invalid": "failed", "complete": "completed"}
 
     def __new__(cls, value: str) -> Status:
+        if isinstance(value, Status):
+            return value
         text = str(value).lower()
-        return super().__new__(cls, cls._ALIASES.get(text, text))
+        status = super().__new__(cls, cls._ALIASES.get(text, text))
+        # KerasTuner's INVALID is a failure that may run again (max_retries_per_trial); FAILED never does.
+        status.retryable = text == "invalid"
+        return status
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, str):
@@ -52,12 +57,13 @@ class Status(str):
 class TrialStatus:
     """KerasTuner's status names, for code that compares ``trial.status == TrialStatus.COMPLETED``.
 
-    KerasTuner's INVALID (a trial that raised) is archsearch's failed trial.
+    KerasTuner's INVALID (a trial that raised, which may run again) is archsearch's failed trial
+    marked ``retryable``.
     """
 
     RUNNING = RUNNING
     IDLE = IDLE
-    INVALID = FAILED
+    INVALID = "INVALID"
     STOPPED = STOPPED
     COMPLETED = COMPLETED
     FAILED = FAILED
@@ -114,10 +120,18 @@ class Trial:
     def score(self) -> float | None:
         return self.value
 
+    @score.setter
+    def score(self, value: float | None) -> None:  # KerasTuner's score_trial overrides set it
+        self.value = None if value is None else float(value)
+
     @property
     def message(self) -> str | None:
         """KerasTuner's name for the error of a failed trial."""
         return self.error
+
+    @message.setter
+    def message(self, text: str | None) -> None:
+        self.error = text
 
     def summary(self) -> None:
         """Print the trial's id, values, score and error (KerasTuner's ``Trial.summary``)."""
@@ -134,7 +148,6 @@ class Trial:
 
 
 _dataclass_init = Trial.__init__
-_KERAS_TUNER_STATUS = {"invalid": FAILED, "idle": IDLE, "stopped": STOPPED}
 
 
 def _trial_init(self, *args, **kwargs) -> None:
@@ -157,11 +170,11 @@ def _trial_init(self, *args, **kwargs) -> None:
     given.update(kwargs)
     hp = given.pop("hyperparameters", None)
     trial_id = given.pop("trial_id", None)
-    status = str(given.pop("status", RUNNING) or RUNNING).lower()
+    status = Status(given.pop("status", RUNNING) or RUNNING)
     message = given.pop("message", None)
     values = dict(getattr(hp, "values", None) or {})
     ident = 0 if trial_id is None else (int(trial_id) if _is_id(trial_id) or str(trial_id).isdigit() else trial_id)
-    _dataclass_init(self, ident, values, status=_KERAS_TUNER_STATUS.get(status, status), error=message,
+    _dataclass_init(self, ident, values, status=status, error=message,
                     hyperparameters=hp, **given)
 
 

@@ -137,7 +137,17 @@ class Tuner:
             raise ConfigError("hypermodel", "is required",
                               "pass your model_builder(hp) function, or override Tuner.run_trial")
         self.hypermodel = None if hypermodel is None else as_hypermodel(hypermodel)
+        if oracle is not None and not isinstance(oracle, Oracle):
+            raise ConfigError("oracle", f"is {oracle!r}, not an Oracle",
+                              "pass an oracle instance, e.g. archsearch.oracles.RandomSearchOracle(objective=..., "
+                              "max_trials=...)")
         if oracle is not None:
+            never_called = oracle.hand_driven_overrides()
+            if never_called:
+                raise ConfigError("oracle", f"{type(oracle).__name__} overrides {', '.join(never_called)}, which a "
+                                  "tuner's search never calls (it drives its oracle with ask() and tell())",
+                                  "put that logic in populate_space / score_trial (or _propose / _on_result), "
+                                  "which the search calls")
             if objective is not _GIVEN and Objective.create(objective) != oracle.objective:
                 raise ConfigError("objective", f"{objective!r} differs from the oracle's {oracle.objective}",
                                   "give the objective to the oracle only")

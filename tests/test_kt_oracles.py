@@ -119,9 +119,9 @@ def test_hyperparameter_objects_have_keras_tuner_s_methods():
 
 def test_keras_tuner_status_names_and_create_objective():
     from archsearch.objective import create_objective
-    from archsearch.trial import TrialStatus
+    from archsearch.trial import Status, TrialStatus
 
-    assert TrialStatus.COMPLETED == "completed" and TrialStatus.INVALID == "failed"
+    assert TrialStatus.COMPLETED == "completed" and Status(TrialStatus.INVALID) == "failed"
     assert create_objective("val_accuracy") == kt.Objective("val_accuracy", "max")
     assert create_objective(["loss", "val_loss"]).name == "multi_objective"
 

@@ -11,9 +11,9 @@ Subclasses implement :meth:`Oracle._propose` and, when they keep state about
 results, :meth:`Oracle._on_result`.
 
 KerasTuner code builds oracles with keywords only (``RandomSearchOracle(objective=...,
-max_trials=...)``, the space learned later from the hypermodel) and may drive one by hand:
-``create_trial`` / ``update_trial`` / ``end_trial``, ``get_space``, ``get_best_trials``.  Those
-names are thin aliases over the same protocol.
+max_trials=...)``, the space learned later from the hypermodel), and drives or extends one by hand
+(``create_trial`` / ``update_trial`` / ``end_trial``, ``populate_space``, ``score_trial``): that
+half lives in :mod:`archsearch.oracles.hand_driven`, over the same protocol.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import numpy as np
 
 from archsearch.errors import ConfigError, SearchSpaceError
 from archsearch.hyperparameters import Fixed, HyperParameters, to_python, values_key
-from archsearch.objective import Objective, is_finite
+from archsearch.objective import Objective, is_finite, numeric_metrics
+from archsearch.oracles.hand_driven import HandDrivenOracle, synchronized  # noqa: F401  (KerasTuner's names)
 from archsearch.trial import (  # noqa: F401  (re-exported: the oracle protocol speaks in trials)
     COMPLETED,
     DONE,
@@ -54,7 +55,24 @@ class Proposal:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-class Oracle:
+class TrialTable(dict):
+    """Trials by id; KerasTuner code looks them up by its string ids (``oracle.trials[trial.trial_id]``)."""
+
+    def __getitem__(self, key: Any) -> Trial:
+        return super().__getitem__(_as_id(key))
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(_as_id(key))
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return super().get(_as_id(key), default)
+
+
+def _as_id(key: Any) -> Any:
+    return int(key) if isinstance(key, str) and key.isdigit() else key
+
+
+class Oracle(HandDrivenOracle):
     """Base of all search algorithms.  See the module docstring for the protocol."""
 
     name: ClassVar[str] = ""
@@ -75,6 +93,10 @@ class Oracle:
             raise ConfigError("tuner.max_trials", f"must be at least 1, got {max_trials}")
         if int(max_retries_per_trial) < 0:
             raise ConfigError("tuner.max_retries_per_trial", f"must be at least 0, got {max_retries_per_trial}")
+        if hyperparameters is None and not (tune_new_entries and allow_new_entries):
+            flag = "tune_new_entries=False" if not tune_new_entries else "allow_new_entries=False"
+            raise ConfigError("hyperparameters", f"is not given, and {flag} leaves nothing to search",
+                              "pass hyperparameters= (the space to search), or leave the flag True")
         # No space yet: a tuner fills it from its hypermodel (KerasTuner's keyword-only oracles).
         self.hyperparameters = HyperParameters() if hyperparameters is None else hyperparameters
         self.objective = Objective.create(objective)
@@ -86,11 +108,12 @@ class Oracle:
         self.max_trials = None if max_trials is None else int(max_trials)
         self.seed = 0 if seed is None else int(seed)
         self.rng = np.random.default_rng(self.seed)
-        self.trials: dict[int, Trial] = {}
+        self.trials: dict[int, Trial] = TrialTable()
         self._next_id = 0
         self._tried: set[str] = set()
         self._exhausted = False
         self.pruner = _make_pruner(pruner)
+        self._init_hand_driven()
 
     # ------------------------------------------------------------ protocol
     def ask(self) -> Trial | None:
@@ -101,6 +124,8 @@ class Oracle:
         if proposal is None:
             return None
         values = {k: to_python(v) for k, v in self.hyperparameters.active_values(proposal.hparams).items()}
+        # A populate_space override may give values for names the space does not declare: keep them.
+        values.update({k: to_python(v) for k, v in proposal.hparams.items() if k not in self.hyperparameters.space})
         trial = Trial(
             id=self._next_id,
             hparams=values,
@@ -128,12 +153,16 @@ class Oracle:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
         if isinstance(result, Mapping):
-            trial.metrics = {k: float(v) for k, v in result.items() if _is_number(v)}
+            trial.metrics = numeric_metrics(result)
             value = self.objective.value_from(trial.metrics)
         else:
             value = None if result is None else float(result)
         if status == PRUNED and value is None and trial.intermediate:
             value = self.objective.best(trial.intermediate.values())
+        if status == COMPLETED and is_finite(value) and self._overrides("score_trial"):
+            trial.value = value
+            self.score_trial(trial)  # KerasTuner's extension point: it sets trial.score
+            value = trial.value
         if status == COMPLETED and not is_finite(value):
             status = FAILED
             error = error or (
@@ -160,7 +189,7 @@ class Oracle:
     @property
     def finished(self) -> bool:
         """True when no trial is running and none will be proposed."""
-        if self.running:
+        if self.running or self._retry_queue:
             return False
         return self._exhausted or self._trial_limit_reached() or self._algorithm_finished()
 
@@ -208,34 +237,6 @@ class Oracle:
             return None
         counted = sum(1 for t in self.trials.values() if t.status != INTERRUPTED)
         return max(0, self.max_trials - counted)
-
-    def create_trial(self, tuner_id: str | None = None) -> Trial:
-        """KerasTuner's ``create_trial``: the next trial, or one whose status says ``stopped``/``idle``."""
-        trial = self.ask()
-        if trial is not None:
-            return trial
-        return Trial(-1, {}, status=STOPPED if self.finished else IDLE)
-
-    def update_trial(self, trial_id: int | str, metrics: Mapping[str, float] | float, step: int = 0) -> str:
-        """An intermediate result (``step``: epochs trained so far); says ``stopped`` when it should stop."""
-        trial = self._get(trial_id)
-        if isinstance(metrics, Mapping):
-            numbers = {k: float(v) for k, v in metrics.items() if _is_number(v)}
-            value = self.objective.value_from(numbers)
-            best = self.objective.value_from(trial.metrics) if trial.metrics else None
-            if not trial.metrics or self.objective.better(value, best):
-                trial.metrics = numbers  # the best step's metrics become the trial's result at end_trial
-        stop = self.report(trial.id, int(step), metrics)
-        return STOPPED if stop else RUNNING
-
-    def end_trial(self, trial: Trial | int | str, status: str | None = None, message: str | None = None) -> Trial:
-        """Close a trial driven by hand: its best reported value (or ``trial.metrics``) is its result."""
-        own = self._get(trial.id if isinstance(trial, Trial) else trial)
-        wanted = str(status or (trial.status if isinstance(trial, Trial) else COMPLETED)).lower()
-        wanted = {"invalid": FAILED, RUNNING: COMPLETED}.get(wanted, wanted)
-        metrics = trial.metrics if isinstance(trial, Trial) and trial.metrics else own.metrics
-        result: Any = metrics or (self.objective.best(own.intermediate.values()) if own.intermediate else None)
-        return self.tell(own.id, result, status=wanted, error=message or getattr(trial, "error", None))
 
     def _attach(self, trial: Trial) -> Trial:
         """Give a trial its values as a HyperParameters (``trial.hyperparameters``), as KerasTuner trials have."""
@@ -291,8 +292,18 @@ class Oracle:
 
     # ------------------------------------------------------------ for subclasses
     def _propose(self) -> Proposal | None:
-        """Return the next configuration, or None (set ``self._exhausted`` when the space is used up)."""
-        raise NotImplementedError
+        """Return the next configuration, or None (set ``self._exhausted`` when the space is used up).
+
+        By default, a KerasTuner ``populate_space`` override answers.
+        """
+        response = self.populate_space(str(self._next_id))
+        status = str(response.get("status", RUNNING)).lower()
+        if status == STOPPED:
+            self._exhausted = True
+            return None
+        if status == IDLE:
+            return None
+        return Proposal(dict(response.get("values") or {}))
 
     def _on_ask(self, trial: Trial) -> None:
         """Hook: a trial was handed out."""
@@ -316,14 +327,6 @@ class Oracle:
             return self.trials[int(trial_id)]
         except KeyError:
             raise KeyError(f"unknown trial id {trial_id}") from None
-
-
-def _is_number(v: Any) -> bool:
-    try:
-        float(v)
-        return True
-    except (TypeError, ValueError):
-        return False
 
 
 def _make_pruner(spec: Any):
