@@ -17,6 +17,7 @@ import math
 import os
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,7 +247,7 @@ class Runner:
         workdir: str | Path,
         trainer: TrainerSettings | None = None,
         compile_settings: CompileSettings | None = None,
-        callbacks: Sequence[Any] = (),
+        callbacks: Sequence[Any] | None = None,
         fit_model: Callable[..., Any] | None = None,
         run_trial: Callable[..., Any] | None = None,
         trial_callbacks: Callable[[Trial], Sequence[Any]] | None = None,
@@ -254,7 +255,8 @@ class Runner:
     ) -> None:
         """``fit_model(hp, model, **fit_kwargs)`` replaces ``model.fit`` (a HyperModel's own ``fit``);
         ``run_trial(trial, *args, **kwargs)`` replaces the whole training of a trial (a Tuner
-        subclass's own ``run_trial``); ``trial_callbacks(trial)`` adds callbacks to each fit."""
+        subclass's own ``run_trial``), which gets ``callbacks`` among its arguments when they were given
+        (an empty list too, as KerasTuner passes them); ``trial_callbacks(trial)`` adds callbacks to each fit."""
         self.fit_model = fit_model
         self.run_trial = run_trial
         self.trial_callbacks = trial_callbacks
@@ -267,7 +269,8 @@ class Runner:
         self.files = TrialFiles(self.workdir)
         self.trainer = trainer or TrainerSettings()
         self.compile_settings = compile_settings or CompileSettings()
-        self.callbacks = list(callbacks)
+        self.callbacks = list(callbacks or ())
+        self.callbacks_given = callbacks is not None
         self._objective_checked = False
 
     # ------------------------------------------------------------ paths (owned by archsearch.checkpoints)
@@ -304,7 +307,7 @@ class Runner:
         limit = self.trainer.max_model_size
         if limit is None:
             return
-        size = int(model.count_params())
+        size = parameter_count(model)
         if size > int(limit):
             raise TrialFailed(f"the model has {size:,} parameters, more than max_model_size={int(limit):,}; "
                               "not trained", kind="infeasible")
@@ -461,7 +464,7 @@ class Runner:
         kwargs["epochs"] = int(trial.budget if trial.budget is not None else self.trainer.epochs)
         if initial_epoch:
             kwargs["initial_epoch"] = int(initial_epoch)
-        if self.callbacks:  # search(callbacks=...) reach run_trial among its fit arguments, as in KerasTuner
+        if self.callbacks_given:  # search(callbacks=...) reach run_trial among its fit arguments, as in KerasTuner
             kwargs["callbacks"] = self._user_callbacks(None, trial_id=trial.id)
         self._nested = {"reporter": reporter, "resume": resume_checkpoint, "initial_epoch": initial_epoch,
                         "history": history, "trained": []}
@@ -474,6 +477,15 @@ class Runner:
             inner = next((o for o, r in trained if r is result), None)
             if inner is not None:  # the default run_trial's result, returned as is: its outcome stands
                 outcome = inner
+            elif result is None and self.objective.value_from(trial.metrics or {}) is not None:
+                # KerasTuner's old way: run_trial reported with self.oracle.update_trial(...) and returned nothing.
+                warnings.warn("Calling self.oracle.update_trial(trial_id, metrics) in Tuner.run_trial() to report "
+                              "the metrics is deprecated. Please remove the call and do 'return metrics' in "
+                              "Tuner.run_trial() instead.", DeprecationWarning, stacklevel=2)
+                outcome.metrics = dict(trial.metrics)
+                outcome.value = self.objective.value_from(trial.metrics)
+                outcome.epochs_done = kwargs["epochs"]
+                outcome.hparams = dict(hp.values)
             else:
                 check_results(result, self.objective, "Tuner.run_trial()")
                 metrics, best_epoch = to_metrics(result, self.objective)
@@ -625,10 +637,11 @@ class _EpochTracker(keras.callbacks.Callback):
             return
         if improved:
             self.best_value, self.best_metrics, self.best_epoch = value, metrics, epoch1
-        if self.primary and self.runner.trainer.checkpoints:
+        # A subclassed model that fit never built has no weights to keep.
+        if self.primary and self.runner.trainer.checkpoints and getattr(self.model, "built", True):
             self._dir.mkdir(parents=True, exist_ok=True)
             # Room for the new checkpoint first: HDF5 on a full disk can crash the whole process.
-            needed = max(file_size(self._dir / CHECKPOINT), 12 * int(self.model.count_params()))
+            needed = max(file_size(self._dir / CHECKPOINT), 12 * parameter_count(self.model))
             ensure_space(self._dir, needed, self.runner.workdir)
             save_checkpoint(self.model, self._dir / CHECKPOINT, epoch1)
             if improved:  # the same weights: a second name for the file costs nothing, a second save ~25 ms
@@ -637,6 +650,14 @@ class _EpochTracker(keras.callbacks.Callback):
             if self.reporter.on_epoch(self.trial, epoch1, metrics, value):
                 self.pruned = True
                 self.model.stop_training = True
+
+
+def parameter_count(model) -> int:
+    """The model's parameters; 0 for a subclassed model not built yet (it has no weights to save or count)."""
+    try:
+        return int(model.count_params())
+    except ValueError:
+        return 0
 
 
 def reseed_layers(model, key: tuple[int, ...]) -> None:

@@ -42,8 +42,9 @@ def check_results(results: Any, objective: Objective, where: str) -> None:
             check_results(item, objective, where)
         return
     if results is None:
-        raise FatalTypeError(f"{where} returned None: return the objective's value, a dict of metrics "
-                             f"(with {objective.name!r}) or the History of model.fit")
+        raise FatalTypeError(f"{where} returned None. Did you forget to return the metrics? Return the "
+                             f"objective's value, a dict of metrics (with {objective.name!r}) or the History of "
+                             "model.fit")
     if _is_number(results):
         return
     if isinstance(results, Mapping):
@@ -53,8 +54,9 @@ def check_results(results: Any, objective: Objective, where: str) -> None:
         return
     if is_history(results):
         return
-    raise FatalTypeError(f"{where} returned {type(results).__name__} {results!r:.80}: return a number, "
-                         "a dict of metrics, a keras.callbacks.History, or a list of those (one per execution)")
+    raise FatalTypeError(f"Expected the return value of {where} to be one of: a number, a dict of metrics, a "
+                         "keras.callbacks.History, or a list of those (one per execution); it returned "
+                         f"{type(results).__name__} {results!r:.80}")
 
 
 def to_metrics(results: Any, objective: Objective) -> tuple[dict[str, float], int | None]:

@@ -301,7 +301,7 @@ class Tuner:
         if dropped:
             self.echo(f"Note: search() ignores {', '.join(dropped)}: Keras 3's fit has no use_multiprocessing, "
                       "workers or max_queue_size, and every trial starts at its own initial epoch.")
-        callbacks = fit_kwargs.pop("callbacks", None) or []
+        callbacks = fit_kwargs.pop("callbacks", None)
         data = FitArguments(tuple(fit_args), dict(fit_kwargs), seed=int(self.trainer.seed or 0))
         if "batch_size" in fit_kwargs:
             self.trainer.batch_size = fit_kwargs["batch_size"]
@@ -310,7 +310,7 @@ class Tuner:
         self.run_search(data, callbacks, echo=(lambda line: None) if quiet else None)
         self.on_search_end()
 
-    def run_search(self, data: FitData, callbacks: Sequence[Any] = (), echo: Callable[[str], None] | None = None
+    def run_search(self, data: FitData, callbacks: Sequence[Any] | None = None, echo: Callable[[str], None] | None = None
                    ) -> None:
         """Run the search on any :class:`~archsearch.runner.FitData` (the CLI's datasets, ...)."""
         from archsearch.events import ConsoleEvents
@@ -410,7 +410,7 @@ class Tuner:
             del model
             keras.backend.clear_session()
 
-    def _make_runner(self, data: FitData | None, callbacks: Sequence[Any] = ()) -> Runner:
+    def _make_runner(self, data: FitData | None, callbacks: Sequence[Any] | None = None) -> Runner:
         per_epoch = [n for n in _TRAINING_HOOKS[1:] if _overrides(self, n)]
         return Runner(
             self.hypermodel.build if self.hypermodel is not None else _no_hypermodel,

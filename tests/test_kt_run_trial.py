@@ -112,7 +112,7 @@ def test_a_custom_training_loop_in_run_trial(tmp_path):
 @pytest.mark.parametrize("returned, error, words", [
     (None, kt.errors.FatalTypeError, "returned None"),
     ({"acc": 1.0}, kt.errors.FatalValueError, "without the objective 'loss'"),
-    ("high", kt.errors.FatalTypeError, "returned str"),
+    ("high", kt.errors.FatalTypeError, "to be one of.*returned str"),
 ])
 def test_unreadable_results_stop_the_search_with_kerastuner_s_fatal_errors(tmp_path, returned, error, words):
     class Broken(kt.Tuner):
@@ -250,3 +250,61 @@ def test_search_callbacks_reach_run_trial_and_run_once_through_super(tmp_path):
     tuner.search(x, y, epochs=2, validation_split=0.25, callbacks=[Counter()], verbose=0)
     assert received == [1, 1]
     assert CountEpochs.epochs == 2 * 2  # once per epoch of each trial, not twice
+
+
+def test_an_empty_callbacks_list_reaches_run_trial_as_given(tmp_path):
+    seen = []
+
+    class Seeing(kt.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            seen.append(kwargs.get("callbacks", "absent"))
+            return float(trial.hyperparameters.Float("x", 0.0, 1.0))
+
+    tuner = Seeing(oracle=kt.oracles.RandomSearchOracle(objective="loss", max_trials=2, seed=0), directory=tmp_path)
+    tuner.search(callbacks=[])
+    tuner2 = Seeing(oracle=kt.oracles.RandomSearchOracle(objective="loss", max_trials=1, seed=0),
+                    directory=tmp_path, project_name="other")
+    tuner2.search()
+    assert seen == [[], [], "absent"]
+
+
+def test_reporting_through_oracle_update_trial_and_returning_none_still_scores_the_trial(tmp_path):
+    class OldStyle(kt.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            x = trial.hyperparameters.Float("x", 0.0, 1.0)
+            self.oracle.update_trial(trial.trial_id, {"loss": abs(x - 0.3)})
+
+    tuner = OldStyle(oracle=kt.oracles.RandomSearchOracle(objective="loss", max_trials=2, seed=0), directory=tmp_path)
+    with pytest.deprecated_call(match="Please remove the call"):
+        tuner.search()
+    best = tuner.oracle.get_best_trials(1)[0]
+    assert best.status == "completed" and best.score == pytest.approx(abs(best.hparams["x"] - 0.3))
+
+
+def test_a_subclassed_model_that_is_never_built_still_trains(tmp_path):
+    """KerasTuner's MockModel: a keras.Model subclass whose fit drives the callbacks itself, with no weights."""
+    import keras
+
+    class Scripted(keras.Model):
+        def fit(self, *args, callbacks=(), epochs=1, **kwargs):
+            for cb in callbacks:
+                cb.set_model(self)
+            history = keras.callbacks.History()
+            history.history = {"loss": []}
+            for epoch in range(epochs):
+                logs = {"loss": 5.0 - epoch}
+                history.history["loss"].append(logs["loss"])
+                for cb in callbacks:
+                    cb.on_epoch_end(epoch, logs=logs)
+            return history
+
+    def build(hp):
+        hp.Choice("mode", [0, 1])
+        model = Scripted()
+        model.compile(optimizer="sgd", loss="mse")
+        return model
+
+    tuner = kt.RandomSearch(hypermodel=build, objective="loss", max_trials=2, directory=tmp_path, seed=0)
+    tuner.search(epochs=3, verbose=0)
+    best = tuner.oracle.get_best_trials(1)[0]
+    assert best.status == "completed" and best.score == 3.0
