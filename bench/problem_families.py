@@ -12,8 +12,10 @@ minimum, so ``regret = best value found - minimum``):
 
 * ``deceptive``: a log-scale ``lr``, a float ``x``, an int ``n``, a boolean
   ``flag`` and a categorical ``cat`` of 3-5 values.  Every category opens its
-  own Gaussian basin in (lr, x, n) with its own random centre, widths and
-  depth; the *best* basin (depth 1) is narrow (widths 0.07-0.14 of each
+  own basin in (lr, x, n) with its own random centre, widths and depth (a
+  Gaussian core with 80% of the depth on a Gaussian shoulder three times
+  wider with 20%: sharp optima are rarely without a slope around them);
+  the *best* basin (depth 1) is narrow (core widths 0.08-0.16 of each
   unit axis), one *decoy* is broad (widths 0.3-0.5, depth 0.7-0.8: the best
   average, so it attracts every model), the rest lie between.  ``flag`` has
   a best value per category (the wrong one keeps 70% of the depth).  A
@@ -74,6 +76,7 @@ class Instance:
 # --------------------------------------------------------------------------- deceptive mixed spaces
 
 N_MAX = 32  # the int parameter's range 1..N_MAX
+SHOULDER = 3.0  # a basin is a core plus a shoulder this many times wider holding a fifth of its depth
 
 
 def _deceptive_units(h: Mapping[str, Any]) -> np.ndarray:
@@ -91,7 +94,7 @@ def deceptive(seed: int) -> Instance:
         centre = rng.uniform(0.1, 0.9, 3)
         centre[2] = (round(centre[2] * (N_MAX - 1))) / (N_MAX - 1)  # an int value: the minimum is reachable
         if roles[i] == 0:
-            width, depth = rng.uniform(0.07, 0.14, 3), 1.0
+            width, depth = rng.uniform(0.08, 0.16, 3), 1.0
         elif roles[i] == 1:
             width, depth = rng.uniform(0.3, 0.5, 3), float(rng.uniform(0.7, 0.8))
         else:
@@ -104,7 +107,8 @@ def deceptive(seed: int) -> Instance:
         centre, width, depth, flag = basins[str(h["cat"])]
         d = (_deceptive_units(h) - centre) / width
         keep = 1.0 if bool(h["flag"]) == flag else 0.7
-        return -depth * keep * math.exp(-0.5 * float(d @ d))
+        r2 = float(d @ d)
+        return -depth * keep * (0.8 * math.exp(-0.5 * r2) + 0.2 * math.exp(-0.5 * r2 / SHOULDER**2))
 
     space = {
         "lr": {"type": "float", "min": 1e-5, "max": 1.0, "sampling": "log"},
