@@ -70,13 +70,14 @@ ONEHOT_LENGTHSCALE = 0.5
 # Add a component on the numeric columns alone, shared by every category (as BoTorch's mixed GP
 # does): a good region of learning rate or width found with one optimizer then guides the others.
 SHARED_TREND = True
-# Every other model-based ask searches inside one value of an unordered categorical -- the value
+# Two of every three model-based asks search inside one value of an unordered categorical -- the value
 # with the fewest trials so far -- instead of the whole space.  EI over the whole space keeps
 # returning to the category with the best values so far; a category whose best region is narrow
 # and not yet sampled looks worse on average and was never given the trials that would show it
 # (issue 15: the deceptive family of bench/problem_families.py, best basin found in 0/10 seeds).
 CATEGORY_FOCUS = True
 FOCUS_CYCLE = 3  # of every FOCUS_CYCLE model-based asks, one is free and the others focused
+FOCUS_BUDGET = 10  # focused asks stop once every value of the categorical has this many trials
 FOCUS_MIN_POINTS = 3  # trials of the focused value needed to model it on its own (else the joint model)
 
 
@@ -213,6 +214,8 @@ class BayesianOptimizationOracle(Oracle):
                 if key in counts:
                     counts[key] += 1
         least = min(counts.values())
+        if least >= FOCUS_BUDGET:
+            return None  # every value has had its share: the model may spend the rest where it likes
         tied = [v for v in values if counts[values_key({name: v})] == least]
         return name, tied[int(self.rng.integers(len(tied)))]
 
