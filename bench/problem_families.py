@@ -143,7 +143,10 @@ def _unit(spec: dict[str, Any], value: Any) -> float:
 def _from_unit(spec: dict[str, Any], u: float) -> float:
     """The parameter value at unit coordinate ``u`` (ints and steps on their grid)."""
     lo, hi = float(spec["min"]), float(spec["max"])
-    v = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if spec.get("sampling") == "log" else lo + u * (hi - lo)
+    if spec.get("sampling") == "log":
+        v = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+    else:
+        v = lo + u * (hi - lo)
     if spec["type"] == "int":
         step = spec.get("step", 1)
         v = lo + round((v - lo) / step) * step

@@ -30,6 +30,13 @@ Each ``ask`` after the initial design:
 4. returns the best-scoring configuration never tried before, falling back
    to the next candidate and finally to random draws.
 
+With unordered categoricals, two of every three model-based asks are
+*focused* (``CATEGORY_FOCUS``): they search inside the least-tried value other
+than the incumbent's, with a GP of that value's trials alone and EI against
+that value's own best, until every value has ``FOCUS_BUDGET`` trials.  Pure
+EI keeps returning to the category with the best values so far, and one whose
+best region is narrow is never given the trials that would reveal it.
+
 The first ``num_initial_points`` trials are scrambled Sobol points.  Default:
 ``2 * d`` for ``d`` searched parameters, at least 5 and at most 20, and at most
 half of ``max_trials`` when that is set (so a short search still uses the
