@@ -1,0 +1,259 @@
+"""Search quality on generated problem families (issue 15): archsearch and its peers side by side.
+
+One command runs every contender on every family of ``bench/problem_families.py``
+and prints one markdown table per family (``--out`` also writes them to a
+file).  Instances and seeds: ``--split held-out`` (the default, what
+``bench/RESULTS.md`` reports) or ``--split dev`` (what to look at while
+changing an optimiser); ``--seeds N`` takes the first N of the split.
+
+Single-fidelity families (branin, hartmann6, deceptive, conditional),
+``--trials`` evaluations each, minimised:
+
+* archsearch ``random`` and ``bayesian`` (defaults), through ``ask``/``tell``;
+* Optuna ``GPSampler`` (needs PyTorch), ``TPESampler(multivariate=True)``,
+  defaults otherwise, through ``study.ask``/``tell``, conditional parameters
+  suggested only where active (define-by-run, as Optuna is meant to be used);
+* KerasTuner ``BayesianOptimizationOracle`` (needs scikit-learn), through its
+  oracle API as ``bench/bayesian_bench.py`` drives it; KerasTuner gets the
+  conditional space flattened (every parameter declared; inactive ones are
+  ignored by the function).
+
+Columns: median and quartiles of the simple regret at the last trial, the
+median at 10 and 20 trials, for ``deceptive``/``conditional`` the seeds whose
+best value beats every point outside the best basin/branch ("found best"),
+and the median seconds per suggestion (numpy/BLAS pinned to one thread).
+
+Multi-fidelity family (curves, max_epochs 27, factor 3), each contender
+spends ``--cap`` epochs: archsearch ``hyperband`` and ``bohb`` (promoted
+trials resume from their parent; as many iterations as the cap allows),
+Optuna TPE + ``HyperbandPruner`` and KerasTuner ``HyperbandOracle`` as in
+``bench/hyperband_bench.py``.  Loss after E epochs: 1 - the noise-free final
+score of the best-*observed* full-budget trial finished within E epochs;
+median and quartiles over seeds at 100, 300 and 600 epochs.
+
+    /tmp/benchvenv/bin/python bench/quality_bench.py                      # everything, held-out seeds
+    python bench/quality_bench.py --only archsearch-bayesian --families deceptive --split dev --seeds 5
+
+Peers come from the ``bench`` extra; GPSampler needs PyTorch -- install the
+CPU build (``pip install torch --index-url https://download.pytorch.org/whl/cpu``),
+the default wheel pulls gigabytes of CUDA libraries a CPU benchmark never uses.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import bayesian_bench  # noqa: E402
+import hyperband_bench  # noqa: E402
+from curves import MAX_EPOCHS, SPACE  # noqa: E402
+from problem_families import (DEVELOPMENT_SEEDS, HELD_OUT_SEEDS, MULTI_FIDELITY, SINGLE_FIDELITY,  # noqa: E402
+                              Instance, curves, single_fidelity)
+
+from archsearch import HyperParameters  # noqa: E402
+from archsearch.oracles import create_oracle  # noqa: E402
+
+Unavailable = bayesian_bench.Unavailable
+CHECKPOINTS = (10, 20)
+BUDGETS = (100, 300, 600)
+
+
+# --------------------------------------------------------------------------- single-fidelity contenders
+
+
+def _active(spec: dict, values: dict) -> bool:
+    when = spec.get("when") or {}
+    return all(values.get(parent) in allowed for parent, allowed in when.items())
+
+
+def run_optuna(problem: Instance, seed: int, trials: int, kind: str):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # GPSampler warns at every inactive parameter
+    if kind == "gp":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise Unavailable("optuna.samplers.GPSampler needs PyTorch, which is not installed") from None
+        sampler = optuna.samplers.GPSampler(seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    values, seconds = [], []
+    for _ in range(trials):
+        start = time.perf_counter()
+        trial = study.ask()
+        params: dict = {}
+        for name, spec in problem.space.items():  # parents come first in every family's space
+            if _active(spec, params):
+                params.update(bayesian_bench._optuna_suggest(trial, {name: spec}))
+        seconds.append(time.perf_counter() - start)
+        value = problem(params)
+        study.tell(trial, value)
+        values.append(value)
+    return values, seconds
+
+
+def _flat(problem: Instance) -> Instance:
+    """The space without ``when`` (KerasTuner gets every parameter; the function ignores inactive ones)."""
+    space = {n: {k: v for k, v in s.items() if k != "when"} for n, s in problem.space.items()}
+    return Instance(problem.name, space, problem.function, problem.minimum, problem.success_below)
+
+
+SINGLE = {
+    "archsearch-random": lambda p, s, n: bayesian_bench.run_archsearch(p, s, n, "random"),
+    "archsearch-bayesian": lambda p, s, n: bayesian_bench.run_archsearch(p, s, n, "bayesian"),
+    "optuna-gp": lambda p, s, n: run_optuna(p, s, n, "gp"),
+    "optuna-tpe": lambda p, s, n: run_optuna(p, s, n, "tpe"),
+    "kerastuner-bayesian": lambda p, s, n: bayesian_bench.run_keras_tuner(_flat(p), s, n, "bayesian"),
+}
+
+
+# --------------------------------------------------------------------------- multi-fidelity contenders
+
+
+def run_mf_archsearch(problem, seed: int, cap: int, tuner: str):
+    """archsearch Hyperband or BOHB epoch by epoch through ask/report/tell, until ``cap`` epochs are spent."""
+    space = HyperParameters.from_config(SPACE)
+    options = dict(max_epochs=MAX_EPOCHS, factor=3, min_epochs=1)
+    per_iteration = create_oracle("hyperband", space, "score", **options).total_epochs
+    oracle = create_oracle(tuner, HyperParameters.from_config(SPACE), "score", seed=seed,
+                           hyperband_iterations=math.ceil(cap / per_iteration), **options)
+    spent, finals = 0, []
+    while spent < cap and not oracle.finished:
+        trial = oracle.ask()
+        budget = trial.budget or MAX_EPOCHS
+        for epoch in range(trial.initial_budget + 1, budget + 1):
+            spent += 1
+            oracle.report(trial.id, epoch, problem.score(trial.hparams, epoch))
+        value = problem.score(trial.hparams, budget)
+        oracle.tell(trial.id, value)
+        if budget == MAX_EPOCHS:
+            finals.append((spent, value, problem.true_score(trial.hparams)))
+    return finals, len(oracle.trials)
+
+
+MULTI = {
+    "archsearch-hyperband": lambda p, s, c: run_mf_archsearch(p, s, c, "hyperband"),
+    "archsearch-bohb": lambda p, s, c: run_mf_archsearch(p, s, c, "bohb"),
+    "optuna-tpe+hyperband-pruner": hyperband_bench.run_optuna,
+    "kerastuner-hyperband": hyperband_bench.run_keras_tuner,
+}
+LABELS = {
+    "archsearch-random": "archsearch random",
+    "archsearch-bayesian": "archsearch bayesian",
+    "optuna-gp": "Optuna GPSampler",
+    "optuna-tpe": "Optuna TPE (multivariate)",
+    "kerastuner-bayesian": "KerasTuner BayesianOptimization",
+    "archsearch-hyperband": "archsearch Hyperband",
+    "archsearch-bohb": "archsearch BOHB",
+    "optuna-tpe+hyperband-pruner": "Optuna TPE + HyperbandPruner",
+    "kerastuner-hyperband": "KerasTuner Hyperband",
+}
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _q(xs) -> str:
+    lo, med, hi = np.percentile(xs, [25, 50, 75])
+    return f"{med:.3g} [{lo:.3g}, {hi:.3g}]"
+
+
+def single_table(family: str, seeds: list[int], trials: int, names: list[str]) -> list[str]:
+    tracked = single_fidelity(family, seeds[0]).success_below is not None
+    checks = [c for c in CHECKPOINTS if c < trials]
+    lines = [f"### {family}: {len(seeds)} seeds ({seeds[0]}-{seeds[-1]}) x {trials} trials, regret "
+             "(median [25%, 75%])", ""]
+    header = (["method", f"regret@{trials}"] + [f"median@{c}" for c in checks]
+              + (["found best"] if tracked else []) + ["s/suggestion", "total s"])
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    print("\n".join(lines), flush=True)
+    for name in names:
+        start = time.perf_counter()
+        try:
+            runs = [(single_fidelity(family, s), SINGLE[name](single_fidelity(family, s), s, trials)) for s in seeds]
+        except Unavailable as exc:
+            row = f"| {LABELS[name]} | n/a ({exc}) |"
+            print(row, flush=True)
+            lines.append(row)
+            continue
+        total = time.perf_counter() - start
+        final = [inst.regret(min(v)) for inst, (v, _) in runs]
+        cells = [LABELS[name], _q(final)]
+        cells += [f"{np.median([inst.regret(min(v[:c])) for inst, (v, _) in runs]):.3g}" for c in checks]
+        if tracked:
+            cells.append(f"{sum(min(v) < inst.success_below for inst, (v, _) in runs)}/{len(runs)}")
+        cells += [f"{np.median([x for _, (_, secs) in runs for x in secs]):.4f}", f"{total:.0f}"]
+        row = "| " + " | ".join(cells) + " |"
+        print(row, flush=True)
+        lines.append(row)
+    return lines
+
+
+def multi_table(family: str, seeds: list[int], cap: int, names: list[str]) -> list[str]:
+    budgets = [b for b in BUDGETS if b <= cap]
+    crossing = [curves(s).crossing for s in seeds]
+    lines = [f"### {family}: {len(seeds)} seeds ({seeds[0]}-{seeds[-1]}), crossing strength "
+             f"{min(crossing):.2f}-{max(crossing):.2f}, loss = 1 - true final score of the best-observed "
+             "full-budget trial (median [25%, 75%])", ""]
+    header = ["method"] + [f"@{b} epochs" for b in budgets] + ["trials", "total s"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    print("\n".join(lines), flush=True)
+    for name in names:
+        start = time.perf_counter()
+        runs = [MULTI[name](curves(s), s, cap) for s in seeds]
+        total = time.perf_counter() - start
+        cells = [LABELS[name]]
+        for b in budgets:
+            cells.append(_q([1.0 - hyperband_bench.best_at(finals, b) for finals, _ in runs]))
+        cells += [str(int(np.median([n for _, n in runs]))), f"{total:.0f}"]
+        row = "| " + " | ".join(cells) + " |"
+        print(row, flush=True)
+        lines.append(row)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--split", choices=("held-out", "dev"), default="held-out")
+    parser.add_argument("--seeds", type=int, default=10, help="the first N seeds of the split")
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--cap", type=int, default=600, help="epochs per seed on the curve family")
+    parser.add_argument("--families", default=",".join(SINGLE_FIDELITY + MULTI_FIDELITY))
+    parser.add_argument("--only", default="", help="comma-separated contender names")
+    parser.add_argument("--out", default="", help="also write the tables to this file")
+    args = parser.parse_args(argv)
+    seeds = list(HELD_OUT_SEEDS if args.split == "held-out" else DEVELOPMENT_SEEDS)[:args.seeds]
+    only = set(filter(None, args.only.split(",")))
+    lines: list[str] = []
+    for family in args.families.split(","):
+        if family in MULTI_FIDELITY:
+            names = [n for n in MULTI if not only or n in only]
+            if names:
+                lines += multi_table(family, seeds, args.cap, names) + [""]
+        else:
+            names = [n for n in SINGLE if not only or n in only]
+            if names:
+                lines += single_table(family, seeds, args.trials, names) + [""]
+        print(flush=True)
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
