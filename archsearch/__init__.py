@@ -26,7 +26,7 @@ from archsearch.registration import register_when_keras_loads  # noqa: E402
 
 register_when_keras_loads()  # exports load with plain keras.saving.load_model (see registration.py)
 
-_TUNERS = ("Tuner", "RandomSearch", "GridSearch", "Hyperband", "BayesianOptimization", "BOHB", "ASHA")
+_TUNERS = ("Tuner", "BaseTuner", "RandomSearch", "GridSearch", "Hyperband", "BayesianOptimization", "BOHB", "ASHA")
 _MODULES = ("oracles", "tuners", "hyperparameters", "objective", "hypermodel", "applications")
 _LAZY = {
     "HyperParameters": "archsearch.hyperparameters",

@@ -498,10 +498,13 @@ _UNSET = object()
 
 class SearchSpace(dict):
     """The declared parameters: a dict ``name -> HyperParameter`` (archsearch's oracles look names up),
-    that also reads as KerasTuner's list of parameters where that is unambiguous: ``space[0]`` is
-    the first declared parameter and ``space == []`` compares the parameters in order.  Iterating
-    yields the names, as for any dict.
+    that also reads as KerasTuner's list of parameters: iterating yields the parameter objects in
+    declaration order (``for p in hp.space: p.name``), ``space[0]`` is the first one and
+    ``space == [...]`` compares them in order.  Names: ``name in space``, ``space[name]``, ``keys()``.
     """
+
+    def __iter__(self):
+        return iter(list(self.values()))
 
     def __getitem__(self, key):
         if isinstance(key, (int, np.integer, slice)) and not isinstance(key, bool):
@@ -666,7 +669,7 @@ class HyperParameters:
 
     def all_declarations(self) -> list[HyperParameter]:
         """Every declared parameter, alternates included (KerasTuner's ``hp.space`` list, grouped by name)."""
-        return [p for name in self.space for p in self.declarations(name)]
+        return [p for name in self.space.keys() for p in self.declarations(name)]
 
     def _active_declaration(self, name: str, values: Mapping[str, Any]) -> HyperParameter | None:
         return next((p for p in self.declarations(name) if p.is_active(values)), None)
@@ -804,7 +807,7 @@ class HyperParameters:
         if default is not _UNSET or self._declared(name):
             return None if default is _UNSET else default
         raise KeyError(f"hyperparameter '{name}' does not exist in the search space "
-                       f"(declared: {', '.join(self.space) or 'none'}); declare it, or give a default: "
+                       f"(declared: {', '.join(self.space.keys()) or 'none'}); declare it, or give a default: "
                        f"hp.get('{name}', None)")
 
     def __getitem__(self, name: str) -> Any:
@@ -817,7 +820,7 @@ class HyperParameters:
                                               "is currently inactive (its conditions do not hold)",
                                    f"use hp.get('{name}'), which returns None while it is inactive")
         raise KeyError(f"hyperparameter '{name}' does not exist in the search space "
-                       f"(declared: {', '.join(self.space) or 'none'})")
+                       f"(declared: {', '.join(self.space.keys()) or 'none'})")
 
     def __contains__(self, name: str) -> bool:
         return self._scoped(name) in self.values
@@ -844,7 +847,7 @@ class HyperParameters:
         result: dict[str, Any] = {}
         for _ in range(len(self.space) + 1):  # fixed point: conditions may chain
             changed = False
-            for name in self.space:
+            for name in self.space.keys():
                 p = None if name in result else self._active_declaration(name, result)
                 if p is None:
                     continue
@@ -857,7 +860,7 @@ class HyperParameters:
     def sample(self, rng: np.random.Generator, unit: Sequence[float] | None = None) -> dict[str, Any]:
         """Draw active values; ``unit`` (one number per parameter) replaces the random draws."""
         values: dict[str, Any] = {}
-        for i, name in enumerate(self.space):
+        for i, name in enumerate(self.space.keys()):
             p = self._active_declaration(name, values)
             if p is None:
                 continue
@@ -868,7 +871,7 @@ class HyperParameters:
 
     def grid(self, float_points: int = 5) -> Iterator[dict[str, Any]]:
         """Every combination of active values, once, in declaration order."""
-        names = list(self.space)
+        names = list(self.space.keys())
 
         def expand(i: int, values: dict[str, Any]) -> Iterator[dict[str, Any]]:
             if i == len(names):

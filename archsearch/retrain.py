@@ -324,10 +324,10 @@ def read_values(path: Any, field_name: str) -> tuple[dict[str, Any], dict[str, A
 
 def check_names(candidate: Candidate, space, field_name: str) -> None:
     """Values the space does not declare would be silently dropped by the builder: refused by name."""
-    unknown = sorted(set(candidate.values) - set(space.space))
+    unknown = sorted(set(candidate.values) - set(space.space.keys()))
     if unknown:
         raise ConfigError(field_name, f"{', '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} not "
-                          f"in the search space ({', '.join(space.space)})", "fix or remove the name")
+                          f"in the search space ({', '.join(space.space.keys())})", "fix or remove the name")
 
 
 def baseline_candidate(declared: Mapping[str, Any] | None, baseline_file: Any, epochs: int,

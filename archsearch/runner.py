@@ -252,11 +252,13 @@ class Runner:
         run_trial: Callable[..., Any] | None = None,
         trial_callbacks: Callable[[Trial], Sequence[Any]] | None = None,
         distribution_strategy: Any = None,
+        epochs_given: bool = True,
     ) -> None:
         """``fit_model(hp, model, **fit_kwargs)`` replaces ``model.fit`` (a HyperModel's own ``fit``);
         ``run_trial(trial, *args, **kwargs)`` replaces the whole training of a trial (a Tuner
         subclass's own ``run_trial``), which gets ``callbacks`` among its arguments when they were given
-        (an empty list too, as KerasTuner passes them); ``trial_callbacks(trial)`` adds callbacks to each fit."""
+        (an empty list too, as KerasTuner passes them), and ``epochs`` when the search was given them
+        (``epochs_given``) or the oracle sets a budget; ``trial_callbacks(trial)`` adds callbacks to each fit."""
         self.fit_model = fit_model
         self.run_trial = run_trial
         self.trial_callbacks = trial_callbacks
@@ -271,6 +273,7 @@ class Runner:
         self.compile_settings = compile_settings or CompileSettings()
         self.callbacks = list(callbacks or ())
         self.callbacks_given = callbacks is not None
+        self.epochs_given = epochs_given
         self._objective_checked = False
 
     # ------------------------------------------------------------ paths (owned by archsearch.checkpoints)
@@ -461,7 +464,8 @@ class Runner:
         trial.hyperparameters = hp
         args = tuple(getattr(self.data, "args", ()))
         kwargs = dict(getattr(self.data, "kwargs", {}))
-        kwargs["epochs"] = int(trial.budget if trial.budget is not None else self.trainer.epochs)
+        if trial.budget is not None or self.epochs_given:  # as KerasTuner: search(epochs=...) or Hyperband's budget
+            kwargs["epochs"] = int(trial.budget if trial.budget is not None else self.trainer.epochs)
         if initial_epoch:
             kwargs["initial_epoch"] = int(initial_epoch)
         if self.callbacks_given:  # search(callbacks=...) reach run_trial among its fit arguments, as in KerasTuner
@@ -484,14 +488,14 @@ class Runner:
                               "Tuner.run_trial() instead.", DeprecationWarning, stacklevel=2)
                 outcome.metrics = dict(trial.metrics)
                 outcome.value = self.objective.value_from(trial.metrics)
-                outcome.epochs_done = kwargs["epochs"]
+                outcome.epochs_done = kwargs.get("epochs", 0)
                 outcome.hparams = dict(hp.values)
             else:
                 check_results(result, self.objective, "Tuner.run_trial()")
                 metrics, best_epoch = to_metrics(result, self.objective)
                 outcome.metrics, outcome.value = metrics, self.objective.value_from(metrics)
                 outcome.best_epoch = best_epoch
-                outcome.epochs_done = max([kwargs["epochs"], *(o.epochs_done for o, _ in trained)])
+                outcome.epochs_done = max([kwargs.get("epochs", 0), *(o.epochs_done for o, _ in trained)])
                 outcome.hparams = dict(hp.values)
                 if trained and all(o.status == PRUNED for o, _ in trained):
                     outcome.status = PRUNED

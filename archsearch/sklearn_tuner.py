@@ -62,6 +62,7 @@ class SklearnTuner(Tuner):
 
     def search(self, X, y, sample_weight=None, groups=None) -> None:  # noqa: N803 - scikit-learn's names
         """Cross-validate every trial's estimator on ``X``, ``y``."""
+        _check_rows(X, y)
         super().search(X, y, sample_weight=sample_weight, groups=groups)
 
     def run_trial(self, trial: Trial, X, y, sample_weight=None, groups=None, **_: Any) -> dict[str, float]:  # noqa: N803
@@ -119,6 +120,24 @@ def _names(metrics) -> list[str]:
         return []
     items = metrics if isinstance(metrics, (list, tuple)) else [metrics]
     return [getattr(m, "__name__", "") for m in items]
+
+
+def _check_rows(X, y) -> None:  # noqa: N803
+    """Refuse, before any trial, data every estimator would fail on: X must be rows of features."""
+    import numpy as np
+
+    shape = getattr(X, "shape", None)
+    if shape is None:
+        try:
+            shape = np.shape(X)
+        except ValueError:  # ragged rows
+            raise ConfigError("X", "has rows of different lengths", "give every row the same features") from None
+    if len(shape) != 2:
+        raise ConfigError("X", f"has shape {tuple(shape)}, not (samples, features)",
+                          "pass a 2-D array, a DataFrame or a list of rows (reshape(-1, 1) for one feature)")
+    rows = len(y) if hasattr(y, "__len__") else None
+    if rows is not None and rows != shape[0]:
+        raise ConfigError("y", f"has {rows} values for {shape[0]} rows of X", "give one target per row")
 
 
 def _take(data, index):

@@ -54,6 +54,21 @@ class Status(str):
     __hash__ = str.__hash__
 
 
+class TrialMetrics(dict):
+    """A trial's metrics (name -> the value at its best step), read also with KerasTuner's tracker methods.
+
+    KerasTuner code asks ``trial.metrics.exists("val_loss")`` or ``get_best_value("val_loss")``.
+    Only the best step's values are kept here; every epoch's metrics are in the store
+    (``trials.db``, ``epochs.csv``), and the objective's per epoch in ``trial.intermediate``.
+    """
+
+    def exists(self, name: str) -> bool:
+        return name in self
+
+    def get_best_value(self, name: str) -> float | None:
+        return self.get(name)
+
+
 class TrialStatus:
     """KerasTuner's status names, for code that compares ``trial.status == TrialStatus.COMPLETED``.
 
@@ -105,6 +120,8 @@ class Trial:
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "status" and isinstance(value, str) and not isinstance(value, Status):
             value = Status(value)  # KerasTuner code assigns "COMPLETED"
+        elif name == "metrics" and isinstance(value, dict) and not isinstance(value, TrialMetrics):
+            value = TrialMetrics(value)
         object.__setattr__(self, name, value)
 
     @property

@@ -292,6 +292,7 @@ class Tuner:
 
         ``verbose=0`` also silences the search's own lines, as in KerasTuner (unless ``echo`` was given).
         """
+        self._epochs_given = "epochs" in fit_kwargs
         if "epochs" in fit_kwargs:
             self.trainer.epochs = int(fit_kwargs.pop("epochs"))
             if getattr(self.oracle, "total_epochs", None):
@@ -424,6 +425,7 @@ class Tuner:
             run_trial=self.run_trial if _overrides(self, "run_trial") else None,
             trial_callbacks=(lambda trial: [_hooks_callback(self, trial, per_epoch)]) if per_epoch else None,
             distribution_strategy=self.distribution_strategy,
+            epochs_given=getattr(self, "_epochs_given", True),
         )
 
     # KerasTuner's attributes, over the settings that hold them here.
@@ -576,7 +578,7 @@ def results_table(oracle: Oracle, num_trials: int = 10, where: Path | None = Non
         lines.append("No completed trial yet.")
         return "\n".join(lines)
     shown = {k for t in best for k in t.hparams}
-    names = [k for k in oracle.hyperparameters.space if k in shown]  # declaration order: units_1, units_2, ...
+    names = [k for k in oracle.hyperparameters.space.keys() if k in shown]  # declaration order: units_1, units_2, ...
     names += sorted(shown - set(names))
     extra = ["epochs"] if any(t.budget is not None for t in best) else []
     columns = ["rank", "trial", "score", *extra, *names]
@@ -606,6 +608,24 @@ def budget_text(trial: Trial) -> str:
 
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+class BaseTuner(Tuner):
+    """KerasTuner's tuner for anything that is not a Keras model: ``run_trial`` does all the work.
+
+    The hypermodel may build any object (a scikit-learn pipeline, a function, ...); the tuner only
+    asks its oracle for values, calls the subclass's ``run_trial(trial, *args, **kwargs)`` and keeps
+    what it returns (a number or a dict of metrics), with the same store, resume and results API.
+    """
+
+    builds_keras_models = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if not _overrides(self, "run_trial"):
+            raise ConfigError("run_trial", f"{type(self).__name__} is a BaseTuner without its own run_trial",
+                              "override run_trial(self, trial, *args, **kwargs) to train and score a trial, "
+                              "or use archsearch.Tuner for Keras models")
+        super().__init__(*args, **kwargs)
 
 
 class RandomSearch(Tuner):

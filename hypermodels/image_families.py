@@ -35,7 +35,7 @@ def check_family(space: Any, params: Mapping[str, Any], family: str, allowed: Ma
             raise ConfigError(f"model.params.{key}", f"the {family} family does not read {key!r}",
                               f"use one of: {', '.join(sorted(known))}")
     parameters = getattr(space, "space", {}) or {}
-    for name in parameters:
+    for name in parameters.keys():
         if name not in allowed and name not in COMPILE_VALUES:
             raise ConfigError(f"model.space.{name}", f"the {family} family does not read {name!r}",
                               f"use names from: {', '.join([*allowed, *COMPILE_VALUES])}")

@@ -343,7 +343,7 @@ def test_a_condition_that_can_never_hold_drops_its_parameter_with_a_note(caplog)
         "Note: model.space.units_3 is dropped: its condition num_layers in [3] can never hold "
         "(num_layers takes 1..1)",
     ]
-    assert list(hp.space) == ["num_layers", "units_1", "dropout"]
+    assert list(hp.space.keys()) == ["num_layers", "units_1", "dropout"]
     assert list(hp.dropped) == ["units_2", "units_3"]
     assert hp.dropped["units_2"] == _notes(caplog)[0]
     # the rest of the space works as usual
@@ -387,7 +387,7 @@ def test_the_note_names_the_parameter_without_a_prefix(caplog):
 def test_conditions_the_parent_never_meets_are_dropped_for_every_type(caplog, parent, when, shown, takes):
     with caplog.at_level(logging.WARNING, logger="archsearch"):
         hp = HyperParameters.from_config({"p": parent, "child": {"type": "boolean", "when": {"p": when}}})
-    assert list(hp.space) == ["p"]
+    assert list(hp.space.keys()) == ["p"]
     assert _notes(caplog) == [
         f"Note: hyperparameter 'child' is dropped: its condition p in {shown} can never hold (p takes {takes})"
     ]
@@ -399,7 +399,7 @@ def test_dropping_cascades_to_children_of_dropped_parameters(caplog):
     config["kernel"] = {"type": "choice", "values": [3, 5], "when": {"pool": [True]}}  # grandchild
     with caplog.at_level(logging.WARNING, logger="archsearch"):
         hp = HyperParameters.from_config(config)
-    assert list(hp.space) == ["arch", "units"]
+    assert list(hp.space.keys()) == ["arch", "units"]
     assert _notes(caplog) == [
         "Note: hyperparameter 'num_conv' is dropped: its condition arch in [cnn] can never hold (arch takes [mlp])",
         "Note: hyperparameter 'pool' is dropped: its parent num_conv is dropped",
@@ -416,7 +416,7 @@ def test_dropping_cascades_whatever_the_declaration_order(caplog):
             "child": {"type": "boolean", "when": {"n": [5]}},
             "n": {"type": "int", "min": 1, "max": 3},
         })
-    assert list(hp.space) == ["n"]
+    assert list(hp.space.keys()) == ["n"]
     assert set(hp.dropped) == {"child", "grandchild"}
     assert "its parent child is dropped" in hp.dropped["grandchild"]
 
@@ -427,14 +427,14 @@ def test_one_impossible_condition_of_several_drops_the_parameter():
         "flag": {"type": "boolean"},
         "c": {"type": "float", "min": 0.0, "max": 1.0, "when": [{"a": ["x"]}, {"flag": ["on"]}]},
     })
-    assert list(hp.space) == ["a", "flag"]
+    assert list(hp.space.keys()) == ["a", "flag"]
     assert "its condition flag in [on] can never hold" in hp.dropped["c"]
 
 
 def test_a_condition_that_can_still_hold_keeps_its_parameter(caplog):
     with caplog.at_level(logging.WARNING, logger="archsearch"):
         hp = HyperParameters.from_config(_mlp_space(3))
-    assert list(hp.space) == ["num_layers", "units_1", "units_2", "units_3", "dropout"]
+    assert list(hp.space.keys()) == ["num_layers", "units_1", "units_2", "units_3", "dropout"]
     assert hp.dropped == {} and _notes(caplog) == []
 
 
@@ -452,7 +452,7 @@ def test_a_narrowed_numeric_parent_keeps_children_it_can_still_reach():
         "n": {"type": "int", "min": 1, "max": 3},
         "child": {"type": "boolean", "when": {"n": [2, 4]}},
     })
-    assert set(space.space) == {"n", "child"} and not space.dropped
+    assert set(space.space.keys()) == {"n", "child"} and not space.dropped
     mlp = yaml.safe_load((REPO / "conf" / "model" / "mlp.yaml").read_text())["space"]
     mlp["num_layers"]["max"] = 2
     narrowed = HyperParameters.from_config(mlp)

@@ -83,7 +83,7 @@ def test_resnet_defaults_are_kerastuners():
     space.Fixed("conv3_depth", 1)  # keep the build cheap; the others keep KerasTuner's declarations
     space.Fixed("conv4_depth", 1)
     kt.applications.HyperResNet(input_shape=SHAPE, classes=5).build(space)
-    assert set(space.space) == set(RESNET_NAMES)
+    assert set(space.space.keys()) == set(RESNET_NAMES)
     assert space.space["version"].values == ["v1", "v2", "next"] and space.values["version"] == "v2"
     assert space.space["pooling"].values == ["avg", "max"] and space.values["pooling"] == "avg"
     assert space.space["optimizer"].values == ["adam", "rmsprop", "sgd"] and space.values["optimizer"] == "adam"
@@ -179,7 +179,7 @@ def test_family_configs_validate_and_their_baselines_lie_in_the_space(family):
     module, space, cfg = _family(family)
     module.validate_config(space, (28, 28), 4, cfg["params"])
     assert cfg["builder"] == f"hypermodels.{family}:build"
-    assert set(cfg["baseline"]) <= set(space.space)
+    assert set(cfg["baseline"]) <= set(space.space.keys())
     assert all(space.space[k].contains(v) for k, v in cfg["baseline"].items())
 
 

@@ -37,7 +37,7 @@ def test_hypermodel_fit_is_used_and_its_values_are_searched(tmp_path):
     rows = tuner.store.rows()
     assert all({"batch_size", "shuffle"} <= set(r["hparams"]) for r in rows)
     assert [r["hparams"]["batch_size"] for r in rows] == [c["batch_size"] for c in hypermodel.fit_calls]
-    assert {"batch_size", "shuffle"} <= set(tuner.oracle.hyperparameters.space)
+    assert {"batch_size", "shuffle"} <= set(tuner.oracle.hyperparameters.space.keys())
     assert all(len(tuner.store.epochs(r["id"])) == 2 for r in rows)
     best = tuner.get_best_hyperparameters()[0]
     assert best.get("batch_size") in (16, 64)
@@ -120,7 +120,7 @@ def test_an_untunable_hypermodel_searches_only_what_was_declared_beforehand(tmp_
                             hyperparameters=hp)
     x, y = tiny_data()
     tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
-    assert list(tuner.oracle.hyperparameters.space) == ["learning_rate"]
+    assert list(tuner.oracle.hyperparameters.space.keys()) == ["learning_rate"]
     assert set(hypermodel.units) == {8}
     rates = {t.hparams["learning_rate"] for t in tuner.oracle.trials.values()}
     assert len(rates) == 2  # what was declared beforehand is searched

@@ -86,7 +86,7 @@ def test_space_reads_as_keras_tuners_list_and_as_archsearchs_dict():
     assert hp.space == [] and hp.values == {}
     hp.Choice("choice", [1, 2, 3], default=2)
     assert len(hp.space) == 1 and hp.space[0].name == "choice"
-    assert hp.space["choice"] is hp.space[0] and list(hp.space) == ["choice"]
+    assert hp.space["choice"] is hp.space[0] and list(hp.space.keys()) == ["choice"]
     assert hp.copy().space[0].name == "choice"
 
 
@@ -171,7 +171,7 @@ def test_merge_overwrites_or_keeps_and_gives_values_to_active_parameters_only():
     other.Fixed("a", 3)
     hp.merge(other)
     assert (hp.get("a"), hp.get("b"), hp.get("c")) == (3, 2, 30)
-    assert isinstance(hp.space["a"], hpm.Fixed) and list(hp.space) == ["a", "b", "c"]
+    assert isinstance(hp.space["a"], hpm.Fixed) and list(hp.space.keys()) == ["a", "b", "c"]
     third = HyperParameters()
     third.Fixed("a", 5)
     third.Choice("d", [1, 2, 3], default=1)
@@ -264,3 +264,23 @@ def test_a_status_equals_keras_tuners_spelling_and_stays_lower_case():
     assert trial.status in {"completed"} and trial.status != "FAILED"
     trial.status = TrialStatus.INVALID
     assert trial.status == "INVALID" and trial.status == "failed" and repr(trial.status) == "'failed'"
+
+
+def test_iterating_the_space_yields_the_parameter_objects_in_declaration_order():
+    hp = HyperParameters()
+    hp.Int("units", 8, 64)
+    hp.Choice("act", ["relu", "tanh"])
+    assert [p.name for p in hp.space] == ["units", "act"]
+    assert all(isinstance(p, hpm.HyperParameter) for p in hp.space)
+    assert "units" in hp.space and list(hp.space.keys()) == ["units", "act"]
+    for p in hp.space:  # declaring while iterating, as a KerasTuner oracle may
+        hp.Fixed(p.name + "_copy", 1)
+    assert len(hp.space) == 4
+
+
+def test_trial_metrics_answer_keras_tuner_s_tracker_questions():
+    trial = Trial(0, {})
+    trial.metrics = {"val_loss": 0.25, "accuracy": 0.9}
+    assert trial.metrics.exists("val_loss") and not trial.metrics.exists("loss")
+    assert trial.metrics.get_best_value("accuracy") == 0.9 and trial.metrics.get_best_value("loss") is None
+    assert trial.metrics == {"val_loss": 0.25, "accuracy": 0.9}

@@ -308,3 +308,28 @@ def test_a_subclassed_model_that_is_never_built_still_trains(tmp_path):
     tuner.search(epochs=3, verbose=0)
     best = tuner.oracle.get_best_trials(1)[0]
     assert best.status == "completed" and best.score == 3.0
+
+
+def test_base_tuner_tunes_objects_that_are_not_keras_models(tmp_path):
+    class Scale:
+        def __init__(self, hp):
+            self.factor = hp.Float("a", 0.0, 10.0)
+
+        def __call__(self, x):
+            return self.factor * x
+
+    class Mine(kt.BaseTuner):
+        def run_trial(self, trial, x):
+            return {"score": self.hypermodel.build(trial.hyperparameters)(x)}
+
+    tuner = Mine(oracle=kt.oracles.RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=4, seed=0),
+                 hypermodel=Scale, directory=tmp_path)
+    tuner.search(2.0)
+    trials = list(tuner.oracle.trials.values())
+    assert len(trials) == 4 and all(t.status == "completed" for t in trials)
+    best = tuner.oracle.get_best_trials(1)[0]
+    assert best.score == pytest.approx(2.0 * best.hparams["a"]) == max(t.score for t in trials)
+
+    with pytest.raises(kt.ConfigError, match="without its own run_trial"):
+        kt.BaseTuner(oracle=kt.oracles.RandomSearchOracle(objective="score", max_trials=1), hypermodel=Scale,
+                     directory=tmp_path)

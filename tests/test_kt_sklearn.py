@@ -65,3 +65,18 @@ def test_an_objective_the_tuner_does_not_report_is_refused(tmp_path):
     with pytest.raises(kt.ConfigError, match="oracle.objective.*reports \\['score'\\]"):
         kt.SklearnTuner(oracle=kt.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=1),
                         hypermodel=lambda hp: linear_model.Ridge(), directory=str(tmp_path))
+
+
+def test_data_that_is_not_rows_of_features_is_refused_before_any_trial(tmp_path):
+    from sklearn import linear_model
+
+    def build(hp):
+        return linear_model.Ridge(alpha=hp.Float("alpha", 1e-3, 1.0, sampling="log"))
+
+    tuner = kt.SklearnTuner(oracle=kt.oracles.RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=2),
+                            hypermodel=build, directory=tmp_path)
+    with pytest.raises(kt.ConfigError, match="X: has shape \\(6,\\), not \\(samples, features\\)"):
+        tuner.search([1, 2, 3, 4, 5, 6], [1, 1, 1, 2, 2, 2])
+    with pytest.raises(kt.ConfigError, match="y: has 2 values for 3 rows"):
+        tuner.search([[1.0], [2.0], [3.0]], [1, 2])
+    assert not tuner.oracle.trials

@@ -62,10 +62,10 @@ def run_spec(runner, spec: TrialSpec, reporter):
     from pathlib import Path
 
     hp = spec.hyperparameters
-    declared = set(hp.space)
+    declared = set(hp.space.keys())
     outcome = runner.run(spec.trial, hp, reporter=reporter,
                          resume_checkpoint=None if spec.resume_checkpoint is None else Path(spec.resume_checkpoint),
                          initial_epoch=spec.initial_epoch, history=spec.history)
-    if set(hp.space) != declared:
+    if set(hp.space.keys()) != declared:
         outcome.space = hp.copy()
     return outcome

@@ -204,7 +204,7 @@ class Oracle(HandDrivenOracle):
         parameters' values and remembered, so the grown space never proposes
         the same configuration again.
         """
-        new = [name for name in hyperparameters.space if name not in self.hyperparameters.space]
+        new = [name for name in hyperparameters.space.keys() if name not in self.hyperparameters.space]
         if new and not self.allow_new_entries and len(self.hyperparameters.space):
             raise SearchSpaceError(
                 "hyperparameters", f"the model builder declared {', '.join(map(repr, new))}, which the given "

@@ -360,7 +360,7 @@ class BayesianOptimizationOracle(Oracle):
         active, and the local ones perturb the best trials that had it.
         """
         hp = self.hyperparameters
-        names = list(hp.space)
+        names = list(hp.space.keys())
         dims = max(1, len(names))
         fixed = None
         if focus is not None:

@@ -62,7 +62,7 @@ class SpaceEncoder:
 
     def __init__(self, hyperparameters: HyperParameters) -> None:
         self.hyperparameters = hyperparameters
-        self.names: tuple[str, ...] = tuple(hyperparameters.space)
+        self.names: tuple[str, ...] = tuple(hyperparameters.space.keys())
         self.blocks: list[Block] = []
         start = 0
         for name, p in hyperparameters.space.items():
@@ -78,7 +78,7 @@ class SpaceEncoder:
 
     def matches(self, hyperparameters: HyperParameters) -> bool:
         """Whether this encoder still describes ``hyperparameters`` (False once the space has grown)."""
-        return hyperparameters is self.hyperparameters and tuple(hyperparameters.space) == self.names
+        return hyperparameters is self.hyperparameters and tuple(hyperparameters.space.keys()) == self.names
 
     @property
     def num_searched(self) -> int:
