@@ -192,35 +192,3 @@ def test_log_expected_improvement_is_accurate_and_finite():
     eps = 1e-6
     assert d_mean == pytest.approx((log_ei_and_gradient(-3.0 + eps, 0.7, 0.2)[0] - value) / eps, rel=1e-4)
     assert d_std == pytest.approx((log_ei_and_gradient(-3.0, 0.7 + eps, 0.2)[0] - value) / eps, rel=1e-4)
-
-
-DECEPTIVE = {"x": {"type": "float", "min": 0.0, "max": 1.0}, "cat": {"type": "choice", "values": ["a", "b", "c", "d"]}}
-
-
-def deceptive_loss(h: dict) -> float:
-    """A broad decoy in category a; the best value (-1) in a narrow basin of d; b and c flat."""
-    if h["cat"] == "a":
-        return -0.8 * math.exp(-0.5 * ((h["x"] - 0.3) / 0.3) ** 2)
-    if h["cat"] == "d":
-        return -math.exp(-0.5 * ((h["x"] - 0.9) / 0.05) ** 2)
-    return 0.0
-
-
-def test_category_focus_gives_every_category_model_based_trials(monkeypatch):
-    import archsearch.oracles.bayesian as bayesian
-
-    def model_trials_per_category(focus: bool) -> dict[str, int]:
-        monkeypatch.setattr(bayesian, "CATEGORY_FOCUS", focus)
-        oracle = make(DECEPTIVE, seed=3, max_trials=14)
-        run(oracle, deceptive_loss, 14)
-        counts = dict.fromkeys("abcd", 0)
-        for t in oracle.trials.values():
-            if t.info["source"] == "model":
-                counts[t.hparams["cat"]] += 1
-        return counts
-
-    focused = model_trials_per_category(True)
-    assert min(focused[c] for c in "bcd") >= 2, focused  # the categories behind the decoy are searched too
-    unfocused = model_trials_per_category(False)
-    assert sum(focused[c] for c in "bcd") > sum(unfocused[c] for c in "bcd"), (focused, unfocused)
-    assert focused["a"] >= 2  # and the incumbent's category keeps its free asks

@@ -30,13 +30,6 @@ Each ``ask`` after the initial design:
 4. returns the best-scoring configuration never tried before, falling back
    to the next candidate and finally to random draws.
 
-With unordered categoricals, two of every three model-based asks are
-*focused* (``CATEGORY_FOCUS``): they search inside the least-tried value other
-than the incumbent's, with a GP of that value's trials alone and EI against
-that value's own best, until every value has ``FOCUS_BUDGET`` trials.  Pure
-EI keeps returning to the category with the best values so far, and one whose
-best region is narrow is never given the trials that would reveal it.
-
 The first ``num_initial_points`` trials are scrambled Sobol points.  Default:
 ``2 * d`` for ``d`` searched parameters, at least 5 and at most 20, and at most
 half of ``max_trials`` when that is set (so a short search still uses the
@@ -77,15 +70,6 @@ ONEHOT_LENGTHSCALE = 0.5
 # Add a component on the numeric columns alone, shared by every category (as BoTorch's mixed GP
 # does): a good region of learning rate or width found with one optimizer then guides the others.
 SHARED_TREND = True
-# Two of every three model-based asks search inside one value of an unordered categorical -- the value
-# with the fewest trials so far -- instead of the whole space.  EI over the whole space keeps
-# returning to the category with the best values so far; a category whose best region is narrow
-# and not yet sampled looks worse on average and was never given the trials that would show it
-# (issue 15: the deceptive family of bench/problem_families.py, best basin found in 0/10 seeds).
-CATEGORY_FOCUS = True
-FOCUS_CYCLE = 3  # of every FOCUS_CYCLE model-based asks, one is free and the others focused
-FOCUS_BUDGET = 10  # focused asks stop once every value of the categorical has this many trials
-FOCUS_MIN_POINTS = 3  # trials of the focused value needed to model it on its own (else the joint model)
 
 
 @register_oracle("bayesian")
@@ -161,16 +145,12 @@ class BayesianOptimizationOracle(Oracle):
             values = self._sobol_configuration()
             return None if values is None else Proposal(values, info={"source": "initial"})
         x, y, best = data
-        focus = self._category_focus()
         try:
-            values = self._model_configuration(x, y, best, focus)
+            values = self._model_configuration(x, y, best)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):
             values = None  # a numerically hopeless model must not end the search
         if values is not None:
-            info: dict[str, Any] = {"source": "model"}
-            if focus is not None and values.get(focus[0]) == focus[1]:
-                info["focus"] = focus[0]
-            return Proposal(values, info=info)
+            return Proposal(values, info={"source": "model"})
         values = self._random_configuration()
         return None if values is None else Proposal(values, info={"source": "random"})
 
@@ -190,66 +170,18 @@ class BayesianOptimizationOracle(Oracle):
         y = np.concatenate([ys, np.full(len(bad), worst)])
         return self.encoder.encode_many(configs), y, float(ys.max())
 
-    def _category_focus(self) -> tuple[str, Any] | None:
-        """(parameter, value) this ask searches inside, or None for a search of the whole space.
-
-        Of every ``FOCUS_CYCLE`` model-based asks one is free and the others focused (see
-        ``CATEGORY_FOCUS``); the unordered categoricals take turns, and the value is the one with the
-        fewest trials (ties drawn at random) other than the incumbent's, which the free asks serve.
-        """
-        if not CATEGORY_FOCUS:
-            return None
-        hp = self.hyperparameters
-        categoricals = [n for n, p in hp.space.items() if isinstance(p, Choice) and not p.ordered and len(p.values) > 1]
-        if not categoricals:
-            return None
-        asks = sum(1 for t in self.trials.values() if t.info.get("source") == "model")
-        if asks % FOCUS_CYCLE == 0:
-            return None
-        name = categoricals[(asks // FOCUS_CYCLE) % len(categoricals)]
-        # The free asks already work on the incumbent's value: focus on the others.
-        finished = [t for t in self.trials.values() if t.status in (COMPLETED, PRUNED) and t.value is not None]
-        incumbent = max(finished, key=lambda t: (self.objective.sign * t.value, -t.id)).hparams if finished else {}
-        values = [v for v in hp.space[name].values
-                  if name not in incumbent or values_key({name: v}) != values_key({name: incumbent[name]})]
-        if not values:
-            return None
-        counts = {values_key({name: v}): 0 for v in values}
-        for t in self.trials.values():
-            if name in t.hparams:
-                key = values_key({name: t.hparams[name]})
-                if key in counts:
-                    counts[key] += 1
-        least = min(counts.values())
-        if least >= FOCUS_BUDGET:
-            return None  # every value has had its share: the model may spend the rest where it likes
-        tied = [v for v in values if counts[values_key({name: v})] == least]
-        return name, tied[int(self.rng.integers(len(tied)))]
-
-    def _model_configuration(self, x: np.ndarray, y: np.ndarray, best: float,
-                             focus: tuple[str, Any] | None = None) -> dict[str, Any] | None:
+    def _model_configuration(self, x: np.ndarray, y: np.ndarray, best: float) -> dict[str, Any] | None:
         gp = GaussianProcess(lengthscale_prior_mean=self._lengthscale_prior(), components=self._components(),
                              min_noise=self.alpha)
         gp.fit(x, y, rng=self.rng, theta=self._theta)
         self._theta = gp.theta
-        inside = self._focus_rows(x, focus)
-        if inside is not None:
-            # A focused ask models its category on its own trials: in the joint model, the small values
-            # of a category still far behind are a rounding error next to the best category's, and
-            # its own slope (the way to its optimum) is lost.
-            gp = GaussianProcess(lengthscale_prior_mean=self._lengthscale_prior(), min_noise=self.alpha)
-            gp.fit(x[inside], y[inside], rng=self.rng)
-            best = float(y[inside].max())
         pending = [t.hparams for t in self.trials.values() if t.status == RUNNING]
         if pending:
             gp = gp.with_fantasies(self.encoder.encode_many(pending))
         self.gp = gp
         encoder = self.encoder
 
-        configs = self._candidates(focus)
-        if focus is not None:
-            inside = [c for c in configs if c.get(focus[0]) == focus[1]]
-            configs = inside or configs  # an inactive categorical (its parent elsewhere): a free ask
+        configs = self._candidates()
         cx = encoder.encode_many(configs)
         scores = self._acquisition(gp, cx, best)
         order = np.argsort(-scores, kind="stable")
@@ -286,17 +218,6 @@ class BayesianOptimizationOracle(Oracle):
             if self.is_new(values):
                 return values
         return None
-
-    def _focus_rows(self, x: np.ndarray, focus: tuple[str, Any] | None) -> np.ndarray | None:
-        """Rows of ``x`` that have the focused value, when there are enough to fit a model on (else None)."""
-        if focus is None:
-            return None
-        block = next((b for b in self.encoder.blocks if b.name == focus[0] and b.kind == "onehot"), None)
-        if block is None:
-            return None
-        column = block.start + list(block.parameter.values).index(focus[1])
-        inside = x[:, column] > 0.999
-        return inside if inside.sum() >= FOCUS_MIN_POINTS else None
 
     def _lengthscale_prior(self) -> np.ndarray:
         """Prior median log length scale per column: the GP's default, ``ONEHOT_LENGTHSCALE`` for one-hot ones."""
@@ -353,39 +274,21 @@ class BayesianOptimizationOracle(Oracle):
         return out
 
     # ------------------------------------------------------------ candidates
-    def _candidates(self, focus: tuple[str, Any] | None = None, few: bool = False) -> list[dict[str, Any]]:
-        """Random, Sobol and local candidates (as values), without duplicates.
-
-        With a ``focus`` (parameter, value) every candidate takes that value where the parameter is
-        active, and the local ones perturb the best trials that had it.
-        """
+    def _candidates(self) -> list[dict[str, Any]]:
+        """Random, Sobol and local candidates (as values), without duplicates."""
         hp = self.hyperparameters
         names = list(hp.space.keys())
         dims = max(1, len(names))
-        fixed = None
-        if focus is not None:
-            fixed = (names.index(focus[0]), hp.space[focus[0]].to_unit(focus[1]))
-        n_random, n_sobol, n_local = (NUM_RANDOM // 4, NUM_SOBOL // 4, NUM_LOCAL // 4) if few else (
-            NUM_RANDOM, NUM_SOBOL, NUM_LOCAL)
-        units = self.rng.random((n_random, dims)) if fixed is not None else None
-        if units is not None:
-            units[:, fixed[0]] = fixed[1]
-            configs = [hp.sample(self.rng, unit=u) for u in units]
-        else:
-            configs = [hp.sample(self.rng) for _ in range(n_random)]
-        sobol = qmc.Sobol(d=dims, scramble=True, seed=self.rng).random(n_sobol)
-        if fixed is not None:
-            sobol[:, fixed[0]] = fixed[1]
+        configs = [hp.sample(self.rng) for _ in range(NUM_RANDOM)]
+        sobol = qmc.Sobol(d=dims, scramble=True, seed=self.rng).random(NUM_SOBOL)
         configs += [hp.sample(self.rng, unit=u) for u in sobol]
         # Local: perturb the unit coordinates of the best trials (numbers by a random scale,
         # each category or boolean re-drawn with probability 1/d).
         finished = [t for t in self.trials.values() if t.status in (COMPLETED, PRUNED) and t.value is not None]
-        if focus is not None:
-            finished = [t for t in finished if t.hparams.get(focus[0]) == focus[1]] or finished
         finished.sort(key=lambda t: (-self.objective.sign * t.value, t.id))
         top = finished[:LOCAL_TOP]
         if top:
-            for k in range(n_local):
+            for k in range(NUM_LOCAL):
                 base = top[k % len(top)].hparams
                 u = np.array([_unit_of(hp.space[n], base.get(n), self.rng) for n in names])
                 scale = 10.0 ** self.rng.uniform(-2.5, -0.5)
@@ -396,8 +299,6 @@ class BayesianOptimizationOracle(Oracle):
                             u[j] = self.rng.random()
                     else:
                         u[j] = float(np.clip(u[j] + scale * self.rng.standard_normal(), 0.0, 1.0))
-                if fixed is not None:
-                    u[fixed[0]] = fixed[1]
                 configs.append(hp.sample(self.rng, unit=u))
         unique: dict[str, dict[str, Any]] = {}
         for c in configs:
