@@ -26,10 +26,19 @@ _MIN_SUFFIXES = ("loss", "error", "mse", "mae", "rmse", "mape", "crossentropy", 
 DIRECTIONS = ("min", "max")
 
 
-def infer_direction(name: str) -> str:
-    """``min`` for losses and errors, ``max`` for scores (accuracy, f1, iou, ...)."""
+_MAX_SUFFIXES = ("accuracy", "acc", "auc", "precision", "recall", "f1", "f1_score", "fbeta_score", "iou", "dice",
+                 "io_u", "score", "r2", "map", "ndcg", "reward", "psnr", "ssim", "specificity", "sensitivity", "kappa",
+                 "correlation", "true_positives", "true_negatives")
+
+
+def infer_direction(name: str) -> str | None:
+    """``min`` for losses and errors, ``max`` for scores (accuracy, f1, iou, ...); None when the name says neither."""
     bare = name.lower()
-    return "min" if bare.endswith(_MIN_SUFFIXES) else "max"
+    if bare.endswith(_MIN_SUFFIXES):
+        return "min"
+    if bare.endswith(_MAX_SUFFIXES):
+        return "max"
+    return None
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,11 @@ class Objective:
         if not self.name or not isinstance(self.name, str):
             raise ConfigError("objective", f"{self.name!r} is not a metric name", "e.g. objective=val_accuracy")
         direction = self.direction or infer_direction(self.name)
+        if direction is None:  # guessing could optimise the wrong way round
+            raise ConfigError("objective.direction",
+                              f"Could not infer optimization direction of {self.name!r}: its name says neither a "
+                              "loss nor a score", f"give it: Objective({self.name!r}, \"min\") or \"max\" (in a config: "
+                              f"objective: {{name: {self.name}, direction: max}})")
         direction = {"minimize": "min", "maximize": "max"}.get(str(direction).lower(), str(direction).lower())
         if direction not in DIRECTIONS:
             raise ConfigError(

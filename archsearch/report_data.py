@@ -162,9 +162,9 @@ def _objective(fingerprint: dict[str, Any], config: dict[str, Any], trials: list
         return str(stored[0]), str(stored[1])
     spec = config.get("objective")
     if isinstance(spec, dict) and spec.get("name"):
-        return str(spec["name"]), str(spec.get("direction") or infer_direction(str(spec["name"])))
+        return str(spec["name"]), str(spec.get("direction") or infer_direction(str(spec["name"])) or "max")
     if isinstance(spec, str):
-        return spec, infer_direction(spec)
+        return spec, infer_direction(spec) or "max"
     return "objective", "max"
 
 

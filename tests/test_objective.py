@@ -25,11 +25,19 @@ def test_losses_and_errors_are_minimised(name):
 
 
 @pytest.mark.parametrize("name", ["accuracy", "val_accuracy", "val_f1", "val_iou", "auc", "val_precision",
-                                  "loss_scale_factor"])
+                                  "val_mean_io_u", "top_k_categorical_accuracy", "score"])
 def test_scores_are_maximised(name):
     assert infer_direction(name) == "max"
     assert Objective(name).direction == "max"
     assert Objective(name).sign == 1.0
+
+
+@pytest.mark.parametrize("name", ["custom_metric", "loss_scale_factor", "val_throughput"])
+def test_a_name_that_says_neither_loss_nor_score_needs_its_direction(name):
+    assert infer_direction(name) is None
+    with pytest.raises(ConfigError, match=f"objective.direction: Could not infer optimization direction of '{name}'"):
+        Objective(name)
+    assert Objective(name, "min").direction == "min"
 
 
 @pytest.mark.parametrize(
