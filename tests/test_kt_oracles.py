@@ -16,6 +16,7 @@ def test_an_oracle_without_hyperparameters_learns_its_space_from_the_hypermodel(
     tuner = kt.Tuner(hypermodel=build_mlp, oracle=oracle, directory=tmp_path, project_name="p")
     assert tuner.oracle is oracle
     assert sorted(oracle.get_space().space.keys()) == ["learning_rate", "units"]
+    assert oracle.get_space().values == {n: p.default for n, p in oracle.get_space().space.items()}
     x, y = tiny_data()
     tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
     best = oracle.get_best_trials(1)[0]

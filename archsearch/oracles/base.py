@@ -222,8 +222,10 @@ class Oracle(HandDrivenOracle):
 
     # ------------------------------------------------------------ KerasTuner's oracle API
     def get_space(self) -> HyperParameters:
-        """A copy of the search space (values at their defaults)."""
-        return self.hyperparameters.copy()
+        """A copy of the search space, its values at their defaults (the active ones), as KerasTuner's."""
+        space = self.hyperparameters.copy()
+        space.values = space.active_values({})
+        return space
 
     def get_trial(self, trial_id: int | str) -> Trial:
         return self._attach(self._get(trial_id))
