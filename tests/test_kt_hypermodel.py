@@ -128,3 +128,22 @@ def test_an_untunable_hypermodel_searches_only_what_was_declared_beforehand(tmp_
     fresh = kt.HyperParameters()
     hypermodel.build(fresh)
     assert "units" in fresh.space  # tunable again: build declares into the space it is given
+
+
+def test_grid_search_also_tries_the_values_of_a_parameter_declared_in_fit(tmp_path):
+    import keras
+
+    class InFit(kt.HyperModel):
+        def build(self, hp):
+            hp.Fixed("fixed", 3)
+            model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2)])
+            model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            return model
+
+        def fit(self, hp, model, *args, **kwargs):
+            return float(hp.Choice("choice", [0, 1, 2]))
+
+    tuner = kt.GridSearch(hypermodel=InFit(), objective="loss", directory=tmp_path, project_name="p")
+    tuner.search(verbose=0)
+    assert sorted(t.hparams["choice"] for t in tuner.oracle.trials.values()) == [0, 1, 2]
+    assert tuner.oracle.get_best_trials(1)[0].score == 0.0

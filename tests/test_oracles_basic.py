@@ -148,6 +148,23 @@ def test_grid_covers_every_combination_once_including_conditionals():
     assert oracle.finished
 
 
+def test_grid_waits_for_running_trials_that_may_declare_more_and_then_grows():
+    """Define-by-run: a parameter first declared while a trial trains (in fit) still gets its grid."""
+    oracle = GridSearchOracle(space({"flag": {"type": "boolean"}}), "val_loss")
+    first, second = oracle.ask(), oracle.ask()
+    assert oracle.ask() is None and not oracle.finished  # the grid is used up, but both may grow it
+    grown = space({"flag": {"type": "boolean"}, "c": {"type": "choice", "values": [0, 1, 2]}})
+    oracle.update_space(grown.with_values({**first.hparams, "c": 0}), trial_id=first.id)
+    oracle.tell(first.id, 0.5)
+    third = oracle.ask()
+    assert third is not None and third.hparams["c"] in (1, 2)
+    for trial in (second, third):
+        oracle.tell(trial.id, 0.5)
+    while (t := oracle.ask()) is not None:
+        oracle.tell(t.id, 0.5)
+    assert len(oracle.trials) == 6 and oracle.finished  # 2 x 3, each once
+
+
 def test_grid_float_points_on_log_scale():
     hp = HyperParameters.from_config({
         "lr": {"type": "float", "min": 1e-4, "max": 1e-1, "sampling": "log"},

@@ -215,6 +215,8 @@ class Oracle(HandDrivenOracle):
             if not self.tune_new_entries and not isinstance(p, Fixed):
                 p = Fixed(name, p.default, conditions=p.conditions)  # KerasTuner: new names keep their default
             self.hyperparameters.space[name] = p
+        if new:  # trials that ran before a name existed ran at its default (a builder's hp.X(...) returns it)
+            self._tried.update(values_key(self.hyperparameters.active_values(t.hparams)) for t in self.trials.values())
         if trial_id is not None:
             trial = self._get(trial_id)
             trial.hparams = {k: to_python(v) for k, v in hyperparameters.values.items()}

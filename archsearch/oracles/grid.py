@@ -43,6 +43,8 @@ class GridSearchOracle(Oracle):
         for values in self._iterator:
             if self.is_new(values):
                 return Proposal(values)
+        if self.running:
+            return None  # a running trial may still declare parameters (define-by-run): wait, then grow the grid
         self._exhausted = True
         return None
 
