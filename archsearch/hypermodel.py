@@ -57,7 +57,7 @@ class HyperModel:
         return model.fit(*args, **kwargs)
 
 
-class FunctionHyperModel(HyperModel):
+class DefaultHyperModel(HyperModel):
     """Wraps a plain ``model_builder(hp)`` function."""
 
     def __init__(self, build_fn: Callable[[Any], Any]) -> None:
@@ -93,7 +93,7 @@ def as_hypermodel(hypermodel: Any) -> HyperModel:
     if isinstance(hypermodel, HyperModel) or hasattr(hypermodel, "build"):
         return hypermodel
     if callable(hypermodel):
-        return FunctionHyperModel(hypermodel)
+        return DefaultHyperModel(hypermodel)
     raise ConfigError("hypermodel", f"{hypermodel!r} is neither a build(hp) function nor a HyperModel",
                       "pass a model_builder(hp) function or a HyperModel subclass")
 

@@ -216,6 +216,7 @@ class Oracle(HandDrivenOracle):
                 p = Fixed(name, p.default, conditions=p.conditions)  # KerasTuner: new names keep their default
             self.hyperparameters.space[name] = p
         if new:  # trials that ran before a name existed ran at its default (a builder's hp.X(...) returns it)
+            self.hyperparameters.values = self.hyperparameters.active_values(self.hyperparameters.values)
             self._tried.update(values_key(self.hyperparameters.active_values(t.hparams)) for t in self.trials.values())
         if trial_id is not None:
             trial = self._get(trial_id)
