@@ -228,8 +228,11 @@ def _is_tf_dataset(x: Any) -> bool:
     return type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec")
 
 
-class TrialFailed(Exception):
-    """A trial cannot go on (NaN loss, ...): recorded as failed, the search continues."""
+class TrialFailed(FailedTrialError):
+    """A trial cannot go on (NaN loss, ...): recorded as failed, the search continues.
+
+    ``kind`` says why (:data:`archsearch.trial.FAILURE_KINDS`), and so whether it may run again.
+    """
 
     def __init__(self, message: str, kind: str = "error") -> None:
         super().__init__(message)
@@ -534,7 +537,7 @@ class Runner:
                                         nested["history"], epochs=epochs, strict=False,
                                         search_callbacks=self._nested is None)
         if outcome.status == FAILED:
-            raise FailedTrialError(outcome.error or "the trial failed")
+            raise TrialFailed(outcome.error or "the trial failed", kind=outcome.failure_kind or "error")
         histories = list(returned)
         nested["trained"].append((outcome, histories))
         return histories
@@ -721,6 +724,8 @@ def _describe_failure(exc: BaseException, values: Mapping[str, Any]) -> tuple[st
     text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".strip()
     if isinstance(exc, TrialFailed):
         return str(exc)[:2000], exc.kind
+    if isinstance(exc, FailedTrialError):  # the trial's own verdict: never retried (max_retries_per_trial)
+        return text[:2000], "failed_trial"
     lowered = f"{type(exc).__name__} {exc}".lower()
     if "resourceexhausted" in lowered or "out of memory" in lowered or " oom" in lowered:
         text = (

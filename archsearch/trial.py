@@ -85,8 +85,9 @@ class TrialStatus:
 
 # Why a trial did not complete.  ``disk`` and ``interrupted`` say nothing about the configuration,
 # so such a trial continues when the search resumes; the others are the configuration's own result.
-# lost: its worker died, retries used up; infeasible: not trained, the configuration breaks a limit (max_model_size)
-FAILURE_KINDS = ("error", "nan", "oom", "disk", "interrupted", "lost", "infeasible")
+# lost: its worker died, retries used up; infeasible: not trained, the configuration breaks a limit (max_model_size);
+# failed_trial: the trial raised KerasTuner's FailedTrialError, which says "do not run it again".
+FAILURE_KINDS = ("error", "nan", "oom", "disk", "interrupted", "lost", "infeasible", "failed_trial")
 RETRIED_ON_RESUME = ("disk", "interrupted")
 
 

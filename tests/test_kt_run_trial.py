@@ -333,3 +333,21 @@ def test_base_tuner_tunes_objects_that_are_not_keras_models(tmp_path):
     with pytest.raises(kt.ConfigError, match="without its own run_trial"):
         kt.BaseTuner(oracle=kt.oracles.RandomSearchOracle(objective="score", max_trials=1), hypermodel=Scale,
                      directory=tmp_path)
+
+
+def test_a_failed_trial_error_is_never_retried(tmp_path):
+    runs: list[int] = []
+
+    class Picky(kt.GridSearch):
+        def run_trial(self, trial, *args, **kwargs):
+            value = trial.hyperparameters.Int("value", 1, 5)
+            runs.append(value)
+            if value in (2, 3):
+                raise kt.errors.FailedTrialError(f"wrong value {value}")
+            return float(value)
+
+    tuner = Picky(objective="loss", directory=tmp_path, max_retries_per_trial=2)
+    tuner.search()
+    assert sorted(runs) == [1, 2, 3, 4, 5]  # each once, the failed ones too
+    failed = [t for t in tuner.oracle.trials.values() if t.status == "failed"]
+    assert sorted(t.hparams["value"] for t in failed) == [2, 3]
