@@ -249,3 +249,13 @@ def test_an_update_trial_override_stops_a_tuner_s_trial_early(tmp_path):
     assert steps == [1, 1]
     for trial in oracle.trials.values():
         assert sorted(trial.intermediate) == [1] and trial.status == "pruned" and trial.score is not None
+
+
+def test_start_and_end_order_are_kept_for_a_tuner_s_search_too():
+    oracle = kt.oracles.RandomSearchOracle(objective="loss", max_trials=3, seed=0,
+                                           hyperparameters=kt.HyperParameters.from_config({"x": [1, 2, 3, 4]}))
+    first, second = oracle.ask(), oracle.ask()
+    assert oracle.start_order == [first.id, second.id] and oracle.end_order == []
+    oracle.tell(second.id, 1.0)
+    oracle.tell(first.id, status="failed", error="boom")
+    assert oracle.end_order == [second.id, first.id]

@@ -137,6 +137,7 @@ class Oracle(HandDrivenOracle):
         self._next_id += 1
         self._tried.add(values_key(values))
         self.trials[trial.id] = trial
+        self.start_order.append(trial.id)
         self._on_ask(trial)
         return self._attach(trial)
 
@@ -172,6 +173,8 @@ class Oracle(HandDrivenOracle):
         trial.status = status
         trial.error = error
         if status != INTERRUPTED:
+            if trial.id not in self.end_order:
+                self.end_order.append(trial.id)
             self._on_result(trial)
         return trial
 

@@ -54,8 +54,8 @@ class HandDrivenOracle:
 
     def _init_hand_driven(self) -> None:
         self.ongoing_trials: dict[str, Trial] = {}  # tuner id -> its running trial
-        self.start_order: list[int] = []  # trial ids, as they started
-        self.end_order: list[int] = []  # trial ids, as they ended for good
+        self.start_order: list[int] = []  # trial ids, as they started (kept by ask)
+        self.end_order: list[int] = []  # trial ids, as they ended for good (kept by tell)
         self.tuner_ids: set[str] = set()
         self._run_times: dict[int, int] = {}  # trial id -> times it ended (retries included)
         self._retry_queue: list[int] = []
@@ -130,7 +130,6 @@ class HandDrivenOracle:
             if trial is None:
                 over = self.finished or self._trial_limit_reached() or self._exhausted
                 return Trial(-1, {}, status=STOPPED if over else IDLE)
-            self.start_order.append(trial.id)
             if self._store is not None:
                 self._store.create_trial(trial, worker=tuner_id)
         self.ongoing_trials[tuner_id] = trial
@@ -185,7 +184,6 @@ class HandDrivenOracle:
             ended = self.tell(own.id, None, status=FAILED, error=message)
         else:
             ended = self.tell(own.id, result, status=str(given), error=message)
-        self.end_order.append(own.id)
         self._persist_end(ended)
         self._check_consecutive_failures()
         return self._attach(ended)
