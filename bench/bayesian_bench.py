@@ -157,18 +157,24 @@ def _optuna_suggest(trial, space: dict) -> dict:
     return out
 
 
-def run_optuna(problem: Problem, seed: int, trials: int, kind: str) -> Run:
+def optuna_sampler(kind: str, seed: int, multivariate: bool = False):
+    """Optuna's ``GPSampler`` (``kind="gp"``, needs PyTorch) or ``TPESampler``, seeded, otherwise defaults."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if kind == "gp":
         try:
             import torch  # noqa: F401
         except ImportError:
             raise Unavailable("optuna.samplers.GPSampler needs PyTorch, which is not installed") from None
-        sampler = optuna.samplers.GPSampler(seed=seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=multivariate)
+
+
+def run_optuna(problem: Problem, seed: int, trials: int, kind: str) -> Run:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna_sampler(kind, seed)
     study = optuna.create_study(direction="minimize", sampler=sampler)
     values, seconds = [], []
     for _ in range(trials):

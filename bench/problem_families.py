@@ -39,14 +39,14 @@ minimum, so ``regret = best value found - minimum``):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from curves import LR_MAX, LR_MIN, UNITS_MAX, CurveProblem
-from synthetic import PROBLEMS
+from synthetic import PROBLEMS, Problem
 
 DEVELOPMENT_SEEDS = tuple(range(10))
 HELD_OUT_SEEDS = tuple(range(1000, 1010))
@@ -55,22 +55,12 @@ MULTI_FIDELITY = ("curves",)
 
 
 @dataclass(frozen=True)
-class Instance:
-    """One generated problem: a space (archsearch's declarative form), a function to minimise, its minimum."""
+class Instance(Problem):
+    """One generated problem: synthetic.py's Problem (space, function, minimum) and how success is judged."""
 
-    name: str
-    space: dict[str, dict[str, Any]]
-    function: Callable[[Mapping[str, Any]], float]
-    minimum: float
     # A value below which the search counts as having found the best basin (None: not tracked).
     success_below: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
-
-    def __call__(self, values: Mapping[str, Any]) -> float:
-        return float(self.function(values))
-
-    def regret(self, value: float) -> float:
-        return float(value) - self.minimum
 
 
 # --------------------------------------------------------------------------- deceptive mixed spaces

@@ -84,14 +84,7 @@ def run_optuna(problem: Instance, seed: int, trials: int, kind: str):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # GPSampler warns at every inactive parameter
-    if kind == "gp":
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise Unavailable("optuna.samplers.GPSampler needs PyTorch, which is not installed") from None
-        sampler = optuna.samplers.GPSampler(seed=seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    sampler = bayesian_bench.optuna_sampler(kind, seed, multivariate=True)
     study = optuna.create_study(direction="minimize", sampler=sampler)
     values, seconds = [], []
     for _ in range(trials):
