@@ -259,3 +259,10 @@ def test_start_and_end_order_are_kept_for_a_tuner_s_search_too():
     oracle.tell(second.id, 1.0)
     oracle.tell(first.id, status="failed", error="boom")
     assert oracle.end_order == [second.id, first.id]
+
+
+def test_a_tuner_given_something_that_is_not_an_oracle_says_so(tmp_path):
+    from kt_helpers import build_mlp
+
+    with pytest.raises(kt.ConfigError, match="oracle: is 'invalid', not an Oracle"):
+        kt.Tuner(hypermodel=build_mlp, oracle="invalid", directory=tmp_path)
