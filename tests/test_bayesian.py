@@ -192,3 +192,46 @@ def test_log_expected_improvement_is_accurate_and_finite():
     eps = 1e-6
     assert d_mean == pytest.approx((log_ei_and_gradient(-3.0 + eps, 0.7, 0.2)[0] - value) / eps, rel=1e-4)
     assert d_std == pytest.approx((log_ei_and_gradient(-3.0, 0.7 + eps, 0.2)[0] - value) / eps, rel=1e-4)
+
+
+UNCONDITIONAL_MIXED = {name: spec for name, spec in MIXED.items() if "when" not in spec}
+
+
+def test_array_candidates_are_the_candidates_built_as_values(monkeypatch):
+    """Without conditions the candidates stay unit rows until picked; they must be the very same candidates."""
+    import archsearch.oracles.encoding as encoding
+
+    def candidates(array_path: bool):
+        oracle = make(UNCONDITIONAL_MIXED, seed=3)
+        run(oracle, mixed_loss, 12)
+        if not array_path:
+            monkeypatch.setattr(encoding.SpaceEncoder, "unconditional", property(lambda self: False))
+        x, values_of = oracle._candidates()
+        monkeypatch.undo()
+        return x, [values_of(i) for i in range(len(x))]
+
+    x_fast, values_fast = candidates(True)
+    x_slow, values_slow = candidates(False)
+    assert len(values_fast) > 500
+    assert [values_key(v) for v in values_fast] == [values_key(v) for v in values_slow]
+    np.testing.assert_array_equal(x_fast, x_slow)
+
+
+def test_a_running_search_refits_the_kernel_from_its_last_fit(monkeypatch):
+    """Suggestion cost: only every FULL_FIT_EVERY-th model ask refits from fresh starts, the others warm-start."""
+    import archsearch.oracles.bayesian as bayesian
+
+    restarts, starts = [], []
+
+    class Recording(bayesian.GaussianProcess):
+        def fit(self, x, y, *, rng=None, theta=None, optimize=True):
+            restarts.append(self.restarts)
+            starts.append(None if theta is None else np.array(theta))
+            return super().fit(x, y, rng=rng, theta=theta, optimize=optimize)
+
+    monkeypatch.setattr(bayesian, "GaussianProcess", Recording)
+    oracle = make(MIXED, seed=1, num_initial_points=5)
+    run(oracle, mixed_loss, 5 + 2 * bayesian.FULL_FIT_EVERY)
+    every = bayesian.FULL_FIT_EVERY
+    assert restarts == ([bayesian.GP_RESTARTS] + [0] * (every - 1)) * 2
+    assert starts[0] is None and all(s is not None for s in starts[1:])

@@ -125,3 +125,29 @@ def test_unknown_values_encode_as_neutral():
     blocks = {b.name: b for b in enc.blocks}
     x = enc.encode({"activation": "swish"})
     assert np.allclose(x[blocks["activation"].columns], 1 / 3)
+
+
+UNCONDITIONAL = {name: spec for name, spec in SPACE.items() if "when" not in spec} | {
+    "log_units": {"type": "int", "min": 8, "max": 1024, "sampling": "log"},
+    "log_step": {"type": "int", "min": 2, "max": 64, "step": 2, "sampling": "log"},
+    "ordered_float": {"type": "choice", "values": [0.1, 0.2, 0.4, 0.8]},
+}
+
+
+def test_encode_units_is_encode_of_sample_for_every_kind_of_parameter():
+    """The array path of candidate scoring must mean exactly what encoding each sampled configuration means."""
+    hp = HyperParameters.from_config(UNCONDITIONAL)
+    enc = SpaceEncoder(hp)
+    assert enc.unconditional
+    rng = np.random.default_rng(4)
+    units = rng.random((300, len(hp.space)))
+    units[:4] = [[0.0] * len(hp.space), [1.0] * len(hp.space), [0.5] * len(hp.space), [0.999999] * len(hp.space)]
+    expected = enc.encode_many([hp.sample(rng, unit=u) for u in units])
+    np.testing.assert_array_equal(enc.encode_units(units), expected)
+
+
+def test_encode_units_refuses_a_space_with_conditions():
+    enc = encoder()
+    assert not enc.unconditional
+    with pytest.raises(ValueError, match="without conditions"):
+        enc.encode_units(np.zeros((1, len(SPACE))))

@@ -25,6 +25,14 @@ kernel sees them as alike there instead of inventing a value they never used.
 
 The space can grow between calls (define-by-run): build a new encoder when
 :meth:`SpaceEncoder.matches` says the space changed.
+
+Why :meth:`SpaceEncoder.encode_units`: a model-based suggestion scores
+hundreds of candidates, and building each as a dict of values and encoding it
+cost most of a suggestion (about 0.35 s of 0.7 s at 100 observations in a
+10-parameter space).  When no parameter has a condition, a candidate's
+encoding is a function of its unit coordinates alone, column by column, so
+the candidates are encoded as one array and only the few an optimiser keeps
+are turned into values.
 """
 
 from __future__ import annotations
@@ -72,6 +80,7 @@ class SpaceEncoder:
             self.blocks.append(Block(name, kind, start, width, p))
             start += width
         self.dims = start
+        self._tables: dict[str, np.ndarray | None] = {}  # encode_units' per-parameter lookup tables
         self._neutral = np.empty(self.dims)
         for b in self.blocks:
             self._neutral[b.columns] = 0.5 if b.kind == "numeric" else 1.0 / b.width
@@ -108,6 +117,38 @@ class SpaceEncoder:
         if not configurations:
             return np.zeros((0, self.dims))
         return np.stack([self.encode(v) for v in configurations])
+
+    # ------------------------------------------------------------ unit coordinates -> vectors
+    @property
+    def unconditional(self) -> bool:
+        """Whether every parameter is always active (no conditions, one declaration per name)."""
+        hp = self.hyperparameters
+        return all(not p.conditions and len(hp.declarations(name)) == 1 for name, p in hp.space.items())
+
+    def encode_units(self, units: np.ndarray) -> np.ndarray:
+        """``encode(hyperparameters.sample(unit=u))`` for every row ``u`` of ``units``, as one array.
+
+        ``units`` has one column per parameter of the space (in its order, fixed ones included), as
+        ``HyperParameters.sample`` takes them.  Only for :attr:`unconditional` spaces, where which
+        parameters are active does not depend on the values.
+        """
+        if not self.unconditional:
+            raise ValueError("encode_units needs a space without conditions; use encode_many")
+        units = np.clip(np.atleast_2d(np.asarray(units, dtype=float)), 0.0, 1.0)
+        column_of = {name: j for j, name in enumerate(self.names)}
+        x = np.empty((len(units), self.dims))
+        for b in self.blocks:
+            u = units[:, column_of[b.name]]
+            if b.name not in self._tables:
+                self._tables[b.name] = _encoding_table(b)
+            table = self._tables[b.name]
+            if table is None:  # a continuous number: its own warp of the value from_unit gives
+                p = b.parameter
+                x[:, b.start] = [p.to_unit(p.from_unit(float(v))) for v in u]
+            else:  # finitely many values: from_unit's bin, then that value's encoding
+                index = np.minimum(len(table) - 1, np.floor(u * len(table)).astype(int))
+                x[:, b.columns] = table[index]
+        return x
 
     # ------------------------------------------------------------ vectors -> values
     def decode(self, vector: Sequence[float]) -> dict[str, Any]:
@@ -173,6 +214,30 @@ def _layout(p: HyperParameter) -> tuple[str, int]:
     if isinstance(p, (Int, Float)):
         return ("none", 0) if p.min_value == p.max_value else ("numeric", 1)
     return "numeric", 1  # an unknown type: trust its to_unit/from_unit
+
+
+def _encoding_table(b: Block) -> np.ndarray | None:
+    """Row i: the encoding of the parameter's i-th value in unit order; None for a continuous number.
+
+    ``from_unit(u)`` of a parameter with k values is its value ``min(k - 1, floor(u * k))`` (Booleans:
+    False below 0.5, True from it), so a unit coordinate maps to a row without building the value.
+    """
+    p = b.parameter
+    if b.kind == "onehot":
+        return np.eye(b.width)
+    if isinstance(p, Choice):
+        values = list(p.values)
+    elif isinstance(p, (Int, Float)):
+        values = p._discrete_values()
+        if values is None:
+            return None
+    else:
+        return None
+    # to_unit of a value on a grid is its bin centre, the first bin holding it (rounding can repeat one).
+    first: dict[Any, int] = {}
+    for i, v in enumerate(values):
+        first.setdefault(v, i)
+    return np.array([[(first[v] + 0.5) / len(values)] for v in values], dtype=float)
 
 
 def _categories(p: HyperParameter) -> list:
