@@ -175,7 +175,7 @@ def _run_locked(cfg: DictConfig, echo: Callable[[str], None]) -> Path | None:
     echo(f"archsearch: tuner={tuner.oracle.name} model={model_cfg.get('name')} data={splits.name} "
          f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test held out, "
          f"input {splits.input_shape}) "
-         f"objective={tuner.objective} -> {tuner.project_dir}")
+         f"objective={tuner.objective.label} -> {tuner.project_dir}")
     _add_progress_display(cfg, tuner, echo)
     best = None
     loggers = next((x for x in tuner.listeners if isinstance(x, Loggers)), None)

@@ -145,14 +145,15 @@ class Objective:
             data["components"] = [p.describe() for p in self.components]
         return data
 
-    def __str__(self) -> str:
+    @property
+    def label(self) -> str:
         """``val_loss (min)``: how console lines and messages show the objective."""
         if self.components:
-            return f"{self.name} ({self.direction}) of " + ", ".join(str(p) for p in self.components)
+            return f"{self.name} ({self.direction}) of " + ", ".join(p.label for p in self.components)
         return f"{self.name} ({self.direction})"
 
     def __repr__(self) -> str:
-        """KerasTuner's form: ``Objective(name="val_loss", direction="min")``."""
+        """KerasTuner's form, for ``str`` too: ``Objective(name="val_loss", direction="min")``."""
         return f'{type(self).__name__}(name="{self.name}", direction="{self.direction}")'
 
 

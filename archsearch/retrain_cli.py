@@ -173,6 +173,6 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
                       augment)
     epochs_note = ("Epochs: " + "; ".join(f"{c.label}: {c.epochs} ({c.epochs_from})" for c in tuned)
                    + f"; the baseline: {baseline.epochs} (those of {tuned[0].label})")
-    echo(f"archsearch retrain: {run} model={model_cfg.get('name')} data={splits.name} objective={objective}")
+    echo(f"archsearch retrain: {run} model={model_cfg.get('name')} data={splits.name} objective={objective.label}")
     R.compare(runner.build, space, tuned, baseline, arrays, objective, settings, out_dir, echo, [note, epochs_note])
     return out_dir

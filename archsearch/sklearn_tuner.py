@@ -51,7 +51,7 @@ class SklearnTuner(Tuner):
                               "objective=archsearch.Objective('score', 'max'), max_trials=10)")
         reported = ["score", *_names(metrics)]
         if not set(oracle.objective.metric_names) <= set(reported):
-            raise ConfigError("oracle.objective", f"is {oracle.objective}, but SklearnTuner reports {reported}",
+            raise ConfigError("oracle.objective", f"is {oracle.objective.label}, but SklearnTuner reports {reported}",
                               "use objective=Objective('score', 'max'), or the name of one of metrics=")
         if callable(hypermodel) and not hasattr(hypermodel, "build"):
             hypermodel = _EstimatorBuilder(hypermodel)

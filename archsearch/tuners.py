@@ -149,7 +149,7 @@ class Tuner:
                                   "put that logic in populate_space / score_trial (or _propose / _on_result), "
                                   "which the search calls")
             if objective is not _GIVEN and Objective.create(objective) != oracle.objective:
-                raise ConfigError("objective", f"{objective!r} differs from the oracle's {oracle.objective}",
+                raise ConfigError("objective", f"{objective!r} differs from the oracle's {oracle.objective.label}",
                                   "give the objective to the oracle only")
             unused = {k: v for k, v in dict(oracle_options, max_trials=max_trials).items() if v is not None}
             if unused:
@@ -384,7 +384,10 @@ class Tuner:
         self._restore()
 
     def get_trial_dir(self, trial_id: int | str) -> str:
-        return str(self.runner.trial_dir(int(trial_id)))
+        """The trial's folder, created if need be: a ``run_trial`` may write its own files there (KerasTuner's)."""
+        folder = self.runner.trial_dir(int(trial_id))
+        folder.mkdir(parents=True, exist_ok=True)
+        return str(folder)
 
     def load_model(self, trial: Trial) -> Any:
         """A trial's model, rebuilt and loaded with its best-epoch weights."""

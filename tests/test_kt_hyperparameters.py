@@ -206,10 +206,14 @@ def test_keras_tuner_config_round_trips_with_conditions_and_alternates():
 # --------------------------------------------------------------------------- objectives
 
 
-def test_objective_repr_is_keras_tuners_and_str_stays_readable():
+def test_objective_str_and_repr_are_keras_tuners_and_the_label_is_readable():
     objective = Objective("accuracy", "min")
-    assert repr(objective) == 'Objective(name="accuracy", direction="min")'
-    assert str(objective) == "accuracy (min)"
+    assert repr(objective) == str(objective) == 'Objective(name="accuracy", direction="min")'
+    assert objective.label == "accuracy (min)"
+    multi = create_objective(["loss", "accuracy"])
+    assert str(multi) == ('MultiObjective(name="multi_objective", direction="min"): '
+                          '[Objective(name="loss", direction="min"), Objective(name="accuracy", direction="max")]')
+    assert multi.label == "multi_objective (min) of loss (min), accuracy (max)"
 
 
 def test_a_list_is_a_multi_objective():

@@ -335,6 +335,31 @@ def test_base_tuner_tunes_objects_that_are_not_keras_models(tmp_path):
                      directory=tmp_path)
 
 
+def test_run_trial_saves_its_own_models_in_the_trial_folder_and_load_model_reads_them(tmp_path):
+    """KerasTuner's pattern for non-Keras models: pickle into get_trial_dir, override load_model."""
+    import pickle
+    from fractions import Fraction  # any picklable object stands for a scikit-learn model
+
+    class Mine(kt.BaseTuner):
+        def run_trial(self, trial, x):
+            model = self.hypermodel.build(trial.hyperparameters)
+            with open(f"{self.get_trial_dir(trial.trial_id)}/model.pickle", "wb") as f:
+                pickle.dump(model, f)  # the folder exists before anything was written by the tuner
+            return {"score": float(model) * x}
+
+        def load_model(self, trial):
+            with open(f"{self.get_trial_dir(trial.trial_id)}/model.pickle", "rb") as f:
+                return pickle.load(f)
+
+    tuner = Mine(oracle=kt.oracles.RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=3, seed=1),
+                 hypermodel=lambda hp: Fraction(hp.Float("a", 0.0, 10.0)), directory=tmp_path)
+    tuner.search(2.0)
+    assert all(t.status == "completed" for t in tuner.oracle.trials.values())
+    models = tuner.get_best_models(3)
+    factors = [float(m) for m in models]
+    assert factors == sorted((t.hparams["a"] for t in tuner.oracle.trials.values()), reverse=True)
+
+
 def test_a_failed_trial_error_is_never_retried(tmp_path):
     runs: list[int] = []
 

@@ -94,7 +94,8 @@ def test_objective_is_immutable_and_prints_nicely():
     obj = Objective("val_loss")
     with pytest.raises(AttributeError):
         obj.direction = "max"  # type: ignore[misc]
-    assert str(obj) == "val_loss (min)"
+    assert obj.label == "val_loss (min)"
+    assert str(obj) == repr(obj) == 'Objective(name="val_loss", direction="min")'  # KerasTuner's str
 
 
 def test_better_and_best_treat_none_and_nan_as_worst():
