@@ -266,3 +266,52 @@ def test_a_tuner_given_something_that_is_not_an_oracle_says_so(tmp_path):
 
     with pytest.raises(kt.ConfigError, match="oracle: is 'invalid', not an Oracle"):
         kt.Tuner(hypermodel=build_mlp, oracle="invalid", directory=tmp_path)
+
+
+def test_a_populate_space_override_of_a_built_in_oracle_changes_what_its_algorithm_drew():
+    """KerasTuner's pattern: subclass RandomSearchOracle, call super().populate_space, edit the values.
+    The override must be used (it was silently skipped once) and the algorithm's draw must reach it."""
+    seen = []
+
+    class Pinned(kt.oracles.RandomSearchOracle):
+        def populate_space(self, trial_id):
+            result = super().populate_space(trial_id)
+            seen.append(dict(result["values"]))
+            result["values"]["layers"] = 2
+            return result
+
+    space = kt.HyperParameters()
+    space.Int("layers", 0, 2)
+    space.Float("lr", 1e-4, 1e-1, sampling="log")
+    oracle = Pinned(objective="loss", max_trials=4, hyperparameters=space, seed=3)
+    plain = kt.oracles.RandomSearchOracle(objective="loss", max_trials=4, hyperparameters=space.copy(), seed=3)
+    for _ in range(4):
+        trial, reference = oracle.ask(), plain.ask()
+        assert trial.hparams["layers"] == 2
+        assert trial.hparams["lr"] == reference.hparams["lr"]  # the rest is the algorithm's own draw
+        oracle.tell(trial.id, 1.0)
+        plain.tell(reference.id, 1.0)
+    assert len(seen) == 4 and seen[0]["lr"] == oracle.trials[0].hparams["lr"]
+
+
+def test_a_populate_space_override_of_hyperband_keeps_its_budgets():
+    class Tweaked(kt.oracles.HyperbandOracle):
+        def populate_space(self, trial_id):
+            result = super().populate_space(trial_id)
+            if "values" in result:
+                result["values"]["x"] = 0.5
+            return result
+
+    space = kt.HyperParameters()
+    space.Float("x", 0.0, 1.0)
+    tweaked = Tweaked(objective="loss", max_epochs=9, factor=3, hyperparameters=space, seed=0)
+    plain = kt.oracles.HyperbandOracle(objective="loss", max_epochs=9, factor=3, hyperparameters=space.copy(), seed=0)
+    budgets, plain_budgets = [], []
+    while not plain.finished:
+        a, b = tweaked.ask(), plain.ask()
+        budgets.append((a.budget, a.resume_from))
+        plain_budgets.append((b.budget, b.resume_from))
+        assert a.hparams["x"] == 0.5
+        tweaked.tell(a.id, float(a.id))
+        plain.tell(b.id, float(b.id))
+    assert budgets == plain_budgets and len(set(b for b, _ in budgets)) == 3

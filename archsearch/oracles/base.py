@@ -21,7 +21,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -120,7 +120,7 @@ class Oracle(HandDrivenOracle):
         """The next trial to run, or None when nothing can start now (or ever: see ``finished``)."""
         if self._exhausted or self._trial_limit_reached():
             return None
-        proposal = self._propose()
+        proposal = self._next_proposal()
         if proposal is None:
             return None
         values = {k: to_python(v) for k, v in self.hyperparameters.active_values(proposal.hparams).items()}
@@ -304,14 +304,31 @@ class Oracle(HandDrivenOracle):
 
         By default, a KerasTuner ``populate_space`` override answers.
         """
+        return self._from_response(self.populate_space(str(self._next_id)), None)
+
+    def _has_own_algorithm(self) -> bool:
+        return type(self)._propose is not Oracle._propose
+
+    def _next_proposal(self) -> Proposal | None:
+        """The algorithm's proposal or, when a subclass of a built-in oracle overrides populate_space, the
+        override's answer: it may call ``super().populate_space`` for the algorithm's values and change them."""
+        if not (self._has_own_algorithm() and self._overrides("populate_space")):
+            return self._propose()
+        self._algorithm_proposal = None
         response = self.populate_space(str(self._next_id))
+        drawn, self._algorithm_proposal = self._algorithm_proposal, None
+        return self._from_response(response, drawn)
+
+    def _from_response(self, response: Mapping[str, Any], drawn: Proposal | None) -> Proposal | None:
+        """A populate_space answer as a proposal; the budget and resumption of ``drawn`` (the algorithm's) kept."""
         status = str(response.get("status", RUNNING)).lower()
         if status == STOPPED:
             self._exhausted = True
             return None
         if status == IDLE:
             return None
-        return Proposal(dict(response.get("values") or {}))
+        values = dict(response.get("values") or {})
+        return Proposal(values) if drawn is None else replace(drawn, hparams=values)
 
     def _on_ask(self, trial: Trial) -> None:
         """Hook: a trial was handed out."""

@@ -59,6 +59,7 @@ class HandDrivenOracle:
         self.tuner_ids: set[str] = set()
         self._run_times: dict[int, int] = {}  # trial id -> times it ended (retries included)
         self._retry_queue: list[int] = []
+        self._algorithm_proposal = None  # what populate_space's default drew, for the ask that called it
         self._hand_lock = threading.RLock()
         self._store = None
         self.directory: str | None = None
@@ -69,9 +70,21 @@ class HandDrivenOracle:
         """Override to choose a trial's values: return ``{"values": {...}, "status": "RUNNING"}``.
 
         ``"IDLE"`` says nothing can start until a running trial ends, ``"STOPPED"`` that the search
-        is over.  archsearch's own oracles implement ``_propose`` instead.
+        is over.  archsearch's own oracles implement ``_propose`` instead; on them this returns what
+        their algorithm proposes, so an override of a built-in oracle can call
+        ``super().populate_space(trial_id)`` and change the values (as in KerasTuner).
         """
-        raise NotImplementedError(f"{type(self).__name__} overrides neither populate_space nor _propose")
+        if not self._has_own_algorithm():
+            raise NotImplementedError(f"{type(self).__name__} overrides neither populate_space nor _propose")
+        proposal = self._propose()
+        self._algorithm_proposal = proposal
+        if proposal is None:
+            return {"status": "STOPPED" if self._exhausted else "IDLE"}
+        return {"values": dict(proposal.hparams), "status": "RUNNING"}
+
+    def _has_own_algorithm(self) -> bool:
+        """Whether the class proposes through ``_propose`` (archsearch's oracles) rather than populate_space."""
+        return False
 
     def score_trial(self, trial: Trial) -> None:
         """Override to score a completed trial (set ``trial.score``); by default its objective's value."""
