@@ -66,6 +66,11 @@ class DataError(ArchsearchError):
     """A dataset cannot be read or does not match what the model expects."""
 
 
+class DataShapeError(ConfigError, RuntimeError):
+    """Data of a shape no trial could use, refused before the search (KerasTuner's SklearnTuner raises
+    a RuntimeError here, so code catching that still catches this)."""
+
+
 class ObjectiveError(ConfigError):
     """The objective names a metric the model does not produce."""
 

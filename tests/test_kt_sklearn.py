@@ -75,8 +75,10 @@ def test_data_that_is_not_rows_of_features_is_refused_before_any_trial(tmp_path)
 
     tuner = kt.SklearnTuner(oracle=kt.oracles.RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=2),
                             hypermodel=build, directory=tmp_path)
-    with pytest.raises(kt.ConfigError, match="X: has shape \\(6,\\), not \\(samples, features\\)"):
+    with pytest.raises(kt.ConfigError, match="X: has shape \\(6,\\), not \\(samples, features\\)") as info:
         tuner.search([1, 2, 3, 4, 5, 6], [1, 1, 1, 2, 2, 2])
+    assert isinstance(info.value, RuntimeError)  # what KerasTuner raises there, for code that catches it
+    assert "Expected the data to be numpy" in str(info.value)
     with pytest.raises(kt.ConfigError, match="y: has 2 values for 3 rows"):
         tuner.search([[1.0], [2.0], [3.0]], [1, 2])
     assert not tuner.oracle.trials
