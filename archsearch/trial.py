@@ -6,6 +6,7 @@ sent to another process and reasoned about on its own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,19 +55,47 @@ class Status(str):
     __hash__ = str.__hash__
 
 
+@dataclass
+class MetricObservation:
+    """One step of a metric's history, as KerasTuner's tracker gives it: ``value`` (one per execution)."""
+
+    value: list[float]
+    step: int
+
+    def mean(self) -> float:
+        return float(sum(self.value) / len(self.value))
+
+
 class TrialMetrics(dict):
     """A trial's metrics (name -> the value at its best step), read also with KerasTuner's tracker methods.
 
-    KerasTuner code asks ``trial.metrics.exists("val_loss")`` or ``get_best_value("val_loss")``.
-    Only the best step's values are kept here; every epoch's metrics are in the store
-    (``trials.db``, ``epochs.csv``), and the objective's per epoch in ``trial.intermediate``.
+    KerasTuner code asks ``trial.metrics.exists("val_loss")``, ``get_best_value("val_loss")`` or
+    ``get_history("val_loss")``.  The dict holds the best step's values; ``steps`` every reported
+    step's (name -> step -> value), kept when the dict is replaced.  Every epoch's metrics are also
+    in the store (``trials.db``, ``epochs.csv``).
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.steps: dict[str, dict[int, float]] = {}
+
     def exists(self, name: str) -> bool:
-        return name in self
+        return name in self or name in self.steps
 
     def get_best_value(self, name: str) -> float | None:
         return self.get(name)
+
+    def record(self, values: Mapping[str, float], step: int) -> None:
+        """Remember the metrics reported after ``step`` (a later report of the same step replaces it)."""
+        for name, value in values.items():
+            self.steps.setdefault(name, {})[int(step)] = float(value)
+
+    def get_history(self, name: str) -> list[MetricObservation]:
+        """Every reported step of ``name``, in step order (KerasTuner's ``MetricsTracker.get_history``)."""
+        if not self.exists(name):
+            raise ValueError(f"Unknown metric: {name!r}; this trial has {sorted(set(self) | set(self.steps))}")
+        steps = self.steps.get(name) or {0: self[name]}
+        return [MetricObservation([value], step) for step, value in sorted(steps.items())]
 
 
 class TrialStatus:
@@ -121,8 +150,12 @@ class Trial:
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "status" and isinstance(value, str) and not isinstance(value, Status):
             value = Status(value)  # KerasTuner code assigns "COMPLETED"
-        elif name == "metrics" and isinstance(value, dict) and not isinstance(value, TrialMetrics):
-            value = TrialMetrics(value)
+        elif name == "metrics" and isinstance(value, dict):
+            previous = self.__dict__.get("metrics")
+            if not isinstance(value, TrialMetrics):
+                value = TrialMetrics(value)
+            if isinstance(previous, TrialMetrics) and previous is not value and not value.steps:
+                value.steps = previous.steps  # a new best step's values: the history stays
         object.__setattr__(self, name, value)
 
     @property

@@ -288,3 +288,23 @@ def test_trial_metrics_answer_keras_tuner_s_tracker_questions():
     assert trial.metrics.exists("val_loss") and not trial.metrics.exists("loss")
     assert trial.metrics.get_best_value("accuracy") == 0.9 and trial.metrics.get_best_value("loss") is None
     assert trial.metrics == {"val_loss": 0.25, "accuracy": 0.9}
+
+
+def test_trial_metrics_keep_every_reported_step_for_get_history():
+    """KerasTuner's ``trial.metrics.get_history(name)``: each step reported to the oracle, in order, kept
+    when the trial's best metrics are replaced at the end."""
+    from archsearch.oracles import create_oracle
+
+    space = HyperParameters()
+    space.Float("x", 0.0, 1.0)
+    oracle = create_oracle("random", space, "val_loss", seed=0)
+    trial = oracle.ask()
+    oracle.report(trial.id, 2, {"val_loss": 0.5, "acc": 0.7})
+    oracle.report(trial.id, 1, {"val_loss": 0.8, "acc": 0.6})
+    oracle.tell(trial.id, {"val_loss": 0.5, "acc": 0.7})
+    history = trial.metrics.get_history("val_loss")
+    assert [(h.step, h.value) for h in history] == [(1, [0.8]), (2, [0.5])]
+    assert [h.mean() for h in trial.metrics.get_history("acc")] == [0.6, 0.7]
+    assert trial.metrics == {"val_loss": 0.5, "acc": 0.7}
+    with pytest.raises(ValueError, match="Unknown metric: 'loss'"):
+        trial.metrics.get_history("loss")

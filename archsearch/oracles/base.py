@@ -182,6 +182,8 @@ class Oracle(HandDrivenOracle):
         """A trial's objective after ``epoch`` (1-based); True means: stop this trial now (pruned)."""
         trial = self._get(trial_id)
         value = self.objective.value_from(result) if isinstance(result, Mapping) else result
+        trial.metrics.record(numeric_metrics(result) if isinstance(result, Mapping)
+                             else {} if value is None else {self.objective.name: value}, int(epoch))
         if value is None or not math.isfinite(float(value)):
             return False
         trial.intermediate[int(epoch)] = float(value)
