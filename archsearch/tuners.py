@@ -474,7 +474,10 @@ class Tuner:
     def get_best_hyperparameters(self, num_trials: int = 1) -> list[HyperParameters]:
         """The best trials' values as ``HyperParameters`` (``.values``, ``.get(name)``)."""
         space = self.oracle.hyperparameters
-        return [space.with_values(t.hparams) for t in self.best_trials(num_trials)]
+        # A trial's own HyperParameters when it holds its values (trials made by hand may name parameters
+        # the oracle's space never declared), else the space with the trial's values.
+        return [t.hyperparameters if getattr(t.hyperparameters, "values", None) == t.hparams
+                else space.with_values(t.hparams) for t in self.best_trials(num_trials)]
 
     def get_best_models(self, num_models: int = 1) -> list[Any]:
         """The best trials' models, rebuilt and loaded with their best-epoch weights."""

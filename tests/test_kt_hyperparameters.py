@@ -254,6 +254,25 @@ def test_keras_tuner_trial_constructor_and_summary(capsys):
     assert Trial(hp, status="INVALID").status == "failed"
 
 
+def test_hand_made_trials_get_distinct_ids_and_keep_their_own_hyperparameters(tmp_path):
+    """KerasTuner code builds trials by hand, keys a dict by their ids and asks for the best values."""
+    import archsearch as kt
+
+    made = []
+    for value, score in ((1, 10.0), (2, 9.0)):
+        hp = HyperParameters()
+        hp.Fixed("a", value)
+        trial = Trial(hyperparameters=hp)
+        trial.status, trial.score = "COMPLETED", score
+        made.append(trial)
+    assert made[0].trial_id != made[1].trial_id
+    tuner = kt.RandomSearch(hypermodel=lambda hp: None, objective=kt.Objective("score", "max"), max_trials=2,
+                            directory=tmp_path, hyperparameters=HyperParameters())
+    tuner.oracle.trials = {t.trial_id: t for t in made}
+    best = tuner.get_best_hyperparameters(2)
+    assert [hp["a"] for hp in best] == [1, 2]  # names the oracle's space never declared
+
+
 def test_archsearch_trial_constructor_is_unchanged():
     trial = Trial(4, {"units": 32}, budget=3)
     assert (trial.id, trial.hparams, trial.budget, trial.status) == (4, {"units": 32}, 3, "running")
