@@ -51,6 +51,11 @@ class ConfigTypeError(ConfigError, TypeError):
     """A value of the wrong type where KerasTuner raises TypeError (an objective given as a number)."""
 
 
+class NewHyperParameterError(SearchSpaceError, RuntimeError):
+    """A builder declared a parameter the given space lacks while ``allow_new_entries`` is False
+    (a RuntimeError too, as KerasTuner raises there)."""
+
+
 class SearchSpaceTypeError(SearchSpaceError, TypeError):
     """A hyperparameter declaration holds values of the wrong type (KerasTuner raises TypeError there)."""
 

@@ -74,9 +74,10 @@ def test_allow_new_entries_false_refuses_a_builder_that_declares_more(tmp_path):
 
     hp = kt.HyperParameters()
     hp.Int("units", 4, 16, step=4)
-    with pytest.raises(SearchSpaceError, match="'learning_rate'.*allow_new_entries is False"):
+    with pytest.raises(SearchSpaceError, match="'learning_rate'.*`allow_new_entries` is `False`") as info:
         kt.RandomSearch(build_mlp, objective="val_accuracy", hyperparameters=hp, allow_new_entries=False,
                         max_trials=2, directory=tmp_path)
+    assert isinstance(info.value, RuntimeError)  # KerasTuner's type there, for code that catches it
 
 
 def test_tune_new_entries_false_keeps_new_entries_at_their_default(tmp_path):
