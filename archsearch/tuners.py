@@ -24,7 +24,7 @@ from typing import Any
 
 import keras
 
-from archsearch.errors import ArchsearchError, BuilderError, ConfigError, describe_exception
+from archsearch.errors import ArchsearchError, BuilderError, ConfigError, FatalValueError, describe_exception
 from archsearch.events import SearchEvents
 from archsearch.hypermodel import HyperModel, as_hypermodel, custom_fit
 from archsearch.hyperparameters import HyperParameters
@@ -303,6 +303,7 @@ class Tuner:
             self.echo(f"Note: search() ignores {', '.join(dropped)}: Keras 3's fit has no use_multiprocessing, "
                       "workers or max_queue_size, and every trial starts at its own initial epoch.")
         callbacks = fit_kwargs.pop("callbacks", None)
+        _check_deep_copyable(callbacks)
         data = FitArguments(tuple(fit_args), dict(fit_kwargs), seed=int(self.trainer.seed or 0))
         if "batch_size" in fit_kwargs:
             self.trainer.batch_size = fit_kwargs["batch_size"]
@@ -672,3 +673,15 @@ class ASHA(Tuner):
     oracle_name = "asha"
 
 
+def _check_deep_copyable(callbacks: Sequence[Any] | None) -> None:
+    """Each trial trains with its own copy of every callback, so that no state leaks between trials:
+    refuse, before any trial, a callback that cannot be copied (as KerasTuner does)."""
+    for cb in callbacks or ():
+        try:
+            copy.deepcopy(cb)
+        except Exception as e:  # noqa: BLE001 - any failure to copy means the same thing
+            raise FatalValueError(
+                f"callbacks: {cb!r} cannot be deep-copied ({type(e).__name__}: {e}). All callbacks used during "
+                "a search should be deep-copyable, since each trial gets its own copy: pass a keras.callbacks."
+                "Callback whose attributes can be copied, or create what cannot (a file, a lock) in on_train_begin"
+            ) from e

@@ -268,6 +268,26 @@ def test_an_empty_callbacks_list_reaches_run_trial_as_given(tmp_path):
     assert seen == [[], [], "absent"]
 
 
+def test_a_callback_that_cannot_be_copied_is_refused_before_any_trial(tmp_path):
+    """Every trial trains with its own copy of each callback; one that cannot be copied would share its
+    state between trials, so the search refuses it up front (KerasTuner's FatalValueError)."""
+    import threading
+
+    class HoldsALock:
+        def __init__(self):
+            self.lock = threading.Lock()
+
+    class Seeing(kt.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            return float(trial.hyperparameters.Float("x", 0.0, 1.0))
+
+    tuner = Seeing(oracle=kt.oracles.RandomSearchOracle(objective="loss", max_trials=2, seed=0), directory=tmp_path)
+    with pytest.raises(kt.errors.FatalValueError, match="callbacks: .*HoldsALock.* cannot be deep-copied.*"
+                                                        "should be deep-copyable"):
+        tuner.search(callbacks=[HoldsALock()])
+    assert not tuner.oracle.trials
+
+
 def test_reporting_through_oracle_update_trial_and_returning_none_still_scores_the_trial(tmp_path):
     class OldStyle(kt.Tuner):
         def run_trial(self, trial, *args, **kwargs):
