@@ -9,6 +9,7 @@ and ``best.weights.h5`` (the best epoch by the objective, for export and ``get_b
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 CHECKPOINT = "checkpoint.weights.h5"
 BEST_WEIGHTS = "best.weights.h5"
 EPOCH_ATTRIBUTE = "archsearch_epoch"
+BUILD_CONFIG_ATTRIBUTE = "archsearch_build_config"  # how to build a subclassed model before loading into it
 
 
 class TrialFiles:
@@ -38,16 +40,31 @@ def save_checkpoint(model, path: Path, epoch: int | None = None) -> None:
     """Write to a temporary file and rename, so a kill never leaves a half-written checkpoint.
 
     The file records the epoch it holds, so a resumed trial continues from exactly that epoch
-    even if the process died between saving it and recording the epoch in the store.
+    even if the process died between saving it and recording the epoch in the store; and the
+    model's build config, so a subclassed model (built by its first call) can be built again
+    before its weights are loaded.
     """
     tmp = path.with_name(path.name.replace(".weights.h5", ".tmp.weights.h5"))
     model.save_weights(tmp)
-    if epoch is not None:
+    build_config = _build_config(model)
+    if epoch is not None or build_config is not None:
         import h5py
 
         with h5py.File(tmp, "a") as fh:
-            fh.attrs[EPOCH_ATTRIBUTE] = int(epoch)
+            if epoch is not None:
+                fh.attrs[EPOCH_ATTRIBUTE] = int(epoch)
+            if build_config is not None:
+                fh.attrs[BUILD_CONFIG_ATTRIBUTE] = build_config
     os.replace(tmp, path)
+
+
+def _build_config(model) -> str | None:
+    """Keras' build config of the model as JSON, or None (not built, or not serialisable)."""
+    try:
+        config = model.get_build_config()
+        return None if config is None else json.dumps(config)
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def link_best(source: Path, target: Path) -> None:
@@ -66,9 +83,32 @@ def link_best(source: Path, target: Path) -> None:
 
 def restore_checkpoint(model, path: Path) -> None:
     """Load weights *and* optimizer state, so training continues exactly where it stopped."""
+    if not getattr(model, "built", True):
+        _build_like_saved(model, path)
     if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     model.load_weights(path)
+
+
+def _build_like_saved(model, path: Path) -> None:
+    """Build an unbuilt (subclassed) model as it was when ``path`` was saved, if the file says how."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            config = fh.attrs.get(BUILD_CONFIG_ATTRIBUTE)
+    except (OSError, ValueError):
+        return
+    if config is None:
+        return
+    config = json.loads(config)
+    model.build_from_config(config)
+    shape = config.get("input_shape") if isinstance(config, dict) else None
+    if not model.built and isinstance(shape, (list, tuple)) and all(isinstance(d, (int, type(None))) for d in shape):
+        # A subclass without its own build(): one call on zeros of the saved input shape creates its weights.
+        import keras
+
+        model(keras.ops.zeros([1 if d is None else d for d in shape]))
 
 
 def checkpoint_epoch(path: Path) -> int | None:

@@ -330,6 +330,34 @@ def test_a_subclassed_model_that_is_never_built_still_trains(tmp_path):
     assert best.status == "completed" and best.score == 3.0
 
 
+def test_a_subclassed_model_is_built_again_before_its_best_weights_load(tmp_path):
+    """A keras.Model subclass has no weights until its first call: the checkpoint records how it was built,
+    so get_best_models gives back the trained model (its score is the trial's)."""
+    import keras
+
+    class TwoLayers(keras.Model):
+        def __init__(self, units):
+            super().__init__()
+            self.hidden = keras.layers.Dense(units, activation="relu")
+            self.out = keras.layers.Dense(2, activation="softmax")
+
+        def call(self, x):
+            return self.out(self.hidden(x))
+
+    def build(hp):
+        model = TwoLayers(hp.Int("units", 4, 8, step=4))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    x, y = tiny_data()
+    tuner = kt.RandomSearch(hypermodel=build, objective="val_accuracy", max_trials=2, directory=tmp_path, seed=0)
+    tuner.search(x[:64], y[:64], validation_data=(x[64:], y[64:]), epochs=2, verbose=0)
+    model = tuner.get_best_models(1)[0]
+    assert model.built
+    best = tuner.oracle.get_best_trials(1)[0]
+    assert model.evaluate(x[64:], y[64:], verbose=0)[1] == pytest.approx(best.score)
+
+
 def test_base_tuner_tunes_objects_that_are_not_keras_models(tmp_path):
     class Scale:
         def __init__(self, hp):
