@@ -67,6 +67,10 @@ class InactiveHyperParameterError(SearchSpaceError, KeyError):
     __str__ = ConfigError.__str__  # the message as written, not KeyError's quoted form
 
 
+class DifferentSearchError(ConfigError, RuntimeError):
+    """A project folder holds trials of another search (a RuntimeError too, as KerasTuner raises there)."""
+
+
 class DataError(ArchsearchError):
     """A dataset cannot be read or does not match what the model expects."""
 

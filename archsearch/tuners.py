@@ -24,7 +24,8 @@ from typing import Any
 
 import keras
 
-from archsearch.errors import ArchsearchError, BuilderError, ConfigError, FatalValueError, describe_exception
+from archsearch.errors import (ArchsearchError, BuilderError, ConfigError, DifferentSearchError, FatalValueError,
+                               describe_exception)
 from archsearch.events import SearchEvents
 from archsearch.hypermodel import HyperModel, as_hypermodel, custom_fit
 from archsearch.hyperparameters import HyperParameters
@@ -265,10 +266,10 @@ class Tuner:
         changed += [f"space.{n}" for n in sorted(set(stored_space) & set(my_space)) if stored_space[n] != my_space[n]]
         changed += [f"space.{n} (removed)" for n in sorted(set(stored_space) - set(my_space))]
         if changed:
-            raise ConfigError(
+            raise DifferentSearchError(
                 str(self.project_dir),
                 f"holds a different search (changed: {', '.join(changed)})",
-                "resume it with the same settings, choose another directory/project_name, or pass overwrite=True",
+                "resume it with the same settings, choose another directory/project_name, or pass `overwrite=True`",
             )
         if stored != mine:  # a define-by-run space that grew: remember the larger one
             self.store.set_meta("fingerprint", mine)

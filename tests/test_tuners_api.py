@@ -99,8 +99,9 @@ def test_resume_keeps_trials_and_refuses_a_different_search(tmp_path):
     again.search(x, y, epochs=1, validation_split=0.25, verbose=0)
     assert again.store.count("completed") == 3
 
-    with pytest.raises(ConfigError, match="different search"):
+    with pytest.raises(ConfigError, match="different search.*pass `overwrite=True`") as info:
         archsearch.RandomSearch(model_builder, max_trials=3, **{**kwargs, "objective": "val_loss"})
+    assert isinstance(info.value, RuntimeError)  # what KerasTuner raises there
     fresh = archsearch.RandomSearch(model_builder, max_trials=1, overwrite=True, **kwargs)
     assert fresh.store.count() == 0
 
