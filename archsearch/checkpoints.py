@@ -9,6 +9,7 @@ and ``best.weights.h5`` (the best epoch by the objective, for export and ``get_b
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -16,6 +17,9 @@ from pathlib import Path
 CHECKPOINT = "checkpoint.weights.h5"
 BEST_WEIGHTS = "best.weights.h5"
 EPOCH_ATTRIBUTE = "archsearch_epoch"
+# The model's build config (its input shape), so a model that builds itself on its first batch (a
+# Sequential without an Input) can be built again before its weights are loaded, as KerasTuner does.
+BUILD_ATTRIBUTE = "archsearch_build_config"
 
 
 class TrialFiles:
@@ -42,12 +46,30 @@ def save_checkpoint(model, path: Path, epoch: int | None = None) -> None:
     """
     tmp = path.with_name(path.name.replace(".weights.h5", ".tmp.weights.h5"))
     model.save_weights(tmp)
-    if epoch is not None:
+    build_config = _build_config(model)
+    if epoch is not None or build_config is not None:
         import h5py
 
         with h5py.File(tmp, "a") as fh:
-            fh.attrs[EPOCH_ATTRIBUTE] = int(epoch)
+            if epoch is not None:
+                fh.attrs[EPOCH_ATTRIBUTE] = int(epoch)
+            if build_config is not None:
+                fh.attrs[BUILD_ATTRIBUTE] = build_config
     os.replace(tmp, path)
+
+
+def _build_config(model) -> str | None:
+    """``model.get_build_config()`` as JSON, or None when there is none to record."""
+    try:
+        config = model.get_build_config()
+    except (AttributeError, NotImplementedError, TypeError, ValueError):
+        return None
+    if not config:
+        return None
+    try:
+        return json.dumps(config)
+    except (TypeError, ValueError):
+        return None
 
 
 def link_best(source: Path, target: Path) -> None:
@@ -65,10 +87,31 @@ def link_best(source: Path, target: Path) -> None:
 
 
 def restore_checkpoint(model, path: Path) -> None:
-    """Load weights *and* optimizer state, so training continues exactly where it stopped."""
+    """Load weights *and* optimizer state, so training continues exactly where it stopped.
+
+    A model not built yet (no Input: Keras builds it on its first batch) is first built from the
+    build config the file records.
+    """
+    if not getattr(model, "built", True):
+        _build_from_file(model, path)
     if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     model.load_weights(path)
+
+
+def _build_from_file(model, path: Path) -> None:
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            recorded = fh.attrs.get(BUILD_ATTRIBUTE)
+    except (OSError, ValueError):
+        return
+    if recorded is None:
+        return  # an older file: Keras names the problem when the weights are loaded
+    if isinstance(recorded, bytes):
+        recorded = recorded.decode()
+    model.build_from_config(json.loads(recorded))
 
 
 def checkpoint_epoch(path: Path) -> int | None:

@@ -240,3 +240,9 @@ def test_grid_order_linked_list():
     while (node := order.next(node)) is not None:
         walk.append(node)
     assert walk == [0, 2, 1, 3, 4]
+
+
+def test_hyperband_factor_below_2_names_the_field_and_keras_tuner_s_phrase():
+    with pytest.raises(ValueError, match="factor needs") as info:
+        kt.oracles.HyperbandOracle(objective=kt.Objective("score", "max"), max_epochs=8, factor=1)
+    assert "tuner.factor" in str(info.value) and "got 1" in str(info.value)
