@@ -55,6 +55,15 @@ class SearchSpaceTypeError(SearchSpaceError, TypeError):
     """A hyperparameter declaration holds values of the wrong type (KerasTuner raises TypeError there)."""
 
 
+class SearchSpaceRuntimeError(SearchSpaceError, RuntimeError):
+    """The search space cannot hold what a builder declares (``allow_new_entries=False``): KerasTuner
+    raises RuntimeError there."""
+
+
+class ConfigRuntimeError(ConfigError, RuntimeError):
+    """The run folder holds another search: KerasTuner raises RuntimeError there."""
+
+
 class InactiveHyperParameterError(SearchSpaceError, KeyError):
     """``hp[name]`` for a declared parameter whose conditions do not hold: a KeyError (no value), and a
     ValueError as in KerasTuner."""

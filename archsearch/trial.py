@@ -6,6 +6,7 @@ sent to another process and reasoned about on its own.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,7 +192,8 @@ def _trial_init(self, *args, **kwargs) -> None:
     status = Status(given.pop("status", RUNNING) or RUNNING)
     message = given.pop("message", None)
     values = dict(getattr(hp, "values", None) or {})
-    ident = 0 if trial_id is None else (int(trial_id) if _is_id(trial_id) or str(trial_id).isdigit() else trial_id)
+    # Without an id, a unique one (KerasTuner generates a random hex id): two hand-made trials never share one.
+    ident = uuid.uuid4().hex if trial_id is None else (int(trial_id) if _is_id(trial_id) or str(trial_id).isdigit() else trial_id)
     _dataclass_init(self, ident, values, status=status, error=message,
                     hyperparameters=hp, **given)
 

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from archsearch.errors import ConfigError, SearchSpaceError
+from archsearch.errors import ConfigError, SearchSpaceError, SearchSpaceRuntimeError
 from archsearch.hyperparameters import Fixed, HyperParameters, to_python, values_key
 from archsearch.objective import Objective, is_finite, numeric_metrics
 from archsearch.oracles.hand_driven import HandDrivenOracle, synchronized  # noqa: F401  (KerasTuner's names)
@@ -209,9 +209,9 @@ class Oracle(HandDrivenOracle):
         """
         new = [name for name in hyperparameters.space.keys() if name not in self.hyperparameters.space]
         if new and not self.allow_new_entries and len(self.hyperparameters.space):
-            raise SearchSpaceError(
+            raise SearchSpaceRuntimeError(
                 "hyperparameters", f"the model builder declared {', '.join(map(repr, new))}, which the given "
-                "hyperparameters do not hold, and allow_new_entries is False",
+                "hyperparameters do not hold, and allow_new_entries is False (`allow_new_entries` is `False`)",
                 "declare them in hyperparameters=, or pass allow_new_entries=True")
         for name in new:
             p = hyperparameters.space[name]
