@@ -211,3 +211,10 @@ def test_best_hyperparameters_of_trials_made_by_hand_keep_their_own_values(tmp_p
     tuner = kt.RandomSearch(build_mlp, objective="val_accuracy", max_trials=2, directory=tmp_path)
     tuner.oracle.trials = {t.trial_id: t for t in trials}
     assert tuner.get_best_hyperparameters()[0]["a"] == 1
+
+
+def test_an_unknown_tuner_argument_names_it_and_says_keras_tuner_s_phrase(tmp_path):
+    with pytest.raises(ValueError, match="Unrecognized arguments") as info:
+        kt.GridSearch(build_mlp, objective="val_accuracy", directory=tmp_path, unrecognized=3)
+    assert "tuner.unrecognized: is not an option of the 'grid' tuner" in str(info.value)
+    assert "float_points" in str(info.value)  # the fix lists the valid options

@@ -398,6 +398,7 @@ def create_oracle(name: str, hyperparameters: HyperParameters, objective: Object
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ConfigError(
-            f"tuner.{unknown[0]}", f"is not an option of the '{name}' tuner", f"its options are: {', '.join(allowed)}"
+            f"tuner.{unknown[0]}", f"is not an option of the '{name}' tuner (Unrecognized arguments {unknown})",
+            f"its options are: {', '.join(allowed)}"
         )
     return cls(hyperparameters, objective, **options)
