@@ -17,7 +17,9 @@ from pathlib import Path
 CHECKPOINT = "checkpoint.weights.h5"
 BEST_WEIGHTS = "best.weights.h5"
 EPOCH_ATTRIBUTE = "archsearch_epoch"
-BUILD_CONFIG_ATTRIBUTE = "archsearch_build_config"  # how to build a subclassed model before loading into it
+# The model's build config (its input shape), so a model that builds itself on its first batch (a
+# Sequential without an Input) can be built again before its weights are loaded, as KerasTuner does.
+BUILD_ATTRIBUTE = "archsearch_build_config"
 
 
 class TrialFiles:
@@ -40,9 +42,7 @@ def save_checkpoint(model, path: Path, epoch: int | None = None) -> None:
     """Write to a temporary file and rename, so a kill never leaves a half-written checkpoint.
 
     The file records the epoch it holds, so a resumed trial continues from exactly that epoch
-    even if the process died between saving it and recording the epoch in the store; and the
-    model's build config, so a subclassed model (built by its first call) can be built again
-    before its weights are loaded.
+    even if the process died between saving it and recording the epoch in the store.
     """
     tmp = path.with_name(path.name.replace(".weights.h5", ".tmp.weights.h5"))
     model.save_weights(tmp)
@@ -54,16 +54,21 @@ def save_checkpoint(model, path: Path, epoch: int | None = None) -> None:
             if epoch is not None:
                 fh.attrs[EPOCH_ATTRIBUTE] = int(epoch)
             if build_config is not None:
-                fh.attrs[BUILD_CONFIG_ATTRIBUTE] = build_config
+                fh.attrs[BUILD_ATTRIBUTE] = build_config
     os.replace(tmp, path)
 
 
 def _build_config(model) -> str | None:
-    """Keras' build config of the model as JSON, or None (not built, or not serialisable)."""
+    """``model.get_build_config()`` as JSON, or None when there is none to record."""
     try:
         config = model.get_build_config()
-        return None if config is None else json.dumps(config)
-    except (AttributeError, TypeError, ValueError):
+    except (AttributeError, NotImplementedError, TypeError, ValueError):
+        return None
+    if not config:
+        return None
+    try:
+        return json.dumps(config)
+    except (TypeError, ValueError):
         return None
 
 
@@ -82,26 +87,31 @@ def link_best(source: Path, target: Path) -> None:
 
 
 def restore_checkpoint(model, path: Path) -> None:
-    """Load weights *and* optimizer state, so training continues exactly where it stopped."""
+    """Load weights *and* optimizer state, so training continues exactly where it stopped.
+
+    A model not built yet (no Input: Keras builds it on its first batch) is first built from the
+    build config the file records.
+    """
     if not getattr(model, "built", True):
-        _build_like_saved(model, path)
+        _build_from_file(model, path)
     if getattr(model, "optimizer", None) is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     model.load_weights(path)
 
 
-def _build_like_saved(model, path: Path) -> None:
-    """Build an unbuilt (subclassed) model as it was when ``path`` was saved, if the file says how."""
+def _build_from_file(model, path: Path) -> None:
     try:
         import h5py
 
         with h5py.File(path, "r") as fh:
-            config = fh.attrs.get(BUILD_CONFIG_ATTRIBUTE)
+            recorded = fh.attrs.get(BUILD_ATTRIBUTE)
     except (OSError, ValueError):
         return
-    if config is None:
-        return
-    config = json.loads(config)
+    if recorded is None:
+        return  # an older file: Keras names the problem when the weights are loaded
+    if isinstance(recorded, bytes):
+        recorded = recorded.decode()
+    config = json.loads(recorded)
     model.build_from_config(config)
     shape = config.get("input_shape") if isinstance(config, dict) else None
     if not model.built and isinstance(shape, (list, tuple)) and all(isinstance(d, (int, type(None))) for d in shape):

@@ -51,13 +51,18 @@ class ConfigTypeError(ConfigError, TypeError):
     """A value of the wrong type where KerasTuner raises TypeError (an objective given as a number)."""
 
 
-class NewHyperParameterError(SearchSpaceError, RuntimeError):
-    """A builder declared a parameter the given space lacks while ``allow_new_entries`` is False
-    (a RuntimeError too, as KerasTuner raises there)."""
-
-
 class SearchSpaceTypeError(SearchSpaceError, TypeError):
     """A hyperparameter declaration holds values of the wrong type (KerasTuner raises TypeError there)."""
+
+
+class SearchSpaceRuntimeError(SearchSpaceError, RuntimeError):
+    """The search space cannot hold what a builder declares (``allow_new_entries=False``): KerasTuner
+    raises RuntimeError there."""
+
+
+class ConfigRuntimeError(ConfigError, RuntimeError):
+    """A ConfigError where KerasTuner raises a RuntimeError (a run folder holding another search, data
+    SklearnTuner cannot split), so code written against it still catches it."""
 
 
 class InactiveHyperParameterError(SearchSpaceError, KeyError):
@@ -67,17 +72,8 @@ class InactiveHyperParameterError(SearchSpaceError, KeyError):
     __str__ = ConfigError.__str__  # the message as written, not KeyError's quoted form
 
 
-class DifferentSearchError(ConfigError, RuntimeError):
-    """A project folder holds trials of another search (a RuntimeError too, as KerasTuner raises there)."""
-
-
 class DataError(ArchsearchError):
     """A dataset cannot be read or does not match what the model expects."""
-
-
-class DataShapeError(ConfigError, RuntimeError):
-    """Data of a shape no trial could use, refused before the search (KerasTuner's SklearnTuner raises
-    a RuntimeError here, so code catching that still catches this)."""
 
 
 class ObjectiveError(ConfigError):

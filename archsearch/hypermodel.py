@@ -94,7 +94,9 @@ def as_hypermodel(hypermodel: Any) -> HyperModel:
         return hypermodel
     if callable(hypermodel):
         return DefaultHyperModel(hypermodel)
-    raise ConfigError("hypermodel", f"{hypermodel!r} is neither a build(hp) function nor a HyperModel",
+    raise ConfigError("hypermodel", f"{hypermodel!r} is neither a build(hp) function nor a HyperModel (the "
+                      "`hypermodel` argument should be either a callable with signature `build(hp)` returning a "
+                      "model, or an instance of `HyperModel`)",
                       "pass a model_builder(hp) function or a HyperModel subclass")
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +78,17 @@ class HyperParameter:
     def grid(self, float_points: int = 5) -> list:
         """All values a grid search should try, in order."""
         raise NotImplementedError
+
+    def grid_order(self, points: int = 10) -> list:
+        """The values grid search tries, in KerasTuner's order: the default first, then the others in
+        ``grid`` order (``points`` bin centres of the range for a float without a step, as KerasTuner's 10)."""
+        values = self._grid_points(points)
+        default = self.default
+        rest = [v for v in values if not _same_value(v, default)]
+        return [default, *rest]
+
+    def _grid_points(self, points: int) -> list:
+        return self.grid(points)
 
     def contains(self, value: Any) -> bool:
         raise NotImplementedError
@@ -146,6 +157,15 @@ def _check_sampling(hp: HyperParameter, sampling: str | None, low: float, high: 
             "raise min above zero or use sampling: linear",
         )
     return sampling
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same kind (True is not 1), floats within rounding."""
+    if isinstance(a, (bool, np.bool_)) or isinstance(b, (bool, np.bool_)):
+        return isinstance(a, (bool, np.bool_)) and isinstance(b, (bool, np.bool_)) and bool(a) == bool(b)
+    if isinstance(a, (int, float, np.number)) and isinstance(b, (int, float, np.number)):
+        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=1e-15)
+    return a == b
 
 
 def _warp(x: float, low: float, high: float, sampling: str) -> float:
@@ -255,7 +275,15 @@ class _Numeric(HyperParameter):
     def values(self) -> list:
         """Every value on the grid (KerasTuner's ``.values``; 10 spread values without a step)."""
         values = self._discrete_values()
-        return values if values is not None else self.grid(10)
+        return values if values is not None else self._grid_points(10)
+
+    def _grid_points(self, points: int) -> list:
+        """Without a step, the centres of ``points`` equal bins of the unit interval (KerasTuner's
+        0.05, 0.15, ..., 0.95 for 10), mapped through the sampling: the ends are not among them."""
+        if self._discrete_values() is not None or self.min_value == self.max_value:
+            return self.grid(points)
+        n = max(1, int(points))
+        return sorted({self.from_unit((i + 0.5) / n) for i in range(n)})
 
     def _keras_tuner_fields(self) -> dict:
         return {"min_value": self.min_value, "max_value": self.max_value, "step": self.step,
@@ -869,8 +897,12 @@ class HyperParameters:
         # Conditions on parents declared later are resolved here.
         return self.active_values(values)
 
-    def grid(self, float_points: int = 5) -> Iterator[dict[str, Any]]:
-        """Every combination of active values, once, in declaration order."""
+    def grid(self, float_points: int = 5, order: Callable[[HyperParameter], list] | None = None
+             ) -> Iterator[dict[str, Any]]:
+        """Every combination of active values, once, in declaration order (the last name varies fastest).
+
+        ``order(parameter)`` gives each parameter's values in place of ``parameter.grid(float_points)``.
+        """
         names = list(self.space.keys())
 
         def expand(i: int, values: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -881,7 +913,7 @@ class HyperParameters:
             if p is None:
                 yield from expand(i + 1, values)
                 return
-            for v in p.grid(float_points):
+            for v in (order(p) if order is not None else p.grid(float_points)):
                 values[p.name] = v
                 yield from expand(i + 1, values)
             del values[p.name]
@@ -894,8 +926,8 @@ class HyperParameters:
                 seen.add(key)
                 yield combo
 
-    def grid_size(self, float_points: int = 5) -> int:
-        return sum(1 for _ in self.grid(float_points))
+    def grid_size(self, float_points: int = 5, order: Callable[[HyperParameter], list] | None = None) -> int:
+        return sum(1 for _ in self.grid(float_points, order))
 
     def validate_values(self, values: Mapping[str, Any]) -> None:
         """Raise a clear error when ``values`` (e.g. from ``best/hparams.yaml``) do not fit the space."""

@@ -302,7 +302,10 @@ class Runner:
         model = self.build_model(hp)
         check_is_model(model)
         compiled = getattr(model, "compiled", False) or getattr(model, "optimizer", None) is not None
-        if not compiled:
+        # A HyperModel's own fit trains the model itself (KerasTuner compiles nothing for it): with no
+        # loss configured, an uncompiled model is handed to that fit as built.
+        own_fit = self.fit_model is not None and self.compile_settings.loss is None
+        if not compiled and not own_fit:
             self.compile_settings.compile(model, hp)
         if self.compile_settings.overrides:
             self.compile_settings.recompile(model)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from archsearch.errors import ConfigError, DataShapeError
+from archsearch.errors import ConfigError, ConfigRuntimeError
 from archsearch.hypermodel import HyperModel
 from archsearch.trial import Trial
 from archsearch.tuners import Tuner
@@ -131,9 +131,9 @@ def _check_rows(X, y) -> None:  # noqa: N803
         try:
             shape = np.shape(X)
         except ValueError:  # ragged rows
-            raise DataShapeError("X", "has rows of different lengths", "give every row the same features") from None
+            raise ConfigRuntimeError("X", "has rows of different lengths", "give every row the same features") from None
     if len(shape) != 2:
-        raise DataShapeError("X", f"has shape {tuple(shape)}, not (samples, features): Expected the data to be "
+        raise ConfigRuntimeError("X", f"has shape {tuple(shape)}, not (samples, features): Expected the data to be "
                              "numpy arrays or pandas DataFrames of rows",
                              "pass a 2-D array, a DataFrame or a list of rows (reshape(-1, 1) for one feature)")
     rows = len(y) if hasattr(y, "__len__") else None

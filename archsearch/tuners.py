@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import shutil
+import warnings
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import Any
 
 import keras
 
-from archsearch.errors import (ArchsearchError, BuilderError, ConfigError, DifferentSearchError, FatalValueError,
+from archsearch.errors import (ArchsearchError, BuilderError, ConfigError, ConfigRuntimeError, FatalValueError,
                                describe_exception)
 from archsearch.events import SearchEvents
 from archsearch.hypermodel import HyperModel, as_hypermodel, custom_fit
@@ -57,11 +59,23 @@ def clear_folder(folder: Path, keep: Sequence[str] = ()) -> None:
             entry.unlink()
 
 
-def discover_space(hypermodel: Any, hp: HyperParameters | None = None, keras_model: bool = True) -> HyperParameters:
+def _trial_values(space: HyperParameters, trial: Any) -> HyperParameters:
+    """A trial's values over the search space; a trial made by hand with its own ``HyperParameters``
+    (KerasTuner's ``Trial(hyperparameters=hp)``) whose names the space lacks keeps its own."""
+    own = getattr(trial, "hyperparameters", None)
+    if own is not None and any(name not in space.space for name in trial.hparams):
+        return own.copy()
+    return space.with_values(trial.hparams)
+
+
+def discover_space(hypermodel: Any, hp: HyperParameters | None = None, keras_model: bool = True,
+                   given: bool = False) -> HyperParameters:
     """Run a define-by-run builder once with defaults, as KerasTuner does, to learn its space.
 
     ``hp``: a space to start from (the user's ``hyperparameters=``); the builder adds to it.
     ``keras_model``: the builder must return a Keras model (not so for scikit-learn estimators).
+    ``given``: the user gave a space, so a builder that raises here only leaves it as given (its
+    trials fail, and the search stops after max_consecutive_failed_trials, as without this build).
     """
     from archsearch.runner import check_is_model
 
@@ -71,6 +85,10 @@ def discover_space(hypermodel: Any, hp: HyperParameters | None = None, keras_mod
     except ArchsearchError:
         raise
     except Exception as exc:
+        if given:
+            log.debug("the model builder failed on the given space's defaults (%s); its trials will say so",
+                      describe_exception(exc))
+            return hp
         raise BuilderError(
             f"the model builder failed when run once with default values to learn its search space: "
             f"{describe_exception(exc)}; fix the builder (calling it with archsearch.HyperParameters() "
@@ -83,6 +101,8 @@ def discover_space(hypermodel: Any, hp: HyperParameters | None = None, keras_mod
         check_is_model(model)
     return hp
 
+
+log = logging.getLogger("archsearch")
 
 _GIVEN = object()  # tells "objective not passed" from any value a user may pass
 # Tuner methods that run inside the training process (so they need executor="inline").
@@ -135,11 +155,12 @@ class Tuner:
     ) -> None:
         overridden = [name for name in _TRAINING_HOOKS if _overrides(self, name)]
         if hypermodel is None and "run_trial" not in overridden:
-            raise ConfigError("hypermodel", "is required",
+            raise ConfigError("hypermodel", "is required (Received `hypermodel=None`)",
                               "pass your model_builder(hp) function, or override Tuner.run_trial")
         self.hypermodel = None if hypermodel is None else as_hypermodel(hypermodel)
         if oracle is not None and not isinstance(oracle, Oracle):
-            raise ConfigError("oracle", f"is {oracle!r}, not an Oracle",
+            raise ConfigError("oracle", f"is {oracle!r}, not an Oracle (Expected `oracle` argument to be an instance "
+                              "of `Oracle`)",
                               "pass an oracle instance, e.g. archsearch.oracles.RandomSearchOracle(objective=..., "
                               "max_trials=...)")
         if oracle is not None:
@@ -201,10 +222,14 @@ class Tuner:
         self.executor_options = dict(executor_options or {})
         self.listeners = list(listeners)
         if logger is not None:
+            warnings.warn("The `logger` argument is deprecated in KerasTuner (it ignores it); archsearch still "
+                          "sends it each trial's state, and logger=[tensorboard, mlflow] in the configuration "
+                          "tracks a search", DeprecationWarning, stacklevel=2)
             self.listeners.append(KerasTunerLogger(logger))
         self.keep_top_models = keep_top_models
         self.echo = echo or print
         self._echo_given = echo is not None  # then search(verbose=0) silences Keras only, not these lines
+        oracle_given = oracle is not None
         if oracle is None:
             if self.oracle_name is None:
                 raise ConfigError("oracle", "the base Tuner needs an oracle",
@@ -215,11 +240,15 @@ class Tuner:
                                    **oracle_options)
         elif hyperparameters is not None:
             oracle.update_space(hyperparameters)
-        if self.hypermodel is not None and (hyperparameters is None or not oracle.allow_new_entries):
-            # The builder, run once with defaults, declares its space (growing the given one, if any; a
-            # given space otherwise grows while trials build, as a define-by-run builder declares).
+        if self.hypermodel is not None and (hyperparameters is None or not oracle_given
+                                            or not oracle.allow_new_entries):
+            # The builder, run once with defaults, declares its space (growing the given one, if any, as
+            # KerasTuner's first build does); the space grows further while trials build, as a
+            # define-by-run builder declares.  Given both a space and an oracle (the command line, which
+            # learned the space already), trials alone grow it.
             oracle.update_space(discover_space(self.hypermodel, oracle.hyperparameters.copy(),
-                                               keras_model=self.builds_keras_models))
+                                               keras_model=self.builds_keras_models,
+                                               given=hyperparameters is not None))
         from_oracle = oracle.max_consecutive_failed_trials
         if (max_consecutive_failed_trials is not None and from_oracle is not None
                 and int(max_consecutive_failed_trials) != int(from_oracle)):
@@ -266,7 +295,7 @@ class Tuner:
         changed += [f"space.{n}" for n in sorted(set(stored_space) & set(my_space)) if stored_space[n] != my_space[n]]
         changed += [f"space.{n} (removed)" for n in sorted(set(stored_space) - set(my_space))]
         if changed:
-            raise DifferentSearchError(
+            raise ConfigRuntimeError(
                 str(self.project_dir),
                 f"holds a different search (changed: {', '.join(changed)})",
                 "resume it with the same settings, choose another directory/project_name, or pass `overwrite=True`",
@@ -476,10 +505,7 @@ class Tuner:
     def get_best_hyperparameters(self, num_trials: int = 1) -> list[HyperParameters]:
         """The best trials' values as ``HyperParameters`` (``.values``, ``.get(name)``)."""
         space = self.oracle.hyperparameters
-        # A trial's own HyperParameters when it holds its values (trials made by hand may name parameters
-        # the oracle's space never declared), else the space with the trial's values.
-        return [t.hyperparameters if getattr(t.hyperparameters, "values", None) == t.hparams
-                else space.with_values(t.hparams) for t in self.best_trials(num_trials)]
+        return [_trial_values(space, t) for t in self.best_trials(num_trials)]
 
     def get_best_models(self, num_models: int = 1) -> list[Any]:
         """The best trials' models, rebuilt and loaded with their best-epoch weights."""

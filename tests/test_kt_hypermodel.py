@@ -147,3 +147,24 @@ def test_grid_search_also_tries_the_values_of_a_parameter_declared_in_fit(tmp_pa
     tuner.search(verbose=0)
     assert sorted(t.hparams["choice"] for t in tuner.oracle.trials.values()) == [0, 1, 2]
     assert tuner.oracle.get_best_trials(1)[0].score == 0.0
+
+
+def test_an_uncompiled_model_goes_to_the_hypermodel_s_own_fit_as_built(tmp_path):
+    """KerasTuner compiles nothing for a HyperModel whose fit trains (or scores) the model itself."""
+    import keras
+
+    compiled = []
+
+    class OwnTraining(kt.HyperModel):
+        def build(self, hp):
+            hp.Boolean("wide")
+            return keras.Sequential([keras.Input((6,)), keras.layers.Dense(2)])
+
+        def fit(self, hp, model, *args, **kwargs):
+            compiled.append(getattr(model, "optimizer", None) is not None or bool(getattr(model, "compiled", False)))
+            return 1.0 if hp.get("wide") else 2.0
+
+    tuner = kt.GridSearch(hypermodel=OwnTraining(), directory=tmp_path, project_name="p")
+    tuner.search(verbose=0)
+    assert compiled == [False, False]
+    assert tuner.oracle.get_best_trials(1)[0].hparams == {"wide": True}

@@ -266,8 +266,10 @@ def test_hand_made_trials_get_distinct_ids_and_keep_their_own_hyperparameters(tm
         trial.status, trial.score = "COMPLETED", score
         made.append(trial)
     assert made[0].trial_id != made[1].trial_id
-    tuner = kt.RandomSearch(hypermodel=lambda hp: None, objective=kt.Objective("score", "max"), max_trials=2,
-                            directory=tmp_path, hyperparameters=HyperParameters())
+    from kt_helpers import build_mlp
+
+    tuner = kt.RandomSearch(hypermodel=build_mlp, objective=kt.Objective("score", "max"), max_trials=2,
+                            directory=tmp_path)
     tuner.oracle.trials = {t.trial_id: t for t in made}
     best = tuner.get_best_hyperparameters(2)
     assert [hp["a"] for hp in best] == [1, 2]  # names the oracle's space never declared

@@ -150,3 +150,100 @@ def test_best_step_is_the_zero_based_epoch_of_the_best_objective():
     untracked = oracle.ask()
     oracle.tell(untracked.id, 0.1)  # a run_trial that returned one number: no epochs
     assert oracle.get_trial(untracked.id).best_step == 0
+
+
+# --------------------------------------------------------------------------- grid search in KerasTuner's order
+
+
+def drive(oracle, run=None) -> list[dict]:
+    """Ask and tell one trial at a time until the oracle stops; ``run(hp)`` may declare more names."""
+    seen = []
+    while (trial := oracle.ask()) is not None:
+        if run is not None:
+            hp = oracle.hyperparameters.with_values(trial.hparams)
+            run(hp)
+            oracle.update_space(hp, trial_id=trial.id)
+        seen.append(dict(oracle.trials[trial.id].hparams))
+        oracle.tell(trial.id, 1.0)
+    assert oracle.finished
+    return seen
+
+
+def test_grid_starts_at_the_defaults_and_varies_the_last_parameter_fastest():
+    hp = kt.HyperParameters()
+    hp.Choice("a", [1, 2, 3], default=2)
+    hp.Boolean("b")
+    seen = drive(kt.oracles.GridSearchOracle(objective="loss", hyperparameters=hp))
+    assert [(v["a"], v["b"]) for v in seen] == [(2, False), (2, True), (1, False), (1, True), (3, False), (3, True)]
+
+
+def test_grid_tries_a_float_without_step_at_its_default_and_ten_bin_centres():
+    hp = kt.HyperParameters()
+    hp.Int("int", 1, 5)
+    hp.Float("float", 1, 2)
+    seen = drive(kt.oracles.GridSearchOracle(objective="loss", hyperparameters=hp))
+    assert len(seen) == 5 * (10 + 1)
+    floats = [v["float"] for v in seen[:11]]
+    assert floats == pytest.approx([1.0] + [1.05 + 0.1 * i for i in range(10)])
+    assert [v["int"] for v in seen[::11]] == [1, 2, 3, 4, 5]
+    assert hp.space["float"].grid_order(4) == pytest.approx([1.0, 1.125, 1.375, 1.625, 1.875])
+
+
+def test_grid_extends_with_names_declared_during_the_search_without_revisiting_earlier_trials():
+    def run(hp):
+        if hp.Boolean("bool"):
+            hp.Choice("choice1", [0, 1, 2])
+        else:
+            hp.Choice("choice2", [3, 4, 5])
+
+    seen = drive(kt.oracles.GridSearchOracle(objective="loss"), run)
+    assert len(seen) == 3 + 3 * 3  # choice1 joins when bool is True; the False trials ran before it existed
+    assert [v["choice2"] for v in seen[:3]] == [3, 4, 5] and not any(v["bool"] for v in seen[:3])
+    assert sorted((v["choice2"], v["choice1"]) for v in seen[3:]) == [(c2, c1) for c2 in (3, 4, 5) for c1 in (0, 1, 2)]
+
+
+def test_parallel_grid_waits_while_only_running_trials_can_have_successors():
+    hp = kt.HyperParameters()
+    hp.Boolean("bool")
+    oracle = kt.oracles.GridSearchOracle(objective="loss", hyperparameters=hp)
+    first, second = oracle.ask(), oracle.ask()
+    assert (first.hparams, second.hparams) == ({"bool": False}, {"bool": True})
+    assert oracle.ask() is None and not oracle.finished  # bool2 may still appear
+
+    def finish(trial):
+        grown = oracle.hyperparameters.with_values(trial.hparams)
+        grown.Boolean("bool2")
+        oracle.update_space(grown, trial_id=trial.id)
+        oracle.tell(trial.id, 0.5)
+
+    finish(first)
+    third = oracle.ask()
+    assert third.hparams == {"bool": False, "bool2": True}
+    assert oracle.ask() is None  # nothing left between the first and the second trial
+    finish(second)
+    assert oracle.ask().hparams == {"bool": True, "bool2": True}
+    assert oracle.ask() is None
+    for trial in oracle.running:
+        oracle.tell(trial.id, 0.5)
+    assert oracle.ask() is None and oracle.finished and len(oracle.trials) == 4
+
+
+def test_grid_order_linked_list():
+    from archsearch.oracles.grid import LinkedList
+
+    order = LinkedList()
+    order.insert(0)
+    order.insert(1)
+    order.insert(2, 0)
+    order.insert(3, 1)
+    order.insert(4)
+    walk, node = [0], 0
+    while (node := order.next(node)) is not None:
+        walk.append(node)
+    assert walk == [0, 2, 1, 3, 4]
+
+
+def test_hyperband_factor_below_2_names_the_field_and_keras_tuner_s_phrase():
+    with pytest.raises(ValueError, match="factor needs") as info:
+        kt.oracles.HyperbandOracle(objective=kt.Objective("score", "max"), max_epochs=8, factor=1)
+    assert "tuner.factor" in str(info.value) and "got 1" in str(info.value)

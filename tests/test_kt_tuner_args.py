@@ -94,8 +94,9 @@ def test_a_keras_tuner_logger_hears_every_trial(tmp_path):
 
     logger = Recorder()
     x, y = tiny_data(64)
-    kt.RandomSearch(build_mlp, objective="val_accuracy", max_trials=2, directory=tmp_path,
-                    logger=logger).search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    with pytest.deprecated_call(match="logger"):  # as KerasTuner warns; archsearch still calls it
+        tuner = kt.RandomSearch(build_mlp, objective="val_accuracy", max_trials=2, directory=tmp_path, logger=logger)
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
     assert logger.calls == [("tuner", "val_accuracy"), ("begin", "0"), ("end", "0", "completed", True),
                             ("begin", "1"), ("end", "1", "completed", True), ("exit",)]
 
@@ -156,3 +157,64 @@ def test_kerastuner_attributes_of_a_tuner(tmp_path):
     tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0, callbacks=[])
     assert tuner.remaining_trials == 0
     assert kt.oracles.RandomSearchOracle(objective="val_loss").remaining_trials() is None
+
+
+def test_keras_tuner_s_error_phrases_and_classes_come_with_ours(tmp_path):
+    """KerasTuner code matches these with pytest.raises(..., match=...) or catches RuntimeError."""
+    with pytest.raises(ValueError, match="Received `hypermodel=None`") as info:
+        kt.RandomSearch(max_trials=2, directory=tmp_path / "a")
+    assert str(info.value).startswith("hypermodel: is required")
+    with pytest.raises(ValueError, match="Expected `oracle` argument to be an instance of `Oracle`"):
+        kt.Tuner(oracle="invalid", hypermodel=build_mlp, directory=tmp_path / "b")
+    with pytest.raises(ValueError, match="`hypermodel` argument should be either") as info:
+        kt.Tuner(oracle=kt.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=3),
+                 hypermodel="build_mlp", directory=tmp_path / "c")
+    assert "'build_mlp' is neither" in str(info.value)
+
+    hp = kt.HyperParameters()
+    hp.Int("units", 4, 16, step=4)
+    with pytest.raises(RuntimeError, match="`allow_new_entries` is `False`") as info:
+        kt.RandomSearch(build_mlp, objective="val_accuracy", hyperparameters=hp, allow_new_entries=False,
+                        max_trials=2, directory=tmp_path / "d")
+    assert isinstance(info.value, kt.ConfigError) and "'learning_rate'" in str(info.value)
+
+
+def test_another_search_in_a_used_folder_is_a_runtime_error_naming_overwrite(tmp_path):
+    x, y = tiny_data(48)
+    kt.RandomSearch(build_mlp, objective="val_accuracy", max_trials=1, directory=tmp_path).search(
+        x, y, epochs=1, validation_split=0.25, verbose=0)
+    with pytest.raises(RuntimeError, match="pass `overwrite=True`") as info:
+        kt.BayesianOptimization(build_mlp, objective="val_accuracy", max_trials=1, directory=tmp_path)
+    assert "holds a different search (changed: oracle" in str(info.value)
+
+
+def test_given_hyperparameters_grow_with_the_builder_s_first_build(tmp_path):
+    hp = kt.HyperParameters()
+    hp.Int("units", 4, 8, step=4, default=8)
+    tuner = kt.RandomSearch(build_mlp, objective="val_accuracy", hyperparameters=hp, max_trials=2,
+                            directory=tmp_path)
+    space = tuner.oracle.hyperparameters.space
+    assert list(space.keys()) == ["units", "learning_rate"]  # learning_rate learned before any trial runs
+    assert space["units"].max_value == 8  # the given declaration wins over the builder's
+
+
+def test_best_hyperparameters_of_trials_made_by_hand_keep_their_own_values(tmp_path):
+    from archsearch.trial import Trial
+
+    trials = []
+    for value, score in ((1, 10.0), (2, 9.0)):
+        hp = kt.HyperParameters()
+        hp.Fixed("a", value)
+        trial = Trial(hyperparameters=hp)
+        trial.status, trial.score = "COMPLETED", score
+        trials.append(trial)
+    tuner = kt.RandomSearch(build_mlp, objective="val_accuracy", max_trials=2, directory=tmp_path)
+    tuner.oracle.trials = {t.trial_id: t for t in trials}
+    assert tuner.get_best_hyperparameters()[0]["a"] == 1
+
+
+def test_an_unknown_tuner_argument_names_it_and_says_keras_tuner_s_phrase(tmp_path):
+    with pytest.raises(ValueError, match="Unrecognized arguments") as info:
+        kt.GridSearch(build_mlp, objective="val_accuracy", directory=tmp_path, unrecognized=3)
+    assert "tuner.unrecognized: is not an option of the 'grid' tuner" in str(info.value)
+    assert "float_points" in str(info.value)  # the fix lists the valid options

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import archsearch as kt
 
@@ -81,3 +82,27 @@ def test_the_cnn_tutorial_with_a_tuned_filter_count_and_bayesian_optimization(tm
     tuner.search(images, labels, epochs=1, validation_split=0.25)
     assert len(tuner.oracle.get_best_trials(3)) == 3
     assert tuner.get_best_hyperparameters()[0].get("filters") in (4, 8)
+
+
+def test_hyperband_continues_and_returns_models_that_build_themselves_on_their_first_batch(tmp_path):
+    """A Sequential without an Input (KerasTuner's tests build them so): resumed rounds and
+    get_best_models build it from the recorded input shape before loading weights."""
+    import keras
+
+    def build(hp):
+        model = keras.Sequential([keras.layers.Dense(hp.Int("units", 1, 4), activation="relu"),
+                                  keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        return model
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+    tuner = kt.Hyperband(build, objective="val_loss", max_epochs=3, factor=3, directory=tmp_path,
+                         project_name="p", seed=1)
+    tuner.search(x, y, validation_data=(x, y), verbose=0)
+    trials = list(tuner.oracle.trials.values())
+    assert any(t.resume_from is not None for t in trials)  # a later round continued from saved weights
+    assert all(t.status == "completed" for t in trials)
+    best = tuner.oracle.get_best_trials(1)[0]
+    model = tuner.get_best_models(1)[0]
+    assert model.built and model.evaluate(x, y, verbose=0) == pytest.approx(best.score, rel=1e-5)

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from archsearch.errors import ConfigError, NewHyperParameterError
+from archsearch.errors import ConfigError, SearchSpaceRuntimeError
 from archsearch.hyperparameters import Fixed, HyperParameters, to_python, values_key
 from archsearch.objective import Objective, is_finite, numeric_metrics
 from archsearch.oracles.hand_driven import HandDrivenOracle, synchronized  # noqa: F401  (KerasTuner's names)
@@ -211,7 +211,7 @@ class Oracle(HandDrivenOracle):
         """
         new = [name for name in hyperparameters.space.keys() if name not in self.hyperparameters.space]
         if new and not self.allow_new_entries and len(self.hyperparameters.space):
-            raise NewHyperParameterError(
+            raise SearchSpaceRuntimeError(
                 "hyperparameters", f"the model builder declared {', '.join(map(repr, new))}, which the given "
                 "hyperparameters do not hold, and `allow_new_entries` is `False`",
                 "declare them in hyperparameters=, or pass allow_new_entries=True")
@@ -417,6 +417,7 @@ def create_oracle(name: str, hyperparameters: HyperParameters, objective: Object
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ConfigError(
-            f"tuner.{unknown[0]}", f"is not an option of the '{name}' tuner", f"its options are: {', '.join(allowed)}"
+            f"tuner.{unknown[0]}", f"is not an option of the '{name}' tuner (Unrecognized arguments {unknown})",
+            f"its options are: {', '.join(allowed)}"
         )
     return cls(hyperparameters, objective, **options)

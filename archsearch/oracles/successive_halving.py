@@ -83,7 +83,7 @@ def check_settings(max_epochs: int, factor: int, min_epochs: int = 1) -> tuple[i
     if values["min_epochs"] < 1:
         raise ConfigError("tuner.min_epochs", f"must be at least 1, got {min_epochs}")
     if values["factor"] < 2:
-        raise ConfigError("tuner.factor", f"must be at least 2, got {factor}",
+        raise ConfigError("tuner.factor", f"must be at least 2, got {factor} (factor needs to be a int larger than 1)",
                           "3 (the default) keeps the best third of each round")
     if values["max_epochs"] < values["min_epochs"]:
         raise ConfigError("tuner.max_epochs", f"({max_epochs}) is less than tuner.min_epochs ({min_epochs})",
