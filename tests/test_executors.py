@@ -148,8 +148,10 @@ def test_a_killed_driver_takes_its_workers_along_and_the_search_resumes(tmp_path
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(alive(pid) for pid in workers), "workers outlived their driver"
+    # Which trials were running depends on timing (on a loaded machine trial 0 may finish before the kill
+    # and trial 2 start): the store must show at most the two workers' trials as running, at least one.
     running = [r["id"] for r in rows(run) if r["status"] == "running"]
-    assert running == [0, 1]
+    assert 1 <= len(running) <= 2 and set(running) <= {0, 1, 2}, running
     resumed = run_cli([f"resume={run}"], run, env={"PYTHONPATH": slow_env["PYTHONPATH"]})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert resumed.stdout.count("resuming from its checkpoint at epoch") >= 1
