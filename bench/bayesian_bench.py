@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def synthetic_main(args) -> None:
     names = [n for n in CONTENDERS if not args.only or n in args.only.split(",")]
-    checkpoints = [c for c in CHECKPOINTS if c <= args.trials]
+    checkpoints = sorted({c for c in CHECKPOINTS if c <= args.trials} | {args.trials})  # the last trial always counts
     for fname in args.functions.split(","):
         problem = PROBLEMS[fname]
         print(f"\n### {fname} ({len(problem.space)} parameters, minimum {problem.minimum:.6g}), "
