@@ -84,7 +84,7 @@ class HyperParameter:
         ``grid`` order (``points`` bin centres of the range for a float without a step, as KerasTuner's 10)."""
         values = self._grid_points(points)
         default = self.default
-        rest = [v for v in values if not _same_value(v, default)]
+        rest = [v for v in values if not same_value(v, default)]
         return [default, *rest]
 
     def _grid_points(self, points: int) -> list:
@@ -159,7 +159,7 @@ def _check_sampling(hp: HyperParameter, sampling: str | None, low: float, high: 
     return sampling
 
 
-def _same_value(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
     """Equal and of the same kind (True is not 1), floats within rounding."""
     if isinstance(a, (bool, np.bool_)) or isinstance(b, (bool, np.bool_)):
         return isinstance(a, (bool, np.bool_)) and isinstance(b, (bool, np.bool_)) and bool(a) == bool(b)

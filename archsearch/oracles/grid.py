@@ -21,7 +21,7 @@ from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
 from archsearch.errors import ConfigError
-from archsearch.hyperparameters import HyperParameter, _same_value
+from archsearch.hyperparameters import HyperParameter, same_value
 from archsearch.oracles.base import Oracle, Proposal, register_oracle
 
 
@@ -123,7 +123,7 @@ class GridSearchOracle(Oracle):
         space = self.hyperparameters
         a, b = space.active_values(a), space.active_values(b)
         for name in space.space.keys():
-            if name not in a or name not in b or _same_value(a[name], b[name]):
+            if name not in a or name not in b or same_value(a[name], b[name]):
                 continue
             parameter = space._active_declaration(name, a) or space.space[name]
             order = self.values_of(parameter)
@@ -149,4 +149,4 @@ class GridSearchOracle(Oracle):
 
 def _index(order: list, value: Any) -> int:
     """Position of ``value`` in ``order``; a value off the grid (a hand-made trial) counts as the last."""
-    return next((i for i, v in enumerate(order) if _same_value(v, value)), len(order) - 1)
+    return next((i for i, v in enumerate(order) if same_value(v, value)), len(order) - 1)
