@@ -18,31 +18,66 @@ EXIT_INTERRUPTED = 130
 
 
 def _exit_interrupted() -> None:
-    """Exit 130.  At shutdown Python puts back the default SIGINT handler, and one more Ctrl-C then
-    would kill the process by signal (status -2); ignored signals are left alone, so ignore them now."""
+    """Exit 130, whatever CPython remembers of the Ctrl-C.
+
+    Two traps.  At shutdown Python puts back the default SIGINT handler, and one more Ctrl-C then would
+    kill the process by signal: ignored signals are left alone, so ignore them now.  And a KeyboardInterrupt
+    that passed through Python code run from C (TensorFlow's import runs some through ``PyRun_String``)
+    sets CPython's "unhandled Ctrl-C" flag even though it was handled here; the interpreter would then
+    kill itself by SIGINT at exit (status -2).  So finish what normal shutdown does that matters (exit
+    functions, logging, the console) and leave with ``os._exit``.
+    """
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, signal.SIG_IGN)
-    sys.exit(EXIT_INTERRUPTED)
+    import atexit
+    import logging
+
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing left to say
+            pass
+    os._exit(EXIT_INTERRUPTED)
 
 
 class _Interrupts:
     """Ctrl-C and SIGTERM: the first stops the search (KeyboardInterrupt); later ones are absorbed,
-    so a second impatient Ctrl-C never kills the process while it records and exports what finished."""
+    so a second impatient Ctrl-C never kills the process while it records and exports what finished.
+
+    While Hydra imports and composes the config the handler is *held*: a signal is only counted, and
+    the task raises it when it starts (``arm``).  A KeyboardInterrupt raised inside Hydra's or
+    OmegaConf's start-up can be swallowed there (the search then runs on) or leave a half-built
+    config behind (a bogus config error); counting it instead makes a Ctrl-C at any moment one line.
+    """
 
     def __init__(self) -> None:
         self.count = 0
+        self.armed = False
 
     def __call__(self, signum, frame) -> None:
         self.count += 1
-        if self.count == 1:
+        if self.count == 1 and self.armed:
             raise KeyboardInterrupt
         if self.count == 2:
             os.write(2, b"archsearch: already stopping; saving what finished (use kill -9 to stop at once)\n")
 
+    def arm(self) -> None:
+        """From here a signal stops at once; one that came while held stops now."""
+        self.armed = True
+        if self.count:
+            raise KeyboardInterrupt
+
+    def hold(self) -> None:
+        """Back to counting only: Hydra composes the next job of a multirun, or tears down."""
+        self.armed = False
+
 
 # Installed before anything slow is imported, so a Ctrl-C during start-up is one clean line too.
-signal.signal(signal.SIGINT, _Interrupts())
-signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))
+_INTERRUPTS = _Interrupts()
+signal.signal(signal.SIGINT, _INTERRUPTS)
+signal.signal(signal.SIGTERM, _INTERRUPTS)
 
 from pathlib import Path  # noqa: E402
 
@@ -60,7 +95,15 @@ def _config_dir() -> str:
 def _task(cfg) -> None:
     """One search (one job of a multirun), or mode=retrain of a finished one."""
     global _TASK_STARTED
+    _INTERRUPTS.arm()
     _TASK_STARTED = True
+    try:
+        _search_or_retrain(cfg)
+    finally:
+        _INTERRUPTS.hold()
+
+
+def _search_or_retrain(cfg) -> None:
     from archsearch.app import run
     from archsearch.config import run_folder
     from archsearch.console import echo_to_console_and_log, error_line
@@ -116,6 +159,7 @@ def main() -> None:
         import archsearch.preflight  # noqa: F401  (registers the run-folder resolver the config uses)
 
         hydra.main(version_base=None, config_path=_config_dir(), config_name="config")(_task)()
+        _INTERRUPTS.arm()  # a signal after the last job (while Hydra tore down): the search itself finished
     except SystemExit as exc:
         if exc.code == 1 and not _TASK_STARTED:
             sys.exit(EXIT_USER_ERROR)  # Hydra's own config errors (unknown option or key): like ours, status 2

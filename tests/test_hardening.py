@@ -526,7 +526,7 @@ def test_a_second_ctrl_c_still_exits_130_with_a_complete_export(tmp_path, slow_e
     assert TrialStore(run / "trials.db").problems() == []
 
 
-@pytest.mark.parametrize("delay", [0.3, 1.5])
+@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5])  # composing the config; importing TensorFlow; later
 def test_ctrl_c_while_starting_is_one_line(tmp_path, delay):
     proc = subprocess.Popen([sys.executable, "-m", "archsearch", f"hydra.run.dir={tmp_path / 'run'}"], cwd=REPO,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, stdout=subprocess.PIPE,
