@@ -65,6 +65,10 @@ class ConfigRuntimeError(ConfigError, RuntimeError):
     SklearnTuner cannot split), so code written against it still catches it."""
 
 
+class MissingExtraError(ConfigError, ImportError):
+    """An optional extra the user's code needs is not installed: an ImportError, as KerasTuner raises."""
+
+
 class InactiveHyperParameterError(SearchSpaceError, KeyError):
     """``hp[name]`` for a declared parameter whose conditions do not hold: a KeyError (no value), and a
     ValueError as in KerasTuner."""
@@ -132,3 +136,7 @@ class FatalTypeError(FatalError, TypeError):
 
 class FatalRuntimeError(FatalError, RuntimeError):
     """A fatal error while running (e.g. too many trials failed in a row)."""
+
+
+class NotAModelError(BuilderError, FatalTypeError):
+    """The builder returned something that is not a Keras model: our BuilderError, KerasTuner's FatalTypeError."""

@@ -14,6 +14,7 @@ number is minimised under the name ``default_objective``.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,8 +80,13 @@ class Objective:
             if len(parts) == 1:
                 return parts[0]
             names = [p.name for p in parts]
-            if len(set(names)) != len(names) or any(p.components for p in parts):
-                raise ConfigError("objective", f"{names} repeats a metric or nests a list", "name each metric once")
+            if any(p.components for p in parts):
+                raise ConfigError("objective", f"{names} nests a list", "give one flat list of metrics")
+            if len({(p.name, p.direction) for p in parts}) != len({p.name for p in parts}):
+                # the same metric both maximised and minimised: the sum cancels it out
+                raise ConfigError("objective", f"{[repr(p) for p in parts]} gives a metric two directions",
+                                  "give each metric one direction")
+            # a metric named twice (KerasTuner allows it) counts twice in the combined score: a weight
             return MultiObjective(MULTI_OBJECTIVE, "min", parts)
         if isinstance(spec, str):
             return cls(spec)
@@ -126,7 +132,7 @@ class Objective:
     @property
     def metric_names(self) -> tuple[str, ...]:
         """The metrics the model must produce: the components of a multi-objective, else the name."""
-        return tuple(p.name for p in self.components) or (self.name,)
+        return tuple(dict.fromkeys(p.name for p in self.components)) or (self.name,)  # each once
 
     # KerasTuner's Objective methods, for code written against it.
     def has_value(self, logs: Mapping[str, float]) -> bool:
@@ -161,7 +167,7 @@ class Objective:
 class MultiObjective(Objective):
     """KerasTuner's multi-objective: one score to minimise over ``objectives`` (see the module docstring).
 
-    Two are equal when they combine the same metrics, in any order (the sum does not depend on it).
+    Two are equal when they combine the same metrics, as often, in any order (the sum does not depend on it).
     """
 
     @property
@@ -172,7 +178,7 @@ class MultiObjective(Objective):
         if not isinstance(other, Objective):
             return NotImplemented
         return (other.name, other.direction) == (self.name, self.direction) and \
-            set(other.components) == set(self.components) and len(other.components) == len(self.components)
+            Counter(other.components) == Counter(self.components)
 
     def __hash__(self) -> int:
         return hash((self.name, self.direction, frozenset(self.components)))

@@ -33,6 +33,7 @@ from archsearch.errors import (
     DiskFullError,
     FailedTrialError,
     FatalError,
+    NotAModelError,
     ObjectiveError,
 )
 from archsearch.hyperparameters import HyperParameters
@@ -745,8 +746,9 @@ def check_is_model(model: Any) -> None:
         return
     shown = repr(model)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    raise BuilderError(
-        f"the model builder returned {type(model).__name__} {shown}, not a Keras model: "
+    raise NotAModelError(
+        f"the model builder returned {type(model).__name__} {shown}, not a Keras model (Expected the "
+        "model-building function, or HyperModel.build() to return a valid Keras Model instance): "
         "return the model it builds (e.g. `return model`, a keras.Model)"
     )
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from archsearch.errors import ConfigError, ConfigRuntimeError
+from archsearch.errors import ConfigError, ConfigRuntimeError, MissingExtraError
 from archsearch.hypermodel import HyperModel
 from archsearch.trial import Trial
 from archsearch.tuners import Tuner
@@ -24,14 +24,18 @@ from archsearch.tuners import Tuner
 MODEL_FILE = "estimator.pkl"
 
 
-def _sklearn():
-    try:
-        import sklearn.model_selection  # noqa: F401
-    except ImportError:
-        raise ConfigError("SklearnTuner", "needs scikit-learn, which is not installed",
-                          'install it with pip install "archsearch[sklearn]" (or pip install scikit-learn)') from None
+try:  # the optional [sklearn] extra; this module is imported only when SklearnTuner is used
     import sklearn
+    import sklearn.model_selection
+except ImportError:
+    sklearn = None
 
+
+def _sklearn():
+    """scikit-learn, or one clear error saying how to install it (looked up when called, as KerasTuner does)."""
+    if sklearn is None:
+        raise MissingExtraError("SklearnTuner", "needs scikit-learn, which is not installed",
+                                'Please install sklearn: pip install "archsearch[sklearn]" (or pip install scikit-learn)')
     return sklearn
 
 

@@ -69,13 +69,16 @@ def _trial_values(space: HyperParameters, trial: Any) -> HyperParameters:
 
 
 def discover_space(hypermodel: Any, hp: HyperParameters | None = None, keras_model: bool = True,
-                   given: bool = False) -> HyperParameters:
+                   given: bool = False, check_model: bool | None = None) -> HyperParameters:
     """Run a define-by-run builder once with defaults, as KerasTuner does, to learn its space.
 
     ``hp``: a space to start from (the user's ``hyperparameters=``); the builder adds to it.
     ``keras_model``: the builder must return a Keras model (not so for scikit-learn estimators).
     ``given``: the user gave a space, so a builder that raises here only leaves it as given (its
     trials fail, and the search stops after max_consecutive_failed_trials, as without this build).
+    ``check_model`` (default: ``keras_model``): refuse a builder that returns no Keras model now.  A
+    Python-API tuner checks when ``search()`` starts instead, as KerasTuner builds such tuners (a
+    ``run_trial`` override may never need the model).
     """
     from archsearch.runner import check_is_model
 
@@ -97,7 +100,7 @@ def discover_space(hypermodel: Any, hp: HyperParameters | None = None, keras_mod
     finally:
         if keras_model:
             keras.backend.clear_session()
-    if keras_model:
+    if keras_model if check_model is None else check_model:
         check_is_model(model)
     return hp
 
@@ -248,7 +251,7 @@ class Tuner:
             # learned the space already), trials alone grow it.
             oracle.update_space(discover_space(self.hypermodel, oracle.hyperparameters.copy(),
                                                keras_model=self.builds_keras_models,
-                                               given=hyperparameters is not None))
+                                               given=hyperparameters is not None, check_model=False))
         from_oracle = oracle.max_consecutive_failed_trials
         if (max_consecutive_failed_trials is not None and from_oracle is not None
                 and int(max_consecutive_failed_trials) != int(from_oracle)):

@@ -9,7 +9,10 @@ objectives, tuners, oracles, the end-to-end tests) and counts, per file, the tes
 Tests of KerasTuner internals do not count: those whose source uses its protobuf formats
 (``protos``, ``to_proto``/``from_proto``), its state dicts (``get_state``/``set_state``), its
 distribution mocks (``mock_distribute``) or a private attribute (``._name``).  The split is made
-by reading each test's source, so it is the same on every run.  Nor do tests that skip themselves
+by reading each test's source, so it is the same on every run; so do the two undocumented helpers
+(``Display``, ``convert_hyperparams_to_hparams``).  The few tests where archsearch means something else
+on purpose, or that check KerasTuner's own dependencies, are run and listed but not counted
+(``NOT_COUNTED``, each with its reason); the total with them is printed too.  Nor do tests that skip themselves
 (``pytest.mark.skipif`` on the Keras version or backend, the same on KerasTuner itself); they are
 listed with ``--failures``.
 
@@ -58,7 +61,23 @@ TEST_FILES = [
 ]
 
 INTERNAL = re.compile(r"protos|to_proto|from_proto|get_state|set_state|mock_distribute|oracle_chief|oracle_client"
-                      r"|\._[a-z]\w*")
+                      r"|\._[a-z]\w*|\bDisplay\(|convert_hyperparams_to_hparams")
+
+# Public-API tests that are run and listed but not counted: archsearch means something else on purpose
+# (the brief or issue 12 asks for it; README "Coming from KerasTuner" says so), or the test checks
+# KerasTuner's own optional dependencies, which archsearch does not share.
+NOT_COUNTED: dict[str, str] = {
+    "engine/tuner_test.py::test_no_objective_fit_return_not_float":
+        "objective=None: archsearch infers the metric from what fit returns, KerasTuner demands a float",
+    "engine/tuner_test.py::test_no_objective_run_trial_return_not_float":
+        "objective=None: archsearch infers the metric from what run_trial returns, KerasTuner demands a float",
+    "engine/tuner_test.py::test_tuner_errors":
+        "max_model_size: an oversized model is skipped as infeasible before training (issue 12), not a RuntimeError",
+    "tuners/bayesian_test.py::test_scipy_not_install_error":
+        "KerasTuner's dependencies: scipy is a required dependency of archsearch, never missing",
+    "tuners/bayesian_test.py::test_sklearn_not_install_error":
+        "KerasTuner's dependencies: archsearch's Bayesian optimiser does not use scikit-learn",
+}
 
 # module of the shim -> (archsearch module it is, extra names it holds)
 ALIASES: dict[str, tuple[str, dict[str, str]]] = {
@@ -188,7 +207,7 @@ def run(checkout: Path, only: list[str] | None = None) -> dict:
                            cwd=copied, env=env, capture_output=True, text=True, timeout=1800)
             internal = classify(source)
             counts = {"public": 0, "public_passed": 0, "internal": 0, "internal_passed": 0, "skipped": 0,
-                      "failures": [], "skips": []}
+                      "differs": 0, "differs_passed": 0, "failures": [], "skips": [], "differences": []}
             cases = list(ET.parse(report).getroot().iter("testcase")) if report.exists() else []
             if len(cases) == 1 and cases[0].get("name", "").endswith("_test") and any(
                     child.tag == "error" for child in cases[0]):  # the file did not import: all its tests fail
@@ -207,6 +226,13 @@ def run(checkout: Path, only: list[str] | None = None) -> dict:
                         counts["skipped"] += 1
                         message = next((c.get("message", "") for c in case if c.tag == "skipped"), "")
                         counts["skips"].append(f"{case.get('name')}: {message[:160]}")
+                        continue
+                    reason = NOT_COUNTED.get(f"{relative}::{name}")
+                    if reason is not None and kind == "public":
+                        counts["differs"] += 1
+                        counts["differs_passed"] += not failed
+                        counts["differences"].append(f"{case.get('name')}: {'passes' if not failed else 'fails'}; "
+                                                     f"{reason}")
                         continue
                     counts[kind] += 1
                     if not failed:
@@ -228,18 +254,26 @@ def main() -> None:
                         help="run only the test files whose path contains TEXT (repeatable), e.g. --only applications/")
     args = parser.parse_args()
     results = run(args.checkout, args.only)
-    print("| test file | public-API tests passed | internal tests (not counted) | skipped by the test itself (not counted) |")
-    print("|---|---|---|---|")
+    print("| test file | public-API tests passed | different on purpose (not counted) | internal tests (not counted) "
+          "| skipped by the test itself (not counted) |")
+    print("|---|---|---|---|---|")
     total = passed = 0
     for relative, c in results.items():
-        print(f"| {relative} | {c['public_passed']} / {c['public']} | {c['internal']} | {c['skipped']} |")
+        print(f"| {relative} | {c['public_passed']} / {c['public']} | {c['differs']} | {c['internal']} | {c['skipped']} |")
         total, passed = total + c["public"], passed + c["public_passed"]
-    print(f"| **all** | **{passed} / {total} ({100 * passed / max(total, 1):.0f}%)** | "
+    differs = sum(c["differs"] for c in results.values())
+    differs_passed = sum(c["differs_passed"] for c in results.values())
+    print(f"| **all** | **{passed} / {total} ({100 * passed / max(total, 1):.1f}%)** | {differs} | "
           f"{sum(c['internal'] for c in results.values())} | {sum(c['skipped'] for c in results.values())} |")
+    everything = total + differs
+    print(f"\nCounting the tests that differ on purpose too: {passed + differs_passed} / {everything} "
+          f"({100 * (passed + differs_passed) / max(everything, 1):.1f}%).")
     if args.failures:
         for relative, c in results.items():
             for line in c["failures"]:
                 print(f"{relative}::{line}")
+            for line in c["differences"]:
+                print(f"{relative}::(different on purpose) {line}")
             for line in c["skips"]:
                 print(f"{relative}::(skipped) {line}")
     if args.json:

@@ -227,9 +227,16 @@ def test_a_list_is_a_multi_objective():
     assert multi.get_value({"accuracy": 3.0, "loss": 2.0}) == -1.0
 
 
-def test_a_repeated_metric_is_refused():
-    with pytest.raises(ConfigError, match=r"\['loss', 'loss'\] repeats a metric"):
-        create_objective(["loss", "loss"])
+def test_a_repeated_metric_counts_twice_and_two_directions_are_refused():
+    twice = create_objective(["loss", "loss", "accuracy"])  # KerasTuner's way to weigh a metric
+    assert twice.get_value({"loss": 2.0, "accuracy": 3.0}) == 1.0
+    assert twice.metric_names == ("loss", "accuracy")
+    assert twice != create_objective(["loss", "accuracy", "accuracy"])
+    assert create_objective(["loss", "loss"]) != create_objective(["loss", "accuracy"])
+    with pytest.raises(ConfigError, match="gives a metric two directions"):
+        create_objective(["loss", Objective("loss", "max")])
+    with pytest.raises(ConfigError, match="nests a list"):
+        create_objective([["loss", "accuracy"], "mse"])
 
 
 def test_an_objective_of_an_unknown_type_is_a_type_error():

@@ -80,17 +80,21 @@ def test_allow_new_entries_false_refuses_a_builder_that_declares_more(tmp_path):
     assert isinstance(info.value, RuntimeError)  # KerasTuner's type there, for code that catches it
 
 
-def test_tune_new_entries_false_keeps_new_entries_at_their_default(tmp_path):
-    from kt_helpers import build_mlp
+def test_tune_new_entries_false_keeps_new_entries_out_of_the_space_at_their_default(tmp_path):
+    from kt_helpers import build_mlp, tiny_data
 
     hp = kt.HyperParameters()
     hp.Int("units", 4, 16, step=4)
     oracle = kt.oracles.RandomSearchOracle(objective="val_accuracy", hyperparameters=hp, tune_new_entries=False,
                                            max_trials=2, allow_new_entries=False)
-    oracle.allow_new_entries = True  # the tuner below must still learn learning_rate, as a fixed value
-    kt.Tuner(build_mlp, oracle=oracle, directory=tmp_path)
-    assert type(oracle.hyperparameters.space["learning_rate"]).__name__ == "Fixed"
-    assert type(oracle.hyperparameters.space["units"]).__name__ == "Int"
+    oracle.allow_new_entries = True  # the builder may declare learning_rate; it is not tuned
+    tuner = kt.Tuner(build_mlp, oracle=oracle, directory=tmp_path)
+    x, y = tiny_data(32)
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    assert [p.name for p in oracle.hyperparameters.space] == ["units"]
+    trials = list(oracle.trials.values())
+    assert len(trials) == 2
+    assert {t.hyperparameters.get("learning_rate") for t in trials} == {1e-2}  # the Choice's default, every time
 
 
 def test_a_tuner_given_an_oracle_refuses_a_second_objective_or_oracle_settings(tmp_path):

@@ -82,3 +82,14 @@ def test_data_that_is_not_rows_of_features_is_refused_before_any_trial(tmp_path)
     with pytest.raises(kt.ConfigError, match="y: has 2 values for 3 rows"):
         tuner.search([[1.0], [2.0], [3.0]], [1, 2])
     assert not tuner.oracle.trials
+
+
+def test_without_scikit_learn_the_tuner_says_how_to_install_it(monkeypatch, tmp_path):
+    import archsearch.sklearn_tuner as module
+
+    monkeypatch.setattr(module, "sklearn", None)  # as if the [sklearn] extra were not installed
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=2)
+    with pytest.raises(ImportError, match=r"Please install sklearn: pip install \"archsearch\[sklearn\]\"") as info:
+        kt.SklearnTuner(oracle=oracle, hypermodel=lambda hp: None, directory=tmp_path)
+    assert isinstance(info.value, kt.ConfigError)  # one line and exit status 2 from the CLI, like other setup errors
+    assert not (tmp_path / "untitled_project").exists()

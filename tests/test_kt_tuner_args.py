@@ -218,3 +218,23 @@ def test_an_unknown_tuner_argument_names_it_and_says_keras_tuner_s_phrase(tmp_pa
         kt.GridSearch(build_mlp, objective="val_accuracy", directory=tmp_path, unrecognized=3)
     assert "tuner.unrecognized: is not an option of the 'grid' tuner" in str(info.value)
     assert "float_points" in str(info.value)  # the fix lists the valid options
+
+
+def test_a_builder_that_returns_no_model_is_refused_when_the_search_starts_not_when_the_tuner_is_built(tmp_path):
+    def declares_only(hp):  # KerasTuner builds such a tuner (its tests, a run_trial that never builds)
+        hp.Boolean("a")
+
+    tuner = kt.RandomSearch(declares_only, objective="val_accuracy", max_trials=2, directory=tmp_path)
+    assert [p.name for p in tuner.oracle.hyperparameters.space] == ["a"]
+    x, y = tiny_data(32)
+    with pytest.raises(kt.errors.FatalTypeError, match="the model builder returned NoneType None, not a Keras model"):
+        tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    assert tuner.oracle.trials == {}  # refused before any trial started
+
+    class OwnLoop(kt.RandomSearch):  # needs no model: the search runs
+        def run_trial(self, trial, *args, **kwargs):
+            return 1.0 if trial.hyperparameters["a"] else 0.0
+
+    own = OwnLoop(declares_only, objective=kt.Objective("score", "max"), max_trials=2, directory=tmp_path / "own")
+    own.search(verbose=0)
+    assert len(own.oracle.trials) == 2

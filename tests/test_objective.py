@@ -79,7 +79,7 @@ def test_create_from_str_dict_and_objective():
         ({"name": "val_loss", "mode": "min"}, ["objective", "mode"]),
         (42, ["objective", "42"]),
         ([], ["objective", "empty"]),
-        (["val_loss", "val_loss"], ["objective", "repeats"]),
+        (["val_loss", {"name": "val_loss", "direction": "max"}], ["objective", "two directions"]),
         ({"name": "val_loss", "direction": "sideways"}, ["objective.direction", "sideways"]),
     ],
 )

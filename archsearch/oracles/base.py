@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from archsearch.errors import ConfigError, SearchSpaceRuntimeError
-from archsearch.hyperparameters import Fixed, HyperParameters, to_python, values_key
+from archsearch.hyperparameters import HyperParameters, to_python, values_key
 from archsearch.objective import Objective, is_finite, numeric_metrics
 from archsearch.oracles.hand_driven import HandDrivenOracle, synchronized  # noqa: F401  (KerasTuner's names)
 from archsearch.trial import (  # noqa: F401  (re-exported: the oracle protocol speaks in trials)
@@ -111,6 +111,7 @@ class Oracle(HandDrivenOracle):
         self.trials: dict[int, Trial] = TrialTable()
         self._next_id = 0
         self._tried: set[str] = set()
+        self._untuned: dict[str, Any] = {}  # tune_new_entries=False: names a builder declared, run at their default
         self._exhausted = False
         self.pruner = _make_pruner(pruner)
         self._init_hand_driven()
@@ -215,11 +216,11 @@ class Oracle(HandDrivenOracle):
                 "hyperparameters", f"the model builder declared {', '.join(map(repr, new))}, which the given "
                 "hyperparameters do not hold, and `allow_new_entries` is `False`",
                 "declare them in hyperparameters=, or pass allow_new_entries=True")
+        if not self.tune_new_entries:  # KerasTuner: new names stay out of the space; trials run them at their default
+            self._untuned.update((name, hyperparameters.space[name]) for name in new)
+            new = []
         for name in new:
-            p = hyperparameters.space[name]
-            if not self.tune_new_entries and not isinstance(p, Fixed):
-                p = Fixed(name, p.default, conditions=p.conditions)  # KerasTuner: new names keep their default
-            self.hyperparameters.space[name] = p
+            self.hyperparameters.space[name] = hyperparameters.space[name]
         if new:  # trials that ran before a name existed ran at its default (a builder's hp.X(...) returns it)
             self.hyperparameters.values = self.hyperparameters.active_values(self.hyperparameters.values)
             self._tried.update(values_key(self.hyperparameters.active_values(t.hparams)) for t in self.trials.values())
@@ -251,7 +252,13 @@ class Oracle(HandDrivenOracle):
     def _attach(self, trial: Trial) -> Trial:
         """Give a trial its values as a HyperParameters (``trial.hyperparameters``), as KerasTuner trials have."""
         if trial.hyperparameters is None or trial.hyperparameters.values != trial.hparams:
-            trial.hyperparameters = self.hyperparameters.with_values(trial.hparams)
+            space = self.hyperparameters
+            untuned = {n: p for n, p in getattr(self, "_untuned", {}).items() if n not in space.space}
+            if untuned:  # a trial's hyperparameters show what its model was built with, untuned names too
+                space = space.copy()
+                for name, parameter in untuned.items():
+                    space.space[name] = parameter
+            trial.hyperparameters = space.with_values(trial.hparams)
         if trial.best_step is None and trial.done:
             trial.best_step = self._best_step(trial)
         return trial
