@@ -20,6 +20,7 @@ from archsearch.errors import ArchsearchError, DiskFullError
 from archsearch.events import ConsoleEvents, EventFanout, SearchEvents
 from archsearch.executors.base import Executor
 from archsearch.oracles.base import Oracle
+from archsearch.oracles.hand_driven import ORACLE_STATE
 from archsearch.store import TrialStore
 from archsearch.trial import COMPLETED, FAILED, INTERRUPTED, RUNNING, Trial, TrialOutcome, TrialSpec
 
@@ -72,6 +73,7 @@ class Search:
         self.events.on_search_exit(self, None)
 
     def _run(self) -> None:
+        self.oracle.saved_state()  # a get_state override that cannot be saved is refused before any trial
         self.executor.start(self)
         try:
             while True:
@@ -182,7 +184,7 @@ class Search:
         if told.status == FAILED:
             # The runner names its failures; a "completed" trial the oracle refused had no finite objective.
             told.failure_kind = outcome.failure_kind or ("nan" if outcome.status == COMPLETED else "error")
-        self.store.finish_trial(told, outcome.duration, outcome.epochs_done)
+        self._record_end(told, outcome.duration, outcome.epochs_done)
         self.epochs_spent += max(0, outcome.epochs_done - spec.initial_epoch)
         self.events.on_trial_end(told, outcome)
         self._cleanup_checkpoints()
@@ -202,7 +204,7 @@ class Search:
                                 error=f"{reason}; {spec.attempt + 1} workers died training it (executor.max_retries="
                                       f"{self.max_retries})")
         told.failure_kind = "lost"
-        self.store.finish_trial(told)
+        self._record_end(told)
         self.events.on_trial_end(told, TrialOutcome(status=FAILED, error=told.error))
         self._cleanup_checkpoints()
         self._count_failure(told)
@@ -219,6 +221,13 @@ class Search:
         return True
 
     # ------------------------------------------------------------ bookkeeping
+    def _record_end(self, told: Trial, duration: float | None = None, epochs_done: int | None = None) -> None:
+        """The store hears how a trial ended, with the oracle's own saved state (KerasTuner's
+        ``get_state`` override, if any) in the same transaction."""
+        state = self.oracle.saved_state()
+        meta = None if state is None else {ORACLE_STATE: state}
+        self.store.finish_trial(told, duration, epochs_done, meta=meta)
+
     def _interrupt_running(self, kind: str, error: str) -> None:
         """The store says interrupted (and why); in memory the trials stay running, to continue first."""
         for trial_id in list(self._specs):
@@ -226,7 +235,7 @@ class Search:
             try:
                 told = self.oracle.tell(trial_id, None, status=INTERRUPTED, error=error)
                 told.failure_kind = kind
-                self.store.finish_trial(told)
+                self._record_end(told)
             except DiskFullError:
                 pass  # the store cannot record it: the trial stays running there, which resumes it just the same
             finally:

@@ -185,13 +185,17 @@ class TrialStore:
                     intermediate[str(int(epoch))] = float(objective_value)
                     db.execute("UPDATE trials SET intermediate = ? WHERE id = ?", (_dumps(intermediate), trial_id))
 
-    def finish_trial(self, trial: Trial, duration: float | None = None, epochs_done: int | None = None) -> None:
+    def finish_trial(self, trial: Trial, duration: float | None = None, epochs_done: int | None = None,
+                     meta: Mapping[str, Any] | None = None) -> None:
         """Record a trial's outcome (completed, failed, pruned or interrupted).
 
         ``epochs_done`` is the epoch training reached, which may be one past the last recorded
-        epoch when a kill fell between a checkpoint and its store record.
+        epoch when a kill fell between a checkpoint and its store record.  ``meta`` entries (an
+        oracle's saved state) are written in the same transaction: a kill leaves both or neither.
         """
         with self._transaction() as db:
+            for key, value in (meta or {}).items():
+                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
             seq = self._next_seq(db) if trial.status != INTERRUPTED else None
             db.execute(
                 "UPDATE trials SET status = ?, value = ?, metrics = ?, error = ?, finished_at = ?, duration = ?,"

@@ -34,6 +34,7 @@ from archsearch.hyperparameters import HyperParameters
 from archsearch.lock import LOCK_FILE, RunFolderLock
 from archsearch.objective import Objective
 from archsearch.oracles import Oracle, Trial, create_oracle
+from archsearch.oracles.hand_driven import ORACLE_STATE
 from archsearch.runner import CompileSettings, FitArguments, FitData, Runner, TrainerSettings
 from archsearch.search import Search
 from archsearch.store import TrialStore
@@ -311,6 +312,7 @@ class Tuner:
         events = self.store.events()
         if events:
             self.oracle.restore(events)
+            self.oracle.restore_saved_state(self.store.get_meta(ORACLE_STATE))
             done = sum(1 for t in self.oracle.trials.values() if t.done)
             running = [t.id for t in self.oracle.running]
             limit = self.oracle.max_trials

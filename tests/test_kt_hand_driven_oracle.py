@@ -315,3 +315,78 @@ def test_a_populate_space_override_of_hyperband_keeps_its_budgets():
         tweaked.tell(a.id, float(a.id))
         plain.tell(b.id, float(b.id))
     assert budgets == plain_budgets and len(set(b for b, _ in budgets)) == 3
+
+
+class Remembering(CountingOracle):
+    """KerasTuner's get_state/set_state extension point: ``notes`` are not rebuilt by replaying trials."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.notes = []
+        self.restored = None
+
+    def get_state(self):
+        state = super().get_state()
+        state["notes"] = list(self.notes)
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.notes = list(state["notes"])
+        self.restored = state
+
+
+def test_a_get_state_override_is_saved_with_each_trial_and_set_state_gets_it_back_on_reload(tmp_path):
+    oracle = Remembering(objective="loss", max_trials=5)
+    oracle._set_project_dir(tmp_path, "p")
+    for loss in (0.3, 0.1):
+        trial = oracle.create_trial("a")
+        oracle.notes.append(f"saw {trial.trial_id}")
+        oracle.update_trial(trial.trial_id, {"loss": loss})
+        oracle.end_trial(trial)
+    oracle.notes.append("after the last trial")  # never saved: no trial ended since
+
+    again = Remembering(objective="loss", max_trials=5)
+    again._set_project_dir(tmp_path, "p")
+    again.reload()
+    assert again.notes == ["saw 0", "saw 1"]
+    assert again.restored["end_order"] == [0, 1] and again.restored["seed"] == 0
+
+
+def test_a_state_that_is_not_json_is_refused_before_it_is_lost(tmp_path):
+    import datetime
+
+    class Dated(CountingOracle):
+        def get_state(self):
+            return {**super().get_state(), "started": datetime.datetime(2026, 1, 1)}
+
+    oracle = Dated(objective="loss", max_trials=2)
+    oracle._set_project_dir(tmp_path, "p")
+    trial = oracle.create_trial("a")
+    oracle.update_trial(trial.trial_id, {"loss": 0.3})
+    with pytest.raises(kt.errors.FatalTypeError, match=r"Dated.get_state\(\) must return JSON values.*isoformat"):
+        oracle.end_trial(trial)
+
+    class Scored(kt.BaseTuner):
+        def run_trial(self, trial, *args, **kwargs):
+            return float(trial.hyperparameters["n"])
+
+    tuner = Scored(oracle=Dated(objective="loss", max_trials=2), directory=tmp_path, project_name="t")
+    with pytest.raises(kt.errors.FatalTypeError, match="must return JSON values"):
+        tuner.search()
+    assert tuner.oracle.trials == {}  # refused before the first trial
+
+
+def test_a_tuner_s_resumed_search_gives_set_state_the_saved_state(tmp_path):
+    class Scored(kt.BaseTuner):
+        def run_trial(self, trial, *args, **kwargs):
+            self.oracle.notes.append(f"ran {trial.trial_id}")
+            return float(trial.hyperparameters["n"])
+
+    first = Scored(oracle=Remembering(objective="loss", max_trials=2), directory=tmp_path, project_name="p")
+    first.search()
+    assert first.oracle.notes == ["ran 0", "ran 1"]
+    again = Scored(oracle=Remembering(objective="loss", max_trials=3), directory=tmp_path, project_name="p")
+    assert again.oracle.notes == ["ran 0", "ran 1"]  # from the store, not from replaying trials
+    again.search()
+    assert again.oracle.notes == ["ran 0", "ran 1", "ran 2"] and len(again.oracle.trials) == 3

@@ -21,18 +21,21 @@ decorator for overrides), without blocking other oracles.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from archsearch.errors import FatalTypeError
 from archsearch.objective import is_finite, numeric_metrics
 from archsearch.trial import COMPLETED, FAILED, IDLE, INTERRUPTED, RUNNING, STOPPED, Status, Trial
 
 log = logging.getLogger("archsearch")
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 3  # KerasTuner's default, and the tuner's (archsearch.search)
+ORACLE_STATE = "oracle_state"  # the store's meta key for a subclass's get_state()
 
 
 def synchronized(method: F) -> F:
@@ -248,6 +251,7 @@ class HandDrivenOracle:
             if trial.status in (RUNNING, INTERRUPTED) and trial.id not in queued:
                 trial.status = INTERRUPTED
                 self._retry_queue.append(trial.id)
+        self.restore_saved_state(self._store.get_meta(ORACLE_STATE))
 
     def _tell_order(self, trial_id: int) -> int:
         row = next((r for r in self._store.rows() if r["id"] == trial_id), None)
@@ -256,9 +260,49 @@ class HandDrivenOracle:
     def _persist_end(self, trial: Trial) -> None:
         if self._store is None:
             return
-        self._store.finish_trial(trial)
-        self._store.set_meta_many({"run_times": {str(k): v for k, v in self._run_times.items()},
-                                   "retry_queue": list(self._retry_queue)})
+        state = self.saved_state()
+        self._store.finish_trial(trial, meta={"run_times": {str(k): v for k, v in self._run_times.items()},
+                                              "retry_queue": list(self._retry_queue),
+                                              **({} if state is None else {ORACLE_STATE: state})})
+
+    # ------------------------------------------------------------ KerasTuner's saved state
+    def get_state(self) -> dict[str, Any]:
+        """KerasTuner's oracle state.  A subclass adds its own (``state = super().get_state()``); it is
+        saved with every trial that ends and handed to ``set_state`` when the search resumes.  The
+        trials themselves are in the store, not here."""
+        return {
+            "ongoing_trials": {tuner_id: trial.trial_id for tuner_id, trial in self.ongoing_trials.items()},
+            "start_order": list(self.start_order),
+            "end_order": list(self.end_order),
+            "seed": self.seed,
+            "tried_so_far": sorted(self._tried),
+        }
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Given, once, the last saved ``get_state()`` after a resume replayed the store.  The replay
+        has rebuilt the base state already (it re-asks and re-tells every trial), so the base keeps it;
+        a subclass's override restores what it added."""
+
+    def saved_state(self) -> dict[str, Any] | None:
+        """What to save when a trial ends: a ``get_state`` override's state (None without one).
+
+        It must be JSON (KerasTuner writes it to ``oracle.json``); anything else is refused loudly,
+        since a state that cannot be saved would be lost at the first resume.
+        """
+        if type(self).get_state is HandDrivenOracle.get_state:
+            return None
+        state = self.get_state()
+        try:
+            json.dumps(state)
+        except (TypeError, ValueError) as exc:
+            raise FatalTypeError(f"{type(self).__name__}.get_state() must return JSON values, as KerasTuner saves "
+                                 f"it as JSON: {exc}; convert them (e.g. a datetime with .isoformat())") from None
+        return state
+
+    def restore_saved_state(self, state: Mapping[str, Any] | None) -> None:
+        """After a resume's replay: a ``set_state`` override gets the state saved last."""
+        if state is not None and type(self).set_state is not HandDrivenOracle.set_state:
+            self.set_state(state)
 
     # ------------------------------------------------------------ KerasTuner's deprecated spellings
     def _populate_space(self, trial_id: str) -> dict[str, Any]:
