@@ -224,9 +224,12 @@ class Search:
     def _record_end(self, told: Trial, duration: float | None = None, epochs_done: int | None = None) -> None:
         """The store hears how a trial ended, with the oracle's own saved state (KerasTuner's
         ``get_state`` override, if any) in the same transaction."""
-        state = self.oracle.saved_state()
-        meta = None if state is None else {ORACLE_STATE: state}
-        self.store.finish_trial(told, duration, epochs_done, meta=meta)
+        try:
+            state = self.oracle.saved_state()
+        except ArchsearchError:  # the trial's end is kept all the same; then the search stops
+            self.store.finish_trial(told, duration, epochs_done)
+            raise
+        self.store.finish_trial(told, duration, epochs_done, meta=None if state is None else {ORACLE_STATE: state})
 
     def _interrupt_running(self, kind: str, error: str) -> None:
         """The store says interrupted (and why); in memory the trials stay running, to continue first."""

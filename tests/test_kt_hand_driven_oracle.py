@@ -366,6 +366,10 @@ def test_a_state_that_is_not_json_is_refused_before_it_is_lost(tmp_path):
     oracle.update_trial(trial.trial_id, {"loss": 0.3})
     with pytest.raises(kt.errors.FatalTypeError, match=r"Dated.get_state\(\) must return JSON values.*isoformat"):
         oracle.end_trial(trial)
+    again = CountingOracle(objective="loss", max_trials=2)
+    again._set_project_dir(tmp_path, "p")
+    again.reload()
+    assert again.get_trial(trial.trial_id).status == "completed"  # the trial's end was kept
 
     class Scored(kt.BaseTuner):
         def run_trial(self, trial, *args, **kwargs):

@@ -260,10 +260,13 @@ class HandDrivenOracle:
     def _persist_end(self, trial: Trial) -> None:
         if self._store is None:
             return
-        state = self.saved_state()
-        self._store.finish_trial(trial, meta={"run_times": {str(k): v for k, v in self._run_times.items()},
-                                              "retry_queue": list(self._retry_queue),
-                                              **({} if state is None else {ORACLE_STATE: state})})
+        meta = {"run_times": {str(k): v for k, v in self._run_times.items()}, "retry_queue": list(self._retry_queue)}
+        try:
+            state = self.saved_state()
+        except FatalTypeError:  # the trial's end is kept all the same
+            self._store.finish_trial(trial, meta=meta)
+            raise
+        self._store.finish_trial(trial, meta={**meta, **({} if state is None else {ORACLE_STATE: state})})
 
     # ------------------------------------------------------------ KerasTuner's saved state
     def get_state(self) -> dict[str, Any]:
