@@ -238,7 +238,7 @@ class Search:
             try:
                 told = self.oracle.tell(trial_id, None, status=INTERRUPTED, error=error)
                 told.failure_kind = kind
-                self._record_end(told)
+                self.store.finish_trial(told)  # no oracle state: it is saved when trials end for good
             except DiskFullError:
                 pass  # the store cannot record it: the trial stays running there, which resumes it just the same
             finally:
