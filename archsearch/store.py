@@ -65,6 +65,29 @@ CSV_COLUMNS = ("id", "status", "value", "budget", "initial_budget", "parent", "e
                "error")
 
 
+BUSY_TIMEOUT_S = 60.0  # how long a connection waits for another one's lock
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch to write-ahead logging, waiting out other connections that open the same new file.
+
+    SQLite answers "database is locked" at once, without its busy handler, when two connections
+    change a fresh file's journal mode together (several tuners or oracles opening one project
+    folder at the same moment); so retry, as a busy wait would.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    pause = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
 class TrialStore:
     """SQLite-backed record of a search (``<run folder>/trials.db``)."""
 
@@ -89,8 +112,8 @@ class TrialStore:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            _use_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=60000")
             self._local.conn = conn

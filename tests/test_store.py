@@ -280,3 +280,28 @@ def test_several_processes_write_one_store_at_once(tmp_path):
     assert seqs == list(range(1, 151))  # one global order across the processes
     assert s.problems() == []
     s.close()
+
+
+def test_many_stores_opening_one_new_file_at_once_all_open(tmp_path):
+    """Tuners or oracles started together on one project folder: SQLite refuses a simultaneous switch
+    to write-ahead logging at once ("database is locked"), so opening must wait it out, not fail."""
+    import threading
+
+    errors = []
+    for round_ in range(20):
+        path = tmp_path / f"r{round_}" / "trials.db"
+        start = threading.Barrier(8)
+
+        def open_store():
+            start.wait()
+            try:
+                TrialStore(path)
+            except Exception as exc:  # noqa: BLE001 - the test reports every failure
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=open_store) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
