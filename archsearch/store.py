@@ -88,6 +88,12 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             pause = min(pause * 2, 0.1)
 
 
+def _write_meta(db: sqlite3.Connection, values: Mapping[str, Any]) -> None:
+    """Meta entries, as JSON, inside the caller's transaction."""
+    for key, value in values.items():
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+
 class TrialStore:
     """SQLite-backed record of a search (``<run folder>/trials.db``)."""
 
@@ -115,7 +121,7 @@ class TrialStore:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             _use_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             self._local.conn = conn
         return conn
 
@@ -157,14 +163,12 @@ class TrialStore:
 
     # ------------------------------------------------------------ meta
     def set_meta(self, key: str, value: Any) -> None:
-        with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+        self.set_meta_many({key: value})
 
     def set_meta_many(self, values: Mapping[str, Any]) -> None:
         """Several meta entries in one transaction: a kill leaves all of them or none."""
         with self._transaction() as db:
-            for key, value in values.items():
-                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+            _write_meta(db, values)
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -217,8 +221,7 @@ class TrialStore:
         oracle's saved state) are written in the same transaction: a kill leaves both or neither.
         """
         with self._transaction() as db:
-            for key, value in (meta or {}).items():
-                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+            _write_meta(db, meta or {})
             seq = self._next_seq(db) if trial.status != INTERRUPTED else None
             db.execute(
                 "UPDATE trials SET status = ?, value = ?, metrics = ?, error = ?, finished_at = ?, duration = ?,"

@@ -70,14 +70,14 @@ def _trial_values(space: HyperParameters, trial: Any) -> HyperParameters:
 
 
 def discover_space(hypermodel: Any, hp: HyperParameters | None = None, keras_model: bool = True,
-                   given: bool = False, check_model: bool | None = None) -> HyperParameters:
+                   given: bool = False, check_model: bool = True) -> HyperParameters:
     """Run a define-by-run builder once with defaults, as KerasTuner does, to learn its space.
 
     ``hp``: a space to start from (the user's ``hyperparameters=``); the builder adds to it.
     ``keras_model``: the builder must return a Keras model (not so for scikit-learn estimators).
     ``given``: the user gave a space, so a builder that raises here only leaves it as given (its
     trials fail, and the search stops after max_consecutive_failed_trials, as without this build).
-    ``check_model`` (default: ``keras_model``): refuse a builder that returns no Keras model now.  A
+    ``check_model``: refuse now a builder that returns no Keras model (with ``keras_model``).  A
     Python-API tuner checks when ``search()`` starts instead, as KerasTuner builds such tuners (a
     ``run_trial`` override may never need the model).
     """
@@ -101,7 +101,7 @@ def discover_space(hypermodel: Any, hp: HyperParameters | None = None, keras_mod
     finally:
         if keras_model:
             keras.backend.clear_session()
-    if keras_model if check_model is None else check_model:
+    if keras_model and check_model:
         check_is_model(model)
     return hp
 
