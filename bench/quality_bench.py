@@ -18,6 +18,10 @@ Single-fidelity families (branin, hartmann6, deceptive, conditional),
   conditional space flattened (every parameter declared; inactive ones are
   ignored by the function).
 
+On ``deceptive`` a reference row (``ceiling-fair-share``, not a contender):
+archsearch bayesian told the best category and given ``trials // k`` trials
+inside it -- what a method that treats the k categories alike can hope for.
+
 Columns: median and quartiles of the simple regret at the last trial, the
 median at 10 and 20 trials, for ``deceptive``/``conditional`` the seeds whose
 best value beats every point outside the best basin/branch ("found best"),
@@ -107,13 +111,34 @@ def _flat(problem: Instance) -> Instance:
     return Instance(problem.name, space, problem.function, problem.minimum, problem.success_below)
 
 
+def run_fair_share_ceiling(problem: Instance, seed: int, trials: int):
+    """A reference row, not a contender: archsearch bayesian *told* the best category, with its fair share.
+
+    On ``deceptive`` no observation points to the best category before its
+    narrow basin is hit (it looks no better than any other), so a method that
+    treats categories alike can count on about ``trials // k`` trials in it.
+    This row searches that share in the best category alone (the category
+    fixed, the other parameters as before): what such a method finds at best
+    with archsearch's own within-category search.
+    """
+    best = problem.info.get("best_category")
+    if best is None:
+        raise Unavailable("only for families whose instances name a best category")
+    space = {n: s for n, s in problem.space.items() if n != "cat"}
+    inside = Instance(problem.name, space, lambda h: problem.function(dict(h, cat=best)), problem.minimum,
+                      problem.success_below)
+    return bayesian_bench.run_archsearch(inside, seed, trials // problem.info["categories"], "bayesian")
+
+
 SINGLE = {
     "archsearch-random": lambda p, s, n: bayesian_bench.run_archsearch(p, s, n, "random"),
     "archsearch-bayesian": lambda p, s, n: bayesian_bench.run_archsearch(p, s, n, "bayesian"),
     "optuna-gp": lambda p, s, n: run_optuna(p, s, n, "gp"),
     "optuna-tpe": lambda p, s, n: run_optuna(p, s, n, "tpe"),
     "kerastuner-bayesian": lambda p, s, n: bayesian_bench.run_keras_tuner(_flat(p), s, n, "bayesian"),
+    "ceiling-fair-share": run_fair_share_ceiling,
 }
+REFERENCE_ROWS = {"ceiling-fair-share"}  # run only where they apply (not contenders)
 
 
 # --------------------------------------------------------------------------- multi-fidelity contenders
@@ -156,6 +181,7 @@ LABELS = {
     "archsearch-bohb": "archsearch BOHB",
     "optuna-tpe+hyperband-pruner": "Optuna TPE + HyperbandPruner",
     "kerastuner-hyperband": "KerasTuner Hyperband",
+    "ceiling-fair-share": "ceiling: best category known, trials/k in it (reference)",
 }
 
 
@@ -177,6 +203,8 @@ def single_table(family: str, seeds: list[int], trials: int, names: list[str]) -
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     print("\n".join(lines), flush=True)
     for name in names:
+        if name in REFERENCE_ROWS and "best_category" not in single_fidelity(family, seeds[0]).info:
+            continue
         start = time.perf_counter()
         try:
             runs = [(single_fidelity(family, s), SINGLE[name](single_fidelity(family, s), s, trials)) for s in seeds]
