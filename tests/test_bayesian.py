@@ -235,3 +235,28 @@ def test_a_running_search_refits_the_kernel_from_its_last_fit(monkeypatch):
     every = bayesian.FULL_FIT_EVERY
     assert restarts == ([bayesian.GP_RESTARTS] + [0] * (every - 1)) * 2
     assert starts[0] is None and all(s is not None for s in starts[1:])
+
+
+@pytest.mark.parametrize("categories", [3, 5, 8])
+def test_the_initial_design_visits_every_category_of_a_deceptive_space(categories):
+    """Where one category hides the best basin, no model can rank it before some trial lands in it.
+
+    The scrambled Sobol design is stratified in each coordinate, so its first
+    eight points meet every value of a categorical with up to eight values:
+    every category gets at least one look before the model takes over.
+    """
+    space = {"lr": {"type": "float", "min": 1e-5, "max": 1.0, "sampling": "log"},
+             "x": {"type": "float", "min": 0.0, "max": 1.0},
+             "n": {"type": "int", "min": 1, "max": 32},
+             "flag": {"type": "boolean"},
+             "cat": {"type": "choice", "values": [f"c{i}" for i in range(categories)]}}
+    for seed in range(10):
+        oracle = make(space, seed=seed, max_trials=40)
+        assert oracle.initial_points() >= 8
+        seen = set()
+        for _ in range(8):
+            t = oracle.ask()
+            assert t.info["source"] == "initial"
+            seen.add(t.hparams["cat"])
+            oracle.tell(t.id, 0.0)
+        assert seen == {f"c{i}" for i in range(categories)}, (seed, seen)

@@ -115,9 +115,11 @@ def test_finds_better_configurations_than_hyperband():
     assert np.median(bohb) > np.median(hb)
 
 
-def test_min_model_budget_auto_is_the_second_smallest_budget():
+def test_min_model_budget_auto_is_one_rung_below_the_full_budget_never_the_smallest():
     assert make().min_model_budget == 3  # budgets 1, 3, 9
-    assert make(max_epochs=27).min_model_budget == 3
+    assert make(max_epochs=27).min_model_budget == 9  # budgets 1, 3, 9, 27
+    assert make(max_epochs=81).min_model_budget == 27
+    assert make(max_epochs=3).min_model_budget == 3  # budgets 1, 3: the smallest is never used
     assert make(max_epochs=8, factor=2, min_epochs=2).min_model_budget == 4  # budgets 2, 4, 8
     assert make(max_epochs=1).min_model_budget is None  # a single budget: nothing to leave out
     assert make(min_model_budget=None).min_model_budget is None
@@ -203,3 +205,33 @@ def test_the_model_does_not_prefer_the_fast_starters_of_crossing_curves():
     assert len(default) == len(paper) == 4 * first
     assert np.median(default) < -2.5  # lr below 3e-3: the slow starters
     assert np.median(paper) > -2.0  # the fast starters the first epoch favours
+
+
+def late_crossing(h: dict, epoch: int) -> float:
+    """Curves that cross late: up to 3 epochs the fast learning rates lead, from 9 epochs on the slow ones do."""
+    slowness = -math.log10(h["lr"]) - 1  # 0 (lr = 0.1, fast) .. 3 (lr = 1e-4, slow)
+    if epoch <= 3:
+        return 0.6 - 0.15 * slowness + 0.01 * h["x"]
+    return (0.5 + 0.15 * slowness) * (1 - 0.5 ** epoch) + 0.01 * h["x"]
+
+
+def first_model_learning_rates(seed: int, first: int, **options) -> list[float]:
+    oracle = make(seed=seed, max_epochs=27, hyperband_iterations=2, **options)
+    chosen = []
+    while not oracle.finished and len(chosen) < first:
+        t = oracle.ask()
+        if t.resume_from is None and oracle.model_budget is not None:
+            chosen.append(math.log10(t.hparams["lr"]))
+        oracle.tell(t.id, late_crossing(t.hparams, t.budget))
+    return chosen
+
+
+def test_on_a_longer_ladder_the_model_waits_for_the_rung_below_the_full_budget():
+    """With budgets 1, 3, 9, 27 and curves that cross between 3 and 9 epochs, a model fitted on 3-epoch
+    results (the previous default) chases the fast starters; the default waits for 9-epoch results and
+    picks the slow starters that end best from its first proposal on."""
+    default = [lr for s in range(4) for lr in first_model_learning_rates(s, 5)]
+    rung_3 = [lr for s in range(4) for lr in first_model_learning_rates(s, 5, min_model_budget=3)]
+    assert len(default) == len(rung_3) == 20
+    assert np.median(default) < -2.5  # lr below 3e-3: the slow starters
+    assert np.median(rung_3) > -2.0  # the fast ones that lead for 3 epochs

@@ -17,12 +17,16 @@ For each new configuration:
   budget has enough observations, every draw is random.
 
 ``min_model_budget`` keeps budgets below it out of the model.  The default,
-``"auto"``, is the second-smallest budget of the schedule (3 epochs for
-``max_epochs=9, factor=3``); ``None`` lets any budget in, as in the paper.  BOHB assumes that short trainings rank configurations
-roughly as long ones do; where they mislead -- typically high learning rates
-that look best after one epoch and end poorly -- the first model steers the
-search towards them.  ``bench/bayesian_bench.py --bohb`` shows both effects on
-``bench/curves.py``, whose learning curves cross on purpose.
+``"auto"``, is the budget one rung below the full one, but never the smallest
+(3 epochs for ``max_epochs=9, factor=3``, 9 for ``max_epochs=27``); ``None``
+lets any budget in, as in the paper.  BOHB assumes that short trainings rank
+configurations roughly as long ones do; where they mislead -- typically high
+learning rates that look best after a few epochs and end poorly -- an early
+model steers the search towards them, and on strongly crossing curves BOHB
+then ends up worse than plain Hyperband.  Waiting for the rung below the
+full budget keeps BOHB at least as good as Hyperband seed by seed on the
+crossing-curve family of ``bench/quality_bench.py``, at a small early cost
+where short budgets do rank well (``bench/RESULTS.md``, issue 15).
 
 The densities are products over parameters of a Gaussian kernel on the
 parameter's unit-cube value (``to_unit``: log scales modelled as log) and, for
@@ -72,9 +76,10 @@ class BOHBOracle(HyperbandOracle):
             raise ConfigError("tuner.min_points_in_model",
                               f"must be a whole number >= 1 or null, got {min_points_in_model!r}")
         if min_model_budget == "auto":
-            # The smallest budget misleads most (curves cross early), so by default the model starts one rung up.
+            # Curves cross early, so short budgets mislead: by default the model starts one rung below the full
+            # budget, and never on the smallest one.
             budgets = sorted({r.budget for bracket in self.schedule for r in bracket.rounds})
-            min_model_budget = budgets[1] if len(budgets) > 1 else None
+            min_model_budget = budgets[max(1, len(budgets) - 2)] if len(budgets) > 1 else None
         if min_model_budget is not None and (isinstance(min_model_budget, (bool, str))
                                              or int(min_model_budget) != min_model_budget or int(min_model_budget) < 1):
             raise ConfigError("tuner.min_model_budget",
