@@ -184,14 +184,15 @@ def crossing(h: dict, epoch: int) -> float:
     return ceiling * (1 - 0.5 ** epoch) + 0.01 * h["x"]
 
 
-def model_learning_rates(min_model_budget, seed: int) -> list[float]:
-    oracle = make(seed=seed, hyperband_iterations=3, min_model_budget=min_model_budget)
+def model_learning_rates(min_model_budget, seed: int, curve=crossing, first=None, **plan) -> list[float]:
+    """log10 lr of the first ``first`` model proposals (all of them by default) on ``curve``."""
+    oracle = make(seed=seed, min_model_budget=min_model_budget, **{"hyperband_iterations": 3, **plan})
     chosen = []
-    while not oracle.finished:
+    while not oracle.finished and (first is None or len(chosen) < first):
         t = oracle.ask()
         if t.resume_from is None and oracle.model_budget is not None:
             chosen.append(math.log10(t.hparams["lr"]))
-        oracle.tell(t.id, crossing(t.hparams, t.budget))
+        oracle.tell(t.id, curve(t.hparams, t.budget))
     return chosen
 
 
@@ -215,23 +216,13 @@ def late_crossing(h: dict, epoch: int) -> float:
     return (0.5 + 0.15 * slowness) * (1 - 0.5 ** epoch) + 0.01 * h["x"]
 
 
-def first_model_learning_rates(seed: int, first: int, **options) -> list[float]:
-    oracle = make(seed=seed, max_epochs=27, hyperband_iterations=2, **options)
-    chosen = []
-    while not oracle.finished and len(chosen) < first:
-        t = oracle.ask()
-        if t.resume_from is None and oracle.model_budget is not None:
-            chosen.append(math.log10(t.hparams["lr"]))
-        oracle.tell(t.id, late_crossing(t.hparams, t.budget))
-    return chosen
-
-
 def test_on_a_longer_ladder_the_model_waits_for_the_rung_below_the_full_budget():
     """With budgets 1, 3, 9, 27 and curves that cross between 3 and 9 epochs, a model fitted on 3-epoch
     results (the previous default) chases the fast starters; the default waits for 9-epoch results and
     picks the slow starters that end best from its first proposal on."""
-    default = [lr for s in range(4) for lr in first_model_learning_rates(s, 5)]
-    rung_3 = [lr for s in range(4) for lr in first_model_learning_rates(s, 5, min_model_budget=3)]
+    ladder = dict(curve=late_crossing, first=5, max_epochs=27, hyperband_iterations=2)
+    default = [lr for s in range(4) for lr in model_learning_rates("auto", s, **ladder)]
+    rung_3 = [lr for s in range(4) for lr in model_learning_rates(3, s, **ladder)]
     assert len(default) == len(rung_3) == 20
     assert np.median(default) < -2.5  # lr below 3e-3: the slow starters
     assert np.median(rung_3) > -2.0  # the fast ones that lead for 3 epochs
