@@ -37,6 +37,7 @@ from archsearch.errors import (
     ObjectiveError,
 )
 from archsearch.hyperparameters import HyperParameters
+from archsearch.metric_names import compiled_metric_names
 from archsearch.objective import Objective, is_finite
 from archsearch.trial import COMPLETED, FAILED, PRUNED, Trial, TrialOutcome
 from archsearch.trial_results import check_results, is_history, to_metrics
@@ -573,7 +574,7 @@ class Runner:
     def _check_objective(self, model, hp: HyperParameters) -> None:
         """Fail before any training if the model cannot produce the objective metric."""
         self._objective_checked = True
-        produced = _metric_names(model)
+        produced = compiled_metric_names(model)
         if not produced:
             return  # names only known after the first epoch; checked there instead
         for name in self.objective.metric_names:
@@ -691,23 +692,6 @@ def reseed_layers(model, key: tuple[int, ...]) -> None:
 
 def objective_improves(objective: Objective, value: float | None, best: float | None) -> bool:
     return objective.better(value, best) or (best is None and is_finite(value))
-
-
-def _metric_names(model) -> list[str]:
-    names: list[str] = []
-    try:
-        compiled_metrics = getattr(model, "_compile_metrics", None)
-        if compiled_metrics is not None:
-            for m in getattr(compiled_metrics, "_user_metrics", None) or []:
-                for item in m if isinstance(m, (list, tuple)) else [m]:
-                    names.append(item if isinstance(item, str) else getattr(item, "name", str(item)))
-    except Exception:  # private API: fall back to checking after the first epoch
-        return []
-    if not names:
-        return []
-    aliases = {"acc": "accuracy"}
-    names = [aliases.get(n, n) for n in names]
-    return sorted({"loss", *names})
 
 
 def _is_scalar(v: Any) -> bool:

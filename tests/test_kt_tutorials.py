@@ -106,3 +106,58 @@ def test_hyperband_continues_and_returns_models_that_build_themselves_on_their_f
     best = tuner.oracle.get_best_trials(1)[0]
     model = tuner.get_best_models(1)[0]
     assert model.built and model.evaluate(x, y, verbose=0) == pytest.approx(best.score, rel=1e-5)
+
+
+def test_the_unet_segmentation_tutorial_s_function_metrics_name_its_objective_val_f1(tmp_path):
+    """The document-segmentation tutorial (the project's seed): ``metrics=[f1, precision, recall, iou]``,
+    plain functions, and ``objective=kt.Objective("val_f1", direction="max")``.  Keras logs a function
+    metric under its ``__name__``, so the objective must be found before and during the search (issue 24)."""
+    import keras
+    from keras import ops
+
+    def recall(y_true, y_pred):
+        true_positives = ops.sum(ops.round(ops.clip(y_true * y_pred, 0, 1)))
+        possible_positives = ops.sum(ops.round(ops.clip(y_true, 0, 1)))
+        return true_positives / (possible_positives + keras.backend.epsilon())
+
+    def precision(y_true, y_pred):
+        true_positives = ops.sum(ops.round(ops.clip(y_true * y_pred, 0, 1)))
+        predicted_positives = ops.sum(ops.round(ops.clip(y_pred, 0, 1)))
+        return true_positives / (predicted_positives + keras.backend.epsilon())
+
+    def f1(y_true, y_pred):
+        p, r = precision(y_true, y_pred), recall(y_true, y_pred)
+        return 2 * ((p * r) / (p + r + keras.backend.epsilon()))
+
+    def iou(y_true, y_pred):
+        intersection = ops.sum(y_true * y_pred)
+        return intersection / (ops.sum(y_true) + ops.sum(y_pred) - intersection + keras.backend.epsilon())
+
+    def weighted_cross_entropy(y_true, y_pred):
+        return ops.mean(keras.losses.binary_crossentropy(y_true, y_pred))
+
+    def model_builder(hp):
+        start_neurons = hp.Int(name="start_neurons", min_value=2, max_value=4, step=2)
+        activation = hp.Choice(name="activation", values=["elu", "relu"], ordered=False)
+        inputs = keras.Input((16, 16, 3))
+        down = keras.layers.Conv2D(start_neurons, 3, padding="same", activation=activation)(inputs)
+        pooled = keras.layers.MaxPooling2D(2)(down)
+        up = keras.layers.UpSampling2D(2)(keras.layers.Conv2D(start_neurons, 3, padding="same")(pooled))
+        merged = keras.layers.Concatenate()([down, up])
+        outputs = keras.layers.Conv2D(2, 1, activation="sigmoid")(merged)
+        model = keras.Model(inputs, outputs)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss=weighted_cross_entropy,
+                      metrics=[f1, precision, recall, iou])
+        return model
+
+    rng = np.random.default_rng(0)
+    images = rng.random((24, 16, 16, 3)).astype("float32")
+    masks = np.stack([images[..., 0] > 0.5, images[..., 0] <= 0.5], axis=-1).astype("float32")
+    tuner = kt.Hyperband(hypermodel=model_builder, objective=kt.Objective("val_f1", direction="max"), max_epochs=2,
+                         directory=str(tmp_path), project_name="hyperband_tuner")
+    tuner.search(images[:16], masks[:16], validation_data=(images[16:], masks[16:]), batch_size=8, verbose=0)
+    trials = tuner.oracle.get_best_trials(num_trials=10)
+    assert trials and all(t.status == "COMPLETED" for t in trials)
+    best = trials[0]
+    assert {"val_f1", "val_precision", "val_recall", "val_iou", "f1"} <= set(best.metrics)
+    assert best.score == best.metrics["val_f1"]

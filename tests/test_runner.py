@@ -129,3 +129,84 @@ def test_a_pruned_trial_stops_at_the_epoch_it_reached(runner):
     assert outcome.epochs_done == 2
     assert [e for e, _ in reporter.epochs[0]] == [1, 2]
     assert outcome.value is not None and np.isfinite(outcome.value)
+
+
+def f1(y_true, y_pred):  # a metric given as a plain function, as in the U-Net tutorial
+    return keras.ops.mean(keras.ops.cast(y_true, y_pred.dtype) * y_pred)
+
+
+def _fit_log_names(model, x, y) -> list[str]:
+    history = model.fit(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    return sorted(name for name in history.history if not name.startswith("val_"))
+
+
+def _single_output_model():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
+    model.compile("adam", "binary_crossentropy",
+                  metrics=[f1, "acc", "mse", keras.metrics.AUC(name="my_auc"), keras.metrics.Precision()])
+    return model, np.zeros((8, 4), "float32"), np.zeros((8, 1), "float32")
+
+
+def _two_output_model(as_dict: bool):
+    inputs = keras.Input((4,))
+    outputs = [keras.layers.Dense(1, name="size")(inputs),
+               keras.layers.Dense(3, activation="softmax", name="kind")(inputs)]
+    y = [np.zeros((8, 1), "float32"), np.zeros((8,), "int32")]
+    if as_dict:
+        model = keras.Model(inputs, dict(zip(["size", "kind"], outputs)))
+        model.compile("adam", {"size": "mse", "kind": "sparse_categorical_crossentropy"},
+                      metrics={"size": ["mae", f1], "kind": ["accuracy"]})
+        return model, np.zeros((8, 4), "float32"), dict(zip(["size", "kind"], y))
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", ["mse", "sparse_categorical_crossentropy"], metrics=[["mae"], ["accuracy"]])
+    return model, np.zeros((8, 4), "float32"), y
+
+
+@pytest.mark.parametrize("make, expected", [
+    # a function by its __name__, a string as written ("acc" stays acc), a Metric by its name
+    (_single_output_model, ["acc", "f1", "loss", "mse", "my_auc", "precision"]),
+    # per-output dict: every metric and loss prefixed with its output's name
+    (lambda: _two_output_model(True), ["kind_accuracy", "kind_loss", "loss", "size_f1",
+                                       "size_loss", "size_mae"]),
+    # per-output list
+    (lambda: _two_output_model(False), ["kind_accuracy", "kind_loss", "loss", "size_loss", "size_mae"]),
+])
+def test_the_objective_check_knows_keras_s_own_metric_names_before_training(make, expected):
+    """The names checked before the first trial are those Keras logs (issue 24: a function metric
+    was named ``<function f1 at 0x...>`` and every objective on it was refused)."""
+    from archsearch.metric_names import compiled_metric_names
+
+    model, x, y = make()
+    names = compiled_metric_names(model)
+    assert names == expected
+    assert names == _fit_log_names(model, x, y)
+
+
+def test_a_subclassed_model_s_metric_names_are_left_to_the_first_epoch():
+    from archsearch.metric_names import compiled_metric_names
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(1)
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = Subclassed()
+    model.compile("adam", "mse", metrics=[f1])
+    assert compiled_metric_names(model) == []
+
+
+def test_an_objective_on_a_function_metric_passes_the_check_and_a_wrong_one_names_the_right_one(runner):
+    from archsearch.runner import ObjectiveError
+
+    inputs = keras.Input((8,))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
+    model.compile("adam", "binary_crossentropy", metrics=[f1])
+    runner.objective = Objective.create({"name": "val_f1", "direction": "max"})
+    runner._check_objective(model, HyperParameters())
+    runner.objective = Objective.create({"name": "val_f2", "direction": "max"})
+    with pytest.raises(ObjectiveError, match="val_f1"):
+        runner._check_objective(model, HyperParameters())
