@@ -70,8 +70,8 @@ class MissingExtraError(ConfigError, ImportError):
 
 
 class InactiveHyperParameterError(SearchSpaceError, KeyError):
-    """``hp[name]`` for a declared parameter whose conditions do not hold: a KeyError (no value), and a
-    ValueError as in KerasTuner."""
+    """``hp.get(name)``/``hp[name]`` for a declared parameter whose conditions do not hold: a ValueError
+    as in KerasTuner, and a KeyError (there is no value)."""
 
     __str__ = ConfigError.__str__  # the message as written, not KeyError's quoted form
 

@@ -824,31 +824,29 @@ class HyperParameters:
 
     # ------------------------------------------------------------ access
     def get(self, name: str, default: Any = _UNSET) -> Any:
-        """The trial's value of ``name``; None while it is inactive.
+        """The trial's value of ``name``, as KerasTuner's ``hp.get``: an inactive parameter (its conditions
+        do not hold) raises ``ValueError``, an undeclared one ``KeyError``.
 
-        An undeclared name is a KeyError (a typo would otherwise pass silently), unless a
-        ``default`` is given: ``hp.get("units", 32)`` returns 32 for an absent or inactive name.
+        ``default`` is archsearch's addition, for code that reads a parameter which may be inactive or
+        absent: ``hp.get("momentum", None)`` returns None then, and ``hp.get("units", 32)`` 32.
         """
         name = self._scoped(name)
         if name in self.values:
             return self.values[name]
-        if default is not _UNSET or self._declared(name):
-            return None if default is _UNSET else default
+        if default is not _UNSET:
+            return default
+        if self._declared(name):
+            why = (f"was dropped from the search space ({self.dropped[name]})" if name in self.dropped
+                   else "is currently inactive (its conditions do not hold)")
+            raise InactiveHyperParameterError(f"hyperparameter '{name}'", why,
+                                              f"read it with hp.get('{name}', None) to get None while it is inactive")
         raise KeyError(f"hyperparameter '{name}' does not exist in the search space "
                        f"(declared: {', '.join(self.space.keys()) or 'none'}); declare it, or give a default: "
                        f"hp.get('{name}', None)")
 
     def __getitem__(self, name: str) -> Any:
-        """The trial's value of ``name``: an error while it is inactive (KerasTuner's ``hp[name]``)."""
-        name = self._scoped(name)
-        if name in self.values:
-            return self.values[name]
-        if self._declared(name):
-            raise InactiveHyperParameterError(f"hyperparameter '{name}'",
-                                              "is currently inactive (its conditions do not hold)",
-                                   f"use hp.get('{name}'), which returns None while it is inactive")
-        raise KeyError(f"hyperparameter '{name}' does not exist in the search space "
-                       f"(declared: {', '.join(self.space.keys()) or 'none'})")
+        """The trial's value of ``name`` (KerasTuner's ``hp[name]``, the same as ``hp.get(name)``)."""
+        return self.get(name)
 
     def __contains__(self, name: str) -> bool:
         return self._scoped(name) in self.values

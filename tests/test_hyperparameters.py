@@ -228,7 +228,7 @@ def test_with_values_keeps_active_values_only():
     hp = HyperParameters.from_config(CHAINED)
     trial = hp.with_values({"arch": "mlp", "num_conv": 2, "pool": True, "units": 48})
     assert trial.values == {"arch": "mlp", "units": 48}
-    assert trial.get("num_conv") is None and trial.get("pool") is None
+    assert trial.get("num_conv", None) is None and trial.get("pool", None) is None
     assert trial.get("num_conv", 7) == 7
     assert "num_conv" not in trial
     with pytest.raises(KeyError, match="num_conv"):
@@ -352,7 +352,9 @@ def test_a_condition_that_can_never_hold_drops_its_parameter_with_a_note(caplog)
         "num_layers": 1, "units_1": 64, "dropout": 0.0,
     }
     assert hp.with_values({"units_1": 128}).values == {"num_layers": 1, "units_1": 128, "dropout": 0.0}
-    assert hp.get("units_2") is None and not hp.is_active("units_2")
+    assert hp.get("units_2", None) is None and not hp.is_active("units_2")
+    with pytest.raises(ValueError, match="units_2.*dropped"):
+        hp.get("units_2")
     rng = np.random.default_rng(0)
     assert all(set(hp.sample(rng)) == {"num_layers", "units_1", "dropout"} for _ in range(20))
     assert hp.grid_size() == 16 * 3
@@ -599,7 +601,9 @@ def test_define_by_run_builder_first_run_gets_defaults_and_none_for_inactive():
                          "optimizer": "adam", "batch_size": 32}
     assert "momentum" in hp.space and "nesterov" in hp.space  # declared though inactive
     assert "rate" not in hp.space  # never reached, as in KerasTuner
-    assert hp.get("momentum") is None
+    assert hp.get("momentum", None) is None
+    with pytest.raises(ValueError, match="momentum.*inactive"):
+        hp.get("momentum")
 
 
 def test_define_by_run_builder_reads_a_trials_values():
@@ -642,7 +646,7 @@ def test_nested_conditional_scopes_stack():
     assert len(hp.space["c"].conditions) == 2
     assert hp.space["d"].conditions == hp.space["c"].conditions[:1]
     off = hp.with_values({"a": "x", "b": False})
-    assert off.get("c") is None and off.get("d") == 1
+    assert off.get("c", None) is None and off.get("d") == 1
     with off.conditional_scope("a", ["x"]), off.conditional_scope("b", [True]):
         assert off.Int("c", 1, 5) is None  # the same declaration, inactive under b=False
     # KerasTuner's rule: the same name under other conditions (none here) is another declaration

@@ -154,12 +154,16 @@ def test_item_access_and_get():
     assert "a" in hp and "c" in hp and "d" not in hp
 
 
-def test_get_of_a_declared_inactive_name_is_none():
+def test_get_of_a_declared_inactive_name_raises_value_error_as_in_keras_tuner():
+    """KerasTuner's ``hp.get`` raises ``ValueError("b is currently inactive.")`` (issue 24: it returned None)."""
     hp = HyperParameters()
     hp.Choice("a", [1, 2], default=1)
     with hp.conditional_scope("a", 2):
         hp.Int("b", 1, 3)
-    assert hp.get("b") is None and not hp.is_active("b") and not hp.is_active(hp.space["b"])
+    with pytest.raises(ValueError, match="'b'.*is currently inactive.*hp.get\\('b', None\\)"):
+        hp.get("b")
+    assert hp.get("b", None) is None and not hp.is_active("b") and not hp.is_active(hp.space["b"])
+    assert hp.with_values({"a": 2}).get("b") == 1  # active under a=2: its value (the default)
 
 
 def test_merge_overwrites_or_keeps_and_gives_values_to_active_parameters_only():
