@@ -24,15 +24,35 @@ STOPPED = "stopped"
 IDLE = "idle"
 
 
-class Status(str):
-    """A trial's status, that also equals KerasTuner's spelling of it.
+# KerasTuner's TrialStatus name for each archsearch status (KerasTuner 1.4.8, keras_tuner/src/engine/trial.py):
+# pruned: stopped early by the pruner/oracle, KerasTuner's STOPPED (a trial the oracle told to stop);
+# interrupted: cut short (Ctrl-C, a lost worker, a full disk) and run again when the search resumes,
+# KerasTuner's INVALID ("crashed ... for the current run, but subject to retries"); failed: FAILED, or
+# INVALID while it waits for a retry (``retryable``).  A trial refused before training as infeasible
+# (``failure_kind="infeasible"``, max_model_size) is FAILED: it would be refused again, so it is never retried.
+KERAS_TUNER_NAMES = {RUNNING: "RUNNING", COMPLETED: "COMPLETED", FAILED: "FAILED", PRUNED: "STOPPED",
+                     INTERRUPTED: "INVALID", STOPPED: "STOPPED", IDLE: "IDLE"}
+_KERAS_TUNER_VOCABULARY = frozenset(("RUNNING", "IDLE", "INVALID", "STOPPED", "COMPLETED", "FAILED"))
 
-    ``Status("completed") == "COMPLETED"`` and KerasTuner's ``"INVALID"`` (a trial that raised) is
-    archsearch's ``failed``, so code written for either compares and assigns statuses as it did.
-    The text itself is archsearch's, lower case, as stored and shown.
+
+class Status(str):
+    """A trial's status: archsearch's lower-case text, that also equals KerasTuner's name for it.
+
+    Why a ``str`` subclass rather than an enum: the text is what the store (``trials.db``), the CSVs,
+    the reports and older runs hold and what the console shows, so it stays archsearch's
+    (``"completed"``, ``"pruned"``, ...), and every place that handles a plain string keeps working.
+    KerasTuner code compares with its own names, so ``==`` (``!=``, ``in (...)``) also accepts
+    :data:`KERAS_TUNER_NAMES`' spelling: ``Status("completed") == "COMPLETED"``, ``Status("pruned") ==
+    "STOPPED"``.  Assigning KerasTuner's names works too: ``Status("COMPLETED")`` is ``completed`` and
+    ``Status("INVALID")`` a failure marked ``retryable`` (KerasTuner runs an INVALID trial again).
+
+    The hash is the archsearch text's: two equal objects must hash alike, and no string can hash like
+    both ``"completed"`` and ``"COMPLETED"``, so dicts and sets keyed by archsearch's statuses (as the
+    reports count them) work, while KerasTuner's names are for comparisons, as KerasTuner's code uses them.
     """
 
-    _ALIASES = {"invalid": "failed", "complete": "completed"}
+    _ALIASES = {"invalid": FAILED, "complete": COMPLETED}
+    retryable: bool
 
     def __new__(cls, value: str) -> Status:
         if isinstance(value, Status):
@@ -43,11 +63,22 @@ class Status(str):
         status.retryable = text == "invalid"
         return status
 
+    @property
+    def keras_tuner(self) -> str:
+        """KerasTuner's name for this status (``TrialStatus``)."""
+        if self.retryable:
+            return "INVALID"
+        return KERAS_TUNER_NAMES.get(str(self), self.upper())
+
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, str):
-            text = other.lower()
-            return str.__eq__(self, self._ALIASES.get(text, text))
-        return NotImplemented
+        if isinstance(other, Status):  # archsearch's own comparisons: the text decides
+            return str.__eq__(self, other)
+        if not isinstance(other, str):
+            return NotImplemented
+        if other in _KERAS_TUNER_VOCABULARY:  # KerasTuner's spelling: its meaning (INVALID is not FAILED)
+            return other == self.keras_tuner
+        text = other.lower()  # archsearch's, in any case
+        return str.__eq__(self, COMPLETED if text == "complete" else text)
 
     def __ne__(self, other: object) -> bool:
         equal = self.__eq__(other)
@@ -102,16 +133,16 @@ class TrialMetrics(dict):
 class TrialStatus:
     """KerasTuner's status names, for code that compares ``trial.status == TrialStatus.COMPLETED``.
 
-    KerasTuner's INVALID (a trial that raised, which may run again) is archsearch's failed trial
-    marked ``retryable``.
+    They are KerasTuner's own strings; a trial's :class:`Status` equals them (see
+    :data:`KERAS_TUNER_NAMES` for the archsearch statuses KerasTuner has no name for).
     """
 
-    RUNNING = RUNNING
-    IDLE = IDLE
+    RUNNING = "RUNNING"
+    IDLE = "IDLE"
     INVALID = "INVALID"
-    STOPPED = STOPPED
-    COMPLETED = COMPLETED
-    FAILED = FAILED
+    STOPPED = "STOPPED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
 
 # Why a trial did not complete.  ``disk`` and ``interrupted`` say nothing about the configuration,
 # so such a trial continues when the search resumes; the others are the configuration's own result.

@@ -394,3 +394,48 @@ def test_a_tuner_s_resumed_search_gives_set_state_the_saved_state(tmp_path):
     assert again.oracle.notes == ["ran 0", "ran 1"]  # from the store, not from replaying trials
     again.search()
     assert again.oracle.notes == ["ran 0", "ran 1", "ran 2"] and len(again.oracle.trials) == 3
+
+
+def test_statuses_equal_keras_tuner_s_names_wherever_a_user_reads_them(tmp_path):
+    """Trial.status, the oracle's answers and TrialStatus compare equal to KerasTuner's strings, while
+    trials.db keeps archsearch's lower-case text (issue 24).  archsearch-only statuses take KerasTuner's
+    nearest meaning: pruned is STOPPED (stopped early by the oracle), interrupted INVALID (runs again)."""
+    import sqlite3
+
+    from archsearch.trial import KERAS_TUNER_NAMES, Status
+
+    assert (TrialStatus.RUNNING, TrialStatus.IDLE, TrialStatus.INVALID, TrialStatus.STOPPED, TrialStatus.COMPLETED,
+            TrialStatus.FAILED) == ("RUNNING", "IDLE", "INVALID", "STOPPED", "COMPLETED", "FAILED")
+    oracle = CountingOracle(objective="loss", max_trials=4, max_retries_per_trial=1)
+    oracle._set_project_dir(tmp_path, "p")
+    trial = oracle.create_trial("a")
+    assert trial.status == "RUNNING" and trial.status == TrialStatus.RUNNING and trial.status != "COMPLETED"
+    assert oracle.update_trial(trial.trial_id, {"loss": 0.5}, step=1) == "RUNNING"
+    oracle.end_trial(trial)
+    best = oracle.get_best_trials(1)[0]
+    assert best.status == "COMPLETED" and best.status == TrialStatus.COMPLETED and best.status in ("COMPLETED",)
+    assert [t.status for t in oracle.trials.values()] == ["COMPLETED"]
+
+    retried = oracle.create_trial("a")
+    retried.status = TrialStatus.INVALID
+    assert oracle.end_trial(retried).status == "INVALID" and retried.status != "FAILED"  # runs again
+    again = oracle.create_trial("a")
+    again.status = "FAILED"
+    assert oracle.end_trial(again).status == TrialStatus.FAILED and again.status != "INVALID"
+
+    assert Status("pruned") == "STOPPED" and Status("interrupted") == "INVALID"
+    assert Status("pruned") != "stopped" and Status("pruned") != Status("stopped")  # archsearch's own: the text
+    assert {Status(s).keras_tuner for s in KERAS_TUNER_NAMES} == set(vars(TrialStatus)) - {
+        n for n in vars(TrialStatus) if n.startswith("_")}
+    assert {Status("completed"): 1}["completed"] == 1  # hashed as the stored text
+
+    with sqlite3.connect(tmp_path / "p" / "trials.db") as db:
+        stored = {row[0] for row in db.execute("SELECT status FROM trials")}
+    assert stored == {"completed", "failed"}
+    assert all(type(value) is str for value in stored)
+
+    over = CountingOracle(objective="loss", max_trials=1)
+    only = over.create_trial("a")
+    over.update_trial(only.trial_id, {"loss": 0.1})
+    over.end_trial(only, "COMPLETED")
+    assert over.create_trial("a").status == TrialStatus.STOPPED  # the search is over

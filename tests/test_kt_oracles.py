@@ -127,7 +127,7 @@ def test_keras_tuner_status_names_and_create_objective():
     from archsearch.objective import create_objective
     from archsearch.trial import Status, TrialStatus
 
-    assert TrialStatus.COMPLETED == "completed" and Status(TrialStatus.INVALID) == "failed"
+    assert Status("completed") == TrialStatus.COMPLETED and Status(TrialStatus.INVALID) == "failed"
     assert create_objective("val_accuracy") == kt.Objective("val_accuracy", "max")
     assert create_objective(["loss", "val_loss"]).name == "multi_objective"
 

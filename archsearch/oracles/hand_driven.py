@@ -152,8 +152,9 @@ class HandDrivenOracle:
         return self._attach(trial)
 
     @synchronized
-    def update_trial(self, trial_id: int | str, metrics: Mapping[str, float] | float, step: int = 0) -> str:
-        """An intermediate result (``step``: epochs trained so far); says ``stopped`` when it should stop."""
+    def update_trial(self, trial_id: int | str, metrics: Mapping[str, float] | float, step: int = 0) -> Status:
+        """An intermediate result (``step``: epochs trained so far); says ``stopped`` (``== "STOPPED"``) when
+        it should stop."""
         trial = self._get(trial_id)
         if isinstance(metrics, Mapping):
             missing = [name for name in self.objective.metric_names if name not in metrics]
@@ -168,7 +169,7 @@ class HandDrivenOracle:
             if self._store is not None:
                 self._store.record_epoch(trial.id, int(step), numbers, value if is_finite(value) else None)
         stop = self.report(trial.id, int(step), metrics)
-        return STOPPED if stop else RUNNING
+        return Status(STOPPED if stop else RUNNING)  # equals KerasTuner's "STOPPED"/"RUNNING" too
 
     @synchronized
     def end_trial(self, trial: Trial | int | str, status: str | None = None, message: str | None = None) -> Trial:
