@@ -11,6 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from archsearch.objective import infer_direction
+
 RUNNING = "running"
 COMPLETED = "completed"
 FAILED = "failed"
@@ -101,33 +105,93 @@ class MetricObservation:
 class TrialMetrics(dict):
     """A trial's metrics (name -> the value at its best step), read also with KerasTuner's tracker methods.
 
-    KerasTuner code asks ``trial.metrics.exists("val_loss")``, ``get_best_value("val_loss")`` or
-    ``get_history("val_loss")``.  The dict holds the best step's values; ``steps`` every reported
-    step's (name -> step -> value), kept when the dict is replaced.  Every epoch's metrics are also
-    in the store (``trials.db``, ``epochs.csv``).
+    KerasTuner code asks ``trial.metrics.exists("val_loss")``, ``get_best_value``, ``get_history``,
+    ``get_last_value``, ``get_statistics``, ``get_direction``, ``get_best_step``, and may ``register``
+    and ``update`` metrics (its ``MetricsTracker``).  The dict holds the best step's values; ``steps``
+    every reported step's (name -> step -> one value per execution), kept when the dict is replaced,
+    and ``directions`` what was registered (the oracle registers its objective's).  Every epoch's
+    metrics are also in the store (``trials.db``, ``epochs.csv``).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.steps: dict[str, dict[int, float]] = {}
+        self.steps: dict[str, dict[int, list[float]]] = {}
+        self.directions: dict[str, str] = {}
 
     def exists(self, name: str) -> bool:
+        """Whether the metric was reported or registered (a direction the oracle knows is not enough)."""
         return name in self or name in self.steps
-
-    def get_best_value(self, name: str) -> float | None:
-        return self.get(name)
 
     def record(self, values: Mapping[str, float], step: int) -> None:
         """Remember the metrics reported after ``step`` (a later report of the same step replaces it)."""
         for name, value in values.items():
-            self.steps.setdefault(name, {})[int(step)] = float(value)
+            self.steps.setdefault(name, {})[int(step)] = [float(value)]
+
+    # ------------------------------------------------------------ KerasTuner's MetricsTracker
+    def register(self, name: str, direction: str | None = None) -> None:
+        """Declare a metric and whether it is minimised or maximised (inferred from its name when not given,
+        else ``min``, as KerasTuner does); a metric registered twice is a ValueError."""
+        if self.exists(name):
+            raise ValueError(f"Metric already exists: {name}")
+        direction = direction or infer_direction(name) or "min"
+        if direction not in ("min", "max"):
+            raise ValueError(f"`direction` should be one of {{'min', 'max'}}, but got: {direction!r}")
+        self.directions[name] = direction
+        self.steps.setdefault(name, {})
+
+    def update(self, name: str, value: float, step: int = 0) -> bool:
+        """Add ``value`` at ``step`` (another execution's when the step has one); True when the best improved."""
+        if not self.exists(name):
+            self.register(name)
+        before = self.get_best_value(name) if self._observations(name) else None
+        self.steps.setdefault(name, {}).setdefault(int(step), []).append(float(value))
+        return self.get_best_value(name) != before
+
+    def get_direction(self, name: str) -> str:
+        """``min`` or ``max``: as registered, else inferred from the name, else ``min`` (KerasTuner's default)."""
+        self._assert_exists(name)
+        return self.directions.get(name) or infer_direction(name) or "min"
 
     def get_history(self, name: str) -> list[MetricObservation]:
         """Every reported step of ``name``, in step order (KerasTuner's ``MetricsTracker.get_history``)."""
+        self._assert_exists(name)
+        return [MetricObservation(list(values), step) for step, values in sorted(self._observations(name).items())]
+
+    def get_best_value(self, name: str) -> float | None:
+        """The best step's mean in the metric's own direction; None for a metric this trial never had."""
         if not self.exists(name):
-            raise ValueError(f"Unknown metric: {name!r}; this trial has {sorted(set(self) | set(self.steps))}")
-        steps = self.steps.get(name) or {0: self[name]}
-        return [MetricObservation([value], step) for step, value in sorted(steps.items())]
+            return None
+        means = [observation.mean() for observation in self.get_history(name)]
+        if not means:
+            return None
+        return float(np.nanmin(means) if self.get_direction(name) == "min" else np.nanmax(means))
+
+    def get_best_step(self, name: str) -> int | None:
+        best = self.get_best_value(name)
+        return next((o.step for o in self.get_history(name) if o.mean() == best), None)
+
+    def get_last_value(self, name: str) -> float | None:
+        history = self.get_history(name)
+        return history[-1].mean() if history else None
+
+    def get_statistics(self, name: str) -> dict[str, float]:
+        """min, max, mean, median, var and std of the steps' means ({} without steps), as KerasTuner's."""
+        means = [observation.mean() for observation in self.get_history(name)]
+        if not means:
+            return {}
+        return {"min": float(np.nanmin(means)), "max": float(np.nanmax(means)), "mean": float(np.nanmean(means)),
+                "median": float(np.nanmedian(means)), "var": float(np.nanvar(means)), "std": float(np.nanstd(means))}
+
+    def _observations(self, name: str) -> dict[int, list[float]]:
+        """The steps reported for ``name``; a value given only as the trial's result is one step (0)."""
+        steps = self.steps.get(name)
+        if steps:
+            return steps
+        return {0: [float(self[name])]} if name in self else {}
+
+    def _assert_exists(self, name: str) -> None:
+        if not self.exists(name):
+            raise ValueError(f"Unknown metric: {name!r}; this trial has {sorted({*self, *self.steps})}")
 
 
 class TrialStatus:
@@ -186,8 +250,10 @@ class Trial:
             previous = self.__dict__.get("metrics")
             if not isinstance(value, TrialMetrics):
                 value = TrialMetrics(value)
-            if isinstance(previous, TrialMetrics) and previous is not value and not value.steps:
-                value.steps = previous.steps  # a new best step's values: the history stays
+            if isinstance(previous, TrialMetrics) and previous is not value:
+                if not value.steps:
+                    value.steps = previous.steps  # a new best step's values: the history stays
+                value.directions = {**previous.directions, **value.directions}
         object.__setattr__(self, name, value)
 
     @property

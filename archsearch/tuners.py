@@ -268,6 +268,7 @@ class Tuner:
         except Exception:  # an oracle holding something uncopyable: reload() then says so
             self._pristine_oracle = None
         self.store = TrialStore(self.project_dir / STORE_FILE)
+        self.oracle._keep_state_in(self.store)  # oracle.save() writes there
         self._check_or_write_fingerprint(config)
         self._restore()
         self._runner: Runner | None = None
@@ -411,12 +412,18 @@ class Tuner:
     def on_batch_end(self, trial: Trial, model: Any, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         """Called after each training batch."""
 
+    def save(self) -> None:
+        """Keep the search's state now (KerasTuner's ``Tuner.save``): the oracle's, in trials.db
+        (:meth:`archsearch.oracles.base.Oracle.save`); the trials are kept there as they end."""
+        self.oracle.save()
+
     def reload(self) -> None:
         """Read the search's state from its store again (KerasTuner's ``reload``)."""
         if self._pristine_oracle is None:
             raise ConfigError("oracle", "cannot be copied, so reload() cannot rebuild it",
                               "create a new tuner on the same directory instead (it resumes from the store)")
         self.oracle = copy.deepcopy(self._pristine_oracle)
+        self.oracle._keep_state_in(self.store)
         self._restore()
 
     def get_trial_dir(self, trial_id: int | str) -> str:

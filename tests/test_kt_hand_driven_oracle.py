@@ -439,3 +439,41 @@ def test_statuses_equal_keras_tuner_s_names_wherever_a_user_reads_them(tmp_path)
     over.update_trial(only.trial_id, {"loss": 0.1})
     over.end_trial(only, "COMPLETED")
     assert over.create_trial("a").status == TrialStatus.STOPPED  # the search is over
+
+
+def test_save_keeps_the_state_now_in_the_store_and_reload_gives_it_back(tmp_path):
+    """KerasTuner's ``oracle.save()`` (missing, issue 24): the state a ``get_state`` override adds is kept
+    when save() is called, not only when a trial ends, in trials.db (no second record, no oracle.json)."""
+    oracle = Remembering(objective="loss", max_trials=5, max_retries_per_trial=1)
+    oracle._set_project_dir(tmp_path, "p")
+    trial = oracle.create_trial("a")
+    oracle.update_trial(trial.trial_id, {"loss": 0.3})
+    oracle.end_trial(trial)
+    oracle.notes.append("after the last trial")
+    oracle.save()
+    assert not (tmp_path / "p" / "oracle.json").exists()
+
+    again = Remembering(objective="loss", max_trials=5)
+    again._set_project_dir(tmp_path, "p")
+    again.reload()
+    assert again.notes == ["after the last trial"]
+
+    with pytest.raises(RuntimeError, match=r"save\(\) needs a project folder"):
+        Remembering(objective="loss").save()
+
+
+def test_a_tuner_s_save_keeps_the_oracle_s_state_for_the_next_tuner_on_the_folder(tmp_path):
+    class Scored(kt.BaseTuner):
+        def run_trial(self, trial, *args, **kwargs):
+            return float(trial.hyperparameters["n"])
+
+    first = Scored(oracle=Remembering(objective="loss", max_trials=1), directory=tmp_path, project_name="p")
+    first.search()
+    first.oracle.notes.append("noted after the search")
+    first.oracle.save()
+    again = Scored(oracle=Remembering(objective="loss", max_trials=2), directory=tmp_path, project_name="p")
+    assert again.oracle.notes == ["noted after the search"]
+    again.oracle.notes.append("and saved by the tuner")
+    again.save()
+    third = Scored(oracle=Remembering(objective="loss", max_trials=2), directory=tmp_path, project_name="p")
+    assert third.oracle.notes == ["noted after the search", "and saved by the tuner"]

@@ -5,6 +5,7 @@ Keras-free and fast: each test builds the objects directly.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from archsearch import hyperparameters as hpm
@@ -340,3 +341,42 @@ def test_trial_metrics_keep_every_reported_step_for_get_history():
     assert trial.metrics == {"val_loss": 0.5, "acc": 0.7}
     with pytest.raises(ValueError, match="Unknown metric: 'loss'"):
         trial.metrics.get_history("loss")
+
+
+def test_trial_metrics_answer_every_question_of_keras_tuner_s_metrics_tracker():
+    """``get_direction`` was missing (issue 24), and the other MetricsTracker methods a KerasTuner user calls:
+    register, update (one value per execution at a step), get_best_value/get_best_step in the metric's
+    own direction, get_last_value and get_statistics."""
+    from archsearch.oracles import create_oracle
+
+    space = HyperParameters()
+    space.Float("x", 0.0, 1.0)
+    oracle = create_oracle("random", space, Objective("val_quality", "max"), seed=0)
+    trial = oracle.ask()
+    assert not trial.metrics.exists("val_quality")  # nothing reported yet
+    oracle.report(trial.id, 1, {"val_quality": 0.5, "loss": 0.9})
+    oracle.report(trial.id, 2, {"val_quality": 0.7, "loss": 0.4})
+    oracle.report(trial.id, 3, {"val_quality": 0.6, "loss": 0.6})
+    oracle.tell(trial.id, {"val_quality": 0.7, "loss": 0.4})
+    metrics = oracle.get_trial(trial.trial_id).metrics
+    assert metrics.get_direction("val_quality") == "max"  # the objective's, not guessed from the name
+    assert metrics.get_direction("loss") == "min"
+    assert metrics.get_best_value("val_quality") == 0.7 and metrics.get_best_step("val_quality") == 2
+    assert metrics.get_best_value("loss") == 0.4 and metrics.get_last_value("loss") == 0.6
+    stats = metrics.get_statistics("val_quality")
+    assert stats["min"] == 0.5 and stats["max"] == 0.7 and stats["median"] == 0.6
+    assert stats["mean"] == pytest.approx(0.6) and stats["std"] == pytest.approx(np.std([0.5, 0.7, 0.6]))
+    with pytest.raises(ValueError, match="Unknown metric"):
+        metrics.get_direction("val_loss")
+
+    metrics.register("custom", direction="max")
+    with pytest.raises(ValueError, match="Metric already exists: custom"):
+        metrics.register("custom")
+    with pytest.raises(ValueError, match="direction"):
+        metrics.register("other", direction="up")
+    assert metrics.get_history("custom") == [] and metrics.get_statistics("custom") == {}
+    assert metrics.update("custom", 1.0, step=1) and metrics.update("custom", 3.0, step=1)  # a second execution
+    assert not metrics.update("custom", 0.5, step=2)
+    assert [(o.step, o.value) for o in metrics.get_history("custom")] == [(1, [1.0, 3.0]), (2, [0.5])]
+    assert metrics.get_best_value("custom") == 2.0 and metrics.get_direction("custom") == "max"
+    assert metrics.update("new_acc", 0.3) and metrics.get_direction("new_acc") == "max"  # registered on first update

@@ -261,6 +261,8 @@ class Oracle(HandDrivenOracle):
             trial.hyperparameters = space.with_values(trial.hparams)
         if trial.best_step is None and trial.done:
             trial.best_step = self._best_step(trial)
+        for part in self.objective.components or (self.objective,):  # trial.metrics.get_direction(name)
+            trial.metrics.directions.setdefault(part.name, part.direction)
         return trial
 
     def _best_step(self, trial: Trial) -> int:

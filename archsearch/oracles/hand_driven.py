@@ -65,6 +65,7 @@ class HandDrivenOracle:
         self._algorithm_proposal = None  # what populate_space's default drew, for the ask that called it
         self._hand_lock = threading.RLock()
         self._store = None
+        self._state_store = None  # a tuner's store, where save() keeps the state (the tuner records the trials)
         self.directory: str | None = None
         self.project_name: str | None = None
 
@@ -258,10 +259,38 @@ class HandDrivenOracle:
         row = next((r for r in self._store.rows() if r["id"] == trial_id), None)
         return int(row["tell_seq"] or 0) if row else 0
 
+    def _bookkeeping(self) -> dict[str, Any]:
+        """What reload() needs besides the trials: the retries used and waiting."""
+        return {"run_times": {str(k): v for k, v in self._run_times.items()}, "retry_queue": list(self._retry_queue)}
+
+    def _keep_state_in(self, store: Any) -> None:
+        """A tuner's store (trials.db), where :meth:`save` keeps the state while the tuner records the trials."""
+        self._state_store = store
+
+    def save(self) -> None:
+        """Keep the oracle's state now, so a resumed search continues from it (KerasTuner's ``Oracle.save``).
+
+        KerasTuner writes ``get_state()`` to ``oracle.json`` next to its trial files.  Here trials.db
+        is the one record: the trials are in it as they happen, and save() writes into it what a
+        resume cannot rebuild from them, the state a ``get_state`` override adds (handed to
+        ``set_state`` on reload) and the retry bookkeeping, as every trial's end also does.  No
+        ``oracle.json`` is written: a second copy could disagree with the store after a kill.
+        """
+        store = self._store if self._store is not None else self._state_store
+        if store is None:
+            raise RuntimeError("save() needs a project folder: call _set_project_dir(directory, project_name) "
+                               "first, or pass the oracle to a tuner (it gives it its folder)")
+        state = self.saved_state()
+        meta = self._bookkeeping() if self._store is not None else {}
+        if state is not None:
+            meta[ORACLE_STATE] = state
+        if meta:
+            store.set_meta_many(meta)
+
     def _persist_end(self, trial: Trial) -> None:
         if self._store is None:
             return
-        meta = {"run_times": {str(k): v for k, v in self._run_times.items()}, "retry_queue": list(self._retry_queue)}
+        meta = self._bookkeeping()
         try:
             state = self.saved_state()
         except FatalTypeError:  # the trial's end is kept all the same
@@ -325,7 +354,7 @@ class HandDrivenOracle:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_hand_lock", None)
-        state["_store"] = None  # a copy (another process) does not write into the folder
+        state["_store"] = state["_state_store"] = None  # a copy (another process) does not write into the folder
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
