@@ -27,7 +27,7 @@ from archsearch.registration import register_when_keras_loads  # noqa: E402
 register_when_keras_loads()  # exports load with plain keras.saving.load_model (see registration.py)
 
 _TUNERS = ("Tuner", "BaseTuner", "RandomSearch", "GridSearch", "Hyperband", "BayesianOptimization", "BOHB", "ASHA")
-_MODULES = ("oracles", "tuners", "hyperparameters", "objective", "hypermodel", "applications")
+_MODULES = ("oracles", "tuners", "hyperparameters", "objective", "hypermodel", "applications", "engine")
 _LAZY = {
     "HyperParameters": "archsearch.hyperparameters",
     "HyperModel": "archsearch.hypermodel",

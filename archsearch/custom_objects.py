@@ -7,5 +7,6 @@ losses; ``keras.saving.load_model`` can only rebuild them once registered.
 
 from __future__ import annotations
 
+import archsearch.applications.augment_layers  # noqa: F401
 import archsearch.metrics  # noqa: F401
 import hypermodels.layers  # noqa: F401

@@ -194,6 +194,13 @@ class TrialMetrics(dict):
             raise ValueError(f"Unknown metric: {name!r}; this trial has {sorted({*self, *self.steps})}")
 
 
+def infer_metric_direction(metric: Any) -> str | None:
+    """KerasTuner's ``metrics_tracking.infer_metric_direction``: ``"min"`` or ``"max"`` for a metric given by
+    name, ``keras.metrics`` object or function (by its name), None when the name says neither."""
+    name = metric if isinstance(metric, str) else getattr(metric, "name", None) or getattr(metric, "__name__", None)
+    return infer_direction(str(name)) if name else None
+
+
 class TrialStatus:
     """KerasTuner's status names, for code that compares ``trial.status == TrialStatus.COMPLETED``.
 

@@ -14,13 +14,14 @@ override ``fit``; an oracle may be given ready-made (``oracle=RandomSearchOracle
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 import shutil
 import warnings
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -710,6 +711,25 @@ class ASHA(Tuner):
     """Asynchronous successive halving with promotions (Li et al., 2020): no worker waits for a rung."""
 
     oracle_name = "asha"
+
+
+@contextlib.contextmanager
+def maybe_distribute(distribution_strategy: Any = None) -> Iterator[None]:
+    """KerasTuner's ``engine.tuner.maybe_distribute``: run the block in the strategy's scope, if one is given."""
+    if distribution_strategy is None:
+        yield
+        return
+    with distribution_strategy.scope():
+        yield
+
+
+def __getattr__(name: str) -> Any:
+    """``kt.tuners.SklearnTuner`` (KerasTuner's path), imported on first use: it needs scikit-learn."""
+    if name == "SklearnTuner":
+        from archsearch.sklearn_tuner import SklearnTuner
+
+        return SklearnTuner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _check_deep_copyable(callbacks: Sequence[Any] | None) -> None:

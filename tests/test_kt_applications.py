@@ -227,3 +227,90 @@ def test_cli_model_resnet(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "run" / "best" / "model.keras").exists()
     assert "model=resnet" in result.stdout
+
+
+# ------------------------------------------------------------ HyperImageAugment (issue 24)
+
+
+def _space(hp) -> dict:
+    return {p.name: (type(p).__name__, p.min_value, p.max_value, p.step, p.default) for p in hp.space}
+
+
+def test_image_augment_declares_keras_tuner_s_space_and_keeps_the_image_shape():
+    """KerasTuner 1.4.8's HyperImageAugment: augment_layers in [1, 3] (default 1) and one factor per
+    transform in [0, its argument] (default 0), RandAugment by default; every transform in turn
+    (factors in steps of 0.05) with augment_layers=0."""
+    hp = kt.HyperParameters()
+    model = kt.applications.HyperImageAugment(input_shape=SHAPE).build(hp)
+    assert model.name == "image_rand_augment" and model.output_shape == (None, *SHAPE)
+    assert _space(hp) == {"augment_layers": ("Int", 1, 3, None, 1),
+                          "factor_rotate": ("Float", 0.0, 0.5, None, 0.0),
+                          "factor_translate_x": ("Float", 0.0, 0.4, None, 0.0),
+                          "factor_translate_y": ("Float", 0.0, 0.4, None, 0.0),
+                          "factor_contrast": ("Float", 0.0, 0.3, None, 0.0)}
+
+    hp = kt.HyperParameters()
+    model = kt.applications.HyperImageAugment(input_shape=SHAPE, augment_layers=0, rotate=[0.2, 0.3],
+                                              translate_x=0.1, translate_y=None, contrast=None).build(hp)
+    assert model.name == "image_augment"
+    assert _space(hp) == {"factor_rotate": ("Float", 0.2, 0.3, 0.05, 0.2),
+                          "factor_translate_x": ("Float", 0.0, 0.1, 0.05, 0.0)}
+    # each factor starts at its range's low end; a transform at 0 is left out, as in KerasTuner
+    assert [type(layer).__name__ for layer in model.layers[1:]] == ["RandomRotation"]
+
+
+def test_image_augment_changes_images_in_training_only_and_saves_with_its_layer(tmp_path):
+    import keras
+
+    hp = kt.HyperParameters()
+    for name, value in {"augment_layers": 2, "factor_rotate": 0.5, "factor_translate_x": 0.4,
+                        "factor_translate_y": 0.4, "factor_contrast": 0.3}.items():
+        hp.Fixed(name, value)
+    model = kt.applications.HyperImageAugment(input_tensor=keras.Input(SHAPE)).build(hp)
+    assert [type(layer).__name__ for layer in model.layers[1:]] == ["RandAugment", "RandAugment"]
+    images = np.random.default_rng(0).random((8, *SHAPE)).astype("float32")
+    trained = keras.ops.convert_to_numpy(model(images, training=True))
+    assert trained.shape == images.shape
+    changed = [not np.allclose(a, b) for a, b in zip(trained, images)]
+    assert sum(changed) >= 6  # a zero-factor draw is impossible here; two layers, four transforms each
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(images, training=False)), images)
+    model.save(tmp_path / "augment.keras")
+    again = keras.saving.load_model(tmp_path / "augment.keras")
+    assert [layer.get_config()["factors"] for layer in again.layers[1:]] == [[0.5, 0.4, 0.4, 0.3]] * 2
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({}, "input_shape"),
+    ({"input_shape": SHAPE, "rotate": [0.1, 0.2, 0.3]}, "rotate"),
+    ({"input_shape": SHAPE, "contrast": "high"}, "contrast.*must be int or float"),
+    ({"input_shape": SHAPE, "translate_x": [0.5, 0.2]}, "translate_x.*increasing"),
+    ({"input_shape": SHAPE, "augment_layers": 2.5}, "augment_layers.*must be int"),
+])
+def test_image_augment_refuses_bad_arguments_when_constructed(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        kt.applications.HyperImageAugment(**kwargs)
+
+
+def test_image_augment_as_efficientnet_s_augmentation_in_a_search(tmp_path):
+    """KerasTuner's documented use: HyperEfficientNet(augmentation_model=HyperImageAugment(...)) searched
+    together; the augmentation's factors are in each trial's values."""
+    import keras
+
+    class Small(kt.HyperModel):  # EfficientNet itself is too big for a test: a tiny classifier after the block
+        def build(self, hp):
+            inputs = keras.Input(SHAPE)
+            x = kt.applications.HyperImageAugment(input_shape=SHAPE, augment_layers=[1, 2]).build(hp)(inputs)
+            outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+            model = keras.Model(inputs, outputs)
+            model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+            return model
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, *SHAPE)).astype("float32"), rng.integers(0, 2, 16)
+    tuner = kt.RandomSearch(Small(), objective="val_accuracy", max_trials=2, seed=3, directory=tmp_path,
+                            project_name="aug")
+    tuner.search(x, y, validation_split=0.25, epochs=1, verbose=0)
+    trials = tuner.oracle.get_best_trials(2)
+    assert len(trials) == 2 and all(t.status == "COMPLETED" for t in trials)
+    assert all({"augment_layers", "factor_rotate", "factor_contrast"} <= set(t.hyperparameters.values)
+               for t in trials)

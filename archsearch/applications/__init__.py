@@ -1,4 +1,5 @@
-"""Ready-made image hypermodels under KerasTuner's names: ``kt.applications.HyperResNet``, ...
+"""Ready-made image hypermodels under KerasTuner's names: ``kt.applications.HyperResNet``, ...,
+and its image augmentation hypermodel ``HyperImageAugment``.
 
 Each takes KerasTuner's arguments (``input_shape`` or ``input_tensor``, ``classes``, ``include_top``)
 and declares KerasTuner's hyperparameters, names, ranges and defaults included, so a search
@@ -7,8 +8,9 @@ built.  The CLI reaches the same networks as model families (``model=resnet``, `
 ``model=efficientnet``; ``hypermodels/``).
 """
 
+from archsearch.applications.augment import HyperImageAugment
 from archsearch.applications.efficientnet import HyperEfficientNet
 from archsearch.applications.resnet import HyperResNet
 from archsearch.applications.xception import HyperXception
 
-__all__ = ["HyperEfficientNet", "HyperResNet", "HyperXception"]
+__all__ = ["HyperEfficientNet", "HyperImageAugment", "HyperResNet", "HyperXception"]
