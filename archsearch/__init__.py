@@ -8,9 +8,10 @@ over Ctrl-C before anything slow loads), and Keras and TensorFlow are imported
 only when a tuner is used, so the oracles stay importable anywhere.
 
 A KerasTuner project migrates by changing its import: ``import archsearch as kt`` gives
-``kt.HyperModel``, ``kt.HyperParameters``, ``kt.Objective``, the tuners, ``kt.oracles.*Oracle``
-``kt.errors.*`` and ``kt.applications.HyperResNet``/``HyperXception``/``HyperEfficientNet``
-under KerasTuner's names.
+``kt.HyperModel``, ``kt.HyperParameters``, ``kt.Objective``, the tuners (also as ``kt.tuners.*``),
+``kt.oracles.*Oracle``, ``kt.errors.*``, ``kt.engine.*`` (aliases of the modules holding the
+objects, see archsearch/engine) and ``kt.applications.HyperResNet``/``HyperXception``/
+``HyperEfficientNet``/``HyperImageAugment`` under KerasTuner's names.
 """
 
 from __future__ import annotations
