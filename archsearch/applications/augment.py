@@ -42,7 +42,7 @@ class HyperImageAugment(HyperModel):
                  translate_x: Any = 0.4, translate_y: Any = 0.4, contrast: Any = 0.3, augment_layers: Any = 3,
                  **kwargs: Any) -> None:
         if input_shape is None and input_tensor is None:
-            raise ConfigError("input_shape", "neither input_shape nor input_tensor is given",
+            raise ConfigError("input_shape", "is not given: you must specify either input_shape or input_tensor",
                               "pass input_shape=(height, width, channels) or input_tensor=keras.Input(...)")
         self.transforms: list[tuple[str, tuple[float, float]]] = []
         for name, given in zip(TRANSFORMS, (rotate, translate_x, translate_y, contrast)):
@@ -98,7 +98,8 @@ def _factor_range(name: str, given: Any) -> tuple[float, float] | None:
         return None
     if isinstance(given, (list, tuple)):
         if len(given) != 2:
-            raise ConfigError(name, f"has {len(given)} values ({list(given)})", "give one number or two: [min, max]")
+            raise ConfigError(name, f"has {len(given)} values ({list(given)}); its length must not exceed 2",
+                              "give one number or two: [min, max]")
         low, high = given
     else:
         low, high = 0, given
