@@ -21,12 +21,13 @@ log = logging.getLogger("archsearch")
 def compiled_metric_names(model: Any) -> list[str]:
     """What ``model.fit`` will log (without the ``val_`` prefix); [] when not knowable before training.
 
-    Unknown means: a subclassed model not built yet (no symbolic outputs), or a compile
-    configuration Keras itself would only resolve on data.  The objective is then checked after
+    Unknown means: a subclassed model not built yet (no symbolic outputs), a model whose class
+    logs metrics of its own (a custom ``train_step``, ``metrics``, ...), or a compile configuration
+    Keras itself would only resolve on data.  The objective is then checked after
     the first epoch, against the logs themselves.
     """
     y_pred = _symbolic_outputs(model)
-    if y_pred is None:
+    if y_pred is None or _logs_its_own_metrics(model):
         return []
     try:
         names = ["loss", *_loss_names(model, y_pred), *_metric_names(model, y_pred)]
@@ -34,6 +35,15 @@ def compiled_metric_names(model: Any) -> list[str]:
         log.debug("metric names unknown before training (%s: %s)", type(exc).__name__, exc)
         return []
     return sorted(set(names))
+
+
+# Overriding any of these lets a model log other names than its compiled ones (Keras's "customizing fit").
+_LOGGING_METHODS = ("train_step", "test_step", "compute_metrics", "compute_loss", "get_metrics_result", "metrics")
+
+
+def _logs_its_own_metrics(model: Any) -> bool:
+    """Whether the model's class changes what ``fit`` logs (then only the logs can tell)."""
+    return any(getattr(type(model), name, None) is not getattr(keras.Model, name, None) for name in _LOGGING_METHODS)
 
 
 def _symbolic_outputs(model: Any) -> Any:

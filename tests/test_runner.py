@@ -199,6 +199,21 @@ def test_a_subclassed_model_s_metric_names_are_left_to_the_first_epoch():
     assert compiled_metric_names(model) == []
 
 
+def test_a_model_with_its_own_train_step_is_checked_on_its_logs():
+    """Keras's "customizing fit": a functional model whose class logs its own metrics (here ``custom``);
+    the compiled names do not say what it logs, so the objective is checked after the first epoch."""
+    from archsearch.metric_names import compiled_metric_names
+
+    class OwnLogs(keras.Model):
+        def train_step(self, data):
+            return {**super().train_step(data), "custom": 1.0}
+
+    inputs = keras.Input((4,))
+    model = OwnLogs(inputs, keras.layers.Dense(1)(inputs))
+    model.compile("adam", "mse")
+    assert compiled_metric_names(model) == []
+
+
 def test_an_objective_on_a_function_metric_passes_the_check_and_a_wrong_one_names_the_right_one(runner):
     from archsearch.runner import ObjectiveError
 
