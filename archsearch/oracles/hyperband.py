@@ -296,15 +296,19 @@ class HyperbandOracle(Oracle):
         """What KerasTuner's Hyperband adds to a trial's values (under its plan; nothing under archsearch's).
 
         ``tuner/epochs`` is the epoch to train to, ``tuner/initial_epoch`` the one training starts
-        from (the parent's budget), ``tuner/bracket`` and ``tuner/round`` where the trial sits and,
+        from (the parent's budget, as planned), ``tuner/bracket`` and ``tuner/round`` where the trial sits and,
         for a continued trial, ``tuner/trial_id`` the id of the trial whose weights it continues.
         """
         if self.schedule_name != KERAS_TUNER or trial.budget is None or "bracket" not in trial.info:
             return {}
         values: dict[str, Any] = {}
+        initial = 0
         if trial.resume_from is not None:
             values["tuner/trial_id"] = str(trial.resume_from)
-        values.update({"tuner/epochs": int(trial.budget), "tuner/initial_epoch": int(trial.initial_budget),
+            parent = self.trials.get(trial.resume_from)
+            # The plan's, as KerasTuner gives it: a run_trial that keeps its own models continues from there.
+            initial = int(parent.budget if parent is not None and parent.budget is not None else trial.initial_budget)
+        values.update({"tuner/epochs": int(trial.budget), "tuner/initial_epoch": initial,
                        "tuner/bracket": int(trial.info["bracket"]), "tuner/round": int(trial.info["round"])})
         return values
 
