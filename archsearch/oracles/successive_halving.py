@@ -160,8 +160,8 @@ def check_schedule(schedule: str) -> str:
     """``schedule`` if it names a known plan; a ConfigError naming the choices otherwise."""
     if not isinstance(schedule, str) or schedule not in SCHEDULES:
         raise ConfigError("tuner.schedule", f"unknown schedule {schedule!r}",
-                          f"choose one of: {', '.join(SCHEDULES)} ({ARCHSEARCH}: the paper's brackets; "
-                          f"{KERAS_TUNER}: KerasTuner's, larger and rounded up)")
+                          f"choose one of: {ARCHSEARCH} (the paper's brackets), {KERAS_TUNER} (KerasTuner's "
+                          "Hyperband: larger rounds, budgets rounded up)")
     return schedule
 
 
