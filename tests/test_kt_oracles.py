@@ -267,7 +267,6 @@ def test_hyperband_driven_by_hand_stops_when_its_first_bracket_runs_out_of_value
     oracle = kt.oracles.HyperbandOracle(objective="loss", max_epochs=4, factor=3, hyperparameters=two_values(),
                                         seed=0)
     first, second = oracle.create_trial("t0"), oracle.create_trial("t1")
-    assert [first.budget, second.budget] == [2, 2]
     assert oracle.create_trial("t2").status == IDLE  # out of values, but two trials still run
     for trial in (first, second):
         oracle.update_trial(trial.trial_id, {"loss": float(trial.hyperparameters.get("a"))}, step=2)
@@ -277,6 +276,7 @@ def test_hyperband_driven_by_hand_stops_when_its_first_bracket_runs_out_of_value
     assert oracle.populate_space("3") == {"status": "STOPPED"}
     assert sorted(t.status for t in oracle.trials.values()) == ["completed", "completed"]
     assert oracle.finished and oracle.checkpoints_to_keep() == set()
+    assert [first.budget, second.budget] == [2, 2]  # KerasTuner's first round: 2 epochs
 
 
 def test_hyperband_through_a_tuner_ends_when_its_first_bracket_runs_out_of_values(tmp_path):
