@@ -480,3 +480,15 @@ def test_the_command_line_keeps_archsearch_s_plan_and_chooses_keras_tuner_s_by_n
     with pytest.raises(ConfigError) as info:
         oracle_of("tuner.schedule=kerastuner")
     assert info.value.field == "tuner.schedule" and "archsearch (the paper" in str(info.value) and "keras_tuner (" in str(info.value)
+
+
+def test_a_search_stored_before_tuner_schedule_existed_continues_with_the_paper_s_plan():
+    from archsearch.resume import compare_for_resume
+
+    stored = {"tuner": {"name": "hyperband", "max_epochs": 9, "seed": 0}}
+    assert compare_for_resume(stored, {"tuner": {**stored["tuner"], "schedule": "archsearch"}}) == ([], [])
+    _, refused = compare_for_resume(stored, {"tuner": {**stored["tuner"], "schedule": "keras_tuner"}})
+    assert refused == ["tuner.schedule: archsearch -> keras_tuner"]  # another plan: another search
+    options = {k: v for k, v in stored["tuner"].items() if k != "name"}
+    oracle = create_oracle("hyperband", space(), "score", **options)  # what resume= builds from it
+    assert oracle.schedule_name == "archsearch"
