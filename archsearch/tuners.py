@@ -512,7 +512,7 @@ class Tuner:
         space = self.oracle.hyperparameters
         best = [(_trial_values(space, t), self.oracle.keras_tuner_values(t)) for t in self.best_trials(num_trials)]
         for hp, extra in best:
-            hp.values.update(extra)  # Hyperband's tuner/epochs, ... (the retrain step of KerasTuner's tutorial reads it)
+            hp.values.update(extra)  # Hyperband's tuner/epochs, ...: KerasTuner's tutorial retrains for that long
         return [hp for hp, _ in best]
 
     def get_best_models(self, num_models: int = 1) -> list[Any]:
