@@ -234,6 +234,10 @@ def check_tuner_option_types(tuner_name: str, options: Mapping[str, Any]) -> dic
             whole_number(value, f"tuner.{name}", 0 if name == "seed" else None, allow_none=allow_none)
         elif kind.startswith("float"):
             real_number(value, f"tuner.{name}", allow_none=allow_none)
+    if "schedule" in options and "schedule" in annotations:  # Hyperband's plan: checked before the data loads
+        from archsearch.oracles.successive_halving import check_schedule
+
+        check_schedule(options["schedule"])
     return checked
 
 

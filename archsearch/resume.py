@@ -95,7 +95,7 @@ IGNORED_ON_RESUME = ("resume", "overwrite")
 RETRAIN_SETTINGS = ("mode", "from_run", "hparams", "trial", "top_k", "baseline", "retrain")
 # Keys added after searches were stored: a stored config without one had its default.
 ADDED_KEYS = {"data.test_split": 0.0, "export.format": "keras", "progress": True, "verbose_backend": False,
-              "report": True}
+              "report": True, "tuner.schedule": "archsearch"}
 GROUPS = ("model", "tuner", "data", "trainer", "executor")
 MAX_LISTED_CHANGES = 8
 

@@ -127,7 +127,9 @@ class Search:
         resume, initial, history = self._resume_point(trial)
         if self.store.trial(trial.id) is None:
             self.store.create_trial(trial)
-        spec = TrialSpec(trial=trial, hyperparameters=self.oracle.hyperparameters.with_values(trial.hparams),
+        hp = self.oracle.hyperparameters.with_values(trial.hparams)
+        hp.values.update(self.oracle.keras_tuner_values(trial))  # KerasTuner's Hyperband: tuner/epochs, ...
+        spec = TrialSpec(trial=trial, hyperparameters=hp,
                          resume_checkpoint=None if resume is None else str(resume), initial_epoch=initial,
                          history=history, attempt=attempt)
         self._specs[trial.id] = spec
@@ -173,6 +175,8 @@ class Search:
         trial = self.oracle.trials[trial_id]
         if self._retry_failed(trial, spec, outcome):
             return
+        for name in self.oracle.keras_tuner_values(trial):  # shown to the trial, not part of its values
+            outcome.hparams.pop(name, None)
         if outcome.hparams != trial.hparams:
             # A define-by-run builder declared new parameters while building this trial (in a worker,
             # the space it grew comes back with the outcome).

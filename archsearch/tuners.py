@@ -518,7 +518,10 @@ class Tuner:
     def get_best_hyperparameters(self, num_trials: int = 1) -> list[HyperParameters]:
         """The best trials' values as ``HyperParameters`` (``.values``, ``.get(name)``)."""
         space = self.oracle.hyperparameters
-        return [_trial_values(space, t) for t in self.best_trials(num_trials)]
+        best = [(_trial_values(space, t), self.oracle.keras_tuner_values(t)) for t in self.best_trials(num_trials)]
+        for hp, extra in best:
+            hp.values.update(extra)  # Hyperband's tuner/epochs, ...: KerasTuner's tutorial retrains for that long
+        return [hp for hp, _ in best]
 
     def get_best_models(self, num_models: int = 1) -> list[Any]:
         """The best trials' models, rebuilt and loaded with their best-epoch weights."""
@@ -624,17 +627,19 @@ def results_table(oracle: Oracle, num_trials: int = 10, where: Path | None = Non
     if not best:
         lines.append("No completed trial yet.")
         return "\n".join(lines)
-    shown = {k for t in best for k in t.hparams}
+    values = {t.id: {**t.hparams, **oracle.keras_tuner_values(t)} for t in best}  # KerasTuner's tuner/epochs, ...
+    shown = {k for t in best for k in values[t.id]}
     names = [k for k in oracle.hyperparameters.space.keys() if k in shown]  # declaration order: units_1, units_2, ...
     names += sorted(shown - set(names))
-    extra = ["epochs"] if any(t.budget is not None for t in best) else []
+    budgets = any(t.budget is not None for t in best) and "tuner/epochs" not in shown  # else the tuner/ columns say it
+    extra = ["epochs"] if budgets else []
     columns = ["rank", "trial", "score", *extra, *names]
     rows = []
     for rank, t in enumerate(best, 1):
         row = [str(rank), str(t.id), f"{t.value:.4f}"]
         if extra:
             row.append(budget_text(t))
-        row += [_fmt(t.hparams.get(n, "")) for n in names]
+        row += [_fmt(values[t.id].get(n, "")) for n in names]
         rows.append(row)
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
     lines.append("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
@@ -689,9 +694,21 @@ class GridSearch(Tuner):
 
 
 class Hyperband(Tuner):
-    """Hyperband with checkpoint resume: ``max_epochs``, ``factor``, ``min_epochs``, ``hyperband_iterations``."""
+    """Hyperband with checkpoint resume: ``max_epochs``, ``factor``, ``min_epochs``, ``hyperband_iterations``.
+
+    It runs KerasTuner's bracket plan (``schedule="keras_tuner"``: ``max_epochs=4, factor=3`` is 10
+    trials, 26 epochs, as with ``kt.Hyperband``); ``schedule="archsearch"`` runs the paper's (the
+    command line's default).  See :mod:`archsearch.oracles.hyperband`.
+    """
 
     oracle_name = "hyperband"
+
+    def __init__(self, *args: Any, schedule: str | None = None, **kwargs: Any) -> None:
+        if kwargs.get("oracle") is None:  # create_oracle would otherwise give the command line's plan
+            kwargs["schedule"] = "keras_tuner" if schedule is None else schedule
+        elif schedule is not None:
+            kwargs["schedule"] = schedule  # refused: it belongs to the given oracle
+        super().__init__(*args, **kwargs)
 
 
 class BayesianOptimization(Tuner):

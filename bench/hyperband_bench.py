@@ -5,7 +5,8 @@ max_epochs = 27) until it has spent ``--cap`` epochs:
 
 * archsearch Hyperband (factor 3, min_epochs 1, Sobol draws; as many
   hyperband_iterations as the epoch cap allows), promoted trials resuming
-  from their parent; also with ``sampler="random"``;
+  from their parent; also with ``sampler="random"``, and with KerasTuner's
+  bracket plan (``schedule="keras_tuner"``, what ``archsearch.Hyperband`` runs);
 * archsearch random search, every trial trained to 27 epochs;
 * archsearch random search with the median pruner;
 * KerasTuner's ``HyperbandOracle`` driven through its oracle API
@@ -63,11 +64,12 @@ Run = tuple[list[tuple[int, float, float]], int]
 
 
 def run_archsearch(problem: CurveProblem, seed: int, cap: int, tuner: str, pruner=None, sampler="sobol",
-                   min_epochs: int = 1) -> Run:
+                   min_epochs: int = 1, schedule: str = "archsearch") -> Run:
     space = HyperParameters.from_config(SPACE)
     if tuner == "hyperband":
         # As many iterations as the epoch cap can use (the search stops at the cap anyway).
-        options = dict(max_epochs=MAX_EPOCHS, factor=FACTOR, min_epochs=min_epochs, sampler=sampler)
+        options = dict(max_epochs=MAX_EPOCHS, factor=FACTOR, min_epochs=min_epochs, sampler=sampler,
+                       schedule=schedule)
         per_iteration = create_oracle("hyperband", space, "score", **options).total_epochs
         oracle = create_oracle("hyperband", space, "score", seed=seed,
                                hyperband_iterations=math.ceil(cap / per_iteration), **options)
@@ -173,6 +175,8 @@ def run_optuna(problem: CurveProblem, seed: int, cap: int) -> Run:
 CONTENDERS: dict[str, Callable[[CurveProblem, int, int], Run]] = {
     "archsearch-hyperband": lambda p, s, c: run_archsearch(p, s, c, "hyperband"),
     "archsearch-hyperband-random-draws": lambda p, s, c: run_archsearch(p, s, c, "hyperband", sampler="random"),
+    "archsearch-hyperband-keras-tuner-plan": lambda p, s, c: run_archsearch(p, s, c, "hyperband",
+                                                                            schedule="keras_tuner"),
     "random": lambda p, s, c: run_archsearch(p, s, c, "random"),
     "random+median-pruner": lambda p, s, c: run_archsearch(p, s, c, "random", pruner="median"),
     "kerastuner-hyperband": run_keras_tuner,
@@ -181,6 +185,7 @@ CONTENDERS: dict[str, Callable[[CurveProblem, int, int], Run]] = {
 LABELS = {
     "archsearch-hyperband": "archsearch Hyperband",
     "archsearch-hyperband-random-draws": "archsearch Hyperband, sampler=random",
+    "archsearch-hyperband-keras-tuner-plan": "archsearch Hyperband, schedule=keras_tuner",
     "random": "archsearch random (27 epochs each)",
     "random+median-pruner": "archsearch random + median pruner",
     "kerastuner-hyperband": "KerasTuner HyperbandOracle",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 
 import pytest
 
@@ -15,11 +16,13 @@ from archsearch.oracles.base import COMPLETED, FAILED, PRUNED
 from archsearch.oracles.hyperband import HyperbandOracle
 from archsearch.oracles.successive_halving import (
     bracket_schedule,
+    keras_tuner_bracket_schedule,
     max_bracket,
     total_epochs,
     total_trials,
 )
 
+REPO = Path(__file__).resolve().parent.parent
 SPACE = {
     "x": {"type": "float", "min": 0.0, "max": 1.0},
     "units": {"type": "int", "min": 8, "max": 64, "step": 8},
@@ -127,6 +130,7 @@ def test_total_epochs_matches_hand_sum(R, eta, r):
         ({"max_epochs": "many"}, "tuner.max_epochs"),
         ({"max_epochs": 9, "sampler": "lhs"}, "tuner.sampler"),
         ({"max_epochs": 9, "pruner": "asha"}, "tuner.pruner"),
+        ({"max_epochs": 9, "schedule": "kt"}, "tuner.schedule"),
     ],
 )
 def test_invalid_settings_name_the_field(options, field):
@@ -370,3 +374,122 @@ def test_median_pruner_inside_hyperband():
     assert oracle.trials[first[8].id].value == pytest.approx(0.1)
     promoted = [oracle.ask() for _ in range(3)]
     assert first[8].id not in {t.resume_from for t in promoted}
+
+
+# --------------------------------------------------------------------------- KerasTuner's schedule (issue 24)
+
+
+def kt_table(R: int, eta: int) -> list[list[tuple[int, int]]]:
+    return [[(rnd.num_trials, rnd.budget) for rnd in b.rounds] for b in keras_tuner_bracket_schedule(R, eta)]
+
+
+def keras_tuner_sizes(R: int, eta: int) -> list[list[tuple[int, int]]]:
+    """KerasTuner 1.4.8's formulas, written out as its hyperband.py computes them (in floating point)."""
+    brackets, epochs = 0, float(R)
+    while epochs >= 1:
+        epochs, brackets = epochs / eta, brackets + 1
+    end = math.ceil(1 + math.log(R, eta))
+    return [[(math.ceil(end / (b + 1) * eta ** (b - r)), math.ceil(R / eta ** (b - r))) for r in range(b + 1)]
+            for b in range(brackets - 1, -1, -1)]
+
+
+def test_keras_tuner_schedule_for_max_epochs_4_factor_3():
+    assert kt_table(4, 3) == [[(5, 2), (2, 4)], [(3, 4)]]  # 10 trials, 26 epochs
+    assert table(4, 3) == [[(3, 1), (1, 4)], [(2, 4)]]  # archsearch's: 6 trials, 14 epochs
+    oracle = HyperbandOracle(space(), "score", max_epochs=4, factor=3)
+    assert oracle.schedule_name == "keras_tuner"  # built directly, as KerasTuner code builds it
+    assert (oracle.total_trials, oracle.total_epochs) == (10, 26)
+    ours = create_oracle("hyperband", space(), "score", max_epochs=4, factor=3)
+    assert ours.schedule_name == "archsearch"  # the command line's and the benchmarks' plan
+    assert (ours.total_trials, ours.total_epochs) == (6, 14)
+
+
+@pytest.mark.parametrize("R, eta", [(R, eta) for eta in (2, 3, 4, 5) for R in (1, 2, 3, 4, 5, 9, 10, 27, 81, 100, 250)])
+def test_keras_tuner_schedule_is_keras_tuner_s_formulas(R, eta):
+    assert kt_table(R, eta) == keras_tuner_sizes(R, eta)
+
+
+def test_a_keras_tuner_search_trains_its_plan_and_continues_the_best():
+    oracle = HyperbandOracle(space(), "score", max_epochs=4, factor=3, hyperband_iterations=2, seed=1)
+    spent = drive(oracle)
+    assert (len(oracle.trials), spent) == (20, 52)  # KerasTuner's numbers, twice
+    first = [oracle.trials[i] for i in range(5)]
+    promoted = [oracle.trials[5], oracle.trials[6]]
+    best_two = sorted(first, key=lambda t: -t.value)[:2]
+    assert [t.resume_from for t in promoted] == [t.id for t in best_two]
+    values = oracle.get_trial(promoted[0].id).hyperparameters.values
+    assert {k: v for k, v in values.items() if k.startswith("tuner/")} == {
+        "tuner/trial_id": str(best_two[0].id), "tuner/epochs": 4, "tuner/initial_epoch": 2,
+        "tuner/bracket": 1, "tuner/round": 1}
+    fresh = oracle.get_trial(7).hyperparameters
+    assert (fresh.get("tuner/epochs"), fresh.get("tuner/initial_epoch"), fresh.get("tuner/bracket")) == (4, 0, 0)
+    assert "tuner/trial_id" not in fresh.values
+    assert all(not k.startswith("tuner/") for t in oracle.trials.values() for k in t.hparams)  # shown, not stored
+
+
+@pytest.mark.parametrize("cut", [3, 6, 13])
+def test_keras_tuner_schedule_restores_exactly(cut):
+    options = dict(max_epochs=9, factor=3, hyperband_iterations=2, seed=7, schedule="keras_tuner")
+    whole = create_oracle("hyperband", space(), "score", **options)
+    drive(whole)
+    events: list = []
+    first = create_oracle("hyperband", space(), "score", **options)
+    drive(first, stop_after=cut, events=events)
+    resumed = create_oracle("hyperband", space(), "score", **options)
+    resumed.restore(events)
+    assert signature(resumed) == signature(first)
+    assert resumed.checkpoints_to_keep() == first.checkpoints_to_keep()
+    drive(resumed)
+    assert signature(resumed) == signature(whole) and len(whole.trials) == 2 * 23
+
+
+def test_keras_tuner_schedule_keeps_workers_busy_and_promotes_after_the_round():
+    oracle = HyperbandOracle(space(), "score", max_epochs=4, factor=3, seed=0)
+    first = [oracle.ask() for _ in range(5)]
+    assert [t.budget for t in first] == [2] * 5
+    waiting = oracle.ask()  # round 0 waits: bracket 0 starts meanwhile
+    assert waiting.info["bracket"] == 0 and waiting.budget == 4
+    for t in first:
+        oracle.tell(t.id, score(t.hparams, 2))
+    promoted = [oracle.ask(), oracle.ask()]
+    assert [t.initial_budget for t in promoted] == [2, 2] and all(t.resume_from is not None for t in promoted)
+    assert {t.resume_from for t in promoted} <= oracle.checkpoints_to_keep()
+
+
+def test_bohb_keeps_the_paper_s_plan():
+    from archsearch.oracles import BOHBOracle
+
+    assert BOHBOracle(space(), "score", max_epochs=4, factor=3).schedule_name == "archsearch"
+    assert BOHBOracle(space(), "score", max_epochs=4, factor=3, schedule="keras_tuner").total_trials == 10
+
+
+def test_the_command_line_keeps_archsearch_s_plan_and_chooses_keras_tuner_s_by_name():
+    from hydra import compose, initialize_config_dir
+
+    from archsearch import config as C
+
+    def oracle_of(*overrides):
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+            cfg = compose(config_name="config", overrides=["tuner=hyperband", "tuner.max_epochs=4", *overrides])
+        name, options = C.oracle_options(C.to_dict(cfg.tuner))
+        return create_oracle(name, space(), "score", **C.check_tuner_option_types(name, options))
+
+    ours, keras_tuner_s = oracle_of(), oracle_of("tuner.schedule=keras_tuner")
+    assert (ours.total_trials, ours.total_epochs) == (6, 14)
+    assert (keras_tuner_s.total_trials, keras_tuner_s.total_epochs) == (10, 26)
+    with pytest.raises(ConfigError) as info:
+        oracle_of("tuner.schedule=kerastuner")
+    assert info.value.field == "tuner.schedule"
+    assert "archsearch (the paper" in str(info.value) and "keras_tuner (" in str(info.value)
+
+
+def test_a_search_stored_before_tuner_schedule_existed_continues_with_the_paper_s_plan():
+    from archsearch.resume import compare_for_resume
+
+    stored = {"tuner": {"name": "hyperband", "max_epochs": 9, "seed": 0}}
+    assert compare_for_resume(stored, {"tuner": {**stored["tuner"], "schedule": "archsearch"}}) == ([], [])
+    _, refused = compare_for_resume(stored, {"tuner": {**stored["tuner"], "schedule": "keras_tuner"}})
+    assert refused == ["tuner.schedule: archsearch -> keras_tuner"]  # another plan: another search
+    options = {k: v for k, v in stored["tuner"].items() if k != "name"}
+    oracle = create_oracle("hyperband", space(), "score", **options)  # what resume= builds from it
+    assert oracle.schedule_name == "archsearch"

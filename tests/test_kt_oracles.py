@@ -251,3 +251,70 @@ def test_hyperband_factor_below_2_names_the_field_and_keras_tuner_s_phrase():
     with pytest.raises(ValueError, match="factor needs") as info:
         kt.oracles.HyperbandOracle(objective=kt.Objective("score", "max"), max_epochs=8, factor=1)
     assert "tuner.factor" in str(info.value) and "got 1" in str(info.value)
+
+
+def two_values() -> kt.HyperParameters:
+    hp = kt.HyperParameters()
+    hp.Choice("a", [1, 2])
+    return hp
+
+
+def test_hyperband_driven_by_hand_stops_when_its_first_bracket_runs_out_of_values():
+    """KerasTuner's Hyperband wants 5 new trials in its first round (max_epochs=4, factor=3); with 2
+    values its populate_space answers STOPPED once both ran, and create_trial gives a stopped trial."""
+    from archsearch.trial import IDLE, STOPPED
+
+    oracle = kt.oracles.HyperbandOracle(objective="loss", max_epochs=4, factor=3, hyperparameters=two_values(),
+                                        seed=0)
+    first, second = oracle.create_trial("t0"), oracle.create_trial("t1")
+    assert oracle.create_trial("t2").status == IDLE  # out of values, but two trials still run
+    for trial in (first, second):
+        oracle.update_trial(trial.trial_id, {"loss": float(trial.hyperparameters.get("a"))}, step=2)
+        oracle.end_trial(trial)
+    stopped = oracle.create_trial("t2")
+    assert stopped.status == STOPPED and stopped.trial_id not in oracle.trials
+    assert oracle.populate_space("3") == {"status": "STOPPED"}
+    assert sorted(t.status for t in oracle.trials.values()) == ["completed", "completed"]
+    assert oracle.finished and oracle.checkpoints_to_keep() == set()
+    assert [first.budget, second.budget] == [2, 2]  # KerasTuner's first round: 2 epochs
+
+
+def test_hyperband_through_a_tuner_ends_when_its_first_bracket_runs_out_of_values(tmp_path):
+    from archsearch.trial import STOPPED
+
+    seen = []
+
+    class Scored(kt.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            hp = trial.hyperparameters
+            seen.append((hp["tuner/epochs"], hp["tuner/initial_epoch"], "tuner/trial_id" in hp, kwargs["epochs"]))
+            return float(hp.get("a"))
+
+    oracle = kt.oracles.HyperbandOracle(objective="loss", max_epochs=4, factor=3, hyperparameters=two_values(),
+                                        seed=0)
+    tuner = Scored(oracle=oracle, directory=tmp_path, project_name="p")
+    tuner.search()
+    assert seen == [(2, 0, False, 2), (2, 0, False, 2)]  # no continuation: KerasTuner stops here too
+    assert [r["status"] for r in tuner.store.rows()] == ["completed", "completed"]
+    assert all(t.status == "completed" for t in oracle.trials.values())
+    assert all("tuner/epochs" not in t.hparams for t in oracle.trials.values())
+    assert oracle.create_trial("late").status == STOPPED
+
+
+def test_a_custom_run_trial_reads_keras_tuner_s_hyperband_values(tmp_path):
+    """KerasTuner's documented run_trial for its Hyperband oracle: tuner/trial_id names the trial to
+    continue, tuner/initial_epoch and tuner/epochs the epochs to train."""
+    seen = []
+
+    class Manual(kt.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            hp = trial.hyperparameters
+            x = hp.Float("x", 0.0, 1.0)
+            past = self.oracle.get_trial(hp["tuner/trial_id"]) if "tuner/trial_id" in hp else None
+            seen.append((hp["tuner/initial_epoch"], hp["tuner/epochs"], None if past is None else past.budget))
+            return abs(x - 0.3)
+
+    tuner = Manual(oracle=kt.oracles.HyperbandOracle(objective="loss", max_epochs=4, factor=3, seed=0),
+                   directory=tmp_path, project_name="p")
+    tuner.search()
+    assert seen == [(0, 2, None)] * 5 + [(2, 4, 2)] * 2 + [(0, 4, None)] * 3

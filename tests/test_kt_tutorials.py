@@ -161,3 +161,55 @@ def test_the_unet_segmentation_tutorial_s_function_metrics_name_its_objective_va
     best = trials[0]
     assert {"val_f1", "val_precision", "val_recall", "val_iou", "f1"} <= set(best.metrics)
     assert best.score == best.metrics["val_f1"]
+
+
+class EpochCount:
+    """Epochs trained in all trials (a class attribute: each trial trains with a copy of the callback)."""
+
+    epochs = 0
+
+
+def test_hyperband_runs_keras_tuner_s_budget_10_trials_26_epochs_and_shows_tuner_epochs(tmp_path, capsys):
+    """kt.Hyperband(max_epochs=4, factor=3) trains what KerasTuner's does (issue 24): 5 trials to 2
+    epochs, the best 2 continued to 4 (2 more each), then 3 trials to 4; each trial's values hold
+    KerasTuner's tuner/epochs, tuner/initial_epoch, tuner/bracket, tuner/round (tuner/trial_id if continued)."""
+    import keras
+
+    class Count(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            EpochCount.epochs += 1
+
+    def build(hp):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(hp.Int("units", 1, 16), activation="relu"),
+                                  keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        return model
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+    EpochCount.epochs = 0
+    tuner = kt.Hyperband(build, objective="val_loss", max_epochs=4, factor=3, seed=1, directory=tmp_path,
+                         project_name="budget")
+    tuner.search(x, y, validation_data=(x, y), callbacks=[Count()], verbose=0)
+    trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.id)
+    assert (len(trials), EpochCount.epochs) == (10, 26)
+    assert [t.budget for t in trials] == [2] * 5 + [4] * 5
+    assert sum(len(tuner.store.epochs(t.id)) for t in trials) == 26  # the record agrees
+    continued = [t for t in trials if t.resume_from is not None]
+    assert len(continued) == 2
+    for trial in continued:
+        values = trial.hyperparameters.values
+        assert values["tuner/trial_id"] == str(trial.resume_from)
+        assert (values["tuner/initial_epoch"], values["tuner/epochs"], values["tuner/bracket"],
+                values["tuner/round"]) == (2, 4, 1, 1)
+        assert tuner.oracle.get_trial(values["tuner/trial_id"]).budget == 2
+
+    best_hps = tuner.get_best_hyperparameters(1)[0]
+    best = tuner.oracle.get_best_trials(1)[0]
+    assert best_hps.get("tuner/epochs") == best.budget  # the tutorial's retrain reads it
+    assert best_hps.get("units") == best.hparams["units"]
+    assert "tuner/epochs" not in best.hparams  # not a searched value: never proposed or stored as one
+    capsys.readouterr()
+    tuner.results_summary()
+    summary = capsys.readouterr().out
+    assert "tuner/epochs" in summary and "tuner/initial_epoch" in summary and "tuner/round" in summary

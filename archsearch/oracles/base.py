@@ -76,6 +76,9 @@ class Oracle(HandDrivenOracle):
     """Base of all search algorithms.  See the module docstring for the protocol."""
 
     name: ClassVar[str] = ""
+    # Options create_oracle (archsearch's own entry: the command line, benchmarks) gives when not told,
+    # where archsearch's own behaviour differs from the class default KerasTuner code gets.
+    engine_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -251,7 +254,8 @@ class Oracle(HandDrivenOracle):
 
     def _attach(self, trial: Trial) -> Trial:
         """Give a trial its values as a HyperParameters (``trial.hyperparameters``), as KerasTuner trials have."""
-        if trial.hyperparameters is None or trial.hyperparameters.values != trial.hparams:
+        extra = self.keras_tuner_values(trial)
+        if trial.hyperparameters is None or trial.hyperparameters.values != {**trial.hparams, **extra}:
             space = self.hyperparameters
             untuned = {n: p for n, p in getattr(self, "_untuned", {}).items() if n not in space.space}
             if untuned:  # a trial's hyperparameters show what its model was built with, untuned names too
@@ -259,11 +263,19 @@ class Oracle(HandDrivenOracle):
                 for name, parameter in untuned.items():
                     space.space[name] = parameter
             trial.hyperparameters = space.with_values(trial.hparams)
+            trial.hyperparameters.values.update(extra)
         if trial.best_step is None and trial.done:
             trial.best_step = self._best_step(trial)
         for part in self.objective.components or (self.objective,):  # trial.metrics.get_direction(name)
             trial.metrics.directions.setdefault(part.name, part.direction)
         return trial
+
+    def keras_tuner_values(self, trial: Trial) -> dict[str, Any]:
+        """Values KerasTuner's algorithm adds to a trial's own (Hyperband's ``tuner/epochs``, ...); none here.
+
+        They are shown in ``trial.hyperparameters`` (not stored with the trial's values, not searched).
+        """
+        return {}
 
     def _best_step(self, trial: Trial) -> int:
         """KerasTuner's ``best_step``: the 0-based epoch of the trial's best objective (0 with no epochs)."""
@@ -420,7 +432,11 @@ def oracle_options(name: str) -> list[str]:
 
 
 def create_oracle(name: str, hyperparameters: HyperParameters, objective: Objective | str, **options) -> Oracle:
-    """Build a registered oracle by name; unknown options raise an error listing the valid ones."""
+    """Build a registered oracle by name; unknown options raise an error listing the valid ones.
+
+    Options not given take the class's ``engine_defaults`` first (Hyperband: archsearch's own bracket
+    plan, where ``HyperbandOracle(...)`` built directly, as KerasTuner code does, takes KerasTuner's).
+    """
     cls = oracle_class(name)
     allowed = oracle_options(name)
     unknown = sorted(set(options) - set(allowed))
@@ -429,4 +445,4 @@ def create_oracle(name: str, hyperparameters: HyperParameters, objective: Object
             f"tuner.{unknown[0]}", f"is not an option of the '{name}' tuner (Unrecognized arguments {unknown})",
             f"its options are: {', '.join(allowed)}"
         )
-    return cls(hyperparameters, objective, **options)
+    return cls(hyperparameters, objective, **{**cls.engine_defaults, **options})

@@ -82,8 +82,8 @@ class HandDrivenOracle:
             raise NotImplementedError(f"{type(self).__name__} overrides neither populate_space nor _propose")
         proposal = self._propose()
         self._algorithm_proposal = proposal
-        if proposal is None:
-            return {"status": "STOPPED" if self._exhausted else "IDLE"}
+        if proposal is None:  # over for good (e.g. Hyperband out of values), or waiting for running trials
+            return {"status": "STOPPED" if self._exhausted or self.finished else "IDLE"}
         return {"values": dict(proposal.hparams), "status": "RUNNING"}
 
     def _has_own_algorithm(self) -> bool:

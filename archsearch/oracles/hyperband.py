@@ -6,6 +6,19 @@ best ``1/factor`` and trains them to the next budget, until ``max_epochs``.
 Brackets run from the most exploratory (many configurations, 1 epoch) to
 plain random search at the full budget, ``hyperband_iterations`` times.
 
+Two plans size the brackets (``schedule``): ``"keras_tuner"`` is KerasTuner's
+``Hyperband`` (larger rounds, budgets rounded up: ``max_epochs=4, factor=3``
+runs 10 trials and 26 epochs), the default of this class as KerasTuner code
+builds it (``kt.oracles.HyperbandOracle(...)``, ``kt.Hyperband(...)``);
+``"archsearch"`` is the paper's table (6 trials and 14 epochs there), the
+default of :func:`archsearch.oracles.create_oracle`, of the command line
+(``tuner.schedule``) and of BOHB.  See
+:mod:`archsearch.oracles.successive_halving` for the arithmetic.  Under
+KerasTuner's plan a trial's ``hyperparameters`` also hold KerasTuner's
+``tuner/epochs``, ``tuner/initial_epoch``, ``tuner/bracket``, ``tuner/round``
+and, for a continued trial, ``tuner/trial_id`` (its parent's id), as
+KerasTuner's Hyperband puts them there (:meth:`HyperbandOracle.keras_tuner_values`).
+
 A promotion is a *new* trial with the parent's values: ``budget`` is the next
 round's epochs, ``resume_from`` the parent's id and ``initial_budget`` the
 parent's budget, so the runner continues from the parent's checkpoint
@@ -23,7 +36,11 @@ Rules worth knowing:
 * Only completed trials are promoted; failed and pruned ones rank last and
   never continue (their checkpoint is missing or stops early).  A round that
   ran fewer trials than planned (space exhausted, failures) promotes
-  ``max(1, ran // factor)`` at most, never more than the plan.
+  ``max(1, ran // factor)`` at most, never more than the plan.  Under
+  KerasTuner's plan a round promotes its plan's number (fewer if fewer
+  completed), and running out of new configurations ends the search once the
+  running trials are done, as in KerasTuner (its ``populate_space`` answers
+  ``STOPPED``): nothing more is promoted.
 * ``ask()`` returns None while the current round waits for running trials.
   If *every* started bracket is waiting, the next bracket starts meanwhile, so
   parallel workers stay busy; a sequential search never hits that case and
@@ -50,8 +67,8 @@ from typing import Any
 from archsearch.errors import ConfigError
 from archsearch.oracles.base import COMPLETED, INTERRUPTED, RUNNING, Oracle, Proposal, Trial, register_oracle
 from archsearch.oracles.random import MAX_DRAWS_PER_ASK
-from archsearch.oracles.successive_halving import Bracket, bracket_schedule, check_settings
-from archsearch.oracles.successive_halving import total_epochs as planned_epochs
+from archsearch.oracles.successive_halving import ARCHSEARCH, KERAS_TUNER, Bracket, check_schedule, check_settings
+from archsearch.oracles.successive_halving import schedule_brackets
 from archsearch.oracles.unit_points import UnitPoints
 
 
@@ -76,6 +93,10 @@ class BracketRun:
 class HyperbandOracle(Oracle):
     """Hyperband with checkpoint resume; see the module docstring for the rules."""
 
+    # create_oracle (the command line, benchmarks) keeps archsearch's plan unless told otherwise, so
+    # searches stored before the choice existed resume with the plan they started with.
+    engine_defaults = {"schedule": ARCHSEARCH}
+
     def __init__(
         self,
         hyperparameters=None,
@@ -85,15 +106,18 @@ class HyperbandOracle(Oracle):
         min_epochs: int = 1,
         hyperband_iterations: int = 1,
         sampler: str = "sobol",
+        schedule: str = KERAS_TUNER,
         **kwargs: Any,
     ) -> None:
         super().__init__(hyperparameters, objective, **kwargs)
+        self.schedule_name = check_schedule(schedule)
         self.points = UnitPoints(sampler, self.seed, self.rng)
         self.max_epochs, self.factor, self.min_epochs = check_settings(max_epochs, factor, min_epochs)
         if isinstance(hyperband_iterations, bool) or not _is_int(hyperband_iterations) or int(hyperband_iterations) < 1:
             raise ConfigError("tuner.hyperband_iterations", f"must be a whole number >= 1, got {hyperband_iterations!r}")
         self.hyperband_iterations = int(hyperband_iterations)
-        self.schedule: list[Bracket] = bracket_schedule(self.max_epochs, self.factor, self.min_epochs)
+        self.schedule: list[Bracket] = schedule_brackets(self.schedule_name, self.max_epochs, self.factor,
+                                                         self.min_epochs)
         self._plan: list[tuple[int, Bracket]] = [
             (it, b) for it in range(self.hyperband_iterations) for b in self.schedule
         ]
@@ -106,7 +130,7 @@ class HyperbandOracle(Oracle):
     @property
     def total_epochs(self) -> int:
         """Epochs the whole search will train (promotions train only their extra epochs)."""
-        return planned_epochs(self.max_epochs, self.factor, self.min_epochs, self.hyperband_iterations)
+        return self.hyperband_iterations * sum(b.epochs for b in self.schedule)
 
     @property
     def total_trials(self) -> int:
@@ -126,13 +150,15 @@ class HyperbandOracle(Oracle):
         return None
 
     def _propose(self) -> Proposal | None:
+        if self._stopped_as_keras_tuner():
+            return None
         self._advance_all()
         for run in self.brackets:
             proposal = self._step(run)
             if proposal is not None:
                 return proposal
         # Every started bracket is done or waiting for running trials: start the next one.
-        while len(self.brackets) < len(self._plan):
+        while len(self.brackets) < len(self._plan) and not self._stopped_as_keras_tuner():
             iteration, plan = self._plan[len(self.brackets)]
             run = BracketRun(iteration, plan, [[] for _ in plan.rounds], new_left=plan.num_new_trials)
             self.brackets.append(run)
@@ -144,7 +170,7 @@ class HyperbandOracle(Oracle):
     def _step(self, run: BracketRun) -> Proposal | None:
         """The bracket's next trial; a second try follows when running out of new values decided a round."""
         for _ in range(2):
-            if run.done:
+            if run.done or self._stopped_as_keras_tuner():
                 return None
             proposal = self._next_from(run)
             if proposal is not None:
@@ -208,13 +234,23 @@ class HyperbandOracle(Oracle):
                 run.done = True
                 return
             ranked = self._ranked(members)
-            planned = run.plan.rounds[run.round + 1].num_trials
-            keep = min(planned, max(1, len(members) // self.factor), len(ranked))
+            keep = self._num_promoted(run, len(members), len(ranked))
             if keep == 0:
                 run.done = True
                 return
             run.round += 1
             run.to_promote = [t.id for t in ranked[:keep]]
+
+    def _num_promoted(self, run: BracketRun, ran: int, completed: int) -> int:
+        """How many of the round's ``completed`` trials (of ``ran``) go on to the next round."""
+        planned = run.plan.rounds[run.round + 1].num_trials
+        if self.schedule_name == KERAS_TUNER:
+            return min(planned, completed)
+        return min(planned, max(1, ran // self.factor), completed)
+
+    def _stopped_as_keras_tuner(self) -> bool:
+        """KerasTuner's Hyperband stops for good when it cannot draw a new configuration."""
+        return self.schedule_name == KERAS_TUNER and self._space_exhausted
 
     def _ranked(self, trials: list[Trial]) -> list[Trial]:
         """Completed trials, best first (ties: older first); failed and pruned ones are left out."""
@@ -222,6 +258,8 @@ class HyperbandOracle(Oracle):
         return sorted(scored, key=lambda t: (-self.objective.sign * t.value, t.id))
 
     def _algorithm_finished(self) -> bool:
+        if self._stopped_as_keras_tuner():
+            return True
         self._advance_all()
         if not all(run.done for run in self.brackets):
             return False
@@ -239,6 +277,8 @@ class HyperbandOracle(Oracle):
         promoted, failed and pruned trials, and finished brackets need nothing.
         """
         keep: set[int] = set()
+        if self._stopped_as_keras_tuner():
+            return keep  # nothing will be promoted again
         for run in self.brackets:
             if run.done:
                 continue
@@ -250,6 +290,27 @@ class HyperbandOracle(Oracle):
                 if trial.resume_from is not None and not trial.done:
                     keep.add(trial.resume_from)
         return keep
+
+    # ------------------------------------------------------------ KerasTuner's view
+    def keras_tuner_values(self, trial: Trial) -> dict[str, Any]:
+        """What KerasTuner's Hyperband adds to a trial's values (under its plan; nothing under archsearch's).
+
+        ``tuner/epochs`` is the epoch to train to, ``tuner/initial_epoch`` the one training starts
+        from (the parent's budget, as planned), ``tuner/bracket`` and ``tuner/round`` where the trial sits and,
+        for a continued trial, ``tuner/trial_id`` the id of the trial whose weights it continues.
+        """
+        if self.schedule_name != KERAS_TUNER or trial.budget is None or "bracket" not in trial.info:
+            return {}
+        values: dict[str, Any] = {}
+        initial = 0
+        if trial.resume_from is not None:
+            values["tuner/trial_id"] = str(trial.resume_from)
+            parent = self.trials.get(trial.resume_from)
+            # The plan's, as KerasTuner gives it: a run_trial that keeps its own models continues from there.
+            initial = int(parent.budget if parent is not None and parent.budget is not None else trial.initial_budget)
+        values.update({"tuner/epochs": int(trial.budget), "tuner/initial_epoch": initial,
+                       "tuner/bracket": int(trial.info["bracket"]), "tuner/round": int(trial.info["round"])})
+        return values
 
     def promotable(self, trial_id: int) -> bool:
         """Whether ``trial_id``'s checkpoint may still be resumed from."""

@@ -22,6 +22,15 @@ exactly ``max_epochs``.  The paper's table for ``R = 81, eta = 3``::
 Everything is integer arithmetic (no ``math.log``), so ``R = 81, eta = 3``
 gives ``s_max = 4`` exactly.  These functions know nothing about trials; the
 Hyperband and BOHB oracles both plan with them.
+
+KerasTuner's ``Hyperband`` plans its brackets differently
+(:func:`keras_tuner_bracket_schedule`, ``schedule="keras_tuner"``): the same
+brackets, but bracket ``s`` has ``s + 1`` rounds of
+``ceil(ceil(1 + log_eta(R / r)) / (s + 1) * eta**(s - i))`` trials trained to
+``ceil(R / eta**(s - i))`` epochs.  Rounds are larger (every size is rounded
+up, and ``1 + log`` is rounded up before dividing) and budgets rounded up, so
+it trains more: for ``R = 4, eta = 3`` it runs ``5@2 2@4 | 3@4`` (10 trials,
+26 epochs) where the paper's plan runs ``3@1 1@4 | 2@4`` (6 trials, 14).
 """
 
 from __future__ import annotations
@@ -30,6 +39,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from archsearch.errors import ConfigError
+
+# How brackets are sized: the paper's table (archsearch's own) or KerasTuner's Hyperband.
+ARCHSEARCH, KERAS_TUNER = "archsearch", "keras_tuner"
+SCHEDULES = (ARCHSEARCH, KERAS_TUNER)
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,49 @@ def bracket_schedule(max_epochs: int, factor: int = 3, min_epochs: int = 1) -> l
     """One Hyperband iteration: brackets from the most exploratory (``s_max``) down to random search (0)."""
     s_max = max_bracket(max_epochs, factor, min_epochs)
     return [bracket(s, max_epochs, factor, min_epochs) for s in range(s_max, -1, -1)]
+
+
+def keras_tuner_bracket(s: int, max_epochs: int, factor: int = 3, min_epochs: int = 1) -> Bracket:
+    """Bracket ``s`` as KerasTuner's Hyperband sizes it (see the module docstring), in exact integers."""
+    s_max = max_bracket(max_epochs, factor, min_epochs)
+    if not 0 <= s <= s_max:
+        raise ValueError(f"bracket {s} is outside 0..{s_max}")
+    end_size = 1 + _ceil_log(Fraction(max_epochs, min_epochs), factor)  # ceil(1 + log_eta(R / r))
+    rounds = []
+    for i in range(s + 1):
+        size = -(-(end_size * factor ** (s - i)) // (s + 1))
+        budget = -(-max_epochs // factor ** (s - i))
+        rounds.append(Round(i, size, budget))
+    return Bracket(s, tuple(rounds))
+
+
+def keras_tuner_bracket_schedule(max_epochs: int, factor: int = 3, min_epochs: int = 1) -> list[Bracket]:
+    """One iteration of KerasTuner's Hyperband: its brackets, largest first, as it runs them."""
+    s_max = max_bracket(max_epochs, factor, min_epochs)
+    return [keras_tuner_bracket(s, max_epochs, factor, min_epochs) for s in range(s_max, -1, -1)]
+
+
+def check_schedule(schedule: str) -> str:
+    """``schedule`` if it names a known plan; a ConfigError naming the choices otherwise."""
+    if not isinstance(schedule, str) or schedule not in SCHEDULES:
+        raise ConfigError("tuner.schedule", f"unknown schedule {schedule!r}",
+                          f"choose one of: {ARCHSEARCH} (the paper's brackets), {KERAS_TUNER} (KerasTuner's "
+                          "Hyperband: larger rounds, budgets rounded up)")
+    return schedule
+
+
+def schedule_brackets(schedule: str, max_epochs: int, factor: int = 3, min_epochs: int = 1) -> list[Bracket]:
+    """One iteration's brackets under the named plan (:data:`SCHEDULES`)."""
+    plan = keras_tuner_bracket_schedule if check_schedule(schedule) == KERAS_TUNER else bracket_schedule
+    return plan(max_epochs, factor, min_epochs)
+
+
+def _ceil_log(x: Fraction, base: int) -> int:
+    """The smallest ``k >= 0`` with ``base**k >= x``: ``ceil(log_base(x))`` without floating point."""
+    k = 0
+    while base**k < x:
+        k += 1
+    return k
 
 
 def total_epochs(max_epochs: int, factor: int = 3, min_epochs: int = 1, iterations: int = 1) -> int:
