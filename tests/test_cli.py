@@ -55,7 +55,10 @@ def test_a_real_search_records_trials_and_exports_the_best_model(cli, tmp_path):
     assert "num_layers" in hparams["values"]
     assert "Parameters:" in (best_dir / "summary.txt").read_text()
     assert (run_dir / "trials.csv").read_text().count("\n") == 3
-    assert "Report: " in result.stdout and "<table id='trials'" in (run_dir / "report.html").read_text()
+    page = (run_dir / "report.html").read_text()
+    assert "Report: " in result.stdout and "<table id='trials'" in page
+    for plot in ("history", "curves", "parallel"):  # the default search's report has its plots (issue 24)
+        assert f"data-plot='{plot}'" in page and f"id=\"plot-{plot}\"" in page
     assert (run_dir / "plots" / "history.png").stat().st_size > 1000
 
     from archsearch.export import load_model
