@@ -141,15 +141,19 @@ def _search_or_retrain(cfg) -> None:
 
 def _quiet_backend(cfg) -> None:
     """TensorFlow's start-up notices stay off the console unless asked for (``verbose_backend=true``,
-    or the user's own ``TF_CPP_MIN_LOG_LEVEL``); worker processes inherit the choice."""
-    from archsearch.backend_logs import QUIET_ENV, start_backend_quietly, wants_quiet_start
+    or the user's own ``TF_CPP_MIN_LOG_LEVEL``); worker processes inherit the choice.
+
+    Nothing is imported here: the filter waits for TensorFlow's first import, which comes only after
+    every check that needs no backend, so a config or data error answers in a second or two.
+    """
+    from archsearch.backend_logs import QUIET_ENV, quiet_first_backend_import, wants_quiet_start
     from archsearch.config import boolean
 
     if wants_quiet_start(boolean(cfg.get("verbose_backend", False), "verbose_backend")):
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # and TensorFlow's later info lines
         os.environ[QUIET_ENV] = "1"
     if os.environ.get(QUIET_ENV) == "1":
-        start_backend_quietly()
+        quiet_first_backend_import()
 
 
 def main() -> None:

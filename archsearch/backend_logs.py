@@ -11,14 +11,20 @@ one of those notices.  Worker processes do the same (the driver's choice travels
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
+import json
 import os
 import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
 
 QUIET_ENV = "ARCHSEARCH_QUIET_BACKEND"  # "1": filter the notices (the CLI's default), also in workers
+DROPPED: list[str] = []  # the notices this process filtered, in order: shown if a tuner asks for verbose_backend
 
 # absl's preamble, its info and warning lines (I1201 / W0000 ...), the follow-on line of the CPU
 # feature notice, and the cuInit error a machine without a GPU always shows.
@@ -42,17 +48,39 @@ def wants_quiet_start(verbose_backend: bool, environ: dict[str, str] | None = No
     return not verbose_backend and "TF_CPP_MIN_LOG_LEVEL" not in env
 
 
+def configured_backend() -> str:
+    """Keras' backend name, read as Keras reads it (``KERAS_BACKEND``, else ``keras.json``) without importing
+    Keras: checks that depend on it run before TensorFlow's slow import."""
+    loaded = getattr(sys.modules.get("keras"), "backend", None)  # None while Keras itself is importing
+    if loaded is not None:
+        return loaded.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = Path(os.environ.get("KERAS_HOME") or Path(os.path.expanduser("~")) / ".keras")
+    try:
+        return str(json.loads((home / "keras.json").read_text()).get("backend") or "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def _drop_notice(line: str) -> bool:
+    if is_backend_notice(line):
+        DROPPED.append(line)
+        return True
+    return False
+
+
 def start_backend_quietly(setup: Callable[[], None] | None = None) -> None:
     """Import Keras' TensorFlow backend with its start-up notices filtered (no-op for jax/torch).
 
     ``setup`` runs first, inside the filter (a worker sets its thread pools, which imports
     TensorFlow).  Once TensorFlow is imported the notices are past: then only ``setup`` runs.
     """
-    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or "tensorflow" in sys.modules:
+    if configured_backend() != "tensorflow" or "tensorflow" in sys.modules:
         if setup is not None:
             setup()
         return
-    with stderr_filtered(is_backend_notice):
+    with stderr_filtered(_drop_notice):
         if setup is not None:
             setup()
         try:
@@ -86,3 +114,45 @@ def stderr_filtered(drop: Callable[[str], bool]) -> Iterator[None]:
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
+
+
+class _QuietFirstImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """The first ``import tensorflow``, whoever asks for it (Keras, a data loader, the user's builder),
+    runs inside the notice filter; until then nothing slow is imported, so config and data errors that
+    need no backend answer at once."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None):
+        if fullname != "tensorflow" or self not in sys.meta_path:
+            return None
+        sys.meta_path.remove(self)  # one use: the import below takes the ordinary path
+        start_backend_quietly()  # imports tensorflow (the module lock is re-entrant) and queries devices
+        module = sys.modules.get("tensorflow")
+        if module is None:  # not installed, or another backend: the ordinary finders answer
+            return None
+        self._module, self._spec = module, module.__spec__
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec) -> ModuleType:
+        return self._module  # already imported: the import machinery only records it
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__spec__ = self._spec  # the machinery set ours; TensorFlow's own describes its package
+
+
+def quiet_first_backend_import() -> None:
+    """Filter TensorFlow's start-up notices when it is first imported, if it is not yet (else: nothing to do).
+
+    Installs an import hook rather than importing now: a command that fails on its config never waits
+    for TensorFlow.
+    """
+    if "tensorflow" in sys.modules or any(isinstance(f, _QuietFirstImport) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _QuietFirstImport())
+
+
+def replay_dropped_notices() -> None:
+    """Show the notices filtered so far (``verbose_backend=True`` after the quiet import): once each."""
+    if DROPPED:
+        sys.stderr.write("".join(DROPPED))
+        sys.stderr.flush()
+        DROPPED.clear()

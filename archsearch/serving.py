@@ -44,9 +44,9 @@ def check_export_format(value: Any) -> str:
 
 
 def _backend() -> str:
-    import keras
+    from archsearch.backend_logs import configured_backend
 
-    return keras.backend.backend()
+    return configured_backend()  # without importing Keras: the check runs before TensorFlow's import
 
 
 def export_for_serving(model, best_dir: Path, fmt: str) -> Path | None:

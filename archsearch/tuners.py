@@ -37,9 +37,8 @@ from archsearch.oracles import Oracle, Trial, create_oracle
 from archsearch.oracles.hand_driven import ORACLE_STATE
 from archsearch.runner import CompileSettings, FitArguments, FitData, Runner, TrainerSettings
 from archsearch.search import Search
-from archsearch.store import TrialStore
+from archsearch.store import STORE_FILE, TrialStore  # noqa: F401  (STORE_FILE lives in store.py, read without Keras)
 
-STORE_FILE = "trials.db"
 # What Hydra writes into the CLI's run folder before the search starts: overwrite=true keeps it.
 HYDRA_OUTPUTS = (".hydra", "archsearch.log")
 # fit() arguments of KerasTuner tutorials written for Keras 2 that cannot be passed on: Keras 3 removed
