@@ -146,14 +146,17 @@ def _quiet_backend(cfg) -> None:
     Nothing is imported here: the filter waits for TensorFlow's first import, which comes only after
     every check that needs no backend, so a config or data error answers in a second or two.
     """
-    from archsearch.backend_logs import QUIET_ENV, quiet_first_backend_import, wants_quiet_start
+    from archsearch.backend_logs import QUIET_ENV, allow_backend_notices, quiet_first_backend_import, wants_quiet_start
     from archsearch.config import boolean
 
-    if wants_quiet_start(boolean(cfg.get("verbose_backend", False), "verbose_backend")):
+    verbose = boolean(cfg.get("verbose_backend", False), "verbose_backend")
+    if wants_quiet_start(verbose):
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # and TensorFlow's later info lines
         os.environ[QUIET_ENV] = "1"
     if os.environ.get(QUIET_ENV) == "1":
         quiet_first_backend_import()
+    elif verbose:
+        allow_backend_notices()  # `import archsearch` may have set the filter up already
 
 
 def main() -> None:

@@ -43,9 +43,10 @@ def is_backend_notice(line: str) -> bool:
 
 
 def wants_quiet_start(verbose_backend: bool, environ: dict[str, str] | None = None) -> bool:
-    """The CLI filters the notices unless asked not to, by config or by the user's own log level."""
+    """The notices are filtered unless asked not to: by config (``verbose_backend``), by the user's own
+    log level, or by ``ARCHSEARCH_QUIET_BACKEND=0`` (how a verbose choice reaches a process's workers)."""
     env = os.environ if environ is None else environ
-    return not verbose_backend and "TF_CPP_MIN_LOG_LEVEL" not in env
+    return not verbose_backend and "TF_CPP_MIN_LOG_LEVEL" not in env and env.get(QUIET_ENV) != "0"
 
 
 def configured_backend() -> str:
@@ -148,6 +149,31 @@ def quiet_first_backend_import() -> None:
     if "tensorflow" in sys.modules or any(isinstance(f, _QuietFirstImport) for f in sys.meta_path):
         return
     sys.meta_path.insert(0, _QuietFirstImport())
+
+
+def allow_backend_notices() -> None:
+    """``verbose_backend``: TensorFlow's notices stay on stderr, in this process and its workers."""
+    os.environ[QUIET_ENV] = "0"
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietFirstImport)]
+
+
+def settle_backend_notices(verbose_backend: bool) -> None:
+    """The Python API's quiet start (``archsearch.Tuner``), the CLI's by default.
+
+    ``import archsearch`` already filters TensorFlow's first import (when it comes after it); here the
+    workers are told (:data:`QUIET_ENV`) and the device query that prints the ``cuInit`` error runs
+    filtered.  ``verbose_backend=True`` shows what was filtered so far and lets the rest through.
+    """
+    if verbose_backend:
+        allow_backend_notices()
+        replay_dropped_notices()
+        return
+    if os.environ.get(QUIET_ENV) != "1" and not wants_quiet_start(False):
+        return  # the user's own TF_CPP_MIN_LOG_LEVEL, or a verbose choice made for the whole process
+    os.environ[QUIET_ENV] = "1"
+    if "tensorflow" in sys.modules and configured_backend() == "tensorflow":
+        with stderr_filtered(_drop_notice):
+            sys.modules["tensorflow"].config.list_physical_devices("GPU")  # a no-op after the first query
 
 
 def replay_dropped_notices() -> None:

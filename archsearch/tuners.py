@@ -26,6 +26,7 @@ from typing import Any
 
 import keras
 
+from archsearch.backend_logs import settle_backend_notices
 from archsearch.errors import (ArchsearchError, BuilderError, ConfigError, ConfigRuntimeError, FatalValueError,
                                describe_exception)
 from archsearch.events import SearchEvents
@@ -154,8 +155,10 @@ class Tuner:
         distribution_strategy: Any = None,
         logger: Any = None,
         tuner_id: str | None = None,
+        verbose_backend: bool = False,
         **oracle_options: Any,
     ) -> None:
+        settle_backend_notices(verbose_backend)  # TensorFlow's start-up notices: off stderr unless asked for
         overridden = [name for name in _TRAINING_HOOKS if _overrides(self, name)]
         if hypermodel is None and "run_trial" not in overridden:
             raise ConfigError("hypermodel", "is required (Received `hypermodel=None`)",
