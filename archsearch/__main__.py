@@ -112,6 +112,9 @@ def _search_or_retrain(cfg) -> None:
     from archsearch.retrain_cli import check_mode, run_retrain
 
     echo = echo_to_console_and_log()
+    # At once: the checks, the data and TensorFlow's import take seconds (minutes on a loaded machine)
+    # before the search's header; a blank terminal meanwhile looks like a hang.
+    echo("archsearch: starting...")
     folder: object = "<run folder>"
     try:
         _quiet_backend(cfg)

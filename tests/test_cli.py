@@ -146,6 +146,7 @@ def test_errors_that_need_no_backend_answer_before_tensorflow_is_imported(tmp_pa
     lines = result.stderr.splitlines()
     assert len(lines) == 2 and lines[0].startswith("archsearch: error: ") and expected in lines[0], result.stderr
     assert lines[1] == "backend imported: []"
+    assert result.stdout == "archsearch: starting...\n"  # said at once, before the checks and TensorFlow
     assert not (tmp_path / "run").exists()  # nothing left behind either
 
 
