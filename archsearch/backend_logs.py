@@ -2,11 +2,14 @@
 
 TensorFlow writes its notices (oneDNN, "could not find cuda drivers", a ``cuInit`` error on every
 CPU machine, each twice) from C++ before absl's logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` cannot
-hide them.  The CLI therefore imports TensorFlow, and asks it for its devices once, with the
-process's stderr file descriptor pointed at a temporary file, then puts back every line that is not
-one of those notices.  Worker processes do the same (the driver's choice travels in
-:data:`QUIET_ENV`).  A user who wants the notices says ``verbose_backend=true``, or sets
-``TF_CPP_MIN_LOG_LEVEL`` themselves: then nothing is filtered.
+hide them.  So TensorFlow's first import, and its first device query, run with the process's stderr
+file descriptor pointed at a temporary file, then every line that is not one of those notices is put
+back.  That first import is caught by an import hook (:func:`quiet_first_backend_import`), installed
+by ``import archsearch`` and by the CLI, rather than done up front: whatever needs TensorFlow first
+gets it quietly, and a command that fails on its config or data never waits for it.  Worker processes
+do the same (the driver's choice travels in :data:`QUIET_ENV`).  A user who wants the notices says
+``verbose_backend=true`` (the CLI) or ``verbose_backend=True`` (a tuner: it also shows those already
+held back), or sets ``TF_CPP_MIN_LOG_LEVEL`` themselves: then nothing is filtered.
 """
 
 from __future__ import annotations
