@@ -43,12 +43,15 @@ def check_builder_module(path: str, field: str = "model.builder") -> None:
     if not isinstance(path, str) or ":" not in path:
         raise ConfigError(field, f"{path!r} is not of the form module:function", "e.g. model.builder=my_models:build")
     module_name = path.partition(":")[0]
+    missing = f"No module named '{module_name}'"
     try:
         found = module_name in sys.modules or importlib.util.find_spec(module_name) is not None
-    except (ImportError, ValueError):  # a parent package that does not import: import_builder says why
+    except ModuleNotFoundError as exc:  # its parent package is missing
+        found, missing = False, str(exc)
+    except (ImportError, ValueError):  # a parent package that fails to import: import_builder says why
         return
     if not found:
-        raise ConfigError(field, f"cannot import module '{module_name}' (No module named '{module_name}')",
+        raise ConfigError(field, f"cannot import module '{module_name}' ({missing})",
                           "check the name and that its folder is on PYTHONPATH")
 
 
