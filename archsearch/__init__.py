@@ -27,6 +27,11 @@ from archsearch.registration import register_when_keras_loads  # noqa: E402
 
 register_when_keras_loads()  # exports load with plain keras.saving.load_model (see registration.py)
 
+from archsearch.backend_logs import quiet_first_backend_import, wants_quiet_start  # noqa: E402
+
+if wants_quiet_start(False):  # TensorFlow's start-up notices off stderr, as in the CLI (verbose_backend shows them)
+    quiet_first_backend_import()
+
 _TUNERS = ("Tuner", "BaseTuner", "RandomSearch", "GridSearch", "Hyperband", "BayesianOptimization", "BOHB", "ASHA")
 _MODULES = ("oracles", "tuners", "hyperparameters", "objective", "hypermodel", "applications", "engine")
 _LAZY = {

@@ -112,6 +112,9 @@ def _search_or_retrain(cfg) -> None:
     from archsearch.retrain_cli import check_mode, run_retrain
 
     echo = echo_to_console_and_log()
+    # At once: the checks, the data and TensorFlow's import take seconds (minutes on a loaded machine)
+    # before the search's header; a blank terminal meanwhile looks like a hang.
+    echo("archsearch: starting...")
     folder: object = "<run folder>"
     try:
         _quiet_backend(cfg)
@@ -141,15 +144,22 @@ def _search_or_retrain(cfg) -> None:
 
 def _quiet_backend(cfg) -> None:
     """TensorFlow's start-up notices stay off the console unless asked for (``verbose_backend=true``,
-    or the user's own ``TF_CPP_MIN_LOG_LEVEL``); worker processes inherit the choice."""
-    from archsearch.backend_logs import QUIET_ENV, start_backend_quietly, wants_quiet_start
+    or the user's own ``TF_CPP_MIN_LOG_LEVEL``); worker processes inherit the choice.
+
+    Nothing is imported here: the filter waits for TensorFlow's first import, which comes only after
+    every check that needs no backend, so a config or data error answers in a second or two.
+    """
+    from archsearch.backend_logs import QUIET_ENV, allow_backend_notices, quiet_first_backend_import, wants_quiet_start
     from archsearch.config import boolean
 
-    if wants_quiet_start(boolean(cfg.get("verbose_backend", False), "verbose_backend")):
+    verbose = boolean(cfg.get("verbose_backend", False), "verbose_backend")
+    if wants_quiet_start(verbose):
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # and TensorFlow's later info lines
         os.environ[QUIET_ENV] = "1"
     if os.environ.get(QUIET_ENV) == "1":
-        start_backend_quietly()
+        quiet_first_backend_import()
+    elif verbose:
+        allow_backend_notices()  # `import archsearch` may have set the filter up already
 
 
 def main() -> None:

@@ -60,14 +60,16 @@ class ArraysFitData:
 
 
 def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
-    """Check the whole config and build the tuner and its data; no training happens here."""
+    """Check the whole config and build the tuner and its data; no training happens here.
+
+    Everything that needs no backend (paths, numbers, names, the space, the data itself) is checked
+    before Keras is imported: TensorFlow's import is most of a start-up, and a typo should not wait for it.
+    """
     from archsearch.datasets import load_data
     from archsearch.loggers import create_loggers
     from archsearch.oracles import available_oracles, create_oracle
     from archsearch.optimizers import check_optimizer_names
-    from archsearch.runner import CompileSettings, TrainerSettings
     from archsearch.serving import check_export_format
-    from archsearch.tuners import Tuner, discover_space
 
     folder = C.run_folder(cfg)
     C.normalise_booleans(cfg)
@@ -89,9 +91,16 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     builder_path = model_cfg.get("builder")
     if builder_path in (None, "???"):
         raise ConfigError("model.builder", "is not set", "e.g. model=custom model.builder=my_module:build")
-    builder = C.import_builder(str(builder_path))
+    C.check_builder_module(str(builder_path))  # found without importing it (a user's module may import Keras)
     space = C.search_space(model_cfg)
-    splits = load_data(data_cfg)
+    executor_name, slots, executor_options = C.executor_settings(cfg)
+    C.check_budget_settings(tuner_name, tuner_cfg, trainer_cfg, echo)
+    check_optimizer_names([trainer_cfg.get("optimizer", "adam")], "trainer.optimizer")
+    searched = space.space.get("optimizer")
+    if searched is not None:
+        check_optimizer_names(getattr(searched, "values", [searched.default]), "model.space.optimizer")
+    splits = load_data(data_cfg)  # keras.datasets import Keras; every other loader needs no backend
+    builder = C.import_builder(str(builder_path))
     params = dict(model_cfg.get("params") or {})
     validate = getattr(__import__(builder.__module__, fromlist=["_"]), "validate_config", None)
     if validate is not None:
@@ -103,12 +112,9 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         if not space.space:
             space = None  # define-by-run: the tuner learns the space by running the builder
 
-    executor_name, slots, executor_options = C.executor_settings(cfg)
-    C.check_budget_settings(tuner_name, tuner_cfg, trainer_cfg, echo)
-    check_optimizer_names([trainer_cfg.get("optimizer", "adam")], "trainer.optimizer")
-    searched = space.space.get("optimizer") if space is not None else None
-    if searched is not None:
-        check_optimizer_names(getattr(searched, "values", [searched.default]), "model.space.optimizer")
+    from archsearch.runner import CompileSettings, TrainerSettings  # the backend, from here on
+    from archsearch.tuners import Tuner, discover_space
+
     early = trainer_cfg.get("early_stopping") or {}
     trainer = TrainerSettings(
         epochs=int(trainer_cfg.get("epochs", 5)),

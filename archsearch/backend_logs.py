@@ -2,23 +2,32 @@
 
 TensorFlow writes its notices (oneDNN, "could not find cuda drivers", a ``cuInit`` error on every
 CPU machine, each twice) from C++ before absl's logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` cannot
-hide them.  The CLI therefore imports TensorFlow, and asks it for its devices once, with the
-process's stderr file descriptor pointed at a temporary file, then puts back every line that is not
-one of those notices.  Worker processes do the same (the driver's choice travels in
-:data:`QUIET_ENV`).  A user who wants the notices says ``verbose_backend=true``, or sets
-``TF_CPP_MIN_LOG_LEVEL`` themselves: then nothing is filtered.
+hide them.  So TensorFlow's first import, and its first device query, run with the process's stderr
+file descriptor pointed at a temporary file, then every line that is not one of those notices is put
+back.  That first import is caught by an import hook (:func:`quiet_first_backend_import`), installed
+by ``import archsearch`` and by the CLI, rather than done up front: whatever needs TensorFlow first
+gets it quietly, and a command that fails on its config or data never waits for it.  Worker processes
+do the same (the driver's choice travels in :data:`QUIET_ENV`).  A user who wants the notices says
+``verbose_backend=true`` (the CLI) or ``verbose_backend=True`` (a tuner: it also shows those already
+held back), or sets ``TF_CPP_MIN_LOG_LEVEL`` themselves: then nothing is filtered.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
+import json
 import os
 import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
 
 QUIET_ENV = "ARCHSEARCH_QUIET_BACKEND"  # "1": filter the notices (the CLI's default), also in workers
+DROPPED: list[str] = []  # the notices this process filtered, in order: shown if a tuner asks for verbose_backend
 
 # absl's preamble, its info and warning lines (I1201 / W0000 ...), the follow-on line of the CPU
 # feature notice, and the cuInit error a machine without a GPU always shows.
@@ -37,9 +46,32 @@ def is_backend_notice(line: str) -> bool:
 
 
 def wants_quiet_start(verbose_backend: bool, environ: dict[str, str] | None = None) -> bool:
-    """The CLI filters the notices unless asked not to, by config or by the user's own log level."""
+    """The notices are filtered unless asked not to: by config (``verbose_backend``), by the user's own
+    log level, or by ``ARCHSEARCH_QUIET_BACKEND=0`` (how a verbose choice reaches a process's workers)."""
     env = os.environ if environ is None else environ
-    return not verbose_backend and "TF_CPP_MIN_LOG_LEVEL" not in env
+    return not verbose_backend and "TF_CPP_MIN_LOG_LEVEL" not in env and env.get(QUIET_ENV) != "0"
+
+
+def configured_backend() -> str:
+    """Keras' backend name, read as Keras reads it (``KERAS_BACKEND``, else ``keras.json``) without importing
+    Keras: checks that depend on it run before TensorFlow's slow import."""
+    loaded = getattr(sys.modules.get("keras"), "backend", None)  # None while Keras itself is importing
+    if loaded is not None:
+        return loaded.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = Path(os.environ.get("KERAS_HOME") or Path(os.path.expanduser("~")) / ".keras")
+    try:
+        return str(json.loads((home / "keras.json").read_text()).get("backend") or "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def _drop_notice(line: str) -> bool:
+    if is_backend_notice(line):
+        DROPPED.append(line)
+        return True
+    return False
 
 
 def start_backend_quietly(setup: Callable[[], None] | None = None) -> None:
@@ -48,11 +80,11 @@ def start_backend_quietly(setup: Callable[[], None] | None = None) -> None:
     ``setup`` runs first, inside the filter (a worker sets its thread pools, which imports
     TensorFlow).  Once TensorFlow is imported the notices are past: then only ``setup`` runs.
     """
-    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow" or "tensorflow" in sys.modules:
+    if configured_backend() != "tensorflow" or "tensorflow" in sys.modules:
         if setup is not None:
             setup()
         return
-    with stderr_filtered(is_backend_notice):
+    with stderr_filtered(_drop_notice):
         if setup is not None:
             setup()
         try:
@@ -86,3 +118,70 @@ def stderr_filtered(drop: Callable[[str], bool]) -> Iterator[None]:
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
+
+
+class _QuietFirstImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """The first ``import tensorflow``, whoever asks for it (Keras, a data loader, the user's builder),
+    runs inside the notice filter; until then nothing slow is imported, so config and data errors that
+    need no backend answer at once."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None):
+        if fullname != "tensorflow" or self not in sys.meta_path:
+            return None
+        sys.meta_path.remove(self)  # one use: the import below takes the ordinary path
+        start_backend_quietly()  # imports tensorflow (the module lock is re-entrant) and queries devices
+        module = sys.modules.get("tensorflow")
+        if module is None:  # not installed, or another backend: the ordinary finders answer
+            return None
+        self._module, self._spec = module, module.__spec__
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec) -> ModuleType:
+        return self._module  # already imported: the import machinery only records it
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__spec__ = self._spec  # the machinery set ours; TensorFlow's own describes its package
+
+
+def quiet_first_backend_import() -> None:
+    """Filter TensorFlow's start-up notices when it is first imported, if it is not yet (else: nothing to do).
+
+    Installs an import hook rather than importing now: a command that fails on its config never waits
+    for TensorFlow.
+    """
+    if "tensorflow" in sys.modules or any(isinstance(f, _QuietFirstImport) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _QuietFirstImport())
+
+
+def allow_backend_notices() -> None:
+    """``verbose_backend``: TensorFlow's notices stay on stderr, in this process and its workers."""
+    os.environ[QUIET_ENV] = "0"
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietFirstImport)]
+
+
+def settle_backend_notices(verbose_backend: bool) -> None:
+    """The Python API's quiet start (``archsearch.Tuner``), the CLI's by default.
+
+    ``import archsearch`` already filters TensorFlow's first import (when it comes after it); here the
+    workers are told (:data:`QUIET_ENV`) and the device query that prints the ``cuInit`` error runs
+    filtered.  ``verbose_backend=True`` shows what was filtered so far and lets the rest through.
+    """
+    if verbose_backend:
+        allow_backend_notices()
+        replay_dropped_notices()
+        return
+    if os.environ.get(QUIET_ENV) != "1" and not wants_quiet_start(False):
+        return  # the user's own TF_CPP_MIN_LOG_LEVEL, or a verbose choice made for the whole process
+    os.environ[QUIET_ENV] = "1"
+    if "tensorflow" in sys.modules and configured_backend() == "tensorflow":
+        with stderr_filtered(_drop_notice):
+            sys.modules["tensorflow"].config.list_physical_devices("GPU")  # a no-op after the first query
+
+
+def replay_dropped_notices() -> None:
+    """Show the notices filtered so far (``verbose_backend=True`` after the quiet import): once each."""
+    if DROPPED:
+        sys.stderr.write("".join(DROPPED))
+        sys.stderr.flush()
+        DROPPED.clear()

@@ -8,8 +8,10 @@ objective) is checked here, before the first trial trains, and reported as an
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,24 @@ def to_dict(section: Any) -> dict[str, Any]:
     if isinstance(section, DictConfig):
         return OmegaConf.to_container(section, resolve=True)  # type: ignore[return-value]
     return dict(section)
+
+
+def check_builder_module(path: str, field: str = "model.builder") -> None:
+    """``module:function`` whose module can be found, checked without running it: a user's module may
+    import Keras, and a typo in its name should not wait for TensorFlow.  :func:`import_builder` imports it."""
+    if not isinstance(path, str) or ":" not in path:
+        raise ConfigError(field, f"{path!r} is not of the form module:function", "e.g. model.builder=my_models:build")
+    module_name = path.partition(":")[0]
+    missing = f"No module named '{module_name}'"
+    try:
+        found = module_name in sys.modules or importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError as exc:  # its parent package is missing
+        found, missing = False, str(exc)
+    except (ImportError, ValueError):  # a parent package that fails to import: import_builder says why
+        return
+    if not found:
+        raise ConfigError(field, f"cannot import module '{module_name}' ({missing})",
+                          "check the name and that its folder is on PYTHONPATH")
 
 
 def import_builder(path: str, field: str = "model.builder") -> Callable[..., Any]:

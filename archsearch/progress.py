@@ -3,7 +3,8 @@
 One more :class:`~archsearch.events.SearchEvents` listener.  It shows trials done of ``max_trials``
 (or, for the budgeted tuners, epochs spent of their planned total), a line per running trial (its
 worker, epoch and values), the best score so far with its trial, the elapsed time and an ETA from
-the epochs measured in this session.  The plain one-line-per-trial output goes on above it (and
+the epochs measured in this session: a run's first epoch also builds, compiles and traces its model,
+so that start-up cost is measured apart from the pace of the epochs after it.  The plain one-line-per-trial output goes on above it (and
 into the run's log file) as before; off a terminal the CLI does not use this display at all.
 """
 
@@ -62,11 +63,32 @@ def remaining_epochs(*, total_epochs: int | None, epochs_spent: int, max_trials:
     return not_started * max(0.0, epochs_per_trial) + float(sum(max(0, n) for n in running_left))
 
 
-def eta_seconds(epochs_left: float | None, seconds_per_epoch: float | None, slots: int) -> float | None:
-    """Seconds to the end: the epochs left, at the measured pace of one epoch, ``slots`` at a time."""
+def eta_seconds(epochs_left: float | None, seconds_per_epoch: float | None, slots: int, starts_left: float = 0.0,
+                seconds_per_start: float = 0.0) -> float | None:
+    """Seconds to the end: the epochs left at the measured pace of one epoch, plus the start-up cost
+    (build, compile, first trace) of each run still to start, ``slots`` at a time."""
     if epochs_left is None or seconds_per_epoch is None:
         return None
-    return epochs_left * seconds_per_epoch / max(1, int(slots))
+    work = epochs_left * seconds_per_epoch + max(0.0, starts_left) * max(0.0, seconds_per_start)
+    return work / max(1, int(slots))
+
+
+def pace_and_start_cost(steady: list[float], first: list[tuple[float, int]],
+                        only_first_epochs_left: bool) -> tuple[float | None, float]:
+    """(seconds per epoch, extra seconds per run start) from the measured epochs.
+
+    ``steady``: epochs after a run's first; ``first``: (seconds, epochs) of each run's first report,
+    which also holds the model's build and compile.  Until a steady epoch is measured the pace is
+    unknown (None), unless what is left is only first epochs (one-epoch runs): then a first epoch is
+    the unit.
+    """
+    if steady:
+        pace = sum(steady) / len(steady)
+        starts = [max(0.0, seconds - epochs * pace) for seconds, epochs in first]
+        return pace, (sum(starts) / len(starts) if starts else 0.0)
+    if first and only_first_epochs_left:
+        return sum(seconds for seconds, _ in first) / sum(epochs for _, epochs in first), 0.0
+    return None, 0.0
 
 
 def clock(seconds: float | None) -> str:
@@ -88,6 +110,7 @@ class _Running:
     target: int
     epoch: int
     last_tick: float  # when it started, or reported its last epoch
+    first: bool = True  # its first epoch (with the model's build and compile) is still to come
 
 
 class SearchProgress(SearchEvents):
@@ -107,7 +130,8 @@ class SearchProgress(SearchEvents):
         self.use_live = live  # False: render on demand only (tests)
         self.search: Search | None = None
         self.started = 0.0
-        self.epoch_seconds: list[float] = []  # measured epochs (model build and compile count in the first)
+        self.epoch_seconds: list[float] = []  # measured epochs after each run's first: the training pace
+        self.first_epochs: list[tuple[float, int]] = []  # (seconds, epochs) of each run's first report
         self.finished_epochs: list[int] = []  # epochs each trial finished in this session trained
         self.running: dict[int, _Running] = {}
         self._live: Any = None
@@ -119,10 +143,9 @@ class SearchProgress(SearchEvents):
         if not self.use_live:
             return
         from rich.console import Console
-        from rich.live import Live
 
         # soft_wrap: the plain trial lines printed above the display wrap as the terminal wraps them.
-        self._live = Live(console=self.console or Console(soft_wrap=True), get_renderable=self.render, transient=True,
+        self._live = _fresh_live()(console=self.console or Console(soft_wrap=True), get_renderable=self.render, transient=True,
                           refresh_per_second=self.refresh_per_second, redirect_stdout=True, redirect_stderr=True)
         self._live.start()
 
@@ -137,14 +160,21 @@ class SearchProgress(SearchEvents):
             return
         now = self.clock_fn()
         epochs = max(1, int(epoch) - running.epoch)
-        self.epoch_seconds.extend([(now - running.last_tick) / epochs] * epochs)
-        del self.epoch_seconds[:-_PACE_WINDOW]
+        if running.first:  # build, compile and tracing happen before it: its own measurement
+            self.first_epochs.append((now - running.last_tick, epochs))
+            del self.first_epochs[:-_PACE_WINDOW]
+            running.first = False
+        else:
+            self.epoch_seconds.extend([(now - running.last_tick) / epochs] * epochs)
+            del self.epoch_seconds[:-_PACE_WINDOW]
         running.epoch, running.last_tick = max(running.epoch, int(epoch)), now
 
     def on_trial_end(self, trial: Trial, outcome: TrialOutcome) -> None:
         running = self.running.pop(trial.id, None)
         if running is not None and outcome.epochs_done:
             self.finished_epochs.append(max(0, outcome.epochs_done - running.initial_epoch))
+        if self._live is not None:
+            self._live.refresh()  # the trial leaves the running rows now, not at the next tick
 
     def on_trial_interrupted(self, trial: Trial, reason: str) -> None:
         self.running.pop(trial.id, None)
@@ -168,16 +198,21 @@ class SearchProgress(SearchEvents):
         oracle = search.oracle
         measured = self.finished_epochs
         per_trial = sum(measured) / len(measured) if measured else float(self.epochs_per_trial)
-        left = remaining_epochs(
-            total_epochs=getattr(oracle, "total_epochs", None),
-            epochs_spent=self._epochs_spent(),
-            max_trials=oracle.max_trials,
-            trials_done=sum(1 for t in oracle.trials.values() if t.done),
-            running_left=[r.target - r.epoch for r in self.running.values()],
-            epochs_per_trial=per_trial,
-        )
-        pace = sum(self.epoch_seconds) / len(self.epoch_seconds) if self.epoch_seconds else None
-        return eta_seconds(left, pace, search.executor.slots)
+        total = getattr(oracle, "total_epochs", None)
+        running_left = [max(0, r.target - r.epoch) for r in self.running.values()]
+        done = sum(1 for t in oracle.trials.values() if t.done)
+        left = remaining_epochs(total_epochs=total, epochs_spent=self._epochs_spent(), max_trials=oracle.max_trials,
+                                trials_done=done, running_left=running_left, epochs_per_trial=per_trial)
+        if left is None:
+            return None
+        if total:  # a budgeted plan: its runs still to start, at the epochs a run has trained so far
+            not_started = max(0.0, left - sum(running_left)) / max(per_trial, 1.0)
+        else:
+            not_started = float(max(0, (oracle.max_trials or 0) - done - len(self.running)))
+        starts_left = not_started + sum(1 for r in self.running.values() if r.first)
+        only_first = per_trial <= 1 and all(r.first or r.target <= r.epoch for r in self.running.values())
+        pace, start_cost = pace_and_start_cost(self.epoch_seconds, self.first_epochs, only_first)
+        return eta_seconds(left, pace, search.executor.slots, starts_left, start_cost)
 
     def _epochs_spent(self) -> int:
         spent = self.search.epochs_spent if self.search is not None else 0
@@ -226,3 +261,21 @@ class SearchProgress(SearchEvents):
 
 def _short(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _fresh_live():
+    """rich's ``Live``, but the frame it draws under a printed line is rendered at that moment.
+
+    rich redraws the display under each printed line from the frame of its last refresh (up to half a
+    second old): the trial-end line said the new best while the frame under it still showed the old one.
+    """
+    from rich.live import Live
+
+    class FreshLive(Live):
+        def process_renderables(self, renderables):
+            if self.is_started and self.console.is_interactive:
+                with self._lock:
+                    self._live_render.set_renderable(self.renderable)
+            return super().process_renderables(renderables)
+
+    return FreshLive

@@ -6,9 +6,10 @@ search runs or after it was killed, by::
     python -m archsearch.report <run folder> [--output FILE] [--no-png]
 
 The page embeds everything it needs (plotly.js once, the predictions picture as data), so it opens
-offline.  The plots need the ``report`` extra (``pip install "archsearch[report]"``: plotly for the
-page, matplotlib for the PNG copies in ``plots/`` next to it); without it the page still holds the
-best trial, the importance table and the trials table, and says how to get the plots.
+offline.  The plots are drawn with plotly (the page) and matplotlib (the PNG copies in ``plots/`` next
+to it), both core dependencies, so a plain ``pip install`` writes the whole report.  Should either be
+missing anyway (a broken environment), the page still holds the best trial, the importance table and the
+trials table, and both the page and the console say so once, instead of quietly leaving the plots out.
 """
 
 from __future__ import annotations
@@ -31,14 +32,15 @@ from archsearch.importance import METHOD, MIN_TRIALS, Importance, ped_anova
 from archsearch.report_data import RunRecord, finite, read_run
 
 log = logging.getLogger("archsearch")
-INSTALL_HINT = 'pip install "archsearch[report]"'
+REINSTALL_HINT = "pip install --force-reinstall archsearch (or pip install plotly matplotlib)"
+_warned: set[str] = set()  # the libraries already said missing in this process: one warning each, not one per report
 PLOTS_FOLDER = "plots"
 
 
 def write_report(folder: str | Path, output: str | Path | None = None, png: bool = True) -> Path:
     """Write the report of the search in ``folder`` (default ``<folder>/report.html``); returns its path.
 
-    PNG copies of the main plots go to ``plots/`` beside it when matplotlib is installed.
+    PNG copies of the main plots go to ``plots/`` beside it (unless ``png`` is False).
     """
     run = read_run(folder)
     output = Path(output) if output is not None else run.folder / "report.html"
@@ -48,19 +50,29 @@ def write_report(folder: str | Path, output: str | Path | None = None, png: bool
     if png:
         try:
             from archsearch.report_png import save_pngs
-        except ImportError:  # matplotlib is missing: the page says how to get the pictures
-            pass
-        else:
-            try:
-                save_pngs(run, importances, output.parent / PLOTS_FOLDER)
-            except ImportError:
-                pass
+
+            save_pngs(run, importances, output.parent / PLOTS_FOLDER)
+        except ImportError as exc:  # a broken environment: matplotlib is a dependency
+            warn_missing("matplotlib", exc, "no PNG copies of the plots were written")
     return output
+
+
+def missing_library_text(library: str, error: BaseException) -> str:
+    """Why a plotting library cannot be used, and how to put it back (they are archsearch's dependencies)."""
+    return (f"{library} cannot be imported ({error}), though archsearch depends on it: the environment is "
+            f"incomplete; {REINSTALL_HINT}")
+
+
+def warn_missing(library: str, error: BaseException, consequence: str) -> None:
+    """Say once per process, on the console, that a report lacks its plots: never a silently thinner page."""
+    if library not in _warned:
+        _warned.add(library)
+        log.warning("report: %s; %s", consequence, missing_library_text(library, error))
 
 
 def render(run: RunRecord, importances: list[Importance]) -> str:
     """The whole page as one string."""
-    figures, plotly_js = _figures(run, importances)
+    figures, plotly_js, missing = _figures(run, importances)
     counts = Counter(t["status"] for t in run.trials)
     unfinished = counts.get("running", 0) + counts.get("interrupted", 0)
     parts = [
@@ -78,8 +90,8 @@ def render(run: RunRecord, importances: list[Importance]) -> str:
                      "resume=&lt;run folder&gt;</code>).</p>")
     parts += [_best_section(run)]
     if figures is None:
-        parts.append(f"<p class='note'>The plots need plotly: <code>{_e(INSTALL_HINT)}</code>, then "
-                     f"<code>python -m archsearch.report {_e(str(run.folder))}</code>.</p>")
+        parts.append(f"<p class='errors'>No plots: {_e(missing)}; then <code>python -m archsearch.report "
+                     f"{_e(str(run.folder))}</code> writes this page again with them.</p>")
     else:
         for title, key in (("Objective per trial", "history"), ("Learning curves", "curves"),
                            ("Score against budget", "budgets")):
@@ -99,15 +111,17 @@ def render(run: RunRecord, importances: list[Importance]) -> str:
 
 
 # ------------------------------------------------------------------ figures
-def _figures(run: RunRecord, importances: list[Importance]) -> tuple[dict[str, Any] | None, str]:
-    """Each figure as an HTML fragment (no plotly.js of its own), and plotly.js once; (None, "") without plotly."""
+def _figures(run: RunRecord, importances: list[Importance]) -> tuple[dict[str, Any] | None, str, str]:
+    """Each figure as an HTML fragment (no plotly.js of its own), plotly.js once, and "" ; or (None, "", why)
+    when plotly cannot be imported."""
     try:
         import plotly.io as pio
         from plotly.offline import get_plotlyjs
 
         from archsearch import report_plots as P
-    except ImportError:
-        return None, ""
+    except ImportError as exc:
+        warn_missing("plotly", exc, "report.html has no plots")
+        return None, "", missing_library_text("plotly", exc)
 
     def div(fig, key: str) -> str:
         if fig is None:
@@ -124,7 +138,7 @@ def _figures(run: RunRecord, importances: list[Importance]) -> tuple[dict[str, A
         "parallel": div(P.parallel_coordinates(run), "parallel"),
         "parameters": [d for i, n in enumerate(run.param_names()) if (d := div(P.parameter(run, n), f"param-{i}"))],
     }
-    return figures, get_plotlyjs()
+    return figures, get_plotlyjs(), ""
 
 
 # ------------------------------------------------------------------ sections
@@ -309,10 +323,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot read {folder / 'trials.db'} ({exc}); is it a search's store?", file=sys.stderr)
         return 2
     print(f"Report: {path}")
-    try:
-        import plotly  # noqa: F401
-    except ImportError:
-        print(f"(tables only: for the plots, {INSTALL_HINT})")
     return 0
 
 

@@ -30,8 +30,7 @@ def continue_stored_search(cfg: DictConfig, folder: Path, echo: Callable[[str], 
     With ``resume=<folder>`` the stored config is the base and only the command line's overrides
     change it; a run into a folder that already holds a search must match it as a whole.
     """
-    from archsearch.store import TrialStore
-    from archsearch.tuners import STORE_FILE
+    from archsearch.store import STORE_FILE, TrialStore
 
     path = folder / STORE_FILE
     if not path.exists():

@@ -11,8 +11,11 @@ The format is checked before the search starts, so a missing converter never cos
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +47,17 @@ def check_export_format(value: Any) -> str:
 
 
 def _backend() -> str:
-    import keras
+    from archsearch.backend_logs import configured_backend
 
-    return keras.backend.backend()
+    return configured_backend()  # without importing Keras: the check runs before TensorFlow's import
 
 
 def export_for_serving(model, best_dir: Path, fmt: str) -> Path | None:
     """Write the extra export of ``fmt`` into ``best_dir``; returns its path (None for ``keras``)."""
     if fmt == "savedmodel":
         target = best_dir / SAVED_MODEL_DIR
-        return _replace_folder(target, lambda tmp: model.export(str(tmp), format="tf_saved_model", verbose=False))
+        with _quiet_logger("tensorflow"):  # its "Assets written to: <temporary folder>" line means nothing to a user
+            return _replace_folder(target, lambda tmp: model.export(str(tmp), format="tf_saved_model", verbose=False))
     if fmt == "onnx":
         import numpy as np
 
@@ -68,6 +72,18 @@ def export_for_serving(model, best_dir: Path, fmt: str) -> Path | None:
             tmp.unlink(missing_ok=True)
         return target
     return None
+
+
+@contextmanager
+def _quiet_logger(name: str, level: int = logging.WARNING) -> Iterator[None]:
+    """Hold a library's logger at ``level`` in the block (its INFO lines reach Hydra's console otherwise)."""
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(max(level, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def _replace_folder(target: Path, write) -> Path:

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+STORE_FILE = "trials.db"  # a run folder's store, named here so reading it never imports the tuners (Keras)
+
 from archsearch.atomic import atomic_path
 from archsearch.disk import as_disk_full, is_disk_full
 from archsearch.trial import DONE, INTERRUPTED, RETRIED_ON_RESUME, Trial

@@ -27,6 +27,7 @@ from typing import Any
 
 import keras
 
+from archsearch.backend_logs import settle_backend_notices
 from archsearch.errors import (ArchsearchError, BuilderError, ConfigError, ConfigRuntimeError, FatalValueError,
                                describe_exception)
 from archsearch.events import SearchEvents
@@ -38,9 +39,8 @@ from archsearch.oracles import Oracle, Trial, create_oracle
 from archsearch.oracles.hand_driven import ORACLE_STATE
 from archsearch.runner import CompileSettings, FitArguments, FitData, Runner, TrainerSettings
 from archsearch.search import Search
-from archsearch.store import TrialStore
+from archsearch.store import STORE_FILE, TrialStore  # noqa: F401  (STORE_FILE lives in store.py, read without Keras)
 
-STORE_FILE = "trials.db"
 # What Hydra writes into the CLI's run folder before the search starts: overwrite=true keeps it.
 HYDRA_OUTPUTS = (".hydra", "archsearch.log")
 # fit() arguments of KerasTuner tutorials written for Keras 2 that cannot be passed on: Keras 3 removed
@@ -156,8 +156,10 @@ class Tuner:
         distribution_strategy: Any = None,
         logger: Any = None,
         tuner_id: str | None = None,
+        verbose_backend: bool = False,
         **oracle_options: Any,
     ) -> None:
+        settle_backend_notices(verbose_backend)  # TensorFlow's start-up notices: off stderr unless asked for
         overridden = [name for name in _TRAINING_HOOKS if _overrides(self, name)]
         if hypermodel is None and "run_trial" not in overridden:
             raise ConfigError("hypermodel", "is required (Received `hypermodel=None`)",

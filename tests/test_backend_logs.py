@@ -44,6 +44,7 @@ def test_the_user_decides_by_config_or_by_their_own_log_level():
     assert wants_quiet_start(False, {})
     assert not wants_quiet_start(True, {})
     assert not wants_quiet_start(False, {"TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert not wants_quiet_start(False, {"ARCHSEARCH_QUIET_BACKEND": "0"})  # a verbose driver's workers
 
 
 def test_the_filter_works_on_the_file_descriptor_and_keeps_order():
@@ -71,3 +72,39 @@ def test_the_filter_puts_stderr_back_when_the_block_raises(capfd):
             raise RuntimeError("boom")
     os.write(2, b"back to normal\n")
     assert capfd.readouterr().err == "kept despite the error\nback to normal\n"
+
+
+# A KerasTuner user's script with only the import changed (archsearch first, then Keras), run as a user runs
+# it: no TF_CPP_MIN_LOG_LEVEL of theirs.  It prints how many notices were filtered, then asks a second tuner
+# for verbose_backend, which must show exactly those.
+API_SEARCH = """
+import sys
+import archsearch as kt
+import keras
+import numpy as np
+from archsearch import backend_logs
+
+def build(hp):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(hp.Int("units", 2, 4)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+x, y = np.zeros((8, 4), "float32"), np.zeros((8, 1), "float32")
+tuner = kt.RandomSearch(build, objective="val_loss", max_trials=1, directory=sys.argv[1], overwrite=True)
+tuner.search(x, y, epochs=1, validation_data=(x, y), verbose=0)
+print("filtered", len(backend_logs.DROPPED), file=sys.stderr, flush=True)
+kt.RandomSearch(build, objective="val_loss", max_trials=1, directory=sys.argv[1], project_name="again",
+                verbose_backend=True)
+"""
+
+
+def test_the_python_api_starts_as_quietly_as_the_cli_and_verbose_backend_shows_the_notices(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "ARCHSEARCH_QUIET_BACKEND")}
+    result = subprocess.run([sys.executable, "-c", API_SEARCH, str(tmp_path)], capture_output=True, text=True,
+                            cwd=REPO, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stderr.splitlines(keepends=True)
+    marker = next(i for i, line in enumerate(lines) if line.startswith("filtered "))
+    assert not [line for line in lines[:marker] if is_backend_notice(line)], result.stderr  # the search: quiet
+    shown = [line for line in lines[marker + 1:] if is_backend_notice(line)]
+    assert len(shown) == int(lines[marker].split()[1])  # verbose_backend=True: what was held back, once

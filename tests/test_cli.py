@@ -55,7 +55,10 @@ def test_a_real_search_records_trials_and_exports_the_best_model(cli, tmp_path):
     assert "num_layers" in hparams["values"]
     assert "Parameters:" in (best_dir / "summary.txt").read_text()
     assert (run_dir / "trials.csv").read_text().count("\n") == 3
-    assert "Report: " in result.stdout and "<table id='trials'" in (run_dir / "report.html").read_text()
+    page = (run_dir / "report.html").read_text()
+    assert "Report: " in result.stdout and "<table id='trials'" in page
+    for plot in ("history", "curves", "parallel"):  # the default search's report has its plots (issue 24)
+        assert f"data-plot='{plot}'" in page and f"id=\"plot-{plot}\"" in page
     assert (run_dir / "plots" / "history.png").stat().st_size > 1000
 
     from archsearch.export import load_model
@@ -104,6 +107,47 @@ def test_bad_input_is_one_clear_line_without_traceback(cli, tmp_path, args, expe
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "bad" / "best").exists()
+
+
+# Runs the CLI as `python -m archsearch` does, and says at exit which backend modules were ever imported.
+_BACKEND_AT_EXIT = (
+    "import atexit, runpy, sys\n"
+    "atexit.register(lambda: print('backend imported:', sorted(m for m in ('tensorflow', 'keras') if m in sys.modules),"
+    " file=sys.stderr))\n"
+    "sys.argv = ['archsearch', *sys.argv[1:]]\n"
+    "runpy.run_module('archsearch', run_name='__main__', alter_sys=True)\n"
+)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["data=npz", "data.path=missing.npz"], "data.path: missing.npz does not exist"),
+        (["data=folder", "data.path=missing_folder"], "data.path: folder missing_folder does not exist"),
+        (["trainer.epochs=abc"], "trainer.epochs: 'abc' is not allowed"),
+        (["tuner.max_trials=abc"], "tuner.max_trials: 'abc' is not allowed"),
+        (["trainer.optimizer=adamax_bogus"], "trainer.optimizer: unknown optimizer 'adamax_bogus'"),
+        (["model=custom", "model.builder=no_such_module:build"], "model.builder: cannot import module 'no_such_module'"),
+    ],
+)
+def test_errors_that_need_no_backend_answer_before_tensorflow_is_imported(tmp_path, args, expected):
+    # TensorFlow's import is most of a start-up (14 of 18 s on a busy machine): a typo must not wait for it.
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs it: quiet start on
+    result = subprocess.run([sys.executable, "-c", _BACKEND_AT_EXIT, *args, f"hydra.run.dir={tmp_path / 'run'}"],
+                            cwd=REPO, env={**env, "ARCHSEARCH_REPORT": "false"}, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("archsearch: error: ") and expected in lines[0], result.stderr
+    assert lines[1] == "backend imported: []"
+    assert result.stdout == "archsearch: starting...\n"  # said at once, before the checks and TensorFlow
+    assert not (tmp_path / "run").exists()  # nothing left behind either
 
 
 def test_a_kerastuner_builder_runs_through_the_cli(cli, tmp_path):

@@ -119,3 +119,22 @@ def test_keras_objects_register_when_keras_is_imported_after_archsearch(tmp_path
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["True", "True"]
+
+
+def test_a_savedmodel_export_keeps_tensorflows_info_lines_off_the_console(tmp_path, caplog):
+    # TensorFlow logs "Assets written to: best/.saved_model.tmp-<pid>/assets" at INFO; Hydra's console shows INFO.
+    pytest.importorskip("tensorflow")
+    import keras
+
+    from archsearch.serving import export_for_serving
+
+    import logging
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    level = logging.getLogger("tensorflow").level
+    with caplog.at_level("INFO"):
+        path = export_for_serving(model, tmp_path, "savedmodel")
+    assert (path / "saved_model.pb").is_file()
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("tensorflow")]
+    assert not [m for m in said if ".tmp-" in m or "Assets written" in m], said
+    assert logging.getLogger("tensorflow").level == level  # the user's own setting is put back

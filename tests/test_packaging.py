@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _run_outside_repo(args: list[str], cwd) -> subprocess.CompletedProcess:
@@ -42,3 +45,43 @@ def test_model_families_import_from_the_installed_package(tmp_path):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "ok"
+
+
+def _core_requirements() -> set[str]:
+    """The distributions a plain ``pip install .`` brings (pyproject's dependencies, no extra), normalised.
+
+    Read from pyproject.toml, not the installed metadata: CI installs ``.[test]``, whose extra would hide
+    a library missing from the plain install."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return {re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0].lower().replace("_", "-")
+            for req in project["dependencies"]}
+
+
+def _third_party_imports(path) -> set[str]:
+    """The top-level modules a source file imports, standard library and the project's own left out."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n not in ("archsearch", "hypermodels")}
+
+
+def test_the_plain_install_brings_everything_the_report_draws_with():
+    # README's first command is `pip install . && python -m archsearch`: its report.html must have its plots,
+    # so every library the report modules import is a core dependency, not an extra.
+    import importlib.metadata
+
+    distributions = importlib.metadata.packages_distributions()
+    core = _core_requirements()
+    modules = set().union(*(_third_party_imports(p) for p in (REPO / "archsearch").glob("report*.py")))
+    assert {"plotly", "matplotlib"} <= modules  # the check reads the real imports
+    for module in sorted(modules):
+        needed = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
+        assert needed & core, f"report imports {module} ({needed}), which `pip install .` does not install"

@@ -31,14 +31,16 @@ class TickingRunner:
     """Each epoch takes ``seconds`` of the fake clock; the objective grows with the epoch."""
 
     def __init__(self, clock: FakeClock, epochs: int = 3, seconds: float = 10.0, interrupt_at: int | None = None,
-                 files: TrialFiles | None = None):
+                 files: TrialFiles | None = None, start_up: float = 0.0):
         self.clock, self.epochs, self.seconds, self.interrupt_at = clock, epochs, seconds, interrupt_at
+        self.start_up = start_up  # build, compile and tracing: the first epoch of each run takes this longer
         self.files = files  # given: each trial leaves a checkpoint, so Hyperband's promotions continue from it
 
     def run(self, trial, hp, reporter=None, resume_checkpoint=None, initial_epoch=0, history=None):
         if self.interrupt_at is not None and trial.id == self.interrupt_at:
             raise KeyboardInterrupt
         target = trial.budget or self.epochs
+        self.clock.now += self.start_up
         for epoch in range(initial_epoch + 1, target + 1):
             self.clock.now += self.seconds
             reporter.on_epoch(trial, epoch, {"val_accuracy": epoch / 10 + trial.id / 100}, epoch / 10 + trial.id / 100)
@@ -53,12 +55,13 @@ class Screens(SearchEvents):
     """Renders the display after every event, as the terminal would show it then."""
 
     def __init__(self, progress: SearchProgress) -> None:
-        self.progress, self.shown, self.exits = progress, [], []
+        self.progress, self.shown, self.exits, self.times = progress, [], [], []
 
     def _shot(self) -> None:
         console = Console(file=io.StringIO(), width=160, color_system=None)
         console.print(self.progress.render())
         self.shown.append(console.file.getvalue())
+        self.times.append(self.progress.clock_fn())
 
     def on_epoch_end(self, trial, epoch, metrics, value):
         self._shot()
@@ -97,6 +100,7 @@ def test_eta_is_the_epochs_left_at_the_measured_pace_over_the_slots():
     assert eta_seconds(24, 5.0, 2) == 60.0
     assert eta_seconds(None, 5.0, 1) is None
     assert eta_seconds(10, None, 1) is None
+    assert eta_seconds(24, 5.0, 2, starts_left=3, seconds_per_start=20.0) == 90.0  # each run's build and compile
     assert clock(3725) == "1:02:05" and clock(None) == "-"
 
 
@@ -127,14 +131,64 @@ def test_the_display_follows_a_search_with_exact_eta(tmp_path):
     first_epoch = screens.shown[0]
     assert "random" in first_epoch and "0/3 trials" in first_epoch
     assert "trial 0" in first_epoch and "epoch 1/3" in first_epoch and "units=" in first_epoch
-    # 10 s an epoch; left: trial 0's 2 epochs + 2 trials of 3 = 8 epochs, one slot: 80 s.
-    assert "elapsed 0:00:10  ETA 0:01:20" in first_epoch
+    # One epoch, the first of its run (with the model's build and compile): no training pace yet.
+    assert "elapsed 0:00:10  ETA -" in first_epoch
+    # 10 s an epoch; left: trial 0's last epoch + 2 trials of 3 = 7 epochs, one slot: 70 s.
+    assert "elapsed 0:00:20  ETA 0:01:10" in screens.shown[1]
     after_first = screens.shown[3]  # trial 0 ended
     assert "1/3 trials" in after_first and "best val_accuracy=0.3000 (trial 0)" in after_first
     assert "ETA 0:01:00" in after_first
     last = screens.shown[-1]
     assert "3/3 trials" in last and "ETA 0:00:00" in last and "best val_accuracy=0.3200 (trial 2)" in last
     assert screens.exits == [None]
+
+
+def test_a_slow_first_epoch_is_start_up_cost_not_training_pace(tmp_path):
+    # Each trial spends 40 s building and compiling before 3 epochs of 10 s (issue 24: the first ETA said
+    # 1:29 with 23 s left, the compile counted as pace).  From the first steady epoch on, the ETA is exact.
+    fake = FakeClock()
+    progress = SearchProgress(epochs_per_trial=3, clock_fn=fake, live=False)
+    screens = Screens(progress)
+    run_search(tmp_path, TickingRunner(fake, start_up=40.0), progress, screens)
+    end = fake.now
+    assert "ETA -" in screens.shown[0]  # after the first epoch alone the pace is unknown, not 50 s an epoch
+    assert "elapsed 0:01:00  ETA 0:02:30" in screens.shown[1]  # 7 epochs of 10 s + 2 starts of 40 s
+    for shown, at in zip(screens.shown[1:], screens.times[1:]):
+        assert f"ETA {clock(end - at)}" in shown, shown
+
+
+def test_one_epoch_trials_take_their_first_epoch_as_the_unit(tmp_path):
+    fake = FakeClock()
+    progress = SearchProgress(epochs_per_trial=1, clock_fn=fake, live=False)
+    screens = Screens(progress)
+    run_search(tmp_path, TickingRunner(fake, epochs=1, start_up=5.0), progress, screens)
+    end = fake.now
+    assert "ETA 0:00:30" in screens.shown[0]  # 2 trials left of 15 s each (5 s start-up, a 10 s epoch)
+    for shown, at in zip(screens.shown, screens.times):
+        assert f"ETA {clock(end - at)}" in shown, shown
+
+
+def test_the_frame_under_a_trial_line_shows_the_best_that_line_prints(tmp_path, monkeypatch):
+    # rich draws the display under each printed line; it used the frame of the last refresh, so a frame
+    # showed the best score a trial behind the "Trial N | ... | best" line right above it.
+    import re
+
+    from archsearch.events import ConsoleEvents
+
+    fake = FakeClock()
+    output = io.StringIO()
+    progress = SearchProgress(epochs_per_trial=3, clock_fn=fake, refresh_per_second=0.1,
+                              console=Console(file=output, force_terminal=True, width=200, color_system=None))
+    oracle = create_oracle("random", space(), "val_accuracy", max_trials=4, seed=0)
+    listeners = [ConsoleEvents(print), progress]  # as the CLI orders them: the trial line first
+    Search(oracle, InlineExecutor(TickingRunner(fake)), TrialStore(tmp_path / "trials.db"), TrialFiles(tmp_path),
+           listeners=listeners).run()
+    text = output.getvalue()
+    lines = list(re.finditer(r"Trial (\d+) \(\d+/4\) \|[^\n]*\| best ([\d.]+) \(trial (\d+)\)", text))
+    assert len(lines) == 4
+    for line in lines:
+        frame = re.search(r"best val_accuracy(=[\d.]+ \(trial \d+\)|: -)", text[line.end():])
+        assert frame.group(1) == f"={line.group(2)} (trial {line.group(3)})", text[line.start():line.end() + 400]
 
 
 def test_budgeted_tuners_count_epochs_of_their_plan(tmp_path):

@@ -117,16 +117,25 @@ def test_report_reads_the_store_read_only_while_a_search_writes(tmp_path):
     assert "<table id='trials'" in (folder / "report.html").read_text()
 
 
-def test_without_the_report_extra_the_page_has_the_tables_and_says_how_to_get_the_plots(tmp_path, monkeypatch):
+def test_a_broken_environment_without_plotly_says_so_on_the_page_and_once_on_the_console(tmp_path, monkeypatch,
+                                                                                          caplog):
+    # plotly and matplotlib are core dependencies; if they are gone anyway, the thinner page is never silent.
     for name in ("plotly", "plotly.io", "plotly.offline", "plotly.graph_objects", "matplotlib",
                  "archsearch.report_plots", "archsearch.report_png"):
         monkeypatch.setitem(sys.modules, name, None)  # import fails as if not installed
+    monkeypatch.setattr(report, "_warned", set())
     folder = random_store(tmp_path / "run", n=10)
-    text = report.write_report(folder).read_text()
-    assert report.INSTALL_HINT.replace('"', "&quot;") in text
+    with caplog.at_level("WARNING", logger="archsearch"):
+        text = report.write_report(folder).read_text()
+        report.write_report(folder)  # a second report in the same process: no second warning
+    assert "No plots: plotly cannot be imported" in text and "archsearch depends on it" in text
+    assert "archsearch[report]" not in text  # the extra no longer brings anything
     assert "plotly.js v" not in text and "data-plot=" not in text
     assert "<table id='trials'" in text and "Hyperparameter importance" in text
     assert not (folder / "plots").exists()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2, warnings  # plotly once, matplotlib once
+    assert "report.html has no plots" in warnings[0] and "no PNG copies" in warnings[1]
 
 
 def test_predictions_picture_is_embedded(tmp_path):
