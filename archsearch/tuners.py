@@ -189,8 +189,9 @@ class Tuner:
         self.directory = directory or "."  # KerasTuner's attributes, as given
         self.project_name = "untitled_project" if project_name is None else project_name
         self.project_dir = Path(self.directory) / self.project_name
-        # The folder is this process's for as long as the tuner lives: a second search is refused by name.
-        self._lock = RunFolderLock(self.project_dir).acquire()
+        # The folder is this process's for as long as the tuner lives: a second search is refused by name,
+        # and so is a new tuner while another tuner of this process is searching there.
+        self._lock = RunFolderLock(self.project_dir).acquire(idle=True)
         weakref.finalize(self, self._lock.release_when_collected)
         if overwrite:
             clear_folder(self.project_dir, keep=(LOCK_FILE, *HYDRA_OUTPUTS))
@@ -350,6 +351,10 @@ class Tuner:
     def run_search(self, data: FitData, callbacks: Sequence[Any] | None = None, echo: Callable[[str], None] | None = None
                    ) -> None:
         """Run the search on any :class:`~archsearch.runner.FitData` (the CLI's datasets, ...)."""
+        with self._lock.searching():  # one search per folder in this process too, whatever the thread
+            self._run_search(data, callbacks, echo)
+
+    def _run_search(self, data: FitData, callbacks: Sequence[Any] | None, echo: Callable[[str], None] | None) -> None:
         from archsearch.events import ConsoleEvents
         from archsearch.executors import create_executor
         from archsearch.search import DEFAULT_MAX_RETRIES
