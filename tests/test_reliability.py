@@ -594,6 +594,8 @@ BAD_INPUT = [
      "RuntimeError: needs a GPU (broken_models.py, line 2)"),
     (["model=custom", "model.builder=typo_models:build"], "model.builder", "SyntaxError"),
     (["resume=/no/such/run"], "resume", "does not exist"),
+    (["logger=mlflow", "logger.mlflow.tracking_uri=http://127.0.0.1:9"], "logger.mlflow.tracking_uri",
+     "no MLflow server answers there"),
 ]
 
 
