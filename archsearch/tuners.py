@@ -363,7 +363,8 @@ class Tuner:
         self._check_objective_before_training(self._runner)
         options = dict(self.executor_options)
         max_retries = options.pop("max_retries", DEFAULT_MAX_RETRIES)
-        executor = create_executor(self.executor_name, self._runner, self.parallel_trials, options)
+        slots = self._slots_for_the_trials_left(echo or self.echo)
+        executor = create_executor(self.executor_name, self._runner, slots, options)
         hooks = [_TunerHooks(self)] if any(_overrides(self, n) for n in ("on_trial_begin", "on_trial_end")) else []
         Search(
             self.oracle,
@@ -375,6 +376,20 @@ class Tuner:
             max_retries=max_retries,
             listeners=[ConsoleEvents(echo or self.echo), *hooks, *self.listeners],
         ).run()
+
+    def _slots_for_the_trials_left(self, echo: Callable[[str], None]) -> int:
+        """``parallel_trials``, capped at the trials this search can still run: 64 workers for
+        max_trials=2 would each start TensorFlow (and split the cores 64 ways) for nothing."""
+        limit = self.oracle.max_trials
+        if limit is None or self.parallel_trials <= 1:
+            return self.parallel_trials
+        runnable = max(1, int(limit) - sum(1 for t in self.oracle.trials.values() if t.done))
+        if runnable >= self.parallel_trials:
+            return self.parallel_trials
+        left = "" if runnable == int(limit) else " still to run"
+        echo(f"Note: parallel_trials={self.parallel_trials}, but max_trials={limit} leaves {runnable} "
+             f"trial{'s' if runnable != 1 else ''}{left}: running at most {runnable} at a time.")
+        return runnable
 
     def run_trial(self, trial: Trial, *fit_args: Any, **fit_kwargs: Any) -> Any:
         """Train one trial and return its result: KerasTuner's extension point.

@@ -218,3 +218,33 @@ def test_executor_settings_are_checked_by_name():
         create_executor("process", runner=None, options={"workers": 3})
     with pytest.raises(ConfigError, match="tuner.parallel_trials: 2 trials at a time need worker processes"):
         create_executor("inline", runner=None, slots=2)
+
+
+def test_parallel_trials_are_capped_at_the_trials_that_can_run(tmp_path, monkeypatch):
+    import archsearch
+    from archsearch import executors
+    from kt_helpers import build_mlp, tiny_data
+
+    asked: list[int] = []
+
+    class Started(Exception):
+        pass
+
+    def capture(name, runner, slots=1, options=None):
+        asked.append(slots)
+        raise Started  # the executor's size is what this test checks: no worker is started
+
+    monkeypatch.setattr(executors, "create_executor", capture)
+    lines: list[str] = []
+    tuner = archsearch.RandomSearch(build_mlp, objective="val_loss", max_trials=2, directory=tmp_path,
+                                    project_name="p", parallel_trials=64, echo=lines.append)
+    x, y = tiny_data()
+    with pytest.raises(Started):
+        tuner.search(x, y, validation_split=0.25, epochs=1)
+    assert asked == [2]
+    assert "Note: parallel_trials=64, but max_trials=2 leaves 2 trials: running at most 2 at a time." in lines
+    wide = archsearch.RandomSearch(build_mlp, objective="val_loss", max_trials=8, directory=tmp_path,
+                                   project_name="q", parallel_trials=3, echo=lines.append)
+    with pytest.raises(Started):
+        wide.search(x, y, validation_split=0.25, epochs=1)
+    assert asked == [2, 3]  # enough trials: as many workers as asked
