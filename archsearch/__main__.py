@@ -126,7 +126,7 @@ def _search_or_retrain(cfg) -> None:
         keep = cfg.get("resume") or (cfg.get("mode") == "retrain" and cfg.get("from_run"))
         removed = not keep and isinstance(folder, Path) and remove_unused_run_folder(folder)
         if removed and isinstance(exc, DiskFullError):  # nothing to resume: the folder held no trial
-            exc = ArchsearchError(f"no space left on {exc.device}{exc.where}; free space and run the command again")
+            exc = ArchsearchError(f"{exc.situation}{exc.where}; free space and run the command again")
         error_line(exc)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:

@@ -257,6 +257,25 @@ def test_a_store_write_on_a_full_disk_is_a_disk_full_error(tmp_path, monkeypatch
         store.set_meta("x", 1)
 
 
+def test_a_disk_inside_the_safety_margin_is_not_called_full(tmp_path, monkeypatch):
+    import pickle
+
+    import archsearch.disk as disk
+
+    monkeypatch.setattr(disk, "free_bytes", lambda path: 1536 * 1024)
+    with pytest.raises(DiskFullError) as info:
+        disk.ensure_space(tmp_path, file=tmp_path / "trials.db", run_folder=tmp_path)
+    message = str(info.value)
+    assert message.startswith("less than 2 MiB free on /") and "(1.5 MiB left; a search keeps 2 MiB spare" in message
+    assert f"while writing {tmp_path / 'trials.db'}; free space and resume={tmp_path}" in message
+    assert str(pickle.loads(pickle.dumps(info.value))) == message  # as a worker process sends it
+    with pytest.raises(DiskFullError, match=r"less than 7 MiB free on /.* \(1.5 MiB left"):
+        disk.ensure_space(tmp_path, needed=5 * 1024 * 1024)
+    monkeypatch.setattr(disk, "free_bytes", lambda path: 0)
+    with pytest.raises(DiskFullError, match="^no space left on /"):
+        disk.ensure_space(tmp_path)
+
+
 @contextlib.contextmanager
 def tmpfs(path: Path, size: str = "48m"):
     path.mkdir(parents=True, exist_ok=True)
