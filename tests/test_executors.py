@@ -117,23 +117,31 @@ def test_a_killed_worker_s_trial_continues_from_its_checkpoint_on_a_new_worker(t
     assert worker_pids(run)[0] != victim
 
 
-def test_a_trial_whose_workers_keep_dying_fails_with_the_cause(tmp_path):
+def test_a_trial_whose_workers_keep_dying_fails_with_the_cause_and_resume_can_retry_it(tmp_path):
     (tmp_path / "deadly.py").write_text(
         "import multiprocessing, os, signal\n"
         "import keras\n"
         "def build(hp, input_shape=None, num_classes=None):\n"
         "    hp.get('units')\n"
-        "    if multiprocessing.current_process().name.startswith('archsearch-worker'):\n"
+        "    if multiprocessing.current_process().name.startswith('archsearch-worker') and 'DEADLY' in os.environ:\n"
         "        os.kill(os.getpid(), signal.SIGKILL)  # every worker dies; the driver's check build passes\n"
         "    return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),\n"
         "                             keras.layers.Dense(num_classes, activation='softmax')])\n")
     run = tmp_path / "run"
     args = [*TINY, "model=custom", "model.builder=deadly:build", "+model.space.units={type:int,min:1,max:8}",
             "tuner.max_trials=1", "executor.max_retries=1", "max_consecutive_failed_trials=1"]
-    result = run_cli(args, run, env={"PYTHONPATH": str(tmp_path)})
+    result = run_cli(args, run, env={"PYTHONPATH": str(tmp_path), "DEADLY": "1"})
     assert result.returncode == 2, result.stderr[-3000:]
     assert "died (killed by SIGKILL); 2 workers died training it (executor.max_retries=1)" in result.stderr
     assert [(r["status"], r["failure_kind"]) for r in rows(run)] == [("failed", "lost")]
+    # The workers no longer die (say, the machine got its memory back): resume runs the lost trial again,
+    # under its own id, without adding a trial.
+    retried = run_cli([f"resume={run}", "retry_failed=[lost]"], run, env={"PYTHONPATH": str(tmp_path)})
+    assert retried.returncode == 0, retried.stderr[-3000:]
+    assert "Resume: retry_failed (lost): trial 0 runs again from the start." in retried.stdout
+    assert [(r["id"], r["status"], r["failure_kind"], r["epochs_done"]) for r in rows(run)] == [(0, "completed", None, 2)]
+    again = run_cli([f"resume={run}"], run, env={"PYTHONPATH": str(tmp_path)})  # retry_failed was that resume's only
+    assert again.returncode == 0 and "retry_failed" not in again.stdout, again.stderr[-3000:]
 
 
 def test_a_killed_driver_takes_its_workers_along_and_the_search_resumes(tmp_path, slow_env):

@@ -520,6 +520,22 @@ def test_resume_config_is_the_stored_one_changed_only_by_the_command_line():
     assert swapped.tuner.name == "random"  # another group choice replaces the section (and is then refused)
 
 
+def test_retry_failed_is_read_strictly_and_needs_a_search_to_resume(tmp_path):
+    from omegaconf import OmegaConf
+
+    from archsearch.resume import RETRYABLE_KINDS, continue_stored_search, retry_kinds
+
+    assert retry_kinds(False) == () and retry_kinds("true") == RETRYABLE_KINDS == ("lost", "oom", "error", "nan")
+    assert retry_kinds(OmegaConf.create({"k": ["lost", "oom"]}).k) == ("lost", "oom")
+    with pytest.raises(ConfigError, match="retry_failed: 'infeasible' is not a failure kind that can run again"):
+        retry_kinds(["infeasible"])
+    with pytest.raises(ConfigError, match="retry_failed: 'maybe'"):
+        retry_kinds("maybe")
+    cfg = OmegaConf.create({"resume": None, "retry_failed": True})
+    with pytest.raises(ConfigError, match=r"retry_failed: is set, but .* holds no search .*resume=<run folder"):
+        continue_stored_search(cfg, tmp_path, echo=lambda line: None)
+
+
 # --------------------------------------------------------------------------- bad input, caught before training
 
 
