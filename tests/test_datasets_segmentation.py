@@ -269,7 +269,8 @@ def test_folder_test_masks_are_read_like_the_training_masks(tmp_path):
     splits = folder.load({"path": str(tmp_path), "image_size": 12, "validation_split": 0.25})
     assert splits.y_test.shape == (2, 12, 12, 1) and splits.y_test.max() == 1.0
     _write(tmp_path / "test" / "masks" / "b1.png", np.full((12, 12), 2, np.uint8))
-    with pytest.raises(DataError, match="mask b1.png holds value 2, but the training masks are binary masks of 0 and 255"):
+    expected = "mask b1.png holds value 2, but the training masks are binary masks of 0 and 255"
+    with pytest.raises(DataError, match=expected):
         folder.load({"path": str(tmp_path), "image_size": 12})
 
 

@@ -139,7 +139,8 @@ def test_a_trial_whose_workers_keep_dying_fails_with_the_cause_and_resume_can_re
     retried = run_cli([f"resume={run}", "retry_failed=[lost]"], run, env={"PYTHONPATH": str(tmp_path)})
     assert retried.returncode == 0, retried.stderr[-3000:]
     assert "Resume: retry_failed (lost): trial 0 runs again from the start." in retried.stdout
-    assert [(r["id"], r["status"], r["failure_kind"], r["epochs_done"]) for r in rows(run)] == [(0, "completed", None, 2)]
+    assert [(r["id"], r["status"], r["failure_kind"], r["epochs_done"]) for r in rows(run)] == \
+        [(0, "completed", None, 2)]
     again = run_cli([f"resume={run}"], run, env={"PYTHONPATH": str(tmp_path)})  # retry_failed was that resume's only
     assert again.returncode == 0 and "retry_failed" not in again.stdout, again.stderr[-3000:]
 

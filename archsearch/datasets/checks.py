@@ -227,8 +227,9 @@ def mask_class_ids(label: str, values: Mapping[str, np.ndarray], *, declared: in
     top = objects[-1]
     hint = f"; or set {setting}={top} if some classes are absent from these masks" if setting else ""
     if len(objects) >= 2 and top > 2 * len(objects) and top - objects[-2] >= 2:
+        others = _ids(np.array(objects[:-1]))
         raise DataError(
-            f"{label}: {_holding(noun, values, top)} class id {top}, far above the other ids ({_ids(np.array(objects[:-1]))}): "
+            f"{label}: {_holding(noun, values, top)} class id {top}, far above the other ids ({others}): "
             f"it would make {top} mask channels for {len(objects)} classes; mask class ids must be 1..K "
             f"(0 = background): fix the stray pixels or remap the ids{hint}"
         )
