@@ -105,7 +105,7 @@ def _task(cfg) -> None:
 
 def _search_or_retrain(cfg) -> None:
     from archsearch.app import run
-    from archsearch.config import run_folder
+    from archsearch.config import check_overrides, run_folder
     from archsearch.console import echo_to_console_and_log, error_line
     from archsearch.errors import ArchsearchError, DiskFullError
     from archsearch.preflight import remove_unused_run_folder
@@ -119,6 +119,7 @@ def _search_or_retrain(cfg) -> None:
     try:
         _quiet_backend(cfg)
         folder = run_folder(cfg)
+        check_overrides(cfg)  # model.space={}: Hydra would merge it away silently
         if check_mode(cfg) == "retrain":
             run_retrain(cfg, echo=echo)
         else:
@@ -128,7 +129,7 @@ def _search_or_retrain(cfg) -> None:
         keep = cfg.get("resume") or (cfg.get("mode") == "retrain" and cfg.get("from_run"))
         removed = not keep and isinstance(folder, Path) and remove_unused_run_folder(folder)
         if removed and isinstance(exc, DiskFullError):  # nothing to resume: the folder held no trial
-            exc = ArchsearchError(f"no space left on {exc.device}{exc.where}; free space and run the command again")
+            exc = ArchsearchError(f"{exc.situation}{exc.where}; free space and run the command again")
         error_line(exc)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:

@@ -180,7 +180,7 @@ def _run_locked(cfg: DictConfig, echo: Callable[[str], None]) -> Path | None:
     tuner, data, splits, model_cfg = prepare(cfg, echo)
     echo(f"archsearch: tuner={tuner.oracle.name} model={model_cfg.get('name')} data={splits.name} "
          f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test held out, "
-         f"input {splits.input_shape}) "
+         f"input {splits.input_shape}, {_classes(splits)}) "
          f"objective={tuner.objective.label} -> {tuner.project_dir}")
     _add_progress_display(cfg, tuner, echo)
     best = None
@@ -207,6 +207,13 @@ def _run_locked(cfg: DictConfig, echo: Callable[[str], None]) -> Path | None:
                     loggers.on_results(best)
                     loggers.close(stopping or sys.exc_info()[1])
     return best
+
+
+def _classes(splits) -> str:
+    """``2 classes: number, stamp``: what the model will output, so a wrong class count shows before training."""
+    n, names = splits.num_classes, splits.class_names
+    listed = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+    return f"{n} class{'' if n == 1 else 'es'}: {listed}"
 
 
 def _add_progress_display(cfg: DictConfig, tuner, echo: Callable[[str], None]) -> None:

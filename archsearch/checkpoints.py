@@ -37,6 +37,14 @@ class TrialFiles:
     def best_weights(self, trial_id: int) -> Path:
         return self.trial_dir(trial_id) / BEST_WEIGHTS
 
+    def remove_if_empty(self, trial_id: int) -> None:
+        """Drop a trial's folder once clean-up left nothing in it (a pruned, failed or lower-ranked
+        trial): ``trials/`` then lists the trials that have weights to load."""
+        try:
+            self.trial_dir(trial_id).rmdir()
+        except OSError:  # not empty (weights kept, a run_trial's own files) or never made
+            pass
+
 
 def save_checkpoint(model, path: Path, epoch: int | None = None) -> None:
     """Write to a temporary file and rename, so a kill never leaves a half-written checkpoint.

@@ -12,7 +12,7 @@ import importlib.util
 import logging
 import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,10 +111,69 @@ def search_space(model_cfg: Mapping[str, Any]) -> HyperParameters:
     space = model_cfg.get("space") or {}
     if not isinstance(space, Mapping):
         raise ConfigError("model.space", f"must be a mapping of parameter declarations, got {space!r}")
+    _check_space_numbers(space)
     try:
         return HyperParameters.from_config(space, where="model.space")
     except SearchSpaceError as exc:
         raise SearchSpaceError(f"model.space: {exc.field}", exc.problem, exc.fix) from None
+
+
+NUMBER_FIELDS = ("min", "max", "step", "default")
+
+
+def _check_space_numbers(space: Mapping[str, Any]) -> None:
+    """``model.space.units_1.min=abc``: one line naming the field, not a ValueError from deep inside Int."""
+    for name, spec in space.items():
+        kind = str(spec.get("type", "")).lower() if isinstance(spec, Mapping) else ""
+        if kind not in ("int", "float"):
+            continue
+        for key in NUMBER_FIELDS:
+            value = spec.get(key)
+            if value is None or _is_number(value):
+                continue
+            example = 16 if kind == "int" else 0.001
+            raise SearchSpaceError(f"model.space.{name}.{key}", f"is {value!r}, not a number",
+                                   f"the min, max, step and default of a {kind} parameter are numbers, "
+                                   f"e.g. model.space.{name}.{key}={example}")
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def check_overrides(cfg: DictConfig, overrides: Sequence[str] | None = None) -> None:
+    """Refuse ``key={}`` where the config holds a non-empty mapping.
+
+    Hydra merges the override's mapping into the configured one, so ``model.space={}`` changes
+    nothing and the search would run the whole configured space the user meant to empty.
+    ``overrides`` defaults to the command line's (Hydra's task overrides), when Hydra runs.
+    """
+    if overrides is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if override.is_delete() or override.value() != {}:
+            continue
+        key = override.key_or_group
+        current = OmegaConf.select(cfg, key, default=None)
+        if isinstance(current, DictConfig) and len(current) > 0:
+            names = list(current.keys())
+            listed = ", ".join(str(n) for n in names[:4]) + (", ..." if len(names) > 4 else "")
+            raise ConfigError(
+                key, f"the override {key}={{}} does not empty it: Hydra merges it into the configured mapping, "
+                f"which keeps its {len(names)} entries ({listed})",
+                f"drop the override to use them; to replace {key} delete it first: '~{key}' "
+                f"'+{key}={{...}}'" + ("; to fix a parameter give it one value, e.g. model.space.units_1=64"
+                                      if key == "model.space" else ""),
+            )
 
 
 PARALLEL_KEYS = ("parallel_trials", "max_parallel_trials")  # where trials run, not how the tuner chooses

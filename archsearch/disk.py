@@ -42,8 +42,10 @@ def ensure_space(path: str | Path, needed: int = 0, run_folder: str | Path | Non
 
     ``file`` names what was about to be written (the folder itself when not given).
     """
-    if free_bytes(path) < int(needed) + MARGIN_BYTES:
-        raise DiskFullError(device_of(path), str(file or path), None if run_folder is None else str(run_folder))
+    free, wanted = free_bytes(path), int(needed) + MARGIN_BYTES
+    if free < wanted:
+        raise DiskFullError(device_of(path), str(file or path), None if run_folder is None else str(run_folder),
+                            free=free, needed=wanted)
 
 
 def is_disk_full(exc: BaseException | None) -> bool:

@@ -95,19 +95,39 @@ class RunFolderBusy(ArchsearchError):
 class DiskFullError(ArchsearchError):
     """No space left on the device of the run folder: the search stops, what is stored stays intact."""
 
-    def __init__(self, device: str, file: str | None, run_folder: str | None = None) -> None:
+    def __init__(self, device: str, file: str | None, run_folder: str | None = None, free: int | None = None,
+                 needed: int | None = None) -> None:
         self.device = device
         self.file = file
         self.run_folder = run_folder
-        super().__init__(f"no space left on {device}{self.where}; free space and "
+        self.free = free  # from the check before a write: the bytes free and the bytes it wanted
+        self.needed = needed
+        super().__init__(f"{self.situation}{self.where}; free space and "
                          f"{'resume=' + str(run_folder) if run_folder else 'resume=<run folder>'}")
+
+    @property
+    def situation(self) -> str:
+        """``no space left on /x``, or what the check before a write found on a disk not quite full:
+        a search keeps a margin free, so a few free MiB are not reported as none."""
+        if not self.free or self.needed is None:
+            return f"no space left on {self.device}"
+        return (f"less than {_mib(self.needed)} free on {self.device} ({_mib(self.free)} left; a search keeps "
+                "2 MiB spare for its store and logs)")
 
     @property
     def where(self) -> str:
         return f" while writing {self.file}" if self.file else ""
 
     def __reduce__(self):
-        return (self.__class__, (self.device, self.file, self.run_folder))
+        return (self.__class__, (self.device, self.file, self.run_folder, self.free, self.needed))
+
+
+def _mib(size: int) -> str:
+    """``2 MiB``, ``1.4 MiB``, ``300 KiB``."""
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KiB"
+    mib = size / (1024 * 1024)
+    return f"{mib:.0f} MiB" if mib == int(mib) or mib >= 100 else f"{mib:.1f} MiB"
 
 
 class FolderNotWritable(ArchsearchError):

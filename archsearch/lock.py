@@ -5,7 +5,10 @@ mix their records in one store.  The lock is an advisory ``flock`` held for the
 whole search: the kernel releases it when the process ends, however it ends, so a
 ``kill -9`` never leaves a stale lock behind.  The file keeps the holder's pid,
 host and command line, so the refusal can say who holds it.  When trials later run
-in worker processes, the driver alone holds the lock.
+in worker processes, the driver alone holds the lock.  Within one process the lock
+is shared (the CLI's set-up and its tuner both take it), so each search also claims
+the folder for its run (``searching``): a second tuner searching the same folder
+from another thread is refused as another process would be.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from archsearch.errors import FolderNotWritable, RunFolderBusy
@@ -33,6 +38,10 @@ _HELD: dict[str, list] = {}
 _GUARD = threading.Lock()
 # Releases asked for by garbage collection while _GUARD was taken (see release_when_collected).
 _PENDING: list[RunFolderLock] = []
+# The searches running in this process: lock path -> the thread running it.  The flock keeps other
+# processes out, but this process's threads share it; two tuners searching one folder from two
+# threads would delete each other's checkpoints, so a second search here is refused too.
+_SEARCHING: dict[str, str] = {}
 
 
 class RunFolderLock:
@@ -43,11 +52,15 @@ class RunFolderLock:
         self.path = self.folder / LOCK_FILE
         self._held = False
 
-    def acquire(self) -> RunFolderLock:
+    def acquire(self, *, idle: bool = False) -> RunFolderLock:
+        """Take the lock (re-entrant within this process); ``idle``: refuse while a search of this
+        process runs in the folder (a new tuner there would reopen and rewrite its trials)."""
         if self._held:
             return self
         key = str(self.path.resolve())
         with _GUARD:
+            if idle and key in _SEARCHING:
+                raise self._busy_here(key)
             if key in _HELD:
                 _HELD[key][1] += 1
                 self._held = True
@@ -82,6 +95,28 @@ class RunFolderLock:
         with _GUARD:
             self._release_guarded()
         _release_pending()
+
+    @contextmanager
+    def searching(self) -> Iterator[None]:
+        """Hold the folder for one search of this process: a second search there, from any thread or
+        tuner, is refused until this one ends (the lock itself is shared by the process's threads)."""
+        key = str(self.path.resolve())
+        with _GUARD:
+            if key in _SEARCHING:
+                raise self._busy_here(key)
+            _SEARCHING[key] = threading.current_thread().name
+        try:
+            yield
+        finally:
+            with _GUARD:
+                _SEARCHING.pop(key, None)
+
+    def _busy_here(self, key: str) -> RunFolderBusy:
+        return RunFolderBusy(
+            f"{self.folder} is in use by another search in this process (thread {_SEARCHING[key]!r}, "
+            f"process {os.getpid()}); a run folder belongs to one search at a time: wait for that search "
+            "to finish, or give this tuner another directory/project_name"
+        )
 
     def release_when_collected(self) -> None:
         """``release`` for a ``weakref.finalize`` of an object that holds this lock.

@@ -80,8 +80,9 @@ def check_run_destination(resume: Any, run_dir: str) -> None:
             raise FolderNotWritable(
                 f"cannot create the run folder {target}: {parent} is not writable; run from a folder you can "
                 "write, or choose another with hydra.run.dir=<folder>")
-    if free_bytes(target) < MARGIN_BYTES:
-        raise DiskFullError(device_of(target), None, str(resume) if resume else None)
+    free = free_bytes(target)
+    if free < MARGIN_BYTES:
+        raise DiskFullError(device_of(target), None, str(resume) if resume else None, free=free, needed=MARGIN_BYTES)
 
 
 def check_from_run(mode: Any, from_run: Any) -> None:

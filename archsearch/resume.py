@@ -33,7 +33,11 @@ def continue_stored_search(cfg: DictConfig, folder: Path, echo: Callable[[str], 
     from archsearch.store import STORE_FILE, TrialStore
 
     path = folder / STORE_FILE
+    kinds = retry_kinds(cfg.get("retry_failed"))
     if not path.exists():
+        if kinds:
+            raise ConfigError("retry_failed", f"is set, but {folder} holds no search whose failed trials could run "
+                              "again", "use it with resume=<run folder of the search>")
         return cfg
     try:
         store = TrialStore(path)
@@ -67,7 +71,56 @@ def continue_stored_search(cfg: DictConfig, folder: Path, echo: Callable[[str], 
         )
     for change in safe:
         echo(f"Resume: {change} (takes effect now)")
+    if kinds:
+        _reopen_failed(folder, kinds, echo)
     return cfg
+
+
+# Failure kinds ``retry_failed`` may run again: a new run can end otherwise (a worker that does not
+# die, more memory, a fixed builder).  Not infeasible (max_model_size refuses it again, untrained)
+# nor failed_trial (the builder raised FailedTrialError: "do not run it again").
+RETRYABLE_KINDS = ("lost", "oom", "error", "nan")
+
+
+def retry_kinds(value: Any) -> tuple[str, ...]:
+    """The failure kinds ``retry_failed`` names: false, true (all of RETRYABLE_KINDS) or a list of them."""
+    from omegaconf import ListConfig
+
+    from archsearch.config import boolean
+
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple, ListConfig)):
+        kinds = tuple(str(k) for k in value)
+        wrong = [k for k in kinds if k not in RETRYABLE_KINDS]
+        if wrong:
+            raise ConfigError("retry_failed", f"{wrong[0]!r} is not a failure kind that can run again",
+                              f"use true, false or a list of: {', '.join(RETRYABLE_KINDS)} (infeasible and "
+                              "failed_trial trials would fail the same way)")
+        return kinds
+    return RETRYABLE_KINDS if boolean(value, "retry_failed") else ()
+
+
+def _reopen_failed(folder: Path, kinds: tuple[str, ...], echo: Callable[[str], None]) -> None:
+    """Make the failed trials of ``kinds`` interrupted, so the search runs them first, from scratch."""
+    from archsearch.checkpoints import TrialFiles
+    from archsearch.store import TrialStore
+    from archsearch.tuners import STORE_FILE
+
+    store = TrialStore(folder / STORE_FILE)
+    try:
+        reopened = store.reopen_failed(kinds)
+    finally:
+        store.close()
+    files = TrialFiles(folder)
+    for trial_id in reopened:
+        files.checkpoint(trial_id).unlink(missing_ok=True)  # a failed run's weights: never continued
+    if reopened:
+        ids = ", ".join(str(i) for i in reopened)
+        runs = f"trials {ids} run" if len(reopened) > 1 else f"trial {ids} runs"
+        echo(f"Resume: retry_failed ({', '.join(kinds)}): {runs} again from the start.")
+    else:
+        echo(f"Resume: retry_failed: no trial failed as {' or '.join(kinds)}; nothing to run again.")
 
 
 # Settings that may change when a search is resumed: they do not change what was already measured.
@@ -89,7 +142,7 @@ RESUMABLE_CHANGES = (
     "model.baseline",     # read by mode=retrain only
     "data.test_samples",  # drawn from a stream of their own: training and validation stay the same
 )
-IGNORED_ON_RESUME = ("resume", "overwrite")
+IGNORED_ON_RESUME = ("resume", "overwrite", "retry_failed")  # this command's, never the stored search's
 # Settings of mode=retrain, which never change a search: whatever the stored config says of them.
 RETRAIN_SETTINGS = ("mode", "from_run", "hparams", "trial", "top_k", "baseline", "retrain")
 # Keys added after searches were stored: a stored config without one had its default.
@@ -130,7 +183,8 @@ def resume_config(cfg: DictConfig, stored: Mapping[str, Any], overrides: list[st
             continue
         OmegaConf.update(merged, key, OmegaConf.select(cfg, key), merge=False, force_add=True)
     for key in IGNORED_ON_RESUME:
-        merged[key] = cfg.get(key)
+        if key in cfg or key in merged:
+            merged[key] = cfg.get(key)
     for key in RETRAIN_SETTINGS:
         if key in cfg:
             merged[key] = OmegaConf.select(cfg, key)

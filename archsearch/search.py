@@ -276,3 +276,6 @@ class Search:
             for t in self.oracle.trials.values():
                 if t.done and t.id not in best:
                     self.files.best_weights(t.id).unlink(missing_ok=True)
+        for t in self.oracle.trials.values():
+            if t.done:  # no empty trials/trial_NNNN/ left behind
+                self.files.remove_if_empty(t.id)

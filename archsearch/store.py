@@ -15,7 +15,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ STORE_FILE = "trials.db"  # a run folder's store, named here so reading it never
 
 from archsearch.atomic import atomic_path
 from archsearch.disk import as_disk_full, is_disk_full
-from archsearch.trial import DONE, INTERRUPTED, RETRIED_ON_RESUME, Trial
+from archsearch.trial import DONE, FAILED, INTERRUPTED, RETRIED_ON_RESUME, Trial
 
 SCHEMA_VERSION = 2  # 2: trials.failure_kind
 
@@ -249,6 +249,30 @@ class TrialStore:
                 db.execute("UPDATE trials SET status = ?, tell_seq = NULL, value = NULL WHERE id = ?",
                            (INTERRUPTED, trial_id))
         return ids
+
+    def reopen_failed(self, kinds: Sequence[str]) -> list[int]:
+        """``retry_failed``: failed trials of these failure kinds run again under their own ids.
+
+        Like :meth:`reopen_retryable` they become interrupted and never told, so the oracle's
+        replay finds them asked and running (as after a kill) and the search continues them
+        first; max_trials counts them once, as before.  Their failed run is forgotten (its
+        epochs past the trial's starting budget, its error), since it trains again from the
+        start of its budget.  Returns their ids.
+        """
+        if not kinds:
+            return []
+        marks = ",".join("?" for _ in kinds)
+        with self._transaction() as db:
+            found = db.execute(f"SELECT id, initial_budget, intermediate FROM trials WHERE status = ? AND "
+                               f"failure_kind IN ({marks}) ORDER BY id", (FAILED, *kinds)).fetchall()
+            for trial_id, start, intermediate in found:
+                start = int(start or 0)
+                kept = {k: v for k, v in json.loads(intermediate or "{}").items() if int(k) <= start}
+                db.execute("DELETE FROM epochs WHERE trial_id = ? AND epoch > ?", (trial_id, start))
+                db.execute("UPDATE trials SET status = ?, tell_seq = NULL, value = NULL, error = NULL, "
+                           "failure_kind = NULL, epochs_done = ?, intermediate = ? WHERE id = ?",
+                           (INTERRUPTED, start, _dumps(kept), trial_id))
+        return [row[0] for row in found]
 
     def discard_trial(self, trial_id: int) -> None:
         """Forget a trial that never measured anything (a configuration error stopped it at set-up)."""

@@ -703,8 +703,12 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m archsearch.sweep <sweep dir>   (writes <sweep dir>/sweep.csv)", file=sys.stderr)
         return 2
     sweep_dir = Path(args[0])
+    if not sweep_dir.exists():
+        print(f"archsearch: error: {sweep_dir} does not exist (give the sweep's folder: the multirun's "
+              "hydra.sweep.dir, e.g. multirun/2024-01-01/12-00-00)", file=sys.stderr)
+        return 2
     if not sweep_dir.is_dir():
-        print(f"archsearch: error: {sweep_dir} is not a folder", file=sys.stderr)
+        print(f"archsearch: error: {sweep_dir} is a file, not a folder (give the sweep's folder)", file=sys.stderr)
         return 2
     summary = summarise(sweep_dir, ended=False)
     if not summary.jobs:

@@ -192,8 +192,9 @@ class Tuner:
         self.directory = directory or "."  # KerasTuner's attributes, as given
         self.project_name = "untitled_project" if project_name is None else project_name
         self.project_dir = Path(self.directory) / self.project_name
-        # The folder is this process's for as long as the tuner lives: a second search is refused by name.
-        self._lock = RunFolderLock(self.project_dir).acquire()
+        # The folder is this process's for as long as the tuner lives: a second search is refused by name,
+        # and so is a new tuner while another tuner of this process is searching there.
+        self._lock = RunFolderLock(self.project_dir).acquire(idle=True)
         weakref.finalize(self, self._lock.release_when_collected)
         if overwrite:
             clear_folder(self.project_dir, keep=(LOCK_FILE, *HYDRA_OUTPUTS))
@@ -354,6 +355,10 @@ class Tuner:
     def run_search(self, data: FitData, callbacks: Sequence[Any] | None = None, echo: Callable[[str], None] | None = None
                    ) -> None:
         """Run the search on any :class:`~archsearch.runner.FitData` (the CLI's datasets, ...)."""
+        with self._lock.searching():  # one search per folder in this process too, whatever the thread
+            self._run_search(data, callbacks, echo)
+
+    def _run_search(self, data: FitData, callbacks: Sequence[Any] | None, echo: Callable[[str], None] | None) -> None:
         from archsearch.events import ConsoleEvents
         from archsearch.executors import create_executor
         from archsearch.search import DEFAULT_MAX_RETRIES
@@ -362,7 +367,8 @@ class Tuner:
         self._check_objective_before_training(self._runner)
         options = dict(self.executor_options)
         max_retries = options.pop("max_retries", DEFAULT_MAX_RETRIES)
-        executor = create_executor(self.executor_name, self._runner, self.parallel_trials, options)
+        slots = self._slots_for_the_trials_left(echo or self.echo)
+        executor = create_executor(self.executor_name, self._runner, slots, options)
         hooks = [_TunerHooks(self)] if any(_overrides(self, n) for n in ("on_trial_begin", "on_trial_end")) else []
         Search(
             self.oracle,
@@ -374,6 +380,20 @@ class Tuner:
             max_retries=max_retries,
             listeners=[ConsoleEvents(echo or self.echo), *hooks, *self.listeners],
         ).run()
+
+    def _slots_for_the_trials_left(self, echo: Callable[[str], None]) -> int:
+        """``parallel_trials``, capped at the trials this search can still run: 64 workers for
+        max_trials=2 would each start TensorFlow (and split the cores 64 ways) for nothing."""
+        limit = self.oracle.max_trials
+        if limit is None or self.parallel_trials <= 1:
+            return self.parallel_trials
+        runnable = max(1, int(limit) - sum(1 for t in self.oracle.trials.values() if t.done))
+        if runnable >= self.parallel_trials:
+            return self.parallel_trials
+        left = "" if runnable == int(limit) else " still to run"
+        echo(f"Note: parallel_trials={self.parallel_trials}, but max_trials={limit} leaves {runnable} "
+             f"trial{'s' if runnable != 1 else ''}{left}: running at most {runnable} at a time.")
+        return runnable
 
     def run_trial(self, trial: Trial, *fit_args: Any, **fit_kwargs: Any) -> Any:
         """Train one trial and return its result: KerasTuner's extension point.

@@ -150,6 +150,16 @@ def test_errors_that_need_no_backend_answer_before_tensorflow_is_imported(tmp_pa
     assert not (tmp_path / "run").exists()  # nothing left behind either
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["model.space={}"], "model.space: the override model.space={} does not empty it"),
+    (["model.space.units_1.min=abc"], "model.space.units_1.min: is 'abc', not a number"),
+])
+def test_space_mistakes_exit_2_with_one_line(cli, tmp_path, args, expected):
+    result = cli([*TINY, *args], tmp_path / "bad")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
 def test_a_kerastuner_builder_runs_through_the_cli(cli, tmp_path):
     module = tmp_path / "my_models.py"
     module.write_text(textwrap.dedent('''

@@ -300,6 +300,7 @@ def test_unet_hyperband_exports_the_model_and_the_predictions_picture(cli, tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     assert "objective=val_f1 (max)" in result.stdout  # model=unet picks data=documents and val_f1 by itself
     assert "data=documents" in result.stdout
+    assert "2 classes: number, stamp)" in result.stdout  # the header says what the model will output
     rows = _rows(run_dir)
     assert len(rows) == 3 and all(r["status"] == "completed" for r in rows)
     assert len(_check_promotions(rows)) == 1

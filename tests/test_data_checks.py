@@ -277,6 +277,22 @@ def test_npz_segmentation_masks_in_0_255_floats(tmp_path):
     assert "masks hold values from 0 to 255" in message and "divide 0..255 masks by 255" in message
 
 
+def test_npz_stray_mask_class_id_is_refused(tmp_path):
+    x = np.random.default_rng(1).random((10, 6, 6, 1)).astype(np.float32)
+    y = np.random.default_rng(0).integers(0, 3, (10, 6, 6))
+    y_val = y[:2].copy()
+    y_val[1, 0, 0] = 200
+    message = _load_refused(_npz(tmp_path, x=x, y=y, x_val=x[:2], y_val=y_val))
+    assert "data: array 'y_val' holds class id 200, far above the other ids (1, 2)" in message
+
+
+def test_npz_two_value_masks_are_binary(tmp_path):
+    x = np.random.default_rng(1).random((10, 6, 6, 1)).astype(np.float32)
+    y = (np.random.default_rng(0).random((10, 6, 6)) > 0.5).astype(np.uint8) * 255
+    splits = load_data(_npz(tmp_path, x=x, y=y))
+    assert splits.num_classes == 1 and splits.y_train.max() == 1.0
+
+
 # ----------------------------------------------------------------------------- unreadable files
 
 

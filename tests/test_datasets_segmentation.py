@@ -214,6 +214,66 @@ def test_folder_class_id_beyond_output_classes(tmp_path):
         folder.load({"path": str(tmp_path), "classes": ["number"]})
 
 
+def _binary_dataset(root: Path, n: int = 4, on: int = 255) -> None:
+    """Masks of 0 and ``on`` (255 as image tools save them): one class, not 255."""
+    for i in range(n):
+        mask = np.zeros((12, 12), np.uint8)
+        mask[2:6, 2 + i:6 + i] = on
+        _write(root / "images" / f"b{i}.png", np.full((12, 12), 200, np.uint8))
+        _write(root / "masks" / f"b{i}.png", mask)
+
+
+@pytest.mark.parametrize("on", [255, 1])
+def test_folder_two_value_masks_are_binary(tmp_path, on):
+    _binary_dataset(tmp_path, on=on)
+    splits = folder.load({"path": str(tmp_path), "image_size": 12, "validation_split": 0.25})
+    assert splits.num_classes == 1 and splits.class_names == ["1"]
+    y = _all(splits)[1]
+    assert y.shape == (4, 12, 12, 1) and set(np.unique(y)) == {0.0, 1.0} and y.sum() == 4 * 16
+
+
+def test_folder_0_255_masks_with_one_declared_class(tmp_path):
+    _binary_dataset(tmp_path)
+    splits = folder.load({"path": str(tmp_path), "image_size": 12, "classes": ["text"], "validation_split": 0.25})
+    assert splits.class_names == ["text"] and _all(splits)[1].sum() == 4 * 16
+
+
+def test_folder_stray_class_id_is_refused_naming_the_mask(tmp_path):
+    ids = _index_dataset(tmp_path, n=4)
+    stray = ids["p2"].copy()
+    stray[0, 0] = 200
+    _write(tmp_path / "masks" / "p2.png", stray)
+    with pytest.raises(DataError) as info:
+        folder.load({"path": str(tmp_path)})
+    message = str(info.value)
+    assert "mask p2.png holds class id 200, far above the other ids (1, 2)" in message
+    assert "200 mask channels for 3 classes" in message and "fix the stray pixels" in message
+
+
+def test_folder_class_ids_with_gaps_are_refused_unless_declared(tmp_path):
+    ids = _index_dataset(tmp_path, n=4)
+    for stem, mask in ids.items():
+        _write(tmp_path / "masks" / f"{stem}.png", np.where(mask == 2, 3, mask).astype(np.uint8))
+    with pytest.raises(DataError) as info:
+        folder.load({"path": str(tmp_path)})
+    message = str(info.value)
+    assert "the masks hold class ids 1, 3 but never 2" in message
+    assert "without gaps" in message and "set data.output_classes=3" in message
+    splits = folder.load({"path": str(tmp_path), "output_classes": 3, "validation_split": 0.25})
+    assert splits.num_classes == 3 and _all(splits)[1][..., 1].max() == 0.0  # declared, absent class 2
+
+
+def test_folder_test_masks_are_read_like_the_training_masks(tmp_path):
+    _binary_dataset(tmp_path)
+    _binary_dataset(tmp_path / "test", n=2)
+    splits = folder.load({"path": str(tmp_path), "image_size": 12, "validation_split": 0.25})
+    assert splits.y_test.shape == (2, 12, 12, 1) and splits.y_test.max() == 1.0
+    _write(tmp_path / "test" / "masks" / "b1.png", np.full((12, 12), 2, np.uint8))
+    expected = "mask b1.png holds value 2, but the training masks are binary masks of 0 and 255"
+    with pytest.raises(DataError, match=expected):
+        folder.load({"path": str(tmp_path), "image_size": 12})
+
+
 def test_folder_mask_size_must_match_image(tmp_path):
     _write(tmp_path / "images" / "a.png", np.zeros((8, 10), np.uint8))
     _write(tmp_path / "masks" / "a.png", np.zeros((8, 8), np.uint8))

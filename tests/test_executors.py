@@ -117,23 +117,32 @@ def test_a_killed_worker_s_trial_continues_from_its_checkpoint_on_a_new_worker(t
     assert worker_pids(run)[0] != victim
 
 
-def test_a_trial_whose_workers_keep_dying_fails_with_the_cause(tmp_path):
+def test_a_trial_whose_workers_keep_dying_fails_with_the_cause_and_resume_can_retry_it(tmp_path):
     (tmp_path / "deadly.py").write_text(
         "import multiprocessing, os, signal\n"
         "import keras\n"
         "def build(hp, input_shape=None, num_classes=None):\n"
         "    hp.get('units')\n"
-        "    if multiprocessing.current_process().name.startswith('archsearch-worker'):\n"
+        "    if multiprocessing.current_process().name.startswith('archsearch-worker') and 'DEADLY' in os.environ:\n"
         "        os.kill(os.getpid(), signal.SIGKILL)  # every worker dies; the driver's check build passes\n"
         "    return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),\n"
         "                             keras.layers.Dense(num_classes, activation='softmax')])\n")
     run = tmp_path / "run"
     args = [*TINY, "model=custom", "model.builder=deadly:build", "+model.space.units={type:int,min:1,max:8}",
             "tuner.max_trials=1", "executor.max_retries=1", "max_consecutive_failed_trials=1"]
-    result = run_cli(args, run, env={"PYTHONPATH": str(tmp_path)})
+    result = run_cli(args, run, env={"PYTHONPATH": str(tmp_path), "DEADLY": "1"})
     assert result.returncode == 2, result.stderr[-3000:]
     assert "died (killed by SIGKILL); 2 workers died training it (executor.max_retries=1)" in result.stderr
     assert [(r["status"], r["failure_kind"]) for r in rows(run)] == [("failed", "lost")]
+    # The workers no longer die (say, the machine got its memory back): resume runs the lost trial again,
+    # under its own id, without adding a trial.
+    retried = run_cli([f"resume={run}", "retry_failed=[lost]"], run, env={"PYTHONPATH": str(tmp_path)})
+    assert retried.returncode == 0, retried.stderr[-3000:]
+    assert "Resume: retry_failed (lost): trial 0 runs again from the start." in retried.stdout
+    assert [(r["id"], r["status"], r["failure_kind"], r["epochs_done"]) for r in rows(run)] == \
+        [(0, "completed", None, 2)]
+    again = run_cli([f"resume={run}"], run, env={"PYTHONPATH": str(tmp_path)})  # retry_failed was that resume's only
+    assert again.returncode == 0 and "retry_failed" not in again.stdout, again.stderr[-3000:]
 
 
 def test_a_killed_driver_takes_its_workers_along_and_the_search_resumes(tmp_path, slow_env):
@@ -218,3 +227,33 @@ def test_executor_settings_are_checked_by_name():
         create_executor("process", runner=None, options={"workers": 3})
     with pytest.raises(ConfigError, match="tuner.parallel_trials: 2 trials at a time need worker processes"):
         create_executor("inline", runner=None, slots=2)
+
+
+def test_parallel_trials_are_capped_at_the_trials_that_can_run(tmp_path, monkeypatch):
+    import archsearch
+    from archsearch import executors
+    from kt_helpers import build_mlp, tiny_data
+
+    asked: list[int] = []
+
+    class Started(Exception):
+        pass
+
+    def capture(name, runner, slots=1, options=None):
+        asked.append(slots)
+        raise Started  # the executor's size is what this test checks: no worker is started
+
+    monkeypatch.setattr(executors, "create_executor", capture)
+    lines: list[str] = []
+    tuner = archsearch.RandomSearch(build_mlp, objective="val_loss", max_trials=2, directory=tmp_path,
+                                    project_name="p", parallel_trials=64, echo=lines.append)
+    x, y = tiny_data()
+    with pytest.raises(Started):
+        tuner.search(x, y, validation_split=0.25, epochs=1)
+    assert asked == [2]
+    assert "Note: parallel_trials=64, but max_trials=2 leaves 2 trials: running at most 2 at a time." in lines
+    wide = archsearch.RandomSearch(build_mlp, objective="val_loss", max_trials=8, directory=tmp_path,
+                                   project_name="q", parallel_trials=3, echo=lines.append)
+    with pytest.raises(Started):
+        wide.search(x, y, validation_split=0.25, epochs=1)
+    assert asked == [2, 3]  # enough trials: as many workers as asked

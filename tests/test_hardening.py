@@ -21,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -137,6 +138,61 @@ def test_two_python_api_tuners_cannot_share_a_project_across_processes(tmp_path)
     assert probe.returncode != 0 and "RunFolderBusy" in probe.stderr
 
 
+def _blocking_tuner_class(started: threading.Event, go: threading.Event):
+    import archsearch as kt
+
+    class Blocking(kt.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            started.set()
+            assert go.wait(timeout=120), "the test never let the trial finish"
+            return trial.hyperparameters.Float("x", 0.0, 1.0)
+
+    return Blocking
+
+
+def _tuner(cls, folder, max_trials):
+    import archsearch as kt
+
+    hp = kt.HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    return cls(oracle=kt.oracles.RandomSearchOracle(objective=kt.Objective("loss", "min"), max_trials=max_trials,
+                                                    hyperparameters=hp, seed=1),
+               directory=folder, project_name="shared", echo=lambda line: None)
+
+
+def test_two_tuners_in_two_threads_cannot_search_one_folder(tmp_path):
+    started, go = threading.Event(), threading.Event()
+    cls = _blocking_tuner_class(started, go)
+    first, second = _tuner(cls, tmp_path, 1), _tuner(cls, tmp_path, 1)  # both made before either searches
+    errors: list[BaseException] = []
+    searching = threading.Thread(target=lambda: _record(errors, first.search), name="first-search")
+    searching.start()
+    try:
+        assert started.wait(timeout=120), "the first search never started its trial"
+        with pytest.raises(RunFolderBusy) as info:
+            second.search()
+        message = str(info.value)
+        assert "in use by another search in this process (thread 'first-search'" in message
+        assert "wait for that search to finish" in message
+        with pytest.raises(RunFolderBusy, match="in use by another search in this process"):
+            _tuner(cls, tmp_path, 2)  # a new tuner would reopen the running search's trials
+    finally:
+        go.set()
+        searching.join(timeout=120)
+    assert not searching.is_alive() and errors == []
+    assert [t.status for t in first.oracle.trials.values()] == ["completed"]
+    third = _tuner(cls, tmp_path, 2)  # the first search ended: the folder is free for the next one
+    third.search()
+    assert sorted(t.status for t in third.oracle.trials.values()) == ["completed", "completed"]
+
+
+def _record(errors: list, call) -> None:
+    try:
+        call()
+    except BaseException as exc:  # noqa: BLE001 - the test reports it
+        errors.append(exc)
+
+
 # --------------------------------------------------------------------------- 4. a full disk
 
 def small_data(n: int = 64):
@@ -199,6 +255,25 @@ def test_a_store_write_on_a_full_disk_is_a_disk_full_error(tmp_path, monkeypatch
     monkeypatch.setattr(store, "_conn", lambda: FullConnection())
     with pytest.raises(DiskFullError, match="no space left on"):
         store.set_meta("x", 1)
+
+
+def test_a_disk_inside_the_safety_margin_is_not_called_full(tmp_path, monkeypatch):
+    import pickle
+
+    import archsearch.disk as disk
+
+    monkeypatch.setattr(disk, "free_bytes", lambda path: 1536 * 1024)
+    with pytest.raises(DiskFullError) as info:
+        disk.ensure_space(tmp_path, file=tmp_path / "trials.db", run_folder=tmp_path)
+    message = str(info.value)
+    assert message.startswith("less than 2 MiB free on /") and "(1.5 MiB left; a search keeps 2 MiB spare" in message
+    assert f"while writing {tmp_path / 'trials.db'}; free space and resume={tmp_path}" in message
+    assert str(pickle.loads(pickle.dumps(info.value))) == message  # as a worker process sends it
+    with pytest.raises(DiskFullError, match=r"less than 7 MiB free on /.* \(1.5 MiB left"):
+        disk.ensure_space(tmp_path, needed=5 * 1024 * 1024)
+    monkeypatch.setattr(disk, "free_bytes", lambda path: 0)
+    with pytest.raises(DiskFullError, match="^no space left on /"):
+        disk.ensure_space(tmp_path)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import shutil
 
 import pytest
 
@@ -252,11 +253,29 @@ def test_mlflow_one_parent_run_and_one_nested_run_per_trial_across_a_resume(tmp_
     assert parent.data.metrics["best_score"] == pytest.approx(best_value)
 
 
-def test_an_unreachable_tracking_store_is_said_once_and_the_search_goes_on(tmp_path, caplog):
+@pytest.mark.parametrize("uri, problem", [
+    ("http://127.0.0.1:9", "no MLflow server answers there"),  # a closed local port: no network needed
+    ("htp://127.0.0.1:5000", "unsupported URI 'htp://127.0.0.1:5000'"),
+    ("{blocked}/mlruns", "Not a directory"),
+])
+def test_a_tracking_uri_that_cannot_be_used_is_refused_before_the_search(tmp_path, uri, problem):
     pytest.importorskip("mlflow")
     blocked = tmp_path / "a_file"
     blocked.write_text("")
-    loggers = create_loggers({"mlflow": {"tracking_uri": (blocked / "mlruns").as_uri()}}, tmp_path, CONFIG)
+    uri = uri.format(blocked=blocked.as_uri())
+    with pytest.raises(ConfigError) as info:
+        create_loggers({"mlflow": {"tracking_uri": uri}}, tmp_path / "run", CONFIG)
+    message = str(info.value)
+    assert message.startswith(f"logger.mlflow.tracking_uri: cannot use {uri!r}: ") and problem in message
+    assert "start the tracking server, or correct the URI" in message and "\n" not in message
+
+
+def test_a_tracking_store_lost_after_the_start_is_said_once_and_the_search_goes_on(tmp_path, caplog):
+    pytest.importorskip("mlflow")
+    store = tmp_path / "store"
+    loggers = create_loggers({"mlflow": {"tracking_uri": (store / "mlruns").as_uri()}}, tmp_path, CONFIG)
+    shutil.rmtree(store)
+    store.write_text("")  # the store's folder became a file after the check
     search = run_search(tmp_path, [loggers])
     loggers.close(None)
     assert search.store.count("completed") == 3

@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from archsearch import HyperParameters
-from archsearch.errors import ArchsearchError
+from archsearch.errors import ArchsearchError, ConfigError
 from archsearch.hyperparameters import values_key
 from archsearch.oracles import create_oracle
 from archsearch.oracles.base import FAILED, INTERRUPTED
@@ -520,6 +520,22 @@ def test_resume_config_is_the_stored_one_changed_only_by_the_command_line():
     assert swapped.tuner.name == "random"  # another group choice replaces the section (and is then refused)
 
 
+def test_retry_failed_is_read_strictly_and_needs_a_search_to_resume(tmp_path):
+    from omegaconf import OmegaConf
+
+    from archsearch.resume import RETRYABLE_KINDS, continue_stored_search, retry_kinds
+
+    assert retry_kinds(False) == () and retry_kinds("true") == RETRYABLE_KINDS == ("lost", "oom", "error", "nan")
+    assert retry_kinds(OmegaConf.create({"k": ["lost", "oom"]}).k) == ("lost", "oom")
+    with pytest.raises(ConfigError, match="retry_failed: 'infeasible' is not a failure kind that can run again"):
+        retry_kinds(["infeasible"])
+    with pytest.raises(ConfigError, match="retry_failed: 'maybe'"):
+        retry_kinds("maybe")
+    cfg = OmegaConf.create({"resume": None, "retry_failed": True})
+    with pytest.raises(ConfigError, match=r"retry_failed: is set, but .* holds no search .*resume=<run folder"):
+        continue_stored_search(cfg, tmp_path, echo=lambda line: None)
+
+
 # --------------------------------------------------------------------------- bad input, caught before training
 
 
@@ -559,6 +575,9 @@ BAD_INPUT = [
     (["tuner.name=annealing"], "tuner.name", "choose one of: asha, bayesian, bohb, grid, hyperband, random"),
     (["+model.space.units_4={type: int, min: 5}"], "units_4", "max"),
     (["model.space.units_1.min=600"], "units_1", "600"),
+    (["model.space.units_1.min=abc"], "model.space.units_1.min", "is 'abc', not a number"),
+    (["model.space.learning_rate.max=high"], "model.space.learning_rate.max",
+     "e.g. model.space.learning_rate.max=0.001"),
     (["model.space.dropout.values=[]"], "dropout", "empty"),
     (["+model.space.act={type: choice, values: [relu], when: {nope: [1]}}"], "nope", "not in the search space"),
     (["data=npz", "data.path=/no/such/file.npz"], "data.path", "/no/such/file.npz does not exist"),
@@ -592,6 +611,8 @@ BAD_INPUT = [
      "RuntimeError: needs a GPU (broken_models.py, line 2)"),
     (["model=custom", "model.builder=typo_models:build"], "model.builder", "SyntaxError"),
     (["resume=/no/such/run"], "resume", "does not exist"),
+    (["logger=mlflow", "logger.mlflow.tracking_uri=http://127.0.0.1:9"], "logger.mlflow.tracking_uri",
+     "no MLflow server answers there"),
 ]
 
 
@@ -608,6 +629,21 @@ def test_bad_input_is_reported_before_any_trial(overrides, field, text, bad_file
     assert message.startswith(field) or f"{field}:" in message or f"'{field}'" in message, message
     assert text in message, message
     assert not list(bad_files.rglob("trials.db"))  # nothing recorded, nothing to clean up
+
+
+def test_an_empty_mapping_override_is_refused_where_hydra_would_merge_it_away():
+    from archsearch.config import check_overrides
+
+    cfg = compose(["model=mlp", "model.space={}"])
+    assert len(cfg.model.space) > 0  # what Hydra does with it: nothing
+    with pytest.raises(ConfigError) as info:
+        check_overrides(cfg, ["model=mlp", "model.space={}"])
+    message = str(info.value)
+    assert message.startswith("model.space: the override model.space={} does not empty it")
+    assert "'~model.space' '+model.space={...}'" in message and "model.space.units_1=64" in message
+    check_overrides(cfg, ["model=mlp", "model.space.units_1.max=64", "~model.params"])  # others pass
+    custom = compose(["model=custom", "model.space={}"])
+    check_overrides(custom, ["model=custom", "model.space={}"])  # already empty: a define-by-run builder's space
 
 
 def test_an_objective_the_model_does_not_produce_lists_what_it_does(tmp_path, monkeypatch):

@@ -305,3 +305,23 @@ def test_many_stores_opening_one_new_file_at_once_all_open(tmp_path):
         for thread in threads:
             thread.join()
     assert errors == []
+
+
+def test_reopen_failed_forgets_the_failed_run_and_leaves_other_kinds(store):
+    kinds = {0: "lost", 1: "infeasible", 2: "oom"}
+    for trial_id, kind in kinds.items():
+        trial = Trial(trial_id, {"x": trial_id}, budget=4, initial_budget=1 if trial_id == 2 else 0)
+        store.create_trial(trial)
+        for epoch in (1, 2, 3):
+            store.record_epoch(trial_id, epoch, {"loss": 1.0 / epoch}, 0.1 * epoch)
+        trial.error, trial.failure_kind = f"{kind} happened", kind
+        store.finish_trial(finished(trial, FAILED, None), epochs_done=3)
+    assert store.reopen_failed(("lost", "oom")) == [0, 2]
+    lost, infeasible, oom = (store.trial(i) for i in range(3))
+    assert (lost.status, lost.error, lost.failure_kind) == (INTERRUPTED, None, None)
+    assert infeasible.status == FAILED and infeasible.failure_kind == "infeasible"
+    assert store.epochs(0) == [] and [e["epoch"] for e in store.epochs(2)] == [1]  # kept: before its budget began
+    assert [r["epochs_done"] for r in store.rows()] == [0, 3, 1]
+    assert [kind for kind, t in store.events()] == ["ask", "ask", "tell", "ask"]  # asked, never told: to continue
+    assert store.problems() == []
+    assert store.reopen_failed(()) == []

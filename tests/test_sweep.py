@@ -240,7 +240,13 @@ def test_module_command(tmp_path, capsys):
     make_job(sweep, "0", ["tuner=random"], [done(0.5)], num=0)
     assert S.main([str(sweep)]) == 0
     assert "Sweep summary" in capsys.readouterr().out and (sweep / S.SWEEP_CSV).is_file()
+    capsys.readouterr()
     assert S.main([str(tmp_path / "missing")]) == 2
+    said = capsys.readouterr().err
+    assert f"archsearch: error: {tmp_path / 'missing'} does not exist" in said and "is not a folder" not in said
+    (tmp_path / "a_file").write_text("")
+    assert S.main([str(tmp_path / "a_file")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert S.main([str(tmp_path / "empty")]) == 2
 

@@ -130,6 +130,17 @@ def test_failing_builder_is_recorded_and_the_search_goes_on(tmp_path):
     assert "units=8 is broken" in failed.error
 
 
+def test_trials_left_without_files_leave_no_empty_folder(tmp_path):
+    x, y = make_data(120)
+    tuner = archsearch.RandomSearch(model_builder, objective="val_accuracy", max_trials=3, seed=3, directory=tmp_path,
+                                    project_name="p", keep_top_models=1, echo=lambda s: None)
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    best = tuner.best_trials(1)[0].id
+    folders = sorted(p.name for p in (tmp_path / "p" / "trials").iterdir())
+    assert folders == [f"trial_{best:04d}"]  # the two lower-ranked trials' weights were deleted, and their folders
+    assert [p.name for p in (tmp_path / "p" / "trials" / folders[0]).iterdir()] == ["best.weights.h5"]
+
+
 def test_consecutive_failures_stop_the_search(tmp_path):
     x, y = make_data(60)
 

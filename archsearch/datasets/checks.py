@@ -12,6 +12,9 @@ runs once something is known to be wrong.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 
 from archsearch.datasets.base import DataSplits
@@ -173,3 +176,90 @@ def _ids(ids: np.ndarray) -> str:
     if len(values) > 2 and values[-1] - values[0] == len(values) - 1:
         return f"{values[0]}..{values[-1]}"
     return ", ".join(str(v) for v in values[:6]) + (", ..." if len(values) > 6 else "")
+
+
+# --------------------------------------------------------------------------- class-id masks
+
+
+@dataclass(frozen=True)
+class MaskIds:
+    """How single-channel masks of class ids become mask channels 1..``classes``.
+
+    ``binary`` is the one object value of a two-value mask (255 from image tools, or 1), read as
+    class 1; None when the pixel values are the class ids themselves.
+    """
+
+    classes: int
+    binary: int | None = None
+
+    def apply(self, mask: np.ndarray) -> np.ndarray:
+        """Class ids 0..classes of one mask (0 = background)."""
+        if self.binary is None:
+            return mask.astype(np.int64)
+        return (mask == self.binary).astype(np.int64)
+
+
+def mask_class_ids(label: str, values: Mapping[str, np.ndarray], *, declared: int | None = None,
+                   setting: str | None = None, like: MaskIds | None = None, noun: str = "mask") -> MaskIds:
+    """Read the class ids of single-channel masks, refusing ids that would build a wrong model.
+
+    ``values`` holds each mask's (or array's) distinct pixel values by its name.  A mask with only
+    0 and one other value is binary (a 0/255 PNG is one class, not 255); otherwise the ids must be
+    1..K without gaps, since every id up to the largest becomes an output channel: a stray 200
+    would make a 200-class model with 199 empty channels.  ``declared`` (from ``setting``) is the
+    number of classes the config names: ids up to it may then be absent.  ``like`` is the training
+    masks' reading, which the test masks must follow.  ``label`` starts each message ("data.path");
+    ``noun`` names what ``values`` are keyed by ("mask" files, "array"s).
+    """
+    ids = np.unique(np.concatenate([np.asarray(v).ravel() for v in values.values()]).astype(np.int64))
+    if ids.size and ids[0] < 0:
+        raise DataError(f"{label}: {_holding(noun, values, int(ids[0]))} negative class id {int(ids[0])}; "
+                        "use 0 = background and 1..K for the classes")
+    objects = [int(i) for i in ids if i != 0]
+    if like is not None:
+        return _follow(label, noun, values, objects, like)
+    if not objects and declared is None:
+        raise DataError(f"{label}: every mask is empty (all pixels 0 = background); class ids 1..K mark the objects")
+    if len(objects) == 1 and (objects[0] > (declared or 0)) and (declared is None or objects[0] == 255):
+        return MaskIds(1, binary=objects[0])
+    if declared is not None:
+        return MaskIds(declared)
+    top = objects[-1]
+    hint = f"; or set {setting}={top} if some classes are absent from these masks" if setting else ""
+    if len(objects) >= 2 and top > 2 * len(objects) and top - objects[-2] >= 2:
+        others = _ids(np.array(objects[:-1]))
+        raise DataError(
+            f"{label}: {_holding(noun, values, top)} class id {top}, far above the other ids ({others}): "
+            f"it would make {top} mask channels for {len(objects)} classes; mask class ids must be 1..K "
+            f"(0 = background): fix the stray pixels or remap the ids{hint}"
+        )
+    missing = sorted(set(range(1, top + 1)) - set(objects))
+    if missing:
+        raise DataError(
+            f"{label}: the masks hold class ids {_ids(np.array(objects))} but never {_ids(np.array(missing))}: every "
+            f"id up to {top} would be an output channel, {len(missing)} of them always empty; mask class ids "
+            f"must be 1..K without gaps (0 = background): remap them (e.g. with numpy.unique(mask, "
+            f"return_inverse=True)){hint}"
+        )
+    return MaskIds(top)
+
+
+def _follow(label: str, noun: str, values: Mapping[str, np.ndarray], objects: list[int], like: MaskIds) -> MaskIds:
+    """The test masks read as the training masks were: the same binary value, no id above theirs."""
+    allowed = {like.binary} if like.binary is not None else set(range(1, like.classes + 1))
+    stray = [i for i in objects if i not in allowed]
+    if stray:
+        kind = (f"binary masks of 0 and {like.binary}" if like.binary is not None
+                else f"class ids 1..{like.classes}")
+        raise DataError(f"{label}: {_holding(noun, values, stray[0])} value {stray[0]}, but the training masks are "
+                        f"{kind}; give the test masks the training masks' classes")
+    return like
+
+
+def _holding(noun: str, values: Mapping[str, np.ndarray], value: int) -> str:
+    """``mask a.png holds`` / ``masks a.png, b.png and 3 more hold``: where a value occurs."""
+    names = [name for name, v in values.items() if np.any(np.asarray(v) == value)]
+    if len(names) == 1:
+        return f"{noun} {names[0]} holds"
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return f"{noun}s {', '.join(names[:3])}{more} hold"

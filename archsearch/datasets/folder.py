@@ -7,7 +7,10 @@ Expected layout (file stems match; any of .png .jpg .jpeg .bmp .tif .tiff)::
                                       <path>/masks/stamp/page1.png
 
 * One mask per image: a single-channel PNG of class ids, 0 = background and
-  1..K the classes, giving K mask channels (channel k-1 is class k).
+  1..K the classes, giving K mask channels (channel k-1 is class k).  A mask
+  set holding 0 and one other value (0/255 from image tools) is binary: one
+  class.  Ids with gaps or far above the others (a stray 200 among 1..2) are
+  refused, naming the masks, unless ``classes``/``output_classes`` declares them.
 * One sub-folder per class: binary masks (any non-zero pixel of a 0/1 mask, or
   a value >= 128 of a 0/255 mask, is the object).  An image may lack a mask in
   some class folders (that class is absent there) but not in all of them.
@@ -30,6 +33,7 @@ import cv2
 import numpy as np
 
 from archsearch.datasets.base import DataSplits, image_size, split_test, split_validation
+from archsearch.datasets.checks import MaskIds, mask_class_ids
 from archsearch.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -58,11 +62,11 @@ def load(cfg: Mapping[str, Any]) -> DataSplits:
     channels = int(options["channels"])
     if channels not in (1, 3):
         raise ConfigError("data.channels", f"must be 1 or 3, got {channels}")
-    names, x, y = _read_folder(root, options, size, channels)
+    names, x, y, ids = _read_folder(root, options, size, channels)
     seed = int(options["seed"])
     test_root = root / TEST_FOLDER
     if (test_root / "images").is_dir():
-        test_names, x_test, y_test = _read_folder(test_root, options, size, channels)
+        test_names, x_test, y_test, _ = _read_folder(test_root, options, size, channels, like=ids)
         if test_names != names:
             raise DataError(f"data.path: the classes of {test_root} ({', '.join(test_names)}) differ from those of "
                             f"{root} ({', '.join(names)}); give the test masks the same classes")
@@ -73,9 +77,10 @@ def load(cfg: Mapping[str, Any]) -> DataSplits:
                       num_classes=len(names), class_names=names, x_test=x_test, y_test=y_test)
 
 
-def _read_folder(root: Path, options: Mapping[str, Any], size: tuple[int, int],
-                 channels: int) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Class names, images and masks of one folder with ``images/`` and ``masks/``."""
+def _read_folder(root: Path, options: Mapping[str, Any], size: tuple[int, int], channels: int,
+                 like: MaskIds | None = None) -> tuple[list[str], np.ndarray, np.ndarray, MaskIds | None]:
+    """Class names, images, masks and (for class-id masks) how their ids were read, of one folder
+    with ``images/`` and ``masks/``; ``like`` is the training folder's reading, for the test folder."""
     h, w = size
     images = _files(root / "images")
     if not images:
@@ -88,15 +93,16 @@ def _read_folder(root: Path, options: Mapping[str, Any], size: tuple[int, int],
     _check_every_image_has_a_mask(images, masks_dir, class_dirs)  # before the slow reading
     originals: dict[str, tuple[int, int]] = {}
     x = np.stack([_read_image(path, channels, (h, w), originals) for path in images.values()])
+    ids = None
     if class_dirs:
         names, y = _read_class_folders(images, masks_dir, class_dirs, options, (h, w), originals)
     else:
-        names, y = _read_index_masks(images, masks_dir, options, (h, w), originals)
+        names, y, ids = _read_index_masks(images, masks_dir, options, (h, w), originals, like)
     if options["include_background"]:
         background = 1.0 - y.max(axis=-1, keepdims=True)
         y = np.concatenate([background, y], axis=-1)
         names = ["background", *names]
-    return names, x, y
+    return names, x, y, ids
 
 
 def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -201,29 +207,31 @@ def _resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _read_index_masks(images: dict[str, Path], masks_dir: Path, options: Mapping[str, Any],
-                      size: tuple[int, int], originals: dict) -> tuple[list[str], np.ndarray]:
+                      size: tuple[int, int], originals: dict,
+                      like: MaskIds | None = None) -> tuple[list[str], np.ndarray, MaskIds]:
+    """Masks of class ids, checked as the npz loader checks its masks (``checks.mask_class_ids``)."""
     masks = _files(masks_dir)
-    ids = []  # (path, largest id before resizing, resized mask)
+    values, resized = {}, []  # each mask's distinct values before resizing; the resized masks
     for stem in images:
         mask = _read_mask(masks[stem], originals[stem])
-        ids.append((masks[stem], int(mask.max()), _resize_nearest(mask, size)))
-    largest = max(top for _, top, _ in ids)
+        values[masks[stem].name] = np.unique(mask)
+        resized.append(_resize_nearest(mask, size))
     classes, setting = _declared_classes(options)
-    k = len(classes) if classes else largest
-    if k < 1:
-        raise DataError(f"data.path: every mask in {masks_dir} is empty (all pixels 0 = background); "
-                        "class ids 1..K mark the objects")
-    for path, top, _ in ids:
-        if top > k:
+    ids = mask_class_ids(f"data.path ({masks_dir})", values, declared=len(classes) or None, setting=setting,
+                         like=like)
+    k = ids.classes
+    for name, found in values.items():
+        top = int(found.max())
+        if ids.binary is None and top > k:
             fix = (f"raise {setting} to {top}" if setting == "data.output_classes"
                    else f"list {top} class names in {setting}")
             raise DataError(
-                f"data.path: mask {path.name} holds class id {top} but {setting} allows ids 1..{k}; "
+                f"data.path: mask {name} holds class id {top} but {setting} allows ids 1..{k}; "
                 f"{fix} or fix the mask"
             )
     names = list(classes) if classes else [str(i) for i in range(1, k + 1)]
-    y = np.stack([(mask[..., None] == np.arange(1, k + 1)).astype(np.float32) for _, _, mask in ids])
-    return names, y
+    y = np.stack([(ids.apply(mask)[..., None] == np.arange(1, k + 1)).astype(np.float32) for mask in resized])
+    return names, y, ids
 
 
 def _read_class_folders(images: dict[str, Path], masks_dir: Path, class_dirs: list[Path],

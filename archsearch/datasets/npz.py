@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from archsearch.datasets.base import DataSplits, split_test, split_validation
-from archsearch.datasets.checks import check_finite
+from archsearch.datasets.checks import check_finite, mask_class_ids
 from archsearch.errors import ConfigError, DataError
 
 
@@ -108,7 +108,8 @@ def _labels(y: np.ndarray, key: str) -> np.ndarray:
     return y
 
 
-def _masks(ys: list[np.ndarray], include_background: bool) -> tuple[list[str], list[np.ndarray]]:
+def _masks(ys: list[np.ndarray], include_background: bool,
+           keys: list[str]) -> tuple[list[str], list[np.ndarray]]:
     """float32 masks (n, h, w, classes), the convention of the folder and documents loaders.
 
     Multi-channel masks are kept (uint8 0/255 scaled to 0..1).  Single-channel
@@ -125,18 +126,13 @@ def _masks(ys: list[np.ndarray], include_background: bool) -> tuple[list[str], l
     if not all(_is_integral(y) for y in ids):
         raise DataError("data: single-channel masks must hold integer class ids (0 = background, 1..K); "
                         "store soft masks with one channel per class instead")
-    if all(set(np.unique(y).tolist()) <= {0, 255} for y in ids):
-        ids = [y // 255 for y in ids]  # 0/255 binary masks as saved by image tools
-    ids = [y.astype(np.int64) for y in ids]
-    if any(y.min() < 0 for y in ids):
-        raise DataError("data: masks hold negative class ids; use 0 = background and 1..K for the classes")
-    k = max(int(y.max()) for y in ids)
-    if k == 0:
-        raise DataError("data: every mask is empty (all pixels 0 = background); masks need class ids 1..K")
+    # 0/255 masks are binary; stray or gapped ids are refused, as the folder loader does
+    reading = mask_class_ids("data", {f"'{key}'": np.unique(y) for key, y in zip(keys, ids)}, noun="array")
+    k = reading.classes
     first = 0 if include_background else 1
     eye = np.eye(k + 1, dtype=np.float32)[:, first:]
     names = (["background"] if include_background else []) + [str(i) for i in range(1, k + 1)]
-    return names, [eye[y] for y in ids]
+    return names, [eye[reading.apply(y)] for y in ids]
 
 
 def _keys(cfg: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
@@ -198,7 +194,7 @@ def load(cfg: Mapping[str, Any]) -> DataSplits:
         ys = [_labels(y, keys[yr]) for y, (_, yr) in zip(ys, pairs)]
         names = [str(i) for i in range(max(2, max(int(y.max()) for y in ys) + 1))]
     else:
-        names, ys = _masks(ys, bool(cfg.get("include_background", False)))
+        names, ys = _masks(ys, bool(cfg.get("include_background", False)), [keys[yr] for _, yr in pairs])
 
     seed = int(cfg.get("seed") or 0)
     split = dict(zip((xr for xr, _ in pairs), zip(xs, ys)))

@@ -51,6 +51,15 @@ class Logger(SearchEvents):
         self.config = dict(config or {})
         self.options = dict(options or {})
 
+    def check(self) -> None:
+        """Reach the tracker's target (a server, a store) before the first trial; raise a
+        :class:`~archsearch.errors.ConfigError` naming the option if it cannot be used.
+
+        Called once by ``create_loggers``.  Failures later in the search are logged, not fatal, so
+        a tracker that goes away mid-search never stops it; one that never worked must not let a
+        search run for hours logging nothing.
+        """
+
     def on_results(self, best_dir: Path | None) -> None:
         """The results were exported (``trials.csv``, ``best/``; ``best_dir`` None if no trial completed).
 

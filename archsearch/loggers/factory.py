@@ -2,7 +2,8 @@
 
 ``cfg.logger`` is a mapping from a logger's name to its options (each ``conf/logger/<name>.yaml``
 adds its own key, so a list of options merges).  An unknown name, an unknown option or a missing
-optional package is a :class:`ConfigError` here, not a failure hours into the search.  A logger of
+optional package is a :class:`ConfigError` here, not a failure hours into the search, and so is a
+tracker whose target cannot be reached (``Logger.check``: an MLflow server that does not answer).  A logger of
 your own needs no change here: ``+logger.<name>.class=my_module:MyLogger`` (a
 :class:`~archsearch.loggers.base.Logger` subclass; its other options reach it as ``options``).
 """
@@ -73,7 +74,9 @@ def _create(name: str, options: dict[str, Any], run_folder: Path, config: Mappin
             return None
         options = {**defaults, **options}
     cls = _import_class(str(target), f"logger.{name}.class")
-    return cls(run_folder, config, options)
+    logger = cls(run_folder, config, options)
+    logger.check()  # an unreachable tracker: one line now, not a search that logs nothing
+    return logger
 
 
 def _import_class(path: str, field: str) -> type[Logger]:

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
+from archsearch.errors import ConfigError
 from archsearch.loggers.base import SCORE, Logger, is_number, trial_folder
 from archsearch.trial import COMPLETED, FAILED, PRUNED
 
@@ -33,6 +35,9 @@ PARENT_TAG = "mlflow.parentRunId"
 _BATCH = 100  # MLflow's limit of parameters per log_batch call
 _MAX_VALUE = 500  # the shortest parameter value length MLflow versions accept
 _TERMINAL = {COMPLETED: "FINISHED", PRUNED: "FINISHED", FAILED: "FAILED"}
+# The start-up check's HTTP settings (unless the user set them): one try, a short wait.  MLflow's
+# defaults (7 retries with back-off, 120 s each) would keep a wrong URI silent for minutes.
+CHECK_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
 class MLflowLogger(Logger):
@@ -52,9 +57,34 @@ class MLflowLogger(Logger):
         self._open: set[int] = set()  # trials whose nested run is running
 
     # ------------------------------------------------------------ the search
-    def on_search_begin(self, search) -> None:
+    def check(self) -> None:
+        """Ask the tracking store for the experiment, with one short try: a server that does not
+        answer or a URI MLflow cannot use is a ConfigError before training, not two tracebacks
+        and a search that logs nothing."""
+        from mlflow.tracking import MlflowClient
+
+        self._allow_file_store()
+        quick = {name: value for name, value in CHECK_ENV.items() if name not in os.environ}
+        os.environ.update(quick)
+        try:
+            MlflowClient(tracking_uri=self.tracking_uri).get_experiment_by_name(self.experiment_name)
+        except Exception as exc:  # MLflow raises many kinds (MlflowException, OSError, ...): all mean unusable
+            raise ConfigError(
+                "logger.mlflow.tracking_uri",
+                f"cannot use {self.tracking_uri!r}: {_first_line(exc)}",
+                "start the tracking server, or correct the URI (http://host:port, sqlite:///mlflow.db, a "
+                "folder), or leave it unset for a file store in <run>/mlruns",
+            ) from None
+        finally:
+            for name in quick:
+                os.environ.pop(name, None)
+
+    def _allow_file_store(self) -> None:
         if self.tracking_uri.startswith("file:") or "://" not in self.tracking_uri:
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+
+    def on_search_begin(self, search) -> None:
+        self._allow_file_store()
         from mlflow.tracking import MlflowClient
 
         self.search = search
@@ -235,6 +265,16 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flatten(value, f"{prefix}{key}."))
         return out
     return {prefix[:-1]: data} if prefix else {}
+
+
+def _first_line(exc: BaseException) -> str:
+    """What went wrong in a few words: MLflow's messages run to many lines, whole URLs and links."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if "HTTPConnectionPool" in text or "HTTPSConnectionPool" in text:
+        cause = re.search(r"Caused by (\w+)", text)
+        return f"no MLflow server answers there ({cause.group(1) if cause else 'the connection failed'})"
+    text = text.split(" See http")[0]
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _text(value: Any) -> str:
