@@ -19,6 +19,7 @@ from archsearch.disk import ensure_space
 from archsearch.errors import ArchsearchError, DiskFullError
 from archsearch.events import ConsoleEvents, EventFanout, SearchEvents
 from archsearch.executors.base import Executor
+from archsearch.interrupts import raise_if_requested
 from archsearch.oracles.base import Oracle
 from archsearch.oracles.hand_driven import ORACLE_STATE
 from archsearch.store import TrialStore
@@ -77,6 +78,7 @@ class Search:
         self.executor.start(self)
         try:
             while True:
+                raise_if_requested()  # a first Ctrl-C in the Python API stops here, or before a batch
                 self._fill_free_slots()
                 if not self.executor.running:
                     break
@@ -109,6 +111,7 @@ class Search:
 
     def _fill_free_slots(self) -> None:
         while self.executor.free_slots > 0:
+            raise_if_requested()  # no trial starts after Ctrl-C
             trial = self._next_trial()
             if trial is None:
                 return
