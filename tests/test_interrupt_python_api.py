@@ -244,7 +244,7 @@ def test_ctrl_c_between_trials_starts_no_further_trial(script, tmp_path):
 def test_ctrl_c_with_a_worker_process_interrupts_its_trial_and_resume_continues_it(script, tmp_path):
     run = Script(script, "worker", tmp_path)
     run.wait_for("worker")  # the worker trains trial 0's second epoch, and never finishes it
-    run.proc.send_signal(signal.SIGINT)  # to the driver only (a terminal's Ctrl-C reaches the workers too; they ignore it)
+    run.proc.send_signal(signal.SIGINT)  # the driver only: a terminal's Ctrl-C reaches workers too (they ignore it)
     run.finish()
     assert statuses(tmp_path) == {0: INTERRUPTED}
 
