@@ -719,3 +719,18 @@ def test_a_pruner_makes_parallel_random_search_unrepeatable_and_the_note_says_wh
     assert any(t != runs[0][0] for t, _ in runs[1:])
     note = repeat_notes(runs[0][1])
     assert len(note) == 1 and "its pruner compares each trial with the trials finished so far" in note[0]
+
+
+def test_only_oracles_whose_proposals_ignore_results_repeat_in_parallel():
+    from archsearch.oracles.random import RandomSearchOracle
+
+    class OwnProposals(RandomSearchOracle):  # KerasTuner's extension point: it may read the results
+        def populate_space(self, trial_id):
+            return {"values": {"x": 0.5, "units": 8, "act": "relu"}, "status": "RUNNING"}
+
+    assert create_oracle("random", space(), "score").repeats_in_parallel()
+    assert create_oracle("grid", space(), "score").repeats_in_parallel()
+    assert not create_oracle("random", space(), "score", pruner="median").repeats_in_parallel()
+    assert not OwnProposals(space(), "score").repeats_in_parallel()
+    for name in ("bayesian", "hyperband", "bohb", "asha"):
+        assert not create_oracle(name, space(), "score").repeats_in_parallel()
