@@ -115,6 +115,9 @@ class ConsoleEvents(SearchEvents):
         slots = search.executor.slots
         if slots > 1:
             self.echo(f"Running {slots} trials at a time ({search.executor.describe()}).")
+        note = search.repeatability_note()
+        if note:
+            self.echo(note)
 
     def on_trial_begin(self, trial: Trial, spec: TrialSpec, worker: str | None) -> None:
         if spec.initial_epoch > trial.initial_budget:

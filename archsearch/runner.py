@@ -38,6 +38,7 @@ from archsearch.errors import (
 )
 from archsearch.hyperparameters import HyperParameters
 from archsearch.metric_names import compiled_metric_names
+from archsearch.interrupts import raise_if_requested
 from archsearch.objective import Objective, is_finite
 from archsearch.trial import COMPLETED, FAILED, PRUNED, Trial, TrialOutcome
 from archsearch.trial_results import check_results, is_history, to_metrics
@@ -613,6 +614,11 @@ class _EpochTracker(keras.callbacks.Callback):
             value = runner.objective.value_from(metrics)
             if objective_improves(runner.objective, value, self.best_value):
                 self.best_value, self.best_metrics, self.best_epoch = value, metrics, int(record["epoch"])
+
+    def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        # A safe point for the Python API's first Ctrl-C (archsearch.interrupts).  Batch *begin*: an
+        # on_train_batch_end override would turn off Keras's asynchronous callbacks (JAX).
+        raise_if_requested()
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         seed = self.runner.trainer.seed

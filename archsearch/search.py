@@ -19,6 +19,7 @@ from archsearch.disk import ensure_space
 from archsearch.errors import ArchsearchError, DiskFullError
 from archsearch.events import ConsoleEvents, EventFanout, SearchEvents
 from archsearch.executors.base import Executor
+from archsearch.interrupts import raise_if_requested
 from archsearch.oracles.base import Oracle
 from archsearch.oracles.hand_driven import ORACLE_STATE
 from archsearch.store import TrialStore
@@ -77,6 +78,7 @@ class Search:
         self.executor.start(self)
         try:
             while True:
+                raise_if_requested()  # a first Ctrl-C in the Python API stops here, or before a batch
                 self._fill_free_slots()
                 if not self.executor.running:
                     break
@@ -107,8 +109,27 @@ class Search:
         self._cleanup_checkpoints(final=True)
         self.events.on_search_end(self)
 
+    def repeatability_note(self) -> str | None:
+        """Why this search cannot repeat exactly with its seeds, or None when it does.
+
+        With one trial at a time every algorithm repeats.  With several, the trials' finishing order
+        varies from run to run, and only an oracle that never decides from results (random, grid;
+        without a pruner) gives the same trials in any order.  Making the others wait for results in
+        a fixed order would idle workers, which is what parallel trials are for (ASHA above all).
+        """
+        slots = self.executor.slots
+        if slots <= 1 or self.oracle.repeats_in_parallel():
+            return None
+        why = ("its pruner compares each trial with the trials finished so far" if self.oracle.pruner is not None
+               else "what it tries next depends on which trials have finished when a worker frees up")
+        return (f"Note: {self.oracle.name or type(self.oracle).__name__} with {slots} trials at a time does not "
+                f"repeat exactly, even with the same seeds: {why}, and parallel trials finish in a different "
+                "order each run. parallel_trials=1 repeats exactly (random and grid search without a pruner "
+                "repeat at any parallel_trials).")
+
     def _fill_free_slots(self) -> None:
         while self.executor.free_slots > 0:
+            raise_if_requested()  # no trial starts after Ctrl-C
             trial = self._next_trial()
             if trial is None:
                 return

@@ -331,6 +331,9 @@ class Tuner:
         """Run the search; arguments are those of ``model.fit`` (``epochs`` is per trial).
 
         ``verbose=0`` also silences the search's own lines, as in KerasTuner (unless ``echo`` was given).
+        In the main thread, Ctrl-C stops the search at the next safe point (before a batch, between
+        trials): the running trial is recorded as interrupted, so a new tuner on the same folder
+        continues it, and ``KeyboardInterrupt`` is raised; a second Ctrl-C stops at once.
         """
         self._epochs_given = "epochs" in fit_kwargs
         if "epochs" in fit_kwargs:
@@ -348,9 +351,13 @@ class Tuner:
         if "batch_size" in fit_kwargs:
             self.trainer.batch_size = fit_kwargs["batch_size"]
         quiet = fit_kwargs.get("verbose", 1) == 0 and not self._echo_given
-        self.on_search_begin()
-        self.run_search(data, callbacks, echo=(lambda line: None) if quiet else None)
-        self.on_search_end()
+        from archsearch.interrupts import stop_at_safe_points
+
+        # Ctrl-C stops at a safe point, with the running trial recorded to continue (archsearch.interrupts).
+        with stop_at_safe_points():
+            self.on_search_begin()
+            self.run_search(data, callbacks, echo=(lambda line: None) if quiet else None)
+            self.on_search_end()
 
     def run_search(self, data: FitData, callbacks: Sequence[Any] | None = None, echo: Callable[[str], None] | None = None
                    ) -> None:

@@ -2,10 +2,12 @@
 
 ``FakeExecutor`` plays each trial's epochs with made-up metrics in this process, so a logger sees
 exactly the events of a real search (begin, epochs, end, interruption, resume) in milliseconds.
+``ShuffledExecutor`` runs several trials at a time that finish in a seeded random order, as workers do.
 """
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from archsearch.checkpoints import TrialFiles
@@ -14,7 +16,7 @@ from archsearch.hyperparameters import HyperParameters
 from archsearch.oracles import create_oracle
 from archsearch.search import Search
 from archsearch.store import TrialStore
-from archsearch.trial import COMPLETED, FAILED, TrialOutcome
+from archsearch.trial import COMPLETED, FAILED, PRUNED, TrialOutcome
 
 
 def space() -> HyperParameters:
@@ -89,3 +91,52 @@ def run_search(folder: Path, listeners, max_trials: int = 3, **executor_options)
     search = Search(oracle, FakeExecutor(files, **executor_options), store, files, listeners=listeners)
     search.run()
     return search
+
+
+class ShuffledExecutor(Executor):
+    """``slots`` trials at a time, finishing in a seeded random order (``jitter``), as real workers do.
+
+    Each ``wait()`` trains one epoch of a running trial chosen at random, so which trial reports or ends
+    first changes with ``jitter`` while every trial's metrics depend only on its values and epoch
+    (``curve(hparams, epoch)``).  Trials without a budget train ``epochs`` epochs.  A checkpoint file is
+    written at each epoch, so a promotion continues from its parent as with real training.
+    """
+
+    name = "shuffled"
+
+    def __init__(self, files: TrialFiles, curve, slots: int = 2, jitter: int = 0, epochs: int = 3) -> None:
+        super().__init__(slots)
+        self.files, self.curve, self.epochs = files, curve, epochs
+        self.rng = random.Random(jitter)
+        self.training: dict[int, list] = {}  # trial id -> [spec, epochs reached, best metrics, best epoch]
+
+    @property
+    def running(self) -> list[int]:
+        return list(self.training)
+
+    def submit(self, spec) -> None:
+        self.training[spec.trial_id] = [spec, spec.initial_epoch, None, None]
+        self.handler.trial_started(spec, f"fake-{len(self.training)}")
+
+    def wait(self) -> None:
+        trial_id = self.rng.choice(sorted(self.training))
+        state = self.training[trial_id]
+        spec, epoch = state[0], state[1] + 1
+        trial = spec.trial
+        metrics = self.curve(trial.hparams, epoch)
+        self.files.trial_dir(trial_id).mkdir(parents=True, exist_ok=True)
+        self.files.checkpoint(trial_id).write_bytes(b"")
+        state[1] = epoch
+        if state[2] is None or metrics["val_accuracy"] >= state[2]["val_accuracy"]:
+            state[2], state[3] = metrics, epoch
+        stop = self.handler.epoch_ended(trial_id, epoch, metrics, metrics["val_accuracy"])
+        budget = trial.budget if trial.budget is not None else self.epochs
+        if stop or epoch >= budget:
+            del self.training[trial_id]
+            best, best_epoch = state[2], state[3]
+            self.handler.trial_finished(trial_id, TrialOutcome(
+                status=PRUNED if stop else COMPLETED, value=best["val_accuracy"], metrics=best, epochs_done=epoch,
+                best_epoch=best_epoch, duration=0.1, hparams=dict(trial.hparams)))
+
+    def interrupt(self) -> None:
+        self.training.clear()

@@ -656,3 +656,81 @@ def test_comparison_with_synchronous_hyperband_at_equal_wall_time(capsys, fn):
     assert result["asha"]["wall"] == result["hyperband"]["wall"]
     assert result["asha"]["idle"] == 0.0  # until the wall time, an ASHA worker never waits
     assert result["hyperband"]["idle"] > 0.0  # a synchronous round waits for its slowest trial
+
+
+# --------------------------------------------------------------------------- repeatability with parallel workers
+
+PARALLEL_SEARCHES = {  # small searches of each tuner, on the real driver
+    "random": {"max_trials": 8},
+    "grid": {"max_trials": 10},
+    "bayesian": {"max_trials": 6, "num_initial_points": 2},
+    "hyperband": {"max_epochs": 9, "factor": 3},
+    "bohb": {"max_epochs": 9, "factor": 3},
+    "asha": {"max_epochs": 9, "factor": 3, "max_trials": 12},
+}
+
+
+def parallel_search(folder, name: str, slots: int, jitter: int, **options) -> tuple[list[tuple], list[str]]:
+    """A search on the real driver whose ``slots`` workers finish in a seeded random order (``jitter``);
+    returns its trials (values, budgets, promotions, statuses, scores) and its console lines."""
+    from search_doubles import ShuffledExecutor
+
+    from archsearch.checkpoints import TrialFiles
+    from archsearch.events import ConsoleEvents
+    from archsearch.search import Search
+
+    folder.mkdir(parents=True)
+    store = TrialStore(folder / "trials.db")
+    oracle = create_oracle(name, space(), "val_accuracy", seed=3, **PARALLEL_SEARCHES[name], **options)
+    files = TrialFiles(folder)
+    lines: list[str] = []
+    executor = ShuffledExecutor(files, lambda hparams, epoch: {"val_accuracy": curve(hparams, epoch)}, slots=slots,
+                                jitter=jitter)
+    Search(oracle, executor, store, files, listeners=[ConsoleEvents(lines.append)]).run()
+    store.close()
+    return trajectory(oracle), lines
+
+
+def repeat_notes(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("Note:") and "does not repeat exactly" in line]
+
+
+@pytest.mark.parametrize("slots", [1, 2, 3])
+@pytest.mark.parametrize("name", list(PARALLEL_SEARCHES))
+def test_parallel_searches_repeat_exactly_or_say_they_cannot(tmp_path, name, slots):
+    """Issue 24: asha with 2 workers gave other trials on each run, silently.  What the README's table says:
+    with one trial at a time every tuner repeats; with several, random and grid do (their proposals never
+    depend on results) and the others print a note, because other finishing orders give other trials."""
+    runs = [parallel_search(tmp_path / str(jitter), name, slots, jitter) for jitter in range(3)]
+    trials = [t for t, _ in runs]
+    notes = [repeat_notes(lines) for _, lines in runs]
+    if slots == 1 or name in ("random", "grid"):
+        assert all(t == trials[0] for t in trials[1:])  # values, budgets, promotions and scores
+        assert notes == [[]] * len(runs)
+    else:
+        assert any(t != trials[0] for t in trials[1:])  # so the note is needed
+        assert all(len(n) == 1 for n in notes)
+        assert notes[0][0].startswith(f"Note: {name} with {slots} trials at a time does not repeat exactly")
+        assert "parallel_trials=1 repeats exactly" in notes[0][0]
+
+
+def test_a_pruner_makes_parallel_random_search_unrepeatable_and_the_note_says_why(tmp_path):
+    runs = [parallel_search(tmp_path / str(jitter), "random", 2, jitter, pruner="median") for jitter in range(3)]
+    assert any(t != runs[0][0] for t, _ in runs[1:])
+    note = repeat_notes(runs[0][1])
+    assert len(note) == 1 and "its pruner compares each trial with the trials finished so far" in note[0]
+
+
+def test_only_oracles_whose_proposals_ignore_results_repeat_in_parallel():
+    from archsearch.oracles.random import RandomSearchOracle
+
+    class OwnProposals(RandomSearchOracle):  # KerasTuner's extension point: it may read the results
+        def populate_space(self, trial_id):
+            return {"values": {"x": 0.5, "units": 8, "act": "relu"}, "status": "RUNNING"}
+
+    assert create_oracle("random", space(), "score").repeats_in_parallel()
+    assert create_oracle("grid", space(), "score").repeats_in_parallel()
+    assert not create_oracle("random", space(), "score", pruner="median").repeats_in_parallel()
+    assert not OwnProposals(space(), "score").repeats_in_parallel()
+    for name in ("bayesian", "hyperband", "bohb", "asha"):
+        assert not create_oracle(name, space(), "score").repeats_in_parallel()

@@ -28,6 +28,7 @@ from multiprocessing.connection import wait as wait_for_any
 from archsearch.errors import ArchsearchError, ConfigError
 from archsearch.executors.base import Executor
 from archsearch.executors.worker import WorkerSettings, worker_main
+from archsearch.interrupts import wakeup_handle
 from archsearch.trial import TrialSpec
 
 log = logging.getLogger("archsearch")
@@ -116,7 +117,8 @@ class ProcessExecutor(Executor):
             return
         by_conn = {id(w.conn): w for w in busy}
         by_sentinel = {w.process.sentinel: w for w in busy}
-        ready = wait_for_any([*(w.conn for w in busy), *by_sentinel], timeout=5.0)
+        ctrl_c = wakeup_handle()  # the Python API's first Ctrl-C ends the wait: the driver stops at once
+        ready = wait_for_any([*(w.conn for w in busy), *by_sentinel, *([ctrl_c] if ctrl_c else [])], timeout=5.0)
         for item in ready:
             worker = by_conn.get(id(item))
             if worker is not None:

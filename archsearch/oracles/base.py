@@ -79,6 +79,8 @@ class Oracle(HandDrivenOracle):
     # Options create_oracle (archsearch's own entry: the command line, benchmarks) gives when not told,
     # where archsearch's own behaviour differs from the class default KerasTuner code gets.
     engine_defaults: ClassVar[dict[str, Any]] = {}
+    # Proposals are a function of the seed and of how many were made, never of results (random, grid).
+    proposals_ignore_results: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -205,6 +207,15 @@ class Oracle(HandDrivenOracle):
     @property
     def running(self) -> list[Trial]:
         return [t for t in self.trials.values() if t.status == RUNNING]
+
+    def repeats_in_parallel(self) -> bool:
+        """Whether several trials at a time give the same trials whatever order they finish in.
+
+        True only where what is tried next never depends on results (:attr:`proposals_ignore_results`)
+        and no pruner compares a trial with those finished so far: an algorithm that learns from
+        results decides from the results in when a worker frees up, and that varies from run to run.
+        """
+        return self.proposals_ignore_results and self.pruner is None and not self._overrides("populate_space")
 
     def update_space(self, hyperparameters: HyperParameters, trial_id: int | None = None) -> None:
         """Learn parameters a define-by-run builder declared while building a trial's model.

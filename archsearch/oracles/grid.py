@@ -56,6 +56,10 @@ class LinkedList:
 class GridSearchOracle(Oracle):
     """Enumerate the grid in KerasTuner's order; ``max_trials`` (optional) caps how much of it runs."""
 
+    # A finished trial's successor is the next combination after it: with a fixed space, the same
+    # combinations in the same order whichever trial finishes first (Oracle.repeats_in_parallel).
+    proposals_ignore_results = True
+
     def __init__(self, hyperparameters=None, objective=None, float_points: int = 10, shuffle: bool = False,
                  **kwargs) -> None:
         super().__init__(hyperparameters, objective, **kwargs)

@@ -21,6 +21,8 @@ class RandomSearchOracle(Oracle):
     repeats, the space is taken as exhausted and the search ends.
     """
 
+    proposals_ignore_results = True  # so parallel trials repeat exactly (Oracle.repeats_in_parallel)
+
     def __init__(self, hyperparameters=None, objective=None, sampler: str = "random", **kwargs) -> None:
         super().__init__(hyperparameters, objective, **kwargs)
         self.points = UnitPoints(sampler, self.seed, self.rng)
