@@ -37,8 +37,8 @@ from archsearch.errors import (
     ObjectiveError,
 )
 from archsearch.hyperparameters import HyperParameters
-from archsearch.metric_names import compiled_metric_names
 from archsearch.interrupts import raise_if_requested
+from archsearch.metric_names import compiled_metric_names
 from archsearch.objective import Objective, is_finite
 from archsearch.trial import COMPLETED, FAILED, PRUNED, Trial, TrialOutcome
 from archsearch.trial_results import check_results, is_history, to_metrics
