@@ -99,6 +99,7 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
     repeats = _whole(options.get("repeats", 3), "retrain.repeats", 1, allow_none=False)
     epochs = _whole(options.get("epochs"), "retrain.epochs", 1)
     use_validation = C.boolean(options.get("use_validation", True), "retrain.use_validation")
+    alpha = R.check_alpha(options.get("alpha", R.ALPHA), "retrain.alpha")
     trial_id = _whole(cfg.get("trial"), "trial", 0)
     top_k = _whole(cfg.get("top_k"), "top_k", 1)
     chosen = [k for k in ("hparams", "trial", "top_k") if cfg.get(k) not in (None, "")]
@@ -163,7 +164,7 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
         seed=None if trainer_cfg.get("seed") is None else int(trainer_cfg["seed"]),
         data_seed=int(data_cfg.get("seed", 0) or 0), batch_size=trainer_cfg.get("batch_size", 32),
         early_stopping=early if C.boolean(early.get("enabled", False), "trainer.early_stopping.enabled") else None,
-        verbose=int(verbose if verbose is not None else trainer_cfg.get("verbose", 0)))
+        verbose=int(verbose if verbose is not None else trainer_cfg.get("verbose", 0)), alpha=alpha)
     augment = None
     if data_cfg.get("augment"):
         from archsearch.datasets import folder as folder_data
