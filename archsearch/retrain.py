@@ -209,12 +209,20 @@ def significance(tuned: Sequence[float], baseline: Sequence[float], direction: s
     else:
         verdict = "within noise"
         result["seeds_needed"] = needed = seeds_needed(mean, spread, alpha, n)
-        more = (f"about {needed} seeds ({repeats_name}={needed}) would tell a difference of this size from noise"
-                if needed else f"no number of seeds up to {MAX_SEEDS_ADVISED} would tell a difference this small "
-                               "from noise")
-        advice = f"{more}; a bigger search budget ({budget_names}) may find a clearer winner"
+        advice = _noise_advice(gain, needed, repeats_name, budget_names)
     result.update(verdict=verdict, advice=advice)
     return result
+
+
+def _noise_advice(gain: float, needed: int | None, repeats_name: str, budget_names: str) -> str:
+    """What to do about a difference within noise: the seeds that would settle it, or a bigger search."""
+    budget = f"a bigger search budget ({budget_names})"
+    if gain == 0.0:
+        return f"both scored the same on average; {budget} may find a model that beats the baseline"
+    what = "a gain" if gain > 0 else "a loss"
+    seeds = (f"about {needed} seeds ({repeats_name}={needed}) would tell whether {what} of this size is real"
+             if needed else f"{what} this small would not stand out from noise even with {MAX_SEEDS_ADVISED} seeds")
+    return f"{seeds}; {budget} may find " + ("a clearer winner" if gain > 0 else "a model that beats the baseline")
 
 
 def check_alpha(value: Any, field_name: str) -> float:

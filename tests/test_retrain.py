@@ -190,6 +190,7 @@ def test_retrain_says_whether_the_difference_is_beyond_noise(tuned, baseline, di
     assert text.startswith(verdict) and "significance level" in text and "0.05" in text
     if verdict == "within noise":
         assert result["p_value"] >= 0.05 and "retrain.repeats=" in text and "tuner.max_trials" in text
+        assert "whether a loss of this size is real" in text  # tuned scored lower, within noise
         assert result["seeds_needed"] > 3
     elif verdict == "worse":
         assert result["p_value"] < 0.05 and "bigger budget (tuner.max_trials, trainer.epochs)" in text
@@ -204,6 +205,9 @@ def test_significance_with_one_seed_or_no_spread():
     assert one["verdict"] == "untested" and "repeats=3" in one["advice"]
     same = significance([0.8, 0.9], [0.8, 0.9], "max")
     assert same["verdict"] == "within noise" and same["p_value"] == 1.0 and same["seeds_needed"] is None
+    assert "both scored the same" in same["advice"]
+    tiny = significance([0.801, 0.79, 0.811], [0.8, 0.8, 0.8], "max")  # +0.0007 against a spread of 0.01
+    assert tiny["seeds_needed"] is None and "would not stand out from noise even with 50 seeds" in tiny["advice"]
     shifted = significance([0.85, 0.95], [0.8, 0.9], "max")  # the same gain on every seed
     assert shifted["verdict"] == "better" and shifted["p_value"] == 0.0
     stricter = significance([0.86, 0.89, 0.88], [0.84, 0.85, 0.85], "max", alpha=0.001)
