@@ -195,8 +195,8 @@ def significance(tuned: Sequence[float], baseline: Sequence[float], direction: s
                                                  "or more")
         return result
     spread = _std(differences)
-    if spread == 0.0:  # the same difference on every seed: no noise to test against
-        t, p = (math.copysign(math.inf, mean), 0.0) if mean != 0.0 else (0.0, 1.0)
+    if spread == 0.0:  # the same difference on every seed: no noise to test against (t is infinite: null)
+        t, p = (None, 0.0) if mean != 0.0 else (0.0, 1.0)
     else:
         t, p = (float(v) for v in stats.ttest_1samp(differences, 0.0))
     gain = mean if direction == "max" else -mean

@@ -209,7 +209,7 @@ def test_significance_with_one_seed_or_no_spread():
     tiny = significance([0.801, 0.79, 0.811], [0.8, 0.8, 0.8], "max")  # +0.0007 against a spread of 0.01
     assert tiny["seeds_needed"] is None and "would not stand out from noise even with 50 seeds" in tiny["advice"]
     shifted = significance([0.85, 0.95], [0.8, 0.9], "max")  # the same gain on every seed
-    assert shifted["verdict"] == "better" and shifted["p_value"] == 0.0
+    assert shifted["verdict"] == "better" and shifted["p_value"] == 0.0 and shifted["t"] is None  # valid JSON
     stricter = significance([0.86, 0.89, 0.88], [0.84, 0.85, 0.85], "max", alpha=0.001)
     assert stricter["verdict"] == "within noise" and stricter["alpha"] == 0.001
 
