@@ -43,19 +43,22 @@ def main() -> None:
     rows = []
     for seed in options.seeds:
         run_dir = Path(options.out) / options.name / f"seed{seed}"
-        search = run(["progress=false", *options.overrides, f"tuner.seed={seed}", f"hydra.run.dir={run_dir}", "overwrite=true"])
+        search = run(["progress=false", *options.overrides, f"tuner.seed={seed}", f"hydra.run.dir={run_dir}",
+                      "overwrite=true"])
         retrain = run(["mode=retrain", f"from_run={run_dir}", f"retrain.repeats={options.repeats}"])
         comparison = json.loads((run_dir / "retrain" / "comparison.json").read_text())
         base, tuned = comparison["baseline"], comparison["tuned"][0]
-        rows.append((seed, base["mean"], tuned["mean"], tuned["difference"]["mean"],
+        sign = 1.0 if comparison["direction"] == "max" else -1.0  # a gain is positive for either direction
+        rows.append((seed, base["mean"], tuned["mean"], sign * tuned["difference"]["mean"],
                      tuned.get("significance", {}).get("verdict", "?"), tuned.get("trial"), search, retrain))
         print(f"seed {seed}: baseline {base['mean']:.3f} {[round(s, 3) for s in base['test_scores']]} -> tuned "
               f"{tuned['mean']:.3f} {[round(s, 3) for s in tuned['test_scores']]} (trial {tuned.get('trial')}, "
               f"{tuned['difference']['mean']:+.3f}, {rows[-1][4]}); search {search:.0f} s, retrain {retrain:.0f} s",
               flush=True)
     differences = [r[3] for r in rows]
-    print(f"{options.name}: mean difference {sum(differences) / len(differences):+.3f} over {len(rows)} searches; "
-          f"better on {sum(d > 0 for d in differences)}/{len(rows)}; mean search {sum(r[6] for r in rows) / len(rows):.0f} s")
+    print(f"{options.name}: mean gain {sum(differences) / len(differences):+.3f} over {len(rows)} searches; "
+          f"ahead on {sum(d > 0 for d in differences)}/{len(rows)}, better beyond noise on "
+          f"{sum(r[4] == 'better' for r in rows)}/{len(rows)}; mean search {sum(r[6] for r in rows) / len(rows):.0f} s")
 
 
 if __name__ == "__main__":
