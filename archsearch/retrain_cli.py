@@ -33,7 +33,20 @@ def check_mode(cfg: DictConfig) -> str:
         if given:
             raise ConfigError(given[0], f"is only read by mode=retrain (got {cfg.get(given[0])!r})",
                               f"add mode=retrain, or leave {given[0]}= out for a search")
+        _refuse_retrain_options(cfg)
     return mode
+
+
+def _refuse_retrain_options(cfg: DictConfig) -> None:
+    """``retrain.*`` typed for a search would silently do nothing (a search never retrains): refused."""
+    from archsearch.resume import command_line_overrides
+
+    for text in command_line_overrides() or []:
+        key = text.split("=", 1)[0].lstrip("+~").strip()
+        if key == "retrain" or key.startswith("retrain."):
+            value = OmegaConf.select(cfg, key, default=None)
+            raise ConfigError(key, f"is only read by mode=retrain (got {value!r})",
+                              f"add mode=retrain from_run=<run folder>, or leave {key}= out for a search")
 
 
 def _check_overrides(overrides: list[str] | None) -> None:

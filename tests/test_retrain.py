@@ -87,6 +87,7 @@ def test_retrain_compares_tuned_and_baseline_and_reproduces_a_trial(cli, tmp_pat
     (["mode=retrain", "from_run=/nonexistent/run"], "from_run: /nonexistent/run does not exist"),
     (["mode=again"], "mode: unknown mode 'again'"),
     (["from_run=outputs/x"], "from_run: is only read by mode=retrain"),
+    (["retrain.repeats=5"], "retrain.repeats: is only read by mode=retrain (got 5)"),  # a search never retrains
 ])
 def test_retrain_settings_are_checked(cli, tmp_path, args, expected):
     result = cli(args, tmp_path / "run")
