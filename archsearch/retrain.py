@@ -31,7 +31,8 @@ from archsearch.errors import ConfigError
 RESULTS_DIR = "retrain"
 COMPARISON_FILE = "comparison.json"
 MODEL_FILE = "model.keras"
-# Keys of the command line that mode=retrain reads; the run's stored config gives everything else.
+ALPHA = 0.05  # the default significance level of the paired test over seeds
+MAX_SEEDS_ADVISED = 50  # beyond this many seeds, a search budget is the advice, not more seeds
 
 
 @dataclass
@@ -57,6 +58,10 @@ class RetrainSettings:
     batch_size: int | None = 32
     early_stopping: Mapping[str, Any] | None = None  # {patience, min_delta}; only without use_validation
     verbose: int = 0
+    alpha: float = ALPHA  # significance level of the paired test
+    # How the advice names the settings: the CLI's keys, or the Python API's arguments.
+    repeats_name: str = "retrain.repeats"
+    budget_names: str = "tuner.max_trials, trainer.epochs"
 
 
 @dataclass
@@ -167,6 +172,94 @@ class _BestEpoch(keras.callbacks.Callback):
             self.best, self.metrics, self.weights = value, metrics, self.model.get_weights()
 
 
+# ------------------------------------------------------------------ is the difference real?
+
+
+def significance(tuned: Sequence[float], baseline: Sequence[float], direction: str, alpha: float = ALPHA,
+                 repeats_name: str = "retrain.repeats",
+                 budget_names: str = "tuner.max_trials, trainer.epochs") -> dict[str, Any]:
+    """A paired t-test of the per-seed differences (tuned - baseline; the seeds are shared), two-sided.
+
+    ``verdict`` is ``better``/``worse`` when the test rejects "no difference" at ``alpha``, else
+    ``within noise`` (or ``untested`` with one seed); ``seeds_needed`` is the number of seeds at which
+    a difference of the observed mean and spread would pass the test, and ``advice`` says what to do.
+    """
+    from scipy import stats
+
+    differences = np.asarray(tuned, dtype=float) - np.asarray(baseline, dtype=float)
+    n, mean = len(differences), _mean(differences)
+    result: dict[str, Any] = {"test": "paired t-test over seeds (two-sided)", "alpha": float(alpha), "seeds": n,
+                              "t": None, "p_value": None, "significant": False, "seeds_needed": None}
+    if n < 2:
+        result.update(verdict="untested", advice=f"one seed cannot tell a difference from noise: use {repeats_name}=3 "
+                                                 "or more")
+        return result
+    spread = _std(differences)
+    if spread == 0.0:  # the same difference on every seed: no noise to test against (t is infinite: null)
+        t, p = (None, 0.0) if mean != 0.0 else (0.0, 1.0)
+    else:
+        t, p = (float(v) for v in stats.ttest_1samp(differences, 0.0))
+    gain = mean if direction == "max" else -mean
+    significant = p < alpha and gain != 0.0
+    result.update(t=t, p_value=p, significant=significant)
+    if significant:
+        verdict = "better" if gain > 0 else "worse"
+        advice = "" if gain > 0 else (f"the search found nothing better than the baseline: search with a bigger "
+                                      f"budget ({budget_names}) or keep the baseline")
+    else:
+        verdict = "within noise"
+        result["seeds_needed"] = needed = seeds_needed(mean, spread, alpha, n)
+        advice = _noise_advice(gain, needed, repeats_name, budget_names)
+    result.update(verdict=verdict, advice=advice)
+    return result
+
+
+def _noise_advice(gain: float, needed: int | None, repeats_name: str, budget_names: str) -> str:
+    """What to do about a difference within noise: the seeds that would settle it, or a bigger search."""
+    budget = f"a bigger search budget ({budget_names})"
+    if gain == 0.0:
+        return f"both scored the same on average; {budget} may find a model that beats the baseline"
+    what = "a gain" if gain > 0 else "a loss"
+    seeds = (f"about {needed} seeds ({repeats_name}={needed}) would tell whether {what} of this size is real"
+             if needed else f"{what} this small would not stand out from noise even with {MAX_SEEDS_ADVISED} seeds")
+    return f"{seeds}; {budget} may find " + ("a clearer winner" if gain > 0 else "a model that beats the baseline")
+
+
+def check_alpha(value: Any, field_name: str) -> float:
+    """A significance level strictly between 0 and 1 (0.05 is usual); anything else is refused by name."""
+    from archsearch.config import real_number
+
+    alpha = real_number(value, field_name, 0.0, strict=True)
+    if alpha is None or alpha >= 1.0:
+        raise ConfigError(field_name, f"{value!r} is not a significance level", "use a number between 0 and 1, "
+                          "e.g. 0.05")
+    return alpha
+
+
+def seeds_needed(mean: float, spread: float, alpha: float, seen: int) -> int | None:
+    """The fewest seeds (more than ``seen``) at which a mean difference ``mean`` with standard deviation
+    ``spread`` passes the two-sided t-test at ``alpha``; None for none up to MAX_SEEDS_ADVISED."""
+    from scipy import stats
+
+    if mean == 0.0:
+        return None
+    for n in range(max(seen + 1, 2), MAX_SEEDS_ADVISED + 1):
+        if abs(mean) / (spread / math.sqrt(n)) > stats.t.ppf(1.0 - alpha / 2.0, n - 1):
+            return n
+    return None
+
+
+def verdict_text(result: Mapping[str, Any]) -> str:
+    """The console's words for :func:`significance`: the verdict, the test and what to do next."""
+    if result["verdict"] == "untested":
+        return f"untested: {result['advice']}"
+    p = result["p_value"]
+    relation = "<" if result["significant"] else ">="
+    text = (f"{result['verdict']} (paired t-test over {result['seeds']} seeds: p = {p:.3g} {relation} "
+            f"{result['alpha']:g}, the significance level)")
+    return text + (f"; {result['advice']}" if result["advice"] else "")
+
+
 # ------------------------------------------------------------------ comparing candidates
 
 
@@ -200,19 +293,22 @@ def compare(build: Callable, space, tuned: Sequence[Candidate], baseline: Candid
         "data": {"train": int(len(arrays.x_train)), "validation": int(len(arrays.x_val)),
                  "test": int(len(arrays.x_test))},
         "notes": list(notes),
-        "baseline": _summary(base),
+        "baseline": _summary(base, baseline=True),
         "tuned": [],
     }
     for scores in others:
         entry = _summary(scores)
         differences = [t - b for t, b in zip(scores.test, base.test)]
         entry["difference"] = {"per_seed": differences, "mean": _mean(differences), "std": _std(differences)}
+        entry["significance"] = verdict = significance(scores.test, base.test, objective.direction, settings.alpha,
+                                                       settings.repeats_name, settings.budget_names)
+        entry["verdict"] = verdict["verdict"]
         comparison["tuned"].append(entry)
         label = "tuned" if scores is others[0] else scores.candidate.label
         echo(f"test {metric}: baseline {_mean(base.test):.3f} ± {_std(base.test):.3f} -> {label} "
              f"{entry['mean']:.3f} ± {entry['std']:.3f} ({entry['difference']['mean']:+.3f}, "
              f"{settings.repeats} seed{'s' if settings.repeats != 1 else ''})"
-             + (f" [{scores.candidate.label}]" if label == "tuned" else ""))
+             + (f" [{scores.candidate.label}]" if label == "tuned" else "") + f": {verdict_text(verdict)}")
     if out_dir is not None:
         _write(out_dir, comparison, base, others)
         echo(f"Comparison written to {out_dir / COMPARISON_FILE}; the retrained model to {out_dir / MODEL_FILE}")
@@ -242,10 +338,13 @@ def _repeat(build, space, candidate: Candidate, arrays: Arrays, objective, setti
     return scores
 
 
-def _summary(scores: Scores) -> dict[str, Any]:
+def _summary(scores: Scores, baseline: bool = False) -> dict[str, Any]:
+    """A candidate's entry of comparison.json: a tuned one by its trial id, the baseline as ``baseline``
+    (its seeds are keyed by the first tuned trial's id, ``seeded_as_trial``, so the difference is paired)."""
     c = scores.candidate
-    entry: dict[str, Any] = {"label": c.label, "trial": c.trial_id, "values": _plain(c.values), "epochs": c.epochs,
-                             "epochs_from": c.epochs_from,
+    key = {"label": "baseline", "seeded_as_trial": c.trial_id} if baseline else {"label": c.label,
+                                                                                "trial": c.trial_id}
+    entry: dict[str, Any] = {**key, "values": _plain(c.values), "epochs": c.epochs, "epochs_from": c.epochs_from,
                              "test_scores": scores.test, "mean": _mean(scores.test), "std": _std(scores.test)}
     if c.search_score is not None:
         entry["search_score"] = c.search_score
@@ -351,14 +450,18 @@ def baseline_candidate(declared: Mapping[str, Any] | None, baseline_file: Any, e
 
 def retrain(tuner, x, y, *, x_test, y_test, validation_data: tuple | None = None, baseline: Mapping | None = None,
             top_k: int = 1, repeats: int = 3, epochs: int | None = None, use_validation: bool = True,
-            out_dir: str | Path | None = None, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+            alpha: float = ALPHA, out_dir: str | Path | None = None,
+            echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Retrain a finished search's ``top_k`` best trials and ``baseline`` (default: the space's default
     values) on ``x``/``y`` (plus ``validation_data``), ``repeats`` seeds each; score on ``x_test``/``y_test``.
 
     ``validation_data`` is needed with ``use_validation=False`` (for the best epoch); with
     ``use_validation=True`` it is trained on.  Writes ``<directory>/<project>/retrain/`` unless
-    ``out_dir`` says elsewhere.  Returns the comparison (as ``comparison.json``).
+    ``out_dir`` says elsewhere.  Each tuned entry says whether it beats the baseline beyond the noise of
+    the seeds (a paired t-test at significance level ``alpha``).  Returns the comparison (as
+    ``comparison.json``).
     """
+    alpha = check_alpha(alpha, "alpha")
     x, y = np.asarray(x), np.asarray(y)
     x_val, y_val = (np.asarray(validation_data[0]), np.asarray(validation_data[1])) if validation_data else \
         (x[:0], y[:0])
@@ -375,7 +478,8 @@ def retrain(tuner, x, y, *, x_test, y_test, validation_data: tuple | None = None
     check_names(base, tuner.oracle.hyperparameters, "baseline")
     settings = RetrainSettings(repeats=int(repeats), use_validation=bool(use_validation), seed=trainer.seed,
                                data_seed=int(trainer.seed or 0), batch_size=trainer.batch_size,
-                               early_stopping=None, verbose=trainer.verbose)
+                               early_stopping=None, verbose=trainer.verbose, alpha=alpha,
+                               repeats_name="repeats", budget_names="max_trials, epochs")
     arrays = Arrays(x, y, x_val, y_val, np.asarray(x_test), np.asarray(y_test))
     target = Path(out_dir) if out_dir is not None else tuner.project_dir / RESULTS_DIR
     return compare(tuner.runner.build, tuner.oracle.hyperparameters, tuned, base, arrays, tuner.objective, settings,

@@ -33,7 +33,20 @@ def check_mode(cfg: DictConfig) -> str:
         if given:
             raise ConfigError(given[0], f"is only read by mode=retrain (got {cfg.get(given[0])!r})",
                               f"add mode=retrain, or leave {given[0]}= out for a search")
+        _refuse_retrain_options(cfg)
     return mode
+
+
+def _refuse_retrain_options(cfg: DictConfig) -> None:
+    """``retrain.*`` typed for a search would silently do nothing (a search never retrains): refused."""
+    from archsearch.resume import command_line_overrides
+
+    for text in command_line_overrides() or []:
+        key = text.split("=", 1)[0].lstrip("+~").strip()
+        if key == "retrain" or key.startswith("retrain."):
+            value = OmegaConf.select(cfg, key, default=None)
+            raise ConfigError(key, f"is only read by mode=retrain (got {value!r})",
+                              f"add mode=retrain from_run=<run folder>, or leave {key}= out for a search")
 
 
 def _check_overrides(overrides: list[str] | None) -> None:
@@ -99,6 +112,7 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
     repeats = _whole(options.get("repeats", 3), "retrain.repeats", 1, allow_none=False)
     epochs = _whole(options.get("epochs"), "retrain.epochs", 1)
     use_validation = C.boolean(options.get("use_validation", True), "retrain.use_validation")
+    alpha = R.check_alpha(options.get("alpha", R.ALPHA), "retrain.alpha")
     trial_id = _whole(cfg.get("trial"), "trial", 0)
     top_k = _whole(cfg.get("top_k"), "top_k", 1)
     chosen = [k for k in ("hparams", "trial", "top_k") if cfg.get(k) not in (None, "")]
@@ -163,7 +177,7 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
         seed=None if trainer_cfg.get("seed") is None else int(trainer_cfg["seed"]),
         data_seed=int(data_cfg.get("seed", 0) or 0), batch_size=trainer_cfg.get("batch_size", 32),
         early_stopping=early if C.boolean(early.get("enabled", False), "trainer.early_stopping.enabled") else None,
-        verbose=int(verbose if verbose is not None else trainer_cfg.get("verbose", 0)))
+        verbose=int(verbose if verbose is not None else trainer_cfg.get("verbose", 0)), alpha=alpha)
     augment = None
     if data_cfg.get("augment"):
         from archsearch.datasets import folder as folder_data

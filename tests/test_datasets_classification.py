@@ -37,12 +37,8 @@ def test_shapes_arrays_shapes_ranges_and_balance():
     assert s.input_shape == (20, 20, 1)
 
 
-def test_shapes_generation_is_fast():
-    import time
-
-    start = time.perf_counter()
+def test_shapes_generation_gives_the_sizes_asked_for():  # its speed: bench/data_speed_bench.py
     x, y = shapes.generate(1200, 28, 4, seed=0)
-    assert time.perf_counter() - start < 1.0
     assert x.shape == (1200, 28, 28, 1) and y.shape == (1200,)
 
 

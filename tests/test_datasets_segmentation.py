@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
@@ -79,12 +78,6 @@ def test_documents_masks_non_empty_and_aligned_with_ink():
     matrix = cv2.getRotationMatrix2D((64, 64), 4.0, 1.0)
     turned = [cv2.warpAffine(t.astype(np.uint8), matrix, (128, 128), flags=cv2.INTER_NEAREST) for t in tables]
     assert np.mean([_border_contrast(g, t) for g, t in zip(gray, turned)]) < 0.08
-
-
-def test_documents_fast():
-    start = time.perf_counter()
-    documents.make_pages(96, (128, 128), seed=1)
-    assert time.perf_counter() - start < 3.0  # ~0.6 s on one core
 
 
 # --------------------------------------------------------------------------- folder

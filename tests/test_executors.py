@@ -153,7 +153,7 @@ def test_a_killed_driver_takes_its_workers_along_and_the_search_resumes(tmp_path
     workers = set(worker_pids(run).values())
     proc.kill()
     proc.wait()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 300  # a hang guard only
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(alive(pid) for pid in workers), "workers outlived their driver"

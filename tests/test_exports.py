@@ -31,7 +31,7 @@ def reload_in_fresh_process(path, cwd) -> list[str]:
     """)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=300)
+                            timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.split()
 
@@ -116,7 +116,7 @@ def test_keras_objects_register_when_keras_is_imported_after_archsearch(tmp_path
             "keras.saving.get_registered_object('archsearch>Mish') is not None)")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
+                            timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["True", "True"]
 

@@ -154,7 +154,7 @@ def test_synchronized_serialises_one_oracle_and_is_reentrant():
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=10)
+        thread.join(timeout=600)  # a hang guard only
     assert all(oracle.log[2 * i] == oracle.log[2 * i + 1] for i in range(4))
     assert len({t.trial_id for t in oracle.trials.values()}) == 4
     assert kt.synchronized is synchronized

@@ -20,7 +20,7 @@ def _run_outside_repo(args: list[str], cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("PYTHONPATH", None)  # import archsearch as installed, not from the checkout
     return subprocess.run([sys.executable, "-m", "archsearch", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_help_and_every_config_group_resolve_outside_the_checkout(tmp_path):
@@ -42,7 +42,7 @@ def test_model_families_import_from_the_installed_package(tmp_path):
             "hypermodels.efficientnet, archsearch; archsearch.applications.HyperResNet; print('ok')")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=300)
+                            text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "ok"
 

@@ -249,7 +249,7 @@ def test_the_cli_shows_the_display_on_a_terminal_and_keeps_the_log_plain(tmp_pat
         elif process.poll() is not None:
             break
     os.close(master)
-    assert process.wait(timeout=300) == 0
+    assert process.wait(timeout=600) == 0
     screen = b"".join(chunks).decode("utf-8", "replace")
     assert "trials" in screen and "ETA" in screen and "\x1b[" in screen  # the live display drew
     assert "Trial 1 (2/2)" in screen and "Results summary" in screen  # the plain lines, above it

@@ -84,7 +84,7 @@ def test_the_cli_on_a_local_ray_stops_on_sigterm_and_resumes(tmp_path):
     proc = start_cli([*SLOW, "tuner.max_trials=2", "executor=ray", "tuner.parallel_trials=2"], run, env)
     wait_for_epoch(run / "trials.db", 0, 1, proc)
     proc.send_signal(signal.SIGTERM)  # ray.init's own handler would sys.exit; the search's one must stay
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=600)
     assert proc.returncode == 130, err[-3000:]
     assert "Running 2 trials at a time (2 Ray actors on a local Ray, each with num_cpus=1)." in out
     assert "Trial 0: interrupted; it continues from its last checkpoint when the search resumes." in out

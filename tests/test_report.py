@@ -178,7 +178,7 @@ def test_command_line_writes_the_report_and_refuses_a_folder_without_a_store(tmp
     folder = random_store(tmp_path / "run", n=6)
     result = subprocess.run([sys.executable, "-m", "archsearch.report", str(folder), "--output",
                              str(tmp_path / "r.html"), "--no-png"], cwd=REPO, capture_output=True, text=True,
-                            timeout=120)
+                            timeout=600)
     assert result.returncode == 0, result.stderr
     assert f"Report: {tmp_path / 'r.html'}" in result.stdout
     assert (tmp_path / "r.html").is_file() and not (tmp_path / "plots").exists()
@@ -202,7 +202,7 @@ def test_the_plots_render_in_headless_chromium(tmp_path):
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=600)
     dom = result.stdout
     assert "</html>" in dom, result.stderr[-2000:]
     plots = re.findall(r'<div class="plot" data-plot="([^"]+)">(.*?)(?=<div class="plot" data-plot=|<h2>|</body>)',

@@ -15,7 +15,8 @@ from archsearch.trial import Trial
 
 SEARCH = ["data.num_samples=160", "data.test_samples=40", "trainer.epochs=2", "tuner.max_trials=2"]
 LINE = re.compile(r"test accuracy: baseline \d\.\d{3} ± \d\.\d{3} -> tuned \d\.\d{3} ± \d\.\d{3} "
-                  r"\([+-]\d\.\d{3}, 2 seeds\)")
+                  r"\([+-]\d\.\d{3}, 2 seeds\) \[trial \d+\]: (better|worse|within noise) \(paired t-test over 2 "
+                  r"seeds: p = \S+ (<|>=) 0.05, the significance level\)")
 
 
 def _stored_trials(run_dir):
@@ -44,6 +45,8 @@ def test_retrain_compares_tuned_and_baseline_and_reproduces_a_trial(cli, tmp_pat
     assert baseline["values"] == {"num_layers": 1, "units_1": 512, "dropout": 0.2, "optimizer": "adam",
                                   "learning_rate": 0.001}  # conf/model/mlp.yaml's baseline
     assert tuned["trial"] == best_id and tuned["search_score"] == pytest.approx(stored[best_id][0])
+    assert baseline["label"] == "baseline" and "trial" not in baseline and baseline["seeded_as_trial"] == best_id
+    assert tuned["verdict"] == tuned["significance"]["verdict"] == LINE.search(result.stdout).group(1)
     for entry in (baseline, tuned):
         assert len(entry["test_scores"]) == 2 and all(0.0 <= s <= 1.0 for s in entry["test_scores"])
         assert entry["mean"] == pytest.approx(np.mean(entry["test_scores"]))
@@ -75,6 +78,8 @@ def test_retrain_compares_tuned_and_baseline_and_reproduces_a_trial(cli, tmp_pat
 
     result = cli(["mode=retrain", f"from_run={run_dir}", "trial=7"], run_dir)
     assert result.returncode == 2 and "trial: 7 is not a completed trial" in result.stderr
+    result = cli(["mode=retrain", f"from_run={run_dir}", "retrain.alpha=2"], run_dir)
+    assert result.returncode == 2 and "retrain.alpha: 2 is not a significance level" in result.stderr
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -82,6 +87,7 @@ def test_retrain_compares_tuned_and_baseline_and_reproduces_a_trial(cli, tmp_pat
     (["mode=retrain", "from_run=/nonexistent/run"], "from_run: /nonexistent/run does not exist"),
     (["mode=again"], "mode: unknown mode 'again'"),
     (["from_run=outputs/x"], "from_run: is only read by mode=retrain"),
+    (["retrain.repeats=5"], "retrain.repeats: is only read by mode=retrain (got 5)"),  # a search never retrains
 ])
 def test_retrain_settings_are_checked(cli, tmp_path, args, expected):
     result = cli(args, tmp_path / "run")
@@ -129,6 +135,12 @@ def test_python_api_retrain(tmp_path):
     tuner.search(x[:60], y[:60], validation_split=0.25, epochs=1)
     comparison = tuner.retrain(x[:60], y[:60], x_test=x[60:], y_test=y[60:], repeats=2, baseline={"units": 2})
     assert comparison["baseline"]["values"] == {"units": 2}
+    baseline, (tuned,) = comparison["baseline"], comparison["tuned"]
+    assert baseline["label"] == "baseline" and "trial" not in baseline  # the baseline is no trial
+    assert tuned["label"] == f"trial {tuned['trial']}" and baseline["seeded_as_trial"] == tuned["trial"]
+    assert tuned["verdict"] in ("better", "worse", "within noise") and tuned["significance"]["seeds"] == 2
+    assert tuned["verdict"] == "better" or "repeats=" in tuned["significance"]["advice"]  # the API's own names
+    assert "retrain.repeats" not in tuned["significance"]["advice"]
     assert len(comparison["baseline"]["test_scores"]) == 2 and len(comparison["tuned"][0]["test_scores"]) == 2
     assert (tmp_path / "p" / "retrain" / "comparison.json").is_file()
     assert (tmp_path / "p" / "retrain" / "model.keras").is_file()
@@ -161,3 +173,52 @@ def test_values_files_read_as_exported_or_plain(tmp_path):
     (tmp_path / "empty.yaml").write_text("")
     with pytest.raises(ConfigError, match="hparams: .* holds no hyperparameter values"):
         read_values(tmp_path / "empty.yaml", "hparams")
+
+
+@pytest.mark.parametrize("tuned, baseline, direction, verdict", [
+    ([0.90, 0.91, 0.92], [0.84, 0.85, 0.85], "max", "better"),  # every seed 6-7 points up
+    ([0.80, 0.81, 0.80], [0.84, 0.85, 0.85], "max", "worse"),
+    ([0.823, 0.835, 0.811], [0.842, 0.828, 0.856], "max", "within noise"),  # the issue's -0.019 over 3 seeds
+    ([0.30, 0.31, 0.29], [0.40, 0.42, 0.41], "min", "better"),  # a loss: lower is better
+])
+def test_retrain_says_whether_the_difference_is_beyond_noise(tuned, baseline, direction, verdict):
+    from archsearch.retrain import significance, verdict_text
+
+    result = significance(tuned, baseline, direction)
+    assert result["verdict"] == verdict and result["significant"] == (verdict != "within noise")
+    assert result["alpha"] == 0.05 and result["seeds"] == 3 and "paired t-test" in result["test"]
+    text = verdict_text(result)
+    assert text.startswith(verdict) and "significance level" in text and "0.05" in text
+    if verdict == "within noise":
+        assert result["p_value"] >= 0.05 and "retrain.repeats=" in text and "tuner.max_trials" in text
+        assert "whether a loss of this size is real" in text  # tuned scored lower, within noise
+        assert result["seeds_needed"] > 3
+    elif verdict == "worse":
+        assert result["p_value"] < 0.05 and "bigger budget (tuner.max_trials, trainer.epochs)" in text
+    else:
+        assert result["p_value"] < 0.05 and result["advice"] == ""
+
+
+def test_significance_with_one_seed_or_no_spread():
+    from archsearch.retrain import significance
+
+    one = significance([0.9], [0.8], "max", repeats_name="repeats")
+    assert one["verdict"] == "untested" and "repeats=3" in one["advice"]
+    same = significance([0.8, 0.9], [0.8, 0.9], "max")
+    assert same["verdict"] == "within noise" and same["p_value"] == 1.0 and same["seeds_needed"] is None
+    assert "both scored the same" in same["advice"]
+    tiny = significance([0.801, 0.79, 0.811], [0.8, 0.8, 0.8], "max")  # +0.0007 against a spread of 0.01
+    assert tiny["seeds_needed"] is None and "would not stand out from noise even with 50 seeds" in tiny["advice"]
+    shifted = significance([0.85, 0.95], [0.8, 0.9], "max")  # the same gain on every seed
+    assert shifted["verdict"] == "better" and shifted["p_value"] == 0.0 and shifted["t"] is None  # valid JSON
+    stricter = significance([0.86, 0.89, 0.88], [0.84, 0.85, 0.85], "max", alpha=0.001)
+    assert stricter["verdict"] == "within noise" and stricter["alpha"] == 0.001
+
+
+@pytest.mark.parametrize("alpha", [0, 1, 1.5, -0.1, "abc", None])
+def test_retrain_alpha_is_checked(alpha):
+    from archsearch.errors import ConfigError
+    from archsearch.retrain import check_alpha
+
+    with pytest.raises(ConfigError, match="retrain.alpha: .* (is not a significance level|is not allowed)"):
+        check_alpha(alpha, "retrain.alpha")

@@ -265,7 +265,7 @@ def test_several_processes_write_one_store_at_once(tmp_path):
         w.start()
     start.set()
     for w in workers:
-        w.join(timeout=120)
+        w.join(timeout=600)
     assert [w.exitcode for w in workers] == [0, 0, 0]
 
     s = TrialStore(path)
