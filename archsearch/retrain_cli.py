@@ -61,8 +61,7 @@ def _check_overrides(overrides: list[str] | None) -> None:
 
 
 def _stored_config(run: Path) -> tuple[dict[str, Any], list]:
-    from archsearch.store import TrialStore
-    from archsearch.store import STORE_FILE
+    from archsearch.store import STORE_FILE, TrialStore
 
     if not run.is_dir():
         raise ConfigError("from_run", f"{run} is not a folder", "point from_run= at the run folder of a finished search")
