@@ -86,7 +86,7 @@ class StoreNotFoundError(ArchsearchError, FileNotFoundError):
     """A run folder holds no store; a FileNotFoundError, so code that checks for a missing file still catches it."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(2, f"{path.parent} holds no search (no {STORE_FILE})", str(path))
+        super().__init__(2, f"{path.parent} holds no search (no {path.name})", str(path))
 
     def __str__(self) -> str:
         return str(self.strerror)
@@ -175,7 +175,7 @@ class TrialStore:
         UnreadableStoreError when it is not a store; every write raises ReadOnlyStoreError.
         """
         path = Path(location)
-        return cls(path / STORE_FILE if path.is_dir() else path, read_only=True)
+        return cls(path if path.name == STORE_FILE or path.is_file() else path / STORE_FILE, read_only=True)
 
     def __enter__(self) -> TrialStore:
         return self

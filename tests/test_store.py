@@ -348,7 +348,8 @@ def test_read_only_store_names_a_missing_file_and_creates_nothing(tmp_path):
         with pytest.raises(StoreNotFoundError) as caught:
             TrialStore.open_read_only(location)
         assert isinstance(caught.value, (FileNotFoundError, ArchsearchError))
-        assert f"holds no search (no {STORE_FILE})" in str(caught.value)
+        assert str(caught.value) == f"{tmp_path / 'run' if location != tmp_path else tmp_path} holds no search " \
+                                    f"(no {STORE_FILE})"
     assert list(tmp_path.iterdir()) == []  # no folder, no file, no journal
 
 
