@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from archsearch.store import STORE_FILE
+
 
 def readme_text(run_folder: Path, record: Mapping[str, Any], config: Mapping[str, Any] | None,
                 trials_done: int, extra_exports: list[str]) -> str:
@@ -32,7 +34,7 @@ def readme_text(run_folder: Path, record: Mapping[str, Any], config: Mapping[str
         lines += ["", "```yaml", *(f"{name}: {spec}" for name, spec in (model.get("space") or {}).items()), "```"]
     else:
         lines.append(f"A search from the Python API; {trials_done} trials finished "
-                     f"(every trial is in `trials.csv` and `trials.db`).")
+                     f"(every trial is in `trials.csv` and `{STORE_FILE}`).")
     direction = "higher" if objective["direction"] == "max" else "lower"
     epochs = f", trained {record['epochs']} epochs" if record.get("epochs") is not None else ""
     lines += [

@@ -354,16 +354,18 @@ def check_resume_folder(folder: Path) -> None:
     """``resume=<folder>`` must name an existing, writable folder that holds a search."""
     import os
 
+    from archsearch.store import STORE_FILE
+
     if not folder.exists():
         raise ConfigError("resume", f"{folder} does not exist",
                           "point resume= at the run folder of an earlier search (e.g. outputs/<date>/<time>)")
     if not folder.is_dir():
         raise ConfigError("resume", f"{folder} is a file, not a run folder",
                           "point resume= at the run folder of an earlier search")
-    if not (folder / "trials.db").exists():
-        raise ConfigError("resume", f"{folder} holds no search (no trials.db)",
+    if not (folder / STORE_FILE).exists():
+        raise ConfigError("resume", f"{folder} holds no search (no {STORE_FILE})",
                           "point resume= at the run folder of an earlier search")
-    if not os.access(folder, os.W_OK | os.X_OK) or not os.access(folder / "trials.db", os.R_OK | os.W_OK):
+    if not os.access(folder, os.W_OK | os.X_OK) or not os.access(folder / STORE_FILE, os.R_OK | os.W_OK):
         raise ConfigError("resume", f"{folder} is not writable, and a resumed search writes its trials there",
                           "make it writable (e.g. chmod -R u+w), or copy the run folder somewhere writable and "
                           "resume the copy")

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from archsearch.disk import MARGIN_BYTES, device_of, free_bytes
 from archsearch.errors import ArchsearchError, ConfigError, DiskFullError, FolderNotWritable
+from archsearch.store import STORE_FILE, STORE_FILES, TrialStore, UnreadableStoreError
 
 RESOLVER = "archsearch.run_dir"
 # Hydra's output subfolder of a resumed run: beside the first run's .hydra/, never over it.
@@ -113,7 +114,7 @@ def _nearest_existing(path: Path) -> Path:
 
 
 # What a run leaves before its first trial: Hydra's files, the lock, an empty store.
-_START_UP_FILES = (".hydra", ".archsearch.lock", "trials.db", "trials.db-wal", "trials.db-shm")
+_START_UP_FILES = (".hydra", ".archsearch.lock", *STORE_FILES)
 
 
 def remove_unused_run_folder(folder: Path) -> bool:
@@ -125,12 +126,11 @@ def remove_unused_run_folder(folder: Path) -> bool:
     folder = Path(folder)
     if not folder.is_dir():
         return False
-    entries = list(folder.iterdir())
-    if any(e.name not in _START_UP_FILES and not e.name.endswith(".log") for e in entries):
+    if any(e.name not in _START_UP_FILES and not e.name.endswith(".log") for e in folder.iterdir()):
         return False
-    if (folder / "trials.db").exists() and _stored_trials(folder / "trials.db") != 0:
+    if (folder / STORE_FILE).exists() and _stored_trials(folder) != 0:
         return False
-    for entry in entries:
+    for entry in list(folder.iterdir()):  # listed after reading the store, which may leave its journal files
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:
@@ -142,22 +142,13 @@ def remove_unused_run_folder(folder: Path) -> bool:
     return True
 
 
-def _stored_trials(path: Path) -> int | None:
-    """How many trials the store holds: 0 for a store a kill or a full disk left without tables."""
-    import sqlite3
-
+def _stored_trials(folder: Path) -> int | None:
+    """How many trials the folder's store holds: 0 for a store a kill or a full disk left without tables
+    (or empty), None when it cannot be read (then the folder is kept)."""
     try:
-        if path.stat().st_size == 0:
-            return 0
+        with TrialStore.open_read_only(folder / STORE_FILE) as store:
+            return store.count()
+    except UnreadableStoreError as exc:
+        return 0 if exc.blank else None
     except OSError:
-        return None
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            return int(conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.OperationalError as exc:
-        return 0 if "no such table" in str(exc) else None
-    except sqlite3.Error:
         return None

@@ -20,7 +20,6 @@ import datetime as _dt
 import html
 import json
 import logging
-import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from typing import Any
 from archsearch.atomic import write_text
 from archsearch.importance import METHOD, MIN_TRIALS, Importance, ped_anova
 from archsearch.report_data import RunRecord, finite, read_run
+from archsearch.store import STORE_FILE, StoreNotFoundError, UnreadableStoreError
 
 log = logging.getLogger("archsearch")
 REINSTALL_HINT = "pip install --force-reinstall archsearch (or pip install plotly matplotlib)"
@@ -308,19 +308,18 @@ def write_report_safely(folder: str | Path, echo=print, mode: str = "full") -> P
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m archsearch.report",
                                      description="Write report.html (and plots/*.png) for a search's run folder.")
-    parser.add_argument("folder", help="the run folder (the one that holds trials.db)")
+    parser.add_argument("folder", help=f"the run folder (the one that holds {STORE_FILE})")
     parser.add_argument("--output", "-o", help="where to write the page (default <folder>/report.html)")
     parser.add_argument("--no-png", action="store_true", help="do not write the PNG copies of the plots")
     args = parser.parse_args(argv)
     folder = Path(args.folder)
-    if not (folder / "trials.db").is_file():
-        print(f"error: {folder} holds no search (no trials.db); give the run folder of a search, "
-              "e.g. outputs/<date>/<time>", file=sys.stderr)
-        return 2
     try:
         path = write_report(folder, args.output, png=not args.no_png)
-    except sqlite3.DatabaseError as exc:
-        print(f"error: cannot read {folder / 'trials.db'} ({exc}); is it a search's store?", file=sys.stderr)
+    except StoreNotFoundError as exc:
+        print(f"error: {exc}; give the run folder of a search, e.g. outputs/<date>/<time>", file=sys.stderr)
+        return 2
+    except UnreadableStoreError as exc:
+        print(f"error: {exc}; is it a search's run folder?", file=sys.stderr)
         return 2
     print(f"Report: {path}")
     return 0

@@ -1,23 +1,20 @@
 """What the report shows, read from ``trials.db`` alone, read-only, while a search runs or after it died.
 
-The store is opened with SQLite's ``mode=ro``: the reader takes no write lock and changes nothing, so a
-running search never waits for it, and a killed search's ``running``/``interrupted`` trials show as they
-were left.  :class:`archsearch.store.TrialStore` is not used: opening it writes the schema and meta.
+The store is opened read-only (:meth:`archsearch.store.TrialStore.open_read_only`): the reader takes no
+write lock and changes nothing, so a running search never waits for it, and a killed search's
+``running``/``interrupted`` trials show as they were left.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
-import sqlite3
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from archsearch.importance import ABSENT
 from archsearch.objective import infer_direction
+from archsearch.store import STORE_FILE, TrialStore
 
 MULTI_FIDELITY = ("hyperband", "bohb", "asha")
 
@@ -112,42 +109,11 @@ def finite(value: Any) -> bool:
 
 
 def read_run(folder: str | Path) -> RunRecord:
-    """Read ``<folder>/trials.db``; raises FileNotFoundError when there is none."""
+    """Read ``<folder>/trials.db``; raises FileNotFoundError (StoreNotFoundError) when there is none and
+    UnreadableStoreError when it is not a store."""
     folder = Path(folder)
-    path = folder / "trials.db"
-    if not path.is_file():
-        raise FileNotFoundError(path)
-    try:
-        return _read(folder, path)
-    except sqlite3.OperationalError:
-        # A read-only copy of a killed search (a -wal file left, no -shm, folder not writable) cannot be
-        # opened read-only in place: read a private copy of the database and its journal instead.
-        with tempfile.TemporaryDirectory(prefix="archsearch-report-") as tmp:
-            for suffix in ("", "-wal"):
-                if Path(f"{path}{suffix}").exists():
-                    shutil.copyfile(f"{path}{suffix}", Path(tmp) / f"trials.db{suffix}")
-            return _read(folder, Path(tmp) / "trials.db")
-
-
-def _read(folder: Path, path: Path) -> RunRecord:
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
-    try:
-        db.execute("PRAGMA query_only=1")
-        meta = {k: _loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
-        cursor = db.execute("SELECT * FROM trials ORDER BY id")
-        names = [d[0] for d in cursor.description]
-        trials = []
-        for row in cursor.fetchall():
-            record = dict(zip(names, row))
-            for key in ("hparams", "info", "metrics", "intermediate"):
-                record[key] = _loads(record.get(key)) or {}
-            record.setdefault("failure_kind", None)
-            trials.append(record)
-        epochs: dict[int, list[dict[str, Any]]] = {}
-        for trial_id, epoch, metrics in db.execute("SELECT trial_id, epoch, metrics FROM epochs ORDER BY trial_id, epoch"):
-            epochs.setdefault(int(trial_id), []).append({"epoch": int(epoch), **(_loads(metrics) or {})})
-    finally:
-        db.close()
+    with TrialStore.open_read_only(folder / STORE_FILE) as store:
+        meta, trials, epochs = store.meta(), store.rows(), store.epochs_by_trial()
     fingerprint = meta.get("fingerprint") or {}
     config = meta.get("config") or {}
     objective, direction = _objective(fingerprint, config, trials)
@@ -167,11 +133,3 @@ def _objective(fingerprint: dict[str, Any], config: dict[str, Any], trials: list
         return spec, infer_direction(spec) or "max"
     return "objective", "max"
 
-
-def _loads(text: Any) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        return text

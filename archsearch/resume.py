@@ -8,7 +8,6 @@ name before anything trains, because mixing two searches in one store would make
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ def continue_stored_search(cfg: DictConfig, folder: Path, echo: Callable[[str], 
     With ``resume=<folder>`` the stored config is the base and only the command line's overrides
     change it; a run into a folder that already holds a search must match it as a whole.
     """
-    from archsearch.store import STORE_FILE, TrialStore
+    from archsearch.store import STORE_FILE, TrialStore, UnreadableStoreError
 
     path = folder / STORE_FILE
     kinds = retry_kinds(cfg.get("retry_failed"))
@@ -40,15 +39,15 @@ def continue_stored_search(cfg: DictConfig, folder: Path, echo: Callable[[str], 
                               "again", "use it with resume=<run folder of the search>")
         return cfg
     try:
-        store = TrialStore(path)
-        try:
+        with TrialStore.open_read_only(path) as store:
             stored, count = store.get_meta("config"), store.count()
-        finally:
-            store.close()
-    except sqlite3.DatabaseError as exc:
-        raise ConfigError("resume" if cfg.get("resume") else "hydra.run.dir",
-                          f"{path} is not a readable trial store ({exc})",
-                          "point it at a run folder of archsearch, or pass overwrite=true to start afresh") from None
+    except UnreadableStoreError as exc:
+        if not exc.blank:
+            raise ConfigError("resume" if cfg.get("resume") else "hydra.run.dir",
+                              f"{path} is not a readable trial store ({exc.reason})",
+                              "point it at a run folder of archsearch, or pass overwrite=true to start afresh"
+                              ) from None
+        stored, count = None, 0  # a store a kill left before its tables: nothing stored yet
     if cfg.get("resume") and stored is None:
         raise ConfigError(
             "resume", f"{path} holds no stored config: the search there was stopped while it was starting, "
@@ -104,8 +103,7 @@ def retry_kinds(value: Any) -> tuple[str, ...]:
 def _reopen_failed(folder: Path, kinds: tuple[str, ...], echo: Callable[[str], None]) -> None:
     """Make the failed trials of ``kinds`` interrupted, so the search runs them first, from scratch."""
     from archsearch.checkpoints import TrialFiles
-    from archsearch.store import TrialStore
-    from archsearch.tuners import STORE_FILE
+    from archsearch.store import STORE_FILE, TrialStore
 
     store = TrialStore(folder / STORE_FILE)
     try:

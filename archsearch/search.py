@@ -22,7 +22,7 @@ from archsearch.executors.base import Executor
 from archsearch.interrupts import raise_if_requested
 from archsearch.oracles.base import Oracle
 from archsearch.oracles.hand_driven import ORACLE_STATE
-from archsearch.store import TrialStore
+from archsearch.store import STORE_FILE, TrialStore
 from archsearch.trial import COMPLETED, FAILED, INTERRUPTED, RUNNING, Trial, TrialOutcome, TrialSpec
 
 log = logging.getLogger("archsearch")
@@ -281,7 +281,7 @@ class Search:
         if self._consecutive_failures >= self.max_consecutive_failed_trials:
             raise SearchAborted(
                 f"{self._consecutive_failures} trials failed in a row; the last error was: {trial.error}. "
-                "Fix the cause (see trials.db / the log) or raise max_consecutive_failed_trials"
+                f"Fix the cause (see {STORE_FILE} / the log) or raise max_consecutive_failed_trials"
             )
 
     def _cleanup_checkpoints(self, final: bool = False) -> None:

@@ -6,13 +6,21 @@ killed at any moment leaves a readable, consistent file.  WAL mode and a busy
 timeout let several processes (future parallel workers) write one store.
 A global sequence number orders every ask and tell, so an oracle's state can
 be rebuilt exactly by replaying them (:meth:`TrialStore.events`).
+
+This module is the only owner of ``trials.db``: nothing else in the package opens
+the file or writes SQL.  Readers that must not change a search -- the report,
+the sweep table, preflight, resume's checks -- use :meth:`TrialStore.open_read_only`,
+which never creates, migrates or locks the file, works while a search writes it,
+and names the file when it is missing or is not a store.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,10 +28,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-STORE_FILE = "trials.db"  # a run folder's store, named here so reading it never imports the tuners (Keras)
+STORE_FILE = "trials.db"  # a run folder's store: the one place that names it
+# The store and the journal files SQLite keeps beside it: what removing a store removes.
+STORE_FILES = (STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm", f"{STORE_FILE}-journal")
 
 from archsearch.atomic import atomic_path
 from archsearch.disk import as_disk_full, is_disk_full
+from archsearch.errors import ArchsearchError
 from archsearch.trial import DONE, FAILED, INTERRUPTED, RETRIED_ON_RESUME, Trial
 
 SCHEMA_VERSION = 2  # 2: trials.failure_kind
@@ -68,6 +79,34 @@ CSV_COLUMNS = ("id", "status", "value", "budget", "initial_budget", "parent", "e
 
 
 BUSY_TIMEOUT_S = 60.0  # how long a connection waits for another one's lock
+_TABLES = ("meta", "trials", "epochs")  # what makes a SQLite file a store (every schema version has them)
+
+
+class StoreNotFoundError(ArchsearchError, FileNotFoundError):
+    """A run folder holds no store; a FileNotFoundError, so code that checks for a missing file still catches it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(2, f"{path.parent} holds no search (no {path.name})", str(path))
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class UnreadableStoreError(ArchsearchError, sqlite3.DatabaseError):
+    """A file that cannot be read as a store: not SQLite, damaged, or without the store's tables.
+
+    A ``sqlite3.DatabaseError`` too, so callers that caught SQLite's own error still catch it.
+    ``blank``: the file is a database without the ``trials`` table, as a search killed (or
+    stopped by a full disk) while creating its store leaves it -- a store with nothing in it.
+    """
+
+    def __init__(self, path: Path, reason: str, blank: bool = False) -> None:
+        super().__init__(f"cannot read {path} as a search's store ({reason})")
+        self.path, self.reason, self.blank = path, reason, blank
+
+
+class ReadOnlyStoreError(RuntimeError):
+    """A write to a store opened with :meth:`TrialStore.open_read_only` (a programming error)."""
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:
@@ -97,12 +136,22 @@ def _write_meta(db: sqlite3.Connection, values: Mapping[str, Any]) -> None:
 
 
 class TrialStore:
-    """SQLite-backed record of a search (``<run folder>/trials.db``)."""
+    """SQLite-backed record of a search (``<run folder>/trials.db``).
 
-    def __init__(self, path: str | Path) -> None:
+    ``TrialStore(path)`` opens the file for a search: it creates it, migrates an older schema and
+    writes.  ``read_only=True`` (or :meth:`open_read_only`) only reads; see :meth:`open_read_only`.
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self._local = threading.local()
+        self._source = self.path  # the file connections open: a private copy where the original cannot be
+        self._scratch: tempfile.TemporaryDirectory | None = None
+        if read_only:
+            self._check_readable()
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn().executescript(_SCHEMA)
         except sqlite3.OperationalError as exc:
@@ -116,10 +165,75 @@ class TrialStore:
             db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('seq', '0')")
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
+    @classmethod
+    def open_read_only(cls, location: str | Path) -> TrialStore:
+        """A store to read without changing it: ``location`` is a run folder or its ``trials.db``.
+
+        SQLite's ``mode=ro``: the file is never created, migrated or locked for writing, so a
+        running search never waits for the reader, and a killed search's running and interrupted
+        trials read as they were left.  Raises StoreNotFoundError when there is no file and
+        UnreadableStoreError when it is not a store; every write raises ReadOnlyStoreError.
+        """
+        path = Path(location)
+        return cls(path if path.name == STORE_FILE or path.is_file() else path / STORE_FILE, read_only=True)
+
+    def __enter__(self) -> TrialStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # ------------------------------------------------------------ connection
+    def _check_readable(self) -> None:
+        """Fail at once, naming the file, when it is missing or not a store (read-only opening)."""
+        if not self.path.is_file():
+            raise StoreNotFoundError(self.path)
+        try:
+            tables = self._tables()
+        except sqlite3.OperationalError:
+            # A read-only copy of a killed search (a -wal file left, no -shm, folder not writable)
+            # cannot be opened read-only in place: read a private copy of the file and its journal.
+            self.close()
+            self._scratch = tempfile.TemporaryDirectory(prefix="archsearch-store-")
+            self._source = Path(self._scratch.name) / STORE_FILE
+            for suffix in ("", "-wal"):
+                if Path(f"{self.path}{suffix}").exists():
+                    shutil.copyfile(f"{self.path}{suffix}", f"{self._source}{suffix}")
+            try:
+                tables = self._tables()
+            except sqlite3.DatabaseError as exc:
+                self.close()
+                raise UnreadableStoreError(self.path, str(exc)) from None
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise UnreadableStoreError(self.path, str(exc)) from None
+        missing = [t for t in _TABLES if t not in tables]
+        if missing:
+            self.close()
+            raise UnreadableStoreError(self.path, f"no {', '.join(missing)} table", blank="trials" in missing)
+
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self._conn().execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
+
+    def _select(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """A read's rows as dicts by column; on a read-only store SQLite's errors (a damaged page) name the file."""
+        try:
+            cursor = self._conn().execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+        except sqlite3.DatabaseError as exc:
+            if self.read_only and not isinstance(exc, UnreadableStoreError):
+                raise UnreadableStoreError(self.path, str(exc)) from None
+            raise
+
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None and self.read_only:
+            conn = sqlite3.connect(f"{self._source.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
+                                   isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA query_only=1")
+            self._local.conn = conn
+        elif conn is None:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             _use_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -134,6 +248,8 @@ class TrialStore:
         A full disk rolls the transaction back (the file keeps its last consistent state) and is
         raised as DiskFullError.
         """
+        if self.read_only:
+            raise ReadOnlyStoreError(f"{self.path} was opened read-only; open TrialStore(path) to write")
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -158,10 +274,14 @@ class TrialStore:
         return int(db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
 
     def close(self) -> None:
+        """Close this thread's connection (and drop a read-only store's private copy)."""
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
     # ------------------------------------------------------------ meta
     def set_meta(self, key: str, value: Any) -> None:
@@ -173,8 +293,13 @@ class TrialStore:
             _write_meta(db, values)
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        """One meta entry (the stored config, the fingerprint, an oracle's state...), or ``default``."""
+        found = self._select("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(found[0]["value"]) if found else default
+
+    def meta(self) -> dict[str, Any]:
+        """Every meta entry, decoded (a value that is not JSON is kept as its text): what a report reads whole."""
+        return {r["key"]: _loads_or_text(r["value"]) for r in self._select("SELECT key, value FROM meta")}
 
     # ------------------------------------------------------------ writes
     def create_trial(self, trial: Trial, worker: str | None = None) -> None:
@@ -282,40 +407,53 @@ class TrialStore:
 
     # ------------------------------------------------------------ reads
     def trials(self, status: str | None = None) -> list[Trial]:
+        """Every trial (or those of one status), in id order."""
         sql = "SELECT * FROM trials" + (" WHERE status = ?" if status else "") + " ORDER BY id"
-        cursor = self._conn().execute(sql, (status,) if status else ())
-        return [self._row_to_trial(cursor.description, row) for row in cursor.fetchall()]
+        return [self._row_to_trial(r) for r in self._select(sql, (status,) if status else ())]
 
     def trial(self, trial_id: int) -> Trial | None:
-        cursor = self._conn().execute("SELECT * FROM trials WHERE id = ?", (trial_id,))
-        row = cursor.fetchone()
-        return None if row is None else self._row_to_trial(cursor.description, row)
+        found = self._select("SELECT * FROM trials WHERE id = ?", (trial_id,))
+        return self._row_to_trial(found[0]) if found else None
 
     def rows(self) -> list[dict[str, Any]]:
-        """Every trial as a plain dict with all stored columns (for reports and tests)."""
-        cursor = self._conn().execute("SELECT * FROM trials ORDER BY id")
-        names = [d[0] for d in cursor.description]
+        """Every trial as a plain dict with all stored columns, JSON decoded (for reports, the sweep table, tests).
+
+        ``failure_kind`` is there for a store of schema version 1 too (None), which a read-only
+        store reads without migrating it.
+        """
         out = []
-        for row in cursor.fetchall():
-            record = dict(zip(names, row))
+        for record in self._select("SELECT * FROM trials ORDER BY id"):
             for key in ("hparams", "info", "metrics", "intermediate"):
                 record[key] = json.loads(record[key])
+            record.setdefault("failure_kind", None)
             out.append(record)
         return out
 
     def epochs(self, trial_id: int) -> list[dict[str, Any]]:
-        rows = self._conn().execute(
-            "SELECT epoch, metrics FROM epochs WHERE trial_id = ? ORDER BY epoch", (trial_id,)
-        ).fetchall()
-        return [{"epoch": e, **json.loads(m)} for e, m in rows]
+        """One trial's epochs: ``{"epoch": n, **metrics}``, in order."""
+        return [{"epoch": r["epoch"], **json.loads(r["metrics"])}
+                for r in self._select("SELECT epoch, metrics FROM epochs WHERE trial_id = ? ORDER BY epoch", (trial_id,))]
+
+    def epoch_records(self) -> list[dict[str, Any]]:
+        """Every epoch of every trial: ``trial_id``, ``epoch``, ``metrics`` (a dict) and ``recorded_at`` (epoch
+        seconds), by trial and epoch; for ``epochs.csv`` and timing studies."""
+        records = self._select("SELECT trial_id, epoch, metrics, recorded_at FROM epochs ORDER BY trial_id, epoch")
+        for record in records:
+            record["metrics"] = json.loads(record["metrics"])
+        return records
+
+    def epochs_by_trial(self) -> dict[int, list[dict[str, Any]]]:
+        """Every trial's epochs (as :meth:`epochs` gives them) in one read, keyed by trial id: what a report draws."""
+        out: dict[int, list[dict[str, Any]]] = {}
+        for record in self.epoch_records():
+            out.setdefault(int(record["trial_id"]), []).append({"epoch": int(record["epoch"]), **record["metrics"]})
+        return out
 
     def events(self) -> list[tuple[str, Trial]]:
         """Every ask and tell in the order they happened, for ``Oracle.restore``."""
         events: list[tuple[int, str, Trial]] = []
-        cursor = self._conn().execute("SELECT * FROM trials ORDER BY id")
-        for row in cursor.fetchall():
-            trial = self._row_to_trial(cursor.description, row)
-            record = dict(zip([d[0] for d in cursor.description], row))
+        for record in self._select("SELECT * FROM trials ORDER BY id"):
+            trial = self._row_to_trial(record)
             if record["ask_seq"] is not None:
                 events.append((record["ask_seq"], "ask", trial))
             if record["tell_seq"] is not None:
@@ -348,9 +486,9 @@ class TrialStore:
         return found
 
     def count(self, status: str | None = None) -> int:
-        if status is None:
-            return int(self._conn().execute("SELECT COUNT(*) FROM trials").fetchone()[0])
-        return int(self._conn().execute("SELECT COUNT(*) FROM trials WHERE status = ?", (status,)).fetchone()[0])
+        """How many trials the store holds (of one status)."""
+        sql = "SELECT COUNT(*) AS n FROM trials" + (" WHERE status = ?" if status else "")
+        return int(self._select(sql, (status,) if status else ())[0]["n"])
 
     def export_csv(self, path: str | Path) -> Path:
         """``trials.csv``: one row per trial, hyperparameters and final metrics as columns."""
@@ -372,22 +510,19 @@ class TrialStore:
 
     def export_epochs_csv(self, path: str | Path) -> Path:
         """``epochs.csv``: one row per trial and epoch (1-based), every metric a column, for pandas users."""
-        rows = self._conn().execute("SELECT trial_id, epoch, metrics, recorded_at FROM epochs ORDER BY trial_id, epoch"
-                                    ).fetchall()
-        metrics = [json.loads(m) for _, _, m, _ in rows]
-        names = _ordered_union(metrics)
+        rows = self.epoch_records()
+        names = _ordered_union(r["metrics"] for r in rows)
         path = Path(path)
         with atomic_path(path, expected_size=256 * (1 + len(rows)) * (1 + len(names)), run_folder=self.path.parent) \
                 as tmp, tmp.open("w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["trial_id", "epoch", *names, "recorded_at"])
-            for (trial_id, epoch, _, recorded_at), values in zip(rows, metrics):
-                writer.writerow([trial_id, epoch, *(values.get(n, "") for n in names), recorded_at])
+            for r in rows:
+                writer.writerow([r["trial_id"], r["epoch"], *(r["metrics"].get(n, "") for n in names), r["recorded_at"]])
         return path
 
     @staticmethod
-    def _row_to_trial(description, row) -> Trial:
-        r = dict(zip([d[0] for d in description], row))
+    def _row_to_trial(r: Mapping[str, Any]) -> Trial:
         return Trial(
             id=r["id"],
             hparams=json.loads(r["hparams"]),
@@ -410,6 +545,13 @@ def _intermediate_json(db: sqlite3.Connection, trial: Trial) -> str:
     merged = json.loads(row[0]) if row else {}
     merged.update({str(k): v for k, v in trial.intermediate.items()})
     return _dumps(merged)
+
+
+def _loads_or_text(text: str | None) -> Any:
+    try:
+        return None if text is None else json.loads(text)
+    except ValueError:
+        return text
 
 
 def _dumps(value: Any) -> str:

@@ -46,11 +46,12 @@ try:
 except ImportError:  # pragma: no cover - Hydra < 1.1
     Callback = object  # type: ignore[assignment,misc]
 
+from archsearch.store import STORE_FILE, TrialStore
+
 SWEEP_CSV = "sweep.csv"
 # Each job's record (started, finished or failed, and how): <sweep dir>/.archsearch_jobs/job_<num>.json.
 # It lives beside the job folders, not in them: a job that stops before its first trial removes its folder.
 JOBS_DIR = ".archsearch_jobs"
-STORE_FILE = "trials.db"
 # Jobs whose epochs spent differ from their group's median by more than this are flagged.
 EPOCHS_TOLERANCE = 0.10
 
@@ -61,7 +62,7 @@ CSV_COLUMNS = ("rank", "job", "overrides", "status", "objective", "direction", "
 
 # Job statuses (the jobs that are not ranked are listed in this order).
 DONE, RUNNING, INTERRUPTED, STOPPED, FAILED, NO_TRIALS, NO_STORE, UNREADABLE = (
-    "done", "running", "interrupted", "stopped", "failed", "no trials", "no trials.db", "unreadable")
+    "done", "running", "interrupted", "stopped", "failed", "no trials", f"no {STORE_FILE}", "unreadable")
 
 
 # ---------------------------------------------------------------- the Hydra callback
@@ -440,7 +441,7 @@ def read_job(folder: Path, record: dict[str, Any] | None = None, ended: bool = T
         try:
             _read_store(job, store_path, _hydra_job_config(folder))
         except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: say so, go on
-            unreadable = _one_line(f"{STORE_FILE}: {exc}")
+            unreadable = _one_line(f"{STORE_FILE}: {getattr(exc, 'reason', exc)}")
             _read_settings(job, _hydra_job_config(folder))
     else:
         _read_settings(job, _hydra_job_config(folder))
@@ -470,14 +471,10 @@ def read_job(folder: Path, record: dict[str, Any] | None = None, ended: bool = T
 
 def _read_store(job: Job, path: Path, fallback_config: dict[str, Any]) -> None:
     from archsearch.objective import Objective, is_finite
-    from archsearch.store import TrialStore
 
-    store = TrialStore(path)
-    try:
+    with TrialStore.open_read_only(path) as store:
         config = store.get_meta("config") or fallback_config
         rows = store.rows()
-    finally:
-        store.close()
     _read_settings(job, config)
     counts: dict[str, int] = {}
     for row in rows:

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -260,14 +259,13 @@ def make_listener(samples: dict, epochs: int, memory: bool):
 
 def store_times(folder: Path) -> dict:
     """started_at / finished_at per trial and each epoch's recorded_at, straight from trials.db."""
-    db = sqlite3.connect(folder / "trials.db")
-    try:
-        trials = {row[0]: {"started_at": row[1], "finished_at": row[2], "worker": row[3]}
-                  for row in db.execute("SELECT id, started_at, finished_at, worker FROM trials ORDER BY id")}
-        for trial_id, epoch, at in db.execute("SELECT trial_id, epoch, recorded_at FROM epochs ORDER BY trial_id, epoch"):
-            trials[trial_id].setdefault("recorded_at", []).append(at)
-    finally:
-        db.close()
+    from archsearch.store import TrialStore
+
+    with TrialStore.open_read_only(folder) as store:
+        trials = {r["id"]: {"started_at": r["started_at"], "finished_at": r["finished_at"], "worker": r["worker"]}
+                  for r in store.rows()}
+        for record in store.epoch_records():
+            trials[record["trial_id"]].setdefault("recorded_at", []).append(record["recorded_at"])
     return {str(k): v for k, v in trials.items()}
 
 

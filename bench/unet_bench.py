@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -54,12 +53,10 @@ def run_search(run_dir: Path, overrides: list[str], timeout: float | None) -> tu
 
 def read_store(run_dir: Path) -> dict:
     """Figures from ``trials.db``: best trial, statuses, epochs, seconds per epoch."""
-    db = sqlite3.connect(run_dir / "trials.db")
-    db.row_factory = sqlite3.Row
-    trials = [dict(r) for r in db.execute("SELECT * FROM trials ORDER BY id")]
-    epochs = [dict(r) for r in db.execute("SELECT trial_id, epoch, recorded_at FROM epochs ORDER BY trial_id, epoch")]
-    meta = {r["key"]: json.loads(r["value"]) for r in db.execute("SELECT key, value FROM meta")}
-    db.close()
+    from archsearch.store import TrialStore
+
+    with TrialStore.open_read_only(run_dir) as store:
+        trials, epochs, meta = store.rows(), store.epoch_records(), store.meta()
 
     statuses: dict[str, int] = {}
     for t in trials:
@@ -83,8 +80,8 @@ def read_store(run_dir: Path) -> dict:
             "trial": best["id"],
             "val_f1": best["value"],
             "budget": best["budget"],
-            "values": json.loads(best["hparams"]),
-            "metrics": json.loads(best["metrics"]),
+            "values": best["hparams"],
+            "metrics": best["metrics"],
         },
         "median_steady_epoch_s": statistics.median(steady) if steady else None,
         "steady_epochs_measured": len(steady),

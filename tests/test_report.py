@@ -253,17 +253,19 @@ def test_a_store_that_cannot_be_opened_in_place_is_read_from_a_private_copy(tmp_
     import sqlite3
 
     from archsearch import report_data
+    from archsearch.store import TrialStore
 
     folder = random_store(tmp_path / "run", n=6)
-    real, calls = report_data._read, []
+    real, sources = TrialStore._tables, []
 
-    def first_fails(run_folder, path):
-        calls.append(path)
-        if len(calls) == 1:  # as for a read-only copy of a killed search: a -wal file and no -shm
+    def first_fails(store):
+        sources.append(store._source)
+        if len(sources) == 1:  # as for a read-only copy of a killed search: a -wal file and no -shm
             raise sqlite3.OperationalError("unable to open database file")
-        return real(run_folder, path)
+        return real(store)
 
-    monkeypatch.setattr(report_data, "_read", first_fails)
+    monkeypatch.setattr(TrialStore, "_tables", first_fails)
     run = report_data.read_run(folder)
     assert len(run.trials) == 6 and run.folder == folder
-    assert calls[0] == folder / "trials.db" and calls[1] != calls[0]
+    assert sources[0] == folder / "trials.db" and sources[1] != sources[0]
+    assert not sources[1].parent.exists()  # the private copy is gone once read

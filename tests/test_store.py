@@ -325,3 +325,161 @@ def test_reopen_failed_forgets_the_failed_run_and_leaves_other_kinds(store):
     assert [kind for kind, t in store.events()] == ["ask", "ask", "tell", "ask"]  # asked, never told: to continue
     assert store.problems() == []
     assert store.reopen_failed(()) == []
+
+
+# ------------------------------------------------------------------ read-only readers (report, sweep, preflight, resume)
+def _written_store(path):
+    """A store with two trials (one finished, one running), epochs and meta, closed."""
+    writer = TrialStore(path)
+    writer.set_meta("config", {"objective": "val_accuracy"})
+    for trial_id in (0, 1):
+        writer.create_trial(Trial(trial_id, {"x": trial_id}))
+        writer.record_epoch(trial_id, 1, {"loss": 1.0 + trial_id}, 0.5)
+    writer.finish_trial(finished(writer.trial(0), value=0.75, val_accuracy=0.75), epochs_done=1)
+    writer.close()
+    return path
+
+
+def test_read_only_store_names_a_missing_file_and_creates_nothing(tmp_path):
+    from archsearch.errors import ArchsearchError
+    from archsearch.store import STORE_FILE, StoreNotFoundError
+
+    for location in (tmp_path / "run", tmp_path / "run" / STORE_FILE, tmp_path):
+        with pytest.raises(StoreNotFoundError) as caught:
+            TrialStore.open_read_only(location)
+        assert isinstance(caught.value, (FileNotFoundError, ArchsearchError))
+        assert str(caught.value) == f"{tmp_path / 'run' if location != tmp_path else tmp_path} holds no search " \
+                                    f"(no {STORE_FILE})"
+    assert list(tmp_path.iterdir()) == []  # no folder, no file, no journal
+
+
+@pytest.mark.parametrize("content, blank", [(b"not a database" * 100, False), (b"", True), ("other table", True)])
+def test_read_only_store_names_a_file_that_is_not_a_store_and_leaves_it(tmp_path, content, blank):
+    from archsearch.errors import ArchsearchError
+    from archsearch.store import UnreadableStoreError
+
+    path = tmp_path / "trials.db"
+    if content == "other table":  # a SQLite file, not a store (or one a kill left before its tables)
+        raw = sqlite3.connect(path)
+        raw.execute("CREATE TABLE other (x)")
+        raw.commit()
+        raw.close()
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    with pytest.raises(UnreadableStoreError) as caught:
+        TrialStore.open_read_only(tmp_path)
+    assert isinstance(caught.value, ArchsearchError) and isinstance(caught.value, sqlite3.DatabaseError)
+    assert str(path) in str(caught.value) and caught.value.blank is blank
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["trials.db"]
+
+
+def test_read_only_store_reads_while_a_search_holds_the_write_lock(tmp_path):
+    path = _written_store(tmp_path / "trials.db")
+    writer = TrialStore(path)
+    raw = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    raw.execute("BEGIN IMMEDIATE")  # a search in the middle of a write
+    raw.execute("UPDATE trials SET status = 'completed', value = 1.0 WHERE id = 1")
+    with TrialStore.open_read_only(tmp_path) as reader:
+        assert reader.read_only and reader.count() == 2 and reader.count(RUNNING) == 1
+        rows = reader.rows()
+        assert [(r["id"], r["status"], r["value"]) for r in rows] == [(0, COMPLETED, 0.75), (1, RUNNING, None)]
+        assert rows[0]["metrics"] == {"val_accuracy": 0.75} and rows[0]["failure_kind"] is None
+        assert reader.meta()["config"] == {"objective": "val_accuracy"} and reader.get_meta("config")
+        assert reader.epochs_by_trial() == {0: [{"epoch": 1, "loss": 1.0}], 1: [{"epoch": 1, "loss": 2.0}]}
+        records = reader.epoch_records()
+        assert [(r["trial_id"], r["epoch"], r["metrics"]) for r in records] == [(0, 1, {"loss": 1.0}),
+                                                                                 (1, 1, {"loss": 2.0})]
+        assert all(isinstance(r["recorded_at"], float) for r in records)
+        raw.execute("COMMIT")
+        assert reader.trial(1).status == COMPLETED  # sees the search's writes as they commit
+    raw.close()
+    writer.close()
+
+
+def test_read_only_store_refuses_writes_and_never_migrates(tmp_path):
+    from archsearch.store import ReadOnlyStoreError
+
+    path = _written_store(tmp_path / "trials.db")
+    raw = sqlite3.connect(path)  # as a store of schema version 1 left it: no failure_kind column
+    raw.execute("ALTER TABLE trials DROP COLUMN failure_kind")
+    raw.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+    with TrialStore.open_read_only(path) as reader:
+        for write in (lambda: reader.set_meta("k", 1), lambda: reader.create_trial(Trial(5, {})),
+                      lambda: reader.discard_trial(0), lambda: reader.reopen_failed(("lost",))):
+            with pytest.raises(ReadOnlyStoreError, match="read-only"):
+                write()
+        assert [r["failure_kind"] for r in reader.rows()] == [None, None]  # read as version 1 has it
+        assert reader.meta()["schema_version"] == 1 and "k" not in reader.meta()
+    raw = sqlite3.connect(path)
+    assert "failure_kind" not in {row[1] for row in raw.execute("PRAGMA table_info(trials)")}
+    raw.close()
+
+
+@pytest.mark.parametrize("store_state, removed", [("empty", True), ("blank", True), ("a trial", False),
+                                                  ("unreadable", False)])
+def test_an_unused_run_folder_is_removed_only_when_its_store_holds_nothing(tmp_path, store_state, removed):
+    from archsearch.preflight import remove_unused_run_folder
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".archsearch.lock").write_text("")
+    path = folder / "trials.db"
+    if store_state == "empty":
+        TrialStore(path).close()
+    elif store_state == "blank":  # a kill while the store was being created
+        path.write_bytes(b"")
+    elif store_state == "a trial":
+        _written_store(path)
+    else:
+        path.write_bytes(b"not a database" * 100)
+    assert remove_unused_run_folder(folder) is removed
+    assert folder.exists() is not removed
+
+
+# ------------------------------------------------------------------ one owner of trials.db
+def _code_strings(tree):
+    """String constants of a module that are not docstrings (messages, paths, SQL)."""
+    import ast
+
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and id(n) not in docstrings]
+
+
+def test_only_the_store_module_opens_trials_db_or_writes_sql():
+    """trials.db has one owner: archsearch/store.py names the file and holds every SQL statement.
+
+    Elsewhere in the package: no ``sqlite3.connect``, no ``.execute*()`` and no "trials.db" literal
+    outside docstrings (messages take the name from store.STORE_FILE), so the report, preflight,
+    the sweep table and resume read through TrialStore's read-only API.
+    """
+    import ast
+    from pathlib import Path
+
+    import archsearch
+
+    package = Path(archsearch.__file__).parent
+    owner = package / "store.py"
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path == owner:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        where = path.relative_to(package.parent)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+                    node.func.attr in ("execute", "executemany", "executescript")
+                    or (node.func.attr == "connect" and isinstance(node.func.value, ast.Name)
+                        and node.func.value.id == "sqlite3")):
+                found.append(f"{where}:{node.lineno}: .{node.func.attr}(...)")
+        found += [f"{where}:{n.lineno}: the literal {n.value!r}" for n in _code_strings(tree) if "trials.db" in n.value]
+    assert found == [], "only archsearch/store.py may open trials.db or write SQL; use TrialStore " \
+                        "(open_read_only to read) and store.STORE_FILE:\n" + "\n".join(found)

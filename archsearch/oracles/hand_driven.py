@@ -224,15 +224,15 @@ class HandDrivenOracle:
     # ------------------------------------------------------------ a project folder
     def _set_project_dir(self, directory: str | Path, project_name: str, overwrite: bool = False) -> None:
         """Keep this oracle's trials in ``<directory>/<project_name>/trials.db`` (``overwrite``: start afresh)."""
-        from archsearch.store import TrialStore
+        from archsearch.store import STORE_FILE, STORE_FILES, TrialStore
 
         folder = Path(directory) / str(project_name)
         folder.mkdir(parents=True, exist_ok=True)
         if overwrite:
-            for path in folder.glob("trials.db*"):
-                path.unlink()
+            for name in STORE_FILES:
+                (folder / name).unlink(missing_ok=True)
         self.directory, self.project_name = str(directory), str(project_name)
-        self._store = TrialStore(folder / "trials.db")
+        self._store = TrialStore(folder / STORE_FILE)
 
     def reload(self) -> None:
         """Continue the search kept in the project folder; the trials that were running run again."""
