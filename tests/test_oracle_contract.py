@@ -138,6 +138,18 @@ def test_restore_after_a_kill_gives_the_same_next_proposals(tmp_path, name, opti
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_a_search_resumed_after_a_kill_tries_what_is_left_of_a_tiny_space_exactly_once(tmp_path, name):
+    store = TrialStore(tmp_path / "trials.db")
+    drive(make(name, TINY), curve=loss, max_asks=3, kill=True, store=store)
+    resumed = resume(lambda: make(name, TINY), store=store)
+    for trial in list(resumed.running):  # the trial the kill interrupted trains again, as a resumed search does
+        resumed.tell(trial.id, loss(trial.hparams, trial.budget or 1))
+    drive(resumed, curve=loss, max_asks=200)
+    every = {values_key(values) for values in HyperParameters.from_config(TINY).grid()}
+    assert resumed.finished and sorted(new_configurations(resumed)) == sorted(every)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_concurrent_trials_are_distinct_and_repeat_exactly_where_the_oracle_says_so(name):
     parallel = make(name, max_trials=TRIALS)
     done = drive(parallel, curve=loss, concurrent=4, order="random", seed=5)
@@ -189,6 +201,7 @@ def test_values_lie_in_the_space_and_respect_conditions(name):
         space.validate_values(trial.hparams)
         for key, value in trial.hparams.items():
             assert space.space[key].contains(value), (key, value)
+            assert type(value) in (int, float, str, bool), (key, value)  # plain Python, JSON-ready
             seen[key].add(value)
     assert seen["optimizer"] == {"adam"}
     assert all(isinstance(v, bool) for v in seen["bn"]) and all(type(v) is int for v in seen["units"] | seen["width"])
