@@ -117,14 +117,16 @@ def test_budgets_and_resume_from_are_consistent(name):
 @pytest.mark.parametrize("name, options", variants())
 def test_restore_after_a_kill_gives_the_same_next_proposals(tmp_path, name, options):
     config = TINY if "shuffle" in options else SPACE  # a shuffled grid is drawn whole: keep it small
+    # The kill falls where the oracle has learned from results: after promotions began, or the model's first proposals.
+    limit, cut = (24, 15) if budgeted(name) else (TRIALS, 5 if config is TINY else 6)
     store = TrialStore(tmp_path / "trials.db")
-    original = make(name, config, max_trials=TRIALS, **options)
+    original = make(name, config, max_trials=limit, **options)
     drive(original, curve=loss, concurrent=2, order="newest", fail=lambda t: t.id == 2,
-          max_asks=5 if config is TINY else 6, kill=True, store=store)
+          max_asks=cut, kill=True, store=store)
     assert any(t.status == FAILED for t in original.trials.values()) and original.running
+    assert not budgeted(name) or any(t.resume_from is not None for t in original.trials.values())
 
-    restored = resume(lambda: make(name, config, max_trials=TRIALS, **options),
-                      store=TrialStore(tmp_path / "trials.db"))
+    restored = resume(lambda: make(name, config, max_trials=limit, **options), store=TrialStore(tmp_path / "trials.db"))
     assert signature(restored) == signature(original)
     assert [t.id for t in restored.running] == [t.id for t in original.running]
     assert [t.id for t in restored.best_trials(3)] == [t.id for t in original.best_trials(3)]
@@ -132,8 +134,7 @@ def test_restore_after_a_kill_gives_the_same_next_proposals(tmp_path, name, opti
         for trial in list(oracle.running):
             oracle.tell(trial.id, loss(trial.hparams, trial.budget or 1))
     onward = [drive(oracle, curve=loss, concurrent=2, order="newest") for oracle in (original, restored)]
-    assert signature(restored) == signature(original) and restored.finished
-    assert [t.id for t in onward[0].asked] == [t.id for t in onward[1].asked]
+    assert onward[0].asked and signature(restored) == signature(original) and restored.finished
     assert len(set(new_configurations(restored))) == len(new_configurations(restored))
 
 
