@@ -50,6 +50,7 @@ def drive(
     order: Literal["oldest", "newest", "random"] = "oldest",
     seed: int = 0,
     fail: Callable[[Trial], bool] | None = None,
+    declare: Callable[[Any], None] | None = None,
     max_asks: int | None = None,
     kill: bool = False,
     store: Any = None,
@@ -64,7 +65,9 @@ def drive(
 
     ``concurrent`` trials run at once: the loop asks until that many are in flight (or the oracle has
     nothing now), then finishes one, the ``oldest``, the ``newest`` or a ``random`` one (seeded by
-    ``seed``).  ``fail(trial)`` True tells the trial failed.  ``max_asks`` stops asking after that many
+    ``seed``).  ``fail(trial)`` True tells the trial failed.  ``declare(hp)``
+    plays a define-by-run model builder: it gets the trial's ``HyperParameters`` when the trial starts, and
+    the names it declares join the oracle's space (``update_space``), as a tuner's build does.  ``max_asks`` stops asking after that many
     trials; with ``kill`` the trials then in flight are left running, as a kill leaves them.  ``store`` (a ``TrialStore``) records every
     ask, epoch and tell the way a search does, so :func:`resume` can rebuild from it; ``history`` collects
     ``("ask"|"tell", trial copy)`` pairs, the shape ``Oracle.restore`` replays, without a file.
@@ -82,6 +85,8 @@ def drive(
             if trial is None:
                 done.waits += bool(in_flight)
                 break
+            if declare is not None:
+                _build(oracle, trial, declare)
             _record_ask(trial, store, history)
             done.asked.append(trial)
             in_flight.append(trial)
@@ -96,6 +101,12 @@ def drive(
             history.append(("tell", copy.deepcopy(oracle.trials[trial.id])))
     done.running = in_flight
     return done
+
+
+def _build(oracle: Oracle, trial: Trial, declare: Callable[[Any], None]) -> None:
+    hp = oracle.hyperparameters.with_values(trial.hparams)
+    declare(hp)
+    oracle.update_space(hp, trial_id=trial.id)
 
 
 def _record_ask(trial: Trial, store: Any, history: History | None) -> None:
