@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,6 +32,8 @@ class Drive:
     told: list[Trial] = field(default_factory=list)
     running: list[Trial] = field(default_factory=list)  # still in flight: stopped by ``max_asks``
     epochs: int = 0  # epochs trained, counting a continued trial from where it resumed
+    epochs_at: list[int] = field(default_factory=list)  # ``epochs`` when each told trial finished
+    ask_seconds: list[float] = field(default_factory=list)  # how long each ask that gave a trial took
     waits: int = 0  # asks answered None while trials were running (the oracle waited for results)
     most_running: int = 0  # the most trials in flight at once
 
@@ -52,11 +55,12 @@ def drive(
     fail: Callable[[Trial], bool] | None = None,
     declare: Callable[[Any], None] | None = None,
     max_asks: int | None = None,
+    max_epochs_trained: int | None = None,
     kill: bool = False,
     store: Any = None,
     history: History | None = None,
 ) -> Drive:
-    """Run ``oracle`` until it has nothing more to start (or ``max_asks`` trials were started); return what happened.
+    """Run ``oracle`` until it has nothing more to start, or a limit is reached; return what happened.
 
     Give the objective as ``objective(hparams)`` (told once, no epochs) or as a learning curve
     ``curve(hparams, epoch)``: a trial is then reported epoch by epoch from its ``initial_budget`` to its
@@ -65,12 +69,15 @@ def drive(
 
     ``concurrent`` trials run at once: the loop asks until that many are in flight (or the oracle has
     nothing now), then finishes one, the ``oldest``, the ``newest`` or a ``random`` one (seeded by
-    ``seed``).  ``fail(trial)`` True tells the trial failed.  ``declare(hp)``
-    plays a define-by-run model builder: it gets the trial's ``HyperParameters`` when the trial starts, and
-    the names it declares join the oracle's space (``update_space``), as a tuner's build does.  ``max_asks`` stops asking after that many
-    trials; with ``kill`` the trials then in flight are left running, as a kill leaves them.  ``store`` (a ``TrialStore``) records every
-    ask, epoch and tell the way a search does, so :func:`resume` can rebuild from it; ``history`` collects
-    ``("ask"|"tell", trial copy)`` pairs, the shape ``Oracle.restore`` replays, without a file.
+    ``seed``).  ``fail(trial)`` True tells the trial failed.  ``declare(hp)`` plays a define-by-run model
+    builder: it gets the trial's ``HyperParameters`` as the trial starts, and the names it declares join
+    the oracle's space (``update_space``), as a tuner's build does.
+
+    ``max_asks`` stops asking after that many trials, ``max_epochs_trained`` once that many epochs were
+    trained (the epoch budget benchmarks give each contender); the trials in flight then finish, or with
+    ``kill`` are left running, as a kill leaves them.  ``store`` (a ``TrialStore``) records every ask,
+    epoch and tell the way a search does, so :func:`resume` can rebuild from it; ``history`` collects
+    ``("ask" | "tell", trial copy)`` pairs, the history ``Oracle.restore`` replays, without a file.
     """
     if (objective is None) == (curve is None):
         raise TypeError("drive() needs exactly one of objective= (hparams -> result) or curve= (hparams, epoch)")
@@ -80,27 +87,35 @@ def drive(
     done = Drive()
     in_flight: list[Trial] = []
     while True:
-        while len(in_flight) < concurrent and (max_asks is None or len(done.asked) < max_asks):
+        while len(in_flight) < concurrent and _may_ask(done, max_asks, max_epochs_trained):
+            start = time.perf_counter()
             trial = oracle.ask()
             if trial is None:
                 done.waits += bool(in_flight)
                 break
+            done.ask_seconds.append(time.perf_counter() - start)
             if declare is not None:
                 _build(oracle, trial, declare)
             _record_ask(trial, store, history)
             done.asked.append(trial)
             in_flight.append(trial)
         done.most_running = max(done.most_running, len(in_flight))
-        if not in_flight or (kill and max_asks is not None and len(done.asked) >= max_asks):
+        if not in_flight or (kill and not _may_ask(done, max_asks, max_epochs_trained)):
             break
         index = {"oldest": 0, "newest": len(in_flight) - 1}.get(order)
         trial = in_flight.pop(pick.randrange(len(in_flight)) if index is None else index)
         done.epochs += _finish(oracle, trial, objective, curve, epochs, fail, store)
         done.told.append(oracle.trials[trial.id])
+        done.epochs_at.append(done.epochs)
         if history is not None:
             history.append(("tell", copy.deepcopy(oracle.trials[trial.id])))
     done.running = in_flight
     return done
+
+
+def _may_ask(done: Drive, max_asks: int | None, max_epochs_trained: int | None) -> bool:
+    return ((max_asks is None or len(done.asked) < max_asks)
+            and (max_epochs_trained is None or done.epochs < max_epochs_trained))
 
 
 def _build(oracle: Oracle, trial: Trial, declare: Callable[[Any], None]) -> None:
