@@ -16,7 +16,7 @@ import pytest
 
 from archsearch import HyperParameters
 from archsearch.hyperparameters import values_key
-from archsearch.oracles import COMPLETED, FAILED, RUNNING, available_oracles, create_oracle, oracle_options
+from archsearch.oracles import COMPLETED, FAILED, PRUNED, RUNNING, available_oracles, create_oracle, oracle_options
 from archsearch.oracles.driving import drive, resume
 from archsearch.store import TrialStore
 
@@ -188,6 +188,18 @@ def test_failed_and_infeasible_trials_are_tolerated(name):
     assert not {t.resume_from for t in oracle.trials.values()} & {t.id for t in failed}  # never continued
     best = oracle.best_trials(5)
     assert best and all(t.status == COMPLETED and t.hparams["act"] != "tanh" for t in best)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_pruner_stops_trials_early_and_the_search_goes_on(name):
+    oracle = make(name, max_trials=12, pruner="median")
+    drive(oracle, curve=loss, epochs=5, concurrent=2)
+    assert oracle.finished
+    pruned = [t for t in oracle.trials.values() if t.status == PRUNED]
+    for trial in pruned:  # stopped before its budget, scored by its best epoch, never continued
+        assert max(trial.intermediate) < (trial.budget or 5)
+        assert trial.value == min(trial.intermediate.values())
+    assert not {t.resume_from for t in oracle.trials.values()} & {t.id for t in pruned}
 
 
 @pytest.mark.parametrize("name", NAMES)
