@@ -46,7 +46,7 @@ TINY = {
 VARIANTS = [{}, {"sampler": "sobol"}, {"shuffle": True}, {"schedule": "keras_tuner"}]
 
 NAMES = available_oracles()
-TRIALS = 8  # enough for Bayesian optimisation's model to propose half of them (its initial design is the rest)
+TRIALS = 6  # enough for Bayesian optimisation's model to propose half of them (its initial design is the rest)
 
 
 def budgeted(name: str) -> bool:
@@ -118,7 +118,7 @@ def test_budgets_and_resume_from_are_consistent(name):
 def test_restore_after_a_kill_gives_the_same_next_proposals(tmp_path, name, options):
     config = TINY if "shuffle" in options else SPACE  # a shuffled grid is drawn whole: keep it small
     # The kill falls where the oracle has learned from results: after promotions began, or the model's first proposals.
-    limit, cut = (24, 15) if budgeted(name) else (TRIALS, 5 if config is TINY else 6)
+    limit, cut = (24, 15) if budgeted(name) else (TRIALS + 2, 6)
     store = TrialStore(tmp_path / "trials.db")
     original = make(name, config, max_trials=limit, **options)
     drive(original, curve=loss, concurrent=2, order="newest", fail=lambda t: t.id == 2,
@@ -175,24 +175,24 @@ def test_several_trials_are_handed_out_before_any_result(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_failed_and_infeasible_trials_are_tolerated(name):
-    oracle = make(name, max_trials=TRIALS)
+    oracle = make(name, max_trials=TRIALS + 4)
 
     def infeasible_curve(h: dict, epoch: int) -> float:
-        return math.nan if h["act"] == "tanh" else loss(h, epoch)  # an infeasible region: no finite value
+        return math.nan if h["bn"] else loss(h, epoch)  # an infeasible region: no finite value
 
-    drive(oracle, curve=infeasible_curve, concurrent=2, fail=lambda t: t.hparams["bn"] and t.hparams["layers"] == 1)
+    drive(oracle, curve=infeasible_curve, concurrent=2, fail=lambda t: t.id == 1)
     assert oracle.finished
     failed = [t for t in oracle.trials.values() if t.status == FAILED]
-    assert any(t.hparams["act"] == "tanh" for t in failed) and all(t.error for t in failed)
-    assert all(t.value is None for t in failed)
+    assert any(t.id == 1 for t in failed) and any(t.hparams["bn"] and t.id != 1 for t in failed)
+    assert all(t.error and t.value is None for t in failed)
     assert not {t.resume_from for t in oracle.trials.values()} & {t.id for t in failed}  # never continued
     best = oracle.best_trials(5)
-    assert best and all(t.status == COMPLETED and t.hparams["act"] != "tanh" for t in best)
+    assert best and all(t.status == COMPLETED and not t.hparams["bn"] for t in best)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_a_pruner_stops_trials_early_and_the_search_goes_on(name):
-    oracle = make(name, max_trials=12, pruner="median")
+    oracle = make(name, max_trials=TRIALS + 4, pruner="median")
     drive(oracle, curve=loss, epochs=5, concurrent=2)
     assert oracle.finished
     pruned = [t for t in oracle.trials.values() if t.status == PRUNED]
