@@ -18,6 +18,7 @@ from archsearch import HyperParameters
 from archsearch.hyperparameters import values_key
 from archsearch.oracles import COMPLETED, FAILED, PRUNED, RUNNING, available_oracles, create_oracle, oracle_options
 from archsearch.oracles.driving import drive, resume
+from archsearch.oracles.pruners import MedianPruner
 from archsearch.store import TrialStore
 
 # Every parameter type and scale, with a conditional parameter.
@@ -175,7 +176,7 @@ def test_several_trials_are_handed_out_before_any_result(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_failed_and_infeasible_trials_are_tolerated(name):
-    oracle = make(name, max_trials=TRIALS + 4)
+    oracle = make(name, max_trials=TRIALS)
 
     def infeasible_curve(h: dict, epoch: int) -> float:
         return math.nan if h["bn"] else loss(h, epoch)  # an infeasible region: no finite value
@@ -192,10 +193,11 @@ def test_failed_and_infeasible_trials_are_tolerated(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_a_pruner_stops_trials_early_and_the_search_goes_on(name):
-    oracle = make(name, max_trials=TRIALS + 4, pruner="median")
+    oracle = make(name, max_trials=TRIALS, pruner=MedianPruner(warmup_epochs=0, min_trials=2))  # from the 1st epoch
     drive(oracle, curve=loss, epochs=5, concurrent=2)
     assert oracle.finished
     pruned = [t for t in oracle.trials.values() if t.status == PRUNED]
+    assert pruned
     for trial in pruned:  # stopped before its budget, scored by its best epoch, never continued
         assert max(trial.intermediate) < (trial.budget or 5)
         assert trial.value == min(trial.intermediate.values())
