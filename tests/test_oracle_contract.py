@@ -229,3 +229,28 @@ def test_the_same_seed_repeats_a_search(name):
     for oracle in runs:
         drive(oracle, curve=loss, concurrent=2, fail=lambda t: t.id == 3)
     assert signature(runs[0]) == signature(runs[1])
+
+
+# --------------------------------------------------------------------------- the shared driver itself
+
+
+def test_the_driver_refuses_an_ambiguous_objective_and_no_workers():
+    oracle = make("random", max_trials=2)
+    with pytest.raises(TypeError, match="exactly one of objective="):
+        drive(oracle)
+    with pytest.raises(TypeError, match="exactly one of objective="):
+        drive(oracle, lambda h: 0.0, curve=loss)
+    with pytest.raises(ValueError, match="concurrent must be at least 1"):
+        drive(oracle, lambda h: 0.0, concurrent=0)
+    with pytest.raises(TypeError, match="exactly one of store="):
+        resume(lambda: make("random"))
+
+
+def test_the_driver_counts_epochs_stops_at_an_epoch_cap_and_leaves_killed_trials_running():
+    capped = drive(make("hyperband"), curve=loss, max_epochs_trained=10)
+    assert capped.epochs_at == sorted(capped.epochs_at) and capped.epochs_at[-1] == capped.epochs >= 10
+    assert capped.epochs - (capped.told[-1].budget - capped.told[-1].initial_budget) < 10  # the last one crossed it
+    assert len(capped.ask_seconds) == len(capped.asked)
+    killed = drive(make("random", max_trials=TRIALS), lambda h: loss(h, 1), concurrent=3, max_asks=4, kill=True)
+    assert [t.id for t in killed.running] == [1, 2, 3] and len(killed.told) == 1  # oldest first, then the kill
+    assert all(t.status == RUNNING for t in killed.running)

@@ -78,6 +78,7 @@ def drive(
     ``kill`` are left running, as a kill leaves them.  ``store`` (a ``TrialStore``) records every ask,
     epoch and tell the way a search does, so :func:`resume` can rebuild from it; ``history`` collects
     ``("ask" | "tell", trial copy)`` pairs, the history ``Oracle.restore`` replays, without a file.
+    Random search on a space it cannot use up never runs out: give it ``max_trials`` or a limit here.
     """
     if (objective is None) == (curve is None):
         raise TypeError("drive() needs exactly one of objective= (hparams -> result) or curve= (hparams, epoch)")
