@@ -55,6 +55,7 @@ from synthetic import PROBLEMS, Problem  # noqa: E402
 
 from archsearch import HyperParameters  # noqa: E402
 from archsearch.oracles import create_oracle  # noqa: E402
+from archsearch.oracles.driving import drive  # noqa: E402
 
 CHECKPOINTS = (10, 20, 40)
 
@@ -72,15 +73,13 @@ class Unavailable(Exception):
 def run_archsearch(problem: Problem, seed: int, trials: int, name: str) -> Run:
     oracle = create_oracle(name, HyperParameters.from_config(problem.space), {"name": "f", "direction": "min"},
                            seed=seed, max_trials=trials)
-    values, seconds = [], []
-    for _ in range(trials):
-        start = time.perf_counter()
-        trial = oracle.ask()
-        seconds.append(time.perf_counter() - start)
-        value = problem(trial.hparams)
-        oracle.tell(trial.id, value)
-        values.append(value)
-    return values, seconds
+    values: list[float] = []
+
+    def evaluate(hparams: dict) -> float:
+        values.append(problem(hparams))
+        return values[-1]
+
+    return values, drive(oracle, evaluate, max_asks=trials).ask_seconds
 
 
 def _kt_hyperparameters(space: dict):
@@ -357,18 +356,10 @@ def bohb_main(seeds: int, cap: int) -> None:
         per_iteration = create_oracle("hyperband", space, "score", **options).total_epochs
         oracle = create_oracle(tuner, HyperParameters.from_config(SPACE), "score", seed=seed,
                                hyperband_iterations=math.ceil(cap / per_iteration), **options, **extra)
-        spent, finals, seconds = 0, [], []
-        while spent < cap and not oracle.finished:
-            start = time.perf_counter()
-            trial = oracle.ask()
-            seconds.append(time.perf_counter() - start)
-            budget = trial.budget or MAX_EPOCHS
-            spent += budget - trial.initial_budget
-            value = problem.score(trial.hparams, budget)
-            oracle.tell(trial.id, value)
-            if budget == MAX_EPOCHS:
-                finals.append((spent, value, problem.true_score(trial.hparams)))
-        return finals, len(oracle.trials), seconds
+        done = drive(oracle, curve=problem.score, epochs=MAX_EPOCHS, max_epochs_trained=cap)
+        finals = [(spent, trial.value, problem.true_score(trial.hparams))
+                  for trial, spent in zip(done.told, done.epochs_at) if (trial.budget or MAX_EPOCHS) == MAX_EPOCHS]
+        return finals, len(oracle.trials), done.ask_seconds
 
     budgets = [b for b in BUDGETS if b <= cap]
     print(f"\n### BOHB vs Hyperband: bench/curves.py, max_epochs={MAX_EPOCHS}, factor=3, {seeds} seeds, "

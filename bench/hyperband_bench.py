@@ -49,6 +49,7 @@ from curves import ACTIVATIONS, LR_MAX, LR_MIN, MAX_EPOCHS, SPACE, UNITS_MAX, UN
 
 from archsearch import HyperParameters  # noqa: E402
 from archsearch.oracles import PRUNED, create_oracle  # noqa: E402
+from archsearch.oracles.driving import drive  # noqa: E402
 
 FACTOR = 3
 BUDGETS = (100, 200, 300, 400, 600)
@@ -75,23 +76,9 @@ def run_archsearch(problem: CurveProblem, seed: int, cap: int, tuner: str, prune
                                hyperband_iterations=math.ceil(cap / per_iteration), **options)
     else:
         oracle = create_oracle("random", space, "score", seed=seed, pruner=pruner)
-    spent, finals = 0, []
-    while spent < cap and not oracle.finished:
-        trial = oracle.ask()
-        budget = trial.budget or MAX_EPOCHS
-        status = "completed"
-        for epoch in range(trial.initial_budget + 1, budget + 1):
-            spent += 1
-            if oracle.report(trial.id, epoch, problem.score(trial.hparams, epoch)):
-                status = PRUNED
-                break
-        if status == PRUNED:
-            oracle.tell(trial.id, None, status=PRUNED)
-            continue
-        value = problem.score(trial.hparams, budget)
-        oracle.tell(trial.id, value)
-        if budget == MAX_EPOCHS:
-            finals.append((spent, value, problem.true_score(trial.hparams)))
+    done = drive(oracle, curve=problem.score, epochs=MAX_EPOCHS, max_epochs_trained=cap)
+    finals = [(spent, trial.value, problem.true_score(trial.hparams)) for trial, spent in zip(done.told, done.epochs_at)
+              if trial.status != PRUNED and (trial.budget or MAX_EPOCHS) == MAX_EPOCHS]
     return finals, len(oracle.trials)
 
 

@@ -107,20 +107,24 @@ def run_plain(trials: int, data, folder: str) -> list[float]:
     import keras
 
     import archsearch
+    from archsearch.oracles.driving import drive
 
     (x, y), (xv, yv) = data
     oracle = archsearch.create_oracle("random", archsearch.HyperParameters.from_config(SPACE), "val_accuracy",
                                       max_trials=trials, seed=0)
     samples: list[float] = []
-    while (trial := oracle.ask()) is not None:
+
+    def train(hparams: dict) -> float:
         keras.backend.clear_session()
-        model = build(oracle.hyperparameters.with_values(trial.hparams))
+        model = build(oracle.hyperparameters.with_values(hparams))
         model.fit(x, y, epochs=EPOCHS, batch_size=32, validation_data=(xv, yv), verbose=0)
-        oracle.tell(trial.id, 0.0)
         del model
         keras.backend.clear_session()
         gc.collect()
-        samples.append(rss_mb())
+        samples.append(rss_mb())  # after each trial, its model freed
+        return 0.0
+
+    drive(oracle, train)
     return samples
 
 

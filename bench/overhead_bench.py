@@ -43,17 +43,14 @@ def make_data(n: int = 6000, seed: int = 0):
 def configurations() -> list[dict]:
     """The 10 configurations every contender trains, drawn once by a seeded random oracle."""
     import archsearch
+    from archsearch.oracles.driving import drive
 
     space = archsearch.HyperParameters.from_config({
         "units": {"type": "int", "min": 32, "max": 256, "step": 32},
         "learning_rate": {"type": "choice", "values": [1e-2, 1e-3, 1e-4]},
     })
     oracle = archsearch.create_oracle("random", space, "val_accuracy", max_trials=NUM_TRIALS, seed=SEED)
-    configs = []
-    while (trial := oracle.ask()) is not None:
-        configs.append(trial.hparams)
-        oracle.tell(trial.id, 0.0)
-    return configs
+    return [trial.hparams for trial in drive(oracle, lambda hparams: 0.0).asked]
 
 
 def build(units: int, learning_rate: float):

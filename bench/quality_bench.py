@@ -70,6 +70,7 @@ from problem_families import (DEVELOPMENT_SEEDS, HELD_OUT_SEEDS, MULTI_FIDELITY,
 
 from archsearch import HyperParameters  # noqa: E402
 from archsearch.oracles import create_oracle  # noqa: E402
+from archsearch.oracles.driving import drive  # noqa: E402
 
 Unavailable = bayesian_bench.Unavailable
 CHECKPOINTS = (10, 20)
@@ -152,17 +153,9 @@ def run_mf_archsearch(problem, seed: int, cap: int, tuner: str):
     per_iteration = create_oracle("hyperband", space, "score", **options).total_epochs
     oracle = create_oracle(tuner, HyperParameters.from_config(SPACE), "score", seed=seed,
                            hyperband_iterations=math.ceil(cap / per_iteration), **options)
-    spent, finals = 0, []
-    while spent < cap and not oracle.finished:
-        trial = oracle.ask()
-        budget = trial.budget or MAX_EPOCHS
-        for epoch in range(trial.initial_budget + 1, budget + 1):
-            spent += 1
-            oracle.report(trial.id, epoch, problem.score(trial.hparams, epoch))
-        value = problem.score(trial.hparams, budget)
-        oracle.tell(trial.id, value)
-        if budget == MAX_EPOCHS:
-            finals.append((spent, value, problem.true_score(trial.hparams)))
+    done = drive(oracle, curve=problem.score, epochs=MAX_EPOCHS, max_epochs_trained=cap)
+    finals = [(spent, trial.value, problem.true_score(trial.hparams)) for trial, spent in zip(done.told, done.epochs_at)
+              if (trial.budget or MAX_EPOCHS) == MAX_EPOCHS]
     return finals, len(oracle.trials)
 
 

@@ -1,4 +1,7 @@
-"""Bayesian optimisation oracle: convergence, no repeats, parallel trials, failures, directions, restore."""
+"""Bayesian optimisation oracle: convergence, the initial design, parallel trials, failures, directions.
+
+No repeats, exhaustion, restore after a kill and seeded determinism are checked for every oracle in
+test_oracle_contract.py."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from archsearch.errors import ConfigError
 from archsearch.hyperparameters import values_key
 from archsearch.oracles import FAILED, create_oracle
 from archsearch.oracles.bayesian import BayesianOptimizationOracle, log_ei_and_gradient, log_expected_improvement
-from archsearch.store import TrialStore
+from archsearch.oracles.driving import drive
 
 SQUARE = {"x": {"type": "float", "min": -1.0, "max": 1.0}, "y": {"type": "float", "min": -1.0, "max": 1.0}}
 MIXED = {
@@ -35,14 +38,10 @@ def mixed_loss(h: dict) -> float:
 
 
 def run(oracle, fn, n: int) -> list[float]:
-    values = []
-    for _ in range(n):
-        t = oracle.ask()
-        assert t is not None
-        v = fn(t.hparams)
-        oracle.tell(t.id, v)
-        values.append(v)
-    return values
+    """``n`` trials one at a time; their objective values in order."""
+    done = drive(oracle, fn, max_asks=n)
+    assert len(done.told) == n
+    return done.values
 
 
 def make(config=SQUARE, objective="loss", **options) -> BayesianOptimizationOracle:
@@ -68,19 +67,6 @@ def test_initial_design_size_and_source():
     assert sources == ["initial"] * 5 + ["model"] * 2
 
 
-def test_never_repeats_and_stops_when_the_space_is_used_up():
-    space = {"a": {"type": "choice", "values": ["p", "q", "r"]}, "b": {"type": "int", "min": 1, "max": 4}}
-    oracle = make(space, seed=1, num_initial_points=3)
-    seen = set()
-    while (t := oracle.ask()) is not None:
-        key = values_key(t.hparams)
-        assert key not in seen
-        seen.add(key)
-        oracle.tell(t.id, float(t.hparams["b"]) + (t.hparams["a"] == "q"))
-    assert len(seen) == 12
-    assert oracle.finished
-
-
 def test_running_trials_get_different_points():
     oracle = make(seed=3, num_initial_points=5)
     run(oracle, quadratic, 8)
@@ -96,23 +82,13 @@ def test_failed_trials_do_not_crash_and_their_region_is_avoided():
         return h["x"] > 0.0  # the right half of the square always crashes
 
     oracle = make(seed=4, num_initial_points=6)
-    failed_model = total_model = 0
-    for _ in range(30):
-        t = oracle.ask()
-        assert t is not None
-        if fails(t.hparams):
-            oracle.tell(t.id, None, status=FAILED, error="boom")
-        else:
-            oracle.tell(t.id, (t.hparams["x"] + 0.5) ** 2 + t.hparams["y"] ** 2)
-        if t.info["source"] == "model":
-            total_model += 1
-            failed_model += fails(t.hparams)
-    assert total_model == 24 and failed_model < 8
+    done = drive(oracle, lambda h: (h["x"] + 0.5) ** 2 + h["y"] ** 2, fail=lambda t: fails(t.hparams), max_asks=30)
+    from_model = [t for t in done.asked if t.info["source"] == "model"]
+    assert len(from_model) == 24 and sum(fails(t.hparams) for t in from_model) < 8
+    assert all(t.status == FAILED for t in done.told if fails(t.hparams))
     # Only failures so far: still proposes (from the initial design / at random).
     all_failed = make(seed=5, num_initial_points=2)
-    for _ in range(5):
-        t = all_failed.ask()
-        all_failed.tell(t.id, None, status=FAILED)
+    drive(all_failed, quadratic, fail=lambda t: True, max_asks=5)
     assert all_failed.ask() is not None
 
 
@@ -125,37 +101,6 @@ def test_direction_max_mirrors_min(acquisition):
     assert a == [-v for v in b]  # same proposals: the model only sees sign * value
     assert min(a) < 0.01
     assert minimise.best_trials()[0].value == min(a) and maximise.best_trials()[0].value == max(b)
-
-
-def test_restore_replays_to_the_same_next_proposal(tmp_path):
-    store = TrialStore(tmp_path / "trials.db")
-    original = make(MIXED, seed=8, num_initial_points=4)
-    pending = []
-    for step in range(12):
-        t = original.ask()
-        store.create_trial(t)
-        pending.append(t)
-        if len(pending) == 2:  # two in flight; the newer one finishes first; trial 5 fails
-            done = pending.pop(1)
-            if done.id == 5:
-                original.tell(done.id, None, status=FAILED, error="boom")
-            else:
-                original.tell(done.id, mixed_loss(done.hparams))
-            store.finish_trial(done)
-    restored = make(MIXED, seed=8, num_initial_points=4)
-    restored.restore(TrialStore(tmp_path / "trials.db").events())
-    for _ in range(3):
-        a, b = original.ask(), restored.ask()
-        assert a.id == b.id and a.hparams == b.hparams
-        for oracle, t in ((original, a), (restored, b)):
-            oracle.tell(t.id, mixed_loss(t.hparams))
-
-
-def test_mixed_conditional_space_and_seeded_determinism():
-    first = run(make(MIXED, seed=9, max_trials=25), mixed_loss, 25)
-    second = run(make(MIXED, seed=9, max_trials=25), mixed_loss, 25)
-    assert first == second
-    assert min(first) < min(first[:12])  # the model improved on the initial design
 
 
 def test_space_growing_mid_search():

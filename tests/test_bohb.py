@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 from archsearch import HyperParameters
 from archsearch.errors import ConfigError
 from archsearch.hyperparameters import values_key
-from archsearch.oracles import FAILED, create_oracle, oracle_options
+from archsearch.oracles import FAILED, create_oracle, driving, oracle_options
 from archsearch.oracles.bohb import BOHBOracle
 
 SPACE = {
@@ -41,21 +40,10 @@ def make(name="bohb", seed=0, **options):
 
 def drive(oracle, events=None, fail=lambda t: False) -> float:
     """Run to the end, one trial at a time; return the best full-budget score."""
-    best = -math.inf
-    while not oracle.finished:
-        t = oracle.ask()
-        assert t is not None
-        if events is not None:
-            events.append(("ask", copy.deepcopy(t)))
-        if fail(t):
-            oracle.tell(t.id, None, status=FAILED, error="boom")
-        else:
-            oracle.tell(t.id, score(t.hparams, t.budget))
-            if t.budget == oracle.max_epochs:
-                best = max(best, final(t.hparams))
-        if events is not None:
-            events.append(("tell", copy.deepcopy(oracle.trials[t.id])))
-    return best
+    done = driving.drive(oracle, curve=score, fail=fail, history=events)
+    assert oracle.finished and done.waits == 0
+    return max((final(t.hparams) for t in done.told if t.status != FAILED and t.budget == oracle.max_epochs),
+               default=-math.inf)
 
 
 def test_registered_with_hyperband_options():
@@ -143,23 +131,6 @@ def test_never_repeats_and_survives_failures():
     assert len(new) == len(set(new))
     assert any(t.status == FAILED for t in oracle.trials.values())
     assert oracle.num_model_configurations > 0
-
-
-def test_restore_replays_to_the_same_next_proposals():
-    events = []
-    original = make(hyperband_iterations=2, seed=5)
-    for _ in range(25):
-        t = original.ask()
-        events.append(("ask", copy.deepcopy(t)))
-        original.tell(t.id, score(t.hparams, t.budget))
-        events.append(("tell", copy.deepcopy(original.trials[t.id])))
-    restored = make(hyperband_iterations=2, seed=5)
-    restored.restore(events)
-    for _ in range(10):
-        a, b = original.ask(), restored.ask()
-        assert a.id == b.id and a.hparams == b.hparams and a.budget == b.budget
-        original.tell(a.id, score(a.hparams, a.budget))
-        restored.tell(b.id, score(b.hparams, b.budget))
 
 
 def test_direction_min_mirrors_max():

@@ -121,14 +121,13 @@ def test_the_bayesian_oracle_takes_kerastuner_alpha_and_refuses_a_bad_one():
     from archsearch.errors import ConfigError
     from archsearch.hyperparameters import HyperParameters
     from archsearch.oracles import BayesianOptimizationOracle
+    from archsearch.oracles.driving import drive
 
     hp = HyperParameters()
     hp.Float("x", 0.0, 1.0)
     oracle = BayesianOptimizationOracle(hyperparameters=hp, objective="loss", max_trials=8, alpha=1e-3, beta=2.6,
                                         num_initial_points=3, seed=0)
-    for _ in range(5):
-        trial = oracle.ask()
-        oracle.tell(trial.id, (trial.hparams["x"] - 0.3) ** 2)
+    drive(oracle, lambda h: (h["x"] - 0.3) ** 2, max_asks=5)
     assert oracle.gp is not None and oracle.gp.min_noise == 1e-3 and oracle.gp.noise_variance >= 1e-3 * (1 - 1e-9)
     for bad in (0, -1.0, "lots", 0.9):
         with pytest.raises(ConfigError, match="alpha"):

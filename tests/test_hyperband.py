@@ -11,7 +11,7 @@ import pytest
 from archsearch import HyperParameters
 from archsearch.errors import ConfigError
 from archsearch.hyperparameters import values_key
-from archsearch.oracles import create_oracle, oracle_options
+from archsearch.oracles import create_oracle, driving, oracle_options
 from archsearch.oracles.base import COMPLETED, FAILED, PRUNED
 from archsearch.oracles.hyperband import HyperbandOracle
 from archsearch.oracles.successive_halving import (
@@ -45,22 +45,13 @@ def table(R: int, eta: int, r: int = 1) -> list[list[tuple[int, int]]]:
 
 
 def drive(oracle: HyperbandOracle, fn=score, sign: float = 1.0, stop_after: int | None = None, events=None):
-    """Run trials one at a time; return the epochs trained. ``events`` collects ask/tell copies."""
-    spent = 0
-    while not oracle.finished:
-        if stop_after is not None and len(oracle.trials) >= stop_after:
-            break
-        trial = oracle.ask()
-        assert trial is not None, "a sequential search never waits"
-        if events is not None:
-            events.append(("ask", copy.deepcopy(trial)))
-        for epoch in range(trial.initial_budget + 1, trial.budget + 1):
-            oracle.report(trial.id, epoch, sign * fn(trial.hparams, epoch))
-        spent += trial.budget - trial.initial_budget
-        oracle.tell(trial.id, sign * fn(trial.hparams, trial.budget))
-        if events is not None:
-            events.append(("tell", copy.deepcopy(oracle.trials[trial.id])))
-    return spent
+    """Run trials one at a time (to the end, or until ``stop_after`` trials exist); return the epochs trained.
+
+    ``events`` collects ask/tell copies, the history ``restore`` replays."""
+    limit = None if stop_after is None else max(0, stop_after - len(oracle.trials))
+    done = driving.drive(oracle, curve=lambda h, epoch: sign * fn(h, epoch), max_asks=limit, history=events)
+    assert done.waits == 0 and (stop_after is not None or oracle.finished), "a sequential search never waits"
+    return done.epochs
 
 
 def signature(oracle: HyperbandOracle) -> list[tuple]:
@@ -164,18 +155,6 @@ def test_spent_epochs_equal_the_plan(R, eta, r, iterations):
     # Every bracket ends with a trial trained to max_epochs.
     assert all(run.done for run in oracle.brackets)
     assert max(t.budget for t in oracle.trials.values()) == R
-
-
-@pytest.mark.parametrize("sampler", ["sobol", "random"])
-def test_new_configurations_never_repeat(sampler):
-    oracle = create_oracle("hyperband", space(), "score", max_epochs=27, hyperband_iterations=2, seed=3,
-                           sampler=sampler)
-    drive(oracle)
-    fresh = [values_key(t.hparams) for t in oracle.trials.values() if t.resume_from is None]
-    assert len(fresh) == len(set(fresh)) == 2 * (27 + 12 + 6 + 4)
-    for t in oracle.trials.values():
-        if t.resume_from is not None:
-            assert t.hparams == oracle.trials[t.resume_from].hparams
 
 
 @pytest.mark.parametrize("direction, sign", [("max", 1.0), ("min", -1.0)])

@@ -6,6 +6,7 @@ import pytest
 
 import archsearch as kt
 from archsearch.errors import SearchSpaceError
+from archsearch.oracles import driving
 
 
 def test_an_oracle_without_hyperparameters_learns_its_space_from_the_hypermodel(tmp_path):
@@ -161,16 +162,9 @@ def test_best_step_is_the_zero_based_epoch_of_the_best_objective():
 
 def drive(oracle, run=None) -> list[dict]:
     """Ask and tell one trial at a time until the oracle stops; ``run(hp)`` may declare more names."""
-    seen = []
-    while (trial := oracle.ask()) is not None:
-        if run is not None:
-            hp = oracle.hyperparameters.with_values(trial.hparams)
-            run(hp)
-            oracle.update_space(hp, trial_id=trial.id)
-        seen.append(dict(oracle.trials[trial.id].hparams))
-        oracle.tell(trial.id, 1.0)
+    done = driving.drive(oracle, lambda h: 1.0, declare=run)
     assert oracle.finished
-    return seen
+    return [dict(t.hparams) for t in done.asked]
 
 
 def test_grid_starts_at_the_defaults_and_varies_the_last_parameter_fastest():

@@ -1,5 +1,6 @@
-"""The oracle protocol (ask/tell/report, failures, best trials, concurrency, restore) with random and grid
-search, on plain Python functions."""
+"""The oracle protocol (ask/tell/report, failures, best trials, concurrency) and what random and grid search
+do beyond it, on plain Python functions.  What every oracle promises (no repeats, exhaustion, values in the
+space, restore after a kill) is checked over every registered oracle in test_oracle_contract.py."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from archsearch.oracles import (
     create_oracle,
     oracle_options,
 )
+from archsearch.oracles.driving import drive
 from archsearch.oracles.grid import GridSearchOracle
 from archsearch.oracles.random import RandomSearchOracle
-from archsearch.store import TrialStore
 
 SPACE = {
     "num_layers": {"type": "int", "min": 1, "max": 3},
@@ -49,13 +50,14 @@ def score(h: dict) -> float:
 
 def proposals(oracle, n: int) -> list[dict]:
     """Ask and tell ``n`` trials one at a time; return their hparams."""
-    out = []
-    for _ in range(n):
-        t = oracle.ask()
-        assert t is not None
-        oracle.tell(t.id, score(t.hparams))
-        out.append(t.hparams)
-    return out
+    asked = drive(oracle, score, max_asks=n).asked
+    assert len(asked) == n
+    return [t.hparams for t in asked]
+
+
+def hparams_to_the_end(oracle, result: float = 0.5) -> list[dict]:
+    """Every trial's hparams, the oracle driven until it has nothing left, each told ``result``."""
+    return [t.hparams for t in drive(oracle, lambda h: result).asked]
 
 
 # --------------------------------------------------------------------------- random search
@@ -67,33 +69,6 @@ def test_random_same_seed_same_sequence_different_seed_differs():
     c = proposals(RandomSearchOracle(space(), "val_loss", seed=8), 15)
     assert a == b
     assert a != c
-
-
-def test_random_values_lie_in_the_space_and_respect_conditions():
-    hp = space()
-    oracle = RandomSearchOracle(hp, "val_loss", seed=1)
-    for h in proposals(oracle, 60):
-        hp.validate_values(h)
-        assert ("units_2" in h) == (h["num_layers"] >= 2)
-        assert 1e-4 <= h["lr"] <= 1e-1 and h["units"] % 16 == 0
-        assert all(type(v) in (int, float, str, bool) for v in h.values())  # plain Python, JSON-ready
-
-
-@pytest.mark.parametrize("sampler", ["random", "sobol"])
-def test_random_never_repeats_and_exhausts_a_tiny_space(sampler):
-    oracle = RandomSearchOracle(space(TINY), "val_accuracy", seed=0, sampler=sampler)
-    seen = []
-    while True:
-        t = oracle.ask()
-        if t is None:
-            break
-        seen.append(values_key(t.hparams))
-        assert not oracle.finished  # a trial is running
-        oracle.tell(t.id, 0.5)
-    assert len(seen) == 4 == len(set(seen))
-    assert oracle.finished
-    assert oracle.ask() is None
-    assert len(oracle.trials) == 4
 
 
 def test_sobol_is_seeded_and_differs_from_pseudo_random():
@@ -135,10 +110,7 @@ def test_grid_covers_every_combination_once_including_conditionals():
         "batch": 32,
     }
     oracle = GridSearchOracle(space(config), "val_accuracy")
-    seen = []
-    while (t := oracle.ask()) is not None:
-        seen.append(t.hparams)
-        oracle.tell(t.id, 0.5)
+    seen = hparams_to_the_end(oracle)
     expected = [{"num_layers": 1, "act": a, "batch": 32} for a in ("relu", "tanh")]
     expected += [{"num_layers": n, "units_2": u, "act": a, "batch": 32}
                  for n in (2, 3) for u in (16, 32) for a in ("relu", "tanh")]
@@ -160,8 +132,7 @@ def test_grid_waits_for_running_trials_that_may_declare_more_and_then_grows():
     assert third is not None and third.hparams["c"] in (1, 2)
     for trial in (second, third):
         oracle.tell(trial.id, 0.5)
-    while (t := oracle.ask()) is not None:
-        oracle.tell(t.id, 0.5)
+    hparams_to_the_end(oracle)
     assert len(oracle.trials) == 6 and oracle.finished  # 2 x 3, each once
 
 
@@ -171,35 +142,22 @@ def test_grid_float_points_on_log_scale():
         "opt": ["adam", "sgd"],
     })
     oracle = create_oracle("grid", hp, "val_loss", float_points=4)
-    lrs = set()
-    n = 0
-    while (t := oracle.ask()) is not None:
-        lrs.add(round(math.log10(t.hparams["lr"]), 9))
-        n += 1
-        oracle.tell(t.id, 1.0)
+    seen = hparams_to_the_end(oracle, 1.0)
     # KerasTuner's placement: the default (min), then the centres of 4 equal bins of the log range
-    assert lrs == {-4.0, -3.625, -2.875, -2.125, -1.375}
-    assert n == 10
+    assert {round(math.log10(h["lr"]), 9) for h in seen} == {-4.0, -3.625, -2.875, -2.125, -1.375}
+    assert len(seen) == 10
 
 
 def test_grid_max_trials_caps_it():
     oracle = GridSearchOracle(space(TINY), "val_loss", max_trials=3)
-    proposals_ = []
-    while (t := oracle.ask()) is not None:
-        proposals_.append(t.hparams)
-        oracle.tell(t.id, 1.0)
-    assert len(proposals_) == 3
+    assert len(hparams_to_the_end(oracle, 1.0)) == 3
     assert oracle.finished and oracle.grid_size == 4
 
 
 def test_grid_shuffle_is_seeded_and_still_complete():
     def order(seed, shuffle=True):
         oracle = GridSearchOracle(space(), "val_loss", shuffle=shuffle, seed=seed, float_points=2)
-        out = []
-        while (t := oracle.ask()) is not None:
-            out.append(values_key(t.hparams))
-            oracle.tell(t.id, 1.0)
-        return out
+        return [values_key(h) for h in hparams_to_the_end(oracle, 1.0)]
 
     a, b, c = order(0), order(0), order(1)
     plain = order(0, shuffle=False)  # the same grid (default + 2 bin centres per float), KerasTuner's order
@@ -330,73 +288,3 @@ def test_bad_option_values(name, options, field):
     with pytest.raises(ConfigError) as info:
         create_oracle(name, space(), "val_loss", **options)
     assert info.value.field == field
-
-
-# --------------------------------------------------------------------------- restore
-
-
-def drive_with_store(oracle, store: TrialStore, steps: int) -> None:
-    """Run with two trials in flight, telling them out of order; trial 2 fails, results are metric dicts."""
-    pending = []
-    for _ in range(steps):
-        t = oracle.ask()
-        if t is None:
-            break
-        store.create_trial(t)
-        pending.append(t)
-        if len(pending) == 2:
-            done = pending.pop(1)  # the newer one finishes first
-            if done.id == 2:
-                oracle.tell(done.id, None, status=FAILED, error="boom")
-            else:
-                oracle.tell(done.id, {"val_loss": score(done.hparams), "loss": 1.0})
-            store.finish_trial(done, duration=0.1)
-    for t in pending:
-        oracle.tell(t.id, score(t.hparams))
-        store.finish_trial(t)
-
-
-def snapshot(oracle) -> list[tuple]:
-    return [(t.id, t.status, t.value, values_key(t.hparams), t.error) for t in oracle.trials.values()]
-
-
-@pytest.mark.parametrize(
-    "name, options",
-    [("random", {"seed": 11}), ("random", {"seed": 11, "sampler": "sobol"}),
-     ("grid", {"float_points": 3}), ("grid", {"float_points": 2, "shuffle": True, "seed": 3})],
-)
-def test_restore_replays_to_the_same_next_proposals(tmp_path, name, options):
-    original = create_oracle(name, space(), "val_loss", **options)
-    store = TrialStore(tmp_path / "trials.db")
-    drive_with_store(original, store, 7)
-    assert any(t.status == FAILED for t in original.trials.values())
-
-    restored = create_oracle(name, space(), "val_loss", **options)
-    restored.restore(TrialStore(tmp_path / "trials.db").events())
-    assert snapshot(restored) == snapshot(original)
-    assert [t.id for t in restored.best_trials(3)] == [t.id for t in original.best_trials(3)]
-
-    for _ in range(6):
-        a, b = original.ask(), restored.ask()
-        assert a.id == b.id and a.hparams == b.hparams
-        original.tell(a.id, score(a.hparams))
-        restored.tell(b.id, score(b.hparams))
-
-
-def test_restored_grid_finishes_the_grid_exactly_once(tmp_path):
-    hp_config = {"a": [1, 2, 3], "b": ["x", "y"], "c": {"type": "boolean", "when": {"a": [3]}}}
-    store = TrialStore(tmp_path / "trials.db")
-    first = GridSearchOracle(space(hp_config), "val_accuracy")
-    for _ in range(3):
-        t = first.ask()
-        store.create_trial(t)
-        first.tell(t.id, 0.5)
-        store.finish_trial(t)
-
-    second = GridSearchOracle(space(hp_config), "val_accuracy")
-    second.restore(store.events())
-    while (t := second.ask()) is not None:
-        second.tell(t.id, 0.5)
-    keys = [values_key(t.hparams) for t in second.trials.values()]
-    assert len(keys) == len(set(keys)) == 2 + 2 + 4
-    assert second.finished
