@@ -70,11 +70,8 @@ def _stored_config(run: Path) -> tuple[dict[str, Any], list]:
         raise ConfigError("from_run", f"{run} holds no search (no {STORE_FILE})",
                           "point from_run= at the run folder of a finished search (e.g. outputs/<date>/<time>)")
     try:
-        store = TrialStore(path)
-        try:
+        with TrialStore.open_read_only(path) as store:
             stored, trials = store.get_meta("config"), store.trials()
-        finally:
-            store.close()
     except sqlite3.DatabaseError as exc:
         raise ConfigError("from_run", f"{path} is not a readable trial store ({exc})") from None
     if not stored:
