@@ -133,9 +133,13 @@ DEFAULT_BATCH_SIZE = 32
 
 @dataclass
 class TrainerSettings:
-    """What every trial's ``fit`` uses unless the trial's budget says otherwise."""
+    """What every trial's ``fit`` uses unless the trial's budget says otherwise.
 
-    epochs: int = 10
+    The defaults are conf/trainer/default.yaml's (tests/test_defaults.py keeps them equal); where one
+    differs on purpose, the field says why.
+    """
+
+    epochs: int = 5  # search(epochs=...) sets it, as in KerasTuner; without it, conf's 5, not Keras fit's 1
     batch_size: int | None = DEFAULT_BATCH_SIZE
     verbose: int = 0
     early_stopping: bool = False
@@ -147,6 +151,8 @@ class TrainerSettings:
     max_model_size: int | None = None
     # Seeds weight initialisation and dropout of each fit (seed + 1000 * trial id + execution), so a
     # search can be repeated and two trials differ only by their values; None leaves them unseeded.
+    # None on purpose (conf says 0): the Python API mirrors KerasTuner, whose weights are unseeded unless
+    # Tuner(seed=...) is given (which then seeds them too); the command line is reproducible by default.
     seed: int | None = None
 
 
