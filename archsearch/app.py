@@ -116,20 +116,21 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     from archsearch.tuners import Tuner, discover_space
 
     early = trainer_cfg.get("early_stopping") or {}
+    default = TrainerSettings()  # a key left out of the config (~trainer.epochs) falls back to the Python default
     trainer = TrainerSettings(
-        epochs=int(trainer_cfg.get("epochs", 5)),
-        batch_size=trainer_cfg.get("batch_size", 32),
-        verbose=int(trainer_cfg.get("verbose", 0)),
-        early_stopping=bool(early.get("enabled", False)),
-        patience=int(early.get("patience", 3)),
-        min_delta=float(early.get("min_delta", 0.0)),
-        executions_per_trial=int(trainer_cfg.get("executions_per_trial", 1)),
+        epochs=int(trainer_cfg.get("epochs", default.epochs)),
+        batch_size=trainer_cfg.get("batch_size", default.batch_size),
+        verbose=int(trainer_cfg.get("verbose", default.verbose)),
+        early_stopping=bool(early.get("enabled", default.early_stopping)),
+        patience=int(early.get("patience", default.patience)),
+        min_delta=float(early.get("min_delta", default.min_delta)),
+        executions_per_trial=int(trainer_cfg.get("executions_per_trial", default.executions_per_trial)),
         seed=None if trainer_cfg.get("seed") is None else int(trainer_cfg["seed"]),
     )
     compile_settings = CompileSettings(
         loss=model_cfg.get("loss"),
         metrics=list(model_cfg.get("metrics") or []),
-        optimizer=trainer_cfg.get("optimizer", "adam"),
+        optimizer=trainer_cfg.get("optimizer", CompileSettings.optimizer),
         learning_rate=trainer_cfg.get("learning_rate"),
         loss_options=dict(model_cfg.get("loss_options") or {}),
     )

@@ -102,12 +102,13 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
     from archsearch import retrain as R
     from archsearch.datasets import load_data
     from archsearch.objective import Objective
-    from archsearch.runner import CompileSettings, Runner
+    from archsearch.runner import CompileSettings, Runner, TrainerSettings
 
     options = C.to_dict(cfg.get("retrain"))
-    repeats = _whole(options.get("repeats", 3), "retrain.repeats", 1, allow_none=False)
+    repeats = _whole(options.get("repeats", R.RetrainSettings.repeats), "retrain.repeats", 1, allow_none=False)
     epochs = _whole(options.get("epochs"), "retrain.epochs", 1)
-    use_validation = C.boolean(options.get("use_validation", True), "retrain.use_validation")
+    use_validation = C.boolean(options.get("use_validation", R.RetrainSettings.use_validation),
+                               "retrain.use_validation")
     alpha = R.check_alpha(options.get("alpha", R.ALPHA), "retrain.alpha")
     trial_id = _whole(cfg.get("trial"), "trial", 0)
     top_k = _whole(cfg.get("top_k"), "top_k", 1)
@@ -119,7 +120,7 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
     trainer_cfg = dict(stored.get("trainer") or {})
     data_cfg = dict(stored.get("data") or {})
     objective = Objective.create(stored.get("objective", "val_loss"))
-    default_epochs = int(trainer_cfg.get("epochs", 5))
+    default_epochs = int(trainer_cfg.get("epochs", TrainerSettings.epochs))  # a run stored without it
     ranked = R.ranked_trials(trials, objective)
     if not ranked and not cfg.get("hparams"):
         raise ConfigError("from_run", f"{run} holds no completed trial", "retrain a run whose search completed trials")
@@ -161,7 +162,7 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
     if cfg.get("hparams"):
         R.check_names(tuned[0], space, "hparams")
     compile_settings = CompileSettings(loss=model_cfg.get("loss"), metrics=list(model_cfg.get("metrics") or []),
-                                       optimizer=trainer_cfg.get("optimizer", "adam"),
+                                       optimizer=trainer_cfg.get("optimizer", CompileSettings.optimizer),
                                        learning_rate=trainer_cfg.get("learning_rate"),
                                        loss_options=dict(model_cfg.get("loss_options") or {}))
     out_dir = run / R.RESULTS_DIR
@@ -171,9 +172,11 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
     settings = R.RetrainSettings(
         repeats=int(repeats), use_validation=use_validation,
         seed=None if trainer_cfg.get("seed") is None else int(trainer_cfg["seed"]),
-        data_seed=int(data_cfg.get("seed", 0) or 0), batch_size=trainer_cfg.get("batch_size", 32),
+        data_seed=int(data_cfg.get("seed", 0) or 0),
+        batch_size=trainer_cfg.get("batch_size", TrainerSettings.batch_size),
         early_stopping=early if C.boolean(early.get("enabled", False), "trainer.early_stopping.enabled") else None,
-        verbose=int(verbose if verbose is not None else trainer_cfg.get("verbose", 0)), alpha=alpha)
+        verbose=int(verbose if verbose is not None else trainer_cfg.get("verbose", TrainerSettings.verbose)),
+        alpha=alpha)
     augment = None
     if data_cfg.get("augment"):
         from archsearch.datasets import folder as folder_data

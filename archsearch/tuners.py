@@ -146,7 +146,7 @@ class Tuner:
         echo: Callable[[str], None] | None = None,
         config: Mapping[str, Any] | None = None,
         executor: str | None = None,
-        parallel_trials: int | str = 1,
+        parallel_trials: int | str = 1,  # one at a time, as KerasTuner; the command line's auto: one per GPU
         executor_options: Mapping[str, Any] | None = None,
         listeners: Sequence[Any] = (),
         optimizer: Any = None,
@@ -186,6 +186,7 @@ class Tuner:
                                   "pass it to the oracle instead")
             self.objective = oracle.objective
         else:
+            # KerasTuner's default objective; the command line's (conf/config.yaml) is val_accuracy.
             self.objective = Objective.create("val_loss" if objective is _GIVEN else objective)
         self.tuner_id = tuner_id or "tuner0"
         # KerasTuner's default project name; "" puts the store straight into ``directory`` (the CLI's run folder).

@@ -221,3 +221,17 @@ def test_a_seeded_search_repeats_exactly_and_trials_differ(tmp_path):
     first, again = scores("first"), scores("again")
     assert [(h, i) for h, i, _ in first] == [(h, i) for h, i, _ in again]
     assert [loss for *_, loss in first] == pytest.approx([loss for *_, loss in again], rel=1e-5)
+
+
+def test_search_without_epochs_trains_the_command_line_s_default_epochs(tmp_path):
+    """One default for both faces (issue 25): search() without epochs trains conf/trainer/default.yaml's."""
+    import yaml
+
+    from conftest import REPO
+
+    x, y = make_data(48)
+    tuner = archsearch.RandomSearch(model_builder, objective="val_accuracy", max_trials=1, seed=0,
+                                    directory=tmp_path, project_name="p", echo=lambda _: None)
+    tuner.search(x, y, validation_split=0.25, batch_size=16, verbose=0)
+    expected = yaml.safe_load((REPO / "conf" / "trainer" / "default.yaml").read_text())["epochs"]
+    assert [r["epochs_done"] for r in tuner.store.rows()] == [expected]

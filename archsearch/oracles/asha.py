@@ -131,7 +131,7 @@ class ASHAOracle(Oracle):
         self,
         hyperparameters=None,
         objective=None,
-        max_epochs: int = 100,
+        max_epochs: int = 100,  # as kt.Hyperband's; conf/tuner/asha.yaml's 9 and 27 trials fit a CPU
         factor: int = 3,
         min_epochs: int = 1,
         max_trials: int | None = None,

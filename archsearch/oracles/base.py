@@ -86,6 +86,8 @@ class Oracle(HandDrivenOracle):
         self,
         hyperparameters: HyperParameters | None = None,
         objective: Objective | str | None = None,
+        # None, as KerasTuner's oracles: conf/tuner/*.yaml give the command line a small budget and seed 0
+        # so its default run is quick and repeatable (the differences are listed in tests/test_defaults.py).
         max_trials: int | None = None,
         seed: int | None = None,
         pruner: Any = None,

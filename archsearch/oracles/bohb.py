@@ -63,6 +63,8 @@ class BOHBOracle(HyperbandOracle):
                  min_points_in_model: int | None = None, min_model_budget: str | int | None = "auto",
                  schedule: str = "archsearch", **kwargs: Any) -> None:
         # The paper's brackets: BOHB is archsearch's own (KerasTuner has none), as its benchmarks measured it.
+        # Its other defaults are Hyperband's (kt.Hyperband's max_epochs=100, hyperband_iterations=1);
+        # conf/tuner/bohb.yaml runs 2 iterations of max_epochs=9, so that its model has results to fit.
         super().__init__(hyperparameters, objective, schedule=schedule, **kwargs)
         try:
             random_fraction = float(random_fraction)

@@ -101,12 +101,12 @@ class HyperbandOracle(Oracle):
         self,
         hyperparameters=None,
         objective=None,
-        max_epochs: int = 100,
+        max_epochs: int = 100,  # kt.Hyperband's; conf/tuner/hyperband.yaml's 9 fits a CPU (tests/test_defaults.py)
         factor: int = 3,
         min_epochs: int = 1,
         hyperband_iterations: int = 1,
         sampler: str = "sobol",
-        schedule: str = KERAS_TUNER,
+        schedule: str = KERAS_TUNER,  # kt.Hyperband's plan in Python; the command line runs the paper's
         **kwargs: Any,
     ) -> None:
         super().__init__(hyperparameters, objective, **kwargs)
