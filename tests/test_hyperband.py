@@ -286,12 +286,12 @@ def test_last_round_trials_are_not_kept():
 # --------------------------------------------------------------------------- restore
 
 
-@pytest.mark.parametrize("cut, sampler", [(5, "sobol"), (9, "sobol"), (12, "sobol"), (14, "random"), (30, "random")])
-def test_restore_reproduces_an_uninterrupted_search(cut, sampler):
-    options = dict(max_epochs=9, factor=3, hyperband_iterations=2, seed=7, sampler=sampler)
+def cut_restore_and_finish(cut: int, **option):
+    """An uninterrupted search, and one cut after ``cut`` asks, restored from its events and finished:
+    the restored oracle matches the cut one, and the finished one the uninterrupted one."""
+    options = dict(max_epochs=9, factor=3, hyperband_iterations=2, seed=7, **option)
     whole = create_oracle("hyperband", space(), "score", **options)
     drive(whole)
-
     events: list = []
     first = create_oracle("hyperband", space(), "score", **options)
     drive(first, stop_after=cut, events=events)
@@ -301,6 +301,12 @@ def test_restore_reproduces_an_uninterrupted_search(cut, sampler):
     assert resumed.checkpoints_to_keep() == first.checkpoints_to_keep()
     drive(resumed)
     assert signature(resumed) == signature(whole)
+    return whole, resumed
+
+
+@pytest.mark.parametrize("cut, sampler", [(5, "sobol"), (9, "sobol"), (12, "sobol"), (14, "random"), (30, "random")])
+def test_restore_reproduces_an_uninterrupted_search(cut, sampler):
+    whole, resumed = cut_restore_and_finish(cut, sampler=sampler)
     assert [t.value for t in resumed.trials.values()] == [t.value for t in whole.trials.values()]
     assert resumed.best_trials(1)[0].id == whole.best_trials(1)[0].id
 
@@ -408,18 +414,8 @@ def test_a_keras_tuner_search_trains_its_plan_and_continues_the_best():
 
 @pytest.mark.parametrize("cut", [3, 6, 13])
 def test_keras_tuner_schedule_restores_exactly(cut):
-    options = dict(max_epochs=9, factor=3, hyperband_iterations=2, seed=7, schedule="keras_tuner")
-    whole = create_oracle("hyperband", space(), "score", **options)
-    drive(whole)
-    events: list = []
-    first = create_oracle("hyperband", space(), "score", **options)
-    drive(first, stop_after=cut, events=events)
-    resumed = create_oracle("hyperband", space(), "score", **options)
-    resumed.restore(events)
-    assert signature(resumed) == signature(first)
-    assert resumed.checkpoints_to_keep() == first.checkpoints_to_keep()
-    drive(resumed)
-    assert signature(resumed) == signature(whole) and len(whole.trials) == 2 * 23
+    whole, _ = cut_restore_and_finish(cut, schedule="keras_tuner")
+    assert len(whole.trials) == 2 * 23
 
 
 def test_keras_tuner_schedule_keeps_workers_busy_and_promotes_after_the_round():
