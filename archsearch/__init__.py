@@ -23,34 +23,43 @@ from archsearch.errors import ArchsearchError, ConfigError, DataError, SearchSpa
 
 __version__ = "0.1.0"
 
-from archsearch.registration import register_when_keras_loads  # noqa: E402
+from archsearch.training.registration import register_when_keras_loads  # noqa: E402
 
 register_when_keras_loads()  # exports load with plain keras.saving.load_model (see registration.py)
 
-from archsearch.backend_logs import quiet_first_backend_import, wants_quiet_start  # noqa: E402
+from archsearch.training.backend_logs import quiet_first_backend_import, wants_quiet_start  # noqa: E402
 
 if wants_quiet_start(False):  # TensorFlow's start-up notices off stderr, as in the CLI (verbose_backend shows them)
     quiet_first_backend_import()
 
 _TUNERS = ("Tuner", "BaseTuner", "RandomSearch", "GridSearch", "Hyperband", "BayesianOptimization", "BOHB", "ASHA")
-_MODULES = ("oracles", "tuners", "hyperparameters", "objective", "hypermodel", "applications", "engine")
+# KerasTuner's module attributes (``kt.tuners.RandomSearch``, ``kt.applications.HyperResNet``, ...) -> where they live.
+_MODULES = {
+    "oracles": "archsearch.oracles",
+    "engine": "archsearch.engine",
+    "tuners": "archsearch.keras_tuner.tuners",
+    "applications": "archsearch.keras_tuner.applications",
+    "hyperparameters": "archsearch.space.hyperparameters",
+    "objective": "archsearch.core.objective",
+    "hypermodel": "archsearch.training.hypermodel",
+}
 _LAZY = {
-    "HyperParameters": "archsearch.hyperparameters",
-    "HyperModel": "archsearch.hypermodel",
-    "Objective": "archsearch.objective",
+    "HyperParameters": "archsearch.space.hyperparameters",
+    "HyperModel": "archsearch.training.hypermodel",
+    "Objective": "archsearch.core.objective",
     "Oracle": "archsearch.oracles",
     "synchronized": "archsearch.oracles.hand_driven",
     "available_oracles": "archsearch.oracles",
     "create_oracle": "archsearch.oracles",
-    "Trial": "archsearch.trial",
-    **{name: "archsearch.tuners" for name in _TUNERS},
-    "SklearnTuner": "archsearch.sklearn_tuner",
+    "Trial": "archsearch.core.trial",
+    **{name: "archsearch.keras_tuner.tuners" for name in _TUNERS},
+    "SklearnTuner": "archsearch.keras_tuner.sklearn_tuner",
 }
 
 
 def __getattr__(name: str):
     if name in _MODULES:
-        module = importlib.import_module(f"archsearch.{name}")
+        module = importlib.import_module(_MODULES[name])
         globals()[name] = module
         return module
     if name in _LAZY:

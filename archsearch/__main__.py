@@ -104,12 +104,12 @@ def _task(cfg) -> None:
 
 
 def _search_or_retrain(cfg) -> None:
-    from archsearch.app import run
-    from archsearch.config import check_overrides, run_folder
-    from archsearch.console import echo_to_console_and_log, error_line
+    from archsearch.cli.app import run
+    from archsearch.cli.config import check_overrides, run_folder
+    from archsearch.cli.console import echo_to_console_and_log, error_line
     from archsearch.errors import ArchsearchError, DiskFullError
-    from archsearch.preflight import remove_unused_run_folder
-    from archsearch.retrain_cli import check_mode, run_retrain
+    from archsearch.cli.preflight import remove_unused_run_folder
+    from archsearch.cli.retrain import check_mode, run_retrain
 
     echo = echo_to_console_and_log()
     # At once: the checks, the data and TensorFlow's import take seconds (minutes on a loaded machine)
@@ -150,8 +150,8 @@ def _quiet_backend(cfg) -> None:
     Nothing is imported here: the filter waits for TensorFlow's first import, which comes only after
     every check that needs no backend, so a config or data error answers in a second or two.
     """
-    from archsearch.backend_logs import QUIET_ENV, allow_backend_notices, quiet_first_backend_import, wants_quiet_start
-    from archsearch.config import boolean
+    from archsearch.training.backend_logs import QUIET_ENV, allow_backend_notices, quiet_first_backend_import, wants_quiet_start
+    from archsearch.cli.config import boolean
 
     verbose = boolean(cfg.get("verbose_backend", False), "verbose_backend")
     if wants_quiet_start(verbose):
@@ -167,7 +167,7 @@ def main() -> None:
     try:
         import hydra
 
-        import archsearch.preflight  # noqa: F401  (registers the run-folder resolver the config uses)
+        import archsearch.cli.preflight  # noqa: F401  (registers the run-folder resolver the config uses)
 
         hydra.main(version_base=None, config_path=_config_dir(), config_name="config")(_task)()
         _INTERRUPTS.arm()  # a signal after the last job (while Hydra tore down): the search itself finished

@@ -2,7 +2,7 @@
 
 Both oracles come from ``archsearch.oracles.create_oracle`` ("asha", "hyperband") and run on the
 learning-curve problem of ``bench/curves.py`` (max_epochs = 27, factor = 3, min_epochs = 1); no Keras.
-A simulated cluster of W workers drives them the way ``archsearch.search`` does: a free worker asks
+A simulated cluster of W workers drives them the way ``archsearch.engine.search`` does: a free worker asks
 the oracle at once; a trial trains from its ``initial_budget`` to its ``budget`` and every epoch costs
 one unit of wall time; its epochs are reported and it is told its result when it ends.  When the
 oracle has nothing to hand out (a Hyperband round waiting for its slowest trial, with every started

@@ -229,7 +229,7 @@ def instrument_process_executor(log: list) -> None:
 
 
 def make_listener(samples: dict, epochs: int, memory: bool):
-    from archsearch.events import SearchEvents
+    from archsearch.core.events import SearchEvents
 
     class Timeline(SearchEvents):
         """Driver-side times of each trial; with ``memory``, RSS of the driver and of the workers."""
@@ -259,7 +259,7 @@ def make_listener(samples: dict, epochs: int, memory: bool):
 
 def store_times(folder: Path) -> dict:
     """started_at / finished_at per trial and each epoch's recorded_at, straight from trials.db."""
-    from archsearch.store import TrialStore
+    from archsearch.core.store import TrialStore
 
     with TrialStore.open_read_only(folder) as store:
         trials = {r["id"]: {"started_at": r["started_at"], "finished_at": r["finished_at"], "worker": r["worker"]}

@@ -1,7 +1,7 @@
 """How much KerasTuner code runs unchanged on archsearch: KerasTuner's own public-API tests, through a shim.
 
 The shim is a ``keras_tuner`` package made of nothing but module aliases (``keras_tuner.engine.
-hyperparameters`` is ``archsearch.hyperparameters``, ``keras_tuner.tuners.randomsearch`` holds
+hyperparameters`` is ``archsearch.space.hyperparameters``, ``keras_tuner.tuners.randomsearch`` holds
 ``RandomSearch`` and ``RandomSearchOracle``, ...): no behaviour of its own, so every passing test
 passes on archsearch's code.  It runs KerasTuner's test files for its public API (hyperparameters,
 objectives, tuners, oracles, the end-to-end tests) and counts, per file, the tests that pass.
@@ -84,30 +84,30 @@ NOT_COUNTED: dict[str, str] = {
 
 # module of the shim -> (archsearch module it is, extra names it holds)
 ALIASES: dict[str, tuple[str, dict[str, str]]] = {
-    "keras_tuner.engine.hyperparameters": ("archsearch.hyperparameters", {}),
-    "keras_tuner.engine.hyperparameters.hp_types": ("archsearch.hyperparameters", {}),
-    "keras_tuner.engine.hyperparameters.hyperparameters": ("archsearch.hyperparameters", {}),
-    "keras_tuner.engine.objective": ("archsearch.objective", {}),
-    "keras_tuner.engine.trial": ("archsearch.trial", {}),
-    "keras_tuner.engine.hypermodel": ("archsearch.hypermodel", {}),
+    "keras_tuner.engine.hyperparameters": ("archsearch.space.hyperparameters", {}),
+    "keras_tuner.engine.hyperparameters.hp_types": ("archsearch.space.hyperparameters", {}),
+    "keras_tuner.engine.hyperparameters.hyperparameters": ("archsearch.space.hyperparameters", {}),
+    "keras_tuner.engine.objective": ("archsearch.core.objective", {}),
+    "keras_tuner.engine.trial": ("archsearch.core.trial", {}),
+    "keras_tuner.engine.hypermodel": ("archsearch.training.hypermodel", {}),
     "keras_tuner.engine.oracle": ("archsearch.oracles.base", {}),
-    "keras_tuner.engine.tuner": ("archsearch.tuners", {}),
-    "keras_tuner.engine.base_tuner": ("archsearch.tuners", {}),
-    "keras_tuner.engine.tuner_utils": ("archsearch.trial_results", {}),
+    "keras_tuner.engine.tuner": ("archsearch.keras_tuner.tuners", {}),
+    "keras_tuner.engine.base_tuner": ("archsearch.keras_tuner.tuners", {}),
+    "keras_tuner.engine.tuner_utils": ("archsearch.core.trial_results", {}),
     "keras_tuner.oracles": ("archsearch.oracles", {}),
     "keras_tuner.errors": ("archsearch.errors", {}),
-    "keras_tuner.tuners.randomsearch": ("archsearch.tuners", {"RandomSearchOracle": "archsearch.oracles"}),
-    "keras_tuner.tuners.gridsearch": ("archsearch.tuners", {"GridSearchOracle": "archsearch.oracles",
+    "keras_tuner.tuners.randomsearch": ("archsearch.keras_tuner.tuners", {"RandomSearchOracle": "archsearch.oracles"}),
+    "keras_tuner.tuners.gridsearch": ("archsearch.keras_tuner.tuners", {"GridSearchOracle": "archsearch.oracles",
                                                           "LinkedList": "archsearch.oracles.grid"}),
-    "keras_tuner.tuners.hyperband": ("archsearch.tuners", {"HyperbandOracle": "archsearch.oracles"}),
-    "keras_tuner.tuners.bayesian": ("archsearch.tuners", {"BayesianOptimizationOracle": "archsearch.oracles"}),
-    "keras_tuner.tuners.sklearn_tuner": ("archsearch.sklearn_tuner", {}),
-    "keras_tuner.applications": ("archsearch.applications", {}),
-    "keras_tuner.applications.resnet": ("archsearch.applications.resnet", {}),
-    "keras_tuner.applications.xception": ("archsearch.applications.xception", {}),
-    "keras_tuner.applications.efficientnet": ("archsearch.applications.efficientnet", {}),
-    "keras_tuner.applications.augment": ("archsearch.applications.augment", {}),
-    "keras_tuner.engine.metrics_tracking": ("archsearch.trial", {}),
+    "keras_tuner.tuners.hyperband": ("archsearch.keras_tuner.tuners", {"HyperbandOracle": "archsearch.oracles"}),
+    "keras_tuner.tuners.bayesian": ("archsearch.keras_tuner.tuners", {"BayesianOptimizationOracle": "archsearch.oracles"}),
+    "keras_tuner.tuners.sklearn_tuner": ("archsearch.keras_tuner.sklearn_tuner", {}),
+    "keras_tuner.applications": ("archsearch.keras_tuner.applications", {}),
+    "keras_tuner.applications.resnet": ("archsearch.keras_tuner.applications.resnet", {}),
+    "keras_tuner.applications.xception": ("archsearch.keras_tuner.applications.xception", {}),
+    "keras_tuner.applications.efficientnet": ("archsearch.keras_tuner.applications.efficientnet", {}),
+    "keras_tuner.applications.augment": ("archsearch.keras_tuner.applications.augment", {}),
+    "keras_tuner.engine.metrics_tracking": ("archsearch.core.trial", {}),
 }
 
 SHIM_INIT = '''"""A module-renaming shim: keras_tuner's names over archsearch (bench/keras_tuner_compat.py)."""

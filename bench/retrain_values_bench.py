@@ -27,11 +27,11 @@ def main() -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from archsearch import config as C
-    from archsearch import retrain as R
+    from archsearch.cli import config as C
+    from archsearch.training import retrain as R
     from archsearch.datasets import load_data
-    from archsearch.objective import Objective
-    from archsearch.runner import CompileSettings, Runner
+    from archsearch.core.objective import Objective
+    from archsearch.training.runner import CompileSettings, Runner
 
     epochs, candidates = int(sys.argv[1]), json.loads(sys.argv[2])
     model_cfg = yaml.safe_load((ROOT / "conf" / "model" / "mlp.yaml").read_text())

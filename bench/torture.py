@@ -57,8 +57,8 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from archsearch.store import CSV_COLUMNS, TrialStore  # noqa: E402  (no TensorFlow: a light import)
-from archsearch.trial import DONE  # noqa: E402
+from archsearch.core.store import CSV_COLUMNS, TrialStore  # noqa: E402  (no TensorFlow: a light import)
+from archsearch.core.trial import DONE  # noqa: E402
 
 COMMON = ["data.num_samples=160", "data.image_size=16", "trainer.keep_top_models=3"]
 TUNERS = {

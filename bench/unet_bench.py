@@ -53,7 +53,7 @@ def run_search(run_dir: Path, overrides: list[str], timeout: float | None) -> tu
 
 def read_store(run_dir: Path) -> dict:
     """Figures from ``trials.db``: best trial, statuses, epochs, seconds per epoch."""
-    from archsearch.store import TrialStore
+    from archsearch.core.store import TrialStore
 
     with TrialStore.open_read_only(run_dir) as store:
         trials, epochs, meta = store.rows(), store.epoch_records(), store.meta()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from archsearch.applications.efficientnet import POOLINGS, VERSIONS
-from archsearch.config import whole_number
+from archsearch.keras_tuner.applications.efficientnet import POOLINGS, VERSIONS
+from archsearch.cli.config import whole_number
 from archsearch.errors import ConfigError
 from hypermodels.image_families import check_family, image_shape
 from hypermodels.mlp import value
@@ -36,8 +36,8 @@ def build(hp: Any, *, input_shape: tuple[int, ...], num_classes: int, **params: 
     """An uncompiled EfficientNet classifier for ``num_classes`` classes."""
     import keras
 
-    from archsearch.applications._common import global_pool, model_inputs
-    from archsearch.applications.efficientnet import efficientnet_features
+    from archsearch.keras_tuner.applications._common import global_pool, model_inputs
+    from archsearch.keras_tuner.applications.efficientnet import efficientnet_features
     from hypermodels.mlp import dropout_rate
 
     get = {name: value(hp, params, name, default) for name, default in DEFAULTS.items()}

@@ -1,4 +1,4 @@
-"""Checks shared by the families built on ``archsearch.applications`` (resnet, xception, efficientnet).
+"""Checks shared by the families built on ``archsearch.keras_tuner.applications`` (resnet, xception, efficientnet).
 
 Each family reads its values with :func:`hypermodels.mlp.value` (a searched value, else a fixed
 ``model.params`` entry of the same name, else the default).  Before any training, a value that

@@ -3,7 +3,7 @@
 ``mish`` (Misra, 2019) is the activation the original U-Net project tuned
 for; it is registered with Keras under the ``archsearch`` package so a model
 that uses it reloads with ``keras.saving.load_model`` once this module has
-been imported (``import archsearch.custom_objects`` does that).
+been imported (``import archsearch.training.custom_objects`` does that).
 
 Families ask :func:`get_activation` for a *layer*, so every activation gets a
 stage name in the graph ("enc1_act1") and a searched ``activation`` choice

@@ -1,6 +1,6 @@
 """ResNet family for the CLI (``model=resnet``): KerasTuner's HyperResNet body on the data's images.
 
-The network is :func:`archsearch.applications.resnet.resnet_features` (v1, v2 or ResNeXt, tunable
+The network is :func:`archsearch.keras_tuner.applications.resnet.resnet_features` (v1, v2 or ResNeXt, tunable
 third and fourth stage depths), global pooling and a softmax over ``num_classes``.  Unlike
 ``kt.applications.HyperResNet`` it is returned uncompiled, so the config's loss (integer labels)
 and the searched ``optimizer``/``learning_rate`` apply.  ``base_filters`` (a fixed param, 64 as in
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from archsearch.applications.resnet import POOLINGS, VERSIONS
-from archsearch.config import whole_number
+from archsearch.keras_tuner.applications.resnet import POOLINGS, VERSIONS
+from archsearch.cli.config import whole_number
 from hypermodels.image_families import check_family, image_shape
 from hypermodels.mlp import value
 
@@ -30,8 +30,8 @@ def build(hp: Any, *, input_shape: tuple[int, ...], num_classes: int, **params: 
     """An uncompiled ResNet classifier for ``num_classes`` classes."""
     import keras
 
-    from archsearch.applications._common import global_pool, model_inputs
-    from archsearch.applications.resnet import resnet_features
+    from archsearch.keras_tuner.applications._common import global_pool, model_inputs
+    from archsearch.keras_tuner.applications.resnet import resnet_features
 
     get = {name: value(hp, params, name, default) for name, default in DEFAULTS.items()}
     inputs, x = model_inputs(image_shape(input_shape, "resnet"), None)

@@ -224,7 +224,7 @@ def space_depths(space, params: Mapping[str, Any]) -> list[int]:
 
 
 def validate_config(space, input_shape: tuple[int, ...], num_classes: int, params: Mapping[str, Any]) -> None:
-    """Checked once before the search (``archsearch.app.prepare``): fail before any trial trains."""
+    """Checked once before the search (``archsearch.cli.app.prepare``): fail before any trial trains."""
     _check_params(params)
     depth_setting = "model.space.net_depth.max" if _field(space, "net_depth").startswith("model.space") \
         else "model.params.net_depth"

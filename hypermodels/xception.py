@@ -1,6 +1,6 @@
 """Xception family for the CLI (``model=xception``): KerasTuner's HyperXception on the data's images.
 
-The network is :func:`archsearch.applications.xception.xception_features` and ``xception_top``
+The network is :func:`archsearch.keras_tuner.applications.xception.xception_features` and ``xception_top``
 with the searched values; returned uncompiled, so the config's loss (integer labels) and the
 trainer's optimizer at the searched ``learning_rate`` apply (KerasTuner's HyperXception uses Adam,
 the trainer's default).  ``dense_units`` (a fixed param) sets the dense layers' width; by default
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from archsearch.applications.xception import ACTIVATIONS, POOLINGS
-from archsearch.config import whole_number
+from archsearch.keras_tuner.applications.xception import ACTIVATIONS, POOLINGS
+from archsearch.cli.config import whole_number
 from hypermodels.image_families import check_family, image_shape
 from hypermodels.mlp import value
 
@@ -33,8 +33,8 @@ def build(hp: Any, *, input_shape: tuple[int, ...], num_classes: int, **params: 
     """An uncompiled Xception classifier for ``num_classes`` classes."""
     import keras
 
-    from archsearch.applications._common import global_pool, model_inputs
-    from archsearch.applications.xception import xception_features, xception_top
+    from archsearch.keras_tuner.applications._common import global_pool, model_inputs
+    from archsearch.keras_tuner.applications.xception import xception_features, xception_top
 
     get = {name: value(hp, params, name, default) for name, default in DEFAULTS.items()}
     inputs, x = model_inputs(image_shape(input_shape, "xception"), None)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from archsearch.store import TrialStore
-from archsearch.trial import COMPLETED, FAILED, INTERRUPTED, PRUNED, Trial
+from archsearch.core.store import TrialStore
+from archsearch.core.trial import COMPLETED, FAILED, INTERRUPTED, PRUNED, Trial
 
 SPACE = {
     "learning_rate": {"type": "float", "min": 1e-4, "max": 1e-1, "sampling": "log"},

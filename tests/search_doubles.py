@@ -10,13 +10,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from archsearch.checkpoints import TrialFiles
+from archsearch.core.checkpoints import TrialFiles
 from archsearch.executors.base import Executor
-from archsearch.hyperparameters import HyperParameters
+from archsearch.space.hyperparameters import HyperParameters
 from archsearch.oracles import create_oracle
-from archsearch.search import Search
-from archsearch.store import TrialStore
-from archsearch.trial import COMPLETED, FAILED, PRUNED, TrialOutcome
+from archsearch.engine.search import Search
+from archsearch.core.store import TrialStore
+from archsearch.core.trial import COMPLETED, FAILED, PRUNED, TrialOutcome
 
 
 def space() -> HyperParameters:

@@ -4,7 +4,7 @@ Nothing here touches Keras.  :class:`Sim` is a small simulated cluster: ``worker
 running trial, one epoch costs one time unit, and a trial's value after epoch ``e`` is a deterministic
 function of its values and ``e``.  A free worker asks the oracle at once; when the oracle has nothing, the
 worker waits (idle) for the next trial to finish.  After each result, the checkpoints that
-``checkpoints_to_keep`` leaves out are "deleted", as ``archsearch.search`` does.
+``checkpoints_to_keep`` leaves out are "deleted", as ``archsearch.engine.search`` does.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import pytest
 
 from archsearch import HyperParameters
 from archsearch.errors import ConfigError
-from archsearch.hyperparameters import values_key
+from archsearch.space.hyperparameters import values_key
 from archsearch.oracles import create_oracle, oracle_options
 from archsearch.oracles.asha import ASHAOracle, rung_budgets
 from archsearch.oracles.base import COMPLETED, FAILED, INTERRUPTED, PRUNED
-from archsearch.store import TrialStore
+from archsearch.core.store import TrialStore
 
 SPACE = {
     "x": {"type": "float", "min": 0.0, "max": 1.0},
@@ -675,9 +675,9 @@ def parallel_search(folder, name: str, slots: int, jitter: int, **options) -> tu
     returns its trials (values, budgets, promotions, statuses, scores) and its console lines."""
     from search_doubles import ShuffledExecutor
 
-    from archsearch.checkpoints import TrialFiles
-    from archsearch.events import ConsoleEvents
-    from archsearch.search import Search
+    from archsearch.core.checkpoints import TrialFiles
+    from archsearch.core.events import ConsoleEvents
+    from archsearch.engine.search import Search
 
     folder.mkdir(parents=True)
     store = TrialStore(folder / "trials.db")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from archsearch.backend_logs import is_backend_notice, stderr_filtered, wants_quiet_start
+from archsearch.training.backend_logs import is_backend_notice, stderr_filtered, wants_quiet_start
 from tests.conftest import REPO
 
 # Seen on a CPU machine with TensorFlow 2.20 (each twice, before absl's logging is set up).
@@ -51,7 +51,7 @@ def test_the_filter_works_on_the_file_descriptor_and_keeps_order():
     # C++ writes to fd 2 directly, so the filter must act there: run it in a child with its own stderr.
     code = (
         "import os, sys\n"
-        "from archsearch.backend_logs import stderr_filtered, is_backend_notice\n"
+        "from archsearch.training.backend_logs import stderr_filtered, is_backend_notice\n"
         "with stderr_filtered(is_backend_notice):\n"
         f"    os.write(2, {(NOTICES[1] + chr(10)).encode()!r})\n"
         "    os.write(2, b'first kept\\n')\n"
@@ -82,8 +82,7 @@ import sys
 import archsearch as kt
 import keras
 import numpy as np
-from archsearch import backend_logs
-
+from archsearch.training import backend_logs
 def build(hp):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(hp.Int("units", 2, 4)), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")

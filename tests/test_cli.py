@@ -61,7 +61,7 @@ def test_a_real_search_records_trials_and_exports_the_best_model(cli, tmp_path):
         assert f"data-plot='{plot}'" in page and f"id=\"plot-{plot}\"" in page
     assert (run_dir / "plots" / "history.png").stat().st_size > 1000
 
-    from archsearch.export import load_model
+    from archsearch.export.best import load_model
 
     model = load_model(best_dir / "model.keras")
     predictions = model.predict(np.zeros((2, *model.input_shape[1:]), dtype="float32"), verbose=0)

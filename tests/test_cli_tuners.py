@@ -76,7 +76,7 @@ def _check_export(run_dir: Path, rows: list[dict], objective: str) -> dict:
 
 
 def _load_exported(run_dir: Path):
-    from archsearch.export import load_model
+    from archsearch.export.best import load_model
 
     return load_model(run_dir / "best" / "model.keras")
 

@@ -136,7 +136,7 @@ def test_folder_without_test_folder_uses_test_split(tmp_path):
 def test_the_search_data_holds_no_test_samples(tmp_path, monkeypatch):
     from omegaconf import OmegaConf
 
-    from archsearch.app import prepare
+    from archsearch.cli.app import prepare
 
     cfg = OmegaConf.create({
         "data": {"name": "shapes", "num_samples": 40, "test_samples": 8, "image_size": 16, "num_classes": 2,

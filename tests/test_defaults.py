@@ -83,8 +83,8 @@ def same(yaml_value: Any, python_value: Any) -> bool:
 
 
 def test_the_trainer_s_yaml_states_the_settings_classes_defaults():
-    from archsearch.runner import CompileSettings, TrainerSettings
-    from archsearch.tuners import Tuner
+    from archsearch.training.runner import CompileSettings, TrainerSettings
+    from archsearch.keras_tuner.tuners import Tuner
 
     trainer = composed()["trainer"]
     early = trainer.pop("early_stopping")
@@ -106,8 +106,7 @@ def test_the_trainer_s_yaml_states_the_settings_classes_defaults():
 
 
 def test_the_retrain_yaml_states_the_python_retrain_defaults():
-    from archsearch import retrain as R
-
+    from archsearch.training import retrain as R
     yaml = composed()["retrain"]
     settings = R.RetrainSettings()
     lines = drift("retrain", yaml, {name: getattr(settings, name) for name in vars(settings)},
@@ -118,9 +117,9 @@ def test_the_retrain_yaml_states_the_python_retrain_defaults():
 
 
 def test_the_top_level_yaml_states_the_tuner_s_and_the_search_s_defaults():
-    from archsearch.export import export_best
-    from archsearch.search import Search
-    from archsearch.tuners import Tuner
+    from archsearch.export.best import export_best
+    from archsearch.engine.search import Search
+    from archsearch.keras_tuner.tuners import Tuner
 
     cfg = composed()
     yaml = {k: cfg[k] for k in ("objective", "overwrite", "verbose_backend")}
@@ -154,7 +153,7 @@ def test_a_tuner_yaml_states_its_oracle_s_constructor_defaults(name):
 
 def test_the_process_executor_yaml_states_the_executor_s_defaults():
     from archsearch.executors.process import ProcessExecutor
-    from archsearch.search import Search
+    from archsearch.engine.search import Search
 
     yaml = composed("executor=process")["executor"]
     lines = drift("executor.process", yaml, signature_defaults(ProcessExecutor.__init__),
@@ -167,7 +166,7 @@ def test_the_process_executor_yaml_states_the_executor_s_defaults():
 
 def test_the_ray_executor_yaml_states_the_executor_s_defaults():
     from archsearch.executors.ray import OPTIONS, _validate_options
-    from archsearch.search import Search
+    from archsearch.engine.search import Search
 
     yaml = composed("executor=ray")["executor"]
     # The Ray executor reads its options through one validator: the YAML's values, validated, must be what
@@ -206,7 +205,7 @@ def test_the_logger_yamls_state_the_loggers_defaults(tmp_path):
 def test_every_allowed_difference_is_still_a_difference():
     """An entry left in ALLOWED after the values were made equal would hide the next drift."""
     from archsearch.oracles.base import oracle_class
-    from archsearch.runner import TrainerSettings
+    from archsearch.training.runner import TrainerSettings
 
     cfg = composed()
     still = {"trainer.seed": cfg["trainer"]["seed"] != TrainerSettings().seed,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from archsearch.executors.process import parallel_trials, visible_gpus
-from archsearch.store import TrialStore
+from archsearch.core.store import TrialStore
 from conftest import run_cli
 from test_reliability import SLOW, SLOW_MODELS, start_cli, wait_for_epoch
 

@@ -61,7 +61,7 @@ def test_savedmodel_export_reloads_with_tensorflow(cli, tmp_path):
     run_dir = tmp_path / "run"
     result = cli([*FAMILIES["mlp"], "export.format=savedmodel"], run_dir)
     assert result.returncode == 0, result.stderr[-3000:]
-    from archsearch.export import load_model
+    from archsearch.export.best import load_model
 
     keras_model = load_model(run_dir / "best" / "model.keras")
     x = np.random.default_rng(0).random((3, *keras_model.input_shape[1:])).astype("float32")
@@ -80,7 +80,7 @@ def test_onnx_export_runs_in_onnxruntime(cli, tmp_path):
     run_dir = tmp_path / "run"
     result = cli([*FAMILIES["cnn"], "export.format=onnx"], run_dir)
     assert result.returncode == 0, result.stderr[-3000:]
-    from archsearch.export import load_model
+    from archsearch.export.best import load_model
 
     keras_model = load_model(run_dir / "best" / "model.keras")
     x = np.random.default_rng(0).random((3, *keras_model.input_shape[1:])).astype("float32")
@@ -98,7 +98,7 @@ def test_export_formats_are_checked_before_the_search(cli, tmp_path):
 
 def test_onnx_export_needs_its_converter():
     from archsearch.errors import ConfigError
-    from archsearch.serving import check_export_format
+    from archsearch.export.serving import check_export_format
 
     import importlib.util
 
@@ -126,7 +126,7 @@ def test_a_savedmodel_export_keeps_tensorflows_info_lines_off_the_console(tmp_pa
     pytest.importorskip("tensorflow")
     import keras
 
-    from archsearch.serving import export_for_serving
+    from archsearch.export.serving import export_for_serving
 
     import logging
 

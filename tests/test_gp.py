@@ -119,7 +119,7 @@ def test_min_noise_is_the_least_noise_the_fit_may_find():
 
 def test_the_bayesian_oracle_takes_kerastuner_alpha_and_refuses_a_bad_one():
     from archsearch.errors import ConfigError
-    from archsearch.hyperparameters import HyperParameters
+    from archsearch.space.hyperparameters import HyperParameters
     from archsearch.oracles import BayesianOptimizationOracle
     from archsearch.oracles.driving import drive
 

@@ -30,10 +30,10 @@ import numpy as np
 import pytest
 
 import archsearch
-from archsearch.config import boolean
+from archsearch.cli.config import boolean
 from archsearch.errors import ConfigError, DiskFullError, RunFolderBusy
-from archsearch.lock import RunFolderLock
-from archsearch.store import TrialStore
+from archsearch.core.lock import RunFolderLock
+from archsearch.core.store import TrialStore
 from conftest import REPO, run_cli
 from test_reliability import SLOW, SLOW_MODELS, start_cli, wait_for_epoch
 
@@ -117,11 +117,11 @@ def test_the_lock_is_reentrant_within_a_process_and_exclusive_across_processes(t
     folder = tmp_path / "run"
     with RunFolderLock(folder), RunFolderLock(folder):
         probe = subprocess.run(
-            [sys.executable, "-c", "import sys; from archsearch.lock import RunFolderLock; "
+            [sys.executable, "-c", "import sys; from archsearch.core.lock import RunFolderLock; "
              f"RunFolderLock({str(folder)!r}).acquire()"],
             capture_output=True, text=True, cwd=REPO)
         assert probe.returncode != 0 and "RunFolderBusy" in probe.stderr and f"process {os.getpid()}" in probe.stderr
-    subprocess.run([sys.executable, "-c", "from archsearch.lock import RunFolderLock; "
+    subprocess.run([sys.executable, "-c", "from archsearch.core.lock import RunFolderLock; "
                     f"RunFolderLock({str(folder)!r}).acquire()"], check=True, cwd=REPO)
 
 
@@ -209,7 +209,7 @@ def small_builder(hp):
 
 
 def test_a_full_disk_stops_the_search_and_its_trial_continues_on_resume(tmp_path, monkeypatch):
-    import archsearch.disk as disk
+    import archsearch.core.disk as disk
 
     x, y = small_data()
     real_free = disk.free_bytes
@@ -260,7 +260,7 @@ def test_a_store_write_on_a_full_disk_is_a_disk_full_error(tmp_path, monkeypatch
 def test_a_disk_inside_the_safety_margin_is_not_called_full(tmp_path, monkeypatch):
     import pickle
 
-    import archsearch.disk as disk
+    import archsearch.core.disk as disk
 
     monkeypatch.setattr(disk, "free_bytes", lambda path: 1536 * 1024)
     with pytest.raises(DiskFullError) as info:
@@ -420,7 +420,7 @@ DROPOUT_MODELS = textwrap.dedent('''
 
 
 def test_dropout_masks_depend_on_the_epoch_not_on_how_the_trial_got_there(tmp_path):
-    from archsearch.runner import reseed_layers
+    from archsearch.training.runner import reseed_layers
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.5)])
     x = np.ones((1, 64), "float32")[:, :4].repeat(16, axis=0)
@@ -464,7 +464,7 @@ def test_a_nan_metric_fails_the_trial_as_nan(tmp_path):
 def test_a_trial_with_nan_weights_is_never_exported(tmp_path):
     import h5py
 
-    from archsearch.export import export_best
+    from archsearch.export.best import export_best
 
     x, y = small_data()
     tuner = archsearch.RandomSearch(small_builder, objective="val_accuracy", max_trials=3, seed=2,

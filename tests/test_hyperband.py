@@ -10,7 +10,7 @@ import pytest
 
 from archsearch import HyperParameters
 from archsearch.errors import ConfigError
-from archsearch.hyperparameters import values_key
+from archsearch.space.hyperparameters import values_key
 from archsearch.oracles import create_oracle, driving, oracle_options
 from archsearch.oracles.base import COMPLETED, FAILED, PRUNED
 from archsearch.oracles.hyperband import HyperbandOracle
@@ -441,8 +441,7 @@ def test_bohb_keeps_the_paper_s_plan():
 def test_the_command_line_keeps_archsearch_s_plan_and_chooses_keras_tuner_s_by_name():
     from hydra import compose, initialize_config_dir
 
-    from archsearch import config as C
-
+    from archsearch.cli import config as C
     def oracle_of(*overrides):
         with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
             cfg = compose(config_name="config", overrides=["tuner=hyperband", "tuner.max_epochs=4", *overrides])
@@ -459,7 +458,7 @@ def test_the_command_line_keeps_archsearch_s_plan_and_chooses_keras_tuner_s_by_n
 
 
 def test_a_search_stored_before_tuner_schedule_existed_continues_with_the_paper_s_plan():
-    from archsearch.resume import compare_for_resume
+    from archsearch.cli.resume import compare_for_resume
 
     stored = {"tuner": {"name": "hyperband", "max_epochs": 9, "seed": 0}}
     assert compare_for_resume(stored, {"tuner": {**stored["tuner"], "schedule": "archsearch"}}) == ([], [])

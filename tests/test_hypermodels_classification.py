@@ -132,7 +132,7 @@ def test_model_configs_declare_spaces_the_engine_accepts():
 
     import yaml
 
-    from archsearch.hyperparameters import HyperParameters
+    from archsearch.space.hyperparameters import HyperParameters
 
     conf = Path(__file__).resolve().parent.parent / "conf" / "model"
     for name, family in (("mlp", mlp), ("cnn", cnn)):

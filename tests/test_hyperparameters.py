@@ -14,7 +14,7 @@ import yaml
 
 from archsearch import HyperParameters
 from archsearch.errors import ConfigError, SearchSpaceError
-from archsearch.hyperparameters import (
+from archsearch.space.hyperparameters import (
     Boolean,
     Choice,
     Fixed,

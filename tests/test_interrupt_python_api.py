@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from archsearch.store import TrialStore
-from archsearch.trial import COMPLETED, INTERRUPTED
+from archsearch.core.store import TrialStore
+from archsearch.core.trial import COMPLETED, INTERRUPTED
 
 REPO = Path(__file__).resolve().parents[1]
 HANG = 300  # seconds: only catches a hang, never a slow machine

@@ -59,7 +59,7 @@ def test_augmentation_model_must_be_a_model_or_hypermodel():
 
 
 def test_reachable_as_kt_applications():
-    import archsearch.applications as apps
+    import archsearch.keras_tuner.applications as apps
 
     assert kt.applications is apps
     assert {"HyperResNet", "HyperXception", "HyperEfficientNet"} <= set(dir(apps))
@@ -168,7 +168,7 @@ def _family(name: str):
 
     from omegaconf import OmegaConf
 
-    from archsearch.config import search_space
+    from archsearch.cli.config import search_space
 
     cfg = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml"))
     return importlib.import_module(f"hypermodels.{name}"), search_space(cfg), cfg

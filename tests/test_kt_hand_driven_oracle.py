@@ -15,7 +15,7 @@ import pytest
 
 import archsearch as kt
 from archsearch.oracles.base import Oracle, synchronized
-from archsearch.trial import TrialStatus
+from archsearch.core.trial import TrialStatus
 
 
 class CountingOracle(Oracle):
@@ -402,7 +402,7 @@ def test_statuses_equal_keras_tuner_s_names_wherever_a_user_reads_them(tmp_path)
     nearest meaning: pruned is STOPPED (stopped early by the oracle), interrupted INVALID (runs again)."""
     import sqlite3
 
-    from archsearch.trial import KERAS_TUNER_NAMES, Status
+    from archsearch.core.trial import KERAS_TUNER_NAMES, Status
 
     assert (TrialStatus.RUNNING, TrialStatus.IDLE, TrialStatus.INVALID, TrialStatus.STOPPED, TrialStatus.COMPLETED,
             TrialStatus.FAILED) == ("RUNNING", "IDLE", "INVALID", "STOPPED", "COMPLETED", "FAILED")

@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from archsearch import hyperparameters as hpm
+from archsearch.space import hyperparameters as hpm
 from archsearch.errors import ConfigError, SearchSpaceError
-from archsearch.hyperparameters import HyperParameters
-from archsearch.objective import MultiObjective, Objective, create_objective
-from archsearch.trial import Trial, TrialStatus
+from archsearch.space.hyperparameters import HyperParameters
+from archsearch.core.objective import MultiObjective, Objective, create_objective
+from archsearch.core.trial import Trial, TrialStatus
 
 
 # --------------------------------------------------------------------------- declaration errors

@@ -109,7 +109,7 @@ def test_a_tuner_given_an_oracle_refuses_a_second_objective_or_oracle_settings(t
 
 
 def test_hyperparameter_objects_have_keras_tuner_s_methods():
-    from archsearch.hyperparameters import Boolean, Choice, Fixed, Float, Int
+    from archsearch.space.hyperparameters import Boolean, Choice, Fixed, Float, Int
 
     rg = Int.from_config(Int("rg", 5, 9, default=6).get_config())
     assert rg.default == 6 and 5 <= rg.random_sample() <= 9
@@ -125,8 +125,8 @@ def test_hyperparameter_objects_have_keras_tuner_s_methods():
 
 
 def test_keras_tuner_status_names_and_create_objective():
-    from archsearch.objective import create_objective
-    from archsearch.trial import Status, TrialStatus
+    from archsearch.core.objective import create_objective
+    from archsearch.core.trial import Status, TrialStatus
 
     assert Status("completed") == TrialStatus.COMPLETED and Status(TrialStatus.INVALID) == "failed"
     assert create_objective("val_accuracy") == kt.Objective("val_accuracy", "max")
@@ -256,7 +256,7 @@ def two_values() -> kt.HyperParameters:
 def test_hyperband_driven_by_hand_stops_when_its_first_bracket_runs_out_of_values():
     """KerasTuner's Hyperband wants 5 new trials in its first round (max_epochs=4, factor=3); with 2
     values its populate_space answers STOPPED once both ran, and create_trial gives a stopped trial."""
-    from archsearch.trial import IDLE, STOPPED
+    from archsearch.core.trial import IDLE, STOPPED
 
     oracle = kt.oracles.HyperbandOracle(objective="loss", max_epochs=4, factor=3, hyperparameters=two_values(),
                                         seed=0)
@@ -274,7 +274,7 @@ def test_hyperband_driven_by_hand_stops_when_its_first_bracket_runs_out_of_value
 
 
 def test_hyperband_through_a_tuner_ends_when_its_first_bracket_runs_out_of_values(tmp_path):
-    from archsearch.trial import STOPPED
+    from archsearch.core.trial import STOPPED
 
     seen = []
 

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 import archsearch as kt
+import archsearch.core.trial  # noqa: F401  (kt.core.trial below)
 from conftest import REPO
 
 # keras_tuner.engine.<module>.<name> in KerasTuner 1.4.8 (its generated keras_tuner/engine/*/__init__.py),
@@ -27,12 +28,12 @@ ENGINE_PATHS = {
     "hyperparameters.Int": "hyperparameters.Int",
     "hyperparameters.serialize": "hyperparameters.serialize",
     "hyperparameters.deserialize": "hyperparameters.deserialize",
-    "metrics_tracking.infer_metric_direction": "trial.infer_metric_direction",
+    "metrics_tracking.infer_metric_direction": "core.trial.infer_metric_direction",
     "objective.Objective": "Objective",
     "oracle.Objective": "Objective",
     "oracle.Oracle": "Oracle",
     "trial.Trial": "Trial",
-    "trial.TrialStatus": "trial.TrialStatus",
+    "trial.TrialStatus": "core.trial.TrialStatus",
     "tuner.Tuner": "Tuner",
     "tuner.maybe_distribute": "tuners.maybe_distribute",
 }
@@ -75,7 +76,7 @@ def test_engine_modules_import_by_name_and_stay_light():
         "from archsearch.engine.trial import TrialStatus, Trial\n"
         "import archsearch.engine.hyperparameters as hps\n"
         "import archsearch.engine.objective\n"
-        "assert TrialStatus is archsearch.trial.TrialStatus and Trial is archsearch.Trial\n"
+        "assert TrialStatus is archsearch.core.trial.TrialStatus and Trial is archsearch.Trial\n"
         "assert hps.HyperParameters is archsearch.HyperParameters\n"
         "assert archsearch.engine.hyperparameters is hps is sys.modules['archsearch.engine.hyperparameters']\n"
         "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, 'engine aliases'\n"

@@ -85,7 +85,7 @@ def test_data_that_is_not_rows_of_features_is_refused_before_any_trial(tmp_path)
 
 
 def test_without_scikit_learn_the_tuner_says_how_to_install_it(monkeypatch, tmp_path):
-    import archsearch.sklearn_tuner as module
+    import archsearch.keras_tuner.sklearn_tuner as module
 
     monkeypatch.setattr(module, "sklearn", None)  # as if the [sklearn] extra were not installed
     oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=2)

@@ -199,7 +199,7 @@ def test_given_hyperparameters_grow_with_the_builder_s_first_build(tmp_path):
 
 
 def test_best_hyperparameters_of_trials_made_by_hand_keep_their_own_values(tmp_path):
-    from archsearch.trial import Trial
+    from archsearch.core.trial import Trial
 
     trials = []
     for value, score in ((1, 10.0), (2, 9.0)):

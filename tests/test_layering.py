@@ -19,13 +19,13 @@ HEAVY = ("keras", "tensorflow", "jax", "torch", "hydra", "omegaconf", "ray")
 
 ENGINE_MODULES = [
     # trials, objectives, events, the store and what keeps a run folder whole
-    "archsearch.trial", "archsearch.objective", "archsearch.events", "archsearch.store",
-    "archsearch.checkpoints", "archsearch.lock", "archsearch.atomic", "archsearch.disk", "archsearch.errors",
-    "archsearch.interrupts",
+    "archsearch.core.trial", "archsearch.core.objective", "archsearch.core.events", "archsearch.core.store",
+    "archsearch.core.checkpoints", "archsearch.core.lock", "archsearch.core.atomic", "archsearch.core.disk", "archsearch.errors",
+    "archsearch.core.interrupts",
     # the space and the algorithms
-    "archsearch.hyperparameters", "archsearch.oracles", "archsearch.oracles.driving",
+    "archsearch.space.hyperparameters", "archsearch.oracles", "archsearch.oracles.driving",
     # the driver and where trials run
-    "archsearch.search", "archsearch.executors", "archsearch.executors.base", "archsearch.executors.inline",
+    "archsearch.engine.search", "archsearch.executors", "archsearch.executors.base", "archsearch.executors.inline",
     "archsearch.executors.process", "archsearch.executors.worker", "archsearch.executors.ray",
 ]
 
@@ -48,7 +48,7 @@ def test_the_engine_imports_no_backend_and_no_hydra():
 def test_every_registered_oracle_is_keras_free():
     # A new oracle module is covered without editing the list above.
     code = ("import json, sys\nfrom archsearch.oracles import available_oracles, create_oracle\n"
-            "from archsearch.hyperparameters import HyperParameters\n"
+            "from archsearch.space.hyperparameters import HyperParameters\n"
             "space = HyperParameters.from_config({'x': {'type': 'float', 'min': 0, 'max': 1}})\n"
             "for name in available_oracles():\n"
             "    create_oracle(name, space, 'loss', max_trials=2, seed=0).ask()\n"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from archsearch import lock as lock_module
-from archsearch.lock import RunFolderLock, holds_lock
+from archsearch.core import lock as lock_module
+from archsearch.core.lock import RunFolderLock, holds_lock
 
 
 def test_a_release_by_garbage_collection_inside_a_lock_call_waits_for_the_next_call(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 
 from archsearch.errors import ConfigError
 from archsearch.loggers import Logger, create_loggers
-from archsearch.store import TrialStore
+from archsearch.core.store import TrialStore
 from search_doubles import metrics_of, run_search
 
 CONFIG = {"tuner": {"name": "random", "max_trials": 3}, "objective": "val_accuracy"}
@@ -58,7 +58,7 @@ def test_a_logger_of_your_own_is_named_by_its_class(tmp_path):
     assert mine.options["project"] == "p" and mine.config == CONFIG
     assert mine.options["seen"] == [(0, "completed"), (1, "failed"), (2, "completed")]
     with pytest.raises(ConfigError, match="not a subclass"):
-        create_loggers({"mine": {"class": "archsearch.store:TrialStore"}}, tmp_path)
+        create_loggers({"mine": {"class": "archsearch.core.store:TrialStore"}}, tmp_path)
 
 
 def test_logger_lists_compose_in_hydra():
@@ -74,7 +74,7 @@ def test_logger_lists_compose_in_hydra():
 
 
 def test_loggers_may_change_when_a_search_resumes():
-    from archsearch.resume import compare_for_resume
+    from archsearch.cli.resume import compare_for_resume
 
     safe, refused = compare_for_resume(CONFIG, {**CONFIG, "logger": {"tensorboard": {"dir": "tensorboard"}}})
     assert (safe, refused) == (["logger.tensorboard.dir: <unset> -> tensorboard"], [])
@@ -326,7 +326,7 @@ def test_a_users_tensorboard_callback_logs_each_trial_in_its_own_folder(tmp_path
     assert given.log_dir == str(tmp_path / "logs")  # each trial got a copy; the user's callback is unchanged
 
     # A custom run_trial calling the default one places its copy again: not nested twice; executions apart.
-    from archsearch.runner import per_trial_log_dir
+    from archsearch.training.runner import per_trial_log_dir
 
     placed = keras.callbacks.TensorBoard(str(tmp_path / "logs"))
     per_trial_log_dir(placed, 3)

@@ -7,7 +7,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from archsearch import metrics as M  # noqa: E402
+from archsearch.training import metrics as M  # noqa: E402
 from archsearch.errors import ConfigError  # noqa: E402
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from archsearch import Objective
 from archsearch.errors import ConfigError
-from archsearch.objective import infer_direction, is_finite
+from archsearch.core.objective import infer_direction, is_finite
 
 
 @pytest.mark.parametrize(

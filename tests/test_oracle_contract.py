@@ -15,11 +15,11 @@ import math
 import pytest
 
 from archsearch import HyperParameters
-from archsearch.hyperparameters import values_key
+from archsearch.space.hyperparameters import values_key
 from archsearch.oracles import COMPLETED, FAILED, PRUNED, RUNNING, available_oracles, create_oracle, oracle_options
 from archsearch.oracles.driving import drive, resume
 from archsearch.oracles.pruners import MedianPruner
-from archsearch.store import TrialStore
+from archsearch.core.store import TrialStore
 
 # Every parameter type and scale, with a conditional parameter.
 SPACE = {

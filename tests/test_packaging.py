@@ -39,7 +39,7 @@ def test_help_and_every_config_group_resolve_outside_the_checkout(tmp_path):
 
 def test_model_families_import_from_the_installed_package(tmp_path):
     code = ("import hypermodels.mlp, hypermodels.cnn, hypermodels.unet, hypermodels.resnet, hypermodels.xception, "
-            "hypermodels.efficientnet, archsearch; archsearch.applications.HyperResNet; print('ok')")
+            "hypermodels.efficientnet, archsearch; archsearch.keras_tuner.applications.HyperResNet; print('ok')")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=600)

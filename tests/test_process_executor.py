@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 
 from archsearch.executors.process import ProcessExecutor
-from archsearch.hyperparameters import HyperParameters
-from archsearch.trial import COMPLETED, Trial, TrialOutcome, TrialSpec
+from archsearch.space.hyperparameters import HyperParameters
+from archsearch.core.trial import COMPLETED, Trial, TrialOutcome, TrialSpec
 
 
 class SleepyRunner:

@@ -8,15 +8,15 @@ import io
 import pytest
 from rich.console import Console
 
-from archsearch.checkpoints import TrialFiles
-from archsearch.events import SearchEvents
+from archsearch.core.checkpoints import TrialFiles
+from archsearch.core.events import SearchEvents
 from archsearch.executors.inline import InlineExecutor
-from archsearch.hyperparameters import HyperParameters
+from archsearch.space.hyperparameters import HyperParameters
 from archsearch.oracles import create_oracle
-from archsearch.progress import SearchProgress, clock, eta_seconds, live_display_wanted, remaining_epochs
-from archsearch.search import Search
-from archsearch.store import TrialStore
-from archsearch.trial import COMPLETED, TrialOutcome
+from archsearch.cli.progress import SearchProgress, clock, eta_seconds, live_display_wanted, remaining_epochs
+from archsearch.engine.search import Search
+from archsearch.core.store import TrialStore
+from archsearch.core.trial import COMPLETED, TrialOutcome
 
 
 class FakeClock:
@@ -173,7 +173,7 @@ def test_the_frame_under_a_trial_line_shows_the_best_that_line_prints(tmp_path, 
     # showed the best score a trial behind the "Trial N | ... | best" line right above it.
     import re
 
-    from archsearch.events import ConsoleEvents
+    from archsearch.core.events import ConsoleEvents
 
     fake = FakeClock()
     output = io.StringIO()

@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 
 import archsearch
-from archsearch.checkpoints import TrialFiles
+from archsearch.core.checkpoints import TrialFiles
 from archsearch.errors import ConfigError
 from archsearch.executors import create_executor
-from archsearch.store import TrialStore
+from archsearch.core.store import TrialStore
 
 
 def make_data(n: int = 64, seed: int = 0):

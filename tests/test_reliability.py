@@ -29,10 +29,10 @@ import yaml
 
 from archsearch import HyperParameters
 from archsearch.errors import ArchsearchError, ConfigError
-from archsearch.hyperparameters import values_key
+from archsearch.space.hyperparameters import values_key
 from archsearch.oracles import create_oracle
 from archsearch.oracles.base import FAILED, INTERRUPTED
-from archsearch.store import TrialStore
+from archsearch.core.store import TrialStore
 
 from conftest import REPO
 
@@ -138,7 +138,7 @@ DRIVER = textwrap.dedent('''
     from test_reliability import SPACE, curve, drive
     from archsearch import HyperParameters
     from archsearch.oracles import create_oracle
-    from archsearch.store import TrialStore
+    from archsearch.core.store import TrialStore
 
     class SlowCurves:
         def __init__(self, store):
@@ -486,7 +486,7 @@ def test_resume_applies_safe_changes_and_refuses_other_changes_or_another_search
 
 
 def test_compare_for_resume_ignores_harmless_differences():
-    from archsearch.resume import compare_for_resume
+    from archsearch.cli.resume import compare_for_resume
 
     stored = {"model": {"name": "mlp", "space": {"u": {"min": 1}}}, "tuner": {"name": "random", "max_trials": 2},
               "trainer": {"verbose": 0, "early_stopping": {"patience": 3}, "epochs": 5}, "resume": None,
@@ -505,7 +505,7 @@ def test_compare_for_resume_ignores_harmless_differences():
 def test_resume_config_is_the_stored_one_changed_only_by_the_command_line():
     from omegaconf import OmegaConf
 
-    from archsearch.resume import resume_config
+    from archsearch.cli.resume import resume_config
 
     stored = {"tuner": {"name": "hyperband", "max_epochs": 9, "seed": 3}, "data": {"name": "shapes", "num_samples": 160},
               "objective": "val_accuracy", "resume": None}
@@ -524,7 +524,7 @@ def test_resume_config_is_the_stored_one_changed_only_by_the_command_line():
 def test_retry_failed_is_read_strictly_and_needs_a_search_to_resume(tmp_path):
     from omegaconf import OmegaConf
 
-    from archsearch.resume import RETRYABLE_KINDS, continue_stored_search, retry_kinds
+    from archsearch.cli.resume import RETRYABLE_KINDS, continue_stored_search, retry_kinds
 
     assert retry_kinds(False) == () and retry_kinds("true") == RETRYABLE_KINDS == ("lost", "oom", "error", "nan")
     assert retry_kinds(OmegaConf.create({"k": ["lost", "oom"]}).k) == ("lost", "oom")
@@ -619,7 +619,7 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize("overrides, field, text", BAD_INPUT, ids=[" ".join(o) for o, _, _ in BAD_INPUT])
 def test_bad_input_is_reported_before_any_trial(overrides, field, text, bad_files, monkeypatch):
-    from archsearch.app import prepare
+    from archsearch.cli.app import prepare
 
     monkeypatch.chdir(bad_files)
     monkeypatch.syspath_prepend(str(bad_files))
@@ -633,7 +633,7 @@ def test_bad_input_is_reported_before_any_trial(overrides, field, text, bad_file
 
 
 def test_an_empty_mapping_override_is_refused_where_hydra_would_merge_it_away():
-    from archsearch.config import check_overrides
+    from archsearch.cli.config import check_overrides
 
     cfg = compose(["model=mlp", "model.space={}"])
     assert len(cfg.model.space) > 0  # what Hydra does with it: nothing
@@ -648,7 +648,7 @@ def test_an_empty_mapping_override_is_refused_where_hydra_would_merge_it_away():
 
 
 def test_an_objective_the_model_does_not_produce_lists_what_it_does(tmp_path, monkeypatch):
-    from archsearch.app import run
+    from archsearch.cli.app import run
 
     monkeypatch.chdir(tmp_path)
     cfg = compose(["objective=val_f1", "data.num_samples=160", "data.image_size=12"])
@@ -673,10 +673,10 @@ def test_an_internal_bug_still_shows_its_traceback(cli, tmp_path):
     module = tmp_path / "buggy_sitecustomize"
     module.mkdir()
     (module / "sitecustomize.py").write_text(textwrap.dedent('''
-        import archsearch.app
+        import archsearch.cli.app
         def run(cfg, echo=print):
             raise ZeroDivisionError("an internal bug")
-        archsearch.app.run = run
+        archsearch.cli.app.run = run
     '''))
     result = cli(["tuner.max_trials=1"], tmp_path / "run", env={"PYTHONPATH": str(module)})
     assert result.returncode != 0 and result.returncode != 2
@@ -775,9 +775,9 @@ def test_the_checkpoint_knows_its_epoch_when_the_store_lags_behind(tmp_path):
     """Killed between saving epoch 3's checkpoint and recording epoch 3: continue after epoch 3, not 2."""
     import h5py
 
-    from archsearch.checkpoints import EPOCH_ATTRIBUTE, TrialFiles
+    from archsearch.core.checkpoints import EPOCH_ATTRIBUTE, TrialFiles
     from archsearch.executors import InlineExecutor
-    from archsearch.search import Search
+    from archsearch.engine.search import Search
 
     store = TrialStore(tmp_path / "trials.db")
     oracle = create_oracle("random", HyperParameters.from_config(SPACE), "val_accuracy", max_trials=2)

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from archsearch import report
-from archsearch.importance import MIN_TRIALS, ped_anova
-from archsearch.report_data import read_run
-from archsearch.store import TrialStore
+from archsearch.report import html as report
+from archsearch.report.importance import MIN_TRIALS, ped_anova
+from archsearch.report.data import read_run
+from archsearch.core.store import TrialStore
 from report_stores import hyperband_store, random_store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,7 +121,7 @@ def test_a_broken_environment_without_plotly_says_so_on_the_page_and_once_on_the
                                                                                           caplog):
     # plotly and matplotlib are core dependencies; if they are gone anyway, the thinner page is never silent.
     for name in ("plotly", "plotly.io", "plotly.offline", "plotly.graph_objects", "matplotlib",
-                 "archsearch.report_plots", "archsearch.report_png"):
+                 "archsearch.report.plots", "archsearch.report.png"):
         monkeypatch.setitem(sys.modules, name, None)  # import fails as if not installed
     monkeypatch.setattr(report, "_warned", set())
     folder = random_store(tmp_path / "run", n=10)
@@ -150,7 +150,7 @@ def test_predictions_picture_is_embedded(tmp_path):
 def test_predictions_picture_has_a_legend_naming_each_class_colour(tmp_path):
     import cv2
 
-    from archsearch.pictures import _COLOURS, save_predictions
+    from archsearch.report.pictures import _COLOURS, save_predictions
 
     class Model:
         def predict(self, x, verbose=0):
@@ -236,13 +236,13 @@ def test_the_end_of_a_search_never_fails_because_of_the_report(tmp_path, monkeyp
 @pytest.mark.parametrize("value, mode", [(True, "full"), ("true", "full"), ("html", "html"), ("HTML", "html"),
                                          (False, "off"), ("false", "off"), ("no", "off")])
 def test_the_report_setting_is_read_strictly(value, mode):
-    from archsearch.config import report_mode
+    from archsearch.cli.config import report_mode
 
     assert report_mode(value) == mode
 
 
 def test_a_bad_report_setting_names_the_choices():
-    from archsearch.config import report_mode
+    from archsearch.cli.config import report_mode
     from archsearch.errors import ConfigError
 
     with pytest.raises(ConfigError, match="report.*html"):
@@ -252,8 +252,8 @@ def test_a_bad_report_setting_names_the_choices():
 def test_a_store_that_cannot_be_opened_in_place_is_read_from_a_private_copy(tmp_path, monkeypatch):
     import sqlite3
 
-    from archsearch import report_data
-    from archsearch.store import TrialStore
+    from archsearch.report.html import data as report_data
+    from archsearch.core.store import TrialStore
 
     folder = random_store(tmp_path / "run", n=6)
     real, sources = TrialStore._tables, []

@@ -9,9 +9,9 @@ import sqlite3
 import numpy as np
 import pytest
 
-from archsearch.objective import Objective
-from archsearch.retrain import ranked_trials, trial_candidate
-from archsearch.trial import Trial
+from archsearch.core.objective import Objective
+from archsearch.training.retrain import ranked_trials, trial_candidate
+from archsearch.core.trial import Trial
 
 SEARCH = ["data.num_samples=160", "data.test_samples=40", "trainer.epochs=2", "tuner.max_trials=2"]
 LINE = re.compile(r"test accuracy: baseline \d\.\d{3} ± \d\.\d{3} -> tuned \d\.\d{3} ± \d\.\d{3} "
@@ -54,7 +54,7 @@ def test_retrain_compares_tuned_and_baseline_and_reproduces_a_trial(cli, tmp_pat
         assert entry["epochs"] == 2
     differences = [t - b for t, b in zip(tuned["test_scores"], baseline["test_scores"])]
     assert tuned["difference"]["per_seed"] == pytest.approx(differences)
-    from archsearch.export import load_model
+    from archsearch.export.best import load_model
 
     assert load_model(run_dir / "retrain" / "model.keras").count_params() > 0
 
@@ -148,7 +148,7 @@ def test_python_api_retrain(tmp_path):
 
 def test_values_files_read_as_exported_or_plain(tmp_path):
     from archsearch.errors import ConfigError
-    from archsearch.retrain import baseline_candidate, read_values
+    from archsearch.training.retrain import baseline_candidate, read_values
 
     exported = tmp_path / "hparams.yaml"
     exported.write_text("trial: 3\nscore: 0.5\nepochs: 4\nvalues: {units: 8, learning_rate: 0.01}\n")
@@ -161,8 +161,8 @@ def test_values_files_read_as_exported_or_plain(tmp_path):
     candidate, note = baseline_candidate({"units": 512}, None, epochs=3, trial_id=1)
     assert candidate.values == {"units": 512} and "model.baseline" in note
     assert baseline_candidate(None, None, 3, 1)[0].values == {}
-    from archsearch.hyperparameters import HyperParameters
-    from archsearch.retrain import Candidate, check_names
+    from archsearch.space.hyperparameters import HyperParameters
+    from archsearch.training.retrain import Candidate, check_names
 
     space = HyperParameters.from_config({"units": {"type": "int", "min": 2, "max": 8}})
     check_names(candidate, space, "model.baseline")
@@ -182,7 +182,7 @@ def test_values_files_read_as_exported_or_plain(tmp_path):
     ([0.30, 0.31, 0.29], [0.40, 0.42, 0.41], "min", "better"),  # a loss: lower is better
 ])
 def test_retrain_says_whether_the_difference_is_beyond_noise(tuned, baseline, direction, verdict):
-    from archsearch.retrain import significance, verdict_text
+    from archsearch.training.retrain import significance, verdict_text
 
     result = significance(tuned, baseline, direction)
     assert result["verdict"] == verdict and result["significant"] == (verdict != "within noise")
@@ -200,7 +200,7 @@ def test_retrain_says_whether_the_difference_is_beyond_noise(tuned, baseline, di
 
 
 def test_significance_with_one_seed_or_no_spread():
-    from archsearch.retrain import significance
+    from archsearch.training.retrain import significance
 
     one = significance([0.9], [0.8], "max", repeats_name="repeats")
     assert one["verdict"] == "untested" and "repeats=3" in one["advice"]
@@ -218,7 +218,7 @@ def test_significance_with_one_seed_or_no_spread():
 @pytest.mark.parametrize("alpha", [0, 1, 1.5, -0.1, "abc", None])
 def test_retrain_alpha_is_checked(alpha):
     from archsearch.errors import ConfigError
-    from archsearch.retrain import check_alpha
+    from archsearch.training.retrain import check_alpha
 
     with pytest.raises(ConfigError, match="retrain.alpha: .* (is not a significance level|is not allowed)"):
         check_alpha(alpha, "retrain.alpha")

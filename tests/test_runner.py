@@ -6,11 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from archsearch.hyperparameters import HyperParameters
-from archsearch.objective import Objective
+from archsearch.space.hyperparameters import HyperParameters
+from archsearch.core.objective import Objective
 from archsearch.oracles.base import COMPLETED, PRUNED, Trial
-from archsearch.checkpoints import CHECKPOINT
-from archsearch.runner import FitArguments, Runner, TrainerSettings
+from archsearch.core.checkpoints import CHECKPOINT
+from archsearch.training.runner import FitArguments, Runner, TrainerSettings
 
 SAMPLES, BATCH = 64, 16
 STEPS = SAMPLES // BATCH  # optimizer steps per epoch
@@ -104,7 +104,7 @@ def test_a_promoted_trial_continues_weights_and_optimizer_state_exactly(runner):
 
 def test_weights_alone_would_not_reproduce_the_straight_run(runner):
     """Guards the test above: with the weights but a fresh optimizer, epochs 3-4 differ."""
-    from archsearch.checkpoints import restore_checkpoint
+    from archsearch.core.checkpoints import restore_checkpoint
 
     hp = HyperParameters()
     reporter = _Recorder()
@@ -175,7 +175,7 @@ def _two_output_model(as_dict: bool):
 def test_the_objective_check_knows_keras_s_own_metric_names_before_training(make, expected):
     """The names checked before the first trial are those Keras logs (issue 24: a function metric
     was named ``<function f1 at 0x...>`` and every objective on it was refused)."""
-    from archsearch.metric_names import compiled_metric_names
+    from archsearch.training.metric_names import compiled_metric_names
 
     model, x, y = make()
     names = compiled_metric_names(model)
@@ -184,7 +184,7 @@ def test_the_objective_check_knows_keras_s_own_metric_names_before_training(make
 
 
 def test_a_subclassed_model_s_metric_names_are_left_to_the_first_epoch():
-    from archsearch.metric_names import compiled_metric_names
+    from archsearch.training.metric_names import compiled_metric_names
 
     class Subclassed(keras.Model):
         def __init__(self):
@@ -202,7 +202,7 @@ def test_a_subclassed_model_s_metric_names_are_left_to_the_first_epoch():
 def test_a_model_with_its_own_train_step_is_checked_on_its_logs():
     """Keras's "customizing fit": a functional model whose class logs its own metrics (here ``custom``);
     the compiled names do not say what it logs, so the objective is checked after the first epoch."""
-    from archsearch.metric_names import compiled_metric_names
+    from archsearch.training.metric_names import compiled_metric_names
 
     class OwnLogs(keras.Model):
         def train_step(self, data):
@@ -215,7 +215,7 @@ def test_a_model_with_its_own_train_step_is_checked_on_its_logs():
 
 
 def test_an_objective_on_a_function_metric_passes_the_check_and_a_wrong_one_names_the_right_one(runner):
-    from archsearch.runner import ObjectiveError
+    from archsearch.training.runner import ObjectiveError
 
     inputs = keras.Input((8,))
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))

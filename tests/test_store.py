@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from archsearch.oracles.base import COMPLETED, FAILED, INTERRUPTED, PRUNED, RUNNING, Trial
-from archsearch.store import CSV_COLUMNS, TrialStore
+from archsearch.core.store import CSV_COLUMNS, TrialStore
 
 
 @pytest.fixture
@@ -342,7 +342,7 @@ def _written_store(path):
 
 def test_read_only_store_names_a_missing_file_and_creates_nothing(tmp_path):
     from archsearch.errors import ArchsearchError
-    from archsearch.store import STORE_FILE, StoreNotFoundError
+    from archsearch.core.store import STORE_FILE, StoreNotFoundError
 
     for location in (tmp_path / "run", tmp_path / "run" / STORE_FILE, tmp_path):
         with pytest.raises(StoreNotFoundError) as caught:
@@ -356,7 +356,7 @@ def test_read_only_store_names_a_missing_file_and_creates_nothing(tmp_path):
 @pytest.mark.parametrize("content, blank", [(b"not a database" * 100, False), (b"", True), ("other table", True)])
 def test_read_only_store_names_a_file_that_is_not_a_store_and_leaves_it(tmp_path, content, blank):
     from archsearch.errors import ArchsearchError
-    from archsearch.store import UnreadableStoreError
+    from archsearch.core.store import UnreadableStoreError
 
     path = tmp_path / "trials.db"
     if content == "other table":  # a SQLite file, not a store (or one a kill left before its tables)
@@ -398,7 +398,7 @@ def test_read_only_store_reads_while_a_search_holds_the_write_lock(tmp_path):
 
 
 def test_read_only_store_refuses_writes_and_never_migrates(tmp_path):
-    from archsearch.store import ReadOnlyStoreError
+    from archsearch.core.store import ReadOnlyStoreError
 
     path = _written_store(tmp_path / "trials.db")
     raw = sqlite3.connect(path)  # as a store of schema version 1 left it: no failure_kind column
@@ -421,7 +421,7 @@ def test_read_only_store_refuses_writes_and_never_migrates(tmp_path):
 @pytest.mark.parametrize("store_state, removed", [("empty", True), ("blank", True), ("a trial", False),
                                                   ("unreadable", False)])
 def test_an_unused_run_folder_is_removed_only_when_its_store_holds_nothing(tmp_path, store_state, removed):
-    from archsearch.preflight import remove_unused_run_folder
+    from archsearch.cli.preflight import remove_unused_run_folder
 
     folder = tmp_path / "run"
     folder.mkdir()
@@ -455,7 +455,7 @@ def _code_strings(tree):
 
 
 def test_only_the_store_module_opens_trials_db_or_writes_sql():
-    """trials.db has one owner: archsearch/store.py names the file and holds every SQL statement.
+    """trials.db has one owner: archsearch/core/store.py names the file and holds every SQL statement.
 
     Elsewhere in the package: no ``sqlite3.connect``, no ``.execute*()`` and no "trials.db" literal
     outside docstrings (messages take the name from store.STORE_FILE), so the report, preflight,
@@ -467,7 +467,7 @@ def test_only_the_store_module_opens_trials_db_or_writes_sql():
     import archsearch
 
     package = Path(archsearch.__file__).parent
-    owner = package / "store.py"
+    owner = package / "core" / "store.py"
     found = []
     for path in sorted(package.rglob("*.py")):
         if path == owner:
@@ -481,5 +481,5 @@ def test_only_the_store_module_opens_trials_db_or_writes_sql():
                         and node.func.value.id == "sqlite3")):
                 found.append(f"{where}:{node.lineno}: .{node.func.attr}(...)")
         found += [f"{where}:{n.lineno}: the literal {n.value!r}" for n in _code_strings(tree) if "trials.db" in n.value]
-    assert found == [], "only archsearch/store.py may open trials.db or write SQL; use TrialStore " \
+    assert found == [], "only archsearch/core/store.py may open trials.db or write SQL; use TrialStore " \
                         "(open_read_only to read) and store.STORE_FILE:\n" + "\n".join(found)

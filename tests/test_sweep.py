@@ -14,9 +14,9 @@ import yaml
 from conftest import REPO
 from omegaconf import OmegaConf
 
-from archsearch import sweep as S
-from archsearch.store import TrialStore
-from archsearch.trial import Trial
+from archsearch.cli import sweep as S
+from archsearch.core.store import TrialStore
+from archsearch.core.trial import Trial
 
 TINY = ["trainer.epochs=1", "data.num_samples=160", "data.image_size=12"]
 

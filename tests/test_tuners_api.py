@@ -10,7 +10,7 @@ import pytest
 
 import archsearch
 from archsearch.errors import ConfigError
-from archsearch.search import SearchAborted
+from archsearch.engine.search import SearchAborted
 
 
 def make_data(n: int = 240, seed: int = 0):

@@ -8,7 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from archsearch.errors import ConfigError  # noqa: E402
-from archsearch.hyperparameters import HyperParameters  # noqa: E402
+from archsearch.space.hyperparameters import HyperParameters  # noqa: E402
 from hypermodels import layers, unet as U  # noqa: E402
 
 

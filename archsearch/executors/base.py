@@ -1,6 +1,6 @@
 """The executor interface: *where* trials train, apart from *what* is tried and *how* it trains.
 
-The search driver submits :class:`~archsearch.trial.TrialSpec` objects and waits; the executor
+The search driver submits :class:`~archsearch.core.trial.TrialSpec` objects and waits; the executor
 trains them (in this process, in local worker processes, on a Ray cluster) and reports what
 happens through the driver's :class:`ExecutorHandler`: a trial started, finished an epoch (the
 handler answers whether to stop it), ended, or was lost with its worker.  Oracle, runner and
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar, Protocol
 
-from archsearch.trial import TrialOutcome, TrialSpec
+from archsearch.core.trial import TrialOutcome, TrialSpec
 
 
 class ExecutorHandler(Protocol):

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from archsearch.errors import ArchsearchError
 from archsearch.executors.base import Executor
-from archsearch.trial import Trial, TrialSpec
+from archsearch.core.trial import Trial, TrialSpec
 
 
 class InlineExecutor(Executor):

@@ -43,7 +43,7 @@ from typing import Any
 
 from archsearch.errors import ArchsearchError, ConfigError
 from archsearch.executors.base import Executor
-from archsearch.trial import TrialSpec
+from archsearch.core.trial import TrialSpec
 
 log = logging.getLogger("archsearch")
 
@@ -500,7 +500,7 @@ def _validate_options(options: Mapping[str, Any]) -> dict[str, Any]:
     if storage is not None and (not isinstance(storage, (str, os.PathLike)) or not str(storage).strip()):
         raise ConfigError("executor.storage", f"must be a folder path, not {storage!r}",
                           "or null for the run folder")
-    from archsearch.config import whole_number
+    from archsearch.cli.config import whole_number
 
     max_trials = options.get("max_trials_per_worker")
     max_trials = DEFAULT_MAX_TRIALS_PER_WORKER if max_trials is None else int(

@@ -35,7 +35,7 @@ def worker_main(conn, runner_bytes: bytes, settings: WorkerSettings) -> None:
     os.environ.update(settings.env)
     _die_with_parent(settings.parent_pid)
     if os.environ.get("ARCHSEARCH_QUIET_BACKEND") == "1":  # backend_logs.QUIET_ENV: the CLI's choice
-        from archsearch.backend_logs import start_backend_quietly
+        from archsearch.training.backend_logs import start_backend_quietly
 
         start_backend_quietly(lambda: _limit_threads(settings.threads))
     else:

@@ -1,7 +1,7 @@
 """The ``Logger`` interface: a search listener that also knows its run folder and config.
 
 A tracker (TensorBoard, MLflow, W&B, Neptune) sees the search only through its events
-(:class:`~archsearch.events.SearchEvents`), in the driver process whatever the executor, so it
+(:class:`~archsearch.core.events.SearchEvents`), in the driver process whatever the executor, so it
 never parses console output and never runs inside a worker.  On top of the events it gets the
 run folder and the config (``__init__``), the exported results (:meth:`Logger.on_results`) and
 the end of the run however it ended (:meth:`Logger.close`), which the events alone do not say.
@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from archsearch.events import EventFanout, SearchEvents
+from archsearch.core.events import EventFanout, SearchEvents
 
 log = logging.getLogger("archsearch")
 

@@ -21,7 +21,7 @@ from archsearch.loggers.base import Logger, Loggers
 
 # name -> (module:class, its options and their defaults, the package it needs, the extra that installs it)
 _BUILT_IN: dict[str, tuple[str, dict[str, Any], str | None, str | None]] = {
-    "csv": ("", {}, None, None),  # trials.csv and epochs.csv are always written (archsearch.export)
+    "csv": ("", {}, None, None),  # trials.csv and epochs.csv are always written (archsearch.export.best)
     "tensorboard": ("archsearch.loggers.tensorboard:TensorBoardLogger", {"dir": "tensorboard"},
                     "tensorboard", "tensorboard"),
     "mlflow": ("archsearch.loggers.mlflow:MLflowLogger", {"tracking_uri": None, "experiment_name": "archsearch"},

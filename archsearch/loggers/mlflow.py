@@ -25,7 +25,7 @@ import yaml
 
 from archsearch.errors import ConfigError
 from archsearch.loggers.base import SCORE, Logger, is_number, trial_folder
-from archsearch.trial import COMPLETED, FAILED, PRUNED
+from archsearch.core.trial import COMPLETED, FAILED, PRUNED
 
 log = logging.getLogger("archsearch")
 

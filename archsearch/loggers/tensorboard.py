@@ -30,7 +30,7 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 from tensorboard.util import tensor_util
 
 from archsearch.loggers.base import SCORE, Logger, is_number, trial_folder
-from archsearch.trial import COMPLETED, FAILED, PRUNED
+from archsearch.core.trial import COMPLETED, FAILED, PRUNED
 
 EXPERIMENT_META = "tensorboard_experiment"  # trials.db meta: the experiment config was written (once per search)
 _STATUS = {COMPLETED: api_pb2.STATUS_SUCCESS, PRUNED: api_pb2.STATUS_SUCCESS, FAILED: api_pb2.STATUS_FAILURE}

@@ -27,10 +27,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from archsearch.errors import ConfigError, SearchSpaceRuntimeError
-from archsearch.hyperparameters import HyperParameters, to_python, values_key
-from archsearch.objective import Objective, is_finite, numeric_metrics
+from archsearch.space.hyperparameters import HyperParameters, to_python, values_key
+from archsearch.core.objective import Objective, is_finite, numeric_metrics
 from archsearch.oracles.hand_driven import HandDrivenOracle, synchronized  # noqa: F401  (KerasTuner's names)
-from archsearch.trial import (  # noqa: F401  (re-exported: the oracle protocol speaks in trials)
+from archsearch.core.trial import (  # noqa: F401  (re-exported: the oracle protocol speaks in trials)
     COMPLETED,
     DONE,
     FAILED,

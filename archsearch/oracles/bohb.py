@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from archsearch.errors import ConfigError
-from archsearch.hyperparameters import Boolean, Choice, Fixed, HyperParameter
+from archsearch.space.hyperparameters import Boolean, Choice, Fixed, HyperParameter
 from archsearch.oracles.base import COMPLETED, FAILED, PRUNED, register_oracle
 from archsearch.oracles.hyperband import HyperbandOracle
 

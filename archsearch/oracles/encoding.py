@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from archsearch.hyperparameters import Boolean, Choice, Fixed, Float, HyperParameter, HyperParameters, Int, values_key
+from archsearch.space.hyperparameters import Boolean, Choice, Fixed, Float, HyperParameter, HyperParameters, Int, values_key
 
 # Integers (or stepped values) with fewer values than this are left to the candidate search:
 # refining them continuously cannot do better than trying their values.

@@ -21,7 +21,7 @@ from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
 from archsearch.errors import ConfigError
-from archsearch.hyperparameters import HyperParameter, same_value
+from archsearch.space.hyperparameters import HyperParameter, same_value
 from archsearch.oracles.base import Oracle, Proposal, register_oracle
 
 

@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from archsearch.errors import FatalTypeError
-from archsearch.objective import is_finite, numeric_metrics
-from archsearch.trial import COMPLETED, FAILED, IDLE, INTERRUPTED, RUNNING, STOPPED, Status, Trial
+from archsearch.core.objective import is_finite, numeric_metrics
+from archsearch.core.trial import COMPLETED, FAILED, IDLE, INTERRUPTED, RUNNING, STOPPED, Status, Trial
 
 log = logging.getLogger("archsearch")
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_MAX_CONSECUTIVE_FAILURES = 3  # KerasTuner's default, and the tuner's (archsearch.search)
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 3  # KerasTuner's default, and the tuner's (archsearch.engine.search)
 ORACLE_STATE = "oracle_state"  # the store's meta key for a subclass's get_state()
 
 
@@ -224,7 +224,7 @@ class HandDrivenOracle:
     # ------------------------------------------------------------ a project folder
     def _set_project_dir(self, directory: str | Path, project_name: str, overwrite: bool = False) -> None:
         """Keep this oracle's trials in ``<directory>/<project_name>/trials.db`` (``overwrite``: start afresh)."""
-        from archsearch.store import STORE_FILE, STORE_FILES, TrialStore
+        from archsearch.core.store import STORE_FILE, STORE_FILES, TrialStore
 
         folder = Path(directory) / str(project_name)
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,148 @@
+"""Export the best architecture of a search into ``<run folder>/best/``.
+
+* ``model.keras``: the best trial's model with its best-epoch weights,
+  reloadable with ``keras.saving.load_model`` in any process that imported
+  ``archsearch`` (see ``registration.py``), or :func:`load_model`;
+* ``saved_model/`` or ``model.onnx`` with ``export.format=savedmodel|onnx`` (``serving.py``);
+* ``README.md``: what was searched, the winner, how to reload and retrain it (``best_readme.py``);
+* ``hparams.yaml``: its hyperparameter values, score and trial;
+* ``conf/model/best.yaml``: the same values as a fixed search space, so
+  ``python -m archsearch --config-dir <run>/best/conf model=best tuner=grid``
+  retrains exactly that architecture;
+* ``summary.txt``: layer summary and parameter count.
+
+``trials.csv`` next to ``best/`` lists every trial, ``epochs.csv`` every trial's epochs.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from archsearch.core.atomic import atomic_path, remove_stale_temporaries, write_text
+from archsearch.core.disk import file_size
+
+log = logging.getLogger("archsearch")
+
+
+def export_best(
+    tuner,
+    out_dir: str | Path | None = None,
+    model_config: Mapping[str, Any] | None = None,
+    extra_pictures: Callable[[Any, Path], None] | None = None,
+    export_format: str = "keras",
+) -> Path | None:
+    """Write ``best/``, ``trials.csv`` and ``epochs.csv``; returns ``best``, or None when no trial completed.
+
+    ``export_format`` (checked by ``serving.check_export_format`` before the search) adds a
+    SavedModel or ONNX export beside ``model.keras``.
+    """
+    from archsearch.export.readme import readme_text
+    from archsearch.export.serving import export_for_serving
+
+    out_dir = Path(out_dir or tuner.project_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (out_dir, out_dir / "best"):
+        remove_stale_temporaries(folder)
+    tuner.store.export_csv(out_dir / "trials.csv")
+    tuner.store.export_epochs_csv(out_dir / "epochs.csv")
+    trial, model = _best_exportable(tuner)
+    if trial is None:
+        log.warning("no trial completed: nothing to export")
+        return None
+    best_dir = out_dir / "best"
+    best_dir.mkdir(exist_ok=True)
+    weights = tuner.runner.best_weights_path(trial.id)
+    with atomic_path(best_dir / "model.keras", expected_size=2 * max(file_size(weights), 4 * model.count_params()),
+                     run_folder=out_dir) as tmp:
+        model.save(tmp)
+    objective = tuner.objective
+    values = {k: _plain(v) for k, v in trial.hparams.items()}
+    record = {
+        "trial": trial.id,
+        "objective": {"name": objective.name, "direction": objective.direction},
+        "score": float(trial.value),
+        "metrics": {k: float(v) for k, v in trial.metrics.items()},
+        "values": values,
+    }
+    if trial.budget is not None:
+        record["epochs"] = trial.budget
+    _write_yaml(best_dir / "hparams.yaml", record,
+                header="Best hyperparameters found by archsearch (values: pass them back to rebuild this architecture)")
+    if model_config is not None:
+        retrain = {k: _plain(v) for k, v in model_config.items() if k not in ("space", "defaults")}
+        retrain["space"] = {name: {"type": "fixed", "value": v} for name, v in values.items()}
+        (best_dir / "conf" / "model").mkdir(parents=True, exist_ok=True)
+        _write_yaml(best_dir / "conf" / "model" / "best.yaml", retrain,
+                    header=f"Retrain trial {trial.id}: python -m archsearch --config-dir {best_dir / 'conf'} "
+                           "model=best tuner=grid")
+    write_text(best_dir / "summary.txt", model_summary(model, trial, objective), run_folder=out_dir)
+    extra = [export_format] if export_for_serving(model, best_dir, export_format) is not None else []
+    write_text(best_dir / "README.md", readme_text(out_dir, record, tuner.store.get_meta("config"),
+                                                   tuner.store.count("completed"), extra), run_folder=out_dir)
+    if extra_pictures is not None:
+        try:
+            extra_pictures(model, best_dir)
+        except Exception as exc:  # a picture must never cost the user the exported model
+            log.warning("could not draw the pictures for the best model: %s", exc)
+    return best_dir
+
+
+def _best_exportable(tuner) -> tuple[Any, Any]:
+    """The best trial whose weights are all finite, and its model; (None, None) if there is none.
+
+    A model with NaN weights can still report a finite accuracy: it is never exported.
+    """
+    from archsearch.training.runner import weights_are_finite
+
+    for trial in tuner.best_trials(max(1, len(tuner.oracle.trials))):
+        hp = tuner.oracle.hyperparameters.with_values(trial.hparams)
+        model = tuner.runner.load_best_model(trial, hp)
+        if weights_are_finite(model):
+            return trial, model
+        log.warning("trial %s has NaN or infinite weights: it is not exported", trial.id)
+    return None, None
+
+
+def model_summary(model, trial, objective) -> str:
+    buffer = io.StringIO()
+    model.summary(print_fn=lambda line, *args, **kwargs: buffer.write(line + "\n"))
+    params = model.count_params()
+    lines = [
+        f"Best trial: {trial.id}",
+        f"Objective: {objective.name} ({objective.direction}) = {trial.value:.6g}",
+        "Hyperparameters:",
+        *(f"  {k}: {v}" for k, v in trial.hparams.items()),
+        f"Parameters: {params:,}",
+        "",
+        buffer.getvalue(),
+    ]
+    return "\n".join(lines)
+
+
+def load_model(path: str | Path):
+    """Load an exported model with every archsearch layer, metric and loss registered."""
+    import keras
+
+    import archsearch.training.custom_objects  # noqa: F401  (registers serialisable objects)
+
+    return keras.saving.load_model(path)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _write_yaml(path: Path, data: Mapping[str, Any], header: str) -> None:
+    write_text(path, f"# {header}\n" + yaml.safe_dump(dict(data), sort_keys=False))

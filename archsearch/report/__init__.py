@@ -1,0 +1,5 @@
+"""What a search shows afterwards (or while it runs): ``report.html`` and its data, plots, PNGs,
+importance and pictures, read from ``trials.db`` through the store's read-only API.
+
+``python -m archsearch.report <run folder>`` writes the report again.
+"""
