@@ -27,7 +27,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from archsearch.errors import ConfigError, SearchSpaceRuntimeError
-from archsearch.space.hyperparameters import HyperParameters, to_python, values_key
+from archsearch.space.hyperparameters import HyperParameters
+from archsearch.space.values import to_python, values_key
 from archsearch.core.objective import Objective, is_finite, numeric_metrics
 from archsearch.oracles.hand_driven import HandDrivenOracle, synchronized  # noqa: F401  (KerasTuner's names)
 from archsearch.core.trial import (  # noqa: F401  (re-exported: the oracle protocol speaks in trials)

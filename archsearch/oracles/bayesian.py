@@ -53,7 +53,8 @@ from scipy.special import erfcx, log_ndtr
 from scipy.stats import qmc
 
 from archsearch.errors import ConfigError
-from archsearch.space.hyperparameters import Boolean, Choice, values_key
+from archsearch.space.categorical import Boolean, Choice
+from archsearch.space.values import values_key
 from archsearch.oracles.base import COMPLETED, FAILED, PRUNED, RUNNING, Oracle, Proposal, register_oracle
 from archsearch.oracles.encoding import SpaceEncoder
 from archsearch.oracles.gp import LENGTHSCALE_PRIOR_SCALE, GaussianProcess
