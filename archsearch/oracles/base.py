@@ -31,6 +31,7 @@ from archsearch.space.hyperparameters import HyperParameters
 from archsearch.space.values import to_python, values_key
 from archsearch.core.objective import Objective, is_finite, numeric_metrics
 from archsearch.oracles.hand_driven import HandDrivenOracle, synchronized  # noqa: F401  (KerasTuner's names)
+from archsearch.oracles.pruners import create_pruner
 from archsearch.core.trial import (  # noqa: F401  (re-exported: the oracle protocol speaks in trials)
     COMPLETED,
     DONE,
@@ -397,9 +398,7 @@ def _make_pruner(spec: Any):
         return None
     if hasattr(spec, "should_prune"):
         return spec
-    from archsearch.oracles import pruners
-
-    return pruners.create_pruner(spec)
+    return create_pruner(spec)
 
 
 # --------------------------------------------------------------------------- registry
