@@ -1,5 +1,9 @@
 """The oracle interface: decide *what* to try next, knowing nothing of Keras.
 
+One piece though long: every algorithm inherits all of it -- ask/tell, budgets, ``resume_from``,
+pruning and the restore of its state are one contract -- and the registry at its end is the one
+way the CLI, the tuners and the benches build an oracle by name (``create_oracle``).
+
 An oracle hands out :class:`Trial` objects with :meth:`Oracle.ask` and learns
 their results through :meth:`Oracle.tell`.  Several trials may be running at
 once: ``ask`` returns ``None`` when nothing can start until a running trial

@@ -1,5 +1,8 @@
 """The space and the values of one trial: :class:`HyperParameters`, the ``hp`` a model builder gets.
 
+One class, so one module though past 400 lines: KerasTuner's ``hp`` API, the helpers oracles use and
+its serialised forms all read and write the same declarations and values.
+
 One object serves both ways of declaring a space:
 
 * declaratively, from a model config (:meth:`HyperParameters.from_config`, read by
