@@ -23,7 +23,9 @@ ENGINE_MODULES = [
     "archsearch.core.checkpoints", "archsearch.core.lock", "archsearch.core.atomic", "archsearch.core.disk", "archsearch.errors",
     "archsearch.core.interrupts",
     # the space and the algorithms
-    "archsearch.space.hyperparameters", "archsearch.oracles", "archsearch.oracles.driving",
+    "archsearch.space.values", "archsearch.space.parameters", "archsearch.space.numeric",
+    "archsearch.space.categorical", "archsearch.space.declarative", "archsearch.space.hyperparameters",
+    "archsearch.oracles", "archsearch.oracles.driving",
     # the driver and where trials run
     "archsearch.engine.search", "archsearch.executors", "archsearch.executors.base", "archsearch.executors.inline",
     "archsearch.executors.process", "archsearch.executors.worker", "archsearch.executors.ray",
