@@ -20,7 +20,7 @@ HEAVY = ("keras", "tensorflow", "jax", "torch", "hydra", "omegaconf", "ray")
 ENGINE_MODULES = [
     # trials, objectives, events, the store and what keeps a run folder whole
     "archsearch.core.trial", "archsearch.core.objective", "archsearch.core.events", "archsearch.core.store",
-    "archsearch.core.checkpoints", "archsearch.core.lock", "archsearch.core.atomic", "archsearch.core.disk", "archsearch.errors",
+    "archsearch.core.checkpoints", "archsearch.core.checks", "archsearch.core.lock", "archsearch.core.atomic", "archsearch.core.disk", "archsearch.errors",
     "archsearch.core.interrupts",
     # the space and the algorithms
     "archsearch.space.hyperparameters", "archsearch.oracles", "archsearch.oracles.driving",

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for_any
 
+from archsearch.core.checks import whole_number
 from archsearch.errors import ArchsearchError, ConfigError
 from archsearch.executors.base import Executor
 from archsearch.executors.worker import WorkerSettings, worker_main
@@ -332,8 +333,6 @@ def parallel_trials(value, field: str = "tuner.parallel_trials") -> int:
     """``auto`` is one trial per visible GPU (1 without a GPU); otherwise a whole number >= 1."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
         return max(1, len(visible_gpus()))
-    from archsearch.cli.config import whole_number
-
     return int(whole_number(value, field, 1))
 
 
@@ -346,6 +345,4 @@ def _threads_per_worker(threads, slots: int, on_gpus: bool) -> int | None:
             return None
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return max(1, cores // slots)
-    from archsearch.cli.config import whole_number
-
     return int(whole_number(threads, "executor.threads", 1))

@@ -500,7 +500,7 @@ def _validate_options(options: Mapping[str, Any]) -> dict[str, Any]:
     if storage is not None and (not isinstance(storage, (str, os.PathLike)) or not str(storage).strip()):
         raise ConfigError("executor.storage", f"must be a folder path, not {storage!r}",
                           "or null for the run folder")
-    from archsearch.cli.config import whole_number
+    from archsearch.core.checks import whole_number
 
     max_trials = options.get("max_trials_per_worker")
     max_trials = DEFAULT_MAX_TRIALS_PER_WORKER if max_trials is None else int(

@@ -203,7 +203,7 @@ class Tuner:
         if executions_per_trial is not None:  # else the trainer's own setting (the CLI's trainer.executions_per_trial)
             self.trainer.executions_per_trial = int(executions_per_trial)
         if max_model_size is not None:
-            from archsearch.cli.config import whole_number
+            from archsearch.core.checks import whole_number
 
             self.trainer.max_model_size = whole_number(max_model_size, "max_model_size", 1)
         if seed is not None and self.trainer.seed is None:
@@ -512,7 +512,7 @@ class Tuner:
 
     @executions_per_trial.setter
     def executions_per_trial(self, value: int) -> None:
-        from archsearch.cli.config import whole_number
+        from archsearch.core.checks import whole_number
 
         self.trainer.executions_per_trial = whole_number(value, "executions_per_trial", 1)
 

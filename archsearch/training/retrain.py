@@ -227,7 +227,7 @@ def _noise_advice(gain: float, needed: int | None, repeats_name: str, budget_nam
 
 def check_alpha(value: Any, field_name: str) -> float:
     """A significance level strictly between 0 and 1 (0.05 is usual); anything else is refused by name."""
-    from archsearch.cli.config import real_number
+    from archsearch.core.checks import real_number
 
     alpha = real_number(value, field_name, 0.0, strict=True)
     if alpha is None or alpha >= 1.0:
