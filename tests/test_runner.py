@@ -10,7 +10,9 @@ from archsearch.space.hyperparameters import HyperParameters
 from archsearch.core.objective import Objective
 from archsearch.oracles.base import COMPLETED, PRUNED, Trial
 from archsearch.core.checkpoints import CHECKPOINT
-from archsearch.training.runner import FitArguments, Runner, TrainerSettings
+from archsearch.training.fit_data import FitArguments
+from archsearch.training.runner import Runner
+from archsearch.training.settings import TrainerSettings
 
 SAMPLES, BATCH = 64, 16
 STEPS = SAMPLES // BATCH  # optimizer steps per epoch
@@ -215,7 +217,7 @@ def test_a_model_with_its_own_train_step_is_checked_on_its_logs():
 
 
 def test_an_objective_on_a_function_metric_passes_the_check_and_a_wrong_one_names_the_right_one(runner):
-    from archsearch.training.runner import ObjectiveError
+    from archsearch.errors import ObjectiveError
 
     inputs = keras.Input((8,))
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
