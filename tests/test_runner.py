@@ -227,3 +227,21 @@ def test_an_objective_on_a_function_metric_passes_the_check_and_a_wrong_one_name
     runner.objective = Objective.create({"name": "val_f2", "direction": "max"})
     with pytest.raises(ObjectiveError, match="val_f1"):
         runner._check_objective(model, HyperParameters())
+
+
+def test_the_keras_runner_is_the_first_trial_runner_and_says_how_a_worker_starts_keras(tmp_path):
+    import importlib
+    import pickle
+
+    from archsearch.core.trial_runner import TrialRunner, needs_of
+
+    runner = Runner(_build, _data(), Objective("val_loss"), tmp_path)
+    assert isinstance(runner, TrialRunner)
+    needs = needs_of(runner)
+    assert needs.gpu  # one worker per visible GPU, as before the seam
+    module, _, name = needs.worker_setup.partition(":")
+    assert callable(getattr(importlib.import_module(module), name))  # what each worker calls before unpickling
+    copy = pickle.loads(pickle.dumps(runner))  # what a worker receives
+    assert copy.files.workdir == runner.workdir == tmp_path
+    runner.files.workdir = tmp_path / "storage"  # Ray's executor.storage moves the trial files, and the runner's folder
+    assert runner.workdir == tmp_path / "storage" and runner.checkpoint_path(3).is_relative_to(tmp_path / "storage")
