@@ -32,7 +32,7 @@ POLL_SECONDS = 10.0  # how long one next_message() call waits inside the actor b
 
 @dataclass
 class ActorSettings:
-    """What an actor sets up before it loads the runner (and with it Keras)."""
+    """What an actor sets up before it loads the runner (and with it what the runner trains with, e.g. Keras)."""
 
     storage: str
     num_cpus: float = 1.0
