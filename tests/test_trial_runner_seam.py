@@ -163,3 +163,25 @@ def test_a_numpy_search_killed_with_kill_9_resumes_in_a_fresh_process_with_nothi
     row = re.compile(r"<tr class='status-(\w+)'><td data-v='[^']*'>(\d+)</td>")
     listed = {int(trial): status for status, trial in row.findall(page)}  # the Trials table, one row each
     assert listed == {i: r["status"] for i, r in after.items()}
+
+
+# ------------------------------------------------------------ what a runner needs
+def test_a_gpu_given_to_a_runner_that_trains_without_one_is_a_config_error(tmp_path):
+    from archsearch.errors import ConfigError
+    from archsearch.executors import create_executor
+
+    with pytest.raises(ConfigError) as info:
+        create_executor("process", NumpyRunner(tmp_path), 2, {"gpus": ["0"]})
+    assert info.value.field == "executor.gpus" and "NumpyRunner trains without a GPU" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        create_executor("ray", NumpyRunner(tmp_path), 2, {"resources": {"num_cpus": 1, "num_gpus": 1}})
+    assert info.value.field == "executor.resources.num_gpus"
+
+
+def test_workers_of_a_runner_without_gpu_use_see_no_gpu(tmp_path, monkeypatch):
+    from archsearch.executors.process import ProcessExecutor
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # a machine with two GPUs
+    executor = ProcessExecutor(NumpyRunner(tmp_path), 2, threads=None)
+    assert executor.gpus == []  # one worker per GPU only for a runner that uses them
+    assert "GPU" not in executor.describe()

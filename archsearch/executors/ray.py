@@ -78,12 +78,16 @@ class RayExecutor(Executor):
     def __init__(self, runner: TrialRunner, slots: int = 1, **options: Any) -> None:
         super().__init__(slots=slots)
         settings = validate_options(options)
+        self.needs = needs_of(runner)
+        if settings["resources"].get("num_gpus") and not self.needs.gpu:
+            raise ConfigError("executor.resources.num_gpus", f"asks for {settings['resources']['num_gpus']:g} GPU per "
+                                                             f"trial, but {type(runner).__name__} trains without one",
+                              "set it to 0 (or leave it out)")
         try:
             importlib.import_module("ray")
         except ImportError:
             raise ConfigError("executor", "the 'ray' executor needs Ray, which is not installed", INSTALL_HINT) from None
         self.runner = runner
-        self.needs = needs_of(runner)
         self.address: str | None = settings["address"]
         self.resources: dict[str, float] = settings["resources"]
         self.max_trials_per_worker: int = settings["max_trials_per_worker"]
