@@ -60,7 +60,8 @@ class RunnerNeeds:
     """What a runner asks of the executor that carries its trials.
 
     ``gpu``: its trials can use a GPU, so a process executor gives each worker one of the visible
-    GPUs (one worker per GPU); False: workers are given none.  ``worker_setup``: ``"module:function"``
+    GPUs (one worker per GPU); False: workers see none, and a GPU asked for in ``executor.gpus`` or
+    ``executor.resources.num_gpus`` is a ConfigError.  ``worker_setup``: ``"module:function"``
     that a worker process (local or Ray) calls with its CPU thread count (None: no limit) and whether
     to filter the library's start-up notices, *before* it unpickles the runner: the place for a
     deep-learning library's process-wide settings, which must be made before it is imported.  None:
