@@ -21,7 +21,7 @@ ENGINE_MODULES = [
     # trials, objectives, events, the store and what keeps a run folder whole
     "archsearch.core.trial", "archsearch.core.objective", "archsearch.core.events", "archsearch.core.store",
     "archsearch.core.checkpoints", "archsearch.core.lock", "archsearch.core.atomic", "archsearch.core.disk", "archsearch.errors",
-    "archsearch.core.interrupts",
+    "archsearch.core.interrupts", "archsearch.core.checks", "archsearch.core.trial_runner",
     # the space and the algorithms
     "archsearch.space.values", "archsearch.space.parameters", "archsearch.space.numeric",
     "archsearch.space.categorical", "archsearch.space.declarative", "archsearch.space.hyperparameters",
@@ -29,6 +29,7 @@ ENGINE_MODULES = [
     # the driver and where trials run
     "archsearch.engine.search", "archsearch.executors", "archsearch.executors.base", "archsearch.executors.inline",
     "archsearch.executors.process", "archsearch.executors.worker", "archsearch.executors.ray",
+    "archsearch.executors.ray_actor", "archsearch.executors.ray_options",
 ]
 
 

@@ -47,7 +47,7 @@ class ArraysFitData:
     def fit_kwargs(self, batch_size: int | None, *, trial_id: int = 0, initial_epoch: int = 0, epochs: int = 1,
                    execution: int = 0) -> dict[str, Any]:
         from archsearch.datasets.pipeline import epoch_batches, make_dataset
-        from archsearch.training.runner import DEFAULT_BATCH_SIZE
+        from archsearch.training.settings import DEFAULT_BATCH_SIZE
 
         size = int(batch_size or DEFAULT_BATCH_SIZE)
         s = self.splits
@@ -112,7 +112,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         if not space.space:
             space = None  # define-by-run: the tuner learns the space by running the builder
 
-    from archsearch.training.runner import CompileSettings, TrainerSettings  # the backend, from here on
+    from archsearch.training.settings import CompileSettings, TrainerSettings  # the backend, from here on
     from archsearch.keras_tuner.tuners import Tuner, discover_space
 
     early = trainer_cfg.get("early_stopping") or {}

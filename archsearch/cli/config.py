@@ -19,6 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from archsearch.core.checks import real_number, whole_number
 from archsearch.errors import ConfigError, SearchSpaceError, describe_exception
 from archsearch.space.hyperparameters import HyperParameters
 from archsearch.core.objective import Objective
@@ -185,38 +186,6 @@ def oracle_options(tuner_cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     if not name:
         raise ConfigError("tuner.name", "is missing", "choose a tuner, e.g. tuner=random")
     return str(name), {k: v for k, v in options.items() if v is not None or k in ("max_trials",)}
-
-
-def whole_number(value: Any, field: str, minimum: int | None, allow_none: bool = False) -> int | None:
-    """``value`` as an int (of at least ``minimum``); anything else is a ConfigError naming the field."""
-    if value is None and allow_none:
-        return None
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, str))
-    try:
-        number = float(value) if ok else math.nan
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or number != int(number) or (minimum is not None and number < minimum):
-        allowed = "a whole number" + (f" >= {minimum}" if minimum is not None else "") + (" or null" if allow_none else "")
-        raise ConfigError(field, f"{value!r} is not allowed", f"use {allowed}")
-    return int(number)
-
-
-def real_number(value: Any, field: str, minimum: float | None = None, allow_none: bool = False,
-                strict: bool = False) -> float | None:
-    """``value`` as a finite float (above ``minimum`` if ``strict``, else at least it)."""
-    if value is None and allow_none:
-        return None
-    try:
-        number = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        number = math.nan
-    too_small = minimum is not None and (number <= minimum if strict else number < minimum)
-    if not math.isfinite(number) or too_small:
-        bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum}"
-        raise ConfigError(field, f"{value!r} is not allowed",
-                          f"use a number{bound}" + (" or null" if allow_none else ""))
-    return number
 
 
 TRUE_WORDS = ("true", "yes", "1", "on")

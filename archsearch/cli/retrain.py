@@ -102,7 +102,8 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
     from archsearch.training import retrain as R
     from archsearch.datasets import load_data
     from archsearch.core.objective import Objective
-    from archsearch.training.runner import CompileSettings, Runner, TrainerSettings
+    from archsearch.training.runner import Runner
+    from archsearch.training.settings import CompileSettings, TrainerSettings
 
     options = C.to_dict(cfg.get("retrain"))
     repeats = _whole(options.get("repeats", R.RetrainSettings.repeats), "retrain.repeats", 1, allow_none=False)

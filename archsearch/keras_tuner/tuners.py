@@ -37,7 +37,9 @@ from archsearch.core.lock import LOCK_FILE, RunFolderLock
 from archsearch.core.objective import Objective
 from archsearch.oracles import Oracle, Trial, create_oracle
 from archsearch.oracles.hand_driven import ORACLE_STATE
-from archsearch.training.runner import CompileSettings, FitArguments, FitData, Runner, TrainerSettings
+from archsearch.training.fit_data import FitArguments, FitData
+from archsearch.training.runner import Runner
+from archsearch.training.settings import CompileSettings, TrainerSettings
 from archsearch.engine.search import Search
 from archsearch.core.store import STORE_FILE, TrialStore  # noqa: F401  (STORE_FILE lives in store.py, read without Keras)
 
@@ -82,7 +84,7 @@ def discover_space(hypermodel: Any, hp: HyperParameters | None = None, keras_mod
     Python-API tuner checks when ``search()`` starts instead, as KerasTuner builds such tuners (a
     ``run_trial`` override may never need the model).
     """
-    from archsearch.training.runner import check_is_model
+    from archsearch.training.failures import check_is_model
 
     hp = HyperParameters() if hp is None else hp
     try:
@@ -203,7 +205,7 @@ class Tuner:
         if executions_per_trial is not None:  # else the trainer's own setting (the CLI's trainer.executions_per_trial)
             self.trainer.executions_per_trial = int(executions_per_trial)
         if max_model_size is not None:
-            from archsearch.cli.config import whole_number
+            from archsearch.core.checks import whole_number
 
             self.trainer.max_model_size = whole_number(max_model_size, "max_model_size", 1)
         if seed is not None and self.trainer.seed is None:
@@ -362,7 +364,7 @@ class Tuner:
 
     def run_search(self, data: FitData, callbacks: Sequence[Any] | None = None, echo: Callable[[str], None] | None = None
                    ) -> None:
-        """Run the search on any :class:`~archsearch.training.runner.FitData` (the CLI's datasets, ...)."""
+        """Run the search on any :class:`~archsearch.training.fit_data.FitData` (the CLI's datasets, ...)."""
         with self._lock.searching():  # one search per folder in this process too, whatever the thread
             self._run_search(data, callbacks, echo)
 
@@ -512,7 +514,7 @@ class Tuner:
 
     @executions_per_trial.setter
     def executions_per_trial(self, value: int) -> None:
-        from archsearch.cli.config import whole_number
+        from archsearch.core.checks import whole_number
 
         self.trainer.executions_per_trial = whole_number(value, "executions_per_trial", 1)
 

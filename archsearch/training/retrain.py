@@ -101,7 +101,7 @@ def train_and_score(build: Callable, space, candidate: Candidate, arrays: Arrays
     """Train ``candidate`` once (seed ``repeat``); its test score, the metrics of its best validation
     epoch (empty with ``use_validation``: nothing validates) and the trained model."""
     from archsearch.datasets.pipeline import epoch_batches, make_dataset
-    from archsearch.training.runner import DEFAULT_BATCH_SIZE
+    from archsearch.training.settings import DEFAULT_BATCH_SIZE
 
     hp = space.with_values(candidate.values)
     seed = None if settings.seed is None else int(settings.seed) + repeat
@@ -149,7 +149,7 @@ class _Reseed(keras.callbacks.Callback):
         self.key = (int(seed), int(trial_id), 0)
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
-        from archsearch.training.runner import reseed_layers
+        from archsearch.training.callbacks import reseed_layers
 
         reseed_layers(self.model, (*self.key, int(epoch)))
 
@@ -227,7 +227,7 @@ def _noise_advice(gain: float, needed: int | None, repeats_name: str, budget_nam
 
 def check_alpha(value: Any, field_name: str) -> float:
     """A significance level strictly between 0 and 1 (0.05 is usual); anything else is refused by name."""
-    from archsearch.cli.config import real_number
+    from archsearch.core.checks import real_number
 
     alpha = real_number(value, field_name, 0.0, strict=True)
     if alpha is None or alpha >= 1.0:
