@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import keras
 
@@ -24,7 +25,22 @@ from archsearch.core.trial_runner import Reporter
 from archsearch.errors import ObjectiveError
 
 if TYPE_CHECKING:
-    from archsearch.training.runner import Runner
+    from archsearch.core.checkpoints import TrialFiles
+    from archsearch.training.settings import TrainerSettings
+
+
+class TrackedRunner(Protocol):
+    """What the tracker reads of the runner that made it (the Keras ``Runner``), named here so this
+    module does not import ``runner.py``, which imports it."""
+
+    objective: Objective
+    trainer: TrainerSettings
+    files: TrialFiles
+
+    @property
+    def workdir(self) -> Path: ...
+
+    def trial_dir(self, trial_id: int) -> Path: ...
 
 TENSORBOARD_ROOT = "_archsearch_log_dir"  # the log_dir a user gave a TensorBoard callback, before per_trial_log_dir
 
@@ -49,7 +65,7 @@ def per_trial_log_dir(callback: Any, trial_id: int, execution: int | None = None
 class EpochTracker(keras.callbacks.Callback):
     """Records each epoch, asks the reporter whether to stop, keeps best and last weights."""
 
-    def __init__(self, runner: Runner, trial: Trial, reporter: Reporter | None, primary: bool,
+    def __init__(self, runner: TrackedRunner, trial: Trial, reporter: Reporter | None, primary: bool,
                  initial_epoch: int | None = None, history: Sequence[Mapping[str, float]] = (),
                  execution: int = 0, strict: bool = True) -> None:
         super().__init__()
