@@ -68,7 +68,8 @@ def run_cli_inprocess(args: list[str], run_dir: Path, env: dict | None = None) -
         # Hydra's logging.config.dictConfig closes every handler the process has: in a fresh process there are
         # none, here they are the test process's (absl's closes pytest's captured stderr with it).
         patch.setattr(logging.config, "_clearExistingHandlers", logging._handlers.clear)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _warnings_on(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _warnings_on(err), \
+                _modules_forgotten(variables.get("PYTHONPATH")):
             code = _run_entry_point(err)
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
@@ -99,6 +100,21 @@ def _warnings_on(err: io.StringIO) -> Iterator[None]:
         finally:
             for w in caught:
                 err.write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line))
+
+
+@contextlib.contextmanager
+def _modules_forgotten(pythonpath: str | None) -> Iterator[None]:
+    """A builder module imported from ``PYTHONPATH`` is forgotten afterwards: the next test's module of the
+    same name, in its own folder, is imported afresh, as in a new process."""
+    folders = [Path(p).resolve() for p in (pythonpath or "").split(os.pathsep) if p]
+    before = set(sys.modules)
+    try:
+        yield
+    finally:
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules[name], "__file__", None)
+            if file and any(Path(file).resolve().is_relative_to(folder) for folder in folders):
+                del sys.modules[name]
 
 
 @contextlib.contextmanager
