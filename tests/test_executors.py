@@ -1,9 +1,10 @@
 """Issue 11: trials in worker processes, several at a time, surviving dead workers and a dead driver.
 
-Through the real CLI on tiny data (its driver in the test process, cli_inprocess, unless the test kills it): two workers finish a search with no trial lost or duplicated
-and overlapping trials; a SIGKILLed worker's trial continues from its checkpoint on a new
-worker; a SIGKILLed driver takes its workers with it and the search resumes; every tuner runs
-with two workers; workers are recycled; the inline executor gives the same results.
+Through the real CLI on tiny data, its driver in the test process (cli_inprocess) unless the test kills it:
+two workers finish a search with no trial lost or duplicated and overlapping trials; a SIGKILLed worker's
+trial continues from its checkpoint on a new worker; a SIGKILLed driver takes its workers with it and the
+search resumes; every tuner runs with two workers; workers are recycled; the inline executor gives the
+same results.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def test_the_inline_executor_and_worker_processes_give_the_same_search(tmp_path)
 
 def test_workers_are_recycled_after_max_trials_per_worker(tmp_path):
     run = tmp_path / "run"
-    result = run_cli_inprocess([*TINY, "trainer.epochs=1", "tuner.max_trials=3", "executor.max_trials_per_worker=2"], run)
+    result = run_cli_inprocess([*TINY, "trainer.epochs=1", "tuner.max_trials=3", "executor.max_trials_per_worker=2"],
+                               run)
     assert result.returncode == 0, result.stderr[-3000:]
     pids = worker_pids(run)
     assert pids[0] == pids[1] != pids[2]
@@ -141,7 +143,8 @@ def test_a_trial_whose_workers_keep_dying_fails_with_the_cause_and_resume_can_re
     assert "Resume: retry_failed (lost): trial 0 runs again from the start." in retried.stdout
     assert [(r["id"], r["status"], r["failure_kind"], r["epochs_done"]) for r in rows(run)] == \
         [(0, "completed", None, 2)]
-    again = run_cli_inprocess([f"resume={run}"], run, env={"PYTHONPATH": str(tmp_path)})  # retry_failed was that resume's only
+    # retry_failed was that resume's only
+    again = run_cli_inprocess([f"resume={run}"], run, env={"PYTHONPATH": str(tmp_path)})
     assert again.returncode == 0 and "retry_failed" not in again.stdout, again.stderr[-3000:]
 
 
