@@ -1,4 +1,8 @@
-"""The real command line, on tiny data, with real TensorFlow."""
+"""The real command line, on tiny data, with real TensorFlow.
+
+Most scenarios run the entry point in the test process (``cli_inprocess``, executor=inline): what they check is
+what the CLI says and writes. One full search (the README's first command) and the checks of what a fresh
+process imports run in subprocesses."""
 
 from __future__ import annotations
 
@@ -10,10 +14,11 @@ import pytest
 import yaml
 
 TINY = ["data.num_samples=160", "trainer.epochs=2", "tuner.max_trials=2"]
+INLINE = ["executor=inline"]  # trials in the test process: the executor is not what these tests check
 
 
-def test_help_lists_the_config_groups(cli, tmp_path):
-    result = cli(["--help"], tmp_path)
+def test_help_lists_the_config_groups(cli_inprocess, tmp_path):
+    result = cli_inprocess(["--help"], tmp_path)
     assert result.returncode == 0, result.stderr
     for group in ("model:", "tuner:", "data:", "trainer:"):
         assert group in result.stdout
@@ -21,8 +26,8 @@ def test_help_lists_the_config_groups(cli, tmp_path):
         assert option in result.stdout
 
 
-def test_cfg_job_shows_the_resolved_config(cli, tmp_path):
-    result = cli(["--cfg", "job", "tuner.max_trials=7"], tmp_path)
+def test_cfg_job_shows_the_resolved_config(cli_inprocess, tmp_path):
+    result = cli_inprocess(["--cfg", "job", "tuner.max_trials=7"], tmp_path)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     assert config["tuner"]["max_trials"] == 7
@@ -71,12 +76,11 @@ def test_a_real_search_records_trials_and_exports_the_best_model(cli, tmp_path):
     assert yaml.safe_load(retrain.read_text())["space"]["num_layers"]["type"] == "fixed"
 
 
-def test_retraining_the_exported_architecture(cli, tmp_path):
-    first = tmp_path / "first"
-    assert cli(TINY, first).returncode == 0
+def test_retraining_the_exported_architecture(cli_inprocess, finished_run, tmp_path):
+    first = finished_run  # read only: a search of TINY's size (conftest.FINISHED_RUN_ARGS)
     again = tmp_path / "again"
-    result = cli(["--config-dir", str(first / "best" / "conf"), "model=best", "tuner=grid",
-                  "data.num_samples=160", "trainer.epochs=1"], again)
+    result = cli_inprocess(["--config-dir", str(first / "best" / "conf"), "model=best", "tuner=grid",
+                            "data.num_samples=160", "trainer.epochs=1", *INLINE], again)
     assert result.returncode == 0, result.stderr[-3000:]
     stored = yaml.safe_load((first / "best" / "hparams.yaml").read_text())["values"]
     retrained = yaml.safe_load((again / "best" / "hparams.yaml").read_text())["values"]
@@ -99,10 +103,10 @@ def test_retraining_the_exported_architecture(cli, tmp_path):
         (["model=custom", "model.builder=no_such_module:build"], "no_such_module"),
     ],
 )
-def test_bad_input_is_one_clear_line_without_traceback(cli, tmp_path, args, expected):
+def test_bad_input_is_one_clear_line_without_traceback(cli_inprocess, tmp_path, args, expected):
     # The bad value comes last so that TINY's defaults cannot override it; data.* keys are the shapes set's.
     tiny = [a for a in TINY if not a.startswith("data.")] if any(a.startswith("data=") for a in args) else TINY
-    result = cli([*tiny, *args], tmp_path / "bad")
+    result = cli_inprocess([*tiny, *INLINE, *args], tmp_path / "bad")
     assert result.returncode != 0
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
@@ -154,13 +158,13 @@ def test_errors_that_need_no_backend_answer_before_tensorflow_is_imported(tmp_pa
     (["model.space={}"], "model.space: the override model.space={} does not empty it"),
     (["model.space.units_1.min=abc"], "model.space.units_1.min: is 'abc', not a number"),
 ])
-def test_space_mistakes_exit_2_with_one_line(cli, tmp_path, args, expected):
-    result = cli([*TINY, *args], tmp_path / "bad")
+def test_space_mistakes_exit_2_with_one_line(cli_inprocess, tmp_path, args, expected):
+    result = cli_inprocess([*TINY, *INLINE, *args], tmp_path / "bad")
     assert result.returncode == 2, result.stderr[-2000:]
     assert expected in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_kerastuner_builder_runs_through_the_cli(cli, tmp_path):
+def test_a_kerastuner_builder_runs_through_the_cli(cli_inprocess, tmp_path):
     module = tmp_path / "my_models.py"
     module.write_text(textwrap.dedent('''
         import keras
@@ -174,17 +178,17 @@ def test_a_kerastuner_builder_runs_through_the_cli(cli, tmp_path):
             return model
     '''))
     run_dir = tmp_path / "run"
-    result = cli(["model=custom", "model.builder=my_models:build", "data.image_size=16", *TINY], run_dir,
-                 env={"PYTHONPATH": str(tmp_path)})
+    result = cli_inprocess(["model=custom", "model.builder=my_models:build", "data.image_size=16", *TINY, *INLINE],
+                           run_dir, env={"PYTHONPATH": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-3000:]
     values = yaml.safe_load((run_dir / "best" / "hparams.yaml").read_text())["values"]
     assert set(values) == {"units", "learning_rate"}
 
 
-def test_multirun_sweep_gives_each_job_its_own_search(cli, tmp_path):
+def test_multirun_sweep_gives_each_job_its_own_search(cli_inprocess, tmp_path):
     sweep = tmp_path / "sweep"
-    result = cli(["-m", "tuner=random,bayesian", "tuner.max_trials=1", "trainer.epochs=1", "data.num_samples=160",
-                  f"hydra.sweep.dir={sweep}"], tmp_path / "unused")
+    result = cli_inprocess(["-m", "tuner=random,bayesian", "tuner.max_trials=1", "trainer.epochs=1",
+                            "data.num_samples=160", *INLINE, f"hydra.sweep.dir={sweep}"], tmp_path / "unused")
     assert result.returncode == 0, result.stderr[-3000:]
     for job, tuner in (("0", "random"), ("1", "bayesian")):
         hparams = yaml.safe_load((sweep / job / "best" / "hparams.yaml").read_text())

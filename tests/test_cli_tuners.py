@@ -1,6 +1,7 @@
 """Hyperband, BOHB, Bayesian search, pruning and the U-Net family through the real command line, on tiny data.
 
-Each CLI run takes seconds: 160 shapes images (128 train / 32 val) or 16 pages of 32x32 pixels.
+Each CLI run takes seconds: 160 shapes images (128 train / 32 val) or 16 pages of 32x32 pixels, in the test
+process (``cli_inprocess``) with executor=inline: the tuners' plans are what is checked here, not the workers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-TINY_SHAPES = ["data.num_samples=160"]
+TINY_SHAPES = ["data.num_samples=160", "executor=inline"]
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -86,11 +87,11 @@ def _load_exported(run_dir: Path):
 
 @pytest.fixture(scope="module")
 def hyperband_run(tmp_path_factory):
-    from conftest import run_cli  # the cli fixture is function-scoped; this run is shared by three tests
+    from cli_inprocess import run_cli_inprocess  # the fixture is function-scoped; this run is shared by three tests
 
     run_dir = tmp_path_factory.mktemp("hyperband") / "run"
     # max_epochs=3, factor 3: brackets 3@1 -> 1@3 | 2@3 = 6 trials, 3 + 2 + 6 = 11 epochs.
-    result = run_cli(["tuner=hyperband", "model=mlp", "tuner.max_epochs=3", "trainer.epochs=7", *TINY_SHAPES],
+    result = run_cli_inprocess(["tuner=hyperband", "model=mlp", "tuner.max_epochs=3", "trainer.epochs=7", *TINY_SHAPES],
                      run_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result, _rows(run_dir)
@@ -197,11 +198,11 @@ def test_hyperband_checkpoints_live_only_while_promotable(tmp_path):
 # --------------------------------------------------------------------------- BOHB and Bayesian (issue 4)
 
 
-def test_bohb_cli_runs_brackets_with_resumed_promotions(cli, tmp_path):
+def test_bohb_cli_runs_brackets_with_resumed_promotions(cli_inprocess, tmp_path):
     run_dir = tmp_path / "run"
     # min_points_in_model=1 and min_model_budget=null: the model proposes from budget 1 on (3 results),
     # so its code path runs too.
-    result = cli(["tuner=bohb", "model=mlp", "tuner.max_epochs=3", "tuner.hyperband_iterations=1",
+    result = cli_inprocess(["tuner=bohb", "model=mlp", "tuner.max_epochs=3", "tuner.hyperband_iterations=1",
                   "tuner.min_points_in_model=1", "tuner.min_model_budget=null", *TINY_SHAPES], run_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Search plan: 11 epochs in all (bohb)." in result.stdout
@@ -215,9 +216,9 @@ def test_bohb_cli_runs_brackets_with_resumed_promotions(cli, tmp_path):
     assert _load_exported(run_dir) is not None
 
 
-def test_bayesian_cli_runs_a_few_trials(cli, tmp_path):
+def test_bayesian_cli_runs_a_few_trials(cli_inprocess, tmp_path):
     run_dir = tmp_path / "run"
-    result = cli(["tuner=bayesian", "model=mlp", "tuner.max_trials=4", "tuner.num_initial_points=2",
+    result = cli_inprocess(["tuner=bayesian", "model=mlp", "tuner.max_trials=4", "tuner.num_initial_points=2",
                   "trainer.epochs=1", *TINY_SHAPES], run_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(_trial_lines(result.stdout)) == 4
@@ -258,10 +259,10 @@ def build(hp):
 '''
 
 
-def test_median_pruner_stops_a_hopeless_trial_through_the_cli(cli, tmp_path):
+def test_median_pruner_stops_a_hopeless_trial_through_the_cli(cli_inprocess, tmp_path):
     (tmp_path / "pruning_models.py").write_text(textwrap.dedent(PRUNING_BUILDER))
     run_dir = tmp_path / "run"
-    result = cli(["model=custom", "model.builder=pruning_models:build", "tuner=grid", "objective=val_loss",
+    result = cli_inprocess(["model=custom", "model.builder=pruning_models:build", "tuner=grid", "objective=val_loss",
                   "tuner.pruner={name: median, warmup_epochs: 1, min_trials: 1}", "trainer.epochs=4",
                   "data.image_size=16", *TINY_SHAPES], run_dir, env={"PYTHONPATH": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -288,15 +289,15 @@ TINY_UNET = [
     # factor 2, max_epochs 2: brackets 2@1 -> 1@2 | 2@2; max_trials=3 stops after the first bracket.
     "tuner.max_epochs=2", "tuner.factor=2", "tuner.max_trials=3",
     "model.space.start_neurons.min=4", "model.space.start_neurons.max=8", "model.space.start_neurons.step=4",
-    "model.space.net_depth.max=3",
+    "model.space.net_depth.max=3", "executor=inline",
 ]
 
 
-def test_unet_hyperband_exports_the_model_and_the_predictions_picture(cli, tmp_path):
+def test_unet_hyperband_exports_the_model_and_the_predictions_picture(cli_inprocess, tmp_path):
     import cv2
 
     run_dir = tmp_path / "run"
-    result = cli(TINY_UNET, run_dir, env={"ARCHSEARCH_REPORT": "html"})
+    result = cli_inprocess(TINY_UNET, run_dir, env={"ARCHSEARCH_REPORT": "html"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "objective=val_f1 (max)" in result.stdout  # model=unet picks data=documents and val_f1 by itself
     assert "data=documents" in result.stdout

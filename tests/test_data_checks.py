@@ -325,15 +325,15 @@ def test_real_object_arrays_keep_the_pickled_message(tmp_path):
 
 
 def test_cli_refuses_nan_data_before_any_trial(tmp_path):
-    from conftest import run_cli
+    from cli_inprocess import run_cli_inprocess
 
     x = np.random.default_rng(0).random((120, 8, 8)).astype(np.float32)
     x[[7, 30]] = np.nan
     path = tmp_path / "nan.npz"
     np.savez(path, x=x, y=np.arange(120) % 3)
     run_dir = tmp_path / "run"
-    result = run_cli(["data=npz", f"data.path={path}", "tuner.max_trials=1", "trainer.epochs=1"], run_dir,
-                     timeout=600)
+    result = run_cli_inprocess(["data=npz", f"data.path={path}", "tuner.max_trials=1", "trainer.epochs=1",
+                                "executor=inline"], run_dir)
     shown = f"stdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-3000:]}"
     assert result.returncode == 2, shown
     assert (f"archsearch: error: data 'npz': 2 of 120 samples in array 'x' of {path} contain NaN or Inf values "

@@ -1,9 +1,10 @@
 """Issue 11: trials in worker processes, several at a time, surviving dead workers and a dead driver.
 
-Through the real CLI on tiny data: two workers finish a search with no trial lost or duplicated
-and overlapping trials; a SIGKILLed worker's trial continues from its checkpoint on a new
-worker; a SIGKILLed driver takes its workers with it and the search resumes; every tuner runs
-with two workers; workers are recycled; the inline executor gives the same results.
+Through the real CLI on tiny data, its driver in the test process (cli_inprocess) unless the test kills it:
+two workers finish a search with no trial lost or duplicated and overlapping trials; a SIGKILLed worker's
+trial continues from its checkpoint on a new worker; a SIGKILLed driver takes its workers with it and the
+search resumes; every tuner runs with two workers; workers are recycled; the inline executor gives the
+same results.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 
 from archsearch.executors.process import parallel_trials, visible_gpus
 from archsearch.core.store import TrialStore
-from conftest import run_cli
+from cli_inprocess import run_cli_inprocess  # the driver in the test process; its workers stay processes
 from test_reliability import SLOW, SLOW_MODELS, start_cli, wait_for_epoch
 
 TINY = ["data.num_samples=160", "data.image_size=12", "trainer.epochs=2"]
@@ -70,7 +71,7 @@ def test_parallel_trials_auto_is_one_per_gpu():
 
 def test_two_workers_finish_a_search_with_overlapping_trials_and_nothing_lost(tmp_path):
     run = tmp_path / "run"
-    result = run_cli([*TINY, "tuner.max_trials=4", "tuner.parallel_trials=2"], run)
+    result = run_cli_inprocess([*TINY, "tuner.max_trials=4", "tuner.parallel_trials=2"], run)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Running 2 trials at a time (2 worker processes, 1 CPU thread each)" in result.stdout
     stored = rows(run)
@@ -87,7 +88,7 @@ def test_the_inline_executor_and_worker_processes_give_the_same_search(tmp_path)
     scores = []
     for executor in ("inline", "process"):
         run = tmp_path / executor
-        result = run_cli([*TINY, "tuner.max_trials=2", f"executor={executor}"], run)
+        result = run_cli_inprocess([*TINY, "tuner.max_trials=2", f"executor={executor}"], run)
         assert result.returncode == 0, result.stderr[-3000:]
         scores.append([(r["hparams"], r["value"]) for r in rows(run)])
     assert scores[0] == scores[1]
@@ -95,7 +96,8 @@ def test_the_inline_executor_and_worker_processes_give_the_same_search(tmp_path)
 
 def test_workers_are_recycled_after_max_trials_per_worker(tmp_path):
     run = tmp_path / "run"
-    result = run_cli([*TINY, "trainer.epochs=1", "tuner.max_trials=3", "executor.max_trials_per_worker=2"], run)
+    result = run_cli_inprocess([*TINY, "trainer.epochs=1", "tuner.max_trials=3", "executor.max_trials_per_worker=2"],
+                               run)
     assert result.returncode == 0, result.stderr[-3000:]
     pids = worker_pids(run)
     assert pids[0] == pids[1] != pids[2]
@@ -130,18 +132,19 @@ def test_a_trial_whose_workers_keep_dying_fails_with_the_cause_and_resume_can_re
     run = tmp_path / "run"
     args = [*TINY, "model=custom", "model.builder=deadly:build", "+model.space.units={type:int,min:1,max:8}",
             "tuner.max_trials=1", "executor.max_retries=1", "max_consecutive_failed_trials=1"]
-    result = run_cli(args, run, env={"PYTHONPATH": str(tmp_path), "DEADLY": "1"})
+    result = run_cli_inprocess(args, run, env={"PYTHONPATH": str(tmp_path), "DEADLY": "1"})
     assert result.returncode == 2, result.stderr[-3000:]
     assert "died (killed by SIGKILL); 2 workers died training it (executor.max_retries=1)" in result.stderr
     assert [(r["status"], r["failure_kind"]) for r in rows(run)] == [("failed", "lost")]
     # The workers no longer die (say, the machine got its memory back): resume runs the lost trial again,
     # under its own id, without adding a trial.
-    retried = run_cli([f"resume={run}", "retry_failed=[lost]"], run, env={"PYTHONPATH": str(tmp_path)})
+    retried = run_cli_inprocess([f"resume={run}", "retry_failed=[lost]"], run, env={"PYTHONPATH": str(tmp_path)})
     assert retried.returncode == 0, retried.stderr[-3000:]
     assert "Resume: retry_failed (lost): trial 0 runs again from the start." in retried.stdout
     assert [(r["id"], r["status"], r["failure_kind"], r["epochs_done"]) for r in rows(run)] == \
         [(0, "completed", None, 2)]
-    again = run_cli([f"resume={run}"], run, env={"PYTHONPATH": str(tmp_path)})  # retry_failed was that resume's only
+    # retry_failed was that resume's only
+    again = run_cli_inprocess([f"resume={run}"], run, env={"PYTHONPATH": str(tmp_path)})
     assert again.returncode == 0 and "retry_failed" not in again.stdout, again.stderr[-3000:]
 
 
@@ -161,7 +164,7 @@ def test_a_killed_driver_takes_its_workers_along_and_the_search_resumes(tmp_path
     # and trial 2 start): the store must show at most the two workers' trials as running, at least one.
     running = [r["id"] for r in rows(run) if r["status"] == "running"]
     assert 1 <= len(running) <= 2 and set(running) <= {0, 1, 2}, running
-    resumed = run_cli([f"resume={run}"], run, env={"PYTHONPATH": slow_env["PYTHONPATH"]})
+    resumed = run_cli_inprocess([f"resume={run}"], run, env={"PYTHONPATH": slow_env["PYTHONPATH"]})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert resumed.stdout.count("resuming from its checkpoint at epoch") >= 1
     assert [(r["status"], r["epochs_done"]) for r in rows(run)] == [("completed", 4)] * 3
@@ -181,7 +184,7 @@ TUNERS_WITH_TWO_WORKERS = {
 @pytest.mark.parametrize("name", sorted(TUNERS_WITH_TWO_WORKERS))
 def test_every_tuner_runs_with_two_workers(tmp_path, name):
     run = tmp_path / "run"
-    result = run_cli([*TINY, *TUNERS_WITH_TWO_WORKERS[name], "tuner.parallel_trials=2"], run)
+    result = run_cli_inprocess([*TINY, *TUNERS_WITH_TWO_WORKERS[name], "tuner.parallel_trials=2"], run)
     assert result.returncode == 0, result.stderr[-3000:]
     stored = rows(run)
     assert stored and all(r["status"] == "completed" for r in stored), [(r["id"], r["status"], r["error"])

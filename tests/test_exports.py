@@ -11,12 +11,15 @@ import numpy as np
 import pytest
 import yaml
 
+# The searches run in the test process (cli_inprocess, executor=inline): the export is what is checked, and
+# loading it in a fresh process is what needs one. The MLP's is the shared finished run's (conftest.finished_run).
 FAMILIES = {
-    "mlp": ["data.num_samples=80", "trainer.epochs=1", "tuner.max_trials=1"],
-    "cnn": ["model=cnn", "data.num_samples=80", "data.image_size=16", "trainer.epochs=1", "tuner.max_trials=1"],
+    "mlp": ["data.num_samples=80", "trainer.epochs=1", "tuner.max_trials=1", "executor=inline"],
+    "cnn": ["model=cnn", "data.num_samples=80", "data.image_size=16", "trainer.epochs=1", "tuner.max_trials=1",
+            "executor=inline"],
     "unet": ["model=unet", "data.num_samples=12", "data.test_samples=2", "data.image_size=32", "trainer.epochs=1",
              "tuner.max_trials=1", "model.space.start_neurons.max=8", "model.space.net_depth.max=3",
-             "model.space.activation.values=[mish]"],
+             "model.space.activation.values=[mish]", "executor=inline"],
 }
 
 
@@ -38,10 +41,13 @@ def reload_in_fresh_process(path, cwd) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_every_familys_export_loads_in_a_fresh_process(cli, tmp_path, family):
-    run_dir = tmp_path / "run"
-    result = cli(FAMILIES[family], run_dir)
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_every_familys_export_loads_in_a_fresh_process(cli_inprocess, request, tmp_path, family):
+    if family == "mlp":
+        run_dir = request.getfixturevalue("finished_run")  # read only
+    else:
+        run_dir = tmp_path / "run"
+        result = cli_inprocess(FAMILIES[family], run_dir)
+        assert result.returncode == 0, result.stderr[-3000:]
     shape, *loss = reload_in_fresh_process(run_dir / "best" / "model.keras", tmp_path)
     assert shape.startswith("1x")
     if family == "unet":
@@ -56,10 +62,10 @@ def test_every_familys_export_loads_in_a_fresh_process(cli, tmp_path, family):
 
 
 @pytest.mark.slow
-def test_savedmodel_export_reloads_with_tensorflow(cli, tmp_path):
+def test_savedmodel_export_reloads_with_tensorflow(cli_inprocess, tmp_path):
     tf = pytest.importorskip("tensorflow")
     run_dir = tmp_path / "run"
-    result = cli([*FAMILIES["mlp"], "export.format=savedmodel"], run_dir)
+    result = cli_inprocess([*FAMILIES["mlp"], "export.format=savedmodel"], run_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     from archsearch.export.best import load_model
 
@@ -73,12 +79,12 @@ def test_savedmodel_export_reloads_with_tensorflow(cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_onnx_export_runs_in_onnxruntime(cli, tmp_path):
+def test_onnx_export_runs_in_onnxruntime(cli_inprocess, tmp_path):
     pytest.importorskip("tf2onnx")
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     run_dir = tmp_path / "run"
-    result = cli([*FAMILIES["cnn"], "export.format=onnx"], run_dir)
+    result = cli_inprocess([*FAMILIES["cnn"], "export.format=onnx"], run_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     from archsearch.export.best import load_model
 
@@ -89,8 +95,8 @@ def test_onnx_export_runs_in_onnxruntime(cli, tmp_path):
     np.testing.assert_allclose(served, keras_model.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
 
 
-def test_export_formats_are_checked_before_the_search(cli, tmp_path):
-    result = cli(["export.format=tflite"], tmp_path / "run")
+def test_export_formats_are_checked_before_the_search(cli_inprocess, tmp_path):
+    result = cli_inprocess(["export.format=tflite"], tmp_path / "run")
     assert result.returncode == 2
     assert "export.format: unknown format 'tflite'" in result.stderr and "savedmodel" in result.stderr
     assert not (tmp_path / "run" / "trials.db").exists()

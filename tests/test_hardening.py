@@ -34,10 +34,14 @@ from archsearch.cli.config import boolean
 from archsearch.errors import ConfigError, DiskFullError, RunFolderBusy
 from archsearch.core.lock import RunFolderLock
 from archsearch.core.store import TrialStore
+from cli_inprocess import run_cli_inprocess
 from conftest import REPO, run_cli
 from test_reliability import SLOW, SLOW_MODELS, start_cli, wait_for_epoch
 
 TINY = ["data.num_samples=160", "data.image_size=12", "trainer.epochs=1", "tuner.max_trials=2"]
+INLINE = ["executor=inline"]  # trials in the test process, where the executor is not what a test checks
+# CLI runs go through run_cli_inprocess (the entry point in the test process) unless the test needs a process of
+# its own: one it kills, signals or locks against, or one started in another working directory.
 
 
 def rows(db: Path) -> list[dict]:
@@ -75,9 +79,9 @@ def test_anything_else_is_not_a_boolean(text):
 
 def test_overwrite_no_keeps_a_finished_search_and_overwrite_maybe_is_refused(tmp_path):
     run = tmp_path / "run"
-    assert run_cli(TINY, run).returncode == 0
+    assert run_cli_inprocess([*TINY, *INLINE], run).returncode == 0
     before = rows(run / "trials.db")
-    again = run_cli([*TINY, "overwrite=no"], run)
+    again = run_cli_inprocess([*TINY, *INLINE, "overwrite=no"], run)
     assert again.returncode == 0, again.stderr[-2000:]
     after = rows(run / "trials.db")
     assert [(r["id"], r["started_at"], r["value"]) for r in after] == [(r["id"], r["started_at"], r["value"])
@@ -85,7 +89,7 @@ def test_overwrite_no_keeps_a_finished_search_and_overwrite_maybe_is_refused(tmp
     assert "Trial 0 (" not in again.stdout  # nothing trained again
     for key in ("overwrite", "trainer.early_stopping.enabled", "tuner.shuffle"):
         extra = ["tuner=grid"] if key == "tuner.shuffle" else []
-        refused = run_cli([*TINY, *extra, f"{key}=maybe"], run if not extra else tmp_path / "grid")
+        refused = run_cli_inprocess([*TINY, *INLINE, *extra, f"{key}=maybe"], run if not extra else tmp_path / "grid")
         assert refused.returncode == 2, (key, refused.stderr[-2000:])
         assert f"{key}: 'maybe' is not a boolean" in refused.stderr
     assert [r["started_at"] for r in rows(run / "trials.db")] == [r["started_at"] for r in before]
@@ -99,10 +103,10 @@ def test_a_second_search_in_the_same_folder_is_refused_and_kill_9_releases_the_l
     try:
         wait_for_epoch(run / "trials.db", 0, 1, first)
         for second_args in ([*SLOW, "trainer.epochs=40"], ["tuner=bayesian", *SLOW[:-1], "tuner.max_trials=2"]):
-            second = run_cli(second_args, run, env={"PYTHONPATH": slow_env["PYTHONPATH"]})
+            second = run_cli_inprocess(second_args, run, env={"PYTHONPATH": slow_env["PYTHONPATH"]})
             assert second.returncode == 2, second.stderr[-2000:]
             assert f"is in use by another search (process {first.pid}" in second.stderr
-        resumed = run_cli([f"resume={run}"], run, env={"PYTHONPATH": slow_env["PYTHONPATH"]})
+        resumed = run_cli_inprocess([f"resume={run}"], run, env={"PYTHONPATH": slow_env["PYTHONPATH"]})
         assert resumed.returncode == 2 and "is in use by another search" in resumed.stderr
         assert [r["id"] for r in rows(run / "trials.db")] == [0]  # the refused runs wrote nothing
     finally:
@@ -308,18 +312,18 @@ def test_a_real_full_disk_exits_2_keeps_the_exports_whole_and_resumes(tmp_path):
         pytest.skip("mounting a tmpfs needs root")
     with tmpfs(tmp_path / "disk") as disk:
         run = disk / "run"
-        first = run_cli(TINY, run)
+        first = run_cli_inprocess(TINY, run)  # the driver here, its trials in worker processes as by default
         assert first.returncode == 0, first.stderr[-2000:]
         exported = {p: digest(run / p) for p in ("best/model.keras", "best/hparams.yaml", "trials.csv")}
         filler = fill(disk)
-        full = run_cli([f"resume={run}", "tuner.max_trials=4"], run)
+        full = run_cli_inprocess([f"resume={run}", "tuner.max_trials=4"], run)
         assert full.returncode == 2, full.stderr[-3000:]
         assert f"no space left on {disk}" in full.stderr and f"resume={run}" in full.stderr
         assert "Traceback" not in full.stderr
         assert {p: digest(run / p) for p in exported} == exported  # the old complete files
         filler.unlink()
         assert TrialStore(run / "trials.db").problems() == []
-        done = run_cli([f"resume={run}", "tuner.max_trials=4"], run)
+        done = run_cli_inprocess([f"resume={run}", "tuner.max_trials=4"], run)
         assert done.returncode == 0, done.stderr[-3000:]
         assert [r["status"] for r in rows(run / "trials.db")] == ["completed"] * 4
 
@@ -331,7 +335,7 @@ def test_resume_of_a_store_without_its_config_is_refused(tmp_path):
     store = TrialStore(run / "trials.db")
     store.set_meta("fingerprint", {"oracle": "random"})
     store.close()
-    result = run_cli([f"resume={run}"], run)
+    result = run_cli_inprocess([f"resume={run}"], run)
     assert result.returncode == 2
     assert "holds no stored config" in result.stderr and "overwrite=true" in result.stderr
 
@@ -347,7 +351,7 @@ def test_a_search_killed_before_its_first_trial_resumes_with_its_own_settings(tm
             os.kill(os.getpid(), signal.SIGKILL)  # killed right after the store was created
     '''))
     env = {"PYTHONPATH": str(tmp_path)}
-    killed = run_cli(args, run, env=env)
+    killed = run_cli(args, run, env=env)  # a process of its own: its builder kills it
     assert killed.returncode == -signal.SIGKILL
     store = TrialStore(run / "trials.db")
     assert store.count() == 0 and store.get_meta("config")["trainer"]["epochs"] == 2
@@ -360,7 +364,7 @@ def test_a_search_killed_before_its_first_trial_resumes_with_its_own_settings(tm
                                       keras.layers.Dense(num_classes, activation="softmax")])
             return model
     '''))
-    resumed = run_cli([f"resume={run}"], run, env=env)
+    resumed = run_cli_inprocess([f"resume={run}"], run, env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert [(r["status"], r["epochs_done"]) for r in rows(run / "trials.db")] == [("completed", 2)] * 3
 
@@ -388,13 +392,13 @@ def test_a_search_repeats_exactly_across_a_kill(tmp_path, slow_env):
     args = [*SLOW[:-2], "trainer.epochs=4", "tuner.max_trials=2"]
     env = {"PYTHONPATH": slow_env["PYTHONPATH"]}
     whole = tmp_path / "whole"
-    assert run_cli(args, whole, env=env).returncode == 0
+    assert run_cli_inprocess(args, whole, env=env).returncode == 0  # its trials in worker processes, as the cut one's
     cut = tmp_path / "cut"
     proc = start_cli(args, cut, slow_env)
     wait_for_epoch(cut / "trials.db", 1, 2, proc)
     proc.kill()
     proc.wait()
-    resumed = run_cli([f"resume={cut}"], cut, env=env)
+    resumed = run_cli_inprocess([f"resume={cut}"], cut, env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from its checkpoint at epoch" in resumed.stdout
 
@@ -507,8 +511,8 @@ BUILDERS = textwrap.dedent('''
 def test_a_builder_that_returns_no_model_or_always_raises_stops_with_one_line(tmp_path, builder, text):
     (tmp_path / "user_builders.py").write_text(BUILDERS)
     run = tmp_path / "run"
-    result = run_cli([*TINY, "model=custom", f"model.builder=user_builders:{builder}"], run,
-                     env={"PYTHONPATH": str(tmp_path)})
+    result = run_cli_inprocess([*TINY, *INLINE, "model=custom", f"model.builder=user_builders:{builder}"], run,
+                               env={"PYTHONPATH": str(tmp_path)})
     assert result.returncode == 2, result.stderr[-2000:]
     assert text in result.stderr
     assert "Traceback" not in result.stderr and "Trial 0" not in result.stdout
@@ -521,13 +525,13 @@ def test_a_builder_that_returns_no_model_or_always_raises_stops_with_one_line(tm
     (["trainer.epochs=abc"], "trainer.epochs: 'abc' is not allowed"),
 ])
 def test_every_config_error_exits_with_status_2(tmp_path, args, text):
-    result = run_cli(args, tmp_path / "run")
+    result = run_cli_inprocess(args, tmp_path / "run")
     assert result.returncode == 2, result.stderr[-2000:]
     assert text in result.stderr
 
 
 def test_resume_of_a_missing_folder_says_it_does_not_exist(tmp_path):
-    result = run_cli([f"resume={tmp_path / 'nowhere'}"], tmp_path / "run")
+    result = run_cli_inprocess([f"resume={tmp_path / 'nowhere'}"], tmp_path / "run")
     assert result.returncode == 2
     assert f"resume: {tmp_path / 'nowhere'} does not exist" in result.stderr
     assert not (tmp_path / "nowhere").exists()
@@ -535,7 +539,7 @@ def test_resume_of_a_missing_folder_says_it_does_not_exist(tmp_path):
 
 def test_resume_logs_into_the_run_it_continues(tmp_path):
     run = tmp_path / "run"
-    assert run_cli(TINY, run).returncode == 0
+    assert run_cli_inprocess([*TINY, *INLINE], run).returncode == 0
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
@@ -574,12 +578,12 @@ def read_only(folder: Path):
 
 def test_read_only_folders_are_named_never_overwritten(tmp_path):
     run = tmp_path / "done" / "run"
-    assert run_cli(TINY, run).returncode == 0
+    assert run_cli_inprocess([*TINY, *INLINE], run).returncode == 0
     with read_only(tmp_path / "done") as view:
-        resumed = run_cli([f"resume={view / 'run'}"], view / "run")
+        resumed = run_cli_inprocess([f"resume={view / 'run'}"], view / "run")
         assert resumed.returncode == 2, resumed.stderr[-2000:]
         assert "is not writable" in resumed.stderr and "overwrite" not in resumed.stderr
-        fresh = run_cli(TINY, view / "new")
+        fresh = run_cli_inprocess(TINY, view / "new")
         assert fresh.returncode == 2, fresh.stderr[-2000:]
         assert f"cannot create the run folder {view / 'new'}" in fresh.stderr and "not writable" in fresh.stderr
         assert "Traceback" not in fresh.stderr

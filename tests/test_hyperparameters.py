@@ -469,11 +469,11 @@ def test_an_undeclared_parent_is_still_an_error_even_beside_dropped_parameters()
 
 def test_the_cli_drops_a_parameter_whose_condition_can_never_hold(tmp_path):
     """python -m archsearch model.space.num_layers.max=1 runs (it was refused) and says what it left out."""
-    from conftest import run_cli
+    from cli_inprocess import run_cli_inprocess
 
     run_dir = tmp_path / "run"
-    result = run_cli(["model=mlp", "model.space.num_layers.max=1", "tuner=random", "tuner.max_trials=1",
-                      "trainer.epochs=1", "data.num_samples=160"], run_dir)
+    result = run_cli_inprocess(["model=mlp", "model.space.num_layers.max=1", "tuner=random", "tuner.max_trials=1",
+                                "trainer.epochs=1", "data.num_samples=160", "executor=inline"], run_dir)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert ("Note: model.space.units_2 is dropped: its condition num_layers in [2, 3] can never hold "

@@ -11,7 +11,8 @@ import pytest
 
 import archsearch as kt
 from archsearch.errors import ConfigError
-from conftest import REPO, run_cli
+from cli_inprocess import run_cli_inprocess
+from conftest import REPO
 
 SHAPE = (32, 32, 3)
 RESNET_NAMES = ["version", "conv3_depth", "conv4_depth", "pooling", "optimizer", "learning_rate"]
@@ -218,12 +219,12 @@ def test_resnet_family_builds_an_uncompiled_classifier_on_grayscale_images():
 @pytest.mark.slow
 def test_cli_model_resnet(tmp_path):
     """One ResNet trial end to end on the built-in shapes (28x28 grayscale), narrowed for 2 cores."""
-    result = run_cli(["model=resnet", "tuner.max_trials=1", "trainer.epochs=1", "executor=inline",
-                      "model.params.base_filters=8", "data.num_samples=120", "data.test_samples=20",
-                      "model.space.version.values=[v1]", "model.space.version.default=v1",
-                      "model.space.conv3_depth.values=[2]",
-                      "model.space.conv4_depth.values=[2]", "model.space.conv3_depth.default=2",
-                      "model.space.conv4_depth.default=2"], tmp_path / "run")
+    result = run_cli_inprocess(["model=resnet", "tuner.max_trials=1", "trainer.epochs=1", "executor=inline",
+                                "model.params.base_filters=8", "data.num_samples=120", "data.test_samples=20",
+                                "model.space.version.values=[v1]", "model.space.version.default=v1",
+                                "model.space.conv3_depth.values=[2]",
+                                "model.space.conv4_depth.values=[2]", "model.space.conv3_depth.default=2",
+                                "model.space.conv4_depth.default=2"], tmp_path / "run")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "run" / "best" / "model.keras").exists()
     assert "model=resnet" in result.stdout

@@ -285,12 +285,12 @@ def test_a_tracking_store_lost_after_the_start_is_said_once_and_the_search_goes_
 
 # ------------------------------------------------------------ the CLI
 @pytest.mark.slow
-def test_cli_with_tensorboard_and_mlflow(cli, tmp_path):
+def test_cli_with_tensorboard_and_mlflow(cli_inprocess, tmp_path):
     pytest.importorskip("tensorboard")
     pytest.importorskip("mlflow")
     run = tmp_path / "run"
-    result = cli(["logger=[tensorboard,mlflow]", "tuner.max_trials=2", "trainer.epochs=2", "executor=inline",
-                  "data.num_samples=160", "data.test_samples=40"], run)
+    result = cli_inprocess(["logger=[tensorboard,mlflow]", "tuner.max_trials=2", "trainer.epochs=2",
+                            "executor=inline", "data.num_samples=160", "data.test_samples=40"], run)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in (run / "tensorboard").iterdir() if p.is_dir()) == ["trial_0000", "trial_0001"]
     with open(run / "epochs.csv", newline="") as fh:

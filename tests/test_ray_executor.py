@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -88,9 +87,10 @@ def test_the_cli_on_a_local_ray_stops_on_sigterm_and_resumes(tmp_path):
     assert proc.returncode == 130, err[-3000:]
     assert "Running 2 trials at a time (2 Ray actors on a local Ray, each with num_cpus=1)." in out
     assert "Trial 0: interrupted; it continues from its last checkpoint when the search resumes." in out
-    resumed = subprocess.run([sys.executable, "-m", "archsearch", f"resume={run}", f"hydra.run.dir={run}"],
-                             cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True,
-                             timeout=600)
+    # The resume needs no signal: in this process (cli_inprocess), where it starts and shuts down its own local Ray.
+    from cli_inprocess import run_cli_inprocess
+
+    resumed = run_cli_inprocess([f"resume={run}"], run, env={"PYTHONPATH": str(tmp_path)})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Trial 0: resuming from its checkpoint at epoch" in resumed.stdout
     store = TrialStore(run / "trials.db")

@@ -34,6 +34,7 @@ from archsearch.oracles import create_oracle
 from archsearch.oracles.base import FAILED, INTERRUPTED
 from archsearch.core.store import TrialStore
 
+from cli_inprocess import run_cli_inprocess
 from conftest import REPO
 
 # --------------------------------------------------------------------------- restore of every tuner type
@@ -325,8 +326,7 @@ def test_sigkill_mid_trial_resumes_from_the_checkpoint_without_repeating_epochs(
     assert f"Trial 0: resuming from its checkpoint at epoch {reached_0}." in out
     second_rows, reached_1 = after_kill(db, 1)
 
-    result = subprocess.run([sys.executable, "-m", "archsearch", f"resume={run}", f"hydra.run.dir={tmp_path / 'log2'}"],
-                            cwd=REPO, env=slow_env, capture_output=True, text=True, timeout=600)
+    result = run_cli_inprocess([f"resume={run}"], tmp_path / "log2", env=slow_env)  # no kill here: in-process
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"Trial 1: resuming from its checkpoint at epoch {reached_1}." in result.stdout
     assert "1 trials already done of max_trials=3, trial 1 to continue" in result.stdout
@@ -377,8 +377,7 @@ def test_ctrl_c_or_sigterm_stops_cleanly_and_resume_continues(tmp_path, slow_env
         return
 
     before = epoch_rows(db)
-    result = subprocess.run([sys.executable, "-m", "archsearch", f"resume={run}", f"hydra.run.dir={tmp_path / 'log'}"],
-                            cwd=REPO, env=slow_env, capture_output=True, text=True, timeout=600)
+    result = run_cli_inprocess([f"resume={run}"], tmp_path / "log", env=slow_env)  # no signal here: in-process
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"Trial 1: resuming from its checkpoint at epoch {reached}." in result.stdout
     after = epoch_rows(db)
@@ -455,11 +454,13 @@ def test_api_resume_continues_an_interrupted_trial_from_its_checkpoint(tmp_path,
 
 
 def first_run(cli, run: Path) -> None:
-    result = cli(["data.num_samples=160", "data.image_size=12", "trainer.epochs=1", "tuner.max_trials=2"], run)
+    result = cli(["data.num_samples=160", "data.image_size=12", "trainer.epochs=1", "tuner.max_trials=2",
+                  "executor=inline"], run)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_resume_applies_safe_changes_and_refuses_other_changes_or_another_search(cli, tmp_path):
+def test_resume_applies_safe_changes_and_refuses_other_changes_or_another_search(cli_inprocess, tmp_path):
+    cli = cli_inprocess
     run = tmp_path / "run"
     first_run(cli, run)
 
@@ -660,8 +661,8 @@ def test_an_objective_the_model_does_not_produce_lists_what_it_does(tmp_path, mo
 
 
 @pytest.mark.parametrize("group", ["model=transformer", "tuner=annealing", "data=imagenet"])
-def test_unknown_group_choices_list_the_choices_without_a_traceback(cli, tmp_path, group):
-    result = cli([group], tmp_path / "bad")
+def test_unknown_group_choices_list_the_choices_without_a_traceback(cli_inprocess, tmp_path, group):
+    result = cli_inprocess([group], tmp_path / "bad")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "Available options in" in result.stderr
@@ -701,11 +702,12 @@ FLAKY_MODELS = textwrap.dedent('''
 ''')
 
 
-def test_too_many_failures_in_a_row_stop_the_search_and_keep_what_finished(cli, tmp_path):
+def test_too_many_failures_in_a_row_stop_the_search_and_keep_what_finished(cli_inprocess, tmp_path):
     (tmp_path / "flaky_models.py").write_text(FLAKY_MODELS)
     run = tmp_path / "run"
-    result = cli(["model=custom", "model.builder=flaky_models:build", "tuner=grid", "data.num_samples=160",
-                  "data.image_size=12", "trainer.epochs=1"], run, env={"PYTHONPATH": str(tmp_path)})
+    result = cli_inprocess(["model=custom", "model.builder=flaky_models:build", "tuner=grid", "data.num_samples=160",
+                            "data.image_size=12", "trainer.epochs=1", "executor=inline"], run,
+                           env={"PYTHONPATH": str(tmp_path)})
     assert result.returncode == 2
     assert "3 trials failed in a row; the last error was: ValueError: cannot build 32 units" in result.stderr
     assert "max_consecutive_failed_trials" in result.stderr and "Traceback" not in result.stderr

@@ -13,7 +13,6 @@ from archsearch.core.objective import Objective
 from archsearch.training.retrain import ranked_trials, trial_candidate
 from archsearch.core.trial import Trial
 
-SEARCH = ["data.num_samples=160", "data.test_samples=40", "trainer.epochs=2", "tuner.max_trials=2"]
 LINE = re.compile(r"test accuracy: baseline \d\.\d{3} ± \d\.\d{3} -> tuned \d\.\d{3} ± \d\.\d{3} "
                   r"\([+-]\d\.\d{3}, 2 seeds\) \[trial \d+\]: (better|worse|within noise) \(paired t-test over 2 "
                   r"seeds: p = \S+ (<|>=) 0.05, the significance level\)")
@@ -27,10 +26,9 @@ def _stored_trials(run_dir):
 
 
 @pytest.mark.slow
-def test_retrain_compares_tuned_and_baseline_and_reproduces_a_trial(cli, tmp_path):
-    run_dir = tmp_path / "run"
-    result = cli(SEARCH, run_dir)
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_retrain_compares_tuned_and_baseline_and_reproduces_a_trial(cli_inprocess, finished_run_copy):
+    cli = cli_inprocess
+    run_dir = finished_run_copy  # conftest.FINISHED_RUN_ARGS: 2 trials x 2 epochs, 160 + 40 images
     stored = _stored_trials(run_dir)
     best_id = max(stored, key=lambda i: (stored[i][0], -i))
 
@@ -89,17 +87,17 @@ def test_retrain_compares_tuned_and_baseline_and_reproduces_a_trial(cli, tmp_pat
     (["from_run=outputs/x"], "from_run: is only read by mode=retrain"),
     (["retrain.repeats=5"], "retrain.repeats: is only read by mode=retrain (got 5)"),  # a search never retrains
 ])
-def test_retrain_settings_are_checked(cli, tmp_path, args, expected):
-    result = cli(args, tmp_path / "run")
+def test_retrain_settings_are_checked(cli_inprocess, tmp_path, args, expected):
+    result = cli_inprocess(args, tmp_path / "run")
     assert result.returncode == 2, result.stderr[-2000:]
     assert expected in result.stderr
     assert not (tmp_path / "run" / "trials.db").exists()
 
 
-def test_retrain_refuses_settings_it_would_not_apply(cli, tmp_path):
+def test_retrain_refuses_settings_it_would_not_apply(cli_inprocess, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    result = cli(["mode=retrain", f"from_run={run_dir}", "data.num_samples=50"], run_dir)
+    result = cli_inprocess(["mode=retrain", f"from_run={run_dir}", "data.num_samples=50"], run_dir)
     assert result.returncode == 2
     assert "data.num_samples: mode=retrain uses the settings stored with the run" in result.stderr
 

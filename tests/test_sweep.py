@@ -275,8 +275,12 @@ def run_multirun(args: list[str], sweep_dir: Path, timeout: int = 600) -> subpro
 
 @pytest.mark.slow
 def test_cli_multirun_basic_launcher(tmp_path):
+    # Hydra's basic launcher runs the jobs one after another in its own process: here, the test's (cli_inprocess).
+    from cli_inprocess import run_cli_inprocess
+
     sweep = tmp_path / "sweep"
-    proc = run_multirun(["tuner=random,hyperband", "tuner.max_trials=2", *TINY], sweep)
+    proc = run_cli_inprocess(["-m", "tuner=random,hyperband", "tuner.max_trials=2", *TINY, "executor=inline",
+                              f"hydra.sweep.dir={sweep}"], tmp_path / "unused")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_csv(sweep / SWEEP_CSV)
     assert sorted(r["overrides"].split()[0] for r in rows) == ["tuner=hyperband", "tuner=random"]
