@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from archsearch.keras_tuner.applications.resnet import POOLINGS, VERSIONS
-from archsearch.cli.config import whole_number
+from archsearch.core.checks import whole_number
 from hypermodels.image_families import check_family, image_shape
 from hypermodels.mlp import value
 

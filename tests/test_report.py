@@ -236,17 +236,17 @@ def test_the_end_of_a_search_never_fails_because_of_the_report(tmp_path, monkeyp
 @pytest.mark.parametrize("value, mode", [(True, "full"), ("true", "full"), ("html", "html"), ("HTML", "html"),
                                          (False, "off"), ("false", "off"), ("no", "off")])
 def test_the_report_setting_is_read_strictly(value, mode):
-    from archsearch.cli.config import report_mode
+    from archsearch.engine.settings import ReportSettings
 
-    assert report_mode(value) == mode
+    assert ReportSettings.from_config(value).mode == mode
 
 
 def test_a_bad_report_setting_names_the_choices():
-    from archsearch.cli.config import report_mode
+    from archsearch.engine.settings import ReportSettings
     from archsearch.errors import ConfigError
 
     with pytest.raises(ConfigError, match="report.*html"):
-        report_mode("pdf")
+        ReportSettings.from_config("pdf")
 
 
 def test_a_store_that_cannot_be_opened_in_place_is_read_from_a_private_copy(tmp_path, monkeypatch):

@@ -85,7 +85,7 @@ def retry_kinds(value: Any) -> tuple[str, ...]:
     """The failure kinds ``retry_failed`` names: false, true (all of RETRYABLE_KINDS) or a list of them."""
     from omegaconf import ListConfig
 
-    from archsearch.cli.config import boolean
+    from archsearch.core.checks import boolean
 
     if value is None:
         return ()

@@ -25,9 +25,9 @@ from archsearch.oracles.hand_driven import ORACLE_STATE
 from archsearch.core.store import STORE_FILE, TrialStore
 from archsearch.core.trial import COMPLETED, FAILED, INTERRUPTED, RUNNING, Trial, TrialOutcome, TrialSpec
 
-log = logging.getLogger("archsearch")
+from archsearch.engine.settings import DEFAULT_MAX_RETRIES, SearchSettings
 
-DEFAULT_MAX_RETRIES = 2
+log = logging.getLogger("archsearch")
 
 
 class SearchAborted(ArchsearchError):
@@ -44,8 +44,8 @@ class Search:
         store: TrialStore,
         files: TrialFiles,
         *,
-        max_consecutive_failed_trials: int = 3,
-        keep_top_models: int | None = 5,
+        max_consecutive_failed_trials: int = SearchSettings.max_consecutive_failed_trials,
+        keep_top_models: int | None = SearchSettings.keep_top_models,
         max_retries: int = DEFAULT_MAX_RETRIES,
         listeners: Sequence[SearchEvents] | None = None,
         echo=print,

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import logging
-import shutil
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,37 +26,20 @@ from typing import Any
 import keras
 
 from archsearch.training.backend_logs import settle_backend_notices
-from archsearch.errors import (ArchsearchError, BuilderError, ConfigError, ConfigRuntimeError, FatalValueError,
+from archsearch.errors import (ArchsearchError, BuilderError, ConfigError, FatalValueError,
                                describe_exception)
 from archsearch.core.events import SearchEvents
 from archsearch.training.hypermodel import HyperModel, as_hypermodel, custom_fit
 from archsearch.space.hyperparameters import HyperParameters
-from archsearch.core.lock import LOCK_FILE, RunFolderLock
 from archsearch.core.objective import Objective
 from archsearch.oracles import Oracle, Trial, create_oracle
-from archsearch.oracles.hand_driven import ORACLE_STATE
 from archsearch.training.runner import CompileSettings, FitArguments, FitData, Runner, TrainerSettings
-from archsearch.engine.search import Search
-from archsearch.core.store import STORE_FILE, TrialStore  # noqa: F401  (STORE_FILE lives in store.py, read without Keras)
+from archsearch.engine.assembly import Assembly
+from archsearch.engine.settings import ExecutorSettings, SearchSettings
 
-# What Hydra writes into the CLI's run folder before the search starts: overwrite=true keeps it.
-HYDRA_OUTPUTS = (".hydra", "archsearch.log")
 # fit() arguments of KerasTuner tutorials written for Keras 2 that cannot be passed on: Keras 3 removed
 # the first three, and the runner sets each trial's initial_epoch (promoted Hyperband trials resume).
 IGNORED_FIT_ARGS = ("use_multiprocessing", "workers", "max_queue_size", "initial_epoch")
-
-
-def clear_folder(folder: Path, keep: Sequence[str] = ()) -> None:
-    """``overwrite=True``: delete what a folder holds, except ``keep`` (the lock this process holds)."""
-    if not folder.exists():
-        return
-    for entry in folder.iterdir():
-        if entry.name in keep:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
 
 
 def _trial_values(space: HyperParameters, trial: Any) -> HyperParameters:
@@ -142,7 +123,7 @@ class Tuner:
         oracle: Oracle | None = None,
         trainer: TrainerSettings | None = None,
         compile_settings: CompileSettings | None = None,
-        keep_top_models: int | None = 5,
+        keep_top_models: int | None = SearchSettings.keep_top_models,
         echo: Callable[[str], None] | None = None,
         config: Mapping[str, Any] | None = None,
         executor: str | None = None,
@@ -193,17 +174,15 @@ class Tuner:
         self.directory = directory or "."  # KerasTuner's attributes, as given
         self.project_name = "untitled_project" if project_name is None else project_name
         self.project_dir = Path(self.directory) / self.project_name
-        # The folder is this process's for as long as the tuner lives: a second search is refused by name,
-        # and so is a new tuner while another tuner of this process is searching there.
-        self._lock = RunFolderLock(self.project_dir).acquire(idle=True)
+        # The run folder is this tuner's for as long as it lives (the assembly holds its lock).
+        self._assembly = Assembly(self.project_dir, overwrite)
+        self._lock = self._assembly.lock
         weakref.finalize(self, self._lock.release_when_collected)
-        if overwrite:
-            clear_folder(self.project_dir, keep=(LOCK_FILE, *HYDRA_OUTPUTS))
         self.trainer = trainer or TrainerSettings()
         if executions_per_trial is not None:  # else the trainer's own setting (the CLI's trainer.executions_per_trial)
             self.trainer.executions_per_trial = int(executions_per_trial)
         if max_model_size is not None:
-            from archsearch.cli.config import whole_number
+            from archsearch.core.checks import whole_number
 
             self.trainer.max_model_size = whole_number(max_model_size, "max_model_size", 1)
         if seed is not None and self.trainer.seed is None:
@@ -228,7 +207,10 @@ class Tuner:
             raise ConfigError("executor", f"{self.executor_name!r} trains in other processes, but "
                               f"{', '.join(in_process)} must run in this one (it belongs to this tuner)",
                               "use parallel_trials=1 (executor='inline'), or move the logic into a HyperModel.fit")
-        self.executor_options = dict(executor_options or {})
+        options = dict(executor_options or {})
+        self.executor_settings = ExecutorSettings(self.executor_name,
+                                                  int(options.pop("max_retries", ExecutorSettings.max_retries)),
+                                                  options)
         self.listeners = list(listeners)
         if logger is not None:
             warnings.warn("The `logger` argument is deprecated in KerasTuner (it ignores it); archsearch still "
@@ -272,60 +254,14 @@ class Tuner:
             self._pristine_oracle: Oracle | None = copy.deepcopy(oracle)  # what reload() replays the store into
         except Exception:  # an oracle holding something uncopyable: reload() then says so
             self._pristine_oracle = None
-        self.store = TrialStore(self.project_dir / STORE_FILE)
-        self.oracle._keep_state_in(self.store)  # oracle.save() writes there
-        self._check_or_write_fingerprint(config)
+        self.store = self._assembly.open(oracle, config)
         self._restore()
         self._runner: Runner | None = None
 
-    # ------------------------------------------------------------ set-up
-    def _fingerprint(self) -> dict[str, Any]:
-        return {
-            "oracle": self.oracle.name,
-            "objective": [self.objective.name, self.objective.direction,
-                          *([[c.name, c.direction] for c in self.objective.components] if self.objective.components
-                            else [])],
-            "space": json.loads(json.dumps(self.oracle.hyperparameters.get_config(), default=str)),
-        }
-
-    def _check_or_write_fingerprint(self, config: Mapping[str, Any] | None = None) -> None:
-        """Refuse to mix a different search into an existing folder (resume it or overwrite it instead).
-
-        A new search stores its fingerprint and its config (the CLI's) in one transaction, before
-        anything else: a kill in the first milliseconds leaves both or neither, never a store that
-        a resume would run with defaults.
-        """
-        mine = self._fingerprint()
-        stored = self.store.get_meta("fingerprint")
-        if stored is None or self.store.count() == 0:
-            self.store.set_meta_many({"fingerprint": mine, **({"config": dict(config)} if config is not None else {})})
-            return
-        changed = [key for key in ("oracle", "objective") if stored.get(key) != mine[key]]
-        stored_space, my_space = stored.get("space", {}), mine["space"]
-        changed += [f"space.{n}" for n in sorted(set(stored_space) & set(my_space)) if stored_space[n] != my_space[n]]
-        changed += [f"space.{n} (removed)" for n in sorted(set(stored_space) - set(my_space))]
-        if changed:
-            raise ConfigRuntimeError(
-                str(self.project_dir),
-                f"holds a different search (changed: {', '.join(changed)})",
-                "resume it with the same settings, choose another directory/project_name, or pass `overwrite=True`",
-            )
-        if stored != mine:  # a define-by-run space that grew: remember the larger one
-            self.store.set_meta("fingerprint", mine)
-
-    def _restore(self) -> None:
-        self.store.reopen_retryable()
-        events = self.store.events()
-        if events:
-            self.oracle.restore(events)
-            self.oracle.restore_saved_state(self.store.get_meta(ORACLE_STATE))
-            done = sum(1 for t in self.oracle.trials.values() if t.done)
-            running = [t.id for t in self.oracle.running]
-            limit = self.oracle.max_trials
-            self.echo(f"Resuming the search in {self.project_dir}: {done} trials already done"
-                      + (f" of max_trials={limit}" if limit else "")
-                      + (f", trial {running[0]} to continue" if len(running) == 1 else
-                         f", trials {running} to continue" if running else "") + ".")
+    def _restore(self, oracle: Oracle | None = None) -> None:
+        said = self._assembly.restore(oracle)
+        if said:
+            self.echo(said)
 
     # ------------------------------------------------------------ KerasTuner API
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
@@ -368,40 +304,17 @@ class Tuner:
 
     def _run_search(self, data: FitData, callbacks: Sequence[Any] | None, echo: Callable[[str], None] | None) -> None:
         from archsearch.core.events import ConsoleEvents
-        from archsearch.executors import create_executor
-        from archsearch.engine.search import DEFAULT_MAX_RETRIES
 
         self._runner = self._make_runner(data, callbacks)
         self._check_objective_before_training(self._runner)
-        options = dict(self.executor_options)
-        max_retries = options.pop("max_retries", DEFAULT_MAX_RETRIES)
-        slots = self._slots_for_the_trials_left(echo or self.echo)
-        executor = create_executor(self.executor_name, self._runner, slots, options)
+        slots, note = self._assembly.slots_for_the_trials_left(self.parallel_trials)
+        if note:
+            (echo or self.echo)(note)
         hooks = [_TunerHooks(self)] if any(_overrides(self, n) for n in ("on_trial_begin", "on_trial_end")) else []
-        Search(
-            self.oracle,
-            executor,
-            self.store,
-            getattr(executor, "files", self._runner.files),  # a Ray cluster may keep trial files elsewhere
-            max_consecutive_failed_trials=self.max_consecutive_failed_trials,
-            keep_top_models=self.keep_top_models,
-            max_retries=max_retries,
-            listeners=[ConsoleEvents(echo or self.echo), *hooks, *self.listeners],
-        ).run()
-
-    def _slots_for_the_trials_left(self, echo: Callable[[str], None]) -> int:
-        """``parallel_trials``, capped at the trials this search can still run: 64 workers for
-        max_trials=2 would each start TensorFlow (and split the cores 64 ways) for nothing."""
-        limit = self.oracle.max_trials
-        if limit is None or self.parallel_trials <= 1:
-            return self.parallel_trials
-        runnable = max(1, int(limit) - sum(1 for t in self.oracle.trials.values() if t.done))
-        if runnable >= self.parallel_trials:
-            return self.parallel_trials
-        left = "" if runnable == int(limit) else " still to run"
-        echo(f"Note: parallel_trials={self.parallel_trials}, but max_trials={limit} leaves {runnable} "
-             f"trial{'s' if runnable != 1 else ''}{left}: running at most {runnable} at a time.")
-        return runnable
+        settings = SearchSettings(max_consecutive_failed_trials=self.max_consecutive_failed_trials,
+                                  keep_top_models=self.keep_top_models)
+        self._assembly.search(self._runner, self.executor_settings, slots, settings,
+                              [ConsoleEvents(echo or self.echo), *hooks, *self.listeners]).run()
 
     def run_trial(self, trial: Trial, *fit_args: Any, **fit_kwargs: Any) -> Any:
         """Train one trial and return its result: KerasTuner's extension point.
@@ -454,8 +367,7 @@ class Tuner:
             raise ConfigError("oracle", "cannot be copied, so reload() cannot rebuild it",
                               "create a new tuner on the same directory instead (it resumes from the store)")
         self.oracle = copy.deepcopy(self._pristine_oracle)
-        self.oracle._keep_state_in(self.store)
-        self._restore()
+        self._restore(self.oracle)
 
     def get_trial_dir(self, trial_id: int | str) -> str:
         """The trial's folder, created if need be: a ``run_trial`` may write its own files there (KerasTuner's)."""
@@ -512,7 +424,7 @@ class Tuner:
 
     @executions_per_trial.setter
     def executions_per_trial(self, value: int) -> None:
-        from archsearch.cli.config import whole_number
+        from archsearch.core.checks import whole_number
 
         self.trainer.executions_per_trial = whole_number(value, "executions_per_trial", 1)
 
