@@ -52,7 +52,9 @@ _LAZY = {
     "available_oracles": "archsearch.oracles",
     "create_oracle": "archsearch.oracles",
     "Trial": "archsearch.core.trial",
-    **{name: "archsearch.keras_tuner.tuners" for name in _TUNERS},
+    "Tuner": "archsearch.keras_tuner.tuner",
+    "BaseTuner": "archsearch.keras_tuner.tuner",
+    **{name: "archsearch.keras_tuner.tuners" for name in _TUNERS[2:]},
     "SklearnTuner": "archsearch.keras_tuner.sklearn_tuner",
 }
 

@@ -84,7 +84,7 @@ def same(yaml_value: Any, python_value: Any) -> bool:
 
 def test_the_trainer_s_yaml_states_the_settings_classes_defaults():
     from archsearch.training.runner import CompileSettings, TrainerSettings
-    from archsearch.keras_tuner.tuners import Tuner
+    from archsearch.keras_tuner.tuner import Tuner
 
     trainer = composed()["trainer"]
     early = trainer.pop("early_stopping")
@@ -100,7 +100,7 @@ def test_the_trainer_s_yaml_states_the_settings_classes_defaults():
     # Tuner's other trainer arguments default to None: "not given, the trainer's own", so not compared.
     lines += drift("trainer", {"keep_top_models": yaml["keep_top_models"]}, signature_defaults(Tuner.__init__),
                    "conf/trainer/default.yaml",
-                   "archsearch/tuners.py Tuner.__init__")
+                   "archsearch/keras_tuner/tuner.py Tuner.__init__")
     assert not lines, "\n".join(lines)
     assert {"epochs", "batch_size", "optimizer", "learning_rate", "keep_top_models"} <= set(yaml)  # compared
 
@@ -119,17 +119,17 @@ def test_the_retrain_yaml_states_the_python_retrain_defaults():
 def test_the_top_level_yaml_states_the_tuner_s_and_the_search_s_defaults():
     from archsearch.export.best import export_best
     from archsearch.engine.search import Search
-    from archsearch.keras_tuner.tuners import Tuner
+    from archsearch.keras_tuner.tuner import Tuner
 
     cfg = composed()
     yaml = {k: cfg[k] for k in ("objective", "overwrite", "verbose_backend")}
     python = {**signature_defaults(Tuner.__init__), "objective": "val_loss"}  # Tuner's objective when not given
-    lines = drift("", yaml, python, "conf/config.yaml", "archsearch/tuners.py Tuner.__init__",
+    lines = drift("", yaml, python, "conf/config.yaml", "archsearch/keras_tuner/tuner.py Tuner.__init__",
                   allowed_key=lambda name: [name])
     lines += drift("", {"max_consecutive_failed_trials": cfg["max_consecutive_failed_trials"]},
                    signature_defaults(Search.__init__), "conf/config.yaml", "archsearch/search.py Search.__init__")
     lines += drift("", {"summary_trials": cfg["summary_trials"]}, {"summary_trials": signature_defaults(
-        Tuner.results_summary)["num_trials"]}, "conf/config.yaml", "archsearch/tuners.py Tuner.results_summary")
+        Tuner.results_summary)["num_trials"]}, "conf/config.yaml", "archsearch/keras_tuner/tuner.py Tuner.results_summary")
     lines += drift("export", {"format": cfg["export"]["format"]},
                    {"format": signature_defaults(export_best)["export_format"]},
                    "conf/config.yaml", "archsearch/export.py export_best")

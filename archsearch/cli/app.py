@@ -85,7 +85,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     splits = load_data(settings.data.section)  # keras.datasets import Keras; every other loader needs no backend
     hypermodel, space = C.model_for_data(builder_path, space, settings.model, splits)
 
-    from archsearch.keras_tuner.tuners import Tuner, discover_space  # the backend, from here on
+    from archsearch.keras_tuner.tuner import Tuner, discover_space  # the backend, from here on
 
     trainer, compile_settings = C.trainer_settings(settings)
     if space is None:

@@ -146,7 +146,7 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
     builder_path, space = C.model_settings(model_cfg)
     hypermodel, learned = C.model_for_data(builder_path, space, model_cfg, splits)
     if learned is None:
-        from archsearch.keras_tuner.tuners import discover_space
+        from archsearch.keras_tuner.tuner import discover_space
 
         space = discover_space(hypermodel)
     build_model = as_hypermodel(hypermodel).build
