@@ -102,13 +102,8 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         listeners=[loggers] if loggers is not None else [],
     )
     tuner.store.set_meta("config", config)  # a resumed search: its safe changes, from now on
-    augment = None
-    if settings.data.augment:
-        from archsearch.datasets import folder as folder_data
-
-        augment = folder_data.augment_batch
     # The search never sees the test split: its data holds training and validation only.
-    data = ArraysFitData(splits.without_test(), seed=settings.data.seed, augment=augment)
+    data = ArraysFitData(splits.without_test(), seed=settings.data.seed, augment=C.augmentation(settings.data))
     return tuner, data, splits, settings.model
 
 

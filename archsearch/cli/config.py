@@ -360,3 +360,12 @@ def model_for_data(builder_path: str, space: HyperParameters, model: Mapping[str
     if is_family_builder(builder):
         return FamilyHyperModel(builder, splits.input_shape, splits.num_classes, params), space
     return builder, (space if space.space else None)  # a KerasTuner-style build(hp)
+
+
+def augmentation(data: DataSettings) -> Callable | None:
+    """``data.augment``: the random flips, turns and brightness applied to training batches, or None."""
+    if not data.augment:
+        return None
+    from archsearch.datasets import folder as folder_data
+
+    return folder_data.augment_batch

@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from archsearch.cli.config import to_dict
+from archsearch.engine.settings import ExportSettings, SearchSettings
 from archsearch.errors import ConfigError
 
 
@@ -144,7 +145,8 @@ IGNORED_ON_RESUME = ("resume", "overwrite", "retry_failed")  # this command's, n
 # Settings of mode=retrain, which never change a search: whatever the stored config says of them.
 RETRAIN_SETTINGS = ("mode", "from_run", "hparams", "trial", "top_k", "baseline", "retrain")
 # Keys added after searches were stored: a stored config without one had its default.
-ADDED_KEYS = {"data.test_split": 0.0, "export.format": "keras", "progress": True, "verbose_backend": False,
+ADDED_KEYS = {"data.test_split": 0.0, "export.format": ExportSettings.format, "progress": SearchSettings.progress,
+              "verbose_backend": SearchSettings.verbose_backend,
               "report": True, "tuner.schedule": "archsearch"}
 GROUPS = ("model", "tuner", "data", "trainer", "executor")
 MAX_LISTED_CHANGES = 8

@@ -107,8 +107,6 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
 
     options = RetrainOptions.from_config(C.to_dict(cfg.get("retrain")))
     epochs = options.epochs
-    trial_id = _whole(cfg.get("trial"), "trial", 0)
-    top_k = _whole(cfg.get("top_k"), "top_k", 1)
     chosen = [k for k in ("hparams", "trial", "top_k") if cfg.get(k) not in (None, "")]
     if len(chosen) > 1:
         raise ConfigError(chosen[1], f"cannot be combined with {chosen[0]}=", "give one of hparams=, trial=, top_k=")
@@ -118,22 +116,7 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
     objective = run_settings.objective
     trainer, compile_settings = C.trainer_settings(run_settings)
     default_epochs = trainer.epochs  # the run's trainer.epochs (a run stored without it: TrainerSettings')
-    ranked = R.ranked_trials(trials, objective)
-    if not ranked and not cfg.get("hparams"):
-        raise ConfigError("from_run", f"{run} holds no completed trial", "retrain a run whose search completed trials")
-    if trial_id is not None:
-        found = {t.id: t for t in trials}.get(trial_id)
-        if found is None or found not in ranked:
-            listed = ", ".join(str(t.id) for t in ranked[:10]) or "none"
-            raise ConfigError("trial", f"{trial_id} is not a completed trial of {run}", f"completed trials: {listed}")
-        tuned = [R.trial_candidate(found, epochs, default_epochs)]
-    elif cfg.get("hparams"):
-        values, record = R.read_values(cfg.hparams, "hparams")
-        source = "retrain.epochs" if epochs else f"{cfg.hparams}" if record.get("epochs") else "trainer.epochs"
-        tuned = [R.Candidate(f"values of {cfg.hparams}", values, int(epochs or record.get("epochs") or default_epochs),
-                             int(record.get("trial") or 0), record.get("score"), source)]
-    else:
-        tuned = [R.trial_candidate(t, epochs, default_epochs) for t in ranked[: top_k or 1]]
+    tuned = _tuned_candidates(cfg, run, trials, objective, epochs, default_epochs)
     baseline, note = R.baseline_candidate(model_cfg.get("baseline"), cfg.get("baseline"), tuned[0].epochs,
                                           tuned[0].trial_id)
 
@@ -162,15 +145,34 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
         early_stopping={"patience": trainer.patience, "min_delta": trainer.min_delta} if trainer.early_stopping else None,
         verbose=C.whole_number(verbose, "trainer.verbose", 0) if verbose is not None else trainer.verbose,
         alpha=options.alpha)
-    augment = None
-    if run_settings.data.augment:
-        from archsearch.datasets import folder as folder_data
-
-        augment = folder_data.augment_batch
     arrays = R.Arrays(splits.x_train, splits.y_train, splits.x_val, splits.y_val, splits.x_test, splits.y_test,
-                      augment)
+                      C.augmentation(run_settings.data))
     epochs_note = ("Epochs: " + "; ".join(f"{c.label}: {c.epochs} ({c.epochs_from})" for c in tuned)
                    + f"; the baseline: {baseline.epochs} (those of {tuned[0].label})")
     echo(f"archsearch retrain: {run} model={model_cfg.get('name')} data={splits.name} objective={objective.label}")
     R.compare(runner.build, space, tuned, baseline, arrays, objective, settings, out_dir, echo, [note, epochs_note])
     return out_dir
+
+
+def _tuned_candidates(cfg: DictConfig, run: Path, trials: list, objective: Any, epochs: int | None,
+                      default_epochs: int) -> list:
+    """What to retrain: ``trial=``, the values of ``hparams=``, or the ``top_k`` best trials (default: the best)."""
+    from archsearch.training import retrain as R
+
+    trial_id = _whole(cfg.get("trial"), "trial", 0)
+    top_k = _whole(cfg.get("top_k"), "top_k", 1)
+    ranked = R.ranked_trials(trials, objective)
+    if not ranked and not cfg.get("hparams"):
+        raise ConfigError("from_run", f"{run} holds no completed trial", "retrain a run whose search completed trials")
+    if trial_id is not None:
+        found = {t.id: t for t in trials}.get(trial_id)
+        if found is None or found not in ranked:
+            listed = ", ".join(str(t.id) for t in ranked[:10]) or "none"
+            raise ConfigError("trial", f"{trial_id} is not a completed trial of {run}", f"completed trials: {listed}")
+        return [R.trial_candidate(found, epochs, default_epochs)]
+    if cfg.get("hparams"):
+        values, record = R.read_values(cfg.hparams, "hparams")
+        source = "retrain.epochs" if epochs else f"{cfg.hparams}" if record.get("epochs") else "trainer.epochs"
+        return [R.Candidate(f"values of {cfg.hparams}", values, int(epochs or record.get("epochs") or default_epochs),
+                            int(record.get("trial") or 0), record.get("score"), source)]
+    return [R.trial_candidate(t, epochs, default_epochs) for t in ranked[: top_k or 1]]

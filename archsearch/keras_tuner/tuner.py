@@ -35,10 +35,10 @@ from archsearch.errors import (ArchsearchError, BuilderError, ConfigError, Fatal
 from archsearch.training.hypermodel import as_hypermodel, custom_fit
 from archsearch.space.hyperparameters import HyperParameters
 from archsearch.core.objective import Objective
-from archsearch.oracles import Oracle, Trial, create_oracle
+from archsearch.oracles import Oracle, Trial
 from archsearch.training.runner import CompileSettings, FitArguments, FitData, Runner, TrainerSettings
-from archsearch.engine.assembly import Assembly
-from archsearch.engine.settings import ExecutorSettings, SearchSettings
+from archsearch.engine.assembly import Assembly, create_search_oracle
+from archsearch.engine.settings import ExecutorSettings, SearchSettings, TunerSettings
 from archsearch.keras_tuner.hooks import KerasTunerLogger, TunerHooks, hooks_callback
 from archsearch.keras_tuner.results import results_table
 
@@ -151,29 +151,7 @@ class Tuner:
             raise ConfigError("hypermodel", "is required (Received `hypermodel=None`)",
                               "pass your model_builder(hp) function, or override Tuner.run_trial")
         self.hypermodel = None if hypermodel is None else as_hypermodel(hypermodel)
-        if oracle is not None and not isinstance(oracle, Oracle):
-            raise ConfigError("oracle", f"is {oracle!r}, not an Oracle (Expected `oracle` argument to be an instance "
-                              "of `Oracle`)",
-                              "pass an oracle instance, e.g. archsearch.oracles.RandomSearchOracle(objective=..., "
-                              "max_trials=...)")
-        if oracle is not None:
-            never_called = oracle.hand_driven_overrides()
-            if never_called:
-                raise ConfigError("oracle", f"{type(oracle).__name__} overrides {', '.join(never_called)}, which a "
-                                  "tuner's search never calls (it drives its oracle with ask() and tell())",
-                                  "put that logic in populate_space / score_trial (or _propose / _on_result), "
-                                  "which the search calls")
-            if objective is not _GIVEN and Objective.create(objective) != oracle.objective:
-                raise ConfigError("objective", f"{objective!r} differs from the oracle's {oracle.objective.label}",
-                                  "give the objective to the oracle only")
-            unused = {k: v for k, v in dict(oracle_options, max_trials=max_trials).items() if v is not None}
-            if unused:
-                raise ConfigError(f"{next(iter(unused))}", "is an oracle setting, but an oracle was given",
-                                  "pass it to the oracle instead")
-            self.objective = oracle.objective
-        else:
-            # KerasTuner's default objective; the command line's (conf/config.yaml) is val_accuracy.
-            self.objective = Objective.create("val_loss" if objective is _GIVEN else objective)
+        self.objective = _objective_beside(oracle, objective, dict(oracle_options, max_trials=max_trials))
         self.tuner_id = tuner_id or "tuner0"
         # KerasTuner's default project name; "" puts the store straight into ``directory`` (the CLI's run folder).
         self.directory = directory or "."  # KerasTuner's attributes, as given
@@ -183,39 +161,13 @@ class Tuner:
         self._assembly = Assembly(self.project_dir, overwrite)
         self._lock = self._assembly.lock
         weakref.finalize(self, self._lock.release_when_collected)
-        self.trainer = trainer or TrainerSettings()
-        if executions_per_trial is not None:  # else the trainer's own setting (the CLI's trainer.executions_per_trial)
-            self.trainer.executions_per_trial = int(executions_per_trial)
-        if max_model_size is not None:
-            from archsearch.core.checks import whole_number
-
-            self.trainer.max_model_size = whole_number(max_model_size, "max_model_size", 1)
-        if seed is not None and self.trainer.seed is None:
-            self.trainer.seed = int(seed)  # one seed makes the whole search repeatable: values and weights
-        self.compile_settings = compile_settings or CompileSettings()
-        overrides = {k: v for k, v in (("optimizer", optimizer), ("loss", loss), ("metrics", metrics)) if v is not None}
-        if overrides:
-            self.compile_settings.overrides = overrides
-            if loss is not None:  # also what an uncompiled model is compiled with
-                self.compile_settings.loss = loss
-            if metrics is not None:
-                self.compile_settings.metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
+        self.trainer = _trainer_from_arguments(trainer, executions_per_trial, max_model_size, seed)
+        self.compile_settings = _compile_from_arguments(compile_settings, optimizer, loss, metrics)
         self.distribution_strategy = distribution_strategy
-        # Where trials train: in this process by default (notebooks, closures); several at a time need
-        # worker processes, whose builder and data must then be picklable.
-        from archsearch.executors.process import parallel_trials as slots_of
-
-        self.parallel_trials = slots_of(parallel_trials, "parallel_trials")
-        self.executor_name = executor or ("process" if self.parallel_trials > 1 else "inline")
         in_process = [*overridden, *(["distribution_strategy"] if distribution_strategy is not None else [])]
-        if in_process and self.executor_name != "inline":
-            raise ConfigError("executor", f"{self.executor_name!r} trains in other processes, but "
-                              f"{', '.join(in_process)} must run in this one (it belongs to this tuner)",
-                              "use parallel_trials=1 (executor='inline'), or move the logic into a HyperModel.fit")
-        options = dict(executor_options or {})
-        self.executor_settings = ExecutorSettings(self.executor_name,
-                                                  int(options.pop("max_retries", ExecutorSettings.max_retries)),
-                                                  options)
+        self.parallel_trials, self.executor_settings = _where_trials_train(executor, parallel_trials,
+                                                                           executor_options, in_process)
+        self.executor_name = self.executor_settings.name
         self.listeners = list(listeners)
         if logger is not None:
             warnings.warn("The `logger` argument is deprecated in KerasTuner (it ignores it); archsearch still "
@@ -225,43 +177,39 @@ class Tuner:
         self.keep_top_models = keep_top_models
         self.echo = echo or print
         self._echo_given = echo is not None  # then search(verbose=0) silences Keras only, not these lines
+        self.oracle = self._oracle_for(oracle, hyperparameters, max_trials, seed, oracle_options)
+        self.max_consecutive_failed_trials = _failures_in_a_row(max_consecutive_failed_trials, self.oracle)
+        try:
+            self._pristine_oracle: Oracle | None = copy.deepcopy(self.oracle)  # what reload() replays the store into
+        except Exception:  # an oracle holding something uncopyable: reload() then says so
+            self._pristine_oracle = None
+        self.store = self._assembly.open(self.oracle, config)
+        self._restore()
+        self._runner: Runner | None = None
+
+    def _oracle_for(self, oracle: Oracle | None, hyperparameters: HyperParameters | None, max_trials: int | None,
+                    seed: int | None, options: Mapping[str, Any]) -> Oracle:
+        """The given oracle, or this tuner class's over ``hyperparameters``; then the builder, run once with
+        defaults, declares its space (growing the given one, if any, as KerasTuner's first build does)."""
         oracle_given = oracle is not None
         if oracle is None:
             if self.oracle_name is None:
                 raise ConfigError("oracle", "the base Tuner needs an oracle",
                                   "pass oracle=archsearch.oracles.RandomSearchOracle(...) or use RandomSearch, ...")
-            if max_trials is None:
-                max_trials = self.default_max_trials
-            oracle = create_oracle(self.oracle_name, hyperparameters, self.objective, max_trials=max_trials, seed=seed,
-                                   **oracle_options)
+            chosen = self.default_max_trials if max_trials is None else max_trials
+            oracle = create_search_oracle(TunerSettings(self.oracle_name, {"max_trials": chosen, "seed": seed,
+                                                                           **options}),
+                                          hyperparameters, self.objective)
         elif hyperparameters is not None:
             oracle.update_space(hyperparameters)
         if self.hypermodel is not None and (hyperparameters is None or not oracle_given
                                             or not oracle.allow_new_entries):
-            # The builder, run once with defaults, declares its space (growing the given one, if any, as
-            # KerasTuner's first build does); the space grows further while trials build, as a
-            # define-by-run builder declares.  Given both a space and an oracle (the command line, which
-            # learned the space already), trials alone grow it.
+            # The space grows further while trials build, as a define-by-run builder declares.  Given both a
+            # space and an oracle (the command line, which learned the space already), trials alone grow it.
             oracle.update_space(discover_space(self.hypermodel, oracle.hyperparameters.copy(),
                                                keras_model=self.builds_keras_models,
                                                given=hyperparameters is not None, check_model=False))
-        from_oracle = oracle.max_consecutive_failed_trials
-        if (max_consecutive_failed_trials is not None and from_oracle is not None
-                and int(max_consecutive_failed_trials) != int(from_oracle)):
-            raise ConfigError("max_consecutive_failed_trials",
-                              f"is {max_consecutive_failed_trials} for the tuner but {from_oracle} for its oracle",
-                              "set it in one place (the tuner's or the oracle's argument)")
-        self.max_consecutive_failed_trials = int(
-            max_consecutive_failed_trials if max_consecutive_failed_trials is not None
-            else from_oracle if from_oracle is not None else 3)
-        self.oracle = oracle
-        try:
-            self._pristine_oracle: Oracle | None = copy.deepcopy(oracle)  # what reload() replays the store into
-        except Exception:  # an oracle holding something uncopyable: reload() then says so
-            self._pristine_oracle = None
-        self.store = self._assembly.open(oracle, config)
-        self._restore()
-        self._runner: Runner | None = None
+        return oracle
 
     def _restore(self, oracle: Oracle | None = None) -> None:
         said = self._assembly.restore(oracle)
@@ -456,6 +404,7 @@ class Tuner:
             self._runner = self._make_runner(None)
         return self._runner
 
+    # search_space_summary and results_summary print on purpose: they are KerasTuner's console API.
     def search_space_summary(self) -> None:
         self.echo(self.oracle.hyperparameters.summary())
 
@@ -487,6 +436,87 @@ class Tuner:
         from archsearch.training.retrain import retrain
 
         return retrain(self, x, y, **kwargs)
+
+
+def _objective_beside(oracle: Any, objective: Any, oracle_options: Mapping[str, Any]) -> Objective:
+    """The tuner's objective: the given oracle's (which then takes no other objective or oracle setting),
+    else ``objective`` (KerasTuner's default val_loss; the command line's, conf/config.yaml, is val_accuracy)."""
+    if oracle is None:
+        return Objective.create("val_loss" if objective is _GIVEN else objective)
+    if not isinstance(oracle, Oracle):
+        raise ConfigError("oracle", f"is {oracle!r}, not an Oracle (Expected `oracle` argument to be an instance "
+                          "of `Oracle`)",
+                          "pass an oracle instance, e.g. archsearch.oracles.RandomSearchOracle(objective=..., "
+                          "max_trials=...)")
+    never_called = oracle.hand_driven_overrides()
+    if never_called:
+        raise ConfigError("oracle", f"{type(oracle).__name__} overrides {', '.join(never_called)}, which a "
+                          "tuner's search never calls (it drives its oracle with ask() and tell())",
+                          "put that logic in populate_space / score_trial (or _propose / _on_result), "
+                          "which the search calls")
+    if objective is not _GIVEN and Objective.create(objective) != oracle.objective:
+        raise ConfigError("objective", f"{objective!r} differs from the oracle's {oracle.objective.label}",
+                          "give the objective to the oracle only")
+    unused = {k: v for k, v in oracle_options.items() if v is not None}
+    if unused:
+        raise ConfigError(f"{next(iter(unused))}", "is an oracle setting, but an oracle was given",
+                          "pass it to the oracle instead")
+    return oracle.objective
+
+
+def _trainer_from_arguments(trainer: TrainerSettings | None, executions_per_trial: int | None,
+                            max_model_size: int | None, seed: int | None) -> TrainerSettings:
+    """The trainer's settings (the CLI's, or TrainerSettings' defaults) with the Tuner's own arguments."""
+    from archsearch.core.checks import whole_number
+
+    trainer = trainer or TrainerSettings()
+    if executions_per_trial is not None:  # else the trainer's own setting (the CLI's trainer.executions_per_trial)
+        trainer.executions_per_trial = int(executions_per_trial)
+    if max_model_size is not None:
+        trainer.max_model_size = whole_number(max_model_size, "max_model_size", 1)
+    if seed is not None and trainer.seed is None:
+        trainer.seed = int(seed)  # one seed makes the whole search repeatable: values and weights
+    return trainer
+
+
+def _compile_from_arguments(compile_settings: CompileSettings | None, optimizer: Any, loss: Any,
+                            metrics: Any) -> CompileSettings:
+    """KerasTuner's ``Tuner(optimizer=, loss=, metrics=)``: these replace what the builder compiled with."""
+    compile_settings = compile_settings or CompileSettings()
+    overrides = {k: v for k, v in (("optimizer", optimizer), ("loss", loss), ("metrics", metrics)) if v is not None}
+    if overrides:
+        compile_settings.overrides = overrides
+        if loss is not None:  # also what an uncompiled model is compiled with
+            compile_settings.loss = loss
+        if metrics is not None:
+            compile_settings.metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
+    return compile_settings
+
+
+def _where_trials_train(executor: str | None, parallel_trials: int | str, executor_options: Mapping[str, Any] | None,
+                        in_process: Sequence[str]) -> tuple[int, ExecutorSettings]:
+    """(trials at a time, the executor): in this process by default (notebooks, closures); several at a time
+    need worker processes, whose builder and data must then be picklable."""
+    from archsearch.executors.process import parallel_trials as slots_of
+
+    slots = slots_of(parallel_trials, "parallel_trials")
+    name = executor or ("process" if slots > 1 else "inline")
+    if in_process and name != "inline":
+        raise ConfigError("executor", f"{name!r} trains in other processes, but "
+                          f"{', '.join(in_process)} must run in this one (it belongs to this tuner)",
+                          "use parallel_trials=1 (executor='inline'), or move the logic into a HyperModel.fit")
+    options = dict(executor_options or {})
+    return slots, ExecutorSettings(name, int(options.pop("max_retries", ExecutorSettings.max_retries)), options)
+
+
+def _failures_in_a_row(given: int | None, oracle: Oracle) -> int:
+    """``max_consecutive_failed_trials``, the tuner's or its oracle's (set in one place), else the default."""
+    from_oracle = oracle.max_consecutive_failed_trials
+    if given is not None and from_oracle is not None and int(given) != int(from_oracle):
+        raise ConfigError("max_consecutive_failed_trials", f"is {given} for the tuner but {from_oracle} for its oracle",
+                          "set it in one place (the tuner's or the oracle's argument)")
+    return int(given if given is not None else from_oracle if from_oracle is not None
+               else SearchSettings.max_consecutive_failed_trials)
 
 
 def _overrides(tuner: Tuner, name: str) -> bool:
