@@ -74,7 +74,9 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     C.normalise_booleans(cfg)
     overwrite = bool(cfg.get("overwrite", False)) and not cfg.get("resume")
     if not overwrite:
-        cfg = continue_stored_search(cfg, folder, echo)
+        cfg, notes = continue_stored_search(cfg, folder)
+        for note in notes:
+            echo(note)
     config = plain_config(cfg)
     settings = C.read_settings(config)  # every section checked and typed, in one pass
     check_export_format(settings.export.format)  # a missing converter, before any training
@@ -186,7 +188,9 @@ def _summarise_and_export(cfg: DictConfig, tuner, splits, model_cfg: dict[str, A
     from archsearch.report.html import write_report_safely
 
     # report.html and plots/, from trials.db; after best/, whose predictions picture it shows.
-    write_report_safely(tuner.project_dir, echo, C.ReportSettings.from_config(cfg.get("report", True)).mode)
+    page = write_report_safely(tuner.project_dir, C.ReportSettings.from_config(cfg.get("report", True)).mode)
+    if page is not None:
+        echo(f"Report: {page}")
     return best
 
 

@@ -3,6 +3,11 @@
 Everything a user can get wrong (names, paths, search spaces, budgets, the
 objective) is checked here, before the first trial trains, and reported as an
 :class:`~archsearch.errors.ArchsearchError` naming the field and the fix.
+
+:func:`read_settings` is the one pass over a config (the composed one, a resumed search's merged
+one, or the one ``mode=retrain`` reads from its run): it turns every section into its typed settings
+(archsearch/engine/settings.py; the trainer's fields for TrainerSettings), checking each field before
+anything is built.  OmegaConf ends here: the engine reads plain data only.
 """
 
 from __future__ import annotations
@@ -241,7 +246,8 @@ def _mapping(value: Any, name: str) -> dict[str, Any]:
 
 def _trainer_fields(trainer: Mapping[str, Any], model: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``trainer.*`` checked, as (TrainerSettings fields, CompileSettings fields): only what the config gives,
-    so every default stays the settings class's own."""
+    so every default stays the settings class's own (``trainer.keep_top_models`` is the driver's:
+    SearchSettings)."""
     from archsearch.training.optimizers import check_optimizer_names
 
     fields: dict[str, Any] = {}
@@ -251,7 +257,6 @@ def _trainer_fields(trainer: Mapping[str, Any], model: Mapping[str, Any]) -> tup
             fields[key] = whole_number(trainer[key], f"trainer.{key}", minimum, allow_none=allow_none)
     if fields.get("verbose", 0) > 2:
         raise ConfigError("trainer.verbose", f"{fields['verbose']} is not allowed", "use 0 (silent), 1 or 2")
-    whole_number(trainer.get("keep_top_models"), "trainer.keep_top_models", 1, allow_none=True)  # the driver's
     early = trainer.get("early_stopping")
     early = {} if early is None else early
     if not isinstance(early, Mapping):

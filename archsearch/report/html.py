@@ -288,11 +288,12 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 """
 
 
-def write_report_safely(folder: str | Path, echo=print, mode: str = "full") -> Path | None:
+def write_report_safely(folder: str | Path, mode: str = "full") -> Path | None:
     """The end of a search: write the report, but never let a report problem cost the search's results.
 
-    ``mode`` is the config's ``report`` read by :func:`archsearch.cli.config.report_mode`: ``full``
-    (the page and its PNGs), ``html`` (no PNGs: about 3 s of matplotlib less) or ``off``.
+    ``mode`` is the config's ``report`` (:class:`archsearch.engine.settings.ReportSettings`): ``full``
+    (the page and its PNGs), ``html`` (no PNGs: about 3 s of matplotlib less) or ``off``.  Returns the
+    page's path (the caller's console says it), or None when none was written (a problem is logged).
     """
     if mode == "off":
         return None
@@ -301,7 +302,6 @@ def write_report_safely(folder: str | Path, echo=print, mode: str = "full") -> P
     except Exception as exc:  # noqa: BLE001 - the report is a convenience; the store and best/ are the record
         log.warning("could not write report.html: %s", exc)
         return None
-    echo(f"Report: {path}")
     return path
 
 
