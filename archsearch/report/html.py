@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.core.atomic import write_text
+from archsearch.engine.settings import ReportSettings
 from archsearch.report.importance import METHOD, MIN_TRIALS, Importance, ped_anova
 from archsearch.report.data import RunRecord, finite, read_run
 from archsearch.core.store import STORE_FILE, StoreNotFoundError, UnreadableStoreError
@@ -288,7 +289,7 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 """
 
 
-def write_report_safely(folder: str | Path, mode: str = "full") -> Path | None:
+def write_report_safely(folder: str | Path, mode: str = ReportSettings.mode) -> Path | None:
     """The end of a search: write the report, but never let a report problem cost the search's results.
 
     ``mode`` is the config's ``report`` (:class:`archsearch.engine.settings.ReportSettings`): ``full``

@@ -439,8 +439,8 @@ def baseline_candidate(declared: Mapping[str, Any] | None, baseline_file: Any, e
 
 
 def retrain(tuner, x, y, *, x_test, y_test, validation_data: tuple | None = None, baseline: Mapping | None = None,
-            top_k: int = 1, repeats: int = 3, epochs: int | None = None, use_validation: bool = True,
-            alpha: float = ALPHA, out_dir: str | Path | None = None,
+            top_k: int = 1, repeats: int = RetrainOptions.repeats, epochs: int | None = RetrainOptions.epochs,
+            use_validation: bool = RetrainOptions.use_validation, alpha: float = ALPHA, out_dir: str | Path | None = None,
             echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Retrain a finished search's ``top_k`` best trials and ``baseline`` (default: the space's default
     values) on ``x``/``y`` (plus ``validation_data``), ``repeats`` seeds each; score on ``x_test``/``y_test``.
