@@ -31,7 +31,8 @@ def main() -> None:
     from archsearch.training import retrain as R
     from archsearch.datasets import load_data
     from archsearch.core.objective import Objective
-    from archsearch.training.runner import CompileSettings, Runner
+    from archsearch.training.runner import Runner
+    from archsearch.training.settings import CompileSettings
 
     epochs, candidates = int(sys.argv[1]), json.loads(sys.argv[2])
     model_cfg = yaml.safe_load((ROOT / "conf" / "model" / "mlp.yaml").read_text())

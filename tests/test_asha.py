@@ -18,7 +18,7 @@ import pytest
 
 from archsearch import HyperParameters
 from archsearch.errors import ConfigError
-from archsearch.space.hyperparameters import values_key
+from archsearch.space.values import values_key
 from archsearch.oracles import create_oracle, oracle_options
 from archsearch.oracles.asha import ASHAOracle, rung_budgets
 from archsearch.oracles.base import COMPLETED, FAILED, INTERRUPTED, PRUNED

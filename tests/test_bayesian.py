@@ -12,9 +12,10 @@ import pytest
 
 from archsearch import HyperParameters
 from archsearch.errors import ConfigError
-from archsearch.space.hyperparameters import values_key
+from archsearch.space.values import values_key
 from archsearch.oracles import FAILED, create_oracle
-from archsearch.oracles.bayesian import BayesianOptimizationOracle, log_ei_and_gradient, log_expected_improvement
+from archsearch.oracles.acquisition import log_ei_and_gradient, log_expected_improvement
+from archsearch.oracles.bayesian import BayesianOptimizationOracle
 from archsearch.oracles.driving import drive
 
 SQUARE = {"x": {"type": "float", "min": -1.0, "max": 1.0}, "y": {"type": "float", "min": -1.0, "max": 1.0}}

@@ -83,7 +83,7 @@ def same(yaml_value: Any, python_value: Any) -> bool:
 
 
 def test_the_trainer_s_yaml_states_the_settings_classes_defaults():
-    from archsearch.training.runner import CompileSettings, TrainerSettings
+    from archsearch.training.settings import CompileSettings, TrainerSettings
     from archsearch.keras_tuner.tuner import Tuner
 
     trainer = composed()["trainer"]
@@ -92,11 +92,11 @@ def test_the_trainer_s_yaml_states_the_settings_classes_defaults():
             "min_delta": early["min_delta"]}
     fields = TrainerSettings()
     python = {name: getattr(fields, name) for name in vars(fields)}
-    lines = drift("trainer", yaml, python, "conf/trainer/default.yaml", "archsearch/runner.py TrainerSettings")
+    lines = drift("trainer", yaml, python, "conf/trainer/default.yaml", "archsearch/training/settings.py TrainerSettings")
     compile_settings = CompileSettings()
     lines += drift("trainer", yaml, {"optimizer": compile_settings.optimizer,
                                      "learning_rate": compile_settings.learning_rate},
-                   "conf/trainer/default.yaml", "archsearch/runner.py CompileSettings")
+                   "conf/trainer/default.yaml", "archsearch/training/settings.py CompileSettings")
     # Tuner's other trainer arguments default to None: "not given, the trainer's own", so not compared.
     lines += drift("trainer", {"keep_top_models": yaml["keep_top_models"]}, signature_defaults(Tuner.__init__),
                    "conf/trainer/default.yaml",
@@ -165,16 +165,16 @@ def test_the_process_executor_yaml_states_the_executor_s_defaults():
 
 
 def test_the_ray_executor_yaml_states_the_executor_s_defaults():
-    from archsearch.executors.ray import OPTIONS, _validate_options
+    from archsearch.executors.ray_options import OPTIONS, validate_options
     from archsearch.engine.search import Search
 
     yaml = composed("executor=ray")["executor"]
     # The Ray executor reads its options through one validator: the YAML's values, validated, must be what
     # no options at all give (memory: null and num_gpus: 0 ask for nothing, as leaving them out does).
-    given = _validate_options({k: v for k, v in yaml.items() if k in OPTIONS})
+    given = validate_options({k: v for k, v in yaml.items() if k in OPTIONS})
     given["resources"] = {k: v for k, v in given["resources"].items() if v}
-    lines = drift("executor.ray", given, _validate_options({}), "conf/executor/ray.yaml",
-                  "archsearch/executors/ray.py _validate_options({})")
+    lines = drift("executor.ray", given, validate_options({}), "conf/executor/ray.yaml",
+                  "archsearch/executors/ray_options.py validate_options({})")
     lines += drift("executor.ray", yaml, signature_defaults(Search.__init__),
                    "conf/executor/ray.yaml", "archsearch/search.py Search.__init__")
     assert not lines, "\n".join(lines)
@@ -280,7 +280,7 @@ def test_the_retrain_yaml_states_the_retrain_options_defaults():
 def test_every_allowed_difference_is_still_a_difference():
     """An entry left in ALLOWED after the values were made equal would hide the next drift."""
     from archsearch.oracles.base import oracle_class
-    from archsearch.training.runner import TrainerSettings
+    from archsearch.training.settings import TrainerSettings
 
     cfg = composed()
     still = {"trainer.seed": cfg["trainer"]["seed"] != TrainerSettings().seed,

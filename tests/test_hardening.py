@@ -420,7 +420,7 @@ DROPOUT_MODELS = textwrap.dedent('''
 
 
 def test_dropout_masks_depend_on_the_epoch_not_on_how_the_trial_got_there(tmp_path):
-    from archsearch.training.runner import reseed_layers
+    from archsearch.training.callbacks import reseed_layers
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.5)])
     x = np.ones((1, 64), "float32")[:, :4].repeat(16, axis=0)

@@ -14,15 +14,10 @@ import yaml
 
 from archsearch import HyperParameters
 from archsearch.errors import ConfigError, SearchSpaceError
-from archsearch.space.hyperparameters import (
-    Boolean,
-    Choice,
-    Fixed,
-    Float,
-    Int,
-    parameter_from_config,
-    values_key,
-)
+from archsearch.space.categorical import Boolean, Choice, Fixed
+from archsearch.space.declarative import parameter_from_config
+from archsearch.space.numeric import Float, Int
+from archsearch.space.values import values_key
 from conftest import REPO
 
 RNG_SEED = 1234

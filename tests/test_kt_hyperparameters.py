@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from archsearch.space import hyperparameters as hpm
+from archsearch.engine import hyperparameters as hpm  # KerasTuner's keras_tuner.engine.hyperparameters
 from archsearch.errors import ConfigError, SearchSpaceError
 from archsearch.space.hyperparameters import HyperParameters
+from archsearch.space.parameters import Condition
 from archsearch.core.objective import MultiObjective, Objective, create_objective
 from archsearch.core.trial import Trial, TrialStatus
 
@@ -125,7 +126,7 @@ def test_conditional_scopes_nest_and_reject_a_parent_of_the_same_name():
         with hp.conditional_scope("b", 6):
             with hp.name_scope("d"):
                 assert hp.Choice("e", [10, 11]) == 10
-    assert hp.space["d/e"].conditions == (hpm.Condition("a", (1, 3)), hpm.Condition("b", (6,)))
+    assert hp.space["d/e"].conditions == (Condition("a", (1, 3)), Condition("b", (6,)))
     with pytest.raises(ValueError, match="cannot have the same name") as info:
         with hp.conditional_scope("a", [1, 3]):
             hp.Choice("a", [4, 5, 6])

@@ -109,7 +109,8 @@ def test_a_tuner_given_an_oracle_refuses_a_second_objective_or_oracle_settings(t
 
 
 def test_hyperparameter_objects_have_keras_tuner_s_methods():
-    from archsearch.space.hyperparameters import Boolean, Choice, Fixed, Float, Int
+    from archsearch.space.categorical import Boolean, Choice, Fixed
+    from archsearch.space.numeric import Float, Int
 
     rg = Int.from_config(Int("rg", 5, 9, default=6).get_config())
     assert rg.default == 6 and 5 <= rg.random_sample() <= 9

@@ -21,12 +21,15 @@ ENGINE_MODULES = [
     # trials, objectives, events, the store and what keeps a run folder whole
     "archsearch.core.trial", "archsearch.core.objective", "archsearch.core.events", "archsearch.core.store",
     "archsearch.core.checkpoints", "archsearch.core.lock", "archsearch.core.atomic", "archsearch.core.disk", "archsearch.errors",
-    "archsearch.core.interrupts", "archsearch.core.checks",
+    "archsearch.core.interrupts", "archsearch.core.checks", "archsearch.core.trial_runner",
     # the space and the algorithms
-    "archsearch.space.hyperparameters", "archsearch.oracles", "archsearch.oracles.driving",
+    "archsearch.space.values", "archsearch.space.parameters", "archsearch.space.numeric",
+    "archsearch.space.categorical", "archsearch.space.declarative", "archsearch.space.hyperparameters",
+    "archsearch.oracles", "archsearch.oracles.driving",
     # the driver and where trials run
     "archsearch.engine.search", "archsearch.engine.settings", "archsearch.engine.assembly", "archsearch.executors", "archsearch.executors.base", "archsearch.executors.inline",
     "archsearch.executors.process", "archsearch.executors.worker", "archsearch.executors.ray",
+    "archsearch.executors.ray_actor", "archsearch.executors.ray_options",
 ]
 
 

@@ -326,7 +326,7 @@ def test_a_users_tensorboard_callback_logs_each_trial_in_its_own_folder(tmp_path
     assert given.log_dir == str(tmp_path / "logs")  # each trial got a copy; the user's callback is unchanged
 
     # A custom run_trial calling the default one places its copy again: not nested twice; executions apart.
-    from archsearch.training.runner import per_trial_log_dir
+    from archsearch.training.callbacks import per_trial_log_dir
 
     placed = keras.callbacks.TensorBoard(str(tmp_path / "logs"))
     per_trial_log_dir(placed, 3)

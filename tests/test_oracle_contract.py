@@ -15,7 +15,7 @@ import math
 import pytest
 
 from archsearch import HyperParameters
-from archsearch.space.hyperparameters import values_key
+from archsearch.space.values import values_key
 from archsearch.oracles import COMPLETED, FAILED, PRUNED, RUNNING, available_oracles, create_oracle, oracle_options
 from archsearch.oracles.driving import drive, resume
 from archsearch.oracles.pruners import MedianPruner

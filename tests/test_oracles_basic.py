@@ -10,7 +10,7 @@ import pytest
 
 from archsearch import HyperParameters
 from archsearch.errors import ConfigError
-from archsearch.space.hyperparameters import values_key
+from archsearch.space.values import values_key
 from archsearch.oracles import (
     COMPLETED,
     FAILED,

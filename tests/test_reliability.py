@@ -29,7 +29,7 @@ import yaml
 
 from archsearch import HyperParameters
 from archsearch.errors import ArchsearchError, ConfigError
-from archsearch.space.hyperparameters import values_key
+from archsearch.space.values import values_key
 from archsearch.oracles import create_oracle
 from archsearch.oracles.base import FAILED, INTERRUPTED
 from archsearch.core.store import TrialStore

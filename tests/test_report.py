@@ -251,7 +251,7 @@ def test_a_bad_report_setting_names_the_choices():
 def test_a_store_that_cannot_be_opened_in_place_is_read_from_a_private_copy(tmp_path, monkeypatch):
     import sqlite3
 
-    from archsearch.report.html import data as report_data
+    from archsearch.report import data as report_data
     from archsearch.core.store import TrialStore
 
     folder = random_store(tmp_path / "run", n=6)

@@ -10,7 +10,9 @@ from archsearch.space.hyperparameters import HyperParameters
 from archsearch.core.objective import Objective
 from archsearch.oracles.base import COMPLETED, PRUNED, Trial
 from archsearch.core.checkpoints import CHECKPOINT
-from archsearch.training.runner import FitArguments, Runner, TrainerSettings
+from archsearch.training.fit_data import FitArguments
+from archsearch.training.runner import Runner
+from archsearch.training.settings import TrainerSettings
 
 SAMPLES, BATCH = 64, 16
 STEPS = SAMPLES // BATCH  # optimizer steps per epoch
@@ -215,7 +217,7 @@ def test_a_model_with_its_own_train_step_is_checked_on_its_logs():
 
 
 def test_an_objective_on_a_function_metric_passes_the_check_and_a_wrong_one_names_the_right_one(runner):
-    from archsearch.training.runner import ObjectiveError
+    from archsearch.errors import ObjectiveError
 
     inputs = keras.Input((8,))
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
@@ -225,3 +227,21 @@ def test_an_objective_on_a_function_metric_passes_the_check_and_a_wrong_one_name
     runner.objective = Objective.create({"name": "val_f2", "direction": "max"})
     with pytest.raises(ObjectiveError, match="val_f1"):
         runner._check_objective(model, HyperParameters())
+
+
+def test_the_keras_runner_is_the_first_trial_runner_and_says_how_a_worker_starts_keras(tmp_path):
+    import importlib
+    import pickle
+
+    from archsearch.core.trial_runner import TrialRunner, needs_of
+
+    runner = Runner(_build, _data(), Objective("val_loss"), tmp_path)
+    assert isinstance(runner, TrialRunner)
+    needs = needs_of(runner)
+    assert needs.gpu  # one worker per visible GPU, as before the seam
+    module, _, name = needs.worker_setup.partition(":")
+    assert callable(getattr(importlib.import_module(module), name))  # what each worker calls before unpickling
+    copy = pickle.loads(pickle.dumps(runner))  # what a worker receives
+    assert copy.files.workdir == runner.workdir == tmp_path
+    runner.files.workdir = tmp_path / "storage"  # Ray's executor.storage moves the trial files, and the runner's folder
+    assert runner.workdir == tmp_path / "storage" and runner.checkpoint_path(3).is_relative_to(tmp_path / "storage")

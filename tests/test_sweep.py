@@ -14,9 +14,12 @@ import yaml
 from conftest import REPO
 from omegaconf import OmegaConf
 
-from archsearch.cli import sweep as S
+from archsearch.cli.sweep import SweepSummary
 from archsearch.core.store import TrialStore
 from archsearch.core.trial import Trial
+from archsearch.report.sweep import SWEEP_CSV, summarise
+from archsearch.report.sweep import main as sweep_main
+from archsearch.report.sweep_jobs import JOBS_DIR, find_job_folders
 
 TINY = ["trainer.epochs=1", "data.num_samples=160", "data.image_size=12"]
 
@@ -51,9 +54,9 @@ def make_job(sweep: Path, subdir: str, overrides: list[str], trials: list[tuple]
                        (started, finished if status != "running" else None, i))
     store.close()
     if record is not None:
-        (sweep / S.JOBS_DIR).mkdir(exist_ok=True)
+        (sweep / JOBS_DIR).mkdir(exist_ok=True)
         rec = {"num": num, "folder": subdir, "run_folder": str(folder), "overrides": overrides, **record}
-        (sweep / S.JOBS_DIR / f"job_{num}.json").write_text(json.dumps(rec))
+        (sweep / JOBS_DIR / f"job_{num}.json").write_text(json.dumps(rec))
     return folder
 
 
@@ -72,7 +75,7 @@ def test_best_first_by_each_objective_direction(tmp_path):
              objective="val_loss")
     make_job(sweep, "1", ["tuner=grid", "objective=val_loss"], [done(0.30), done(0.90, start=100, end=130)], num=1,
              objective="val_loss")
-    result = S.summarise(sweep)
+    result = summarise(sweep)
     assert [j.num for j in result.jobs] == [1, 0]  # val_loss is minimised: 0.30 beats 0.50
     assert [j.rank for j in result.jobs] == [1, 2]
     assert result.jobs[0].best == pytest.approx(0.30)
@@ -96,7 +99,7 @@ def test_different_objectives_are_ranked_apart(tmp_path):
     make_job(sweep, "0", ["objective=val_accuracy"], [done(0.60)], num=0)
     make_job(sweep, "1", ["objective=val_accuracy"], [done(0.80)], num=1)
     make_job(sweep, "2", ["objective=val_loss"], [done(0.10)], num=2, objective="val_loss")
-    result = S.summarise(sweep)
+    result = summarise(sweep)
     assert [(j.num, j.rank) for j in result.jobs] == [(1, 1), (0, 2), (2, 1)]
     table = result.table()
     assert "different objectives" in table and "val_loss (min): 1 job" in table
@@ -111,7 +114,7 @@ def test_budget_flags(tmp_path):
     # random's default 6 trials against bayesian's 8, 6 and 8 epochs spent
     make_job(sweep, "0", ["tuner=random"], [done(0.5)] * 6, num=0, max_trials=6)
     make_job(sweep, "1", ["tuner=bayesian"], [done(0.6)] * 8, num=1, max_trials=8)
-    result = S.summarise(sweep)
+    result = summarise(sweep)
     for job in result.jobs:
         assert any(f.startswith("max_trials=") for f in job.flags)
         assert any(f.startswith("epochs ") for f in job.flags)  # 6 and 8 against a median of 7: > 10%
@@ -129,7 +132,7 @@ def test_budget_flags_epochs_and_the_odd_one_out(tmp_path):
     make_job(sweep, "0", ["tuner=hyperband"], [done(0.5, 1), done(0.6, 3, initial=1)], num=0, max_epochs=3)
     make_job(sweep, "1", ["tuner=random", "trainer.epochs=3"], [done(0.5, 3)], num=1, epochs=3)
     make_job(sweep, "2", ["tuner=grid", "trainer.epochs=3"], [done(0.4, 3)], num=2, epochs=3, max_trials=3)
-    result = S.summarise(sweep)
+    result = summarise(sweep)
     by_num = {j.num: j for j in result.jobs}
     assert [by_num[n].epochs_spent for n in (0, 1, 2)] == [3, 3, 3]
     assert by_num[0].flags == [] and by_num[1].flags == []  # 3 epochs per trial for all, 3 epochs spent each
@@ -140,7 +143,7 @@ def test_equal_budgets_are_not_flagged(tmp_path):
     sweep = tmp_path / "sweep"
     make_job(sweep, "0", ["tuner=random"], [done(0.5)] * 10, num=0, max_trials=10)
     make_job(sweep, "1", ["tuner=grid"], [done(0.5)] * 10 + [done(0.5)], num=1, max_trials=10)  # 11 vs 10: < 10%...
-    result = S.summarise(sweep)
+    result = summarise(sweep)
     assert all(not j.flags for j in result.jobs)  # ...of the median 10.5
     assert "not fair" not in result.table()
 
@@ -157,7 +160,7 @@ def test_failed_and_broken_jobs_are_rows_with_their_status(tmp_path, capsys):
     make_job(sweep, "2", ["tuner=bayesian"], [done(0.7), ("failed", None, 1, 0, 100.0, 101.0)], num=2,
              record={"status": "failed", "error": "RuntimeError: boom"})
     # a job that stopped before its first trial and removed its own folder: only its record is left
-    (sweep / S.JOBS_DIR / "job_3.json").write_text(json.dumps(
+    (sweep / JOBS_DIR / "job_3.json").write_text(json.dumps(
         {"num": 3, "folder": "3", "run_folder": str(sweep / "3"), "overrides": ["tuner=bohb"], "status": "running",
          "started_at": 1.0}))
     # a trials.db that is not a database
@@ -168,9 +171,9 @@ def test_failed_and_broken_jobs_are_rows_with_their_status(tmp_path, capsys):
     make_job(sweep, "5", ["tuner=random", "tuner.seed=1"], [done(0.4), ("running", None, 0, 0, 100.0, None)], num=5,
              record={"status": "running"})
 
-    S.SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
+    SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
     out = capsys.readouterr().out
-    rows = {r["job"] or r["overrides"]: r for r in read_csv(sweep / S.SWEEP_CSV)}
+    rows = {r["job"] or r["overrides"]: r for r in read_csv(sweep / SWEEP_CSV)}
     assert rows["0"]["status"] == "done" and rows["0"]["rank"] == "1"
     assert rows["1"]["status"] == "no trials.db" and rows["1"]["error"] == "data.path: no such file"
     assert rows["2"]["status"] == "failed" and rows["2"]["error"] == "RuntimeError: boom"
@@ -192,9 +195,9 @@ def test_job_folders_found_under_any_subdir_naming(tmp_path):
     make_job(sweep, "nested/tuner=random/0", ["tuner=random", "tuner.seed=0"], [done(0.6)])
     (sweep / "tuner=grid,tuner.seed=0" / "trials" / "trial_0000" / ".hydra").mkdir(parents=True)  # never walked
     (sweep / "multirun.yaml").write_text("hydra: {}\n")
-    folders = S.find_job_folders(sweep)
+    folders = find_job_folders(sweep)
     assert sorted(str(f.relative_to(sweep)) for f in folders) == ["nested/tuner=random/0", "tuner=grid,tuner.seed=0"]
-    result = S.summarise(sweep)
+    result = summarise(sweep)
     assert [j.overrides for j in result.jobs] == [["tuner=random", "tuner.seed=0"], ["tuner=grid", "tuner.seed=0"]]
     assert "nested/tuner=random/0" in result.table()
 
@@ -214,16 +217,16 @@ def test_job_records_from_the_callback(tmp_path):
             self.status = type("Status", (), {"name": status})()
             self._return_value = value
 
-    callback = S.SweepSummary()
+    callback = SweepSummary()
     for num in (0, 1):
         (sweep / "a" / str(num)).mkdir(parents=True)
         callback.on_job_start(job_config(num))
-    record = json.loads((sweep / S.JOBS_DIR / "job_0.json").read_text())
+    record = json.loads((sweep / JOBS_DIR / "job_0.json").read_text())
     assert record["status"] == "running" and record["folder"] == "a/0" and record["overrides"] == ["tuner.seed=0"]
     callback.on_job_end(job_config(0), Return("COMPLETED", None))
     callback.on_job_end(job_config(1), Return("FAILED", ValueError("bad\nvalue")))
-    assert json.loads((sweep / S.JOBS_DIR / "job_0.json").read_text())["status"] == "done"
-    failed = json.loads((sweep / S.JOBS_DIR / "job_1.json").read_text())
+    assert json.loads((sweep / JOBS_DIR / "job_0.json").read_text())["status"] == "done"
+    failed = json.loads((sweep / JOBS_DIR / "job_1.json").read_text())
     assert failed["status"] == "failed" and failed["error"] == "ValueError: bad"
     assert failed["finished_at"] >= failed["started_at"]
 
@@ -231,24 +234,35 @@ def test_job_records_from_the_callback(tmp_path):
     config = job_config(0, mode="RUN")
     config.hydra.runtime.output_dir = str(single)
     config.hydra.sweep.dir = str(single)
-    S.SweepSummary().on_job_start(config)  # a single run: nothing written
-    assert not (single / S.JOBS_DIR).exists()
+    SweepSummary().on_job_start(config)  # a single run: nothing written
+    assert not (single / JOBS_DIR).exists()
 
 
 def test_module_command(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     make_job(sweep, "0", ["tuner=random"], [done(0.5)], num=0)
-    assert S.main([str(sweep)]) == 0
-    assert "Sweep summary" in capsys.readouterr().out and (sweep / S.SWEEP_CSV).is_file()
+    assert sweep_main([str(sweep)]) == 0
+    assert "Sweep summary" in capsys.readouterr().out and (sweep / SWEEP_CSV).is_file()
     capsys.readouterr()
-    assert S.main([str(tmp_path / "missing")]) == 2
+    assert sweep_main([str(tmp_path / "missing")]) == 2
     said = capsys.readouterr().err
     assert f"archsearch: error: {tmp_path / 'missing'} does not exist" in said and "is not a folder" not in said
     (tmp_path / "a_file").write_text("")
-    assert S.main([str(tmp_path / "a_file")]) == 2
+    assert sweep_main([str(tmp_path / "a_file")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert S.main([str(tmp_path / "empty")]) == 2
+    assert sweep_main([str(tmp_path / "empty")]) == 2
+
+
+def test_module_command_runs_as_the_readme_shows(tmp_path):
+    """``python -m archsearch.report.sweep <sweep dir>``, as a command: the table on stdout, sweep.csv written."""
+    sweep = tmp_path / "sweep"
+    make_job(sweep, "0", ["tuner=random"], [done(0.5)], num=0)
+    ran = subprocess.run([sys.executable, "-m", "archsearch.report.sweep", str(sweep)], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "Sweep summary (" in ran.stdout and f"Sweep summary written to {sweep / SWEEP_CSV}" in ran.stdout
+    assert read_csv(sweep / SWEEP_CSV)[0]["status"] == "done"
 
 
 # ---------------------------------------------------------------- the real CLI
@@ -264,7 +278,7 @@ def test_cli_multirun_basic_launcher(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_multirun(["tuner=random,hyperband", "tuner.max_trials=2", *TINY], sweep)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = read_csv(sweep / S.SWEEP_CSV)
+    rows = read_csv(sweep / SWEEP_CSV)
     assert sorted(r["overrides"].split()[0] for r in rows) == ["tuner=hyperband", "tuner=random"]
     for row in rows:
         assert row["status"] == "done" and row["objective"] == "val_accuracy" and row["direction"] == "max"
@@ -295,7 +309,7 @@ def test_cli_multirun_joblib_launcher(tmp_path):
                         sweep)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
-    rows = read_csv(sweep / S.SWEEP_CSV)
+    rows = read_csv(sweep / SWEEP_CSV)
     assert sorted(Path(r["folder"]).name for r in rows) == ["tuner=grid", "tuner=random"]
     for row in rows:
         assert row["status"] == "done", row

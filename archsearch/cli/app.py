@@ -47,7 +47,7 @@ class ArraysFitData:
     def fit_kwargs(self, batch_size: int | None, *, trial_id: int = 0, initial_epoch: int = 0, epochs: int = 1,
                    execution: int = 0) -> dict[str, Any]:
         from archsearch.datasets.pipeline import epoch_batches, make_dataset
-        from archsearch.training.runner import DEFAULT_BATCH_SIZE
+        from archsearch.training.settings import DEFAULT_BATCH_SIZE
 
         size = int(batch_size or DEFAULT_BATCH_SIZE)
         s = self.splits

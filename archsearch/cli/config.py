@@ -283,7 +283,7 @@ def _trainer_fields(trainer: Mapping[str, Any], model: Mapping[str, Any]) -> tup
 
 def trainer_settings(settings: Settings) -> tuple[Any, Any]:
     """The Keras runner's (TrainerSettings, CompileSettings) from the checked ``trainer.*`` and ``model.*``."""
-    from archsearch.training.runner import CompileSettings, TrainerSettings
+    from archsearch.training.settings import CompileSettings, TrainerSettings
 
     return TrainerSettings(**settings.trainer), CompileSettings(**settings.compile)
 

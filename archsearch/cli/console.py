@@ -33,3 +33,13 @@ def error_line(exc: BaseException) -> None:
     """A user error: one line on stderr (and in the log), no traceback."""
     logging.getLogger(PROGRESS_LOGGER).error("error: %s", exc)
     print(f"archsearch: error: {exc}", file=sys.stderr, flush=True)
+
+
+def result(text: str) -> None:
+    """A command's result (a table, a summary) on stdout, flushed: what the user asked to see."""
+    print(text, flush=True)
+
+
+def problem(text: str) -> None:
+    """A problem that does not stop the command (``archsearch: could not ...``): one line on stderr."""
+    print(text, file=sys.stderr, flush=True)

@@ -1,8 +1,9 @@
-"""Validators of single values (numbers, booleans), shared by every layer that reads settings.
+"""Validators for settings read from a config or passed by a user: one clear ConfigError naming the field.
 
-Each turns a value from a config or an argument into its Python type, or raises a
-:class:`~archsearch.errors.ConfigError` naming the field, the value and the fix.  They live in core
-because the engine, the executors and the CLI all read settings: no lower package reaches up to cli/.
+They sit at the bottom (``core``) because every layer reads numbers from the user: the CLI's config,
+the executors' options (``executor.threads``, ``max_trials_per_worker``), the Python ``Tuner``, the
+model families and retraining.  Keeping them here lets those packages check input without importing
+the CLI (which imports them), so no arrow points up.
 """
 
 from __future__ import annotations

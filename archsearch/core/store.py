@@ -1,5 +1,8 @@
 """The trial store: one SQLite file per search, the single source of truth.
 
+One piece on purpose (its length too): it is the only code that opens ``trials.db`` or writes SQL, so the
+schema, its migration, the writers and the read-only readers change together, in one file.
+
 Every trial's hyperparameters, status, per-epoch metrics, result and timing
 are written as they happen, each change in its own transaction, so a search
 killed at any moment leaves a readable, consistent file.  WAL mode and a busy

@@ -3,7 +3,8 @@
 An event-driven loop: while the oracle has work and the executor a free slot, ``ask()`` and
 submit; when a trial reports an epoch, record it and let the oracle decide whether it goes on;
 when a trial ends, ``tell()``, record, clean up and ask again.  The oracle never sees Keras,
-the runner never sees the algorithm, the executor only moves specs and events, and the store
+the trial runner (a :class:`~archsearch.core.trial_runner.TrialRunner`, which only the executor
+calls) never sees the algorithm, the executor only moves specs and events, and the store
 hears about every step as it happens.  With one slot this is exactly the old sequential loop.
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from archsearch.core.trial_runner import TrialRunner
 from archsearch.errors import ConfigError
 from archsearch.executors.base import Executor, ExecutorHandler
 from archsearch.executors.inline import InlineExecutor
@@ -14,8 +15,9 @@ EXECUTORS = ("inline", "process", "ray")
 __all__ = ["EXECUTORS", "Executor", "ExecutorHandler", "InlineExecutor", "create_executor"]
 
 
-def create_executor(name: str, runner, slots: int = 1, options: Mapping[str, Any] | None = None) -> Executor:
-    """The executor ``name`` for ``runner``, running ``slots`` trials at a time."""
+def create_executor(name: str, runner: TrialRunner, slots: int = 1, options: Mapping[str, Any] | None = None) -> Executor:
+    """The executor ``name`` for ``runner`` (any :class:`~archsearch.core.trial_runner.TrialRunner`),
+    running ``slots`` trials at a time."""
     options = dict(options or {})
     if name == "inline":
         if slots > 1:

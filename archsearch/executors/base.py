@@ -4,15 +4,20 @@ The search driver submits :class:`~archsearch.core.trial.TrialSpec` objects and 
 trains them (in this process, in local worker processes, on a Ray cluster) and reports what
 happens through the driver's :class:`ExecutorHandler`: a trial started, finished an epoch (the
 handler answers whether to stop it), ended, or was lost with its worker.  Oracle, runner and
-store never know which executor carries a trial.
+store never know which executor carries a trial, and an executor knows the runner only as a
+:class:`~archsearch.core.trial_runner.TrialRunner`: :func:`run_spec` is the one call each makes
+(in this process, a worker process or a Ray actor), and the runner's ``needs`` say how to set up
+the process it runs in.  No executor imports a runner's package (``archsearch.training``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import ClassVar, Protocol
 
 from archsearch.core.trial import TrialOutcome, TrialSpec
+from archsearch.core.trial_runner import Reporter, TrialRunner
 
 
 class ExecutorHandler(Protocol):
@@ -71,3 +76,19 @@ class Executor:
 
     def describe(self) -> str:
         return f"{self.name}, {self.slots} slot{'s' if self.slots != 1 else ''}"
+
+
+def run_spec(runner: TrialRunner, spec: TrialSpec, reporter: Reporter) -> TrialOutcome:
+    """Train one spec with a runner: the one call every executor makes, wherever it runs.
+
+    A define-by-run builder may declare parameters while it builds: the space it grew then comes
+    back with the outcome, for the driver's oracle.
+    """
+    hp = spec.hyperparameters
+    declared = set(hp.space.keys())
+    outcome = runner.run(spec.trial, hp, reporter=reporter,
+                         resume_checkpoint=None if spec.resume_checkpoint is None else Path(spec.resume_checkpoint),
+                         initial_epoch=spec.initial_epoch, history=spec.history)
+    if set(hp.space.keys()) != declared:
+        outcome.space = hp.copy()
+    return outcome

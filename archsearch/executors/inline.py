@@ -9,15 +9,16 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 
-from archsearch.errors import ArchsearchError
-from archsearch.executors.base import Executor
 from archsearch.core.trial import Trial, TrialSpec
+from archsearch.core.trial_runner import TrialRunner
+from archsearch.errors import ArchsearchError
+from archsearch.executors.base import Executor, run_spec
 
 
 class InlineExecutor(Executor):
     name = "inline"
 
-    def __init__(self, runner) -> None:
+    def __init__(self, runner: TrialRunner) -> None:
         super().__init__(slots=1)
         self.runner = runner
         self._queue: deque[TrialSpec] = deque()
@@ -56,16 +57,3 @@ class _Reporter:
     def on_epoch(self, trial: Trial, epoch: int, metrics: Mapping[str, float], value: float | None) -> bool:
         return bool(self.handler.epoch_ended(trial.id, epoch, metrics, value))
 
-
-def run_spec(runner, spec: TrialSpec, reporter):
-    """Train one spec with a runner: the one call every executor makes, wherever it runs."""
-    from pathlib import Path
-
-    hp = spec.hyperparameters
-    declared = set(hp.space.keys())
-    outcome = runner.run(spec.trial, hp, reporter=reporter,
-                         resume_checkpoint=None if spec.resume_checkpoint is None else Path(spec.resume_checkpoint),
-                         initial_epoch=spec.initial_epoch, history=spec.history)
-    if set(hp.space.keys()) != declared:
-        outcome.space = hp.copy()
-    return outcome

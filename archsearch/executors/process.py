@@ -25,11 +25,13 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for_any
 
+from archsearch.core.checks import whole_number
 from archsearch.errors import ArchsearchError, ConfigError
 from archsearch.executors.base import Executor
 from archsearch.executors.worker import WorkerSettings, worker_main
 from archsearch.core.interrupts import wakeup_handle
 from archsearch.core.trial import TrialSpec
+from archsearch.core.trial_runner import TrialRunner, needs_of
 
 log = logging.getLogger("archsearch")
 
@@ -66,12 +68,17 @@ class _Worker:
 class ProcessExecutor(Executor):
     name = "process"
 
-    def __init__(self, runner, slots: int = 1, *, max_trials_per_worker: int = DEFAULT_MAX_TRIALS_PER_WORKER,
-                 gpus: list[str] | None = None, threads: int | str | None = "auto") -> None:
+    def __init__(self, runner: TrialRunner, slots: int = 1, *,
+                 max_trials_per_worker: int = DEFAULT_MAX_TRIALS_PER_WORKER, gpus: list[str] | None = None,
+                 threads: int | str | None = "auto") -> None:
         super().__init__(slots=slots)
         self.runner = runner
+        self.needs = needs_of(runner)
         self.max_trials_per_worker = max(1, int(max_trials_per_worker))
-        self.gpus = list(visible_gpus() if gpus is None else gpus)
+        if gpus and not self.needs.gpu:
+            raise ConfigError("executor.gpus", f"{list(gpus)} are given, but {type(runner).__name__} trains "
+                                               "without a GPU", "leave executor.gpus out")
+        self.gpus = list(visible_gpus() if gpus is None and self.needs.gpu else gpus or [])
         self.threads = _threads_per_worker(threads, self.slots, bool(self.gpus))
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, _Worker] = {}
@@ -163,13 +170,13 @@ class ProcessExecutor(Executor):
         return self._spawn(index)
 
     def _spawn(self, index: int, register: bool = True) -> _Worker:
-        env = {}
+        env = {} if self.needs.gpu else {"CUDA_VISIBLE_DEVICES": ""}  # a runner without GPU use takes none
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus[index % len(self.gpus)]
             env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
             env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX: share nothing up front
         parent_conn, child_conn = self._context.Pipe(duplex=True)
-        settings = WorkerSettings(env=env, threads=self.threads, parent_pid=os.getpid())
+        settings = WorkerSettings(env=env, threads=self.threads, parent_pid=os.getpid(), needs=self.needs)
         process = self._context.Process(target=worker_main, args=(child_conn, self._runner_bytes, settings),
                                         name=f"archsearch-worker-{index}", daemon=True)
         # The worker must not take the driver's Ctrl-C: ignore SIGINT while it starts (it inherits that).
@@ -332,8 +339,6 @@ def parallel_trials(value, field: str = "tuner.parallel_trials") -> int:
     """``auto`` is one trial per visible GPU (1 without a GPU); otherwise a whole number >= 1."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
         return max(1, len(visible_gpus()))
-    from archsearch.cli.config import whole_number
-
     return int(whole_number(value, field, 1))
 
 
@@ -346,6 +351,4 @@ def _threads_per_worker(threads, slots: int, on_gpus: bool) -> int | None:
             return None
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return max(1, cores // slots)
-    from archsearch.cli.config import whole_number
-
     return int(whole_number(threads, "executor.threads", 1))

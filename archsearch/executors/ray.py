@@ -6,6 +6,8 @@ as a local worker process does; after ``max_trials_per_worker`` trials it is rep
 actor, so memory stays flat.  The driver keeps the oracle, the store, the run folder's lock and
 the events; the actors only train.
 
+This module is the driver's side; what runs on the Ray workers is :mod:`archsearch.executors.ray_actor`.
+
 The epoch round-trip.  An actor is *threaded* (several of its methods run at once): ``run(spec)``
 trains in one of its threads and, after every epoch, puts ``("epoch", id, epoch, metrics, value)``
 on the actor's own outbox and blocks until a decision arrives; the driver always has one
@@ -26,171 +28,31 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
 import os
 import pickle
-import queue
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from numbers import Real
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archsearch.errors import ArchsearchError, ConfigError
-from archsearch.executors.base import Executor
 from archsearch.core.trial import TrialSpec
+from archsearch.core.trial_runner import TrialRunner, needs_of
+from archsearch.errors import ConfigError
+from archsearch.executors.base import Executor
+from archsearch.executors.ray_actor import POLL_SECONDS, ActorSettings, TrialActor, rebuild_error
+from archsearch.executors.ray_options import validate_options
 
 log = logging.getLogger("archsearch")
 
-OPTIONS = ("address", "resources", "storage", "max_trials_per_worker", "init")
-DEFAULT_RESOURCES = {"num_cpus": 1}
-DEFAULT_MAX_TRIALS_PER_WORKER = 10
 STORAGE_MARKER = "archsearch-storage.txt"
 INSTALL_HINT = 'install it with pip install "archsearch[ray]" (or pip install ray), or use executor=process'
 
-_POLL_SECONDS = 10.0  # how long one next_message() call waits inside the actor before returning None
 _WAIT_SECONDS = 5.0  # how long the driver's ray.wait blocks before wait() returns
 _KILL_WAIT_SECONDS = 10.0  # how long interrupt() waits for killed actors to be gone
-
-
-@dataclass
-class _ActorSettings:
-    """What an actor sets up before it loads the runner (and with it Keras)."""
-
-    storage: str
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    sys_path: list[str] = field(default_factory=list)
-    cwd: str = ""
-
-
-class _TrialActor:
-    """A Ray actor (made one by ``ray.remote`` in the driver) that trains the trials it is given.
-
-    Threaded: ``run`` trains in one thread while ``next_message`` and ``decide`` answer the
-    driver from others.  Nothing here raises into Ray: every outcome is a message.
-    """
-
-    def __init__(self, runner_bytes: bytes, settings: _ActorSettings) -> None:
-        self._outbox: queue.Queue = queue.Queue()
-        self._decisions: queue.Queue = queue.Queue()
-        self._settings = settings
-        self._runner = None
-        self._broken: tuple[str, Any] | None = None
-        _prepare_process(settings)
-        try:
-            self._runner = pickle.loads(runner_bytes)
-        except (ImportError, AttributeError) as exc:  # the builder's module is not on this node
-            self._broken = ("error", ConfigError(
-                "executor", f"a Ray worker on {_node()} cannot load the model builder, data or callbacks "
-                            f"({type(exc).__name__}: {exc})",
-                "every node needs archsearch and the builder's module: install them there, or keep them in a "
-                "folder all nodes share and put it on PYTHONPATH"))
-        except BaseException:  # noqa: BLE001 - shown by the driver
-            self._broken = ("crash", traceback.format_exc())
-
-    def run(self, spec: TrialSpec) -> None:
-        from archsearch.executors.inline import run_spec
-
-        post = self._outbox.put
-        trial_id = spec.trial_id
-        if self._broken is not None:
-            kind, detail = self._broken
-            post(_error_message(trial_id, detail) if kind == "error" else ("crash", trial_id, detail))
-            return
-        post(("started", trial_id, _node(), os.getpid()))
-        storage = Path(self._settings.storage)
-        if not storage.is_dir():
-            post(_error_message(trial_id, ConfigError(
-                "executor.storage", f"{storage} does not exist on the Ray node {_node()}",
-                "storage must be a folder that every node mounts at the same path (a shared file system)")))
-            return
-        try:
-            outcome = run_spec(self._runner, spec, _DecisionReporter(post, self._decisions))
-        except ArchsearchError as exc:
-            post(_error_message(trial_id, exc))
-            return
-        except BaseException:  # noqa: BLE001 - an internal bug: the driver shows it
-            post(("crash", trial_id, traceback.format_exc()))
-            return
-        post(("finished", trial_id, outcome))
-
-    def next_message(self, timeout: float = _POLL_SECONDS):
-        """The next message of the trial in training, or None if there was none for ``timeout`` seconds."""
-        try:
-            return self._outbox.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def decide(self, stop: bool) -> None:
-        self._decisions.put(bool(stop))
-
-
-class _DecisionReporter:
-    """Each epoch goes to the driver, and training waits for its answer (continue or stop)."""
-
-    def __init__(self, post, decisions: queue.Queue) -> None:
-        self.post = post
-        self.decisions = decisions
-
-    def on_epoch(self, trial, epoch, metrics, value) -> bool:
-        self.post(("epoch", trial.id, int(epoch), dict(metrics), value))
-        return bool(self.decisions.get())
-
-
-def _error_message(trial_id: int, exc: BaseException) -> tuple:
-    """An ArchsearchError as plain parts: ConfigError & co. take several __init__ arguments, which
-    pickle cannot give back, so the driver rebuilds the instance from its class, args and state."""
-    state = {}
-    for key, value in vars(exc).items():
-        try:
-            pickle.dumps(value)
-        except Exception:  # noqa: BLE001 - drop what cannot travel
-            continue
-        state[key] = value
-    return ("error", trial_id, type(exc), tuple(str(a) for a in exc.args), state)
-
-
-def _rebuild_error(cls: type, args: tuple, state: dict) -> BaseException:
-    exc = cls.__new__(cls)
-    Exception.__init__(exc, *args)
-    exc.__dict__.update(state)
-    return exc
-
-
-def _node() -> str:
-    try:
-        import ray
-
-        return ray.util.get_node_ip_address()
-    except Exception:  # noqa: BLE001
-        import socket
-
-        return socket.gethostname()
-
-
-def _prepare_process(settings: _ActorSettings) -> None:
-    """Environment first (GPUs, threads), then the driver's import path and folder where this node has them."""
-    if settings.num_gpus > 0:
-        # Ray set CUDA_VISIBLE_DEVICES to this actor's GPU(s); a fraction shares a device, so grow, never grab.
-        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    else:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # no GPU was asked for: do not take one Ray did not give
-    for entry in settings.sys_path:  # the builder's module, where the driver found it (a shared path)
-        if entry not in sys.path and os.path.isdir(entry):
-            sys.path.append(entry)
-    if settings.cwd and os.path.isdir(settings.cwd):
-        os.chdir(settings.cwd)  # relative data paths resolve as in the driver
-    if settings.num_gpus <= 0:
-        from archsearch.executors.worker import _limit_threads
-
-        _limit_threads(max(1, int(math.floor(settings.num_cpus))))
 
 
 @dataclass
@@ -213,9 +75,14 @@ class _Slot:
 class RayExecutor(Executor):
     name = "ray"
 
-    def __init__(self, runner, slots: int = 1, **options: Any) -> None:
+    def __init__(self, runner: TrialRunner, slots: int = 1, **options: Any) -> None:
         super().__init__(slots=slots)
-        settings = _validate_options(options)
+        settings = validate_options(options)
+        self.needs = needs_of(runner)
+        if settings["resources"].get("num_gpus") and not self.needs.gpu:
+            raise ConfigError("executor.resources.num_gpus", f"asks for {settings['resources']['num_gpus']:g} GPU per "
+                                                             f"trial, but {type(runner).__name__} trains without one",
+                              "set it to 0 (or leave it out)")
         try:
             importlib.import_module("ray")
         except ImportError:
@@ -225,13 +92,12 @@ class RayExecutor(Executor):
         self.resources: dict[str, float] = settings["resources"]
         self.max_trials_per_worker: int = settings["max_trials_per_worker"]
         self.init_options: dict[str, Any] = settings["init"]
-        self.run_folder = Path(runner.workdir).resolve()
+        self.run_folder = Path(runner.files.workdir).resolve()
         storage = settings["storage"]
         self.storage = Path(storage).expanduser().resolve() if storage else self.run_folder
         self._claim_storage()
         # Every trial file is read and written at the storage's absolute path: the remote runner's copy
         # (pickled from this runner) and the driver (Search.files, export, get_best_models: runner.files).
-        runner.workdir = self.storage
         runner.files.workdir = self.storage
         self.files = runner.files
         self._slots: dict[int, _Slot] = {}
@@ -267,7 +133,7 @@ class RayExecutor(Executor):
                 "define the builder in an importable module, or run trials in this process with executor=inline",
             ) from None
         self._runner_ref = ray.put(runner_bytes)  # once in the object store, fetched by every node that needs it
-        self._remote_class = ray.remote(_TrialActor)
+        self._remote_class = ray.remote(TrialActor)
 
     @property
     def running(self) -> list[int]:
@@ -277,7 +143,7 @@ class RayExecutor(Executor):
         slot = self._idle_slot()
         slot.trial = spec
         slot.run_ref = slot.actor.run.remote(spec)
-        slot.message_ref = slot.actor.next_message.remote(_POLL_SECONDS)
+        slot.message_ref = slot.actor.next_message.remote(POLL_SECONDS)
 
     def wait(self) -> None:
         import ray
@@ -333,9 +199,9 @@ class RayExecutor(Executor):
         custom = {k: v for k, v in self.resources.items() if k not in known}
         if custom:
             options["resources"] = custom
-        settings = _ActorSettings(storage=str(self.storage), num_cpus=float(self.resources.get("num_cpus", 1)),
+        settings = ActorSettings(storage=str(self.storage), num_cpus=float(self.resources.get("num_cpus", 1)),
                                   num_gpus=float(self.resources.get("num_gpus", 0)),
-                                  sys_path=_driver_sys_path(), cwd=os.getcwd())
+                                  sys_path=_driver_sys_path(), cwd=os.getcwd(), needs=self.needs)
         try:
             remote = self._remote_class.options(max_concurrency=4, max_restarts=0, max_task_retries=0, **options)
         except ValueError as exc:  # Ray's own checks of the quantities (precision, accelerator rules)
@@ -376,7 +242,7 @@ class RayExecutor(Executor):
         elif message[0] == "error":
             _, trial_id, cls, args, state = message
             self._trial_done(slot)
-            exc = _rebuild_error(cls, args, state)
+            exc = rebuild_error(cls, args, state)
             exc.trial_id = trial_id  # type: ignore[attr-defined]
             raise exc
         elif message[0] == "crash":
@@ -386,7 +252,7 @@ class RayExecutor(Executor):
             self._trial_done(slot)
             self._stop(slot)
             raise InternalWorkerError(f"a Ray worker failed on trial {trial_id}:\n{text}")
-        slot.message_ref = slot.actor.next_message.remote(_POLL_SECONDS)
+        slot.message_ref = slot.actor.next_message.remote(POLL_SECONDS)
 
     def _run_returned(self, slot: _Slot) -> None:
         """``run`` ended: its outcome comes as a message; here only an actor that died or a call Ray refused."""
@@ -482,60 +348,6 @@ class RayExecutor(Executor):
                 raise ConfigError("executor.resources", problem,
                                   "ask for less, or run on a cluster that has them (executor.address=auto)")
             log.warning("executor.resources %s: trials wait until a node with them joins", problem)
-
-
-# ------------------------------------------------------------ options
-def _validate_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(k for k in options if k not in OPTIONS)
-    if unknown:
-        raise ConfigError(f"executor.{unknown[0]}", "is not an option of the 'ray' executor",
-                          f"its options are: {', '.join(OPTIONS)}, max_retries")
-    address = options.get("address")
-    if address is not None:
-        if not isinstance(address, str) or not address.strip():
-            raise ConfigError("executor.address", f"must be auto, ray://<head>:10001 or <head>:6379, not {address!r}",
-                              "or null for a local Ray started for the run")
-        address = address.strip()
-    storage = options.get("storage")
-    if storage is not None and (not isinstance(storage, (str, os.PathLike)) or not str(storage).strip()):
-        raise ConfigError("executor.storage", f"must be a folder path, not {storage!r}",
-                          "or null for the run folder")
-    from archsearch.cli.config import whole_number
-
-    max_trials = options.get("max_trials_per_worker")
-    max_trials = DEFAULT_MAX_TRIALS_PER_WORKER if max_trials is None else int(
-        whole_number(max_trials, "executor.max_trials_per_worker", 1))
-    init = options.get("init") or {}
-    if not isinstance(init, Mapping):
-        raise ConfigError("executor.init", f"must be a mapping of ray.init arguments, not {init!r}",
-                          "e.g. executor.init={num_cpus: 8}")
-    if "address" in init:
-        raise ConfigError("executor.init.address", "is set by executor.address", "set executor.address instead")
-    return {"address": address, "resources": _validate_resources(options.get("resources")),
-            "storage": None if storage is None else str(storage), "max_trials_per_worker": max_trials,
-            "init": dict(init)}
-
-
-def _validate_resources(resources: Any) -> dict[str, float]:
-    if resources is None:
-        return dict(DEFAULT_RESOURCES)
-    if not isinstance(resources, Mapping):
-        raise ConfigError("executor.resources", f"must be a mapping, not {resources!r}",
-                          "e.g. executor.resources={num_cpus: 4, num_gpus: 1}")
-    out: dict[str, float] = {}
-    for key, value in resources.items():
-        key = str(key)
-        field_name = f"executor.resources.{key}"
-        if value is None:  # not asked for (the config's memory: null)
-            continue
-        if key in ("CPU", "GPU"):
-            raise ConfigError(field_name, "is spelled num_cpus / num_gpus here", f"use num_{key.lower()}s")
-        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value < 0:
-            raise ConfigError(field_name, f"must be a number >= 0, not {value!r}")
-        out[key] = float(value) if key != "memory" else int(value)
-    if "num_cpus" not in out:
-        out = {"num_cpus": 1.0, **out}  # Ray's own default for scheduling an actor
-    return out
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """The worker process: trains the trials its driver sends, one at a time, until told to stop.
 
 Started with the ``spawn`` method (TensorFlow is not fork-safe), it sets its environment (GPU,
-thread counts) *before* Keras is imported, unpickles the runner, and then answers the driver
+thread counts, and the runner's own ``worker_setup``, e.g. Keras' backend) *before* the runner is
+unpickled, and then answers the driver
 over a pipe: ``epoch`` messages wait for the driver's decision (continue or stop), so pruning
 is decided exactly as in a single process.  It ignores Ctrl-C (the driver decides what stops)
 and exits on its own when the driver dies, so a ``kill -9`` of the driver leaves no orphan.
@@ -19,14 +20,17 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
+from archsearch.core.trial_runner import NO_NEEDS, RunnerNeeds, call_worker_setup
+
 
 @dataclass
 class WorkerSettings:
-    """How one worker process is set up before it imports Keras."""
+    """How one worker process is set up before it unpickles the runner (and imports what it trains with)."""
 
     env: dict[str, str] = field(default_factory=dict)
     threads: int | None = None  # CPU threads for the backend's op pools (None: the backend's default)
     parent_pid: int = 0
+    needs: RunnerNeeds = NO_NEEDS  # the runner's: its worker_setup runs here, before it is unpickled
 
 
 def worker_main(conn, runner_bytes: bytes, settings: WorkerSettings) -> None:
@@ -34,19 +38,16 @@ def worker_main(conn, runner_bytes: bytes, settings: WorkerSettings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(settings.env)
     _die_with_parent(settings.parent_pid)
-    if os.environ.get("ARCHSEARCH_QUIET_BACKEND") == "1":  # backend_logs.QUIET_ENV: the CLI's choice
-        from archsearch.training.backend_logs import start_backend_quietly
-
-        start_backend_quietly(lambda: _limit_threads(settings.threads))
-    else:
-        _limit_threads(settings.threads)
     try:
+        limit_threads(settings.threads)
+        # backend_logs.QUIET_ENV: the CLI's choice to filter a backend's start-up notices
+        call_worker_setup(settings.needs, settings.threads, os.environ.get("ARCHSEARCH_QUIET_BACKEND") == "1")
         runner = pickle.loads(runner_bytes)
     except BaseException:  # noqa: BLE001 - tell the driver why this worker cannot work
         conn.send(("crash", None, traceback.format_exc()))
         return
     from archsearch.errors import ArchsearchError
-    from archsearch.executors.inline import run_spec
+    from archsearch.executors.base import run_spec
 
     conn.send(("ready", os.getpid()))
     while True:
@@ -115,31 +116,15 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="archsearch-parent-watch", daemon=True).start()
 
 
-def _limit_threads(threads: int | None) -> None:
-    """Give this worker its share of the CPU cores, so parallel workers do not fight over them."""
+def limit_threads(threads: int | None) -> None:
+    """Give this worker its share of the CPU cores, so parallel workers do not fight over them.
+
+    The usual thread variables, read by numpy's BLAS and the deep-learning libraries when they load;
+    a library's own pools are sized by the runner's ``worker_setup``.
+    """
     if not threads:
         return
     n = str(int(threads))
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
         os.environ[name] = n
     os.environ["TF_NUM_INTEROP_THREADS"] = "1" if int(threads) == 1 else "2"
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    if backend == "tensorflow":
-        try:
-            import tensorflow as tf
-
-            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-            tf.config.threading.set_inter_op_parallelism_threads(1 if int(threads) == 1 else 2)
-        except (ImportError, RuntimeError):
-            pass
-    elif backend == "torch":
-        try:
-            import torch
-
-            torch.set_num_threads(int(threads))
-        except ImportError:
-            pass
-    elif backend == "jax":
-        flags = os.environ.get("XLA_FLAGS", "")
-        if int(threads) == 1 and "xla_cpu_multi_thread_eigen" not in flags:
-            os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false").strip()

@@ -99,7 +99,7 @@ def _best_exportable(tuner) -> tuple[Any, Any]:
 
     A model with NaN weights can still report a finite accuracy: it is never exported.
     """
-    from archsearch.training.runner import weights_are_finite
+    from archsearch.training.callbacks import weights_are_finite
 
     for trial in tuner.best_trials(max(1, len(tuner.oracle.trials))):
         hp = tuner.oracle.hyperparameters.with_values(trial.hparams)

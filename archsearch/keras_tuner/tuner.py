@@ -36,7 +36,9 @@ from archsearch.training.hypermodel import as_hypermodel, custom_fit
 from archsearch.space.hyperparameters import HyperParameters
 from archsearch.core.objective import Objective
 from archsearch.oracles import Oracle, Trial
-from archsearch.training.runner import CompileSettings, FitArguments, FitData, Runner, TrainerSettings
+from archsearch.training.fit_data import FitArguments, FitData
+from archsearch.training.runner import Runner
+from archsearch.training.settings import CompileSettings, TrainerSettings
 from archsearch.engine.assembly import Assembly, create_search_oracle
 from archsearch.engine.settings import ExecutorSettings, SearchSettings, TunerSettings
 from archsearch.keras_tuner.hooks import KerasTunerLogger, TunerHooks, hooks_callback
@@ -68,7 +70,7 @@ def discover_space(hypermodel: Any, hp: HyperParameters | None = None, keras_mod
     Python-API tuner checks when ``search()`` starts instead, as KerasTuner builds such tuners (a
     ``run_trial`` override may never need the model).
     """
-    from archsearch.training.runner import check_is_model
+    from archsearch.training.failures import check_is_model
 
     hp = HyperParameters() if hp is None else hp
     try:
@@ -251,7 +253,7 @@ class Tuner:
 
     def run_search(self, data: FitData, callbacks: Sequence[Any] | None = None, echo: Callable[[str], None] | None = None
                    ) -> None:
-        """Run the search on any :class:`~archsearch.training.runner.FitData` (the CLI's datasets, ...)."""
+        """Run the search on any :class:`~archsearch.training.fit_data.FitData` (the CLI's datasets, ...)."""
         with self._lock.searching():  # one search per folder in this process too, whatever the thread
             self._run_search(data, callbacks, echo)
 

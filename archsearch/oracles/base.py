@@ -1,5 +1,9 @@
 """The oracle interface: decide *what* to try next, knowing nothing of Keras.
 
+One piece though long: every algorithm inherits all of it -- ask/tell, budgets, ``resume_from``,
+pruning and the restore of its state are one contract -- and the registry at its end is the one
+way the CLI, the tuners and the benches build an oracle by name (``create_oracle``).
+
 An oracle hands out :class:`Trial` objects with :meth:`Oracle.ask` and learns
 their results through :meth:`Oracle.tell`.  Several trials may be running at
 once: ``ask`` returns ``None`` when nothing can start until a running trial
@@ -27,9 +31,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from archsearch.errors import ConfigError, SearchSpaceRuntimeError
-from archsearch.space.hyperparameters import HyperParameters, to_python, values_key
+from archsearch.space.hyperparameters import HyperParameters
+from archsearch.space.values import to_python, values_key
 from archsearch.core.objective import Objective, is_finite, numeric_metrics
 from archsearch.oracles.hand_driven import HandDrivenOracle, synchronized  # noqa: F401  (KerasTuner's names)
+from archsearch.oracles.pruners import create_pruner
 from archsearch.core.trial import (  # noqa: F401  (re-exported: the oracle protocol speaks in trials)
     COMPLETED,
     DONE,
@@ -396,9 +402,7 @@ def _make_pruner(spec: Any):
         return None
     if hasattr(spec, "should_prune"):
         return spec
-    from archsearch.oracles import pruners
-
-    return pruners.create_pruner(spec)
+    return create_pruner(spec)
 
 
 # --------------------------------------------------------------------------- registry

@@ -21,9 +21,10 @@ Each ``ask`` after the initial design:
    it observed its own mean there, same hyperparameters), so the variance
    and hence the acquisition collapse around them and parallel workers are
    sent elsewhere;
-3. maximises the acquisition -- log expected improvement (computed in the
-   numerically stable form of Ament et al., NeurIPS 2023, so it still ranks
-   candidates where plain EI underflows to 0) or, with ``acquisition="ucb"``,
+3. maximises the acquisition -- log expected improvement
+   (:mod:`archsearch.oracles.acquisition`, in the numerically stable form of
+   Ament et al., NeurIPS 2023, so it still ranks candidates where plain EI
+   underflows to 0) or, with ``acquisition="ucb"``,
    ``mean + beta * std`` -- over random, Sobol and local candidates (small
    perturbations of the best trials; scored as one encoded array, and made
    into values only when picked, in spaces without conditions), then refines the best few with
@@ -49,11 +50,12 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import erfcx, log_ndtr
 from scipy.stats import qmc
 
 from archsearch.errors import ConfigError
-from archsearch.space.hyperparameters import Boolean, Choice, values_key
+from archsearch.space.categorical import Boolean, Choice
+from archsearch.space.values import values_key
+from archsearch.oracles.acquisition import log_ei_and_gradient, log_expected_improvement
 from archsearch.oracles.base import COMPLETED, FAILED, PRUNED, RUNNING, Oracle, Proposal, register_oracle
 from archsearch.oracles.encoding import SpaceEncoder
 from archsearch.oracles.gp import LENGTHSCALE_PRIOR_SCALE, GaussianProcess
@@ -367,51 +369,6 @@ class BayesianOptimizationOracle(Oracle):
                 return values
         self._exhausted = True
         return None
-
-
-# --------------------------------------------------------------------------- log expected improvement
-
-_C1 = 0.5 * math.log(2.0 * math.pi)
-_C2 = 0.5 * math.log(math.pi / 2.0)
-_EPS_CUTOFF = 1.0 / math.sqrt(np.finfo(float).eps)
-
-
-def _log_h(z: np.ndarray) -> np.ndarray:
-    """``log(phi(z) + z Phi(z))`` accurately for every z (Ament et al. 2023, eq. 9)."""
-    z = np.asarray(z, dtype=float)
-    out = np.empty_like(z)
-    upper = z > -1.0
-    zu = z[upper]
-    out[upper] = np.log(np.exp(-0.5 * zu * zu - _C1) + zu * np.exp(log_ndtr(zu)))
-    mid = (~upper) & (z > -_EPS_CUTOFF)
-    zm = z[mid]
-    out[mid] = -0.5 * zm * zm - _C1 + _log1mexp(np.log(erfcx(-zm / math.sqrt(2.0)) * np.abs(zm)) + _C2)
-    low = ~(upper | mid)
-    zl = z[low]
-    out[low] = -0.5 * zl * zl - _C1 - 2.0 * np.log(np.abs(zl))
-    return out
-
-
-def _log1mexp(a: np.ndarray) -> np.ndarray:
-    """``log(1 - exp(a))`` for ``a < 0``, stable on both sides of ``-log 2``."""
-    return np.where(a > -math.log(2.0), np.log(-np.expm1(np.minimum(a, -1e-300))), np.log1p(-np.exp(a)))
-
-
-def log_expected_improvement(mean: np.ndarray, std: np.ndarray, best: float) -> np.ndarray:
-    """``log E[max(f - best, 0)]`` for ``f ~ N(mean, std^2)``, finite even where EI underflows."""
-    std = np.maximum(np.asarray(std, float), 1e-12)
-    z = (np.asarray(mean, float) - best) / std
-    return _log_h(z) + np.log(std)
-
-
-def log_ei_and_gradient(mean: float, std: float, best: float) -> tuple[float, float, float]:
-    """Log EI at one point and its derivatives with respect to ``mean`` and ``std``."""
-    std = max(std, 1e-12)
-    z = (mean - best) / std
-    log_h = float(_log_h(np.array([z]))[0])
-    # d log h / dz = Phi(z) / h(z)
-    dz = math.exp(float(log_ndtr(z)) - log_h)
-    return log_h + math.log(std), dz / std, 1.0 / std - dz * z / std
 
 
 def _unit_of(p, value) -> float:

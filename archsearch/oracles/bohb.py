@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 
 from archsearch.errors import ConfigError
-from archsearch.space.hyperparameters import Boolean, Choice, Fixed, HyperParameter
+from archsearch.space.categorical import Boolean, Choice, Fixed
+from archsearch.space.parameters import HyperParameter
 from archsearch.oracles.base import COMPLETED, FAILED, PRUNED, register_oracle
 from archsearch.oracles.hyperband import HyperbandOracle
 

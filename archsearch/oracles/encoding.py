@@ -43,7 +43,11 @@ from typing import Any
 
 import numpy as np
 
-from archsearch.space.hyperparameters import Boolean, Choice, Fixed, Float, HyperParameter, HyperParameters, Int, values_key
+from archsearch.space.categorical import Boolean, Choice, Fixed
+from archsearch.space.hyperparameters import HyperParameters
+from archsearch.space.numeric import Float, Int
+from archsearch.space.parameters import HyperParameter
+from archsearch.space.values import values_key
 
 # Integers (or stepped values) with fewer values than this are left to the candidate search:
 # refining them continuously cannot do better than trying their values.

@@ -21,7 +21,8 @@ from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
 from archsearch.errors import ConfigError
-from archsearch.space.hyperparameters import HyperParameter, same_value
+from archsearch.space.parameters import HyperParameter
+from archsearch.space.values import same_value
 from archsearch.oracles.base import Oracle, Proposal, register_oracle
 
 

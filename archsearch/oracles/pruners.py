@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from archsearch.core.trial import COMPLETED
 from archsearch.errors import ConfigError
-from archsearch.oracles.base import COMPLETED
 
 
 class Pruner:

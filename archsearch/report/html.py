@@ -119,7 +119,7 @@ def _figures(run: RunRecord, importances: list[Importance]) -> tuple[dict[str, A
         import plotly.io as pio
         from plotly.offline import get_plotlyjs
 
-        from archsearch.report.html import plots as P
+        from archsearch.report import plots as P
     except ImportError as exc:
         warn_missing("plotly", exc, "report.html has no plots")
         return None, "", missing_library_text("plotly", exc)

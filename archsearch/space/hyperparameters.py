@@ -1,525 +1,35 @@
-"""The search space: parameter types, the define-by-run ``hp`` object, and
-the unit-cube encoding the search algorithms work in.
+"""The space and the values of one trial: :class:`HyperParameters`, the ``hp`` a model builder gets.
 
-One engine serves both ways of declaring a space:
+One class, so one module though past 400 lines: KerasTuner's ``hp`` API, the helpers oracles use and
+its serialised forms all read and write the same declarations and values.
 
-* declaratively, from a model config (:meth:`HyperParameters.from_config`);
+One object serves both ways of declaring a space:
+
+* declaratively, from a model config (:meth:`HyperParameters.from_config`, read by
+  :mod:`archsearch.space.declarative`);
 * define-by-run, KerasTuner style: a ``build(hp)`` function calls
   ``hp.Int(...)``, ``hp.Choice(...)`` ... and receives the trial's values.
 
-Every parameter maps its values to and from ``[0, 1]`` (``to_unit`` /
-``from_unit``) with its sampling warp (linear, log, reverse_log) applied, so
-oracles can sample, enumerate and model any space without knowing its types.
+Oracles then sample, enumerate and complete values through it (``sample``, ``grid``,
+``active_values``) without knowing the parameter types.  This module is also KerasTuner's
+``keras_tuner.engine.hyperparameters`` (see archsearch/engine): it holds that module's names,
+the parameter types included, and its ``serialize`` / ``deserialize``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from archsearch.errors import InactiveHyperParameterError, SearchSpaceError, SearchSpaceTypeError
-
-SAMPLINGS = ("linear", "log", "reverse_log")
-
-log = logging.getLogger("archsearch")
-
-
-@dataclass(frozen=True)
-class Condition:
-    """A parameter is active only while ``parent`` takes one of ``values``."""
-
-    parent: str
-    values: tuple
-
-    def is_met(self, values: Mapping[str, Any]) -> bool:
-        return self.parent in values and values[self.parent] in self.values
-
-    def to_config(self) -> dict:
-        return {self.parent: list(self.values)}
-
-    @property
-    def name(self) -> str:
-        """KerasTuner's name for the parent (its ``conditions.Parent``)."""
-        return self.parent
-
-
-# --------------------------------------------------------------------------- types
-
-
-class HyperParameter:
-    """Base of all parameter types: a name, a default and optional conditions."""
-
-    type_name = "base"
-
-    def __init__(self, name: str, default: Any = None, conditions: Sequence[Condition] = ()):
-        if not isinstance(name, str) or not name:
-            raise SearchSpaceError("hyperparameter name", f"{name!r} is not a non-empty string")
-        self.name = name
-        self.conditions: tuple[Condition, ...] = tuple(conditions)
-        self._default = default
-
-    # Subclasses implement these five.
-    @property
-    def default(self) -> Any:
-        return self._default
-
-    def to_unit(self, value: Any) -> float:
-        raise NotImplementedError
-
-    def from_unit(self, u: float) -> Any:
-        raise NotImplementedError
-
-    def grid(self, float_points: int = 5) -> list:
-        """All values a grid search should try, in order."""
-        raise NotImplementedError
-
-    def grid_order(self, points: int = 10) -> list:
-        """The values grid search tries, in KerasTuner's order: the default first, then the others in
-        ``grid`` order (``points`` bin centres of the range for a float without a step, as KerasTuner's 10)."""
-        values = self._grid_points(points)
-        default = self.default
-        rest = [v for v in values if not same_value(v, default)]
-        return [default, *rest]
-
-    def _grid_points(self, points: int) -> list:
-        return self.grid(points)
-
-    def contains(self, value: Any) -> bool:
-        raise NotImplementedError
-
-    def random_sample(self, rng: np.random.Generator | int | None = None) -> Any:
-        """A random value; ``rng`` is a NumPy generator, or a seed (KerasTuner's ``random_sample(seed)``)."""
-        if not isinstance(rng, np.random.Generator):
-            rng = np.random.default_rng(rng)
-        return self.from_unit(float(rng.random()))
-
-    # KerasTuner's names for the unit-cube mapping (bin centres for discrete values, as there).
-    def value_to_prob(self, value: Any) -> float:
-        return self.to_unit(value)
-
-    def prob_to_value(self, prob: float) -> Any:
-        return self.from_unit(prob)
-
-    def get_config(self) -> dict:
-        """KerasTuner's config of one parameter (``from_config`` reads it back)."""
-        config: dict[str, Any] = {"name": self.name, "default": self._default,
-                                  "conditions": [c.to_config() for c in self.conditions]}
-        config.update(self._keras_tuner_fields())
-        return config
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> HyperParameter:
-        config = dict(config)
-        conditions = _conditions_from_config(config["name"], config.pop("conditions", None) or None)
-        return cls(**config, conditions=conditions)
-
-    def _keras_tuner_fields(self) -> dict:
-        return {}
-
-    def is_active(self, values: Mapping[str, Any]) -> bool:
-        return all(c.is_met(values) for c in self.conditions)
-
-    def to_config(self) -> dict:
-        config: dict[str, Any] = {"type": self.type_name}
-        config.update(self._config_fields())
-        if len(self.conditions) == 1:
-            config["when"] = self.conditions[0].to_config()
-        elif self.conditions:
-            config["when"] = [c.to_config() for c in self.conditions]
-        return config
-
-    def _config_fields(self) -> dict:
-        return {}
-
-    def _err(self, problem: str, fix: str | None = None) -> SearchSpaceError:
-        return SearchSpaceError(f"hyperparameter '{self.name}'", problem, fix)
-
-    def __repr__(self) -> str:
-        """``Int(name: 'units', min_value: 32, ...)``, KerasTuner's form: every field of get_config."""
-        config = self.get_config()
-        fields = ", ".join(f"{k}: {v!r}" for k, v in config.items() if k != "conditions" or v)
-        return f"{type(self).__name__}({fields})"
-
-
-def _check_sampling(hp: HyperParameter, sampling: str | None, low: float, high: float) -> str:
-    sampling = (sampling or "linear").lower() if isinstance(sampling, str) or sampling is None else sampling
-    if sampling not in SAMPLINGS:
-        raise hp._err(f"unknown sampling {sampling!r}: sampling must be one of {', '.join(SAMPLINGS)}")
-    if sampling != "linear" and low <= 0:
-        raise hp._err(
-            f"sampling '{sampling}' needs min > 0 (it does not support negative values or zero) but min is {low}",
-            "raise min above zero or use sampling: linear",
-        )
-    return sampling
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Equal and of the same kind (True is not 1), floats within rounding."""
-    if isinstance(a, (bool, np.bool_)) or isinstance(b, (bool, np.bool_)):
-        return isinstance(a, (bool, np.bool_)) and isinstance(b, (bool, np.bool_)) and bool(a) == bool(b)
-    if isinstance(a, (int, float, np.number)) and isinstance(b, (int, float, np.number)):
-        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=1e-15)
-    return a == b
-
-
-def _warp(x: float, low: float, high: float, sampling: str) -> float:
-    """Value -> unit interval, the inverse of :func:`_unwarp`."""
-    if high == low:
-        return 0.5
-    if sampling == "log":
-        u = math.log(x / low) / math.log(high / low)
-    elif sampling == "reverse_log":
-        u = 1.0 - math.log((high + low - x) / low) / math.log(high / low)
-    else:
-        u = (x - low) / (high - low)
-    return min(1.0, max(0.0, u))
-
-
-def _unwarp(u: float, low: float, high: float, sampling: str) -> float:
-    """Unit interval -> value.  Log puts more points near min, reverse_log near max."""
-    u = min(1.0, max(0.0, float(u)))
-    if sampling == "log":
-        return low * math.exp(u * math.log(high / low))
-    if sampling == "reverse_log":
-        return high + low - low * math.exp((1.0 - u) * math.log(high / low))
-    return low + u * (high - low)
-
-
-class _Numeric(HyperParameter):
-    """Shared logic of Int and Float: bounds, step, sampling and the value grid."""
-
-    def __init__(self, name, min_value, max_value, step=None, sampling="linear", default=None, conditions=()):
-        super().__init__(name, default, conditions)
-        if min_value is None or max_value is None:
-            raise self._err("min and max are both required")
-        if min_value > max_value:
-            raise self._err(f"min_value {min_value} is greater than the max_value {max_value}", "swap min and max")
-        self.min_value = min_value
-        self.max_value = max_value
-        self.sampling = _check_sampling(self, sampling, min_value, max_value)
-        if step is not None and step <= 0:
-            raise self._err(f"step must be > 0, got {step}")
-        if step is not None and self.sampling != "linear" and step <= 1:
-            raise self._err(  # the phrase after the colon is KerasTuner's
-                f"with sampling '{self.sampling}' the step is a multiplication factor and must be > 1: "
-                f"For HyperParameters.{type(self).__name__}(name='{self.name}'), expected step > 1, got step={step}"
-            )
-        self.step = step
-        if default is not None and not self.contains(default):
-            raise self._err(f"default {default!r} is outside [{min_value}, {max_value}]")
-
-    def _steps(self) -> list | None:
-        """The discrete values when a step is set (multiplicative for log scales), else None."""
-        if self.step is None:
-            return None
-        values = []
-        x = self.min_value
-        if self.sampling == "linear":
-            n = int(math.floor((self.max_value - self.min_value) / self.step + 1e-9))
-            values = [self._cast(self.min_value + i * self.step) for i in range(n + 1)]
-        else:
-            while x <= self.max_value * (1 + 1e-9):
-                values.append(x)
-                x = x * self.step
-            if self.sampling == "reverse_log":  # the log grid mirrored: dense near max
-                values = sorted(self.max_value + self.min_value - v for v in values)
-            values = [self._cast(v) for v in values]
-        return values
-
-    def _cast(self, x: float):
-        return x
-
-    @property
-    def default(self):
-        return self.min_value if self._default is None else self._default
-
-    def to_unit(self, value) -> float:
-        steps = self._discrete_values()
-        if steps is not None:
-            # Bin centres, so that uniform unit samples pick each value equally often.
-            index = int(np.argmin([abs(v - value) for v in steps]))
-            return (index + 0.5) / len(steps)
-        return _warp(float(value), self.min_value, self.max_value, self.sampling)
-
-    def from_unit(self, u: float):
-        steps = self._discrete_values()
-        if steps is not None:
-            index = min(len(steps) - 1, int(math.floor(min(max(u, 0.0), 1.0) * len(steps))))
-            return steps[index]
-        return self._cast(_unwarp(u, self.min_value, self.max_value, self.sampling))
-
-    def _discrete_values(self) -> list | None:
-        """The values in unit-cube order: ascending, except reverse_log with a step (max first, as KerasTuner)."""
-        steps = self._steps()
-        if steps is not None and self.sampling == "reverse_log":
-            return steps[::-1]
-        return steps
-
-    def contains(self, value) -> bool:
-        """In range and, with a step, on the step grid (a condition on 2 of a 1, 3, 5 grid never holds)."""
-        try:
-            if not self.min_value - 1e-12 <= value <= self.max_value + 1e-12:
-                return False
-        except TypeError:
-            return False
-        steps = self._steps()
-        return steps is None or any(math.isclose(value, v, rel_tol=1e-9, abs_tol=1e-12) for v in steps)
-
-    @property
-    def values(self) -> list:
-        """Every value on the grid (KerasTuner's ``.values``; 10 spread values without a step)."""
-        values = self._discrete_values()
-        return values if values is not None else self._grid_points(10)
-
-    def _grid_points(self, points: int) -> list:
-        """Without a step, the centres of ``points`` equal bins of the unit interval (KerasTuner's
-        0.05, 0.15, ..., 0.95 for 10), mapped through the sampling: the ends are not among them."""
-        if self._discrete_values() is not None or self.min_value == self.max_value:
-            return self.grid(points)
-        n = max(1, int(points))
-        return sorted({self.from_unit((i + 0.5) / n) for i in range(n)})
-
-    def _keras_tuner_fields(self) -> dict:
-        return {"min_value": self.min_value, "max_value": self.max_value, "step": self.step,
-                "sampling": self.sampling}
-
-    def _config_fields(self) -> dict:
-        fields = {"min": self.min_value, "max": self.max_value}
-        if self.step is not None:
-            fields["step"] = self.step
-        if self.sampling != "linear":
-            fields["sampling"] = self.sampling
-        if self._default is not None:
-            fields["default"] = self._default
-        return fields
-
-
-class Int(_Numeric):
-    """An integer in ``[min_value, max_value]`` (both inclusive), on a step grid (default step 1)."""
-
-    type_name = "int"
-
-    def __init__(self, name, min_value, max_value, step=None, sampling="linear", default=None, conditions=()):
-        for label, v in (("min", min_value), ("max", max_value), ("step", step), ("default", default)):
-            if v is not None and (isinstance(v, bool) or not float(v).is_integer()):
-                raise SearchSpaceError(f"hyperparameter '{name}'", f"{label} must be an integer, got {v!r}")
-        cast = (lambda v: None if v is None else int(v))
-        super().__init__(name, cast(min_value), cast(max_value), cast(step), sampling, cast(default), conditions)
-
-    def _cast(self, x: float) -> int:
-        return int(round(x))
-
-    def _discrete_values(self) -> list:
-        steps = super()._discrete_values()
-        if steps is not None:
-            return steps
-        if self.sampling == "linear" or self.max_value - self.min_value < 2:
-            return list(range(self.min_value, self.max_value + 1))
-        return None  # log/reverse_log integers: warp continuously, then round
-
-    def from_unit(self, u: float) -> int:
-        value = super().from_unit(u)
-        return int(min(self.max_value, max(self.min_value, int(round(value)))))
-
-    def grid(self, float_points: int = 5) -> list:
-        values = self._discrete_values()
-        if values is None:
-            values = {self.from_unit(u) for u in np.linspace(0, 1, float_points)}
-        return sorted(values)
-
-    def contains(self, value) -> bool:
-        return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and super().contains(value)
-
-
-class Float(_Numeric):
-    """A float in ``[min_value, max_value]``; with a step, only values on the step grid."""
-
-    type_name = "float"
-
-    def __init__(self, name, min_value, max_value, step=None, sampling="linear", default=None, conditions=()):
-        cast = (lambda v: None if v is None else float(v))
-        super().__init__(name, cast(min_value), cast(max_value), cast(step), sampling, cast(default), conditions)
-
-    def _cast(self, x: float) -> float:
-        return float(x)
-
-    def grid(self, float_points: int = 5) -> list:
-        steps = self._steps()
-        if steps is not None:
-            return steps
-        if self.min_value == self.max_value:
-            return [self.min_value]
-        return [self.from_unit(u) for u in np.linspace(0.0, 1.0, max(2, int(float_points)))]
-
-    def contains(self, value) -> bool:
-        return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and super().contains(value)
-
-
-class Choice(HyperParameter):
-    """One of a list of values (all int, all float, all str or all bool)."""
-
-    type_name = "choice"
-
-    def __init__(self, name, values, ordered=None, default=None, conditions=()):
-        super().__init__(name, default, conditions)
-        if values is None or len(values) == 0:
-            raise self._err("the list of values is empty: `values` must be provided", "give at least one value")
-        values = list(values)
-        kinds = {_kind(v) for v in values}
-        odd = sorted(kinds - {"int", "float", "str", "bool"})
-        if odd:
-            raise SearchSpaceTypeError(f"hyperparameter '{name}'",
-                                       f"values of type {', '.join(odd)}: a choice can contain only `int`, `float`, "
-                                       "`str` or `bool` values", "encode other values as strings and map them back")
-        if len(kinds) > 1 and kinds != {"int", "float"}:
-            raise SearchSpaceTypeError(f"hyperparameter '{name}'",
-                                       f"values mix types {sorted(kinds)}: a choice can contain only one type of value",
-                                       "use values of one type, e.g. all strings")
-        if len(set(map(repr, values))) != len(values):
-            raise self._err(f"values contain duplicates: {values}")
-        self.values = values
-        numeric = kinds <= {"int", "float"}
-        self.ordered = numeric if ordered is None else bool(ordered)
-        if self.ordered and not numeric:
-            raise self._err(f"ordered: true needs numeric values, got {values}",
-                            "ordered must be `False` (or left out) for non-numeric values")
-        if default is not None and not self.contains(default):
-            raise self._err(f"default {default!r} is not one of {values}: the default value should be one of the choices")
-
-    @property
-    def default(self):
-        return self.values[0] if self._default is None else self._default
-
-    def index(self, value) -> int:
-        kind = _kind(value)
-        for i, v in enumerate(self.values):
-            numeric = {_kind(v), kind} <= {"int", "float"}  # 1 matches 1.0, but True never matches 1
-            if v == value and (numeric or _kind(v) == kind):
-                return i
-        raise ValueError(f"{value!r} is not a value of {self.name}")
-
-    def to_unit(self, value) -> float:
-        return (self.index(value) + 0.5) / len(self.values)
-
-    def from_unit(self, u: float):
-        i = min(len(self.values) - 1, int(math.floor(min(max(u, 0.0), 1.0) * len(self.values))))
-        return self.values[i]
-
-    def grid(self, float_points: int = 5) -> list:
-        return list(self.values)
-
-    def contains(self, value) -> bool:
-        try:
-            self.index(value)
-            return True
-        except ValueError:
-            return False
-
-    def _keras_tuner_fields(self) -> dict:
-        return {"values": list(self.values), "ordered": self.ordered}
-
-    def _config_fields(self) -> dict:
-        fields: dict[str, Any] = {"values": list(self.values)}
-        if self.ordered != (_kind(self.values[0]) in ("int", "float")):
-            fields["ordered"] = self.ordered
-        if self._default is not None:
-            fields["default"] = self._default
-        return fields
-
-
-class Boolean(HyperParameter):
-    """True or False (KerasTuner's ``hp.Boolean``)."""
-
-    type_name = "boolean"
-    values = (True, False)  # KerasTuner's order
-
-    def __init__(self, name, default=False, conditions=()):
-        if not isinstance(default, (bool, np.bool_)):
-            raise SearchSpaceError(f"hyperparameter '{name}'",
-                                   f"default must be true or false (a Boolean's default must be a Python boolean), "
-                                   f"got {default!r}", "leave it out for False")
-        super().__init__(name, bool(default), conditions)
-
-    def to_unit(self, value) -> float:
-        return 0.75 if value else 0.25
-
-    def from_unit(self, u: float) -> bool:
-        return bool(u >= 0.5)
-
-    def grid(self, float_points: int = 5) -> list:
-        return [False, True]
-
-    def contains(self, value) -> bool:
-        return isinstance(value, (bool, np.bool_))
-
-    def _config_fields(self) -> dict:
-        return {"default": self._default} if self._default else {}
-
-
-class Fixed(HyperParameter):
-    """A constant: recorded with the trial, never searched."""
-
-    type_name = "fixed"
-
-    def __init__(self, name, value, conditions=()):
-        super().__init__(name, value, conditions)
-        if not isinstance(value, (bool, int, float, str, np.bool_, np.integer, np.floating)):
-            raise self._err(f"value {value!r} is of type {type(value).__name__}: a fixed value must be an `int`, "
-                            "`float`, `str` or `bool`", "encode other values as strings")
-        self.value = value
-
-    def to_unit(self, value) -> float:
-        return 0.5
-
-    def from_unit(self, u: float):
-        return self.value
-
-    def grid(self, float_points: int = 5) -> list:
-        return [self.value]
-
-    def contains(self, value) -> bool:
-        return value == self.value
-
-    @property
-    def values(self) -> list:
-        return [self.value]
-
-    def get_config(self) -> dict:
-        return {"name": self.name, "value": self.value, "conditions": [c.to_config() for c in self.conditions]}
-
-    def _config_fields(self) -> dict:
-        return {"value": self.value}
-
-
-def _kind(value) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "bool"
-    if isinstance(value, (int, np.integer)):
-        return "int"
-    if isinstance(value, (float, np.floating)):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    return type(value).__name__
-
-
-TYPES: dict[str, type[HyperParameter]] = {
-    "int": Int,
-    "float": Float,
-    "choice": Choice,
-    "boolean": Boolean,
-    "bool": Boolean,
-    "fixed": Fixed,
-}
-
-
-# --------------------------------------------------------------------------- the space
+from archsearch.errors import InactiveHyperParameterError, SearchSpaceError
+from archsearch.space.categorical import Boolean, Choice, Fixed
+from archsearch.space.declarative import PARAMETER_TYPES, drop_unreachable, parameter_class, parameter_from_config
+from archsearch.space.numeric import Float, Int
+from archsearch.space.parameters import Condition, HyperParameter
+from archsearch.space.values import as_list, values_key
 
 _UNSET = object()
 
@@ -595,7 +105,7 @@ class HyperParameters:
         hp = cls()
         for name, spec in (config or {}).items():
             hp._register(parameter_from_config(str(name), spec))
-        hp._check_conditions(where)
+        hp.dropped.update(drop_unreachable(hp.space, where))
         hp.values = hp.active_values({})
         return hp
 
@@ -639,52 +149,6 @@ class HyperParameters:
         if parameter.name in self.space:
             raise parameter._err("is declared twice")
         self.space[parameter.name] = parameter
-
-    def _check_conditions(self, where: str | None = None) -> None:
-        """Undeclared parents are errors; a condition that can never hold drops its parameter (cascading)."""
-        for p in self.space.values():
-            for c in p.conditions:
-                if c.parent not in self.space:
-                    raise p._err(
-                        f"its condition refers to '{c.parent}', which is not in the search space",
-                        f"declare '{c.parent}' or fix the name in 'when'",
-                    )
-        dropped: dict[str, str] = {}
-        changed = True
-        while changed:  # fixed point: a child of a dropped parameter is dropped too, whatever the order
-            changed = False
-            for p in self.space.values():
-                if p.name in dropped:
-                    continue
-                reason = self._never_holds(p, dropped)
-                if reason is not None:
-                    dropped[p.name] = reason
-                    changed = True
-        for name, reason in dropped.items():
-            label = f"{where}.{name}" if where else f"hyperparameter '{name}'"
-            note = f"Note: {label} is dropped: {reason}"
-            log.warning("%s", note)
-            self.dropped[name] = note
-            del self.space[name]
-        for p in self.space.values():
-            for c in p.conditions:
-                parent = self.space[c.parent]
-                if not isinstance(parent, (Choice, Boolean)):
-                    continue  # a narrowed numeric range (num_layers.max=2) leaves values out by design
-                bad = [v for v in c.values if not parent.contains(v)]
-                if bad:
-                    raise p._err(f"its condition asks '{c.parent}' for {bad}, which '{c.parent}' never takes")
-
-    def _never_holds(self, p: HyperParameter, dropped: Mapping[str, str]) -> str | None:
-        """Why ``p`` can never be active (a dropped parent, or no reachable value), or None."""
-        for c in p.conditions:
-            if c.parent in dropped:
-                return f"its parent {c.parent} is dropped"
-            parent = self.space[c.parent]
-            if not any(parent.contains(v) for v in c.values):
-                return (f"its condition {c.parent} in {_show(list(c.values))} can never hold "
-                        f"({c.parent} takes {_describe_values(parent)})")
-        return None
 
     # ------------------------------------------------------------ declarations of one name
     def _alternates(self) -> dict[str, list[HyperParameter]]:
@@ -749,7 +213,7 @@ class HyperParameters:
         if parent_name is not None:
             parent_name = self._scoped(parent_name)
             self._require_declared(parent_name, f"parent_name='{parent_name}'")
-            conditions.append(Condition(parent_name, tuple(_as_list(parent_values))))
+            conditions.append(Condition(parent_name, tuple(as_list(parent_values))))
         return tuple(conditions)
 
     def Int(self, name: str, min_value: int, max_value: int, step: int | None = None, sampling: str = "linear",
@@ -782,7 +246,7 @@ class HyperParameters:
         """
         parent_name = self._scoped(parent_name)
         self._require_declared(parent_name, f"conditional_scope('{parent_name}')")
-        self._scope.append(Condition(parent_name, tuple(_as_list(parent_values))))
+        self._scope.append(Condition(parent_name, tuple(as_list(parent_values))))
         try:
             yield
         finally:
@@ -944,119 +408,7 @@ class HyperParameters:
         return "\n".join(lines)
 
 
-def parameter_from_config(name: str, spec: Any) -> HyperParameter:
-    """One parameter from its declarative form; a bare scalar or list is shorthand for fixed/choice."""
-    if not isinstance(spec, Mapping):
-        if isinstance(spec, (list, tuple)):
-            return Choice(name, list(spec))
-        return Fixed(name, spec)
-    spec = dict(spec)
-    where = f"hyperparameter '{name}'"
-    kind = str(spec.pop("type", "")).lower()
-    if kind not in TYPES:
-        raise SearchSpaceError(where, f"unknown type {kind!r}", f"use one of {', '.join(sorted(set(TYPES) - {'bool'}))}")
-    conditions = _conditions_from_config(name, spec.pop("when", None))
-    allowed = {
-        "int": {"min", "max", "step", "sampling", "default"},
-        "float": {"min", "max", "step", "sampling", "default"},
-        "choice": {"values", "ordered", "default"},
-        "boolean": {"default"},
-        "bool": {"default"},
-        "fixed": {"value"},
-    }[kind]
-    unknown = set(spec) - allowed
-    if unknown:
-        raise SearchSpaceError(where, f"unknown field(s) {sorted(unknown)} for type {kind}",
-                               f"allowed: {sorted(allowed | {'type', 'when'})}")
-    if kind in ("int", "float"):
-        missing = [k for k in ("min", "max") if k not in spec]
-        if missing:
-            raise SearchSpaceError(where, f"missing {', '.join(missing)}", f"{kind} needs both min and max")
-        return TYPES[kind](name, spec["min"], spec["max"], spec.get("step"), spec.get("sampling", "linear"),
-                           spec.get("default"), conditions)
-    if kind == "choice":
-        if "values" not in spec:
-            raise SearchSpaceError(where, "missing values", "choice needs values: [...]")
-        return Choice(name, list(spec["values"] or []), spec.get("ordered"), spec.get("default"), conditions)
-    if kind in ("boolean", "bool"):
-        return Boolean(name, spec.get("default", False), conditions)
-    if "value" not in spec:
-        raise SearchSpaceError(where, "missing value", "fixed needs value: ...")
-    return Fixed(name, spec["value"], conditions)
-
-
-def _conditions_from_config(name: str, when: Any) -> tuple[Condition, ...]:
-    if when is None:
-        return ()
-    items = when if isinstance(when, (list, tuple)) else [when]
-    conditions = []
-    for item in items:
-        if isinstance(item, Mapping) and item.get("class_name") == "Parent":  # KerasTuner's condition config
-            config = item.get("config") or {}
-            conditions.append(Condition(str(config.get("name")), tuple(_as_list(config.get("values")))))
-            continue
-        if not isinstance(item, Mapping) or not item:
-            raise SearchSpaceError(f"hyperparameter '{name}'", f"'when' must map a parent to its values, got {when!r}",
-                                   "e.g. when: {num_layers: [2, 3]}")
-        for parent, values in item.items():
-            conditions.append(Condition(str(parent), tuple(_as_list(values))))
-    return tuple(conditions)
-
-
-def _show(values: list) -> str:
-    """``[2, 3]`` / ``[sgd, adam]``: values as a user writes them in YAML."""
-    return "[" + ", ".join(str(to_python(v)) for v in values) + "]"
-
-
-def _describe_values(p: HyperParameter) -> str:
-    """The values ``p`` can take, briefly: ``1..3``, ``[1, 3]``, ``32..512 step 32``, ``[adam, sgd]``."""
-    if isinstance(p, _Numeric):
-        steps = p._steps()
-        if steps is None or (p.step == 1 and p.sampling == "linear"):
-            return f"{p.min_value}..{p.max_value}"
-        if len(steps) <= 8:
-            return _show(steps)
-        return f"{p.min_value}..{p.max_value} step {p.step}" + ("" if p.sampling == "linear" else f" ({p.sampling})")
-    if isinstance(p, Fixed):
-        return f"only {to_python(p.value)}"
-    if isinstance(p, Boolean):
-        return "[False, True]"
-    return _show(list(getattr(p, "values", ())))
-
-
-def _as_list(values) -> list:
-    if isinstance(values, (list, tuple)):
-        return list(values)
-    if hasattr(values, "__iter__") and not isinstance(values, (str, bytes, Mapping)):
-        return list(values)
-    return [values]
-
-
-def values_key(values: Mapping[str, Any]) -> str:
-    """A canonical string for a set of values, used to never propose a combination twice."""
-    parts = []
-    for name in sorted(values):
-        v = values[name]
-        if isinstance(v, (float, np.floating)):
-            v = float(f"{float(v):.10g}")
-        elif isinstance(v, np.generic):
-            v = v.item()
-        parts.append(f"{name}={v!r}")
-    return "|".join(parts)
-
-
-def to_python(value: Any) -> Any:
-    """numpy scalars -> Python scalars, so values serialise to JSON and YAML cleanly."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 # --------------------------------------------------------------------------- KerasTuner's module functions
-
-_CLASSES: dict[str, type] = {"Int": Int, "Float": Float, "Choice": Choice, "Boolean": Boolean, "Fixed": Fixed,
-                             "HyperParameters": HyperParameters}
-
 
 def serialize(obj: HyperParameter | HyperParameters) -> dict[str, Any]:
     """``{"class_name": "Int", "config": {...}}``: a parameter or a space as plain data (KerasTuner's form)."""
@@ -1069,10 +421,12 @@ def deserialize(config: Mapping[str, Any]) -> HyperParameter | HyperParameters:
     if isinstance(config, (HyperParameter, HyperParameters)):
         return config
     name = config.get("class_name") if isinstance(config, Mapping) else None
-    if name not in _CLASSES:
+    cls = HyperParameters if name == "HyperParameters" else parameter_class(name)
+    if cls is None:
+        names = [t.__name__ for t in PARAMETER_TYPES] + ["HyperParameters"]
         raise SearchSpaceError("hyperparameter config", f"unknown class_name {name!r}",
-                               f"use one of {', '.join(_CLASSES)}")
-    return _CLASSES[name].from_config(config.get("config") or {})
+                               f"use one of {', '.join(names)}")
+    return cls.from_config(config.get("config") or {})
 
 
 def _is_keras_tuner_config(config: Any) -> bool:

@@ -102,7 +102,7 @@ def train_and_score(build: Callable, space, candidate: Candidate, arrays: Arrays
     """Train ``candidate`` once (seed ``repeat``); its test score, the metrics of its best validation
     epoch (empty with ``use_validation``: nothing validates) and the trained model."""
     from archsearch.datasets.pipeline import epoch_batches, make_dataset
-    from archsearch.training.runner import DEFAULT_BATCH_SIZE
+    from archsearch.training.settings import DEFAULT_BATCH_SIZE
 
     hp = space.with_values(candidate.values)
     seed = None if settings.seed is None else int(settings.seed) + repeat
@@ -150,7 +150,7 @@ class _Reseed(keras.callbacks.Callback):
         self.key = (int(seed), int(trial_id), 0)
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
-        from archsearch.training.runner import reseed_layers
+        from archsearch.training.callbacks import reseed_layers
 
         reseed_layers(self.model, (*self.key, int(epoch)))
 
