@@ -32,7 +32,7 @@ from archsearch.training.backend_logs import quiet_first_backend_import, wants_q
 if wants_quiet_start(False):  # TensorFlow's start-up notices off stderr, as in the CLI (verbose_backend shows them)
     quiet_first_backend_import()
 
-_TUNERS = ("Tuner", "BaseTuner", "RandomSearch", "GridSearch", "Hyperband", "BayesianOptimization", "BOHB", "ASHA")
+_TUNERS = ("RandomSearch", "GridSearch", "Hyperband", "BayesianOptimization", "BOHB", "ASHA")  # keras_tuner/tuners.py
 # KerasTuner's module attributes (``kt.tuners.RandomSearch``, ``kt.applications.HyperResNet``, ...) -> where they live.
 _MODULES = {
     "oracles": "archsearch.oracles",
@@ -52,6 +52,8 @@ _LAZY = {
     "available_oracles": "archsearch.oracles",
     "create_oracle": "archsearch.oracles",
     "Trial": "archsearch.core.trial",
+    "Tuner": "archsearch.keras_tuner.tuner",
+    "BaseTuner": "archsearch.keras_tuner.tuner",
     **{name: "archsearch.keras_tuner.tuners" for name in _TUNERS},
     "SklearnTuner": "archsearch.keras_tuner.sklearn_tuner",
 }

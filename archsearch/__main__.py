@@ -151,7 +151,7 @@ def _quiet_backend(cfg) -> None:
     every check that needs no backend, so a config or data error answers in a second or two.
     """
     from archsearch.training.backend_logs import QUIET_ENV, allow_backend_notices, quiet_first_backend_import, wants_quiet_start
-    from archsearch.cli.config import boolean
+    from archsearch.core.checks import boolean
 
     verbose = boolean(cfg.get("verbose_backend", False), "verbose_backend")
     if wants_quiet_start(verbose):

@@ -135,32 +135,24 @@ def _load_state(path: Path) -> float:
 
 def run_search(folder: Path, max_trials: int = 6, slots: int = 2, epochs: int = 4, seconds: float = 0.0,
                seed: int = 0, executor: str = "process") -> None:
-    """One numpy search (or its resume: same folder) through the real engine, as the CLI assembles one."""
-    from archsearch.core.lock import RunFolderLock
-    from archsearch.core.store import STORE_FILE, TrialStore
-    from archsearch.engine.search import Search
-    from archsearch.executors import create_executor
-    from archsearch.oracles import create_oracle
-    from archsearch.oracles.hand_driven import ORACLE_STATE
+    """One numpy search (or its resume: same folder) through the real engine, assembled as the CLI's is
+    (archsearch/engine/assembly.py): only the trial runner differs."""
+    from archsearch.engine.assembly import Assembly, create_search_oracle
+    from archsearch.engine.settings import ExecutorSettings, SearchSettings, TunerSettings
 
     folder.mkdir(parents=True, exist_ok=True)
-    with RunFolderLock(folder):
+    assembly = Assembly(folder)
+    try:
         runner = NumpyRunner(folder, epochs=epochs, seconds=seconds)
-        oracle = create_oracle("random", space(), OBJECTIVE, max_trials=max_trials, seed=seed,
-                               pruner={"name": "median", "warmup_epochs": 1, "min_trials": 1})
-        store = TrialStore(folder / STORE_FILE)
-        if store.get_meta("fingerprint") is None:  # what the report reads: the algorithm, objective and space
-            store.set_meta("fingerprint", {"oracle": oracle.name, "objective": [OBJECTIVE, "min"],
-                                           "space": oracle.hyperparameters.get_config()})
-        store.reopen_retryable()
-        events = store.events()
-        if events:
-            oracle.restore(events)
-            oracle.restore_saved_state(store.get_meta(ORACLE_STATE))
-        search = Search(oracle, create_executor(executor, runner, slots), store, runner.files,
-                        listeners=[])
-        search.run()
+        tuner = TunerSettings("random", {"max_trials": max_trials, "seed": seed,
+                                         "pruner": {"name": "median", "warmup_epochs": 1, "min_trials": 1}})
+        store = assembly.open(create_search_oracle(tuner, space(), OBJECTIVE))  # the fingerprint the report reads
+        assembly.restore()
+        with assembly.lock.searching():
+            assembly.search(runner, ExecutorSettings(executor), slots, SearchSettings(), []).run()
         store.close()
+    finally:
+        assembly.lock.release()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -84,7 +84,7 @@ def same(yaml_value: Any, python_value: Any) -> bool:
 
 def test_the_trainer_s_yaml_states_the_settings_classes_defaults():
     from archsearch.training.settings import CompileSettings, TrainerSettings
-    from archsearch.keras_tuner.tuners import Tuner
+    from archsearch.keras_tuner.tuner import Tuner
 
     trainer = composed()["trainer"]
     early = trainer.pop("early_stopping")
@@ -100,7 +100,7 @@ def test_the_trainer_s_yaml_states_the_settings_classes_defaults():
     # Tuner's other trainer arguments default to None: "not given, the trainer's own", so not compared.
     lines += drift("trainer", {"keep_top_models": yaml["keep_top_models"]}, signature_defaults(Tuner.__init__),
                    "conf/trainer/default.yaml",
-                   "archsearch/tuners.py Tuner.__init__")
+                   "archsearch/keras_tuner/tuner.py Tuner.__init__")
     assert not lines, "\n".join(lines)
     assert {"epochs", "batch_size", "optimizer", "learning_rate", "keep_top_models"} <= set(yaml)  # compared
 
@@ -119,17 +119,17 @@ def test_the_retrain_yaml_states_the_python_retrain_defaults():
 def test_the_top_level_yaml_states_the_tuner_s_and_the_search_s_defaults():
     from archsearch.export.best import export_best
     from archsearch.engine.search import Search
-    from archsearch.keras_tuner.tuners import Tuner
+    from archsearch.keras_tuner.tuner import Tuner
 
     cfg = composed()
     yaml = {k: cfg[k] for k in ("objective", "overwrite", "verbose_backend")}
     python = {**signature_defaults(Tuner.__init__), "objective": "val_loss"}  # Tuner's objective when not given
-    lines = drift("", yaml, python, "conf/config.yaml", "archsearch/tuners.py Tuner.__init__",
+    lines = drift("", yaml, python, "conf/config.yaml", "archsearch/keras_tuner/tuner.py Tuner.__init__",
                   allowed_key=lambda name: [name])
     lines += drift("", {"max_consecutive_failed_trials": cfg["max_consecutive_failed_trials"]},
                    signature_defaults(Search.__init__), "conf/config.yaml", "archsearch/search.py Search.__init__")
     lines += drift("", {"summary_trials": cfg["summary_trials"]}, {"summary_trials": signature_defaults(
-        Tuner.results_summary)["num_trials"]}, "conf/config.yaml", "archsearch/tuners.py Tuner.results_summary")
+        Tuner.results_summary)["num_trials"]}, "conf/config.yaml", "archsearch/keras_tuner/tuner.py Tuner.results_summary")
     lines += drift("export", {"format": cfg["export"]["format"]},
                    {"format": signature_defaults(export_best)["export_format"]},
                    "conf/config.yaml", "archsearch/export.py export_best")
@@ -200,6 +200,81 @@ def test_the_logger_yamls_state_the_loggers_defaults(tmp_path):
     assert mlflow.experiment_name == loggers["mlflow"]["experiment_name"]
     assert loggers["mlflow"]["tracking_uri"] is None  # null: the logger's own default, a store in the run folder
     assert mlflow.tracking_uri == (tmp_path / "mlruns").resolve().as_uri()
+
+
+def dataclass_defaults(cls: type) -> dict[str, Any]:
+    """The defaults a settings dataclass states (fields without one are left out)."""
+    import dataclasses
+
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def test_the_top_level_and_driver_yaml_states_the_search_settings_defaults():
+    from archsearch.engine.settings import SearchSettings
+
+    cfg = composed()
+    yaml = {k: cfg[k] for k in ("max_consecutive_failed_trials", "summary_trials", "overwrite", "progress",
+                                "verbose_backend")}
+    yaml["keep_top_models"] = cfg["trainer"]["keep_top_models"]
+    python = dataclass_defaults(SearchSettings)
+    lines = drift("", yaml, python, "conf/config.yaml, conf/trainer/default.yaml",
+                  "archsearch/engine/settings.py SearchSettings", allowed_key=lambda name: [name])
+    assert not lines, "\n".join(lines)
+    assert set(yaml) == set(python)  # every field of the class is compared
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "conf" / "executor").glob("*.yaml")))
+def test_an_executor_yaml_states_the_executor_settings_defaults(name):
+    from archsearch.engine.settings import ExecutorSettings
+
+    yaml = composed(f"executor={name}")["executor"]
+    lines = drift(f"executor.{name}", {k: v for k, v in yaml.items() if k != "name"},
+                  dataclass_defaults(ExecutorSettings), f"conf/executor/{name}.yaml",
+                  "archsearch/engine/settings.py ExecutorSettings")
+    assert not lines, "\n".join(lines)
+    assert ExecutorSettings.from_config(yaml).name == name
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "conf" / "data").glob("*.yaml")))
+def test_a_data_yaml_states_the_data_settings_defaults(name):
+    from archsearch.engine.settings import DataSettings
+
+    yaml = composed(f"data={name}")["data"]
+    python = {k: v for k, v in dataclass_defaults(DataSettings).items() if k in ("seed", "augment")}
+    lines = drift(f"data.{name}", yaml, python, f"conf/data/{name}.yaml", "archsearch/engine/settings.py DataSettings")
+    assert not lines, "\n".join(lines)
+    assert "seed" in yaml  # every loader's YAML states the seed, compared here
+
+
+def test_the_export_report_logger_and_tuner_yaml_state_the_settings_defaults(monkeypatch):
+    from archsearch.engine.settings import ExportSettings, LoggerSettings, ReportSettings, TunerSettings
+
+    monkeypatch.delenv("ARCHSEARCH_REPORT", raising=False)  # the suite turns reports off; a user's default is on
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+        cfg = OmegaConf.to_container(compose(config_name="config"), resolve=True)
+    assert ExportSettings.from_config(cfg["export"]) == ExportSettings()
+    assert ReportSettings.from_config(cfg["report"]) == ReportSettings()
+    assert LoggerSettings.from_config(cfg.get("logger")) == LoggerSettings()  # logger: null, no tracker
+    assert cfg["tuner"]["parallel_trials"] == TunerSettings.parallel_trials
+
+
+def test_the_retrain_yaml_states_the_retrain_options_defaults():
+    from archsearch.engine.settings import RetrainOptions
+
+    yaml = composed()["retrain"]
+    python = dataclass_defaults(RetrainOptions)
+    lines = drift("retrain", yaml, python, "conf/config.yaml", "archsearch/engine/settings.py RetrainOptions")
+    assert not lines, "\n".join(lines)
+    assert set(yaml) == set(python)
 
 
 def test_every_allowed_difference_is_still_a_difference():

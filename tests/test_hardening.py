@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import archsearch
-from archsearch.cli.config import boolean
+from archsearch.core.checks import boolean
 from archsearch.errors import ConfigError, DiskFullError, RunFolderBusy
 from archsearch.core.lock import RunFolderLock
 from archsearch.core.store import TrialStore

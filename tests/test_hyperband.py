@@ -442,11 +442,13 @@ def test_the_command_line_keeps_archsearch_s_plan_and_chooses_keras_tuner_s_by_n
     from hydra import compose, initialize_config_dir
 
     from archsearch.cli import config as C
+    from archsearch.engine.assembly import create_search_oracle
+    from archsearch.engine.settings import TunerSettings
+
     def oracle_of(*overrides):
         with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
             cfg = compose(config_name="config", overrides=["tuner=hyperband", "tuner.max_epochs=4", *overrides])
-        name, options = C.oracle_options(C.to_dict(cfg.tuner))
-        return create_oracle(name, space(), "score", **C.check_tuner_option_types(name, options))
+        return create_search_oracle(TunerSettings.from_config(C.to_dict(cfg.tuner)), space(), "score")
 
     ours, keras_tuner_s = oracle_of(), oracle_of("tuner.schedule=keras_tuner")
     assert (ours.total_trials, ours.total_epochs) == (6, 14)

@@ -12,6 +12,7 @@ import pytest
 
 import archsearch as kt
 import archsearch.core.trial  # noqa: F401  (kt.core.trial below)
+import archsearch.keras_tuner.tuner  # noqa: F401  (kt.keras_tuner.tuner below)
 from conftest import REPO
 
 # keras_tuner.engine.<module>.<name> in KerasTuner 1.4.8 (its generated keras_tuner/engine/*/__init__.py),
@@ -35,7 +36,7 @@ ENGINE_PATHS = {
     "trial.Trial": "Trial",
     "trial.TrialStatus": "core.trial.TrialStatus",
     "tuner.Tuner": "Tuner",
-    "tuner.maybe_distribute": "tuners.maybe_distribute",
+    "tuner.maybe_distribute": "keras_tuner.tuner.maybe_distribute",
 }
 TUNERS = ["Tuner", "RandomSearch", "GridSearch", "Hyperband", "BayesianOptimization", "SklearnTuner"]
 APPLICATIONS = ["HyperImageAugment", "HyperEfficientNet", "HyperResNet", "HyperXception"]

@@ -27,7 +27,7 @@ ENGINE_MODULES = [
     "archsearch.space.categorical", "archsearch.space.declarative", "archsearch.space.hyperparameters",
     "archsearch.oracles", "archsearch.oracles.driving",
     # the driver and where trials run
-    "archsearch.engine.search", "archsearch.executors", "archsearch.executors.base", "archsearch.executors.inline",
+    "archsearch.engine.search", "archsearch.engine.settings", "archsearch.engine.assembly", "archsearch.executors", "archsearch.executors.base", "archsearch.executors.inline",
     "archsearch.executors.process", "archsearch.executors.worker", "archsearch.executors.ray",
     "archsearch.executors.ray_actor", "archsearch.executors.ray_options",
 ]

@@ -535,7 +535,7 @@ def test_retry_failed_is_read_strictly_and_needs_a_search_to_resume(tmp_path):
         retry_kinds("maybe")
     cfg = OmegaConf.create({"resume": None, "retry_failed": True})
     with pytest.raises(ConfigError, match=r"retry_failed: is set, but .* holds no search .*resume=<run folder"):
-        continue_stored_search(cfg, tmp_path, echo=lambda line: None)
+        continue_stored_search(cfg, tmp_path)
 
 
 # --------------------------------------------------------------------------- bad input, caught before training

@@ -220,15 +220,14 @@ def test_the_plots_render_in_headless_chromium(tmp_path):
 
 def test_the_end_of_a_search_never_fails_because_of_the_report(tmp_path, monkeypatch, caplog):
     folder = random_store(tmp_path / "run", n=6)
-    assert report.write_report_safely(folder, echo=lambda line: None, mode="off") is None
+    assert report.write_report_safely(folder, mode="off") is None
     assert not (folder / "report.html").exists()
-    lines = []
-    assert report.write_report_safely(folder, echo=lines.append, mode="html") == folder / "report.html"
-    assert lines == [f"Report: {folder / 'report.html'}"] and not (folder / "plots").exists()
+    assert report.write_report_safely(folder, mode="html") == folder / "report.html"
+    assert not (folder / "plots").exists()
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "trials.db").write_bytes(b"not a database" * 100)
-    assert report.write_report_safely(broken, echo=lines.append) is None
+    assert report.write_report_safely(broken) is None
     assert "could not write report.html" in caplog.text
     assert report.main([str(broken)]) == 2  # the command: one line, no traceback
 
@@ -236,17 +235,17 @@ def test_the_end_of_a_search_never_fails_because_of_the_report(tmp_path, monkeyp
 @pytest.mark.parametrize("value, mode", [(True, "full"), ("true", "full"), ("html", "html"), ("HTML", "html"),
                                          (False, "off"), ("false", "off"), ("no", "off")])
 def test_the_report_setting_is_read_strictly(value, mode):
-    from archsearch.cli.config import report_mode
+    from archsearch.engine.settings import ReportSettings
 
-    assert report_mode(value) == mode
+    assert ReportSettings.from_config(value).mode == mode
 
 
 def test_a_bad_report_setting_names_the_choices():
-    from archsearch.cli.config import report_mode
+    from archsearch.engine.settings import ReportSettings
     from archsearch.errors import ConfigError
 
     with pytest.raises(ConfigError, match="report.*html"):
-        report_mode("pdf")
+        ReportSettings.from_config("pdf")
 
 
 def test_a_store_that_cannot_be_opened_in_place_is_read_from_a_private_copy(tmp_path, monkeypatch):

@@ -216,7 +216,7 @@ def test_significance_with_one_seed_or_no_spread():
 @pytest.mark.parametrize("alpha", [0, 1, 1.5, -0.1, "abc", None])
 def test_retrain_alpha_is_checked(alpha):
     from archsearch.errors import ConfigError
-    from archsearch.training.retrain import check_alpha
+    from archsearch.engine.settings import check_alpha
 
     with pytest.raises(ConfigError, match="retrain.alpha: .* (is not a significance level|is not allowed)"):
         check_alpha(alpha, "retrain.alpha")

@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from archsearch.cli import config as C
-from archsearch.errors import ConfigError, DiskFullError
+from archsearch.errors import DiskFullError
 from archsearch.loggers.base import Loggers
 from archsearch.core.lock import RunFolderLock
 from archsearch.cli.resume import continue_stored_search, plain_config
@@ -66,106 +66,47 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     before Keras is imported: TensorFlow's import is most of a start-up, and a typo should not wait for it.
     """
     from archsearch.datasets import load_data
-    from archsearch.loggers import create_loggers
-    from archsearch.oracles import available_oracles, create_oracle
-    from archsearch.training.optimizers import check_optimizer_names
+    from archsearch.engine.assembly import create_search_oracle
     from archsearch.export.serving import check_export_format
+    from archsearch.loggers import create_loggers
 
     folder = C.run_folder(cfg)
     C.normalise_booleans(cfg)
     overwrite = bool(cfg.get("overwrite", False)) and not cfg.get("resume")
     if not overwrite:
-        cfg = continue_stored_search(cfg, folder, echo)
-    C.check_run_settings(cfg)
-    check_export_format(C.to_dict(cfg.get("export")).get("format"))  # a missing converter, before any training
-    model_cfg = C.to_dict(cfg.model)
-    tuner_cfg = C.to_dict(cfg.tuner)
-    trainer_cfg = C.to_dict(cfg.trainer)
-    data_cfg = C.to_dict(cfg.data)
+        cfg, notes = continue_stored_search(cfg, folder)
+        for note in notes:
+            echo(note)
+    config = plain_config(cfg)
+    settings = C.read_settings(config)  # every section checked and typed, in one pass
+    check_export_format(settings.export.format)  # a missing converter, before any training
+    builder_path, space = C.model_settings(settings.model)
+    note = C.budget_note(settings)
+    if note:
+        echo(note)
+    splits = load_data(settings.data.section)  # keras.datasets import Keras; every other loader needs no backend
+    hypermodel, space = C.model_for_data(builder_path, space, settings.model, splits)
 
-    tuner_name, options = C.oracle_options(tuner_cfg)
-    if tuner_name not in available_oracles():
-        raise ConfigError("tuner.name", f"unknown tuner {tuner_name!r}", f"choose one of: {', '.join(available_oracles())}")
-    options = C.check_tuner_option_types(tuner_name, options)
-    objective = C.resolve_objective(cfg)
-    builder_path = model_cfg.get("builder")
-    if builder_path in (None, "???"):
-        raise ConfigError("model.builder", "is not set", "e.g. model=custom model.builder=my_module:build")
-    C.check_builder_module(str(builder_path))  # found without importing it (a user's module may import Keras)
-    space = C.search_space(model_cfg)
-    executor_name, slots, executor_options = C.executor_settings(cfg)
-    C.check_budget_settings(tuner_name, tuner_cfg, trainer_cfg, echo)
-    check_optimizer_names([trainer_cfg.get("optimizer", "adam")], "trainer.optimizer")
-    searched = space.space.get("optimizer")
-    if searched is not None:
-        check_optimizer_names(getattr(searched, "values", [searched.default]), "model.space.optimizer")
-    splits = load_data(data_cfg)  # keras.datasets import Keras; every other loader needs no backend
-    builder = C.import_builder(str(builder_path))
-    params = dict(model_cfg.get("params") or {})
-    validate = getattr(__import__(builder.__module__, fromlist=["_"]), "validate_config", None)
-    if validate is not None:
-        validate(space, splits.input_shape, splits.num_classes, params)
-    if C.is_family_builder(builder):
-        hypermodel: Any = C.FamilyHyperModel(builder, splits.input_shape, splits.num_classes, params)
-    else:
-        hypermodel = builder  # a KerasTuner-style build(hp)
-        if not space.space:
-            space = None  # define-by-run: the tuner learns the space by running the builder
+    from archsearch.keras_tuner.tuner import Tuner, discover_space  # the backend, from here on
 
-    from archsearch.training.settings import CompileSettings, TrainerSettings  # the backend, from here on
-    from archsearch.keras_tuner.tuners import Tuner, discover_space
-
-    early = trainer_cfg.get("early_stopping") or {}
-    default = TrainerSettings()  # a key left out of the config (~trainer.epochs) falls back to the Python default
-    trainer = TrainerSettings(
-        epochs=int(trainer_cfg.get("epochs", default.epochs)),
-        batch_size=trainer_cfg.get("batch_size", default.batch_size),
-        verbose=int(trainer_cfg.get("verbose", default.verbose)),
-        early_stopping=bool(early.get("enabled", default.early_stopping)),
-        patience=int(early.get("patience", default.patience)),
-        min_delta=float(early.get("min_delta", default.min_delta)),
-        executions_per_trial=int(trainer_cfg.get("executions_per_trial", default.executions_per_trial)),
-        seed=None if trainer_cfg.get("seed") is None else int(trainer_cfg["seed"]),
-    )
-    compile_settings = CompileSettings(
-        loss=model_cfg.get("loss"),
-        metrics=list(model_cfg.get("metrics") or []),
-        optimizer=trainer_cfg.get("optimizer", CompileSettings.optimizer),
-        learning_rate=trainer_cfg.get("learning_rate"),
-        loss_options=dict(model_cfg.get("loss_options") or {}),
-    )
+    trainer, compile_settings = C.trainer_settings(settings)
     if space is None:
         space = discover_space(hypermodel)
-    oracle = create_oracle(tuner_name, space, objective, **options)
-    loggers = create_loggers(cfg.get("logger"), folder, plain_config(cfg))  # a missing package: said before training
+    oracle = create_search_oracle(settings.tuner, space, settings.objective)
+    loggers = create_loggers(settings.loggers.trackers or None, folder, config)  # a missing package: said now
     tuner = Tuner(
-        hypermodel,
-        objective=objective,
-        hyperparameters=space,
-        oracle=oracle,
-        directory=folder,
-        project_name="",
-        overwrite=overwrite,
-        trainer=trainer,
-        compile_settings=compile_settings,
-        max_consecutive_failed_trials=int(cfg.get("max_consecutive_failed_trials", 3)),
-        keep_top_models=trainer_cfg.get("keep_top_models", 5),
-        echo=echo,
-        config=plain_config(cfg),
-        executor=executor_name,
-        parallel_trials=slots,
-        executor_options=executor_options,
+        hypermodel, objective=settings.objective, hyperparameters=space, oracle=oracle, directory=folder,
+        project_name="", overwrite=overwrite, trainer=trainer, compile_settings=compile_settings,
+        max_consecutive_failed_trials=settings.search.max_consecutive_failed_trials,
+        keep_top_models=settings.search.keep_top_models, echo=echo, config=config,
+        executor=settings.executor.name, parallel_trials=settings.tuner.slots,
+        executor_options={**settings.executor.options, "max_retries": settings.executor.max_retries},
         listeners=[loggers] if loggers is not None else [],
     )
-    tuner.store.set_meta("config", plain_config(cfg))  # a resumed search: its safe changes, from now on
-    augment = None
-    if data_cfg.get("augment"):
-        from archsearch.datasets import folder as folder_data
-
-        augment = folder_data.augment_batch
+    tuner.store.set_meta("config", config)  # a resumed search: its safe changes, from now on
     # The search never sees the test split: its data holds training and validation only.
-    data = ArraysFitData(splits.without_test(), seed=int(data_cfg.get("seed", 0) or 0), augment=augment)
-    return tuner, data, splits, model_cfg
+    data = ArraysFitData(splits.without_test(), seed=settings.data.seed, augment=C.augmentation(settings.data))
+    return tuner, data, splits, settings.model
 
 
 def run(cfg: DictConfig, echo: Callable[[str], None] = print) -> Path | None:
@@ -234,20 +175,22 @@ def _summarise_and_export(cfg: DictConfig, tuner, splits, model_cfg: dict[str, A
     from archsearch.export.best import export_best
     from archsearch.export.serving import check_export_format
 
-    tuner.results_summary(int(cfg.get("summary_trials", 10)))
+    tuner.results_summary(C.SearchSettings.from_config(cfg).summary_trials)
     pictures = None
     if splits.task == "segmentation":
         from archsearch.report.pictures import save_predictions
 
         pictures = lambda model, folder: save_predictions(model, splits, folder / "predictions.png")  # noqa: E731
     best = export_best(tuner, tuner.project_dir, model_config=model_cfg, extra_pictures=pictures,
-                       export_format=check_export_format(C.to_dict(cfg.get("export")).get("format")))
+                       export_format=check_export_format(C.ExportSettings.from_config(cfg.get("export")).format))
     if best is not None:
         echo(f"Best model exported to {best}")
     from archsearch.report.html import write_report_safely
 
     # report.html and plots/, from trials.db; after best/, whose predictions picture it shows.
-    write_report_safely(tuner.project_dir, echo, C.report_mode(cfg.get("report", True)))
+    page = write_report_safely(tuner.project_dir, C.ReportSettings.from_config(cfg.get("report", True)).mode)
+    if page is not None:
+        echo(f"Report: {page}")
     return best
 
 

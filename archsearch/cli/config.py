@@ -3,6 +3,11 @@
 Everything a user can get wrong (names, paths, search spaces, budgets, the
 objective) is checked here, before the first trial trains, and reported as an
 :class:`~archsearch.errors.ArchsearchError` naming the field and the fix.
+
+:func:`read_settings` is the one pass over a config (the composed one, a resumed search's merged
+one, or the one ``mode=retrain`` reads from its run): it turns every section into its typed settings
+(archsearch/engine/settings.py; the trainer's fields for TrainerSettings), checking each field before
+anything is built.  OmegaConf ends here: the engine reads plain data only.
 """
 
 from __future__ import annotations
@@ -19,14 +24,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from archsearch.core.checks import real_number, whole_number
+from archsearch.core.checks import boolean, real_number, whole_number
+from archsearch.engine.settings import (DataSettings, ExecutorSettings, ExportSettings, LoggerSettings, ReportSettings,
+                                        RetrainOptions, SearchSettings, TunerSettings)
 from archsearch.errors import ConfigError, SearchSpaceError, describe_exception
 from archsearch.space.hyperparameters import HyperParameters
 from archsearch.core.objective import Objective
 
 log = logging.getLogger("archsearch")
-
-BUDGETED_TUNERS = ("hyperband", "bohb", "asha")
 
 
 def to_dict(section: Any) -> dict[str, Any]:
@@ -177,40 +182,8 @@ def check_overrides(cfg: DictConfig, overrides: Sequence[str] | None = None) -> 
             )
 
 
-PARALLEL_KEYS = ("parallel_trials", "max_parallel_trials")  # where trials run, not how the tuner chooses
-
-
-def oracle_options(tuner_cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    options = {k: v for k, v in tuner_cfg.items() if k not in PARALLEL_KEYS}
-    name = options.pop("name", None)
-    if not name:
-        raise ConfigError("tuner.name", "is missing", "choose a tuner, e.g. tuner=random")
-    return str(name), {k: v for k, v in options.items() if v is not None or k in ("max_trials",)}
-
-
-TRUE_WORDS = ("true", "yes", "1", "on")
-FALSE_WORDS = ("false", "no", "0", "off")
 # Every boolean key of the config (tuner options annotated ``bool`` are checked with the tuner).
 BOOLEAN_KEYS = ("overwrite", "progress", "verbose_backend", "trainer.early_stopping.enabled", "data.augment", "data.include_background")
-
-
-def boolean(value: Any, field: str) -> bool:
-    """``value`` as a bool, read strictly: true/false, yes/no, on/off, 1/0 (any case); anything else is refused.
-
-    ``bool("no")`` is True: a non-empty string must never silently mean yes (``overwrite=no`` once
-    deleted a finished search).
-    """
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in TRUE_WORDS:
-            return True
-        if word in FALSE_WORDS:
-            return False
-    raise ConfigError(field, f"{value!r} is not a boolean", "use true or false (also yes/no, on/off, 1/0)")
 
 
 def normalise_booleans(cfg: DictConfig) -> None:
@@ -221,82 +194,107 @@ def normalise_booleans(cfg: DictConfig) -> None:
             OmegaConf.update(cfg, key, boolean(value, key), merge=False)
 
 
-def report_mode(value: Any) -> str:
-    """The config's ``report``: true (``report.html`` and its PNGs), ``html`` (no PNGs) or false."""
-    if isinstance(value, str) and value.strip().lower() == "html":
-        return "html"
-    try:
-        return "full" if boolean(value, "report") else "off"
-    except ConfigError:
-        raise ConfigError("report", f"{value!r} is not allowed",
-                          "use true (report.html and plots/*.png), html (the page only) or false") from None
+@dataclass
+class Settings:
+    """Every section of a search's config, validated once by :func:`read_settings`.
+
+    ``trainer`` and ``compile`` hold the trial runner's fields that the config gives, already
+    checked and typed (a key left out falls back to TrainerSettings'/CompileSettings' own default):
+    the Keras runner's classes are built from them by :func:`trainer_settings` once the data has
+    loaded, so a mistake anywhere is reported before TensorFlow's import.
+    """
+
+    search: SearchSettings
+    tuner: TunerSettings
+    executor: ExecutorSettings
+    data: DataSettings
+    export: ExportSettings
+    report: ReportSettings
+    loggers: LoggerSettings
+    retrain: RetrainOptions
+    objective: Objective
+    model: dict[str, Any]
+    trainer: dict[str, Any]
+    compile: dict[str, Any]
 
 
-def check_run_settings(cfg: Mapping[str, Any]) -> None:
-    """Numbers in trainer.* and the top level: checked up front, so a typo never reaches trial 1."""
-    trainer = cfg.get("trainer") or {}
-    whole_number(trainer.get("epochs", 5), "trainer.epochs", 1)
-    whole_number(trainer.get("batch_size", 32), "trainer.batch_size", 1, allow_none=True)
-    real_number(trainer.get("learning_rate"), "trainer.learning_rate", 0.0, allow_none=True, strict=True)
-    whole_number(trainer.get("executions_per_trial", 1), "trainer.executions_per_trial", 1)
-    whole_number(trainer.get("seed"), "trainer.seed", 0, allow_none=True)
-    whole_number(trainer.get("keep_top_models", 5), "trainer.keep_top_models", 1, allow_none=True)
-    verbose = whole_number(trainer.get("verbose", 0), "trainer.verbose", 0)
-    if verbose > 2:
-        raise ConfigError("trainer.verbose", f"{verbose} is not allowed", "use 0 (silent), 1 or 2")
-    early = trainer.get("early_stopping") or {}
+def read_settings(cfg: Mapping[str, Any]) -> Settings:
+    """The whole config (plain data: :func:`to_dict` of the composed one, or a stored one) as typed
+    settings: every field is checked, in one pass, before anything is built or loaded; the first
+    mistake is a ConfigError naming the field, the value and the fix."""
+    trainer, compile_fields = _trainer_fields(_mapping(cfg.get("trainer"), "trainer"), _mapping(cfg.get("model"),
+                                                                                                  "model"))
+    search = SearchSettings.from_config(cfg)
+    report = ReportSettings.from_config(cfg.get("report", True))
+    export = ExportSettings.from_config(cfg.get("export"))
+    tuner = TunerSettings.from_config(cfg.get("tuner"))
+    objective = resolve_objective(cfg)
+    executor = ExecutorSettings.from_config(cfg.get("executor"))
+    return Settings(search=search, tuner=tuner, executor=executor, data=DataSettings.from_config(cfg.get("data")),
+                    export=export, report=report, loggers=LoggerSettings.from_config(cfg.get("logger")),
+                    retrain=RetrainOptions.from_config(cfg.get("retrain")), objective=objective,
+                    model=_mapping(cfg.get("model"), "model"), trainer=trainer, compile=compile_fields)
+
+
+def _mapping(value: Any, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(name, f"{value!r} is not a mapping of settings", f"e.g. {name}.<key>=<value>")
+    return dict(value)
+
+
+def _trainer_fields(trainer: Mapping[str, Any], model: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``trainer.*`` checked, as (TrainerSettings fields, CompileSettings fields): only what the config gives,
+    so every default stays the settings class's own (``trainer.keep_top_models`` is the driver's:
+    SearchSettings)."""
+    from archsearch.training.optimizers import check_optimizer_names
+
+    fields: dict[str, Any] = {}
+    for key, minimum, allow_none in (("epochs", 1, False), ("batch_size", 1, True),
+                                     ("executions_per_trial", 1, False), ("seed", 0, True), ("verbose", 0, False)):
+        if key in trainer:
+            fields[key] = whole_number(trainer[key], f"trainer.{key}", minimum, allow_none=allow_none)
+    if fields.get("verbose", 0) > 2:
+        raise ConfigError("trainer.verbose", f"{fields['verbose']} is not allowed", "use 0 (silent), 1 or 2")
+    early = trainer.get("early_stopping")
+    early = {} if early is None else early
     if not isinstance(early, Mapping):
         raise ConfigError("trainer.early_stopping", f"{early!r} is not a mapping",
                           "e.g. trainer.early_stopping.enabled=true trainer.early_stopping.patience=3")
-    whole_number(early.get("patience", 3), "trainer.early_stopping.patience", 0)
-    real_number(early.get("min_delta", 0.0), "trainer.early_stopping.min_delta", 0.0)
-    whole_number(cfg.get("max_consecutive_failed_trials", 3), "max_consecutive_failed_trials", 1)
-    whole_number(cfg.get("summary_trials", 10), "summary_trials", 0)
-    report_mode(cfg.get("report", True))
+    if "enabled" in early:
+        fields["early_stopping"] = boolean(early["enabled"], "trainer.early_stopping.enabled")
+    if "patience" in early:
+        fields["patience"] = whole_number(early["patience"], "trainer.early_stopping.patience", 0)
+    if "min_delta" in early:
+        fields["min_delta"] = real_number(early["min_delta"], "trainer.early_stopping.min_delta", 0.0)
+    learning_rate = real_number(trainer.get("learning_rate"), "trainer.learning_rate", 0.0, allow_none=True,
+                                strict=True)
+    compile_fields: dict[str, Any] = {
+        "loss": model.get("loss"), "metrics": list(model.get("metrics") or []),
+        # A config without trainer.learning_rate leaves it to the optimizer's own default.
+        "learning_rate": learning_rate, "loss_options": dict(model.get("loss_options") or {}),
+    }
+    if "optimizer" in trainer:
+        check_optimizer_names([trainer["optimizer"]], "trainer.optimizer")
+        compile_fields["optimizer"] = trainer["optimizer"]
+    return fields, compile_fields
 
 
-def check_tuner_option_types(tuner_name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Options annotated ``int``/``float`` in the oracle's signature must be numbers (``max_trials=abc``),
-    and those annotated ``bool`` strict booleans; returns the options with booleans read.
+def trainer_settings(settings: Settings) -> tuple[Any, Any]:
+    """The Keras runner's (TrainerSettings, CompileSettings) from the checked ``trainer.*`` and ``model.*``."""
+    from archsearch.training.settings import CompileSettings, TrainerSettings
 
-    Only the type is checked here; each oracle checks its own ranges (``factor >= 2``, ...).
-    """
-    import inspect
-
-    from archsearch.oracles.base import oracle_class
-
-    annotations: dict[str, str] = {}
-    for klass in reversed(oracle_class(tuner_name).__mro__):
-        init = vars(klass).get("__init__")
-        if init is not None:
-            for p in inspect.signature(init).parameters.values():
-                annotations[p.name] = str(p.annotation)
-    checked = dict(options)
-    for name, value in options.items():
-        kind = annotations.get(name, "")
-        allow_none = "None" in kind
-        if kind.startswith("bool"):
-            if value is not None or not allow_none:
-                checked[name] = boolean(value, f"tuner.{name}")
-        elif kind.startswith("int"):
-            whole_number(value, f"tuner.{name}", 0 if name == "seed" else None, allow_none=allow_none)
-        elif kind.startswith("float"):
-            real_number(value, f"tuner.{name}", allow_none=allow_none)
-    if "schedule" in options and "schedule" in annotations:  # Hyperband's plan: checked before the data loads
-        from archsearch.oracles.successive_halving import check_schedule
-
-        check_schedule(options["schedule"])
-    return checked
+    return TrainerSettings(**settings.trainer), CompileSettings(**settings.compile)
 
 
-def check_budget_settings(tuner_name: str, tuner_cfg: Mapping[str, Any], trainer_cfg: Mapping[str, Any],
-                          echo: Callable[[str], None]) -> None:
-    """Budget-driven tuners set each trial's epochs; say once that trainer.epochs is not used."""
-    if tuner_name in BUDGETED_TUNERS and "max_epochs" in tuner_cfg:
-        echo(
-            f"Note: tuner={tuner_name} trains each trial to a budget of at most tuner.max_epochs="
-            f"{tuner_cfg['max_epochs']} epochs; trainer.epochs={trainer_cfg.get('epochs')} is not used."
-        )
+def budget_note(settings: Settings) -> str | None:
+    """Budget-driven tuners set each trial's epochs: the line saying that trainer.epochs is not used."""
+    if not settings.tuner.sets_budgets:
+        return None
+    return (f"Note: tuner={settings.tuner.name} trains each trial to a budget of at most tuner.max_epochs="
+            f"{settings.tuner.options['max_epochs']} epochs; trainer.epochs={settings.trainer.get('epochs')} "
+            "is not used.")
 
 
 def run_folder(cfg: DictConfig) -> Path:
@@ -313,10 +311,11 @@ def run_folder(cfg: DictConfig) -> Path:
         return Path("outputs") / "archsearch"
 
 
-def resolve_objective(cfg: DictConfig) -> Objective:
-    if cfg.get("objective") is None:  # the Python API's None is KerasTuner's default; a config names a metric
+def resolve_objective(cfg: Mapping[str, Any]) -> Objective:
+    objective = cfg.get("objective")
+    if objective is None:  # the Python API's None is KerasTuner's default; a config names a metric
         raise ConfigError("objective", "is not set", "name the metric to optimise, e.g. objective=val_accuracy")
-    return Objective.create(to_dict(cfg.objective) if isinstance(cfg.objective, DictConfig) else cfg.objective)
+    return Objective.create(to_dict(objective) if isinstance(objective, DictConfig) else objective)
 
 
 def check_resume_folder(folder: Path) -> None:
@@ -340,24 +339,38 @@ def check_resume_folder(folder: Path) -> None:
                           "resume the copy")
 
 
-def executor_settings(cfg: Mapping[str, Any]) -> tuple[str, int, dict[str, Any]]:
-    """(executor name, trials at a time, executor options) from ``executor.*`` and ``tuner.parallel_trials``."""
-    from archsearch.executors import EXECUTORS
-    from archsearch.executors.process import parallel_trials
+def model_settings(model: Mapping[str, Any]) -> tuple[str, HyperParameters]:
+    """``model.builder`` (found, not yet imported: a user's module may import Keras) and ``model.space``."""
+    from archsearch.training.optimizers import check_optimizer_names
 
-    tuner = to_dict(cfg.get("tuner"))
-    given = {k: tuner[k] for k in PARALLEL_KEYS if tuner.get(k) not in (None, "auto")}
-    if len(set(map(str, given.values()))) > 1:
-        raise ConfigError("tuner.max_parallel_trials", f"{given['max_parallel_trials']!r} differs from "
-                          f"tuner.parallel_trials={given['parallel_trials']!r}", "set only one of them")
-    key = next(iter(given), "parallel_trials")
-    slots = parallel_trials(given.get(key, "auto"), f"tuner.{key}")
-    executor = to_dict(cfg.get("executor")) or {"name": "inline"}
-    name = executor.pop("name", None)
-    if name not in EXECUTORS:
-        raise ConfigError("executor", f"unknown executor {name!r}", f"choose one of: {', '.join(EXECUTORS)}")
-    if "max_retries" in executor:
-        whole_number(executor["max_retries"], "executor.max_retries", 0)
-    if "max_trials_per_worker" in executor:
-        whole_number(executor["max_trials_per_worker"], "executor.max_trials_per_worker", 1)
-    return str(name), slots, executor
+    builder_path = model.get("builder")
+    if builder_path in (None, "???"):
+        raise ConfigError("model.builder", "is not set", "e.g. model=custom model.builder=my_module:build")
+    check_builder_module(str(builder_path))
+    space = search_space(model)
+    searched = space.space.get("optimizer")
+    if searched is not None:
+        check_optimizer_names(getattr(searched, "values", [searched.default]), "model.space.optimizer")
+    return str(builder_path), space
+
+
+def model_for_data(builder_path: str, space: HyperParameters, model: Mapping[str, Any],
+                   splits: Any) -> tuple[Any, HyperParameters | None]:
+    """The hypermodel for the loaded data, and its space (None: a define-by-run builder declares it)."""
+    builder = import_builder(builder_path)
+    params = dict(model.get("params") or {})
+    validate = getattr(importlib.import_module(builder.__module__), "validate_config", None)
+    if validate is not None:
+        validate(space, splits.input_shape, splits.num_classes, params)
+    if is_family_builder(builder):
+        return FamilyHyperModel(builder, splits.input_shape, splits.num_classes, params), space
+    return builder, (space if space.space else None)  # a KerasTuner-style build(hp)
+
+
+def augmentation(data: DataSettings) -> Callable | None:
+    """``data.augment``: the random flips, turns and brightness applied to training batches, or None."""
+    if not data.augment:
+        return None
+    from archsearch.datasets import folder as folder_data
+
+    return folder_data.augment_batch

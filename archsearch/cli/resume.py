@@ -8,13 +8,14 @@ name before anything trains, because mixing two searches in one store would make
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from archsearch.cli.config import to_dict
+from archsearch.engine.settings import ExportSettings, SearchSettings
 from archsearch.errors import ConfigError
 
 
@@ -23,8 +24,9 @@ def plain_config(cfg: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in to_dict(cfg).items() if k != "hydra"}
 
 
-def continue_stored_search(cfg: DictConfig, folder: Path, echo: Callable[[str], None]) -> DictConfig:
-    """Continuing a search: the config it runs with, safe changes applied (and said), the rest refused by name.
+def continue_stored_search(cfg: DictConfig, folder: Path) -> tuple[DictConfig, list[str]]:
+    """Continuing a search: the config it runs with, safe changes applied, the rest refused by name; and the
+    lines saying what changes (the caller's console says them).
 
     With ``resume=<folder>`` the stored config is the base and only the command line's overrides
     change it; a run into a folder that already holds a search must match it as a whole.
@@ -37,7 +39,7 @@ def continue_stored_search(cfg: DictConfig, folder: Path, echo: Callable[[str], 
         if kinds:
             raise ConfigError("retry_failed", f"is set, but {folder} holds no search whose failed trials could run "
                               "again", "use it with resume=<run folder of the search>")
-        return cfg
+        return cfg, []
     try:
         with TrialStore.open_read_only(path) as store:
             stored, count = store.get_meta("config"), store.count()
@@ -55,7 +57,7 @@ def continue_stored_search(cfg: DictConfig, folder: Path, echo: Callable[[str], 
             "start that search again with its original command and overwrite=true",
         )
     if stored is None or (count == 0 and not cfg.get("resume")):
-        return cfg
+        return cfg, []
     overrides = command_line_overrides() if cfg.get("resume") else None
     if overrides is not None:
         cfg = resume_config(cfg, stored, overrides)
@@ -68,11 +70,10 @@ def continue_stored_search(cfg: DictConfig, folder: Path, echo: Callable[[str], 
             f"continue it with resume={folder} (only {', '.join(RESUMABLE_CHANGES)} may change), "
             "start a new run folder, or pass overwrite=true to start afresh",
         )
-    for change in safe:
-        echo(f"Resume: {change} (takes effect now)")
+    notes = [f"Resume: {change} (takes effect now)" for change in safe]
     if kinds:
-        _reopen_failed(folder, kinds, echo)
-    return cfg
+        notes.append(_reopen_failed(folder, kinds))
+    return cfg, notes
 
 
 # Failure kinds ``retry_failed`` may run again: a new run can end otherwise (a worker that does not
@@ -85,7 +86,7 @@ def retry_kinds(value: Any) -> tuple[str, ...]:
     """The failure kinds ``retry_failed`` names: false, true (all of RETRYABLE_KINDS) or a list of them."""
     from omegaconf import ListConfig
 
-    from archsearch.cli.config import boolean
+    from archsearch.core.checks import boolean
 
     if value is None:
         return ()
@@ -100,8 +101,9 @@ def retry_kinds(value: Any) -> tuple[str, ...]:
     return RETRYABLE_KINDS if boolean(value, "retry_failed") else ()
 
 
-def _reopen_failed(folder: Path, kinds: tuple[str, ...], echo: Callable[[str], None]) -> None:
-    """Make the failed trials of ``kinds`` interrupted, so the search runs them first, from scratch."""
+def _reopen_failed(folder: Path, kinds: tuple[str, ...]) -> str:
+    """Make the failed trials of ``kinds`` interrupted, so the search runs them first, from scratch; the line
+    saying which."""
     from archsearch.core.checkpoints import TrialFiles
     from archsearch.core.store import STORE_FILE, TrialStore
 
@@ -116,9 +118,8 @@ def _reopen_failed(folder: Path, kinds: tuple[str, ...], echo: Callable[[str], N
     if reopened:
         ids = ", ".join(str(i) for i in reopened)
         runs = f"trials {ids} run" if len(reopened) > 1 else f"trial {ids} runs"
-        echo(f"Resume: retry_failed ({', '.join(kinds)}): {runs} again from the start.")
-    else:
-        echo(f"Resume: retry_failed: no trial failed as {' or '.join(kinds)}; nothing to run again.")
+        return f"Resume: retry_failed ({', '.join(kinds)}): {runs} again from the start."
+    return f"Resume: retry_failed: no trial failed as {' or '.join(kinds)}; nothing to run again."
 
 
 # Settings that may change when a search is resumed: they do not change what was already measured.
@@ -144,7 +145,8 @@ IGNORED_ON_RESUME = ("resume", "overwrite", "retry_failed")  # this command's, n
 # Settings of mode=retrain, which never change a search: whatever the stored config says of them.
 RETRAIN_SETTINGS = ("mode", "from_run", "hparams", "trial", "top_k", "baseline", "retrain")
 # Keys added after searches were stored: a stored config without one had its default.
-ADDED_KEYS = {"data.test_split": 0.0, "export.format": "keras", "progress": True, "verbose_backend": False,
+ADDED_KEYS = {"data.test_split": 0.0, "export.format": ExportSettings.format, "progress": SearchSettings.progress,
+              "verbose_backend": SearchSettings.verbose_backend,
               "report": True, "tuner.schedule": "archsearch"}
 GROUPS = ("model", "tuner", "data", "trainer", "executor")
 MAX_LISTED_CHANGES = 8

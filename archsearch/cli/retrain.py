@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from archsearch.cli import config as C
+from archsearch.engine.settings import RetrainOptions
 from archsearch.errors import ConfigError
 
 MODES = ("search", "retrain")
@@ -99,29 +100,67 @@ def run_retrain(cfg: DictConfig, echo: Callable[[str], None] = print) -> Path:
 
 
 def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list, echo) -> Path:
-    from archsearch.training import retrain as R
     from archsearch.datasets import load_data
-    from archsearch.core.objective import Objective
+    from archsearch.training import retrain as R
+    from archsearch.training.hypermodel import as_hypermodel
     from archsearch.training.runner import Runner
-    from archsearch.training.settings import CompileSettings, TrainerSettings
 
-    options = C.to_dict(cfg.get("retrain"))
-    repeats = _whole(options.get("repeats", R.RetrainSettings.repeats), "retrain.repeats", 1, allow_none=False)
-    epochs = _whole(options.get("epochs"), "retrain.epochs", 1)
-    use_validation = C.boolean(options.get("use_validation", R.RetrainSettings.use_validation),
-                               "retrain.use_validation")
-    alpha = R.check_alpha(options.get("alpha", R.ALPHA), "retrain.alpha")
-    trial_id = _whole(cfg.get("trial"), "trial", 0)
-    top_k = _whole(cfg.get("top_k"), "top_k", 1)
+    options = RetrainOptions.from_config(C.to_dict(cfg.get("retrain")))
+    epochs = options.epochs
     chosen = [k for k in ("hparams", "trial", "top_k") if cfg.get(k) not in (None, "")]
     if len(chosen) > 1:
         raise ConfigError(chosen[1], f"cannot be combined with {chosen[0]}=", "give one of hparams=, trial=, top_k=")
 
-    model_cfg = dict(stored.get("model") or {})
-    trainer_cfg = dict(stored.get("trainer") or {})
-    data_cfg = dict(stored.get("data") or {})
-    objective = Objective.create(stored.get("objective", "val_loss"))
-    default_epochs = int(trainer_cfg.get("epochs", TrainerSettings.epochs))  # a run stored without it
+    run_settings = C.read_settings({**stored, "objective": stored.get("objective", "val_loss")})  # the search's pass
+    model_cfg = run_settings.model
+    objective = run_settings.objective
+    trainer, compile_settings = C.trainer_settings(run_settings)
+    default_epochs = trainer.epochs  # the run's trainer.epochs (a run stored without it: TrainerSettings')
+    tuned = _tuned_candidates(cfg, run, trials, objective, epochs, default_epochs)
+    baseline, note = R.baseline_candidate(model_cfg.get("baseline"), cfg.get("baseline"), tuned[0].epochs,
+                                          tuned[0].trial_id)
+
+    splits = load_data(run_settings.data.section)
+    if not splits.has_test:
+        raise ConfigError("from_run", f"the run's data ({splits.name}) has no test split to score on",
+                          "give the data a test set (npz: x_test/y_test arrays; folder: a test/ folder) or hold one "
+                          "out with data.test_split=0.2, and run the search again: a test set carved out now "
+                          "would hold samples the search already trained on")
+    builder_path, space = C.model_settings(model_cfg)
+    hypermodel, learned = C.model_for_data(builder_path, space, model_cfg, splits)
+    if learned is None:
+        from archsearch.keras_tuner.tuner import discover_space
+
+        space = discover_space(hypermodel)
+    build_model = as_hypermodel(hypermodel).build
+    R.check_names(baseline, space, "baseline" if cfg.get("baseline") else "model.baseline")
+    if cfg.get("hparams"):
+        R.check_names(tuned[0], space, "hparams")
+    out_dir = run / R.RESULTS_DIR
+    runner = Runner(build_model, None, objective, out_dir, compile_settings=compile_settings)  # type: ignore[arg-type]
+    verbose = OmegaConf.select(cfg, "trainer.verbose", default=None)  # the command line's, else the run's
+    settings = R.RetrainSettings(
+        repeats=options.repeats, use_validation=options.use_validation, seed=trainer.seed,
+        data_seed=run_settings.data.seed, batch_size=trainer.batch_size,
+        early_stopping={"patience": trainer.patience, "min_delta": trainer.min_delta} if trainer.early_stopping else None,
+        verbose=C.whole_number(verbose, "trainer.verbose", 0) if verbose is not None else trainer.verbose,
+        alpha=options.alpha)
+    arrays = R.Arrays(splits.x_train, splits.y_train, splits.x_val, splits.y_val, splits.x_test, splits.y_test,
+                      C.augmentation(run_settings.data))
+    epochs_note = ("Epochs: " + "; ".join(f"{c.label}: {c.epochs} ({c.epochs_from})" for c in tuned)
+                   + f"; the baseline: {baseline.epochs} (those of {tuned[0].label})")
+    echo(f"archsearch retrain: {run} model={model_cfg.get('name')} data={splits.name} objective={objective.label}")
+    R.compare(runner.build, space, tuned, baseline, arrays, objective, settings, out_dir, echo, [note, epochs_note])
+    return out_dir
+
+
+def _tuned_candidates(cfg: DictConfig, run: Path, trials: list, objective: Any, epochs: int | None,
+                      default_epochs: int) -> list:
+    """What to retrain: ``trial=``, the values of ``hparams=``, or the ``top_k`` best trials (default: the best)."""
+    from archsearch.training import retrain as R
+
+    trial_id = _whole(cfg.get("trial"), "trial", 0)
+    top_k = _whole(cfg.get("top_k"), "top_k", 1)
     ranked = R.ranked_trials(trials, objective)
     if not ranked and not cfg.get("hparams"):
         raise ConfigError("from_run", f"{run} holds no completed trial", "retrain a run whose search completed trials")
@@ -130,63 +169,10 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
         if found is None or found not in ranked:
             listed = ", ".join(str(t.id) for t in ranked[:10]) or "none"
             raise ConfigError("trial", f"{trial_id} is not a completed trial of {run}", f"completed trials: {listed}")
-        tuned = [R.trial_candidate(found, epochs, default_epochs)]
-    elif cfg.get("hparams"):
+        return [R.trial_candidate(found, epochs, default_epochs)]
+    if cfg.get("hparams"):
         values, record = R.read_values(cfg.hparams, "hparams")
         source = "retrain.epochs" if epochs else f"{cfg.hparams}" if record.get("epochs") else "trainer.epochs"
-        tuned = [R.Candidate(f"values of {cfg.hparams}", values, int(epochs or record.get("epochs") or default_epochs),
-                             int(record.get("trial") or 0), record.get("score"), source)]
-    else:
-        tuned = [R.trial_candidate(t, epochs, default_epochs) for t in ranked[: top_k or 1]]
-    baseline, note = R.baseline_candidate(model_cfg.get("baseline"), cfg.get("baseline"), tuned[0].epochs,
-                                          tuned[0].trial_id)
-
-    splits = load_data(data_cfg)
-    if not splits.has_test:
-        raise ConfigError("from_run", f"the run's data ({splits.name}) has no test split to score on",
-                          "give the data a test set (npz: x_test/y_test arrays; folder: a test/ folder) or hold one "
-                          "out with data.test_split=0.2, and run the search again: a test set carved out now "
-                          "would hold samples the search already trained on")
-    builder = C.import_builder(str(model_cfg.get("builder")))
-    space = C.search_space(model_cfg)
-    if C.is_family_builder(builder):
-        hypermodel: Any = C.FamilyHyperModel(builder, splits.input_shape, splits.num_classes,
-                                             dict(model_cfg.get("params") or {}))
-        build_model = hypermodel.build
-    else:
-        from archsearch.keras_tuner.tuners import as_hypermodel, discover_space
-
-        build_model = as_hypermodel(builder).build
-        if not space.space:
-            space = discover_space(builder)
-    R.check_names(baseline, space, "baseline" if cfg.get("baseline") else "model.baseline")
-    if cfg.get("hparams"):
-        R.check_names(tuned[0], space, "hparams")
-    compile_settings = CompileSettings(loss=model_cfg.get("loss"), metrics=list(model_cfg.get("metrics") or []),
-                                       optimizer=trainer_cfg.get("optimizer", CompileSettings.optimizer),
-                                       learning_rate=trainer_cfg.get("learning_rate"),
-                                       loss_options=dict(model_cfg.get("loss_options") or {}))
-    out_dir = run / R.RESULTS_DIR
-    runner = Runner(build_model, None, objective, out_dir, compile_settings=compile_settings)  # type: ignore[arg-type]
-    early = trainer_cfg.get("early_stopping") or {}
-    verbose = OmegaConf.select(cfg, "trainer.verbose", default=None)  # the command line's, else the run's
-    settings = R.RetrainSettings(
-        repeats=int(repeats), use_validation=use_validation,
-        seed=None if trainer_cfg.get("seed") is None else int(trainer_cfg["seed"]),
-        data_seed=int(data_cfg.get("seed", 0) or 0),
-        batch_size=trainer_cfg.get("batch_size", TrainerSettings.batch_size),
-        early_stopping=early if C.boolean(early.get("enabled", False), "trainer.early_stopping.enabled") else None,
-        verbose=int(verbose if verbose is not None else trainer_cfg.get("verbose", TrainerSettings.verbose)),
-        alpha=alpha)
-    augment = None
-    if data_cfg.get("augment"):
-        from archsearch.datasets import folder as folder_data
-
-        augment = folder_data.augment_batch
-    arrays = R.Arrays(splits.x_train, splits.y_train, splits.x_val, splits.y_val, splits.x_test, splits.y_test,
-                      augment)
-    epochs_note = ("Epochs: " + "; ".join(f"{c.label}: {c.epochs} ({c.epochs_from})" for c in tuned)
-                   + f"; the baseline: {baseline.epochs} (those of {tuned[0].label})")
-    echo(f"archsearch retrain: {run} model={model_cfg.get('name')} data={splits.name} objective={objective.label}")
-    R.compare(runner.build, space, tuned, baseline, arrays, objective, settings, out_dir, echo, [note, epochs_note])
-    return out_dir
+        return [R.Candidate(f"values of {cfg.hparams}", values, int(epochs or record.get("epochs") or default_epochs),
+                            int(record.get("trial") or 0), record.get("score"), source)]
+    return [R.trial_candidate(t, epochs, default_epochs) for t in ranked[: top_k or 1]]

@@ -44,3 +44,26 @@ def real_number(value: Any, field: str, minimum: float | None = None, allow_none
         raise ConfigError(field, f"{value!r} is not allowed",
                           f"use a number{bound}" + (" or null" if allow_none else ""))
     return number
+
+
+TRUE_WORDS = ("true", "yes", "1", "on")
+FALSE_WORDS = ("false", "no", "0", "off")
+
+
+def boolean(value: Any, field: str) -> bool:
+    """``value`` as a bool, read strictly: true/false, yes/no, on/off, 1/0 (any case); anything else is refused.
+
+    ``bool("no")`` is True: a non-empty string must never silently mean yes (``overwrite=no`` once
+    deleted a finished search).
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise ConfigError(field, f"{value!r} is not a boolean", "use true or false (also yes/no, on/off, 1/0)")

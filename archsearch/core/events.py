@@ -10,15 +10,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from archsearch.core.objective import is_finite
 from archsearch.core.trial import COMPLETED, PRUNED, Trial, TrialOutcome, TrialSpec
 
-if TYPE_CHECKING:  # pragma: no cover
-    from archsearch.engine.search import Search
-
 log = logging.getLogger("archsearch")
+
+
+class Search(Protocol):
+    """What a listener sees of the running search (the driver, archsearch/engine/search.py's ``Search``).
+
+    Stated here so that core names no module above it, not even for type checking.
+    """
+
+    oracle: Any  # the algorithm: its trials, objective and space
+    store: Any  # trials.db
+    executor: Any  # where trials run: ``slots``, ``describe()``
+    epochs_spent: int
+
+    def repeatability_note(self) -> str | None: ...
 
 
 class SearchEvents:

@@ -290,7 +290,9 @@ class Trial:
         self.error = text
 
     def summary(self) -> None:
-        """Print the trial's id, values, score and error (KerasTuner's ``Trial.summary``)."""
+        """Print the trial's id, values, score and error (KerasTuner's ``Trial.summary``).
+
+        It prints on purpose: this is KerasTuner's console API, which tutorials call to show a trial."""
         print(self.summary_text())
 
     def summary_text(self) -> str:

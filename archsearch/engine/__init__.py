@@ -20,14 +20,14 @@ from types import ModuleType
 # KerasTuner 1.4.8's public engine modules (and ``objective``, public before 1.1) -> the archsearch module
 # holding their public names.
 ALIASES = {
-    "base_tuner": "archsearch.keras_tuner.tuners",  # BaseTuner
+    "base_tuner": "archsearch.keras_tuner.tuner",  # BaseTuner
     "hypermodel": "archsearch.training.hypermodel",  # HyperModel
     "hyperparameters": "archsearch.space.hyperparameters",  # HyperParameters, HyperParameter, Int, ..., (de)serialize
     "metrics_tracking": "archsearch.core.trial",  # infer_metric_direction, MetricsTracker, MetricObservation
     "objective": "archsearch.core.objective",  # Objective
     "oracle": "archsearch.oracles.base",  # Oracle, Objective, synchronized
     "trial": "archsearch.core.trial",  # Trial, TrialStatus
-    "tuner": "archsearch.keras_tuner.tuners",  # Tuner, maybe_distribute
+    "tuner": "archsearch.keras_tuner.tuner",  # Tuner, maybe_distribute
 }
 
 

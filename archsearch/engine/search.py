@@ -18,7 +18,7 @@ from typing import Any
 from archsearch.core.checkpoints import TrialFiles, checkpoint_epoch
 from archsearch.core.disk import ensure_space
 from archsearch.errors import ArchsearchError, DiskFullError
-from archsearch.core.events import ConsoleEvents, EventFanout, SearchEvents
+from archsearch.core.events import EventFanout, SearchEvents
 from archsearch.executors.base import Executor
 from archsearch.core.interrupts import raise_if_requested
 from archsearch.oracles.base import Oracle
@@ -26,9 +26,9 @@ from archsearch.oracles.hand_driven import ORACLE_STATE
 from archsearch.core.store import STORE_FILE, TrialStore
 from archsearch.core.trial import COMPLETED, FAILED, INTERRUPTED, RUNNING, Trial, TrialOutcome, TrialSpec
 
-log = logging.getLogger("archsearch")
+from archsearch.engine.settings import DEFAULT_MAX_RETRIES, SearchSettings
 
-DEFAULT_MAX_RETRIES = 2
+log = logging.getLogger("archsearch")
 
 
 class SearchAborted(ArchsearchError):
@@ -45,12 +45,13 @@ class Search:
         store: TrialStore,
         files: TrialFiles,
         *,
-        max_consecutive_failed_trials: int = 3,
-        keep_top_models: int | None = 5,
+        max_consecutive_failed_trials: int = SearchSettings.max_consecutive_failed_trials,
+        keep_top_models: int | None = SearchSettings.keep_top_models,
         max_retries: int = DEFAULT_MAX_RETRIES,
-        listeners: Sequence[SearchEvents] | None = None,
-        echo=print,
+        listeners: Sequence[SearchEvents] = (),
     ) -> None:
+        """``listeners`` hear every step (the console lines are one of them, ConsoleEvents): the driver
+        itself never writes to the terminal."""
         self.oracle = oracle
         self.executor = executor
         self.store = store
@@ -58,7 +59,7 @@ class Search:
         self.max_consecutive_failed_trials = max(1, int(max_consecutive_failed_trials))
         self.keep_top_models = keep_top_models
         self.max_retries = max(0, int(max_retries))
-        self.events = EventFanout([ConsoleEvents(echo)] if listeners is None else list(listeners))
+        self.events = EventFanout(list(listeners))
         self.epochs_spent = sum(max(0, r["epochs_done"] - r["initial_budget"]) for r in store.rows())
         self._consecutive_failures = 0
         self._specs: dict[int, TrialSpec] = {}  # submitted and not yet ended

@@ -26,6 +26,7 @@ import yaml
 
 from archsearch.core.atomic import atomic_path, remove_stale_temporaries, write_text
 from archsearch.core.disk import file_size
+from archsearch.engine.settings import ExportSettings
 
 log = logging.getLogger("archsearch")
 
@@ -35,7 +36,7 @@ def export_best(
     out_dir: str | Path | None = None,
     model_config: Mapping[str, Any] | None = None,
     extra_pictures: Callable[[Any, Path], None] | None = None,
-    export_format: str = "keras",
+    export_format: str = ExportSettings.format,
 ) -> Path | None:
     """Write ``best/``, ``trials.csv`` and ``epochs.csv``; returns ``best``, or None when no trial completed.
 

@@ -19,18 +19,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from archsearch.engine.settings import ExportSettings
 from archsearch.errors import ConfigError
 
-EXPORT_FORMATS = ("keras", "savedmodel", "onnx")
 SAVED_MODEL_DIR = "saved_model"
 ONNX_FILE = "model.onnx"
 
 
 def check_export_format(value: Any) -> str:
     """The ``export.format`` setting, refused by name when unknown or when its converter is missing."""
-    fmt = "keras" if value is None else str(value).lower()
-    if fmt not in EXPORT_FORMATS:
-        raise ConfigError("export.format", f"unknown format {value!r}", f"choose one of: {', '.join(EXPORT_FORMATS)}")
+    fmt = ExportSettings.from_config({"format": value}).format  # known formats and the default: the settings'
     if fmt in ("savedmodel", "onnx"):
         backend = _backend()
         if backend != "tensorflow":

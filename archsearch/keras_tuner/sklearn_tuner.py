@@ -19,7 +19,7 @@ from typing import Any
 from archsearch.errors import ConfigError, ConfigRuntimeError, MissingExtraError
 from archsearch.training.hypermodel import HyperModel
 from archsearch.core.trial import Trial
-from archsearch.keras_tuner.tuners import Tuner
+from archsearch.keras_tuner.tuner import Tuner
 
 MODEL_FILE = "estimator.pkl"
 

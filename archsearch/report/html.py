@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.core.atomic import write_text
+from archsearch.engine.settings import ReportSettings
 from archsearch.report.importance import METHOD, MIN_TRIALS, Importance, ped_anova
 from archsearch.report.data import RunRecord, finite, read_run
 from archsearch.core.store import STORE_FILE, StoreNotFoundError, UnreadableStoreError
@@ -288,11 +289,12 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 """
 
 
-def write_report_safely(folder: str | Path, echo=print, mode: str = "full") -> Path | None:
+def write_report_safely(folder: str | Path, mode: str = ReportSettings.mode) -> Path | None:
     """The end of a search: write the report, but never let a report problem cost the search's results.
 
-    ``mode`` is the config's ``report`` read by :func:`archsearch.cli.config.report_mode`: ``full``
-    (the page and its PNGs), ``html`` (no PNGs: about 3 s of matplotlib less) or ``off``.
+    ``mode`` is the config's ``report`` (:class:`archsearch.engine.settings.ReportSettings`): ``full``
+    (the page and its PNGs), ``html`` (no PNGs: about 3 s of matplotlib less) or ``off``.  Returns the
+    page's path (the caller's console says it), or None when none was written (a problem is logged).
     """
     if mode == "off":
         return None
@@ -301,7 +303,6 @@ def write_report_safely(folder: str | Path, echo=print, mode: str = "full") -> P
     except Exception as exc:  # noqa: BLE001 - the report is a convenience; the store and best/ are the record
         log.warning("could not write report.html: %s", exc)
         return None
-    echo(f"Report: {path}")
     return path
 
 

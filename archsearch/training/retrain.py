@@ -26,12 +26,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from archsearch.engine.settings import RetrainOptions, check_alpha
 from archsearch.errors import ConfigError
 
 RESULTS_DIR = "retrain"
 COMPARISON_FILE = "comparison.json"
 MODEL_FILE = "model.keras"
-ALPHA = 0.05  # the default significance level of the paired test over seeds
+ALPHA = RetrainOptions.alpha  # the default significance level of the paired test over seeds
 MAX_SEEDS_ADVISED = 50  # beyond this many seeds, a search budget is the advice, not more seeds
 
 
@@ -51,8 +52,8 @@ class Candidate:
 class RetrainSettings:
     """How each candidate is retrained (``retrain.*`` and the run's ``trainer.*``)."""
 
-    repeats: int = 3
-    use_validation: bool = True
+    repeats: int = RetrainOptions.repeats
+    use_validation: bool = RetrainOptions.use_validation
     seed: int | None = 0
     data_seed: int = 0
     batch_size: int | None = 32
@@ -223,17 +224,6 @@ def _noise_advice(gain: float, needed: int | None, repeats_name: str, budget_nam
     seeds = (f"about {needed} seeds ({repeats_name}={needed}) would tell whether {what} of this size is real"
              if needed else f"{what} this small would not stand out from noise even with {MAX_SEEDS_ADVISED} seeds")
     return f"{seeds}; {budget} may find " + ("a clearer winner" if gain > 0 else "a model that beats the baseline")
-
-
-def check_alpha(value: Any, field_name: str) -> float:
-    """A significance level strictly between 0 and 1 (0.05 is usual); anything else is refused by name."""
-    from archsearch.core.checks import real_number
-
-    alpha = real_number(value, field_name, 0.0, strict=True)
-    if alpha is None or alpha >= 1.0:
-        raise ConfigError(field_name, f"{value!r} is not a significance level", "use a number between 0 and 1, "
-                          "e.g. 0.05")
-    return alpha
 
 
 def seeds_needed(mean: float, spread: float, alpha: float, seen: int) -> int | None:
@@ -449,8 +439,8 @@ def baseline_candidate(declared: Mapping[str, Any] | None, baseline_file: Any, e
 
 
 def retrain(tuner, x, y, *, x_test, y_test, validation_data: tuple | None = None, baseline: Mapping | None = None,
-            top_k: int = 1, repeats: int = 3, epochs: int | None = None, use_validation: bool = True,
-            alpha: float = ALPHA, out_dir: str | Path | None = None,
+            top_k: int = 1, repeats: int = RetrainOptions.repeats, epochs: int | None = RetrainOptions.epochs,
+            use_validation: bool = RetrainOptions.use_validation, alpha: float = ALPHA, out_dir: str | Path | None = None,
             echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Retrain a finished search's ``top_k`` best trials and ``baseline`` (default: the space's default
     values) on ``x``/``y`` (plus ``validation_data``), ``repeats`` seeds each; score on ``x_test``/``y_test``.

@@ -1,0 +1,56 @@
+"""KerasTuner's ``results_summary`` table: the best trials, their scores, budgets and values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from archsearch.oracles import Oracle, Trial
+
+
+def results_table(oracle: Oracle, num_trials: int = 10, where: Path | None = None,
+                  statuses: Sequence[str] | None = None) -> str:
+    """The best ``num_trials`` trials as a text table (KerasTuner's ``results_summary``)."""
+    best = oracle.best_trials(num_trials)
+    counts: dict[str, int] = {}
+    for status in statuses if statuses is not None else [t.status for t in oracle.trials.values()]:
+        counts[status] = counts.get(status, 0) + 1
+    header = f"Results summary{f' ({where})' if where else ''}"
+    lines = [header, f"Objective: {oracle.objective}", "Trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
+    if not best:
+        lines.append("No completed trial yet.")
+        return "\n".join(lines)
+    values = {t.id: {**t.hparams, **oracle.keras_tuner_values(t)} for t in best}  # KerasTuner's tuner/epochs, ...
+    shown = {k for t in best for k in values[t.id]}
+    names = [k for k in oracle.hyperparameters.space.keys() if k in shown]  # declaration order: units_1, units_2, ...
+    names += sorted(shown - set(names))
+    budgets = any(t.budget is not None for t in best) and "tuner/epochs" not in shown  # else the tuner/ columns say it
+    extra = ["epochs"] if budgets else []
+    columns = ["rank", "trial", "score", *extra, *names]
+    rows = []
+    for rank, t in enumerate(best, 1):
+        row = [str(rank), str(t.id), f"{t.value:.4f}"]
+        if extra:
+            row.append(budget_text(t))
+        row += [_fmt(values[t.id].get(n, "")) for n in names]
+        rows.append(row)
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    lines.append("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def budget_text(trial: Trial) -> str:
+    """``1->3 b1r1 from 4``: epochs trained, Hyperband bracket and round, and the trial it continued."""
+    text = f"{trial.initial_budget}->{trial.budget}"
+    if "bracket" in trial.info:
+        text += f" b{trial.info['bracket']}r{trial.info['round']}"
+    if trial.resume_from is not None:
+        text += f" from {trial.resume_from}"
+    return text
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
