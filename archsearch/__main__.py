@@ -9,75 +9,16 @@ error (Hydra's own config errors included), 130 stopped by Ctrl-C or SIGTERM
 from __future__ import annotations
 
 import os
-import signal
 import sys
+
+from archsearch.cli.signals import INTERRUPTS, exit_interrupted
+from archsearch.cli.signals import install as install_signal_handlers
 
 
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
-
-
-def _exit_interrupted() -> None:
-    """Exit 130, whatever CPython remembers of the Ctrl-C.
-
-    Two traps.  At shutdown Python puts back the default SIGINT handler, and one more Ctrl-C then would
-    kill the process by signal: ignored signals are left alone, so ignore them now.  And a KeyboardInterrupt
-    that passed through Python code run from C (TensorFlow's import runs some through ``PyRun_String``)
-    sets CPython's "unhandled Ctrl-C" flag even though it was handled here; the interpreter would then
-    kill itself by SIGINT at exit (status -2).  So finish what normal shutdown does that matters (exit
-    functions, logging, the console) and leave with ``os._exit``.
-    """
-    for stop in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(stop, signal.SIG_IGN)
-    import atexit
-    import logging
-
-    atexit._run_exitfuncs()
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe: nothing left to say
-            pass
-    os._exit(EXIT_INTERRUPTED)
-
-
-class _Interrupts:
-    """Ctrl-C and SIGTERM: the first stops the search (KeyboardInterrupt); later ones are absorbed,
-    so a second impatient Ctrl-C never kills the process while it records and exports what finished.
-
-    While Hydra imports and composes the config the handler is *held*: a signal is only counted, and
-    the task raises it when it starts (``arm``).  A KeyboardInterrupt raised inside Hydra's or
-    OmegaConf's start-up can be swallowed there (the search then runs on) or leave a half-built
-    config behind (a bogus config error); counting it instead makes a Ctrl-C at any moment one line.
-    """
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.armed = False
-
-    def __call__(self, signum, frame) -> None:
-        self.count += 1
-        if self.count == 1 and self.armed:
-            raise KeyboardInterrupt
-        if self.count == 2:
-            os.write(2, b"archsearch: already stopping; saving what finished (use kill -9 to stop at once)\n")
-
-    def arm(self) -> None:
-        """From here a signal stops at once; one that came while held stops now."""
-        self.armed = True
-        if self.count:
-            raise KeyboardInterrupt
-
-    def hold(self) -> None:
-        """Back to counting only: Hydra composes the next job of a multirun, or tears down."""
-        self.armed = False
-
 
 # Installed before anything slow is imported, so a Ctrl-C during start-up is one clean line too.
-_INTERRUPTS = _Interrupts()
-signal.signal(signal.SIGINT, _INTERRUPTS)
-signal.signal(signal.SIGTERM, _INTERRUPTS)
+install_signal_handlers()
 
 from pathlib import Path  # noqa: E402
 
@@ -95,12 +36,12 @@ def _config_dir() -> str:
 def _task(cfg) -> None:
     """One search (one job of a multirun), or mode=retrain of a finished one."""
     global _TASK_STARTED
-    _INTERRUPTS.arm()
+    INTERRUPTS.arm()
     _TASK_STARTED = True
     try:
         _search_or_retrain(cfg)
     finally:
-        _INTERRUPTS.hold()
+        INTERRUPTS.hold()
 
 
 def _search_or_retrain(cfg) -> None:
@@ -140,7 +81,7 @@ def _search_or_retrain(cfg) -> None:
         else:
             print(f"archsearch: interrupted; finished trials are kept (continue with resume={folder})",
                   file=sys.stderr, flush=True)
-        _exit_interrupted()
+        exit_interrupted()
 
 
 def _quiet_backend(cfg) -> None:
@@ -170,7 +111,7 @@ def main() -> None:
         import archsearch.cli.preflight  # noqa: F401  (registers the run-folder resolver the config uses)
 
         hydra.main(version_base=None, config_path=_config_dir(), config_name="config")(_task)()
-        _INTERRUPTS.arm()  # a signal after the last job (while Hydra tore down): the search itself finished
+        INTERRUPTS.arm()  # a signal after the last job (while Hydra tore down): the search itself finished
     except SystemExit as exc:
         if exc.code == 1 and not _TASK_STARTED:
             sys.exit(EXIT_USER_ERROR)  # Hydra's own config errors (unknown option or key): like ours, status 2
@@ -179,7 +120,7 @@ def main() -> None:
         multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])  # jobs ran in other processes
         said = "interrupted" if _TASK_STARTED or multirun else "interrupted while starting; nothing ran"
         print(f"archsearch: {said}", file=sys.stderr, flush=True)
-        _exit_interrupted()
+        exit_interrupted()
 
 
 if __name__ == "__main__":

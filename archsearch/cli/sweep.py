@@ -124,9 +124,11 @@ def _prepare_worker_process() -> None:
             signal.getsignal(signal.SIGINT) is signal.default_int_handler and \
             signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         # Python's own handlers: this process was not started by our entry point (and its launcher
-        # left signals alone); importing the entry point installs its handlers: the first Ctrl-C or
-        # SIGTERM stops the search cleanly (trial recorded as interrupted, results exported).
-        import archsearch.__main__  # noqa: F401
+        # left signals alone); the entry point's handlers make the first Ctrl-C or SIGTERM stop the
+        # search cleanly (trial recorded as interrupted, results exported).
+        from archsearch.cli.signals import install
+
+        install()
 
 
 def _write_record(config: Any, update: dict[str, Any], fresh: bool = False) -> None:

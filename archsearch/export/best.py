@@ -26,6 +26,7 @@ import yaml
 
 from archsearch.core.atomic import atomic_path, remove_stale_temporaries, write_text
 from archsearch.core.disk import file_size
+from archsearch.space.values import to_plain
 from archsearch.engine.settings import ExportSettings
 
 log = logging.getLogger("archsearch")
@@ -63,7 +64,7 @@ def export_best(
                      run_folder=out_dir) as tmp:
         model.save(tmp)
     objective = tuner.objective
-    values = {k: _plain(v) for k, v in trial.hparams.items()}
+    values = {k: to_plain(v) for k, v in trial.hparams.items()}
     record = {
         "trial": trial.id,
         "objective": {"name": objective.name, "direction": objective.direction},
@@ -76,7 +77,7 @@ def export_best(
     _write_yaml(best_dir / "hparams.yaml", record,
                 header="Best hyperparameters found by archsearch (values: pass them back to rebuild this architecture)")
     if model_config is not None:
-        retrain = {k: _plain(v) for k, v in model_config.items() if k not in ("space", "defaults")}
+        retrain = {k: to_plain(v) for k, v in model_config.items() if k not in ("space", "defaults")}
         retrain["space"] = {name: {"type": "fixed", "value": v} for name, v in values.items()}
         (best_dir / "conf" / "model").mkdir(parents=True, exist_ok=True)
         _write_yaml(best_dir / "conf" / "model" / "best.yaml", retrain,
@@ -133,16 +134,6 @@ def load_model(path: str | Path):
     import archsearch.training.custom_objects  # noqa: F401  (registers serialisable objects)
 
     return keras.saving.load_model(path)
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _write_yaml(path: Path, data: Mapping[str, Any], header: str) -> None:

@@ -62,3 +62,14 @@ def to_python(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def to_plain(value: Any) -> Any:
+    """Like :func:`to_python`, also inside lists, tuples and mappings: a result ready for JSON or YAML."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value

@@ -7,6 +7,6 @@ losses; ``keras.saving.load_model`` can only rebuild them once registered.
 
 from __future__ import annotations
 
-import archsearch.keras_tuner.applications.augment_layers  # noqa: F401
+import archsearch.training.augment_layers  # noqa: F401
 import archsearch.training.metrics  # noqa: F401
 import hypermodels.layers  # noqa: F401

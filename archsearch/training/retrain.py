@@ -28,6 +28,7 @@ import numpy as np
 
 from archsearch.engine.settings import RetrainOptions, check_alpha
 from archsearch.errors import ConfigError
+from archsearch.space.values import to_plain
 
 RESULTS_DIR = "retrain"
 COMPARISON_FILE = "comparison.json"
@@ -334,7 +335,7 @@ def _summary(scores: Scores, baseline: bool = False) -> dict[str, Any]:
     c = scores.candidate
     key = {"label": "baseline", "seeded_as_trial": c.trial_id} if baseline else {"label": c.label,
                                                                                 "trial": c.trial_id}
-    entry: dict[str, Any] = {**key, "values": _plain(c.values), "epochs": c.epochs, "epochs_from": c.epochs_from,
+    entry: dict[str, Any] = {**key, "values": to_plain(c.values), "epochs": c.epochs, "epochs_from": c.epochs_from,
                              "test_scores": scores.test, "mean": _mean(scores.test), "std": _std(scores.test)}
     if c.search_score is not None:
         entry["search_score"] = c.search_score
@@ -366,12 +367,6 @@ def _mean(values: Sequence[float]) -> float:
 def _std(values: Sequence[float]) -> float:
     """The sample standard deviation (0 for one value)."""
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
-def _plain(value: Any) -> Any:
-    from archsearch.export.best import _plain as plain
-
-    return plain(value)
 
 
 # ------------------------------------------------------------------ what to retrain

@@ -73,7 +73,7 @@ class HyperImageAugment(HyperModel):
         return keras.Model(inputs, x, name=self.model_name)
 
     def _rand_augment(self, x, hp):
-        from archsearch.keras_tuner.applications.augment_layers import RandAugment
+        from archsearch.training.augment_layers import RandAugment
 
         count = hp.Int("augment_layers", self.augment_layers_min, self.augment_layers_max,
                        default=self.augment_layers_min)
@@ -83,7 +83,7 @@ class HyperImageAugment(HyperModel):
         return x
 
     def _every_transform(self, x, hp):
-        from archsearch.keras_tuner.applications.augment_layers import transform_layer
+        from archsearch.training.augment_layers import transform_layer
 
         for name, (low, high) in self.transforms:
             factor = hp.Float(f"factor_{name}", low, high, step=0.05, default=low)
