@@ -76,6 +76,8 @@ INTERRUPTS = Interrupts()
 
 
 def install() -> None:
-    """The command line's Ctrl-C and SIGTERM handling, for this process (the entry point, a sweep job)."""
+    """The command line's Ctrl-C and SIGTERM handling, for this process (the entry point, a sweep job),
+    counting from nothing and held until the task arms it."""
+    INTERRUPTS.count, INTERRUPTS.armed = 0, False
     signal.signal(signal.SIGINT, INTERRUPTS)
     signal.signal(signal.SIGTERM, INTERRUPTS)
