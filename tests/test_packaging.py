@@ -80,7 +80,7 @@ def test_the_plain_install_brings_everything_the_report_draws_with():
 
     distributions = importlib.metadata.packages_distributions()
     core = _core_requirements()
-    modules = set().union(*(_third_party_imports(p) for p in (REPO / "archsearch").glob("report*.py")))
+    modules = set().union(*(_third_party_imports(p) for p in (REPO / "archsearch" / "report").glob("*.py")))
     assert {"plotly", "matplotlib"} <= modules  # the check reads the real imports
     for module in sorted(modules):
         needed = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
