@@ -132,13 +132,20 @@ if __name__ == "__main__":
 '''
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Script:
     """The tiny search running in a subprocess, read line by line on a thread (so waits can time out)."""
 
     def __init__(self, path: Path, moment: str, folder: Path) -> None:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+        # As a script started from a shell: Ctrl-C at its default, whatever this test process inherited
+        # (an ignored SIGINT is inherited across exec, and Python then leaves it ignored).
         self.proc = subprocess.Popen([sys.executable, str(path), moment, str(folder)], cwd=REPO, env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=_default_sigint)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
