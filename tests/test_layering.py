@@ -19,7 +19,8 @@ HEAVY = ("keras", "tensorflow", "jax", "torch", "hydra", "omegaconf", "ray")
 
 ENGINE_MODULES = [
     # trials, objectives, events, the store and what keeps a run folder whole
-    "archsearch.core.trial", "archsearch.core.objective", "archsearch.core.events", "archsearch.core.store",
+    "archsearch.core.trial", "archsearch.core.objective", "archsearch.core.events", "archsearch.core.console",
+    "archsearch.core.store",
     "archsearch.core.checkpoints", "archsearch.core.lock", "archsearch.core.atomic", "archsearch.core.disk", "archsearch.errors",
     "archsearch.core.interrupts", "archsearch.core.checks", "archsearch.core.trial_runner",
     # the space and the algorithms
