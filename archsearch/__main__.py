@@ -45,26 +45,33 @@ def _task(cfg) -> None:
 
 
 def _search_or_retrain(cfg) -> None:
+    from archsearch.cli.console import console_and_log_file
+
+    with console_and_log_file():  # every line the job shows, in its archsearch.log too
+        _checked_job(cfg)
+
+
+def _checked_job(cfg) -> None:
     from archsearch.cli.app import run
     from archsearch.cli.config import check_overrides, run_folder
-    from archsearch.cli.console import echo_to_console_and_log, error_line
+    from archsearch.cli.console import error_line, problem
+    from archsearch.core.console import say
     from archsearch.errors import ArchsearchError, DiskFullError
     from archsearch.cli.preflight import remove_unused_run_folder
     from archsearch.cli.retrain import check_mode, run_retrain
 
-    echo = echo_to_console_and_log()
     # At once: the checks, the data and TensorFlow's import take seconds (minutes on a loaded machine)
     # before the search's header; a blank terminal meanwhile looks like a hang.
-    echo("archsearch: starting...")
+    say("archsearch: starting...")
     folder: object = "<run folder>"
     try:
         _quiet_backend(cfg)
         folder = run_folder(cfg)
         check_overrides(cfg)  # model.space={}: Hydra would merge it away silently
         if check_mode(cfg) == "retrain":
-            run_retrain(cfg, echo=echo)
+            run_retrain(cfg)
         else:
-            run(cfg, echo=echo)
+            run(cfg)
     except ArchsearchError as exc:
         # the folder of an earlier run (resumed, or retrained: mode=retrain logs into from_run) is never tidied away
         keep = cfg.get("resume") or (cfg.get("mode") == "retrain" and cfg.get("from_run"))
@@ -75,12 +82,11 @@ def _search_or_retrain(cfg) -> None:
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         if cfg.get("mode") == "retrain":
-            print("archsearch: retrain interrupted; the run's search is unchanged", file=sys.stderr, flush=True)
+            problem("archsearch: retrain interrupted; the run's search is unchanged")
         elif not cfg.get("resume") and isinstance(folder, Path) and remove_unused_run_folder(folder):
-            print("archsearch: interrupted before the first trial; nothing was kept", file=sys.stderr, flush=True)
+            problem("archsearch: interrupted before the first trial; nothing was kept")
         else:
-            print(f"archsearch: interrupted; finished trials are kept (continue with resume={folder})",
-                  file=sys.stderr, flush=True)
+            problem(f"archsearch: interrupted; finished trials are kept (continue with resume={folder})")
         exit_interrupted()
 
 
@@ -119,7 +125,9 @@ def main() -> None:
     except KeyboardInterrupt:
         multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])  # jobs ran in other processes
         said = "interrupted" if _TASK_STARTED or multirun else "interrupted while starting; nothing ran"
-        print(f"archsearch: {said}", file=sys.stderr, flush=True)
+        from archsearch.cli.console import problem
+
+        problem(f"archsearch: {said}")
         exit_interrupted()
 
 

@@ -299,7 +299,7 @@ def contender(args) -> dict:
         build_memory if memory else build, objective="val_accuracy", max_trials=args.trials, seed=args.seed,
         hyperparameters=archsearch.HyperParameters.from_config(space), directory=str(folder), project_name="run",
         executor=executor, parallel_trials=args.workers, executor_options=options,
-        listeners=[make_listener(samples, args.epochs, memory)], echo=lambda line: None,
+        listeners=[make_listener(samples, args.epochs, memory)],
     )
     import resource
 

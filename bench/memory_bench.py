@@ -69,17 +69,18 @@ def rss_mb() -> float:
 
 def run_archsearch(trials: int, data, folder: str) -> list[float]:
     import archsearch
+    from archsearch.core.events import SearchEvents
 
     (x, y), (xv, yv) = data
     samples: list[float] = []
 
-    def echo(line: str) -> None:  # called once per finished trial, after its model was freed
-        if line.startswith("Trial "):
+    class Measured(SearchEvents):
+        def on_trial_end(self, trial, outcome) -> None:  # once per finished trial, after its model was freed
             samples.append(rss_mb())
 
     tuner = archsearch.RandomSearch(build, objective="val_accuracy", max_trials=trials, seed=0,
                                     hyperparameters=archsearch.HyperParameters.from_config(SPACE),
-                                    directory=folder, project_name="archsearch", echo=echo)
+                                    directory=folder, project_name="archsearch", listeners=[Measured()])
     tuner.search(x, y, epochs=EPOCHS, batch_size=32, validation_data=(xv, yv), verbose=0)
     return samples
 

@@ -119,7 +119,7 @@ def run_archsearch(configs, data, folder):
         return build(**configs[hp.get("config")])
 
     tuner = archsearch.GridSearch(indexed_builder, objective="val_accuracy", hyperparameters=space,
-                                  directory=folder, project_name="archsearch", echo=lambda s: None)
+                                  directory=folder, project_name="archsearch")
     tuner.search(x, y, epochs=EPOCHS, batch_size=32, validation_data=(xv, yv), verbose=0)
 
 

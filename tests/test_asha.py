@@ -9,7 +9,9 @@ worker waits (idle) for the next trial to finish.  After each result, the checkp
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import math
 import random
 from dataclasses import dataclass
@@ -676,19 +678,20 @@ def parallel_search(folder, name: str, slots: int, jitter: int, **options) -> tu
     from search_doubles import ShuffledExecutor
 
     from archsearch.core.checkpoints import TrialFiles
-    from archsearch.core.events import ConsoleEvents
+    from archsearch.core.console import ConsoleEvents
     from archsearch.engine.search import Search
 
     folder.mkdir(parents=True)
     store = TrialStore(folder / "trials.db")
     oracle = create_oracle(name, space(), "val_accuracy", seed=3, **PARALLEL_SEARCHES[name], **options)
     files = TrialFiles(folder)
-    lines: list[str] = []
     executor = ShuffledExecutor(files, lambda hparams, epoch: {"val_accuracy": curve(hparams, epoch)}, slots=slots,
                                 jitter=jitter)
-    Search(oracle, executor, store, files, listeners=[ConsoleEvents(lines.append)]).run()
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown):  # the console channel's lines, as the user would see them
+        Search(oracle, executor, store, files, listeners=[ConsoleEvents()]).run()
     store.close()
-    return trajectory(oracle), lines
+    return trajectory(oracle), shown.getvalue().splitlines()
 
 
 def repeat_notes(lines: list[str]) -> list[str]:

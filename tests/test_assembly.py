@@ -7,10 +7,13 @@ executor, driver) is checked in milliseconds.
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import pytest
 
 from archsearch.core.checkpoints import TrialFiles
-from archsearch.core.events import ConsoleEvents
+from archsearch.core.console import ConsoleEvents
 from archsearch.core.store import TrialStore
 from archsearch.core.trial import COMPLETED, TrialOutcome
 from archsearch.engine.assembly import Assembly, create_search_oracle
@@ -47,8 +50,10 @@ def search_once(folder, tuner: dict, lines: list[str], overwrite: bool = False) 
         said = assembly.restore()
         if said:
             lines.append(said)
-        assembly.search(CountingRunner(folder), ExecutorSettings(), 1, SearchSettings(),
-                        [ConsoleEvents(lines.append)]).run()
+        shown = io.StringIO()
+        with contextlib.redirect_stdout(shown):  # the console channel's lines, as the user would see them
+            assembly.search(CountingRunner(folder), ExecutorSettings(), 1, SearchSettings(), [ConsoleEvents()]).run()
+        lines += shown.getvalue().splitlines()
     finally:
         assembly.lock.release()
     return assembly

@@ -195,3 +195,33 @@ def test_multirun_sweep_gives_each_job_its_own_search(cli_inprocess, tmp_path):
         assert hparams["trial"] == 0
         stored = sqlite3.connect(sweep / job / "trials.db").execute("SELECT value FROM meta WHERE key='config'")
         assert f'"name": "{tuner}"' in stored.fetchone()[0]
+
+
+def test_the_console_channel_shows_each_line_once_and_copies_it_into_the_run_s_log(tmp_path, capsys):
+    """What ``python -m archsearch`` sets up around a job (Hydra's file handler on the root logger, as its
+    job_logging does): lines on stdout and in the log once, an error on stderr and in the log, then back."""
+    import logging
+
+    from archsearch.cli.console import console_and_log_file, error_line
+    from archsearch.core.console import console_logger, say
+
+    root, log_file = logging.getLogger(), tmp_path / "archsearch.log"
+    hydra_file = logging.FileHandler(log_file)
+    hydra_file.setFormatter(logging.Formatter("[%(name)s][%(levelname)s] - %(message)s"))
+    root.addHandler(hydra_file)
+    before = list(console_logger().handlers)
+    try:
+        with console_and_log_file():
+            say("Trial 0 (1/2) | units=8")
+            error_line(ValueError("data.path: no such file"))
+    finally:
+        root.removeHandler(hydra_file)
+        hydra_file.close()
+    shown = capsys.readouterr()
+    assert shown.out.splitlines() == ["Trial 0 (1/2) | units=8"]
+    assert shown.err.splitlines() == ["archsearch: error: data.path: no such file"]
+    assert log_file.read_text().splitlines() == ["[archsearch.console][INFO] - Trial 0 (1/2) | units=8",
+                                                 "[archsearch.console][ERROR] - error: data.path: no such file"]
+    assert console_logger().handlers == before  # the Python API's channel again: stdout only
+    say("after the job")
+    assert capsys.readouterr().out == "after the job\n" and "after" not in log_file.read_text()

@@ -171,7 +171,7 @@ def test_hyperband_checkpoints_live_only_while_promotable(tmp_path):
     y = (x[:, 0] > 0).astype("int32")
     # factor 2, max_epochs 4: bracket s=2 is 4@1 -> 2@2 -> 1@4 (trials 0-6), then s=1 starts (trial 7).
     tuner = archsearch.Hyperband(build, objective="val_loss", max_epochs=4, factor=2, max_trials=8,
-                                 directory=tmp_path, project_name="hb", echo=lambda *_: None)
+                                 directory=tmp_path, project_name="hb")
     tuner.search(x, y, validation_data=(x[:16], y[:16]), batch_size=16, callbacks=[Watch()])
 
     trials = {t.id: t for t in tuner.oracle.trials.values()}

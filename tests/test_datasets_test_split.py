@@ -148,7 +148,7 @@ def test_the_search_data_holds_no_test_samples(tmp_path, monkeypatch):
         "overwrite": True,
     })
     monkeypatch.chdir(tmp_path)  # outside @hydra.main the run folder is outputs/archsearch
-    tuner, data, splits, _ = prepare(cfg, echo=lambda line: None)
+    tuner, data, splits, _ = prepare(cfg)
     try:
         assert splits.has_test and len(splits.x_test) == 8
         assert not data.splits.has_test and len(data.splits.x_train) == len(splits.x_train)

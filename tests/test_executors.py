@@ -213,7 +213,7 @@ def test_a_builder_that_cannot_reach_a_worker_process_says_how_to_run_inline(tmp
     x = np.random.default_rng(0).random((32, 3)).astype("float32")
     y = (x[:, 0] > 0.5).astype("int32")
     tuner = archsearch.RandomSearch(closure_builder, objective="val_accuracy", max_trials=1, directory=tmp_path,
-                                    project_name="p", executor="process", echo=lambda line: None)
+                                    project_name="p", executor="process")
     with pytest.raises(ConfigError, match=r"^executor: the model builder, data or callbacks cannot be sent to a "
                                           r"worker process .*executor=inline"):
         tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
@@ -232,7 +232,7 @@ def test_executor_settings_are_checked_by_name():
         create_executor("inline", runner=None, slots=2)
 
 
-def test_parallel_trials_are_capped_at_the_trials_that_can_run(tmp_path, monkeypatch):
+def test_parallel_trials_are_capped_at_the_trials_that_can_run(tmp_path, monkeypatch, capsys):
     import archsearch
     from archsearch import executors
     from kt_helpers import build_mlp, tiny_data
@@ -247,16 +247,16 @@ def test_parallel_trials_are_capped_at_the_trials_that_can_run(tmp_path, monkeyp
         raise Started  # the executor's size is what this test checks: no worker is started
 
     monkeypatch.setattr(executors, "create_executor", capture)
-    lines: list[str] = []
     tuner = archsearch.RandomSearch(build_mlp, objective="val_loss", max_trials=2, directory=tmp_path,
-                                    project_name="p", parallel_trials=64, echo=lines.append)
+                                    project_name="p", parallel_trials=64)
     x, y = tiny_data()
     with pytest.raises(Started):
         tuner.search(x, y, validation_split=0.25, epochs=1)
     assert asked == [2]
+    lines = capsys.readouterr().out.splitlines()
     assert "Note: parallel_trials=64, but max_trials=2 leaves 2 trials: running at most 2 at a time." in lines
     wide = archsearch.RandomSearch(build_mlp, objective="val_loss", max_trials=8, directory=tmp_path,
-                                   project_name="q", parallel_trials=3, echo=lines.append)
+                                   project_name="q", parallel_trials=3)
     with pytest.raises(Started):
         wide.search(x, y, validation_split=0.25, epochs=1)
     assert asked == [2, 3]  # enough trials: as many workers as asked

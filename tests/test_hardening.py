@@ -161,7 +161,7 @@ def _tuner(cls, folder, max_trials):
     hp.Float("x", 0.0, 1.0)
     return cls(oracle=kt.oracles.RandomSearchOracle(objective=kt.Objective("loss", "min"), max_trials=max_trials,
                                                     hyperparameters=hp, seed=1),
-               directory=folder, project_name="shared", echo=lambda line: None)
+               directory=folder, project_name="shared")
 
 
 def test_two_tuners_in_two_threads_cannot_search_one_folder(tmp_path):
@@ -224,7 +224,7 @@ def test_a_full_disk_stops_the_search_and_its_trial_continues_on_resume(tmp_path
         return 0 if calls["n"] > 4 else real_free(path)  # full after a few checkpoints
 
     tuner = archsearch.RandomSearch(small_builder, objective="val_accuracy", max_trials=3, seed=1,
-                                    directory=tmp_path, project_name="p", echo=lambda line: None)
+                                    directory=tmp_path, project_name="p")
     monkeypatch.setattr(disk, "free_bytes", filling_up)
     with pytest.raises(DiskFullError, match=r"^no space left on /.* while writing .*trial_0001; free space and "
                                             r"resume=.*p$"):
@@ -237,7 +237,7 @@ def test_a_full_disk_stops_the_search_and_its_trial_continues_on_resume(tmp_path
     del tuner
 
     again = archsearch.RandomSearch(small_builder, objective="val_accuracy", max_trials=3, seed=1,
-                                    directory=tmp_path, project_name="p", echo=lambda line: None)
+                                    directory=tmp_path, project_name="p")
     again.search(x, y, epochs=3, validation_split=0.25, verbose=0)
     final = {r["id"]: r for r in again.store.rows()}
     assert [(r["status"], r["failure_kind"]) for r in final.values()] == [("completed", None)] * 3
@@ -458,7 +458,7 @@ def test_a_nan_metric_fails_the_trial_as_nan(tmp_path):
         return model
 
     tuner = archsearch.RandomSearch(builder, objective="val_accuracy", max_trials=2, directory=tmp_path,
-                                    project_name="p", echo=lambda line: None, max_consecutive_failed_trials=5)
+                                    project_name="p", max_consecutive_failed_trials=5)
     tuner.search(x, y, epochs=2, validation_split=0.25, verbose=0)
     stored = tuner.store.rows()
     assert [(r["status"], r["failure_kind"]) for r in stored] == [("failed", "nan")] * 2
@@ -472,7 +472,7 @@ def test_a_trial_with_nan_weights_is_never_exported(tmp_path):
 
     x, y = small_data()
     tuner = archsearch.RandomSearch(small_builder, objective="val_accuracy", max_trials=3, seed=2,
-                                    directory=tmp_path, project_name="p", echo=lambda line: None)
+                                    directory=tmp_path, project_name="p")
     tuner.search(x, y, epochs=2, validation_split=0.25, verbose=0)
     ranked = tuner.best_trials(3)
     with h5py.File(tuner.runner.best_weights_path(ranked[0].id), "a") as fh:
@@ -633,7 +633,7 @@ def test_the_python_api_repeats_exactly_across_an_interrupt(tmp_path):
 
     def search(project, callbacks=()):
         tuner = archsearch.RandomSearch(dropout_builder, objective="val_accuracy", max_trials=2, seed=5,
-                                        directory=tmp_path, project_name=project, echo=lambda line: None)
+                                        directory=tmp_path, project_name=project)
         tuner.search(x, y, epochs=4, batch_size=16, validation_split=0.25, verbose=0, callbacks=list(callbacks))
         return tuner
 

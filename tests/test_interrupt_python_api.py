@@ -115,9 +115,9 @@ def make_tuner(folder, **kwargs):
                  **kwargs)
 
 
-def search(tuner, callbacks=()):
+def search(tuner, callbacks=(), verbose=0):
     x, y = data()
-    tuner.search(x, y, epochs=3, batch_size=8, validation_split=0.25, verbose=0, callbacks=list(callbacks))
+    tuner.search(x, y, epochs=3, batch_size=8, validation_split=0.25, verbose=verbose, callbacks=list(callbacks))
 
 
 if __name__ == "__main__":
@@ -209,16 +209,18 @@ def statuses(folder: Path) -> dict[int, str]:
         store.close()
 
 
-def resume(script: Path, folder: Path) -> tuple[list[str], object]:
+def resume(script: Path, folder: Path, capsys) -> tuple[list[str], object]:
+    """Resume the search in this process; its console lines (verbose=2: the search's own lines are shown)."""
     module = load(script)
-    lines: list[str] = []
-    tuner = module.make_tuner(folder, echo=lines.append)
-    module.search(tuner)
-    return lines, tuner
+    capsys.readouterr()
+    tuner = module.make_tuner(folder)
+    module.search(tuner, verbose=2)
+    return capsys.readouterr().out.splitlines(), tuner
 
 
 @pytest.mark.parametrize("moment", ["build", "epoch"])
-def test_ctrl_c_while_a_trial_builds_or_trains_interrupts_it_and_resume_continues_it(script, tmp_path, moment):
+def test_ctrl_c_while_a_trial_builds_or_trains_interrupts_it_and_resume_continues_it(script, tmp_path, moment,
+                                                                                     capsys):
     run = Script(script, moment, tmp_path)
     run.wait_for(moment)  # trial 1 is building its model, or in its second epoch
     run.ctrl_c_then_go_on()
@@ -228,7 +230,7 @@ def test_ctrl_c_while_a_trial_builds_or_trains_interrupts_it_and_resume_continue
     assert [line for line in run.seen if line.startswith("MARK begin")] == ["MARK begin 0", "MARK begin 1"]
     assert statuses(tmp_path) == {0: COMPLETED, 1: INTERRUPTED}  # no further trial started
 
-    lines, tuner = resume(script, tmp_path)
+    lines, tuner = resume(script, tmp_path, capsys)
     assert lines[0].endswith("1 trials already done of max_trials=3, trial 1 to continue.")
     if moment == "epoch":  # its first epoch was kept: training goes on from there
         assert "Trial 1: resuming from its checkpoint at epoch 1." in lines
@@ -236,7 +238,7 @@ def test_ctrl_c_while_a_trial_builds_or_trains_interrupts_it_and_resume_continue
     assert [e["epoch"] for e in tuner.store.epochs(1)] == [1, 2, 3]
 
 
-def test_ctrl_c_between_trials_starts_no_further_trial(script, tmp_path):
+def test_ctrl_c_between_trials_starts_no_further_trial(script, tmp_path, capsys):
     run = Script(script, "between", tmp_path)
     run.wait_for("between")  # trial 0 has ended, trial 1 not started
     run.ctrl_c_then_go_on()
@@ -244,18 +246,18 @@ def test_ctrl_c_between_trials_starts_no_further_trial(script, tmp_path):
     assert [line for line in run.seen if line.startswith("MARK begin")] == ["MARK begin 0"]
     assert statuses(tmp_path) == {0: COMPLETED}
 
-    lines, tuner = resume(script, tmp_path)
+    lines, tuner = resume(script, tmp_path, capsys)
     assert statuses(tmp_path) == {0: COMPLETED, 1: COMPLETED, 2: COMPLETED}
 
 
-def test_ctrl_c_with_a_worker_process_interrupts_its_trial_and_resume_continues_it(script, tmp_path):
+def test_ctrl_c_with_a_worker_process_interrupts_its_trial_and_resume_continues_it(script, tmp_path, capsys):
     run = Script(script, "worker", tmp_path)
     run.wait_for("worker")  # the worker trains trial 0's second epoch, and never finishes it
     run.proc.send_signal(signal.SIGINT)  # the driver only: a terminal's Ctrl-C reaches workers too (they ignore it)
     run.finish()
     assert statuses(tmp_path) == {0: INTERRUPTED}
 
-    lines, tuner = resume(script, tmp_path)  # inline this time: the store does not care where trials trained
+    lines, tuner = resume(script, tmp_path, capsys)  # inline this time: the store does not care where trials trained
     assert "Trial 0: resuming from its checkpoint at epoch 1." in lines
     assert statuses(tmp_path) == {0: COMPLETED, 1: COMPLETED, 2: COMPLETED}
 
@@ -284,7 +286,7 @@ def test_a_second_ctrl_c_stops_at_once_and_the_handler_is_given_back(script, tmp
         return module.build(hp)
 
     tuner = module.Tuner(impatient, objective="val_accuracy", max_trials=3, seed=1, directory=tmp_path,
-                         project_name="p", echo=lambda line: None)
+                         project_name="p")
     with pytest.raises(KeyboardInterrupt):
         module.search(tuner)
     assert reached == ["after the first"]
@@ -300,7 +302,7 @@ def test_a_ctrl_c_after_the_last_trial_is_not_lost(script, tmp_path, python_sigi
             os.kill(os.getpid(), signal.SIGINT)
 
     tuner = LateCtrlC(module.build, objective="val_accuracy", max_trials=1, seed=1, directory=tmp_path,
-                      project_name="p", echo=lambda line: None)
+                      project_name="p")
     with pytest.raises(KeyboardInterrupt):
         module.search(tuner)
     assert statuses(tmp_path) == {0: COMPLETED}

@@ -144,7 +144,7 @@ def test_failed_trial_error_fails_one_trial_and_the_search_goes_on(tmp_path):
     assert tuner.get_best_hyperparameters()[0].get("n") == 0
 
 
-def test_max_retries_per_trial_runs_a_failing_trial_again(tmp_path):
+def test_max_retries_per_trial_runs_a_failing_trial_again(tmp_path, capsys):
     calls: dict[int, int] = {}
 
     class Flaky(kt.Tuner):
@@ -155,10 +155,10 @@ def test_max_retries_per_trial_runs_a_failing_trial_again(tmp_path):
                 raise RuntimeError("flaky")
             return 1.0
 
-    lines: list[str] = []
     tuner = Flaky(oracle=kt.oracles.RandomSearchOracle(objective="loss", max_trials=2, max_retries_per_trial=1),
-                  directory=tmp_path, echo=lines.append)
+                  directory=tmp_path)
     tuner.search()
+    lines = capsys.readouterr().out.splitlines()
     assert calls == {0: 2, 1: 2}
     assert all(t.status == "completed" for t in tuner.oracle.trials.values())
     assert any("failed (RuntimeError: flaky); training it again (run 2" in line for line in lines)

@@ -318,8 +318,7 @@ def test_a_users_tensorboard_callback_logs_each_trial_in_its_own_folder(tmp_path
 
     x = np.random.default_rng(0).random((32, 4)).astype("float32")
     given = keras.callbacks.TensorBoard(str(tmp_path / "logs"))
-    tuner = archsearch.RandomSearch(build, objective="val_loss", max_trials=2, directory=tmp_path, project_name="p",
-                                    echo=lambda line: None)
+    tuner = archsearch.RandomSearch(build, objective="val_loss", max_trials=2, directory=tmp_path, project_name="p")
     tuner.search(x, x[:, :1], epochs=1, validation_split=0.25, callbacks=[given], verbose=0)
     assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["trial_0000", "trial_0001"]
     assert (tmp_path / "logs" / "trial_0000" / "train").is_dir()  # Keras' own layout, inside the trial's folder

@@ -173,14 +173,14 @@ def test_the_frame_under_a_trial_line_shows_the_best_that_line_prints(tmp_path, 
     # showed the best score a trial behind the "Trial N | ... | best" line right above it.
     import re
 
-    from archsearch.core.events import ConsoleEvents
+    from archsearch.core.console import ConsoleEvents
 
     fake = FakeClock()
     output = io.StringIO()
     progress = SearchProgress(epochs_per_trial=3, clock_fn=fake, refresh_per_second=0.1,
                               console=Console(file=output, force_terminal=True, width=200, color_system=None))
     oracle = create_oracle("random", space(), "val_accuracy", max_trials=4, seed=0)
-    listeners = [ConsoleEvents(print), progress]  # as the CLI orders them: the trial line first
+    listeners = [ConsoleEvents(), progress]  # as the CLI orders them: the trial line first
     Search(oracle, InlineExecutor(TickingRunner(fake)), TrialStore(tmp_path / "trials.db"), TrialFiles(tmp_path),
            listeners=listeners).run()
     text = output.getvalue()

@@ -113,13 +113,13 @@ def local_ray():
         ray.shutdown()
 
 
-def test_a_search_on_two_ray_actors_completes_every_trial(tmp_path, local_ray):
+def test_a_search_on_two_ray_actors_completes_every_trial(tmp_path, local_ray, capsys):
     x, y = make_data()
-    lines: list[str] = []
     tuner = archsearch.RandomSearch(build_mlp, objective="val_accuracy", max_trials=4, seed=1, directory=tmp_path,
                                     project_name="p", executor="ray", parallel_trials=2,
-                                    executor_options={"resources": {"num_cpus": 1}}, echo=lines.append)
+                                    executor_options={"resources": {"num_cpus": 1}})
     tuner.search(x, y, epochs=2, validation_split=0.25, batch_size=16)
+    lines = capsys.readouterr().out.splitlines()
     rows = tuner.store.rows()
     assert [(r["id"], r["status"], r["epochs_done"]) for r in rows] == [(i, "completed", 2) for i in range(4)]
     assert len({r["hparams"]["units"] for r in rows}) == 4  # no configuration twice
@@ -136,7 +136,7 @@ def test_the_driver_s_pruning_decisions_stop_trials_in_their_actors(tmp_path, lo
     tuner = archsearch.GridSearch(build_good_or_bad, objective="val_loss", directory=tmp_path, project_name="p",
                                   executor="ray", parallel_trials=1, pruner={"name": "median", "warmup_epochs": 0,
                                                                              "min_trials": 1},
-                                  executor_options={"resources": {"num_cpus": 1}}, echo=lambda _: None)
+                                  executor_options={"resources": {"num_cpus": 1}})
     tuner.search(x, y, epochs=3, validation_split=0.25, batch_size=16)
     rows = tuner.store.rows()
     assert [(r["hparams"]["quality"], r["status"], r["epochs_done"]) for r in rows] == [
@@ -144,16 +144,15 @@ def test_the_driver_s_pruning_decisions_stop_trials_in_their_actors(tmp_path, lo
     assert [e["epoch"] for e in tuner.store.epochs(1)] == [1]  # stopped in the actor, not only in the record
 
 
-def test_a_killed_actor_s_trial_continues_from_its_checkpoint_in_storage(tmp_path, local_ray):
+def test_a_killed_actor_s_trial_continues_from_its_checkpoint_in_storage(tmp_path, local_ray, capsys):
     x, y = make_data()
     storage = tmp_path / "shared"
     marker = tmp_path / "killed.pid"
-    lines: list[str] = []
     tuner = archsearch.RandomSearch(build_mlp, objective="val_accuracy", max_trials=1, seed=2, directory=tmp_path,
                                     project_name="p", executor="ray", parallel_trials=1,
-                                    executor_options={"storage": str(storage), "max_retries": 1},
-                                    echo=lines.append)
+                                    executor_options={"storage": str(storage), "max_retries": 1})
     tuner.search(x, y, epochs=3, validation_split=0.25, batch_size=16, callbacks=[KillFirstActor(str(marker))])
+    lines = capsys.readouterr().out.splitlines()
     assert marker.exists()
     [row] = tuner.store.rows()
     assert (row["status"], row["epochs_done"]) == ("completed", 3)

@@ -423,13 +423,11 @@ def interrupt_at(trial_number: int, epoch: int):
 
 
 @pytest.mark.parametrize("epoch", [1, 3])  # mid-trial, and after its last epoch but before it was told
-def test_api_resume_continues_an_interrupted_trial_from_its_checkpoint(tmp_path, epoch):
+def test_api_resume_continues_an_interrupted_trial_from_its_checkpoint(tmp_path, epoch, capsys):
     import archsearch
 
     x, y = small_data()
-    lines: list[str] = []
-    kwargs = dict(objective="val_accuracy", max_trials=3, seed=2, directory=tmp_path, project_name="p",
-                  echo=lines.append)
+    kwargs = dict(objective="val_accuracy", max_trials=3, seed=2, directory=tmp_path, project_name="p")
     first = archsearch.RandomSearch(small_builder, **kwargs)
     with pytest.raises(KeyboardInterrupt):
         first.search(x, y, epochs=3, validation_split=0.25, verbose=0, callbacks=[interrupt_at(1, epoch)])
@@ -439,9 +437,9 @@ def test_api_resume_continues_an_interrupted_trial_from_its_checkpoint(tmp_path,
     first.store.close()
 
     again = archsearch.RandomSearch(small_builder, **kwargs)  # overwrite=False: continue
-    assert lines[-1].endswith("1 trials already done of max_trials=3, trial 1 to continue.")
-    again.search(x, y, epochs=3, validation_split=0.25, verbose=0)
-    assert f"Trial 1: resuming from its checkpoint at epoch {epoch}." in lines
+    assert capsys.readouterr().out.splitlines()[-1].endswith("1 trials already done of max_trials=3, trial 1 to continue.")
+    again.search(x, y, epochs=3, validation_split=0.25, verbose=2)  # the search's own lines shown
+    assert f"Trial 1: resuming from its checkpoint at epoch {epoch}." in capsys.readouterr().out.splitlines()
     assert again.store.count("completed") == 3 and again.store.count() == 3
     after = epoch_rows(again.store.path)
     assert all(after[k] == v for k, v in before.items())
@@ -626,7 +624,7 @@ def test_bad_input_is_reported_before_any_trial(overrides, field, text, bad_file
     monkeypatch.syspath_prepend(str(bad_files))
     cfg = compose([o.replace("{files}", str(bad_files)) for o in overrides])
     with pytest.raises(ArchsearchError) as info:
-        prepare(cfg, echo=lambda line: None)
+        prepare(cfg)
     message = str(info.value)
     assert message.startswith(field) or f"{field}:" in message or f"'{field}'" in message, message
     assert text in message, message
@@ -648,15 +646,15 @@ def test_an_empty_mapping_override_is_refused_where_hydra_would_merge_it_away():
     check_overrides(custom, ["model=custom", "model.space={}"])  # already empty: a define-by-run builder's space
 
 
-def test_an_objective_the_model_does_not_produce_lists_what_it_does(tmp_path, monkeypatch):
+def test_an_objective_the_model_does_not_produce_lists_what_it_does(tmp_path, monkeypatch, capsys):
     from archsearch.cli.app import run
 
     monkeypatch.chdir(tmp_path)
     cfg = compose(["objective=val_f1", "data.num_samples=160", "data.image_size=12"])
-    lines: list[str] = []
     with pytest.raises(ArchsearchError, match=r"'val_f1'.*accuracy, loss, val_accuracy, val_loss"):
-        run(cfg, echo=lines.append)
+        run(cfg)
     assert TrialStore(tmp_path / "outputs" / "archsearch" / "trials.db").count() == 0  # before the first trial
+    lines = capsys.readouterr().out.splitlines()
     assert not any(line.startswith("Trial") or "Results summary" in line for line in lines)
 
 
@@ -675,7 +673,7 @@ def test_an_internal_bug_still_shows_its_traceback(cli, tmp_path):
     module.mkdir()
     (module / "sitecustomize.py").write_text(textwrap.dedent('''
         import archsearch.cli.app
-        def run(cfg, echo=print):
+        def run(cfg):
             raise ZeroDivisionError("an internal bug")
         archsearch.cli.app.run = run
     '''))
@@ -720,7 +718,7 @@ def test_too_many_failures_in_a_row_stop_the_search_and_keep_what_finished(cli_i
     assert "FAILED: ValueError: cannot build 16 units" in (run / "archsearch.log").read_text()
 
 
-def test_out_of_memory_names_the_hyperparameters_and_suggests_a_smaller_batch(tmp_path):
+def test_out_of_memory_names_the_hyperparameters_and_suggests_a_smaller_batch(tmp_path, capsys):
     import keras
     import tensorflow as tf
 
@@ -735,10 +733,9 @@ def test_out_of_memory_names_the_hyperparameters_and_suggests_a_smaller_batch(tm
         return model
 
     x, y = small_data()
-    lines: list[str] = []
-    tuner = archsearch.GridSearch(hungry, objective="val_accuracy", directory=tmp_path, project_name="oom",
-                                  echo=lines.append)
-    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    tuner = archsearch.GridSearch(hungry, objective="val_accuracy", directory=tmp_path, project_name="oom")
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=2)  # the search's own lines shown
+    lines = capsys.readouterr().out.splitlines()
     failed = tuner.store.trial(1)
     assert failed.status == "failed"
     assert "out of memory with hyperparameters {'units': 4096}" in failed.error
@@ -763,8 +760,7 @@ def test_nan_and_builder_failures_are_recorded_and_the_search_goes_on(tmp_path):
         return model
 
     x, y = small_data()
-    tuner = archsearch.GridSearch(builder, objective="val_accuracy", directory=tmp_path, project_name="f",
-                                  echo=lambda line: None)
+    tuner = archsearch.GridSearch(builder, objective="val_accuracy", directory=tmp_path, project_name="f")
     tuner.search(x, y, epochs=2, validation_split=0.25, verbose=0)
     by_kind = {r["hparams"]["kind"]: r for r in tuner.store.rows()}
     assert [by_kind[k]["status"] for k in ("ok", "nan", "broken", "ok2")] == ["completed", "failed", "failed",

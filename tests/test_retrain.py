@@ -129,7 +129,7 @@ def test_python_api_retrain(tmp_path):
     x = rng.normal(size=(80, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("int64")
     tuner = archsearch.RandomSearch(build, objective="val_accuracy", max_trials=2, seed=0, directory=tmp_path,
-                                    project_name="p", echo=lambda line: None)
+                                    project_name="p")
     tuner.search(x[:60], y[:60], validation_split=0.25, epochs=1)
     comparison = tuner.retrain(x[:60], y[:60], x_test=x[60:], y_test=y[60:], repeats=2, baseline={"units": 2})
     assert comparison["baseline"]["values"] == {"units": 2}

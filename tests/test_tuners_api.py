@@ -37,14 +37,14 @@ def model_builder(hp):
     return model
 
 
-def test_random_search_end_to_end(tmp_path):
+def test_random_search_end_to_end(tmp_path, capsys):
     x, y = make_data()
-    lines: list[str] = []
     tuner = archsearch.RandomSearch(model_builder, objective="val_accuracy", max_trials=3, seed=3,
-                                    directory=tmp_path, project_name="p", echo=lines.append)
+                                    directory=tmp_path, project_name="p")
     tuner.search_space_summary()
-    assert "units (int)" in lines[-1]
-    tuner.search(x, y, epochs=2, validation_split=0.25, verbose=0)
+    assert "units (int)" in capsys.readouterr().out
+    tuner.search(x, y, epochs=2, validation_split=0.25, verbose=2)  # Keras's epoch lines, and the search's own
+    lines = capsys.readouterr().out.splitlines()
     assert len([ln for ln in lines if ln.startswith("Trial ")]) == 3
     rows = tuner.store.rows()
     assert [r["status"] for r in rows] == ["completed"] * 3
@@ -64,8 +64,10 @@ def test_random_search_end_to_end(tmp_path):
     rebuilt = tuner.hypermodel.build(best)  # the tutorial's retraining idiom
     assert rebuilt.get_layer("dense_1").units == best.get("units")
 
+    capsys.readouterr()
     tuner.results_summary(2)
-    assert "rank" in lines[-1] and "units" in lines[-1]
+    summary = capsys.readouterr().out  # the table, one text
+    assert "rank" in summary and "units" in summary
 
 
 def test_grid_search_covers_space_and_inactive_values_are_dropped(tmp_path):
@@ -79,8 +81,7 @@ def test_grid_search_covers_space_and_inactive_values_are_dropped(tmp_path):
         model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
         return model
 
-    tuner = archsearch.GridSearch(builder, objective="val_loss", directory=tmp_path, project_name="g",
-                                  echo=lambda s: None)
+    tuner = archsearch.GridSearch(builder, objective="val_loss", directory=tmp_path, project_name="g")
     tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
     seen = sorted(tuple(sorted(t.hparams.items())) for t in tuner.oracle.trials.values())
     assert seen == sorted([(("hidden", False),), (("hidden", True), ("units", 4)), (("hidden", True), ("units", 8))])
@@ -89,7 +90,7 @@ def test_grid_search_covers_space_and_inactive_values_are_dropped(tmp_path):
 
 def test_resume_keeps_trials_and_refuses_a_different_search(tmp_path):
     x, y = make_data(120)
-    kwargs = dict(objective="val_accuracy", seed=1, directory=tmp_path, project_name="r", echo=lambda s: None)
+    kwargs = dict(objective="val_accuracy", seed=1, directory=tmp_path, project_name="r")
     first = archsearch.RandomSearch(model_builder, max_trials=2, **kwargs)
     first.search(x, y, epochs=1, validation_split=0.25, verbose=0)
     first_values = [t.hparams for t in first.oracle.trials.values()]
@@ -118,8 +119,7 @@ def test_failing_builder_is_recorded_and_the_search_goes_on(tmp_path):
         model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
         return model
 
-    tuner = archsearch.GridSearch(flaky, objective="val_accuracy", directory=tmp_path, project_name="f",
-                                  echo=lambda s: None)
+    tuner = archsearch.GridSearch(flaky, objective="val_accuracy", directory=tmp_path, project_name="f")
     tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
     by_units = {}
     for r in tuner.store.rows():
@@ -133,7 +133,7 @@ def test_failing_builder_is_recorded_and_the_search_goes_on(tmp_path):
 def test_trials_left_without_files_leave_no_empty_folder(tmp_path):
     x, y = make_data(120)
     tuner = archsearch.RandomSearch(model_builder, objective="val_accuracy", max_trials=3, seed=3, directory=tmp_path,
-                                    project_name="p", keep_top_models=1, echo=lambda s: None)
+                                    project_name="p", keep_top_models=1)
     tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
     best = tuner.best_trials(1)[0].id
     folders = sorted(p.name for p in (tmp_path / "p" / "trials").iterdir())
@@ -150,8 +150,7 @@ def test_consecutive_failures_stop_the_search(tmp_path):
 
     tuner = archsearch.RandomSearch(broken, objective="val_accuracy", max_trials=10, directory=tmp_path,
                                     project_name="b", max_consecutive_failed_trials=3, hyperparameters=
-                                    archsearch.HyperParameters.from_config({"units": {"type": "int", "min": 1, "max": 50}}),
-                                    echo=lambda s: None)
+                                    archsearch.HyperParameters.from_config({"units": {"type": "int", "min": 1, "max": 50}}))
     with pytest.raises(SearchAborted, match="3 trials failed in a row.*always broken"):
         tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
     assert tuner.store.count("failed") == 3
@@ -167,8 +166,7 @@ def test_nan_loss_fails_the_trial_only(tmp_path):
         model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         return model
 
-    tuner = archsearch.GridSearch(builder, objective="val_accuracy", directory=tmp_path, project_name="n",
-                                  echo=lambda s: None)
+    tuner = archsearch.GridSearch(builder, objective="val_accuracy", directory=tmp_path, project_name="n")
     tuner.search(x, y, epochs=3, validation_split=0.25, verbose=0)
     trials = {t.hparams["poison"]: t for t in tuner.oracle.trials.values()}
     assert trials[False].status == "completed"
@@ -179,7 +177,7 @@ def test_nan_loss_fails_the_trial_only(tmp_path):
 def test_executions_per_trial_average(tmp_path):
     x, y = make_data(120)
     tuner = archsearch.RandomSearch(model_builder, objective="val_accuracy", max_trials=1, executions_per_trial=2,
-                                    directory=tmp_path, project_name="e", echo=lambda s: None)
+                                    directory=tmp_path, project_name="e")
     tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
     trial = tuner.best_trials(1)[0]
     assert trial.status == "completed" and 0.0 <= trial.value <= 1.0
@@ -188,22 +186,23 @@ def test_executions_per_trial_average(tmp_path):
 def test_missing_objective_metric_is_a_clear_error(tmp_path):
     x, y = make_data(60)
     tuner = archsearch.RandomSearch(model_builder, objective="val_f1", max_trials=2, directory=tmp_path,
-                                    project_name="o", echo=lambda s: None)
+                                    project_name="o")
     with pytest.raises(archsearch.ConfigError, match="val_f1.*accuracy"):
         tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
     assert tuner.store.count("completed") == 0
 
 
-def test_keras2_fit_arguments_of_tutorials_are_dropped_with_a_note(tmp_path):
+def test_keras2_fit_arguments_of_tutorials_are_dropped_with_a_note(tmp_path, capsys):
     """The U-Net tutorial calls search(..., initial_epoch=0, use_multiprocessing=True, workers=6)."""
     x, y = make_data(n=80)
-    lines: list[str] = []
     tuner = archsearch.RandomSearch(model_builder, objective="val_accuracy", max_trials=1, seed=0,
-                                    directory=tmp_path, project_name="legacy", echo=lines.append)
+                                    directory=tmp_path, project_name="legacy")
     tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0, shuffle=True, initial_epoch=0,
                  use_multiprocessing=True, workers=6, max_queue_size=10)
     assert [r["status"] for r in tuner.store.rows()] == ["completed"]
-    note = next(line for line in lines if line.startswith("Note: search() ignores"))
+    lines = capsys.readouterr().out.splitlines()
+    assert not [line for line in lines if line.startswith("Trial ")]  # verbose=0 silences the search's lines,
+    note = next(line for line in lines if line.startswith("Note: search() ignores"))  # not what it tells of the call
     for name in ("use_multiprocessing", "workers", "max_queue_size", "initial_epoch"):
         assert name in note
 
@@ -214,7 +213,7 @@ def test_a_seeded_search_repeats_exactly_and_trials_differ(tmp_path):
 
     def scores(folder):
         tuner = archsearch.RandomSearch(model_builder, objective="val_accuracy", max_trials=2, seed=5,
-                                        directory=tmp_path, project_name=folder, echo=lambda line: None)
+                                        directory=tmp_path, project_name=folder)
         tuner.search(x, y, epochs=2, validation_split=0.25, verbose=0, shuffle=False)
         return [(r["hparams"], r["intermediate"], tuner.store.epochs(r["id"])[-1]["loss"]) for r in tuner.store.rows()]
 
@@ -231,7 +230,7 @@ def test_search_without_epochs_trains_the_command_line_s_default_epochs(tmp_path
 
     x, y = make_data(48)
     tuner = archsearch.RandomSearch(model_builder, objective="val_accuracy", max_trials=1, seed=0,
-                                    directory=tmp_path, project_name="p", echo=lambda _: None)
+                                    directory=tmp_path, project_name="p")
     tuner.search(x, y, validation_split=0.25, batch_size=16, verbose=0)
     expected = yaml.safe_load((REPO / "conf" / "trainer" / "default.yaml").read_text())["epochs"]
     assert [r["epochs_done"] for r in tuner.store.rows()] == [expected]

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from archsearch.cli import config as C
 from archsearch.errors import DiskFullError
 from archsearch.loggers.base import Loggers
+from archsearch.core.console import say
 from archsearch.core.lock import RunFolderLock
 from archsearch.cli.resume import continue_stored_search, plain_config
 
@@ -59,7 +60,7 @@ class ArraysFitData:
         return {"x": train, "steps_per_epoch": steps, "shuffle": False, "validation_data": self._validation[size]}
 
 
-def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
+def prepare(cfg: DictConfig):
     """Check the whole config and build the tuner and its data; no training happens here.
 
     Everything that needs no backend (paths, numbers, names, the space, the data itself) is checked
@@ -76,14 +77,14 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     if not overwrite:
         cfg, notes = continue_stored_search(cfg, folder)
         for note in notes:
-            echo(note)
+            say(note)
     config = plain_config(cfg)
     settings = C.read_settings(config)  # every section checked and typed, in one pass
     check_export_format(settings.export.format)  # a missing converter, before any training
     builder_path, space = C.model_settings(settings.model)
     note = C.budget_note(settings)
     if note:
-        echo(note)
+        say(note)
     splits = load_data(settings.data.section)  # keras.datasets import Keras; every other loader needs no backend
     hypermodel, space = C.model_for_data(builder_path, space, settings.model, splits)
 
@@ -98,7 +99,7 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
         hypermodel, objective=settings.objective, hyperparameters=space, oracle=oracle, directory=folder,
         project_name="", overwrite=overwrite, trainer=trainer, compile_settings=compile_settings,
         max_consecutive_failed_trials=settings.search.max_consecutive_failed_trials,
-        keep_top_models=settings.search.keep_top_models, echo=echo, config=config,
+        keep_top_models=settings.search.keep_top_models, config=config,
         executor=settings.executor.name, parallel_trials=settings.tuner.slots,
         executor_options={**settings.executor.options, "max_retries": settings.executor.max_retries},
         listeners=[loggers] if loggers is not None else [],
@@ -109,22 +110,22 @@ def prepare(cfg: DictConfig, echo: Callable[[str], None] = print):
     return tuner, data, splits, settings.model
 
 
-def run(cfg: DictConfig, echo: Callable[[str], None] = print) -> Path | None:
+def run(cfg: DictConfig) -> Path | None:
     """Run the whole search described by ``cfg``; returns the ``best/`` folder.
 
     The run folder's lock is taken before anything there is read or deleted, and held to the end.
     """
     with RunFolderLock(C.run_folder(cfg)):
-        return _run_locked(cfg, echo)
+        return _run_locked(cfg)
 
 
-def _run_locked(cfg: DictConfig, echo: Callable[[str], None]) -> Path | None:
-    tuner, data, splits, model_cfg = prepare(cfg, echo)
-    echo(f"archsearch: tuner={tuner.oracle.name} model={model_cfg.get('name')} data={splits.name} "
+def _run_locked(cfg: DictConfig) -> Path | None:
+    tuner, data, splits, model_cfg = prepare(cfg)
+    say(f"archsearch: tuner={tuner.oracle.name} model={model_cfg.get('name')} data={splits.name} "
          f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test held out, "
          f"input {splits.input_shape}, {_classes(splits)}) "
          f"objective={tuner.objective.label} -> {tuner.project_dir}")
-    _add_progress_display(cfg, tuner, echo)
+    _add_progress_display(cfg, tuner)
     best = None
     loggers = next((x for x in tuner.listeners if isinstance(x, Loggers)), None)
     try:
@@ -137,7 +138,7 @@ def _run_locked(cfg: DictConfig, echo: Callable[[str], None]) -> Path | None:
             stopping = sys.exc_info()[1]
             try:
                 if tuner.store.count() > 0:
-                    best = _summarise_and_export(cfg, tuner, splits, model_cfg, echo)
+                    best = _summarise_and_export(cfg, tuner, splits, model_cfg)
             except DiskFullError as exc:
                 if stopping is None:
                     raise
@@ -158,19 +159,18 @@ def _classes(splits) -> str:
     return f"{n} class{'' if n == 1 else 'es'}: {listed}"
 
 
-def _add_progress_display(cfg: DictConfig, tuner, echo: Callable[[str], None]) -> None:
+def _add_progress_display(cfg: DictConfig, tuner) -> None:
     """The live display on a terminal (``progress=true``); the plain lines stay either way."""
     from archsearch.cli.progress import SearchProgress, live_display_wanted
 
     show, note = live_display_wanted(bool(cfg.get("progress", True)), tuner.trainer.verbose, sys.stdout)
     if note:
-        echo(note)
+        say(note)
     if show:
         tuner.listeners.append(SearchProgress(tuner.trainer.epochs))
 
 
-def _summarise_and_export(cfg: DictConfig, tuner, splits, model_cfg: dict[str, Any],
-                          echo: Callable[[str], None]) -> Path | None:
+def _summarise_and_export(cfg: DictConfig, tuner, splits, model_cfg: dict[str, Any]) -> Path | None:
     """The results table, ``trials.csv``, ``best/`` and ``report.html``: what the user keeps from a search."""
     from archsearch.export.best import export_best
     from archsearch.export.serving import check_export_format
@@ -184,13 +184,13 @@ def _summarise_and_export(cfg: DictConfig, tuner, splits, model_cfg: dict[str, A
     best = export_best(tuner, tuner.project_dir, model_config=model_cfg, extra_pictures=pictures,
                        export_format=check_export_format(C.ExportSettings.from_config(cfg.get("export")).format))
     if best is not None:
-        echo(f"Best model exported to {best}")
+        say(f"Best model exported to {best}")
     from archsearch.report.html import write_report_safely
 
     # report.html and plots/, from trials.db; after best/, whose predictions picture it shows.
     page = write_report_safely(tuner.project_dir, C.ReportSettings.from_config(cfg.get("report", True)).mode)
     if page is not None:
-        echo(f"Report: {page}")
+        say(f"Report: {page}")
     return best
 
 

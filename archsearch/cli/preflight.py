@@ -102,7 +102,9 @@ def _or_exit(check) -> None:
     try:
         check()
     except ArchsearchError as exc:
-        print(f"archsearch: error: {exc}", file=sys.stderr, flush=True)
+        from archsearch.cli.console import problem
+
+        problem(f"archsearch: error: {exc}")
         sys.exit(2)
 
 

@@ -8,13 +8,14 @@ retrain keeps its data settings and its trials' epochs.  Only the retrain's own 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from archsearch.cli import config as C
+from archsearch.core.console import say
 from archsearch.engine.settings import RetrainOptions
 from archsearch.errors import ConfigError
 
@@ -85,7 +86,7 @@ def _whole(value: Any, field: str, minimum: int, allow_none: bool = True) -> int
     return C.whole_number(value, field, minimum, allow_none=allow_none)
 
 
-def run_retrain(cfg: DictConfig, echo: Callable[[str], None] = print) -> Path:
+def run_retrain(cfg: DictConfig) -> Path:
     """Retrain the run named by ``from_run`` and its baseline; returns ``<run>/retrain``."""
     from archsearch.core.lock import RunFolderLock
     from archsearch.cli.resume import command_line_overrides
@@ -96,10 +97,10 @@ def run_retrain(cfg: DictConfig, echo: Callable[[str], None] = print) -> Path:
     run = Path(str(cfg.from_run)).expanduser()
     stored, trials = _stored_config(run)
     with RunFolderLock(run):
-        return _retrain(cfg, run, stored, trials, echo)
+        return _retrain(cfg, run, stored, trials)
 
 
-def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list, echo) -> Path:
+def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list) -> Path:
     from archsearch.datasets import load_data
     from archsearch.training import retrain as R
     from archsearch.training.hypermodel import as_hypermodel
@@ -149,8 +150,8 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
                       C.augmentation(run_settings.data))
     epochs_note = ("Epochs: " + "; ".join(f"{c.label}: {c.epochs} ({c.epochs_from})" for c in tuned)
                    + f"; the baseline: {baseline.epochs} (those of {tuned[0].label})")
-    echo(f"archsearch retrain: {run} model={model_cfg.get('name')} data={splits.name} objective={objective.label}")
-    R.compare(runner.build, space, tuned, baseline, arrays, objective, settings, out_dir, echo, [note, epochs_note])
+    say(f"archsearch retrain: {run} model={model_cfg.get('name')} data={splits.name} objective={objective.label}")
+    R.compare(runner.build, space, tuned, baseline, arrays, objective, settings, out_dir, [note, epochs_note])
     return out_dir
 
 

@@ -1,19 +1,19 @@
 """What happens during a search, told to whoever listens: the console, loggers, progress displays.
 
 The search driver calls a :class:`SearchEvents` listener at each step, in order; every method is
-optional.  The console lines of a search come from :class:`ConsoleEvents`, one listener among
-others, so nothing else in the engine prints, and a logger (TensorBoard, MLflow, a progress bar)
+optional.  The console lines of a search come from
+:class:`~archsearch.core.console.ConsoleEvents`, one listener among others, so nothing else in the
+engine prints, and a logger (TensorBoard, MLflow, a progress bar)
 is one more listener fed by the same events, never a parser of console output.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from archsearch.core.objective import is_finite
-from archsearch.core.trial import COMPLETED, PRUNED, Trial, TrialOutcome, TrialSpec
+from archsearch.core.trial import Trial, TrialOutcome, TrialSpec
 
 log = logging.getLogger("archsearch")
 
@@ -109,71 +109,3 @@ class EventFanout(SearchEvents):
 
     def on_search_exit(self, search, error):
         self._call("on_search_exit", search, error)
-
-
-class ConsoleEvents(SearchEvents):
-    """The search's lines: its plan, one line per trial, resumes, interruptions and retries."""
-
-    def __init__(self, echo: Callable[[str], None] = print) -> None:
-        self.echo = echo
-        self.search: Search | None = None
-
-    def on_search_begin(self, search: Search) -> None:
-        self.search = search
-        total = getattr(search.oracle, "total_epochs", None)
-        if total:
-            self.echo(f"Search plan: {total} epochs in all ({search.oracle.name}).")
-        slots = search.executor.slots
-        if slots > 1:
-            self.echo(f"Running {slots} trials at a time ({search.executor.describe()}).")
-        note = search.repeatability_note()
-        if note:
-            self.echo(note)
-
-    def on_trial_begin(self, trial: Trial, spec: TrialSpec, worker: str | None) -> None:
-        if spec.initial_epoch > trial.initial_budget:
-            self.echo(f"Trial {trial.id}: resuming from its checkpoint at epoch {spec.initial_epoch}.")
-
-    def on_trial_interrupted(self, trial: Trial, reason: str) -> None:
-        self.echo(f"Trial {trial.id}: interrupted; it continues from its last checkpoint when the search resumes.")
-
-    def on_trial_retried(self, trial: Trial, reason: str, attempt: int) -> None:
-        self.echo(f"Trial {trial.id}: {reason}; continuing from its last checkpoint on a new worker "
-                  f"(attempt {attempt + 1}).")
-
-    def on_trial_rerun(self, trial: Trial, error: str, run: int) -> None:
-        self.echo(f"Trial {trial.id} failed ({error}); training it again (run {run}, max_retries_per_trial).")
-
-    def on_trial_end(self, trial: Trial, outcome: TrialOutcome) -> None:
-        search = self.search
-        if search is None:
-            return
-        oracle = search.oracle
-        best = oracle.best_trials(1)
-        best_text = f"{best[0].value:.4f} (trial {best[0].id})" if best else "-"
-        # The trial's id, as in the store, trials/trial_NNNN and the summary; then how far the search is.
-        limit = oracle.max_trials
-        done = sum(1 for t in oracle.trials.values() if t.done)
-        number = f"{trial.id} ({done}/{limit})" if limit else f"{trial.id} ({done} done)"
-        values = " ".join(f"{k}={_short(v)}" for k, v in trial.hparams.items())
-        if trial.status == COMPLETED and is_finite(trial.value):
-            result = f"{oracle.objective.name}={trial.value:.4f}"
-        elif trial.status == PRUNED:
-            result = f"pruned at epoch {outcome.epochs_done} ({oracle.objective.name}={_short(trial.value)})"
-        else:
-            result = f"FAILED: {trial.error}"
-        budget = ""
-        if trial.budget is not None:
-            budget = f" | epochs {trial.initial_budget}->{trial.budget}"
-            if trial.resume_from is not None:
-                budget += f" from trial {trial.resume_from}"
-            total = getattr(oracle, "total_epochs", None)
-            if total:
-                budget += f" (spent {search.epochs_spent}/{total})"
-        self.echo(f"Trial {number} | {values} | {result} | best {best_text} | {outcome.duration:.1f}s{budget}")
-
-
-def _short(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)

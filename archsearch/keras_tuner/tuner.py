@@ -23,7 +23,7 @@ import copy
 import logging
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from archsearch.errors import (ArchsearchError, BuilderError, ConfigError, Fatal
                                describe_exception)
 from archsearch.training.hypermodel import as_hypermodel, custom_fit
 from archsearch.space.hyperparameters import HyperParameters
+from archsearch.core.console import say
 from archsearch.core.objective import Objective
 from archsearch.oracles import Oracle, Trial
 from archsearch.training.fit_data import FitArguments, FitData
@@ -131,7 +132,6 @@ class Tuner:
         trainer: TrainerSettings | None = None,
         compile_settings: CompileSettings | None = None,
         keep_top_models: int | None = SearchSettings.keep_top_models,
-        echo: Callable[[str], None] | None = None,
         config: Mapping[str, Any] | None = None,
         executor: str | None = None,
         parallel_trials: int | str = 1,  # one at a time, as KerasTuner; the command line's auto: one per GPU
@@ -177,8 +177,6 @@ class Tuner:
                           "tracks a search", DeprecationWarning, stacklevel=2)
             self.listeners.append(KerasTunerLogger(logger))
         self.keep_top_models = keep_top_models
-        self.echo = echo or print
-        self._echo_given = echo is not None  # then search(verbose=0) silences Keras only, not these lines
         self.oracle = self._oracle_for(oracle, hyperparameters, max_trials, seed, oracle_options)
         self.max_consecutive_failed_trials = _failures_in_a_row(max_consecutive_failed_trials, self.oracle)
         try:
@@ -216,13 +214,14 @@ class Tuner:
     def _restore(self, oracle: Oracle | None = None) -> None:
         said = self._assembly.restore(oracle)
         if said:
-            self.echo(said)
+            say(said)
 
     # ------------------------------------------------------------ KerasTuner API
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
         """Run the search; arguments are those of ``model.fit`` (``epochs`` is per trial).
 
-        ``verbose=0`` also silences the search's own lines, as in KerasTuner (unless ``echo`` was given).
+        ``verbose=0`` also silences the search's own lines (its plan, one line per trial), as in KerasTuner;
+        they go to the ``archsearch.console`` logger (archsearch/core/console.py) otherwise.
         In the main thread, Ctrl-C stops the search at the next safe point (before a batch, between
         trials): the running trial is recorded as interrupted, so a new tuner on the same folder
         continues it, and ``KeyboardInterrupt`` is raised; a second Ctrl-C stops at once.
@@ -231,45 +230,45 @@ class Tuner:
         if "epochs" in fit_kwargs:
             self.trainer.epochs = int(fit_kwargs.pop("epochs"))
             if getattr(self.oracle, "total_epochs", None):
-                self.echo(f"Note: {self.oracle.name} trains each trial to its own budget (at most max_epochs="
+                say(f"Note: {self.oracle.name} trains each trial to its own budget (at most max_epochs="
                           f"{self.oracle.max_epochs}); search(epochs={self.trainer.epochs}) is not used.")
         dropped = [name for name in IGNORED_FIT_ARGS if fit_kwargs.pop(name, None) is not None]
         if dropped:
-            self.echo(f"Note: search() ignores {', '.join(dropped)}: Keras 3's fit has no use_multiprocessing, "
+            say(f"Note: search() ignores {', '.join(dropped)}: Keras 3's fit has no use_multiprocessing, "
                       "workers or max_queue_size, and every trial starts at its own initial epoch.")
         callbacks = fit_kwargs.pop("callbacks", None)
         _check_deep_copyable(callbacks)
         data = FitArguments(tuple(fit_args), dict(fit_kwargs), seed=int(self.trainer.seed or 0))
         if "batch_size" in fit_kwargs:
             self.trainer.batch_size = fit_kwargs["batch_size"]
-        quiet = fit_kwargs.get("verbose", 1) == 0 and not self._echo_given
+        quiet = fit_kwargs.get("verbose", 1) == 0
         from archsearch.core.interrupts import stop_at_safe_points
 
         # Ctrl-C stops at a safe point, with the running trial recorded to continue (archsearch.core.interrupts).
         with stop_at_safe_points():
             self.on_search_begin()
-            self.run_search(data, callbacks, echo=(lambda line: None) if quiet else None)
+            self.run_search(data, callbacks, quiet=quiet)
             self.on_search_end()
 
-    def run_search(self, data: FitData, callbacks: Sequence[Any] | None = None, echo: Callable[[str], None] | None = None
-                   ) -> None:
-        """Run the search on any :class:`~archsearch.training.fit_data.FitData` (the CLI's datasets, ...)."""
+    def run_search(self, data: FitData, callbacks: Sequence[Any] | None = None, *, quiet: bool = False) -> None:
+        """Run the search on any :class:`~archsearch.training.fit_data.FitData` (the CLI's datasets, ...);
+        ``quiet``: without the search's own console lines (``search(verbose=0)``)."""
         with self._lock.searching():  # one search per folder in this process too, whatever the thread
-            self._run_search(data, callbacks, echo)
+            self._run_search(data, callbacks, quiet)
 
-    def _run_search(self, data: FitData, callbacks: Sequence[Any] | None, echo: Callable[[str], None] | None) -> None:
-        from archsearch.core.events import ConsoleEvents
+    def _run_search(self, data: FitData, callbacks: Sequence[Any] | None, quiet: bool) -> None:
+        from archsearch.core.console import ConsoleEvents
 
         self._runner = self._make_runner(data, callbacks)
         self._check_objective_before_training(self._runner)
         slots, note = self._assembly.slots_for_the_trials_left(self.parallel_trials)
-        if note:
-            (echo or self.echo)(note)
+        if note and not quiet:
+            say(note)
         hooks = [TunerHooks(self)] if any(_overrides(self, n) for n in ("on_trial_begin", "on_trial_end")) else []
         settings = SearchSettings(max_consecutive_failed_trials=self.max_consecutive_failed_trials,
                                   keep_top_models=self.keep_top_models)
         self._assembly.search(self._runner, self.executor_settings, slots, settings,
-                              [ConsoleEvents(echo or self.echo), *hooks, *self.listeners]).run()
+                              [*([] if quiet else [ConsoleEvents()]), *hooks, *self.listeners]).run()
 
     def run_trial(self, trial: Trial, *fit_args: Any, **fit_kwargs: Any) -> Any:
         """Train one trial and return its result: KerasTuner's extension point.
@@ -406,9 +405,10 @@ class Tuner:
             self._runner = self._make_runner(None)
         return self._runner
 
-    # search_space_summary and results_summary print on purpose: they are KerasTuner's console API.
+    # search_space_summary and results_summary show text on purpose: they are KerasTuner's console API.  Through
+    # the console channel, so the CLI's results table lands in the run's log file too.
     def search_space_summary(self) -> None:
-        self.echo(self.oracle.hyperparameters.summary())
+        say(self.oracle.hyperparameters.summary())
 
     def best_trials(self, num_trials: int = 1) -> list[Trial]:
         return self.oracle.best_trials(num_trials)
@@ -431,7 +431,7 @@ class Tuner:
     def results_summary(self, num_trials: int = 10) -> None:
         # Statuses as recorded: after Ctrl-C the store says "interrupted" where the oracle still says "running".
         statuses = [r["status"] for r in self.store.rows()]
-        self.echo(results_table(self.oracle, num_trials, self.project_dir, statuses or None))
+        say(results_table(self.oracle, num_trials, self.project_dir, statuses or None))
 
     def retrain(self, x: Any, y: Any, **kwargs: Any) -> dict[str, Any]:
         """Retrain the best trials and a baseline, scored on ``x_test``/``y_test`` (``archsearch.training.retrain.retrain``)."""

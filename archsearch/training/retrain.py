@@ -26,6 +26,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from archsearch.core.console import say
 from archsearch.engine.settings import RetrainOptions, check_alpha
 from archsearch.errors import ConfigError
 from archsearch.space.values import to_plain
@@ -255,22 +256,21 @@ def verdict_text(result: Mapping[str, Any]) -> str:
 
 
 def compare(build: Callable, space, tuned: Sequence[Candidate], baseline: Candidate, arrays: Arrays, objective,
-            settings: RetrainSettings, out_dir: Path | None, echo: Callable[[str], None] = print,
-            notes: Sequence[str] = ()) -> dict[str, Any]:
+            settings: RetrainSettings, out_dir: Path | None, notes: Sequence[str] = ()) -> dict[str, Any]:
     """Retrain the baseline and each tuned candidate over the same seeds; the comparison as a dict.
 
     With ``out_dir``, writes ``comparison.json``, ``model.keras`` (the first tuned candidate, first
     seed), ``baseline.keras`` and, for several candidates, ``trial_NNNN/model.keras``.
     """
     metric = scored_metric(objective)
-    echo(f"Retraining on {'training + validation' if settings.use_validation else 'training'} data "
+    say(f"Retraining on {'training + validation' if settings.use_validation else 'training'} data "
          f"({len(arrays.x_train) + (len(arrays.x_val) if settings.use_validation else 0)} samples), scoring "
          f"test {metric} on {len(arrays.x_test)} test samples, {settings.repeats} seed(s) each; "
          + ("a fixed number of epochs (no early stopping: the validation data trains)"
             if settings.use_validation else "the best validation epoch is kept, as in the search"))
     for note in notes:
-        echo(note)
-    results = [_repeat(build, space, c, arrays, objective, settings, echo) for c in (baseline, *tuned)]
+        say(note)
+    results = [_repeat(build, space, c, arrays, objective, settings) for c in (baseline, *tuned)]
     base, *others = results
     comparison = {
         "metric": metric,
@@ -296,20 +296,19 @@ def compare(build: Callable, space, tuned: Sequence[Candidate], baseline: Candid
         entry["verdict"] = verdict["verdict"]
         comparison["tuned"].append(entry)
         label = "tuned" if scores is others[0] else scores.candidate.label
-        echo(f"test {metric}: baseline {_mean(base.test):.3f} ± {_std(base.test):.3f} -> {label} "
+        say(f"test {metric}: baseline {_mean(base.test):.3f} ± {_std(base.test):.3f} -> {label} "
              f"{entry['mean']:.3f} ± {entry['std']:.3f} ({entry['difference']['mean']:+.3f}, "
              f"{settings.repeats} seed{'s' if settings.repeats != 1 else ''})"
              + (f" [{scores.candidate.label}]" if label == "tuned" else "") + f": {verdict_text(verdict)}")
     if out_dir is not None:
         _write(out_dir, comparison, base, others)
-        echo(f"Comparison written to {out_dir / COMPARISON_FILE}; the retrained model to {out_dir / MODEL_FILE}")
+        say(f"Comparison written to {out_dir / COMPARISON_FILE}; the retrained model to {out_dir / MODEL_FILE}")
     for scores in results:
         scores.model = None
     return comparison
 
 
-def _repeat(build, space, candidate: Candidate, arrays: Arrays, objective, settings: RetrainSettings,
-            echo: Callable[[str], None]) -> Scores:
+def _repeat(build, space, candidate: Candidate, arrays: Arrays, objective, settings: RetrainSettings) -> Scores:
     scores = Scores(candidate)
     for r in range(settings.repeats):
         test, metrics, model = train_and_score(build, space, candidate, arrays, objective, settings, r)
@@ -324,7 +323,7 @@ def _repeat(build, space, candidate: Candidate, arrays: Arrays, objective, setti
             del model
             keras.backend.clear_session(free_memory=False)
         shown = f", {objective.name} {validation:.4f}" if validation is not None else ""
-        echo(f"  {candidate.label}: seed {r + 1}/{settings.repeats}, {candidate.epochs} epochs: "
+        say(f"  {candidate.label}: seed {r + 1}/{settings.repeats}, {candidate.epochs} epochs: "
              f"test {scored_metric(objective)} {test:.4f}{shown}")
     return scores
 
@@ -435,8 +434,8 @@ def baseline_candidate(declared: Mapping[str, Any] | None, baseline_file: Any, e
 
 def retrain(tuner, x, y, *, x_test, y_test, validation_data: tuple | None = None, baseline: Mapping | None = None,
             top_k: int = 1, repeats: int = RetrainOptions.repeats, epochs: int | None = RetrainOptions.epochs,
-            use_validation: bool = RetrainOptions.use_validation, alpha: float = ALPHA, out_dir: str | Path | None = None,
-            echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+            use_validation: bool = RetrainOptions.use_validation, alpha: float = ALPHA, out_dir: str | Path | None = None
+            ) -> dict[str, Any]:
     """Retrain a finished search's ``top_k`` best trials and ``baseline`` (default: the space's default
     values) on ``x``/``y`` (plus ``validation_data``), ``repeats`` seeds each; score on ``x_test``/``y_test``.
 
@@ -468,4 +467,4 @@ def retrain(tuner, x, y, *, x_test, y_test, validation_data: tuple | None = None
     arrays = Arrays(x, y, x_val, y_val, np.asarray(x_test), np.asarray(y_test))
     target = Path(out_dir) if out_dir is not None else tuner.project_dir / RESULTS_DIR
     return compare(tuner.runner.build, tuner.oracle.hyperparameters, tuned, base, arrays, tuner.objective, settings,
-                   target, echo or tuner.echo)
+                   target)
