@@ -121,7 +121,7 @@ def _wait_for(condition, process: subprocess.Popen) -> None:
 
 def test_a_numpy_search_killed_with_kill_9_resumes_in_a_fresh_process_with_nothing_lost_and_reports(tmp_path):
     folder = tmp_path / "run"
-    first = _search_process(folder, "--seconds", "0.3")
+    first = _search_process(folder, "--seconds", "1.0")  # an epoch long enough that the kill lands mid-trial on a busy machine
 
     def one_done_and_one_mid_trial() -> bool:
         if not (folder / "trials.db").exists():
