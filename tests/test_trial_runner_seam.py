@@ -154,7 +154,12 @@ def test_a_numpy_search_killed_with_kill_9_resumes_in_a_fresh_process_with_nothi
                {k: r[k] for k in ("status", "value", "hparams", "epochs_done")}
     trained = epochs(folder)
     for i in cut:  # continued from its checkpoint: the epochs before the kill stay, the rest follow them
-        assert trained[i][0]["epoch"] == 1 and trained[i][-1]["epoch"] == after[i]["epochs_done"], trained[i]
+        numbers = [e["epoch"] for e in trained[i]]
+        assert numbers == sorted(set(numbers)) and numbers[0] == 1, trained[i]  # none repeated, none reordered
+        assert numbers[-1] <= after[i]["epochs_done"], trained[i]
+        # A kill after an epoch's checkpoint and before its report loses that one epoch's row (its weights
+        # are kept and training goes on after it: engine/search.py _resume_point); never more than that one.
+        assert len(set(range(1, after[i]["epochs_done"] + 1)) - set(numbers)) <= 1, trained[i]
     assert_every_epoch_is_the_objective_s(folder)  # the state came back exactly (w halves from where it was)
 
     from archsearch.report.html import write_report

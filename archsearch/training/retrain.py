@@ -1,5 +1,8 @@
 """From a search to a measured claim: retrain the winner and the family's baseline, score both on test.
 
+One piece though past 400 lines: choosing the candidates, retraining them with paired seeds and the
+statistics that compare them are one claim, and splitting them would scatter its seed rules.
+
 ``python -m archsearch mode=retrain from_run=<run>`` (and :func:`retrain` for the Python API)
 rebuilds the best values of a finished search (or ``trial=<id>``, ``hparams=<file>``,
 ``top_k=N``) and the model family's declared ``model.baseline`` (or ``baseline=<file>``),
