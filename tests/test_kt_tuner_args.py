@@ -238,3 +238,10 @@ def test_a_builder_that_returns_no_model_is_refused_when_the_search_starts_not_w
     own = OwnLoop(declares_only, objective=kt.Objective("score", "max"), max_trials=2, directory=tmp_path / "own")
     own.search(verbose=0)
     assert len(own.oracle.trials) == 2
+
+
+def test_the_removed_echo_argument_is_refused_not_ignored(tmp_path):
+    """``echo=`` was an undocumented archsearch argument; the console channel replaced it (core/console.py):
+    passing it now fails loudly instead of silently dropping the user's callable."""
+    with pytest.raises(ValueError, match="tuner.echo: is not an option of the 'random' tuner"):
+        kt.RandomSearch(build_mlp, objective="val_accuracy", directory=tmp_path, echo=print)
