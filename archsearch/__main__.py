@@ -54,7 +54,7 @@ def _search_or_retrain(cfg) -> None:
 def _checked_job(cfg) -> None:
     from archsearch.cli.app import run
     from archsearch.cli.config import check_overrides, run_folder
-    from archsearch.cli.console import error_line, problem
+    from archsearch.cli.console import error_line
     from archsearch.core.console import say
     from archsearch.errors import ArchsearchError, DiskFullError
     from archsearch.cli.preflight import remove_unused_run_folder
@@ -72,7 +72,13 @@ def _checked_job(cfg) -> None:
             run_retrain(cfg)
         else:
             run(cfg)
-    except ArchsearchError as exc:
+    except KeyboardInterrupt:
+        _stop_interrupted(cfg, folder)
+    except Exception as exc:
+        if INTERRUPTS.count:  # a Ctrl-C that C code turned into another error (TensorFlow's import: ImportError)
+            _stop_interrupted(cfg, folder)
+        if not isinstance(exc, ArchsearchError):
+            raise
         # the folder of an earlier run (resumed, or retrained: mode=retrain logs into from_run) is never tidied away
         keep = cfg.get("resume") or (cfg.get("mode") == "retrain" and cfg.get("from_run"))
         removed = not keep and isinstance(folder, Path) and remove_unused_run_folder(folder)
@@ -80,14 +86,20 @@ def _checked_job(cfg) -> None:
             exc = ArchsearchError(f"{exc.situation}{exc.where}; free space and run the command again")
         error_line(exc)
         sys.exit(EXIT_USER_ERROR)
-    except KeyboardInterrupt:
-        if cfg.get("mode") == "retrain":
-            problem("archsearch: retrain interrupted; the run's search is unchanged")
-        elif not cfg.get("resume") and isinstance(folder, Path) and remove_unused_run_folder(folder):
-            problem("archsearch: interrupted before the first trial; nothing was kept")
-        else:
-            problem(f"archsearch: interrupted; finished trials are kept (continue with resume={folder})")
-        exit_interrupted()
+
+
+def _stop_interrupted(cfg, folder: object) -> None:
+    """The one line a Ctrl-C or SIGTERM ends a job with, then exit 130."""
+    from archsearch.cli.console import problem
+    from archsearch.cli.preflight import remove_unused_run_folder
+
+    if cfg.get("mode") == "retrain":
+        problem("archsearch: retrain interrupted; the run's search is unchanged")
+    elif not cfg.get("resume") and isinstance(folder, Path) and remove_unused_run_folder(folder):
+        problem("archsearch: interrupted before the first trial; nothing was kept")
+    else:
+        problem(f"archsearch: interrupted; finished trials are kept (continue with resume={folder})")
+    exit_interrupted()
 
 
 def _quiet_backend(cfg) -> None:

@@ -119,8 +119,12 @@ def _modules_forgotten(pythonpath: str | None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _process_state_restored() -> Iterator[None]:
-    """Put back what the entry point changes for its whole process: env, handlers, logging, import hooks."""
+    """Put back what the entry point changes for its whole process: env, handlers, logging, import hooks,
+    and Hydra's per-process singletons (the run's ``HydraConfig`` would otherwise outlive it)."""
+    from hydra.core.hydra_config import HydraConfig
+
     environ = dict(os.environ)
+    hydra_config = HydraConfig.instance().cfg
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     meta_path = list(sys.meta_path)
     raise_exceptions = logging.raiseExceptions
@@ -129,6 +133,7 @@ def _process_state_restored() -> Iterator[None]:
         yield
     finally:
         _restore_logging(loggers)
+        HydraConfig.instance().cfg = hydra_config
         logging.raiseExceptions = raise_exceptions
         sys.meta_path[:] = meta_path
         for s, handler in handlers.items():

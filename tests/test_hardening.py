@@ -618,6 +618,26 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path, delay):
     assert "archsearch: interrupted" in err
 
 
+
+def test_a_ctrl_c_that_an_import_turns_into_an_import_error_is_still_one_line(tmp_path):
+    """TensorFlow's C start-up turns a KeyboardInterrupt raised inside it into ``ImportError: initialization
+    failed``; the builder's module here does the same, deterministically (the sleep is where the signal lands)."""
+    (tmp_path / "c_extension_like.py").write_text(
+        "import os, signal, time\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(60)\n"
+        "except KeyboardInterrupt:\n"
+        "    raise ImportError('initialization failed') from None\n"
+        "def build(hp):\n"
+        "    raise AssertionError('never built')\n")
+    result = run_cli(["model=custom", "model.builder=c_extension_like:build", "executor=inline"], tmp_path / "run",
+                     env={"PYTHONPATH": str(tmp_path)}, timeout=600)
+    assert result.returncode == 130, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "initialization failed" not in result.stderr
+    assert "archsearch: interrupted" in result.stderr
+
+
 def dropout_builder(hp):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(hp.Int("units", 4, 16, step=4), activation="relu"),
                               keras.layers.Dropout(0.3), keras.layers.Dense(2, activation="softmax")])

@@ -6,6 +6,8 @@ plain data (the CLI converts OmegaConf first), and the first mistake names the f
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from archsearch.cli.config import read_settings
@@ -79,3 +81,18 @@ def test_the_engine_settings_read_plain_data_only():
     with pytest.raises(ConfigError, match=r"^executor: 'process' is not a mapping of settings"):
         ExecutorSettings.from_config("process")
     assert DataSettings.from_config({"name": "folder", "augment": "on"}).section == {"name": "folder", "augment": True}
+
+
+@pytest.mark.parametrize("hydra_state", ["none", "composed", "run"])
+def test_the_run_folder_is_hydras_only_inside_a_hydra_run(hydra_state, monkeypatch):
+    """A config composed for a notebook (or a test before this one) leaves a HydraConfig with no output folder."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from archsearch.cli.config import run_folder
+
+    left = {"none": None, "composed": OmegaConf.create({"hydra": {"runtime": {"output_dir": "???"}}}),
+            "run": OmegaConf.create({"hydra": {"runtime": {"output_dir": "/runs/7"}}})}[hydra_state]
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", left)
+    expected = Path("/runs/7") if hydra_state == "run" else Path("outputs") / "archsearch"
+    assert run_folder(OmegaConf.create({"resume": None})) == expected

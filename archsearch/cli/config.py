@@ -303,12 +303,14 @@ def run_folder(cfg: DictConfig) -> Path:
         folder = Path(str(cfg.resume)).expanduser()
         check_resume_folder(folder)
         return folder
-    try:
-        from hydra.core.hydra_config import HydraConfig
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
 
-        return Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:  # composed without @hydra.main (tests, notebooks)
+    # Outside @hydra.main (tests, notebooks) there is no run, or a composed config whose run has no folder.
+    hydra = HydraConfig.instance().cfg
+    if hydra is None or OmegaConf.is_missing(hydra.hydra.runtime, "output_dir"):
         return Path("outputs") / "archsearch"
+    return Path(hydra.hydra.runtime.output_dir)
 
 
 def resolve_objective(cfg: Mapping[str, Any]) -> Objective:
