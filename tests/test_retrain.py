@@ -66,7 +66,7 @@ def test_retrain_compares_tuned_and_baseline_and_reproduces_a_trial(cli_inproces
 
     # a trial's exact values, seed and epochs on the training data reproduce its stored score
     other = min(stored, key=lambda i: (stored[i][0], i))
-    result = cli(["mode=retrain", f"from_run={run_dir}", f"trial={other}", "retrain.repeats=1",
+    result = cli(["mode=retrain", f"from_run={run_dir}", f"trial_id={other}", "retrain.repeats=1",
                   "retrain.use_validation=false"], run_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     (tuned,) = json.loads((run_dir / "retrain" / "comparison.json").read_text())["tuned"]
@@ -74,8 +74,8 @@ def test_retrain_compares_tuned_and_baseline_and_reproduces_a_trial(cli_inproces
     assert tuned["trial"] == other and tuned["validation_scores"] == [pytest.approx(value, abs=1e-6)]
     assert tuned["validation_metrics"][0]["val_loss"] == pytest.approx(metrics["val_loss"], rel=1e-5)
 
-    result = cli(["mode=retrain", f"from_run={run_dir}", "trial=7"], run_dir)
-    assert result.returncode == 2 and "trial: 7 is not a completed trial" in result.stderr
+    result = cli(["mode=retrain", f"from_run={run_dir}", "trial_id=7"], run_dir)
+    assert result.returncode == 2 and "trial_id: 7 is not a completed trial" in result.stderr
     result = cli(["mode=retrain", f"from_run={run_dir}", "retrain.alpha=2"], run_dir)
     assert result.returncode == 2 and "retrain.alpha: 2 is not a significance level" in result.stderr
 

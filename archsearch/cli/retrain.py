@@ -20,7 +20,7 @@ from archsearch.engine.settings import RetrainOptions
 from archsearch.errors import ConfigError
 
 MODES = ("search", "retrain")
-RETRAIN_ONLY = ("from_run", "hparams", "trial", "top_k", "baseline")
+RETRAIN_ONLY = ("from_run", "hparams", "trial_id", "top_k", "baseline")
 # What a mode=retrain command line may set; the run's stored config gives everything else.
 RETRAIN_KEYS = ("mode", *RETRAIN_ONLY, "retrain", "trainer.verbose", "hydra")
 
@@ -58,7 +58,7 @@ def _check_overrides(overrides: list[str] | None) -> None:
         key = text.split("=", 1)[0].lstrip("+~").split("@", 1)[0].strip()
         if key and not _matches(key, RETRAIN_KEYS):
             raise ConfigError(key, "mode=retrain uses the settings stored with the run and would not apply it",
-                              "leave it out (mode=retrain reads from_run, trial, top_k, hparams, baseline, "
+                              "leave it out (mode=retrain reads from_run, trial_id, top_k, hparams, baseline, "
                               "retrain.* and trainer.verbose); to change it, run a new search")
 
 
@@ -108,9 +108,9 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
 
     options = RetrainOptions.from_config(C.to_dict(cfg.get("retrain")))
     epochs = options.epochs
-    chosen = [k for k in ("hparams", "trial", "top_k") if cfg.get(k) not in (None, "")]
+    chosen = [k for k in ("hparams", "trial_id", "top_k") if cfg.get(k) not in (None, "")]
     if len(chosen) > 1:
-        raise ConfigError(chosen[1], f"cannot be combined with {chosen[0]}=", "give one of hparams=, trial=, top_k=")
+        raise ConfigError(chosen[1], f"cannot be combined with {chosen[0]}=", "give one of hparams=, trial_id=, top_k=")
 
     run_settings = C.read_settings({**stored, "objective": stored.get("objective", "val_loss")})  # the search's pass
     model_cfg = run_settings.model
@@ -157,10 +157,10 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
 
 def _tuned_candidates(cfg: DictConfig, run: Path, trials: list, objective: Any, epochs: int | None,
                       default_epochs: int) -> list:
-    """What to retrain: ``trial=``, the values of ``hparams=``, or the ``top_k`` best trials (default: the best)."""
+    """What to retrain: ``trial_id=``, the values of ``hparams=``, or the ``top_k`` best trials (default: the best)."""
     from archsearch.training import retrain as R
 
-    trial_id = _whole(cfg.get("trial"), "trial", 0)
+    trial_id = _whole(cfg.get("trial_id"), "trial_id", 0)
     top_k = _whole(cfg.get("top_k"), "top_k", 1)
     ranked = R.ranked_trials(trials, objective)
     if not ranked and not cfg.get("hparams"):
@@ -169,7 +169,7 @@ def _tuned_candidates(cfg: DictConfig, run: Path, trials: list, objective: Any, 
         found = {t.id: t for t in trials}.get(trial_id)
         if found is None or found not in ranked:
             listed = ", ".join(str(t.id) for t in ranked[:10]) or "none"
-            raise ConfigError("trial", f"{trial_id} is not a completed trial of {run}", f"completed trials: {listed}")
+            raise ConfigError("trial_id", f"{trial_id} is not a completed trial of {run}", f"completed trials: {listed}")
         return [R.trial_candidate(found, epochs, default_epochs)]
     if cfg.get("hparams"):
         values, record = R.read_values(cfg.hparams, "hparams")
