@@ -104,6 +104,7 @@ def prepare(cfg: DictConfig):
         executor_options={**settings.executor.options, "max_retries": settings.executor.max_retries},
         listeners=[loggers] if loggers is not None else [],
     )
+    tuner.max_failed_trials = settings.search.max_failed_trials
     tuner.store.set_meta("config", config)  # a resumed search: its safe changes, from now on
     # The search never sees the test split: its data holds training and validation only.
     data = ArraysFitData(splits.without_test(), seed=settings.data.seed, augment=C.augmentation(settings.data))

@@ -179,6 +179,7 @@ class Tuner:
         self.keep_top_models = keep_top_models
         self.oracle = self._oracle_for(oracle, hyperparameters, max_trials, seed, oracle_options)
         self.max_consecutive_failed_trials = _failures_in_a_row(max_consecutive_failed_trials, self.oracle)
+        self.max_failed_trials: int | None = SearchSettings.max_failed_trials  # the CLI's max_failed_trials
         try:
             self._pristine_oracle: Oracle | None = copy.deepcopy(self.oracle)  # what reload() replays the store into
         except Exception:  # an oracle holding something uncopyable: reload() then says so
@@ -266,6 +267,7 @@ class Tuner:
             say(note)
         hooks = [TunerHooks(self)] if any(_overrides(self, n) for n in ("on_trial_begin", "on_trial_end")) else []
         settings = SearchSettings(max_consecutive_failed_trials=self.max_consecutive_failed_trials,
+                                  max_failed_trials=self.max_failed_trials,
                                   keep_top_models=self.keep_top_models)
         self._assembly.search(self._runner, self.executor_settings, slots, settings,
                               [*([] if quiet else [ConsoleEvents()]), *hooks, *self.listeners]).run()
