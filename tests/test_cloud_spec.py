@@ -213,7 +213,7 @@ def test_the_block_without_its_training_input_wrapper_reads_the_same():
     (f"{HP}.params[1].scaleType", "UNIT_REVERSE_LOG_SCALE", "sampling:'reverse_log'"),
     (f"{HP}.params[3].scaleType", "UNIT_LINEAR_SCALE", "batch:{type:'choice',values:[16,32,64],ordered:true}"),
     (f"{HP}.params[2].categoricalValues", ["a b", "c,d", "e:f"], "values:['a b','c,d','e:f']"),
-    ("trainingInput.pythonModule", "trainer.task", "tuner=bayesian"),
+    (f"{HP}.params[2].scaleType", "NONE", "kind:{type:'choice',values:['good','bad']}"),
 ])
 def test_each_older_field_maps_to_its_override(path, value, expected):
     spec = read_spec(changed(LEGACY, path, value))
@@ -493,6 +493,8 @@ def test_the_users_overrides_still_win():
     cfg = compose(*spec.overrides, "tuner.max_trials=3", "objective=val_acc", "space.x.max=0.5", "tuner=grid")
     assert cfg.tuner.max_trials == 3 and cfg.objective == "val_acc" and cfg.space.x.max == 0.5
     assert cfg.tuner.name == "grid"
+    for tuner in ("asha", "hyperband", "bohb"):  # the spec's tuner.* values exist in every tuner
+        assert compose(*spec.overrides, f"tuner={tuner}").tuner.name == tuner
 
 
 def test_yaml_is_read_as_the_service_reads_it(tmp_path):

@@ -127,11 +127,11 @@ def read_max_failed(spec: Section, name: str, search: Search) -> None:
 def _parameter(param: Section, search: Search) -> None:
     name = params.parameter_name(param.get("parameterName"), param.at("parameterName"), search.space)
     kind = enum(param.get("type"), param.at("type"), {t: t for t in TYPES})
+    sampling = params.scale(param.get("scaleType"), param.at("scaleType"))
     for field in ("minValue", "maxValue", "categoricalValues", "discreteValues", "scaleType"):
-        if param.has(field) and field not in _TYPE_FIELDS[kind]:
+        if param.has(field) and field not in _TYPE_FIELDS[kind] and not (field == "scaleType" and sampling is None):
             raise param.error(field, f"does not apply to type {kind}",
                               f"remove it (a {kind} parameter takes {', '.join(sorted(_TYPE_FIELDS[kind]))})")
-    sampling = params.scale(param.get("scaleType"), param.at("scaleType"))
     if kind in ("INTEGER", "DOUBLE"):
         if kind == "DOUBLE" and search.tuner == "grid":
             raise grid_refusal(param.at("type"), kind)
