@@ -80,11 +80,21 @@ VERTEX = {
 
 
 def compose(*overrides: str):
-    """The config the CLI composes from ``overrides`` (a command trial, as a spec is run)."""
+    """The config the CLI composes from ``overrides`` and a user's ``trial=command trial.command=x``."""
     from hydra import compose as hydra_compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
         return hydra_compose("config", overrides=[*overrides, "trial=command", "trial.command=x"])
+
+
+def test_a_spec_selects_the_command_trial():
+    """Its parameters go to a program: composing needs only the program, not trial=command too."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    spec = read_spec(LEGACY)
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+        cfg = hydra_compose("config", overrides=[*spec.overrides, "trial.command=python train.py"])
+    assert cfg.trial.name == "command" and cfg.trial.measurement == "last" and "x" in cfg.space
 
 
 def space_of(spec: CloudSpec) -> HyperParameters:
@@ -123,7 +133,7 @@ HP = "trainingInput.hyperparameters"
 def test_the_seed_spec_reads_with_notes_only(tmp_path):
     spec = read_spec(write(tmp_path, SEED_SPEC, "hptune.yaml"))
     assert spec.overrides == [
-        "tuner=bayesian", "tuner.max_trials=10", "tuner.parallel_trials=1", "tuner.pruner=none",
+        "trial=command", "tuner=bayesian", "tuner.max_trials=10", "tuner.parallel_trials=1", "tuner.pruner=none",
         "objective={name:'accuracy',direction:'max'}", "trial.measurement=last",
         "space={num-steps:{type:'int',min:200,max:10000,sampling:'linear'},"
         "lr:{type:'float',min:0.001,max:0.1,sampling:'log'}}",

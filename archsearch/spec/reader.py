@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from archsearch.errors import ConfigError
-from archsearch.spec.fields import show
+from archsearch.spec.fields import camel, show
 from archsearch.spec.overrides import format_value, override
 
 
@@ -56,8 +56,9 @@ class Search:
         self.notes.append(f"{where}={show(value)}: {local}")
 
     def overrides(self) -> list[str]:
-        """Group choice first, then values; the whole space as one dict override."""
-        lines = [f"tuner={self.tuner}", f"tuner.max_trials={self.max_trials}",
+        """Group choices first (a spec's parameters go to a program: ``trial=command``; the same choice
+        on the command line again is harmless), then values; the whole space as one dict override."""
+        lines = ["trial=command", f"tuner={self.tuner}", f"tuner.max_trials={self.max_trials}",
                  f"tuner.parallel_trials={self.parallel_trials}", f"tuner.pruner={self.pruner}",
                  override("objective", {"name": self.metric, "direction": self.direction})]
         if self.max_failed_trials is not None:
@@ -85,7 +86,7 @@ def read_spec(spec: str | os.PathLike | Mapping[str, Any]) -> CloudSpec:
     if not isinstance(body, Mapping) or not body:
         raise ConfigError(f"spec={source}", f"expected a mapping of fields, got {show(body)}",
                           "give a trainingInput.hyperparameters or a studySpec spec (docs/cloud_spec.md)")
-    keys = {re.sub(r"_(\w)", lambda m: m.group(1).upper(), str(k)) for k in body}
+    keys = {camel(str(k)) for k in body}
     is_legacy = bool(keys & legacy.TOP_FIELDS - {"labels", "jobId"})
     is_vertex = bool(keys & vertex.TOP_FIELDS - {"labels", "displayName"})
     if is_legacy and is_vertex:
