@@ -488,7 +488,7 @@ def test_an_unknown_newer_field_is_refused_with_the_known_ones(path, typo):
 # ------------------------------------------------------------------ reading the file, writing the overrides
 
 def test_names_and_values_survive_the_override_grammar():
-    odd = ["it's", "a, b: c", "x=y [z] {w}", "${oc.env:HOME}", "back\\slash\\", "tab\tand (parens)"]
+    odd = ["it's", "a, b: c", "x=y [z] {w}", "${oc.env:HOME}", "back\\slash\\", "tab\tand (parens)", "a\\'b\\${x}"]
     spec = read_spec({"hyperparameters": {"hyperparameterMetricTag": "val: loss, 'top'", "params": [
         {"parameterName": "odd name: a,b (c)=d", "type": "CATEGORICAL", "categoricalValues": odd},
         {"parameterName": "num-steps/x.y", "type": "DISCRETE", "discreteValues": [1e-05, 0.5, 1e16]}]}})
