@@ -44,6 +44,8 @@ KERAS_METRICS = {"accuracy": 0.875, "loss": 0.3012, "val_accuracy": 0.9, "val_lo
     ("val_loss = 1e-3.", [(None, {"val_loss": 0.001})]),
     ("{'loss': 0.5, \"acc\": -2, 'lr': .001}", [(None, {"loss": 0.5, "acc": -2.0, "lr": 0.001})]),  # a dict, JSON
     ("INFO:trainer:epoch=4 metrics/auc=0.91", [(4, {"metrics/auc": 0.91})]),
+    ("Epoch 3: 100%|██████████| 50/50 [00:01<00:00, 40.1it/s, loss=0.312, v_num=0]",  # Lightning's tqdm bar
+     [(3, {"loss": 0.312, "v_num": 0.0})]),
     ("Epoch 3/10", []),
     ("Epoch 3: val_loss improved from 0.30 to 0.25, saving model to best.keras", []),
     ("loading 12 files from /data: done in 3.5s at 12:30:45", []),
@@ -370,6 +372,19 @@ def test_tensorboard_without_the_package_says_so_in_where(tmp_path, monkeypatch,
     assert collector.poll() == [] and collector.poll() == []
     assert "not read: the tensorboard package is not installed" in collector.where
     assert "pip install tensorboard" in caplog.text
+
+
+def test_tensorboard_files_are_read_without_tensorflow(tmp_path):
+    """TensorFlow is installed here, and tensorboard's own loader would import it (seconds, and memory, in the
+    search's driver): the collector must not."""
+    Events(tmp_path).scalars(3, loss=0.5)
+    code = ("import json, sys\nfrom archsearch.command.metrics import TensorBoardEvents\n"
+            f"reports = TensorBoardEvents({str(tmp_path)!r}).poll()\n"
+            "print(json.dumps([[(r.step, r.metrics) for r in reports],\n"
+            "                  sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'hydra'})]))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [[[3, {"loss": 0.5}]], []]
 
 
 @pytest.mark.slow
