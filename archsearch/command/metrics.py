@@ -95,7 +95,7 @@ class StdoutMetrics:
 
     def _piece(self, text: str) -> MetricReport | None:
         pairs = self._pairs(text)
-        alone = _EPOCH_LINE.match(text)
+        alone = None if pairs else _EPOCH_LINE.match(text)
         if alone:
             self._pending_step = int(alone.group(1))
             return None
