@@ -257,7 +257,8 @@ def test_hypertune_program_in_a_subprocess(tmp_path):
     pytest.importorskip("hypertune")
     path = tmp_path / "out" / "hypertune.metric"
     code = ("import hypertune\nht = hypertune.HyperTune()\n"
-            "for step in range(1, 4):\n    ht.report_hyperparameter_tuning_metric('val_loss', 1 / step, global_step=step)\n")
+            "for step in range(1, 4):\n"
+            "    ht.report_hyperparameter_tuning_metric('val_loss', 1 / step, global_step=step)\n")
     subprocess.run([sys.executable, "-c", code], env={**os.environ, "CLOUD_ML_HP_METRIC_FILE": str(path),
                    "CLOUD_ML_TRIAL_ID": "2"}, check=True, timeout=600)
     assert _seen(HypertuneFile(path).poll()) == [(1, {"val_loss": 1.0}), (2, {"val_loss": 0.5}),

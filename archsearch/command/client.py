@@ -75,7 +75,8 @@ def _step(step: object) -> int | None:
 def _number(name: str, value: object) -> float:
     """``value`` as a float: Python and numpy numbers, 0-d arrays and one-element tensors (anything
     with ``__float__``), never text or booleans (a True would be stored as 1.0 without a word)."""
-    if isinstance(value, (bool, str, bytes)) or type(value).__name__ in ("bool", "bool_") or not hasattr(value, "__float__"):
+    boolean = isinstance(value, bool) or type(value).__name__ in ("bool", "bool_")  # numpy's too
+    if boolean or isinstance(value, (str, bytes)) or not hasattr(value, "__float__"):
         raise TypeError(f"archsearch.report(): metric {name!r} must be a number, not {value!r} "
                         f"({type(value).__name__})")
     try:
