@@ -176,5 +176,13 @@ def main() -> None:
         exit_interrupted()
 
 
+def console_main() -> None:
+    """The ``archsearch`` console script: ``archsearch [key=value ...] --spec FILE -- PROGRAM [ARG ...]``."""
+    from archsearch.cli.console_script import hydra_arguments
+
+    sys.argv = ["archsearch", *hydra_arguments(sys.argv[1:])]
+    main()
+
+
 if __name__ == "__main__":
     main()

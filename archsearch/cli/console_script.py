@@ -1,9 +1,10 @@
-"""The ``archsearch`` console script, for people who never used Hydra.
+"""The ``archsearch`` console script's command line, for people who never used Hydra.
 
 ``archsearch --spec hptuning_config.yaml -- python train.py --data d/`` runs the cloud service's spec over
 the program after ``--``; it composes the same config as ``python -m archsearch spec=hptuning_config.yaml
 trial=command trial.command='python train.py --data d/'``, and any ``key=value`` override may come before
-``--``.  Without ``--`` it is ``python -m archsearch`` itself.
+``--``.  Without ``--`` it is ``python -m archsearch`` itself (``archsearch --help`` is its help).  The
+entry point is ``archsearch.__main__:console_main``, which hands these arguments to the same ``main``.
 """
 
 from __future__ import annotations
@@ -54,18 +55,3 @@ def hydra_arguments(argv: Sequence[str]) -> list[str]:
     elif "--" in argv:
         raise SystemExit(f"archsearch: error: no program after --\n{USAGE}")
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args in (["-h"], ["--usage"]):
-        print(USAGE)
-        return
-    sys.argv = ["archsearch", *hydra_arguments(args)]
-    from archsearch.__main__ import main as archsearch_main
-
-    archsearch_main()
-
-
-if __name__ == "__main__":
-    main()

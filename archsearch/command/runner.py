@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archsearch.command import EXIT_INFEASIBLE
 from archsearch.command.arguments import trial_environment, value_arguments
 from archsearch.command.program import Program, describe_exit
 from archsearch.command.settings import CommandSettings
@@ -40,7 +41,6 @@ from archsearch.errors import ConfigError
 
 log = logging.getLogger("archsearch")
 
-EXIT_INFEASIBLE = 77  # a program's way of saying "this configuration cannot work" (not a failure)
 POLL_SECONDS = 0.2  # how often the files a program writes (hypertune, TensorBoard, the client's) are read
 
 
@@ -239,7 +239,10 @@ class _Sources:
 
         sources = runner.settings.metrics
         files = runner.files
-        self.stdout = M.StdoutMetrics(sources.pattern) if sources.stdout else None
+        # A pattern with only a ``value`` group reads the objective.
+        single = sources.pattern is not None and "(?P<name>" not in sources.pattern
+        self.stdout = (M.StdoutMetrics(sources.pattern, name=runner.objective.name if single else None)
+                       if sources.stdout else None)
         self.files: list[Any] = []
         if sources.client:
             self.files.append(M.ClientFile(files.metrics_file(trial_id)))
