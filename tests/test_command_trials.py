@@ -302,8 +302,8 @@ def test_the_console_script_runs_a_spec_over_the_program_after_the_double_dash(t
     run = tmp_path / "run"
     spec = EXAMPLES / "quadratic" / "hptuning_config.yaml"
     console_script = [PY, "-c", "from archsearch.__main__ import console_main; console_main()"]  # as installed
-    result = subprocess.run([*console_script, "--spec", str(spec), "tuner.max_trials=2", "executor=inline", f"hydra.run.dir={run}", "--", PY,
-                             str(EXAMPLES / "quadratic" / "train.py")],
+    result = subprocess.run([*console_script, "--spec", str(spec), "tuner.max_trials=2", "executor=inline",
+                             f"hydra.run.dir={run}", "--", PY, str(EXAMPLES / "quadratic" / "train.py")],
                             cwd=tmp_path, env={**os.environ, "ARCHSEARCH_REPORT": "false"}, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -41,7 +41,8 @@ from archsearch.errors import ConfigError
 
 log = logging.getLogger("archsearch")
 
-POLL_SECONDS = 0.2  # how often the files a program writes (hypertune, TensorBoard, the client's) are read
+POLL_SECONDS = 0.2  # how often the files a program writes (hypertune, the client's) are read
+FOLDER_POLL_SECONDS = 1.0  # TensorBoard events: a walk of the trial's folder, so less often
 
 
 class CommandTrialFiles(TrialFiles):
@@ -244,15 +245,25 @@ class _Sources:
         self.stdout = (M.StdoutMetrics(sources.pattern, name=runner.objective.name if single else None)
                        if sources.stdout else None)
         self.files: list[Any] = []
+        self.folders: list[Any] = []  # walked, so read at most every FOLDER_POLL_SECONDS
+        self._walked = -FOLDER_POLL_SECONDS
         if sources.client:
             self.files.append(M.ClientFile(files.metrics_file(trial_id)))
         if sources.hypertune:
             self.files.append(M.HypertuneFile(files.hypertune_file(trial_id)))
         if sources.tensorboard is not None:
-            self.files.append(M.TensorBoardEvents(files.trial_dir(trial_id) / sources.tensorboard))
+            self.folders.append(M.TensorBoardEvents(files.trial_dir(trial_id) / sources.tensorboard))
 
     def where_looked(self) -> list[str]:
-        return [s.where for s in ([self.stdout] if self.stdout else []) + self.files]
+        return [s.where for s in ([self.stdout] if self.stdout else []) + self.files + self.folders]
+
+    def due(self, final: bool) -> list[Any]:
+        """The sources to read now: the files always, the folders every FOLDER_POLL_SECONDS (and at the end)."""
+        now = time.monotonic()
+        if final or now - self._walked >= FOLDER_POLL_SECONDS:
+            self._walked = now
+            return self.files + self.folders
+        return self.files
 
 
 class _Watch:
@@ -272,7 +283,7 @@ class _Watch:
                 exited = self.program.returncode is not None
                 if exited:
                     self.program.finish_output()
-                if self._take_reports(reporter):
+                if self._take_reports(reporter, final=exited):
                     self._stop()
                     return "pruned"
                 if exited:
@@ -292,7 +303,7 @@ class _Watch:
         except queue.Empty:
             pass
 
-    def _take_reports(self, reporter: Any) -> bool:
+    def _take_reports(self, reporter: Any, final: bool = False) -> bool:
         """Every report that arrived; True when the driver says stop (pruned)."""
         reports: list[Any] = []
         lines, self._held = self._held, []
@@ -304,7 +315,7 @@ class _Watch:
         for line in lines:
             if self.sources.stdout is not None:
                 reports += self.sources.stdout.feed(line)
-        for source in self.sources.files:
+        for source in self.sources.due(final):
             try:
                 reports += source.poll()
             except Exception as exc:  # noqa: BLE001 - one unreadable source must not lose the others
