@@ -207,6 +207,15 @@ def test_checkpointing_example_stops_when_the_stop_file_exists(tmp_path):
         assert int(state["epoch"]) == 1
 
 
+def test_checkpointing_example_says_when_a_continued_trial_finds_no_state(tmp_path):
+    result = run("checkpointing/train.py", "--epochs=1", cwd=tmp_path, ARCHSEARCH_CHECKPOINT_DIR=str(tmp_path / "c"),
+                 ARCHSEARCH_INITIAL_EPOCH="3")
+    assert result.returncode == 0, result.stderr
+    assert f"after epoch 3 but there is no checkpoint at {tmp_path / 'c' / 'state.npz'}" in result.stderr
+    assert not METRIC_PAIR.search(result.stderr)  # a warning, not a metric
+    assert result.stdout.startswith("epoch=1 val_loss=")
+
+
 def test_checkpointing_example_dies_on_sigterm_keeping_its_last_state(tmp_path):
     ckpt = tmp_path / "ckpt"
     run("checkpointing/train.py", "--epochs=2", cwd=tmp_path, ARCHSEARCH_CHECKPOINT_DIR=str(ckpt))

@@ -67,6 +67,16 @@ def stop_requested() -> bool:
     return bool(stop_file) and os.path.exists(stop_file)
 
 
+def warn_if_state_lost(state_file: Path | None) -> None:
+    """archsearch says how many epochs a continued trial has done ($ARCHSEARCH_INITIAL_EPOCH); with no state
+    to reload, they are trained again: say so rather than quietly spend the time."""
+    done = int(os.environ.get("ARCHSEARCH_INITIAL_EPOCH", 0))
+    if done > 0:
+        where = f"no checkpoint at {state_file}" if state_file else "no checkpoint folder (--checkpoint-dir)"
+        print(f"warning: archsearch continues this trial after epoch {done} but there is {where}, "
+              "so it trains from epoch 1", file=sys.stderr, flush=True)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lr", type=float, default=0.03, help="SGD's learning rate (sensible from 1e-3 to 0.3)")
@@ -98,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         with np.load(state_file) as state:
             done, w = int(state["epoch"]), state["w"]
         print(f"resumed from epoch {done}", flush=True)
+    else:
+        warn_if_state_lost(state_file)
 
     if done >= args.epochs:  # nothing left to train (e.g. restarted after its last epoch): say where it stands
         print(f"epoch={done} val_loss={np.mean((x_val @ w - y_val) ** 2):.10g}", flush=True)
