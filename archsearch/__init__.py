@@ -42,6 +42,7 @@ _MODULES = {
     "hyperparameters": "archsearch.space.hyperparameters",
     "objective": "archsearch.core.objective",
     "hypermodel": "archsearch.training.hypermodel",
+    "report": "archsearch.report",  # callable: archsearch.report(step=..., **metrics), the command trial's client
 }
 _LAZY = {
     "HyperParameters": "archsearch.space.hyperparameters",
@@ -56,6 +57,9 @@ _LAZY = {
     "BaseTuner": "archsearch.keras_tuner.tuner",
     **{name: "archsearch.keras_tuner.tuners" for name in _TUNERS},
     "SklearnTuner": "archsearch.keras_tuner.sklearn_tuner",
+    # A command trial's client (archsearch/command/client.py, standard library only): what a training program calls.
+    **{name: "archsearch.command.client" for name in ("trial_values", "should_stop", "checkpoint_dir",
+                                                      "report_infeasible")},
 }
 
 
@@ -75,4 +79,4 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY, *_MODULES})
 
 
-__all__ = ["ArchsearchError", "ConfigError", "DataError", "SearchSpaceError", "errors", *_LAZY]
+__all__ = ["ArchsearchError", "ConfigError", "DataError", "SearchSpaceError", "errors", "report", *_LAZY]

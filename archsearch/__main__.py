@@ -122,7 +122,40 @@ def _quiet_backend(cfg) -> None:
         allow_backend_notices()  # `import archsearch` may have set the filter up already
 
 
+def _before_hydra(argv: list[str]) -> list[str]:
+    """The command line as Hydra should read it.
+
+    ``spec=<file>``: the cloud tuning service's spec becomes overrides placed before the user's own, so
+    anything typed on the command line still wins (archsearch/spec).  ``trial=<id>`` (``mode=retrain``'s
+    old spelling, now that ``trial`` chooses what a trial is) is refused with the new name.
+    """
+    import re
+
+    from archsearch.errors import ConfigError
+
+    for arg in argv[1:]:
+        if re.fullmatch(r"\+?trial=\d+", arg):
+            number = arg.split("=", 1)[1]
+            raise ConfigError("trial", f"{number} is not a kind of trial (trial=keras or trial=command)",
+                              f"mode=retrain takes the trial to retrain as trial_id={number}")
+    given = [arg.split("=", 1)[1] for arg in argv[1:] if arg.split("=", 1)[0].lstrip("+") == "spec" and "=" in arg]
+    if not given or given[-1] in ("", "null"):
+        return argv
+    from archsearch.spec import read_spec
+
+    return [argv[0], *read_spec(given[-1]).overrides, *argv[1:]]
+
+
 def main() -> None:
+    from archsearch.errors import ArchsearchError
+
+    try:
+        sys.argv = _before_hydra(sys.argv)
+    except ArchsearchError as exc:
+        from archsearch.cli.console import error_line
+
+        error_line(exc)
+        sys.exit(EXIT_USER_ERROR)
     try:
         import hydra
 
@@ -141,6 +174,14 @@ def main() -> None:
 
         problem(f"archsearch: {said}")
         exit_interrupted()
+
+
+def console_main() -> None:
+    """The ``archsearch`` console script: ``archsearch [key=value ...] --spec FILE -- PROGRAM [ARG ...]``."""
+    from archsearch.cli.console_script import hydra_arguments
+
+    sys.argv = ["archsearch", *hydra_arguments(sys.argv[1:])]
+    main()
 
 
 if __name__ == "__main__":

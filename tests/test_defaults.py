@@ -219,8 +219,8 @@ def test_the_top_level_and_driver_yaml_states_the_search_settings_defaults():
     from archsearch.engine.settings import SearchSettings
 
     cfg = composed()
-    yaml = {k: cfg[k] for k in ("max_consecutive_failed_trials", "summary_trials", "overwrite", "progress",
-                                "verbose_backend")}
+    yaml = {k: cfg[k] for k in ("max_consecutive_failed_trials", "max_failed_trials", "summary_trials", "overwrite",
+                                "progress", "verbose_backend")}
     yaml["keep_top_models"] = cfg["trainer"]["keep_top_models"]
     python = dataclass_defaults(SearchSettings)
     lines = drift("", yaml, python, "conf/config.yaml, conf/trainer/default.yaml",
@@ -291,3 +291,17 @@ def test_every_allowed_difference_is_still_a_difference():
             if field in python and not same(value, python[field]):
                 still[f"tuner.{name}.{field}"] = still[f"tuner.{field}"] = True
     assert sorted(k for k in ALLOWED if not still.get(k)) == []
+
+
+def test_the_command_trial_yaml_states_the_command_settings_defaults():
+    from archsearch.command.settings import CommandSettings, MetricSources
+
+    yaml = composed("trial=command")["trial"]
+    commands = dataclass_defaults(CommandSettings)
+    commands.pop("command", None)  # required: ??? in the YAML
+    commands.pop("metrics")
+    lines = drift("trial", {k: v for k, v in yaml.items() if k not in ("name", "command", "metrics")}, commands,
+                  "conf/trial/command.yaml", "archsearch/command/settings.py CommandSettings")
+    lines += drift("trial.metrics", yaml["metrics"], dataclass_defaults(MetricSources), "conf/trial/command.yaml",
+                   "archsearch/command/settings.py MetricSources")
+    assert not lines, "\n".join(lines)

@@ -18,10 +18,10 @@ PACKAGE = Path(archsearch.__file__).parent
 LAYERS = {
     "errors": 0,
     "core": 1,
-    "space": 2, "datasets": 2,
+    "space": 2, "datasets": 2, "spec": 2,
     "oracles": 3, "executors": 3,
     "engine": 4, "loggers": 4,
-    "training": 5, "report": 5,
+    "training": 5, "report": 5, "command": 5,
     "export": 6,
     "keras_tuner": 7,
     "cli": 8,

@@ -85,3 +85,14 @@ def test_the_plain_install_brings_everything_the_report_draws_with():
     for module in sorted(modules):
         needed = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
         assert needed & core, f"report imports {module} ({needed}), which `pip install .` does not install"
+
+
+def test_every_package_is_listed_for_the_wheel():
+    """pyproject.toml lists the packages (conf/ is mapped in): a new package left off would be missing after
+    ``pip install .`` while every test run from the checkout still passes."""
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(REPO).parts) for init in (REPO / "archsearch").rglob("__init__.py")}
+    assert found - listed == set()

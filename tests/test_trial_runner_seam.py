@@ -193,3 +193,29 @@ def test_workers_of_a_runner_without_gpu_use_see_no_gpu(tmp_path, monkeypatch):
     executor = ProcessExecutor(NumpyRunner(tmp_path), 2, threads=None)
     assert executor.gpus == []  # one worker per GPU only for a runner that uses them
     assert "GPU" not in executor.describe()
+
+
+@pytest.mark.parametrize("failing, in_all, expected", [
+    ((0, 2, 4), 3, "3 trials failed (max_failed_trials=3)"),  # never two in a row: only the total stops it
+    ((0, 2), None, None),                                       # no limit in all: the search runs to its end
+])
+def test_max_failed_trials_counts_failures_in_all(tmp_path, failing, in_all, expected):
+    """The cloud service's maxFailedTrials: a total, beside max_consecutive_failed_trials (in a row)."""
+    from search_doubles import FakeExecutor, space
+
+    from archsearch.core.checkpoints import TrialFiles
+    from archsearch.core.store import TrialStore
+    from archsearch.engine.search import Search, SearchAborted
+    from archsearch.oracles import create_oracle
+
+    files = TrialFiles(tmp_path)
+    search = Search(create_oracle("random", space(), "val_accuracy", max_trials=6, seed=1),
+                    FakeExecutor(files, epochs=1, fail=failing), TrialStore(tmp_path / "trials.db"), files,
+                    max_consecutive_failed_trials=2, max_failed_trials=in_all)
+    if expected is None:
+        search.run()
+        assert search.store.count("failed") == len(failing) and search.store.count("completed") == 6 - len(failing)
+    else:
+        with pytest.raises(SearchAborted, match=re.escape(expected)):
+            search.run()
+        assert search.store.count("failed") == 3 and search.store.count() == 5

@@ -79,6 +79,9 @@ def prepare(cfg: DictConfig):
         for note in notes:
             say(note)
     config = plain_config(cfg)
+    from archsearch.cli.command_search import check_trial_kind
+
+    check_trial_kind(config)  # space=/spec= belong to trial=command
     settings = C.read_settings(config)  # every section checked and typed, in one pass
     check_export_format(settings.export.format)  # a missing converter, before any training
     builder_path, space = C.model_settings(settings.model)
@@ -104,6 +107,7 @@ def prepare(cfg: DictConfig):
         executor_options={**settings.executor.options, "max_retries": settings.executor.max_retries},
         listeners=[loggers] if loggers is not None else [],
     )
+    tuner.max_failed_trials = settings.search.max_failed_trials
     tuner.store.set_meta("config", config)  # a resumed search: its safe changes, from now on
     # The search never sees the test split: its data holds training and validation only.
     data = ArraysFitData(splits.without_test(), seed=settings.data.seed, augment=C.augmentation(settings.data))
@@ -114,7 +118,14 @@ def run(cfg: DictConfig) -> Path | None:
     """Run the whole search described by ``cfg``; returns the ``best/`` folder.
 
     The run folder's lock is taken before anything there is read or deleted, and held to the end.
+    A search whose trials are the user's own program (``trial=command``) is assembled in command_search.py.
     """
+    from archsearch.cli.command_search import is_command_trial, run_command_search
+    from archsearch.cli.resume import stored_config
+
+    resumed = stored_config(Path(str(cfg.resume)).expanduser()) if cfg.get("resume") else None
+    if is_command_trial(resumed if resumed is not None else cfg):
+        return run_command_search(cfg)
     with RunFolderLock(C.run_folder(cfg)):
         return _run_locked(cfg)
 

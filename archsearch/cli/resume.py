@@ -24,6 +24,28 @@ def plain_config(cfg: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in to_dict(cfg).items() if k != "hydra"}
 
 
+def upgraded(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A config stored before ``trial`` chose the kind of trial (it was mode=retrain's trial id): a Keras search."""
+    stored = dict(stored)
+    if not isinstance(stored.get("trial"), Mapping):
+        stored["trial"] = {"name": "keras"}
+    return stored
+
+
+def stored_config(folder: Path) -> dict[str, Any] | None:
+    """The config stored with the search in ``folder`` (None: none there, or unreadable: the resume says why)."""
+    from archsearch.core.store import STORE_FILE, TrialStore, UnreadableStoreError
+
+    path = folder / STORE_FILE
+    if not path.exists():
+        return None
+    try:
+        with TrialStore.open_read_only(path) as store:
+            return store.get_meta("config")
+    except UnreadableStoreError:
+        return None
+
+
 def continue_stored_search(cfg: DictConfig, folder: Path) -> tuple[DictConfig, list[str]]:
     """Continuing a search: the config it runs with, safe changes applied, the rest refused by name; and the
     lines saying what changes (the caller's console says them).
@@ -58,6 +80,7 @@ def continue_stored_search(cfg: DictConfig, folder: Path) -> tuple[DictConfig, l
         )
     if stored is None or (count == 0 and not cfg.get("resume")):
         return cfg, []
+    stored = upgraded(stored)
     overrides = command_line_overrides() if cfg.get("resume") else None
     if overrides is not None:
         cfg = resume_config(cfg, stored, overrides)
@@ -77,9 +100,9 @@ def continue_stored_search(cfg: DictConfig, folder: Path) -> tuple[DictConfig, l
 
 
 # Failure kinds ``retry_failed`` may run again: a new run can end otherwise (a worker that does not
-# die, more memory, a fixed builder).  Not infeasible (max_model_size refuses it again, untrained)
+# die, more memory, a fixed builder or program, a longer trial.timeout).  Not infeasible (max_model_size refuses it again, untrained)
 # nor failed_trial (the builder raised FailedTrialError: "do not run it again").
-RETRYABLE_KINDS = ("lost", "oom", "error", "nan")
+RETRYABLE_KINDS = ("lost", "oom", "error", "nan", "timeout", "no_metric")
 
 
 def retry_kinds(value: Any) -> tuple[str, ...]:
@@ -143,12 +166,13 @@ RESUMABLE_CHANGES = (
 )
 IGNORED_ON_RESUME = ("resume", "overwrite", "retry_failed")  # this command's, never the stored search's
 # Settings of mode=retrain, which never change a search: whatever the stored config says of them.
-RETRAIN_SETTINGS = ("mode", "from_run", "hparams", "trial", "top_k", "baseline", "retrain")
+RETRAIN_SETTINGS = ("mode", "from_run", "hparams", "trial_id", "top_k", "baseline", "retrain")
 # Keys added after searches were stored: a stored config without one had its default.
 ADDED_KEYS = {"data.test_split": 0.0, "export.format": ExportSettings.format, "progress": SearchSettings.progress,
               "verbose_backend": SearchSettings.verbose_backend,
-              "report": True, "tuner.schedule": "archsearch"}
-GROUPS = ("model", "tuner", "data", "trainer", "executor")
+              "report": True, "tuner.schedule": "archsearch", "space": None, "spec": None,
+              "max_failed_trials": SearchSettings.max_failed_trials, "trial_id": None}
+GROUPS = ("model", "tuner", "data", "trainer", "executor", "trial")
 MAX_LISTED_CHANGES = 8
 
 

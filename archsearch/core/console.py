@@ -110,8 +110,8 @@ def trial_line(search: Search, trial: Trial, outcome: TrialOutcome) -> str:
         result = f"{oracle.objective.name}={trial.value:.4f}"
     elif trial.status == PRUNED:
         result = f"pruned at epoch {outcome.epochs_done} ({oracle.objective.name}={_short(trial.value)})"
-    else:
-        result = f"FAILED: {trial.error}"
+    else:  # one line: a program's last output lines stay in the store (trials.csv, the report)
+        result = f"FAILED: {(trial.error or '').splitlines()[0] if trial.error else None}"
     budget = ""
     if trial.budget is not None:
         budget = f" | epochs {trial.initial_budget}->{trial.budget}"

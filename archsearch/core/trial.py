@@ -219,7 +219,10 @@ class TrialStatus:
 # so such a trial continues when the search resumes; the others are the configuration's own result.
 # lost: its worker died, retries used up; infeasible: not trained, the configuration breaks a limit (max_model_size);
 # failed_trial: the trial raised KerasTuner's FailedTrialError, which says "do not run it again".
-FAILURE_KINDS = ("error", "nan", "oom", "disk", "interrupted", "lost", "infeasible", "failed_trial")
+# A trial that is a program (trial=command): timeout, it ran past trial.timeout; no_metric, it exited 0 but
+# never reported the objective (Katib's "MetricsUnavailable"); infeasible, it said so (exit status 77).
+FAILURE_KINDS = ("error", "nan", "oom", "disk", "interrupted", "lost", "infeasible", "failed_trial", "timeout",
+                 "no_metric")
 RETRIED_ON_RESUME = ("disk", "interrupted")
 
 

@@ -162,6 +162,7 @@ class Assembly:
             self.store,
             getattr(pool, "files", runner.files),  # a Ray cluster may keep trial files elsewhere
             max_consecutive_failed_trials=settings.max_consecutive_failed_trials,
+            max_failed_trials=settings.max_failed_trials,
             keep_top_models=settings.keep_top_models,
             max_retries=executor.max_retries,
             listeners=list(listeners),

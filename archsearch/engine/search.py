@@ -32,7 +32,7 @@ log = logging.getLogger("archsearch")
 
 
 class SearchAborted(ArchsearchError):
-    """Too many trials failed in a row: something is systematically wrong."""
+    """Too many trials failed (in a row, or in all): something is systematically wrong."""
 
 
 class Search:
@@ -46,6 +46,7 @@ class Search:
         files: TrialFiles,
         *,
         max_consecutive_failed_trials: int = SearchSettings.max_consecutive_failed_trials,
+        max_failed_trials: int | None = SearchSettings.max_failed_trials,
         keep_top_models: int | None = SearchSettings.keep_top_models,
         max_retries: int = DEFAULT_MAX_RETRIES,
         listeners: Sequence[SearchEvents] = (),
@@ -57,6 +58,7 @@ class Search:
         self.store = store
         self.files = files
         self.max_consecutive_failed_trials = max(1, int(max_consecutive_failed_trials))
+        self.max_failed_trials = None if max_failed_trials is None else max(1, int(max_failed_trials))
         self.keep_top_models = keep_top_models
         self.max_retries = max(0, int(max_retries))
         self.events = EventFanout(list(listeners))
@@ -280,6 +282,12 @@ class Search:
             self._consecutive_failures = 0
             return
         self._consecutive_failures += 1
+        if self.max_failed_trials is not None:
+            failed = [t for t in self.oracle.trials.values() if t.status == FAILED and t.failure_kind != "infeasible"]
+            if len(failed) >= self.max_failed_trials:
+                raise SearchAborted(
+                    f"{len(failed)} trials failed (max_failed_trials={self.max_failed_trials}); the last error was: "
+                    f"{trial.error}. Fix the cause (see {STORE_FILE} / the log) or raise max_failed_trials")
         if self._consecutive_failures >= self.max_consecutive_failed_trials:
             raise SearchAborted(
                 f"{self._consecutive_failures} trials failed in a row; the last error was: {trial.error}. "

@@ -40,6 +40,7 @@ class SearchSettings:
     """The driver's own settings (top-level keys, and ``trainer.keep_top_models``)."""
 
     max_consecutive_failed_trials: int = 3  # stop when this many trials fail in a row
+    max_failed_trials: int | None = None  # stop when this many have failed in all (the cloud's maxFailedTrials)
     keep_top_models: int | None = 5  # best-epoch weights kept for this many best trials (None: all)
     summary_trials: int = 10  # rows of the final results table
     overwrite: bool = False
@@ -54,6 +55,8 @@ class SearchSettings:
             max_consecutive_failed_trials=int(whole_number(
                 cfg.get("max_consecutive_failed_trials", default.max_consecutive_failed_trials),
                 "max_consecutive_failed_trials", 1)),
+            max_failed_trials=whole_number(cfg.get("max_failed_trials", default.max_failed_trials),
+                                           "max_failed_trials", 1, allow_none=True),
             keep_top_models=whole_number(trainer.get("keep_top_models", default.keep_top_models),
                                          "trainer.keep_top_models", 1, allow_none=True),
             summary_trials=int(whole_number(cfg.get("summary_trials", default.summary_trials), "summary_trials", 0)),

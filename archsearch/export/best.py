@@ -22,12 +22,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from archsearch.core.atomic import atomic_path, remove_stale_temporaries, write_text
 from archsearch.core.disk import file_size
 from archsearch.space.values import to_plain
 from archsearch.engine.settings import ExportSettings
+from archsearch.export.values import HPARAMS_HEADER, best_record, write_yaml
 
 log = logging.getLogger("archsearch")
 
@@ -64,23 +64,14 @@ def export_best(
                      run_folder=out_dir) as tmp:
         model.save(tmp)
     objective = tuner.objective
-    values = {k: to_plain(v) for k, v in trial.hparams.items()}
-    record = {
-        "trial": trial.id,
-        "objective": {"name": objective.name, "direction": objective.direction},
-        "score": float(trial.value),
-        "metrics": {k: float(v) for k, v in trial.metrics.items()},
-        "values": values,
-    }
-    if trial.budget is not None:
-        record["epochs"] = trial.budget
-    _write_yaml(best_dir / "hparams.yaml", record,
-                header="Best hyperparameters found by archsearch (values: pass them back to rebuild this architecture)")
+    record = best_record(trial, objective)
+    values = record["values"]
+    write_yaml(best_dir / "hparams.yaml", record, HPARAMS_HEADER)
     if model_config is not None:
         retrain = {k: to_plain(v) for k, v in model_config.items() if k not in ("space", "defaults")}
         retrain["space"] = {name: {"type": "fixed", "value": v} for name, v in values.items()}
         (best_dir / "conf" / "model").mkdir(parents=True, exist_ok=True)
-        _write_yaml(best_dir / "conf" / "model" / "best.yaml", retrain,
+        write_yaml(best_dir / "conf" / "model" / "best.yaml", retrain,
                     header=f"Retrain trial {trial.id}: python -m archsearch --config-dir {best_dir / 'conf'} "
                            "model=best tuner=grid")
     write_text(best_dir / "summary.txt", model_summary(model, trial, objective), run_folder=out_dir)
@@ -134,7 +125,3 @@ def load_model(path: str | Path):
     import archsearch.training.custom_objects  # noqa: F401  (registers serialisable objects)
 
     return keras.saving.load_model(path)
-
-
-def _write_yaml(path: Path, data: Mapping[str, Any], header: str) -> None:
-    write_text(path, f"# {header}\n" + yaml.safe_dump(dict(data), sort_keys=False))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +54,29 @@ def budget_text(trial: Trial) -> str:
 
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def pruning_line(rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """How many trials the pruner stopped and the epochs that saved, or None when none was stopped.
+
+    A pruned trial would have run to its budget (multi-fidelity tuners) or, without one, as long as the
+    completed trials ran (their longest run): the difference is what pruning saved.
+    """
+    pruned = [r for r in rows if r["status"] == "pruned"]
+    if not pruned:
+        return None
+    full_runs = [int(r["epochs_done"] or 0) for r in rows if r["status"] == "completed" and r["budget"] is None]
+    longest = max(full_runs, default=None)
+    saved = 0
+    known = True
+    for row in pruned:
+        full = row["budget"] if row["budget"] is not None else longest
+        if full is None:
+            known = False
+            continue
+        saved += max(0, int(full) - int(row["epochs_done"] or 0))
+    trained = sum(max(0, int(r["epochs_done"] or 0) - int(r["initial_budget"] or 0)) for r in rows)
+    stopped = f"Pruning: {len(pruned)} of {len(rows)} trials stopped early"
+    if not known:
+        return f"{stopped} ({trained} epochs trained in all)."
+    return f"{stopped}, saving {saved} epochs ({trained} trained in all, {trained + saved} without pruning)."

@@ -43,7 +43,7 @@ from archsearch.training.settings import CompileSettings, TrainerSettings
 from archsearch.engine.assembly import Assembly, create_search_oracle
 from archsearch.engine.settings import ExecutorSettings, SearchSettings, TunerSettings
 from archsearch.keras_tuner.hooks import KerasTunerLogger, TunerHooks, hooks_callback
-from archsearch.keras_tuner.results import results_table
+from archsearch.keras_tuner.results import pruning_line, results_table
 
 # fit() arguments of KerasTuner tutorials written for Keras 2 that cannot be passed on: Keras 3 removed
 # the first three, and the runner sets each trial's initial_epoch (promoted Hyperband trials resume).
@@ -179,6 +179,7 @@ class Tuner:
         self.keep_top_models = keep_top_models
         self.oracle = self._oracle_for(oracle, hyperparameters, max_trials, seed, oracle_options)
         self.max_consecutive_failed_trials = _failures_in_a_row(max_consecutive_failed_trials, self.oracle)
+        self.max_failed_trials: int | None = SearchSettings.max_failed_trials  # the CLI's max_failed_trials
         try:
             self._pristine_oracle: Oracle | None = copy.deepcopy(self.oracle)  # what reload() replays the store into
         except Exception:  # an oracle holding something uncopyable: reload() then says so
@@ -266,6 +267,7 @@ class Tuner:
             say(note)
         hooks = [TunerHooks(self)] if any(_overrides(self, n) for n in ("on_trial_begin", "on_trial_end")) else []
         settings = SearchSettings(max_consecutive_failed_trials=self.max_consecutive_failed_trials,
+                                  max_failed_trials=self.max_failed_trials,
                                   keep_top_models=self.keep_top_models)
         self._assembly.search(self._runner, self.executor_settings, slots, settings,
                               [*([] if quiet else [ConsoleEvents()]), *hooks, *self.listeners]).run()
@@ -430,8 +432,11 @@ class Tuner:
 
     def results_summary(self, num_trials: int = 10) -> None:
         # Statuses as recorded: after Ctrl-C the store says "interrupted" where the oracle still says "running".
-        statuses = [r["status"] for r in self.store.rows()]
-        say(results_table(self.oracle, num_trials, self.project_dir, statuses or None))
+        rows = self.store.rows()
+        say(results_table(self.oracle, num_trials, self.project_dir, [r["status"] for r in rows] or None))
+        pruning = pruning_line(rows)
+        if pruning:
+            say(pruning)
 
     def retrain(self, x: Any, y: Any, **kwargs: Any) -> dict[str, Any]:
         """Retrain the best trials and a baseline, scored on ``x_test``/``y_test`` (``archsearch.training.retrain.retrain``)."""
