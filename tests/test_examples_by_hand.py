@@ -256,7 +256,6 @@ def test_infeasible_exits_77_with_its_reason_and_no_metric(tmp_path):
 
 
 def test_infeasible_through_the_client_appends_its_reason(tmp_path):
-    pytest.importorskip("archsearch.command.client", reason="the client lands with the command runner")
     metrics = tmp_path / "metrics.jsonl"
     result = run("faulty/infeasible.py", "--via=client", "--x=0.1", cwd=tmp_path, ARCHSEARCH_METRICS_FILE=str(metrics))
     assert result.returncode == 0, result.stderr
@@ -289,7 +288,6 @@ def test_sklearn_example_prints_its_cross_validated_accuracy(tmp_path):
 
 def test_pytorch_example_reports_val_loss_each_epoch_and_resumes(tmp_path):
     pytest.importorskip("torch")
-    pytest.importorskip("archsearch.command.client", reason="the client lands with the command runner")
     metrics, ckpt = tmp_path / "metrics.jsonl", tmp_path / "ckpt"
     env = {"ARCHSEARCH_METRICS_FILE": str(metrics), "ARCHSEARCH_CHECKPOINT_DIR": str(ckpt)}
     args = ["--lr=0.05", "--hidden=16", "--optimizer=sgd", "--momentum=0.9"]
