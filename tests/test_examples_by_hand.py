@@ -20,8 +20,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
-# A `name=value` or `name: value` pair with a number: what archsearch's stdout collector reads as a metric.
-METRIC_PAIR = re.compile(r"[A-Za-z_][\w./-]*\s*[=:]\s*[-+]?(\d|\.\d|nan|inf)", re.IGNORECASE)
+
+
+def stdout_metrics(text: str) -> list:
+    """What archsearch's stdout collector reads in ``text`` as metrics (a program's lines, by default pattern)."""
+    from archsearch.command.metrics import StdoutMetrics
+
+    collector = StdoutMetrics()
+    return [report for line in text.splitlines() for report in collector.feed(line)]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -88,7 +94,7 @@ def test_hypertune_example_writes_the_services_file_format(tmp_path):
     result = run("hypertune/train.py", "--x=0.2", "--epochs=3", cwd=tmp_path,
                  CLOUD_ML_HP_METRIC_FILE=str(metric_file), CLOUD_ML_TRIAL_ID="7")
     assert result.returncode == 0, result.stderr
-    assert not METRIC_PAIR.search(result.stdout)  # the metric goes through the file only
+    assert not stdout_metrics(result.stdout)  # the metric goes through the file only
     lines = metric_file.read_text().splitlines()
     entries = [json.loads(line) for line in lines]
     assert [list(e) for e in entries] == [["accuracy", "checkpoint_path", "global_step", "timestamp", "trial"]] * 3
@@ -157,7 +163,7 @@ def test_tensorboard_example_writes_scalars_tensorboard_reads_back(tmp_path, sum
     result = run("tensorboard/train.py", "--x=0.2", "--epochs=3", f"--summary={summary}", cwd=tmp_path,
                  ARCHSEARCH_TRIAL_DIR=str(trial_dir))
     assert result.returncode == 0, result.stderr
-    assert not METRIC_PAIR.search(result.stdout)  # the metrics go through the event file only
+    assert not stdout_metrics(result.stdout)  # the metrics go through the event file only
     files = sorted((trial_dir / "logs").glob("events.out.tfevents.*"))
     assert len(files) == 1
     read = subprocess.run([sys.executable, "-c", _READ_EVENTS, *map(str, files)], capture_output=True, text=True,
@@ -212,7 +218,7 @@ def test_checkpointing_example_says_when_a_continued_trial_finds_no_state(tmp_pa
                  ARCHSEARCH_INITIAL_EPOCH="3")
     assert result.returncode == 0, result.stderr
     assert f"after epoch 3 but there is no checkpoint at {tmp_path / 'c' / 'state.npz'}" in result.stderr
-    assert not METRIC_PAIR.search(result.stderr)  # a warning, not a metric
+    assert not stdout_metrics(result.stderr)  # a warning, not a metric
     assert result.stdout.startswith("epoch=1 val_loss=")
 
 
@@ -244,7 +250,7 @@ def test_fail_exits_1_with_a_traceback_after_a_metric(tmp_path):
 def test_silent_exits_0_with_no_metric_anywhere(tmp_path):
     result = run("faulty/silent.py", "--x=0.1", "--kind", "good", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() and not METRIC_PAIR.search(result.stdout + result.stderr)
+    assert result.stdout.strip() and not stdout_metrics(result.stdout + result.stderr)
     assert list(tmp_path.iterdir()) == []  # no hypertune file, no event file
 
 
@@ -252,7 +258,7 @@ def test_infeasible_exits_77_with_its_reason_and_no_metric(tmp_path):
     result = run("faulty/infeasible.py", "--x=0.1", cwd=tmp_path)
     assert result.returncode == 77
     assert "infeasible: the model needs more memory" in result.stderr
-    assert not METRIC_PAIR.search(result.stdout + result.stderr)
+    assert not stdout_metrics(result.stdout + result.stderr)
 
 
 def test_infeasible_through_the_client_appends_its_reason(tmp_path):
