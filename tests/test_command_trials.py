@@ -39,7 +39,7 @@ def rows(run: Path) -> list[dict]:
 def epochs_of(run: Path, trial_id: int) -> list[tuple[int, dict]]:
     store = TrialStore(run / "trials.db")
     try:
-        return [(e["epoch"], e["metrics"]) for e in store.epochs(trial_id)]
+        return [(e["epoch"], {k: v for k, v in e.items() if k != "epoch"}) for e in store.epochs(trial_id)]
     finally:
         store.close()
 
@@ -116,7 +116,7 @@ def test_metrics_written_as_tensorboard_events_are_read(cli_inprocess, tmp_path)
 def test_asha_promotes_a_checkpointing_program_which_continues_where_it_stopped(cli_inprocess, tmp_path):
     program = f"trial.command='{PY} {EXAMPLES / 'checkpointing' / 'train.py'}'"
     run = tmp_path / "run"
-    result = search(cli_inprocess, run, program, "space={x: {type: float, min: 0, max: 1}}", "objective=val_loss",
+    result = search(cli_inprocess, run, program, "space={lr: {type: float, min: 0.001, max: 0.3, sampling: log}}", "objective=val_loss",
                     "tuner=asha", "tuner.max_trials=6", "tuner.max_epochs=4", "tuner.factor=2", "trial.budget_arg=--epochs")
     assert result.returncode == 0, result.stderr[-3000:]
     promoted = [t for t in rows(run) if t["parent"] is not None]
@@ -258,7 +258,7 @@ def test_resume_refuses_a_changed_command(cli_inprocess, tmp_path):
 def test_kill_9_of_the_driver_leaves_no_program_running_and_resume_continues_from_the_checkpoint(tmp_path):
     run = tmp_path / "run"
     args = [PY, "-m", "archsearch", "trial=command", f"trial.command='{PY} {EXAMPLES / 'checkpointing' / 'train.py'} "
-            f"--seconds=0.5 --epochs=6'", "space={x: {type: float, min: 0, max: 1}}", "objective=val_loss",
+            f"--seconds=0.5 --epochs=6'", "space={lr: {type: float, min: 0.001, max: 0.3, sampling: log}}", "objective=val_loss",
             "tuner.max_trials=2", f"hydra.run.dir={run}"]
     env = {**os.environ, "ARCHSEARCH_REPORT": "false"}
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
