@@ -184,11 +184,11 @@ def _progress(cfg: DictConfig) -> list[Any]:
 
 def _summarise_and_export(folder: Path, oracle: Any, store: Any, settings: Any, runner: Any) -> Path | None:
     from archsearch.export.values import export_best_values
-    from archsearch.keras_tuner.results import pruning_line, results_table
+    from archsearch.keras_tuner.results import pruning_line, results_table, status_labels
     from archsearch.report.html import write_report_safely
 
     rows = store.rows()
-    say(results_table(oracle, settings.search.summary_trials, folder, [r["status"] for r in rows] or None))
+    say(results_table(oracle, settings.search.summary_trials, folder, status_labels(rows) or None))
     pruning = pruning_line(rows)
     if pruning:
         say(pruning)

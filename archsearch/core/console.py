@@ -110,6 +110,9 @@ def trial_line(search: Search, trial: Trial, outcome: TrialOutcome) -> str:
         result = f"{oracle.objective.name}={trial.value:.4f}"
     elif trial.status == PRUNED:
         result = f"pruned at epoch {outcome.epochs_done} ({oracle.objective.name}={_short(trial.value)})"
+    elif trial.failure_kind == "infeasible":  # the configuration cannot work: not a failure of the search
+        reason = (trial.error or "").splitlines()[0] if trial.error else ""
+        result = f"infeasible ({reason.removeprefix('infeasible: ')})"
     else:  # one line: a program's last output lines stay in the store (trials.csv, the report)
         result = f"FAILED: {(trial.error or '').splitlines()[0] if trial.error else None}"
     budget = ""

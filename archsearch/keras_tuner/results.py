@@ -56,6 +56,11 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def status_labels(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each stored trial's status for the summary; an infeasible trial is not counted as a failure."""
+    return ["infeasible" if r["failure_kind"] == "infeasible" else r["status"] for r in rows]
+
+
 def pruning_line(rows: Sequence[Mapping[str, Any]]) -> str | None:
     """How many trials the pruner stopped and the epochs that saved, or None when none was stopped.
 

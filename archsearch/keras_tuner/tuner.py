@@ -43,7 +43,7 @@ from archsearch.training.settings import CompileSettings, TrainerSettings
 from archsearch.engine.assembly import Assembly, create_search_oracle
 from archsearch.engine.settings import ExecutorSettings, SearchSettings, TunerSettings
 from archsearch.keras_tuner.hooks import KerasTunerLogger, TunerHooks, hooks_callback
-from archsearch.keras_tuner.results import pruning_line, results_table
+from archsearch.keras_tuner.results import pruning_line, results_table, status_labels
 
 # fit() arguments of KerasTuner tutorials written for Keras 2 that cannot be passed on: Keras 3 removed
 # the first three, and the runner sets each trial's initial_epoch (promoted Hyperband trials resume).
@@ -433,7 +433,7 @@ class Tuner:
     def results_summary(self, num_trials: int = 10) -> None:
         # Statuses as recorded: after Ctrl-C the store says "interrupted" where the oracle still says "running".
         rows = self.store.rows()
-        say(results_table(self.oracle, num_trials, self.project_dir, [r["status"] for r in rows] or None))
+        say(results_table(self.oracle, num_trials, self.project_dir, status_labels(rows) or None))
         pruning = pruning_line(rows)
         if pruning:
             say(pruning)
