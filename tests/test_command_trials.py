@@ -310,3 +310,52 @@ def test_the_console_script_runs_a_spec_over_the_program_after_the_double_dash(t
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(rows(run)) == 2 and (run / "best" / "command.sh").exists()
+
+
+STUDY_SPEC = """
+studySpec:
+  metrics:
+  - metricId: loss
+    goal: MINIMIZE
+  parameters:
+  - parameterId: optimizer
+    categoricalValueSpec: {values: [sgd, adam]}
+    conditionalParameterSpecs:
+    - parameterSpec:
+        parameterId: momentum
+        doubleValueSpec: {minValue: 0.1, maxValue: 0.9}
+        scaleType: UNIT_LINEAR_SCALE
+      parentCategoricalValues: {values: [sgd]}
+  algorithm: RANDOM_SEARCH
+maxTrialCount: 8
+parallelTrialCount: 1
+"""
+
+
+def test_the_newer_spec_s_conditional_parameters_reach_the_program_only_when_their_parent_has_the_value(
+        cli_inprocess, tmp_path):
+    (tmp_path / "spec.yaml").write_text(STUDY_SPEC)
+    echo = tmp_path / "echo.py"
+    echo.write_text("import json, sys\nprint('args', json.dumps(sys.argv[1:]))\nprint('loss=1.0')\n")
+    run = tmp_path / "run"
+    result = cli_inprocess(["executor=inline", f"spec={tmp_path / 'spec.yaml'}", f"trial.command='{PY} {echo}'"], run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = rows(run)
+    assert len(trials) == 8 and {t["hparams"]["optimizer"] for t in trials} == {"sgd", "adam"}
+    for trial in trials:
+        log = (run / "trials" / f"trial_{trial['id']:04d}" / "output.log").read_text()
+        args = json.loads(log.split("args ", 1)[1].splitlines()[0])
+        sgd = trial["hparams"]["optimizer"] == "sgd"
+        assert ("momentum" in trial["hparams"]) is sgd
+        assert any(a.startswith("--momentum=") for a in args) is sgd
+
+
+def test_command_trials_run_on_ray_workers(cli, tmp_path):
+    pytest.importorskip("ray")
+    run = tmp_path / "run"
+    result = cli(["trial=command", QUADRATIC, SPACE, "objective=loss", "tuner.max_trials=2", "executor=ray",
+                  "tuner.parallel_trials=2"], run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [t["status"] for t in rows(run)] == ["completed", "completed"]
+    for trial in rows(run):
+        assert trial["value"] == pytest.approx(quadratic_loss(trial["hparams"], 5), rel=1e-9)
