@@ -135,7 +135,10 @@ def _process_state_restored() -> Iterator[None]:
         _restore_logging(loggers)
         HydraConfig.instance().cfg = hydra_config
         logging.raiseExceptions = raise_exceptions
-        sys.meta_path[:] = meta_path
+        # The import hooks the entry point added (the quiet start's); another library's (six's, imported during
+        # the run and still in sys.modules) must stay, or its modules stop importing.
+        sys.meta_path[:] = [hook for hook in sys.meta_path
+                            if hook in meta_path or not type(hook).__module__.startswith("archsearch")]
         for s, handler in handlers.items():
             signal.signal(s, handler)
         os.environ.clear()

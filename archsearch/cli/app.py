@@ -22,7 +22,7 @@ from archsearch.errors import DiskFullError
 from archsearch.loggers.base import Loggers
 from archsearch.core.console import say
 from archsearch.core.lock import RunFolderLock
-from archsearch.cli.resume import continue_stored_search, plain_config
+from archsearch.cli.resume import search_config
 
 log = logging.getLogger("archsearch")
 
@@ -71,15 +71,10 @@ def prepare(cfg: DictConfig):
     from archsearch.export.serving import check_export_format
     from archsearch.loggers import create_loggers
 
-    folder = C.run_folder(cfg)
-    C.normalise_booleans(cfg)
-    overwrite = bool(cfg.get("overwrite", False)) and not cfg.get("resume")
-    if not overwrite:
-        cfg, notes = continue_stored_search(cfg, folder)
-        for note in notes:
-            say(note)
-    config = plain_config(cfg)
     from archsearch.cli.command_search import check_trial_kind
+
+    folder = C.run_folder(cfg)
+    cfg, config, overwrite = search_config(cfg, folder)
 
     check_trial_kind(config)  # space=/spec= belong to trial=command
     settings = C.read_settings(config)  # every section checked and typed, in one pass

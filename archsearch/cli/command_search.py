@@ -21,7 +21,7 @@ import yaml
 from omegaconf import DictConfig
 
 from archsearch.cli import config as C
-from archsearch.cli.resume import command_line_overrides, continue_stored_search, plain_config
+from archsearch.cli.resume import command_line_overrides, search_config
 from archsearch.core.console import say
 from archsearch.errors import ConfigError
 
@@ -121,13 +121,7 @@ def run_command_search(cfg: DictConfig) -> Path | None:
 
     folder = C.run_folder(cfg)
     with RunFolderLock(folder):
-        C.normalise_booleans(cfg)
-        overwrite = bool(cfg.get("overwrite", False)) and not cfg.get("resume")
-        if not overwrite:
-            cfg, notes = continue_stored_search(cfg, folder)
-            for note in notes:
-                say(note)
-        config = plain_config(cfg)
+        cfg, config, overwrite = search_config(cfg, folder)
         check_trial_kind(config)
         settings = C.read_settings(config)
         trial_section, spec_notes = program_of(config)

@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from archsearch.cli.config import to_dict
+from archsearch.cli.config import normalise_booleans, to_dict
 from archsearch.engine.settings import ExportSettings, SearchSettings
 from archsearch.errors import ConfigError
 
@@ -22,6 +22,21 @@ from archsearch.errors import ConfigError
 def plain_config(cfg: DictConfig) -> dict[str, Any]:
     """The config as stored with a search: plain data, without Hydra's own section."""
     return {k: v for k, v in to_dict(cfg).items() if k != "hydra"}
+
+
+def search_config(cfg: DictConfig, folder: Path) -> tuple[DictConfig, dict[str, Any], bool]:
+    """The config a search runs with (a resumed or continued one: the stored config, safe changes applied),
+    as the composed config and as plain data, and whether it starts afresh (``overwrite``); the notes of
+    what a resume changes are said here."""
+    from archsearch.core.console import say
+
+    normalise_booleans(cfg)
+    overwrite = bool(cfg.get("overwrite", False)) and not cfg.get("resume")
+    if not overwrite:
+        cfg, notes = continue_stored_search(cfg, folder)
+        for note in notes:
+            say(note)
+    return cfg, plain_config(cfg), overwrite
 
 
 def upgraded(stored: Mapping[str, Any]) -> dict[str, Any]:
