@@ -525,7 +525,8 @@ def test_retry_failed_is_read_strictly_and_needs_a_search_to_resume(tmp_path):
 
     from archsearch.cli.resume import RETRYABLE_KINDS, continue_stored_search, retry_kinds
 
-    assert retry_kinds(False) == () and retry_kinds("true") == RETRYABLE_KINDS == ("lost", "oom", "error", "nan")
+    assert retry_kinds(False) == () and retry_kinds("true") == RETRYABLE_KINDS == ("lost", "oom", "error", "nan", "timeout",
+                                                                                     "no_metric")
     assert retry_kinds(OmegaConf.create({"k": ["lost", "oom"]}).k) == ("lost", "oom")
     with pytest.raises(ConfigError, match="retry_failed: 'infeasible' is not a failure kind that can run again"):
         retry_kinds(["infeasible"])
