@@ -39,7 +39,7 @@ class Program:
     def __init__(self, argv: Sequence[str], cwd: str | Path | None, env: dict[str, str], log_path: Path) -> None:
         self.argv = list(argv)
         self.log_path = log_path
-        self.lines: queue.Queue[str] = queue.Queue()
+        self.lines: queue.Queue[str | None] = queue.Queue()  # None: the output ended (the program is ending)
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.started = time.monotonic()
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed when the reader ends
@@ -73,6 +73,7 @@ class Program:
                 self._hand_on(partial)
         finally:
             self._log.close()
+            self.lines.put(None)
 
     def _hand_on(self, raw: bytes) -> None:
         line = raw.decode("utf-8", errors="replace")
@@ -87,6 +88,13 @@ class Program:
     @property
     def seconds(self) -> float:
         return time.monotonic() - self.started
+
+    def wait(self, timeout: float) -> None:
+        """Until the program exits, at most ``timeout`` seconds."""
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
 
     def finish_output(self, timeout: float = 30.0) -> None:
         """Wait (bounded) until every line the program printed has been read."""

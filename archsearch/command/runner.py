@@ -299,9 +299,13 @@ class _Watch:
     def _wait_for_output(self) -> None:
         """Until the program prints a line or the poll interval passes (stdout lines are read at once)."""
         try:
-            self._held.append(self.program.lines.get(timeout=POLL_SECONDS))
+            line = self.program.lines.get(timeout=POLL_SECONDS)
         except queue.Empty:
-            pass
+            return
+        if line is None:  # its output ended: it is exiting, so wait for that rather than poll
+            self.program.wait(POLL_SECONDS)
+        else:
+            self._held.append(line)
 
     def _take_reports(self, reporter: Any, final: bool = False) -> bool:
         """Every report that arrived; True when the driver says stop (pruned)."""
@@ -313,7 +317,7 @@ class _Watch:
             except queue.Empty:
                 break
         for line in lines:
-            if self.sources.stdout is not None:
+            if line is not None and self.sources.stdout is not None:
                 reports += self.sources.stdout.feed(line)
         for source in self.sources.due(final):
             try:
