@@ -7,11 +7,8 @@ call it with a config from ``hydra.compose``.
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ from archsearch.loggers.base import Loggers
 from archsearch.core.console import say
 from archsearch.core.lock import RunFolderLock
 from archsearch.cli.resume import search_config
+from archsearch.cli.signals import signals_deferred
 
 log = logging.getLogger("archsearch")
 
@@ -198,26 +196,3 @@ def _summarise_and_export(cfg: DictConfig, tuner, splits, model_cfg: dict[str, A
     if page is not None:
         say(f"Report: {page}")
     return best
-
-
-@contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM until the block ends, then stop as they asked (KeyboardInterrupt).
-
-    If the block runs because of an earlier interrupt, the later signals are simply absorbed.
-    Outside the main thread (signal handlers cannot be set there) the block runs unprotected.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    handled = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in handled}
-    already_stopping = sys.exc_info()[0] is not None
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    if received and not already_stopping:
-        raise KeyboardInterrupt

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from archsearch.cli import config as C
 from archsearch.cli.resume import command_line_overrides, search_config
+from archsearch.cli.signals import signals_deferred
 from archsearch.core.console import say
 from archsearch.errors import ConfigError
 
@@ -151,8 +152,6 @@ def run_command_search(cfg: DictConfig) -> Path | None:
                 try:
                     assembly.search(runner, settings.executor, slots, settings.search, listeners).run()
                 finally:
-                    from archsearch.cli.app import signals_deferred
-
                     with signals_deferred():
                         stopping = sys.exc_info()[1]
                         try:

@@ -10,7 +10,6 @@ entry point is ``archsearch.__main__:console_main``, which hands these arguments
 from __future__ import annotations
 
 import shlex
-import sys
 from collections.abc import Sequence
 
 USAGE = """usage: archsearch [key=value ...] [--spec FILE] [--space FILE] [-- PROGRAM [ARG ...]]

@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 EXIT_INTERRUPTED = 130
 
@@ -81,3 +84,26 @@ def install() -> None:
     INTERRUPTS.count, INTERRUPTS.armed = 0, False
     signal.signal(signal.SIGINT, INTERRUPTS)
     signal.signal(signal.SIGTERM, INTERRUPTS)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block ends, then stop as they asked (KeyboardInterrupt).
+
+    If the block runs because of an earlier interrupt, the later signals are simply absorbed.
+    Outside the main thread (signal handlers cannot be set there) the block runs unprotected.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in handled}
+    already_stopping = sys.exc_info()[0] is not None
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if received and not already_stopping:
+        raise KeyboardInterrupt
