@@ -359,3 +359,27 @@ def test_command_trials_run_on_ray_workers(cli, tmp_path):
     assert [t["status"] for t in rows(run)] == ["completed", "completed"]
     for trial in rows(run):
         assert trial["value"] == pytest.approx(quadratic_loss(trial["hparams"], 5), rel=1e-9)
+
+
+ZERO_BASED = """
+import os, sys, time
+start = int(os.environ.get("ARCHSEARCH_INITIAL_EPOCH", 0))
+budget = int(os.environ.get("ARCHSEARCH_BUDGET", 4))
+for step in range(start, budget):  # counts its epochs from 0, as `for epoch in range(epochs)` does
+    print(f"epoch={step} loss={1.0 / (step + 1)}", flush=True)
+"""
+
+
+def test_a_program_counting_epochs_from_0_keeps_its_numbering_when_promoted(cli_inprocess, tmp_path):
+    (tmp_path / "zero.py").write_text(ZERO_BASED)
+    run = tmp_path / "run"
+    result = search(cli_inprocess, run, f"trial.command='{PY} {tmp_path / 'zero.py'}'",
+                    "space={x: {type: float, min: 0, max: 1}}", "tuner=asha", "tuner.max_trials=4",
+                    "tuner.max_epochs=4", "tuner.factor=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = rows(run)
+    assert any(t["parent"] is not None for t in trials)
+    for trial in trials:  # epoch n (from 1) is the program's step n - 1, before and after a promotion
+        recorded = epochs_of(run, trial["id"])
+        assert [e for e, _ in recorded] == list(range(trial["initial_budget"] + 1, trial["budget"] + 1))
+        assert all(m["loss"] == pytest.approx(1.0 / e) for e, m in recorded)

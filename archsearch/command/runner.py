@@ -136,13 +136,14 @@ class CommandRunner:
         values = _active_values(hp)
         trial_dir = self.files.trial_dir(trial.id)
         trial_dir.mkdir(parents=True, exist_ok=True)
-        checkpoints = self._checkpoint_folder(trial.id, resume_checkpoint, initial_epoch)
+        checkpoints, offset = self._checkpoint_folder(trial.id, resume_checkpoint, initial_epoch)
         for stale in (self.files.stop_file(trial.id), self.files.metrics_file(trial.id),
                       self.files.hypertune_file(trial.id)):
             stale.unlink(missing_ok=True)  # what an earlier run of this trial reported is in the store already
-        epochs = _Epochs(self.objective, done=int(initial_epoch))
-        for record in history:
-            epochs.history.append((int(record["epoch"]), {k: float(v) for k, v in record.items() if k != "epoch"}))
+        epochs = _Epochs(self.objective, done=int(initial_epoch), offset=offset)
+        for record in history:  # the epochs trained before an interruption: their best still counts
+            epochs.history.append((int(record["epoch"]), {k: float(v) for k, v in record.items()
+                                                          if k != "epoch" and isinstance(v, (int, float))}))
         argv = [*self.settings.command, *value_arguments(self.settings, values, trial.budget)]
         env = trial_environment(self.settings, trial_id=trial.id, trial_dir=trial_dir, checkpoint_dir=checkpoints,
                                 values=values, metrics_file=self.files.metrics_file(trial.id),
@@ -171,8 +172,10 @@ class CommandRunner:
         return [*self.settings.command, *value_arguments(self.settings, values, trial.budget)]
 
     # ------------------------------------------------------------ checkpoints
-    def _checkpoint_folder(self, trial_id: int, resume_checkpoint: Path | None, initial_epoch: int) -> Path:
-        """The folder the program saves in: its own, or (promoted, resumed) the one its marker names.
+    def _checkpoint_folder(self, trial_id: int, resume_checkpoint: Path | None,
+                           initial_epoch: int) -> tuple[Path, int | None]:
+        """The folder the program saves in: its own, or (promoted, resumed) the one its marker names; and
+        how its steps map to epochs, when the marker knows (a program counting from 0).
 
         A trial that starts from scratch (epoch 0, no marker) gets an empty folder: a program that finds
         a checkpoint there would otherwise continue a run the engine has forgotten."""
@@ -182,19 +185,21 @@ class CommandRunner:
                 marker = json.loads(Path(resume_checkpoint).read_text())
                 folder = Path(marker["checkpoint_dir"])
                 folder.mkdir(parents=True, exist_ok=True)
-                return folder
+                offset = marker.get("step_offset")
+                return folder, None if offset is None else int(offset)
             except (OSError, ValueError, KeyError, TypeError):
                 log.warning("trial %s: cannot read %s; the program starts in its own folder", trial_id,
                             resume_checkpoint)
         elif initial_epoch == 0 and own.exists():
             shutil.rmtree(own, ignore_errors=True)
         own.mkdir(parents=True, exist_ok=True)
-        return own
+        return own, None
 
     def _mark(self, trial_id: int, checkpoints: Path, epochs: _Epochs) -> None:
         """``resume.json``: where this trial continues from, written after each epoch is recorded."""
         write_text(self.files.checkpoint(trial_id),
-                   json.dumps({"checkpoint_dir": str(checkpoints.resolve()), "epoch": epochs.done}))
+                   json.dumps({"checkpoint_dir": str(checkpoints.resolve()), "epoch": epochs.done,
+                               "step_offset": epochs.offset}))
 
     # ------------------------------------------------------------ the outcome
     def _outcome(self, trial: Trial, program: Program, epochs: _Epochs, ended: str,
