@@ -158,3 +158,33 @@ def test_bad_pruner_specs_name_the_field(spec, field):
 def test_unknown_pruner_through_create_oracle():
     with pytest.raises(ConfigError, match="tuner.pruner"):
         create_oracle("grid", HyperParameters.from_config(SPACE), "val_accuracy", pruner="percentile")
+
+
+# Completed trials of 9 epochs whose best ends at 0.80 accuracy.
+LONG_CURVES = [[0.30 + 0.5 * (1 - 0.7 ** e) for e in range(1, 10)],
+               [0.40 + 0.4 * (1 - 0.6 ** e) for e in range(1, 10)],
+               [0.20 + 0.5 * (1 - 0.75 ** e) for e in range(1, 10)]]
+
+
+def test_the_decay_curve_rule_keeps_a_slow_starter_whose_curve_still_rises_steeply():
+    """The crossing-curve toy: below every completed trial for 4 epochs, but rising towards 0.95."""
+    slow = [0.95 - 0.9 * e ** -1.0 for e in range(1, 10)]  # 0.05, 0.50, 0.65, 0.725, ... 0.85 at 9
+    assert report_curve(oracle_with(LONG_CURVES, pruner="median"), slow) == 2  # the median rule loses it
+    oracle = oracle_with(LONG_CURVES, pruner="decay_curve")
+    assert report_curve(oracle, slow) is None
+    assert oracle.trials[3].value == pytest.approx(slow[-1])
+
+
+def test_the_decay_curve_rule_stops_a_curve_that_has_levelled_off_below_the_best():
+    flat = [0.30, 0.40, 0.44, 0.45, 0.455, 0.457, 0.458, 0.459, 0.46]
+    oracle = oracle_with(LONG_CURVES, pruner={"name": "decay_curve", "warmup_epochs": 3})
+    assert report_curve(oracle, flat) == 4  # needs warmup_epochs + 1 points; then it cannot reach 0.80
+    minimised = oracle_with([[1 - v for v in c] for c in LONG_CURVES], objective="val_loss", pruner="decay_curve")
+    assert report_curve(minimised, [1 - v for v in flat]) == 3  # the same for a loss
+
+
+def test_the_decay_curve_rule_waits_for_completed_trials_and_reads_its_options():
+    flat = [0.30, 0.40, 0.44, 0.45, 0.455]
+    assert report_curve(oracle_with(LONG_CURVES[:2], pruner="decay_curve"), flat) is None  # min_trials=3
+    with pytest.raises(ConfigError, match="tuner.pruner.warmup_epochs"):
+        create_pruner({"name": "decay_curve", "warmup_epochs": 1})  # three points fit the curve at least

@@ -8,6 +8,12 @@ ends the trial and it is recorded as pruned with the epoch it reached.
 ``warmup_epochs``, stop a trial whose best value so far is worse than the
 median of the completed trials' values at the same epoch, once at least
 ``min_trials`` completed trials reached that epoch.
+
+``decay_curve`` (the cloud service's decay-curve stopping, as a learning-curve rule): after
+``warmup_epochs``, fit the trial's own curve so far with an exponential decay and a power law towards
+an asymptote (``a + b * exp(-c * t)``, ``a + b * t ** -c``), extrapolate the more hopeful of the two to
+the epoch the completed trials reached, and stop the trial when even that is worse than the best
+completed trial's value, once ``min_trials`` trials completed.  Unlike the median rule it keeps a slow starter whose curve still falls steeply.
 """
 
 from __future__ import annotations
@@ -64,7 +70,73 @@ class MedianPruner(Pruner):
         return f"MedianPruner(warmup_epochs={self.warmup_epochs}, min_trials={self.min_trials})"
 
 
-PRUNERS: dict[str, type[Pruner]] = {"median": MedianPruner}
+class DecayCurvePruner(Pruner):
+    """Stop a trial whose extrapolated learning curve cannot reach the best completed trial's value."""
+
+    name = "decay_curve"
+
+    def __init__(self, warmup_epochs: int = 2, min_trials: int = 3) -> None:
+        self.warmup_epochs = _whole(warmup_epochs, "tuner.pruner.warmup_epochs", minimum=2)
+        self.min_trials = _whole(min_trials, "tuner.pruner.min_trials", minimum=1)
+
+    def should_prune(self, oracle, trial, epoch: int) -> bool:
+        epoch = int(epoch)
+        if epoch <= self.warmup_epochs:
+            return False
+        objective = oracle.objective
+        completed = [t for t in oracle.trials.values()
+                     if t.id != trial.id and t.status == COMPLETED and t.value is not None and np.isfinite(t.value)]
+        if len(completed) < self.min_trials:
+            return False
+        horizon = max(max(t.intermediate, default=0) for t in completed)
+        if trial.budget is not None:
+            horizon = min(horizon, int(trial.budget)) if horizon else int(trial.budget)
+        if horizon <= epoch:
+            return False  # nothing left to extrapolate: the median or the end decides
+        points = sorted((e, v) for e, v in trial.intermediate.items() if e <= epoch and v is not None and np.isfinite(v))
+        if len(points) < 3:
+            return False
+        best = objective.best(t.value for t in completed)
+        predicted = extrapolate([e for e, _ in points], [objective.sign * v for _, v in points], horizon)
+        return predicted is not None and objective.better(best, objective.sign * predicted)
+
+    def __repr__(self) -> str:
+        return f"DecayCurvePruner(warmup_epochs={self.warmup_epochs}, min_trials={self.min_trials})"
+
+
+def extrapolate(epochs: list[int], values: list[float], horizon: int) -> float | None:
+    """The value at ``horizon`` of a rising curve (``values`` to maximise) fitted to the points: the most
+    optimistic of an exponential approach ``a - b * exp(-c * t)`` and a power law ``a - b * t ** -c``
+    (learning curves follow one or the other), among the fits that explain the points; None when none does."""
+    import warnings
+
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    t = np.asarray(epochs, dtype=float)
+    y = np.asarray(values, dtype=float)
+    scale = max(float(np.ptp(y)), 1e-12)
+    forms = {
+        "exponential": (lambda x, a, b, c: a - b * np.exp(-c * x), [(y[-1] + scale, scale, 0.5),
+                                                                   (y[-1] + 10 * scale, 10 * scale, 0.05)]),
+        "power": (lambda x, a, b, c: a - b * np.power(x, -c), [(y[-1] + scale, scale, 1.0),
+                                                               (y[-1] + 10 * scale, 10 * scale, 0.2)]),
+    }
+    ends = []
+    for curve, guesses in forms.values():
+        for guess in guesses:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", OptimizeWarning)
+                    params, _ = curve_fit(curve, t, y, p0=guess, bounds=([-np.inf, 0.0, 1e-6], [np.inf, np.inf, 10.0]),
+                                          maxfev=2000)
+            except (RuntimeError, ValueError):
+                continue
+            if float(np.sqrt(np.mean((curve(t, *params) - y) ** 2))) <= 0.25 * scale + 1e-12:
+                ends.append(float(curve(float(horizon), *params)))
+    return max(ends) if ends else None
+
+
+PRUNERS: dict[str, type[Pruner]] = {"median": MedianPruner, "decay_curve": DecayCurvePruner}
 
 
 def create_pruner(spec: Any) -> Pruner | None:
@@ -82,7 +154,7 @@ def create_pruner(spec: Any) -> Pruner | None:
                               "e.g. tuner.pruner={name: median, warmup_epochs: 1, min_trials: 3}")
         name = options.pop("name")
     else:
-        raise ConfigError("tuner.pruner", f"cannot read {spec!r} as a pruner", "use none or median")
+        raise ConfigError("tuner.pruner", f"cannot read {spec!r} as a pruner", "use none, median or decay_curve")
     name = str(name).lower()
     if name == "none":
         return None

@@ -37,10 +37,10 @@ CONDITIONAL_FIELDS = ("parameterSpec", *PARENT_CONDITIONS.values())
 MEASUREMENTS = {"MEASUREMENT_SELECTION_TYPE_UNSPECIFIED": "last", "LAST_MEASUREMENT": "last",
                 "BEST_MEASUREMENT": "best"}
 NOISE = {"OBSERVATION_NOISE_UNSPECIFIED": None, "LOW": "low", "HIGH": "high"}
+# The service's automated stopping rules and archsearch's pruners (archsearch/oracles/pruners.py).
+STOPPING_RULES = {"medianAutomatedStoppingSpec": "median", "decayCurveStoppingSpec": "decay_curve"}
 # Stopping rules archsearch has no counterpart for, and what to write instead.
 REFUSED_STUDY_FIELDS = {
-    "decayCurveStoppingSpec": ("archsearch has no learning-curve (decay curve) stopping rule yet",
-                               "use medianAutomatedStoppingSpec: {} (archsearch's median pruner)"),
     "convexAutomatedStoppingSpec": ("archsearch has no convex-fit stopping rule",
                                     "use medianAutomatedStoppingSpec: {} (archsearch's median pruner)"),
     "convexStopConfig": ("archsearch has no convex-fit stopping rule (and the service deprecated it)",
@@ -125,13 +125,15 @@ def _study(study: Section, search: Search) -> None:
         if noise:
             search.note(study.at("observationNoise"), study.get("observationNoise"),
                         "tuner=bayesian fits the scores' noise itself (tuner.alpha sets its least value)")
-    if study.has("medianAutomatedStoppingSpec"):
-        median = study.section("medianAutomatedStoppingSpec", ("useElapsedDuration",))
-        if median.has("useElapsedDuration") and boolean(median.get("useElapsedDuration"),
-                                                         median.at("useElapsedDuration")):
-            raise median.error("useElapsedDuration", "archsearch's median pruner compares trials at the same step, "
-                               "not after the same time", "set useElapsedDuration: false or leave it out")
-        search.pruner = "median"
+    stopping = [(field, pruner) for field, pruner in STOPPING_RULES.items() if study.has(field)]
+    if len(stopping) > 1:
+        raise study.error(stopping[1][0], f"cannot be combined with {stopping[0][0]}", "give one stopping rule")
+    for field, pruner in stopping:
+        rule = study.section(field, ("useElapsedDuration",))
+        if rule.has("useElapsedDuration") and boolean(rule.get("useElapsedDuration"), rule.at("useElapsedDuration")):
+            raise rule.error("useElapsedDuration", f"archsearch's {pruner} pruner compares trials at the same step, "
+                             "not after the same time", "set useElapsedDuration: false or leave it out")
+        search.pruner = pruner
     for where, item in study.items("parameters"):
         _parameter(item, where, search)
 
