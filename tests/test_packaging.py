@@ -94,5 +94,6 @@ def test_every_package_is_listed_for_the_wheel():
 
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {".".join(init.parent.relative_to(REPO).parts) for init in (REPO / "archsearch").rglob("__init__.py")}
+    found = {".".join(init.parent.relative_to(REPO).parts)
+             for top in ("archsearch", "hydra_plugins") for init in (REPO / top).rglob("__init__.py")}
     assert found - listed == set()

@@ -69,7 +69,7 @@ class CommandTrialFiles(TrialFiles):
 
 
 @dataclass
-class _Epochs:
+class Epochs:
     """The epochs a trial has reported so far, in the driver's numbering (from 1)."""
 
     objective: Objective
@@ -133,14 +133,14 @@ class CommandRunner:
 
     def run(self, trial: Trial, hp: Any, reporter: Any = None, resume_checkpoint: Path | None = None,
             initial_epoch: int = 0, history: Sequence[Mapping[str, float]] = ()) -> TrialOutcome:
-        values = _active_values(hp)
+        values = active_values(hp)
         trial_dir = self.files.trial_dir(trial.id)
         trial_dir.mkdir(parents=True, exist_ok=True)
         checkpoints, offset = self._checkpoint_folder(trial.id, resume_checkpoint, initial_epoch)
         for stale in (self.files.stop_file(trial.id), self.files.metrics_file(trial.id),
                       self.files.hypertune_file(trial.id)):
             stale.unlink(missing_ok=True)  # what an earlier run of this trial reported is in the store already
-        epochs = _Epochs(self.objective, done=int(initial_epoch), offset=offset)
+        epochs = Epochs(self.objective, done=int(initial_epoch), offset=offset)
         for record in history:  # the epochs trained before an interruption: their best still counts
             epochs.history.append((int(record["epoch"]), {k: float(v) for k, v in record.items()
                                                           if k != "epoch" and isinstance(v, (int, float))}))
@@ -159,9 +159,9 @@ class CommandRunner:
         except PermissionError:
             raise ConfigError("trial.command", f"{argv[0]!r} is not executable",
                               f"chmod +x {argv[0]}, or run it through its interpreter (python {argv[0]})") from None
-        sources = _Sources(self, trial.id)
+        sources = Collectors(self, trial.id)
         try:
-            ended = _Watch(self, trial, program, epochs, checkpoints, sources).until_done(reporter)
+            ended = Watch(self, trial, program, epochs, checkpoints, sources).until_done(reporter)
         finally:
             _remove_if_empty(checkpoints)  # a program that saves nothing leaves no empty folder behind
         return self._outcome(trial, program, epochs, ended, sources)
@@ -195,15 +195,15 @@ class CommandRunner:
         own.mkdir(parents=True, exist_ok=True)
         return own, None
 
-    def _mark(self, trial_id: int, checkpoints: Path, epochs: _Epochs) -> None:
+    def _mark(self, trial_id: int, checkpoints: Path, epochs: Epochs) -> None:
         """``resume.json``: where this trial continues from, written after each epoch is recorded."""
         write_text(self.files.checkpoint(trial_id),
                    json.dumps({"checkpoint_dir": str(checkpoints.resolve()), "epoch": epochs.done,
                                "step_offset": epochs.offset}))
 
     # ------------------------------------------------------------ the outcome
-    def _outcome(self, trial: Trial, program: Program, epochs: _Epochs, ended: str,
-                 sources: _Sources) -> TrialOutcome:
+    def _outcome(self, trial: Trial, program: Program, epochs: Epochs, ended: str,
+                 sources: Collectors) -> TrialOutcome:
         code = program.returncode if program.returncode is not None else -9
         chosen = epochs.chosen(self.settings.measurement)
         value = None if chosen is None else chosen[1].get(self.objective.name)
@@ -229,7 +229,7 @@ class CommandRunner:
                                 error=self._no_metric_message(epochs, sources))
         return TrialOutcome(status=COMPLETED, **result, **common)
 
-    def _no_metric_message(self, epochs: _Epochs, sources: _Sources) -> str:
+    def _no_metric_message(self, epochs: Epochs, sources: Collectors) -> str:
         seen = ", ".join(sorted(epochs.seen)) or "none"
         places = "; ".join(sources.where_looked())
         return (f"the program exited 0 but never reported the objective {self.objective.name!r} (metrics it did "
@@ -237,10 +237,10 @@ class CommandRunner:
                 f"archsearch.report({self.objective.name}=...), or set objective= to a metric it reports")
 
 
-class _Sources:
-    """The collectors of one trial's metrics (archsearch.command.metrics)."""
+class Collectors:
+    """The collectors of one trial's metrics (archsearch.command.metrics); ``extra``: more files to read."""
 
-    def __init__(self, runner: CommandRunner, trial_id: int) -> None:
+    def __init__(self, runner: CommandRunner, trial_id: int, extra: list[Any] | None = None) -> None:
         from archsearch.command import metrics as M
 
         sources = runner.settings.metrics
@@ -249,7 +249,7 @@ class _Sources:
         single = sources.pattern is not None and "(?P<name>" not in sources.pattern
         self.stdout = (M.StdoutMetrics(sources.pattern, name=runner.objective.name if single else None)
                        if sources.stdout else None)
-        self.files: list[Any] = []
+        self.files: list[Any] = list(extra or [])
         self.folders: list[Any] = []  # walked, so read at most every FOLDER_POLL_SECONDS
         self._walked = -FOLDER_POLL_SECONDS
         if sources.client:
@@ -271,11 +271,11 @@ class _Sources:
         return self.files
 
 
-class _Watch:
+class Watch:
     """Runs alongside one program: reads its reports, hands each epoch to the driver, stops it when told."""
 
-    def __init__(self, runner: CommandRunner, trial: Trial, program: Program, epochs: _Epochs,
-                 checkpoints: Path, sources: _Sources) -> None:
+    def __init__(self, runner: CommandRunner, trial: Trial, program: Program, epochs: Epochs,
+                 checkpoints: Path, sources: Collectors) -> None:
         self.runner, self.trial, self.program, self.epochs, self.checkpoints = runner, trial, program, epochs, checkpoints
         self.sources = sources
         self._held: list[str] = []  # a line taken while waiting, read first next time
@@ -346,7 +346,7 @@ class _Watch:
         self.program.finish_output(timeout=5.0)
 
 
-def _active_values(hp: Any) -> dict[str, Any]:
+def active_values(hp: Any) -> dict[str, Any]:
     """The values this trial's program receives: those of its active parameters (a conditional one whose
     parent has another value is left out, as the cloud service leaves it out)."""
     values = dict(getattr(hp, "values", hp))

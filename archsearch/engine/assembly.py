@@ -78,15 +78,17 @@ class Assembly:
         self.store: TrialStore | None = None
         self.oracle: Any = None
 
-    def open(self, oracle: Any, config: Mapping[str, Any] | None = None) -> TrialStore:
-        """Open ``trials.db`` for ``oracle``; a new search stores its fingerprint and ``config`` there."""
+    def open(self, oracle: Any, config: Mapping[str, Any] | None = None, accept_changes: bool = False) -> TrialStore:
+        """Open ``trials.db`` for ``oracle``; a new search stores its fingerprint and ``config`` there.
+        ``accept_changes``: a stored search with another space or objective continues under this one's
+        (the sweeper's ``resume=force``) instead of being refused."""
         self.oracle = oracle
         self.store = TrialStore(self.project_dir / STORE_FILE)
         oracle._keep_state_in(self.store)  # oracle.save() writes there
-        self._check_or_write_fingerprint(config)
+        self._check_or_write_fingerprint(config, accept_changes)
         return self.store
 
-    def _check_or_write_fingerprint(self, config: Mapping[str, Any] | None) -> None:
+    def _check_or_write_fingerprint(self, config: Mapping[str, Any] | None, accept_changes: bool = False) -> None:
         """Refuse to mix a different search into an existing folder (resume it or overwrite it instead).
 
         A new search stores its fingerprint and its config (the CLI's) in one transaction, before
@@ -103,7 +105,10 @@ class Assembly:
         stored_space, my_space = stored.get("space", {}), mine["space"]
         changed += [f"space.{n}" for n in sorted(set(stored_space) & set(my_space)) if stored_space[n] != my_space[n]]
         changed += [f"space.{n} (removed)" for n in sorted(set(stored_space) - set(my_space))]
-        if changed:
+        if changed and accept_changes:
+            log.warning("%s: continuing a search whose settings changed (%s)", self.project_dir, ", ".join(changed))
+            self.store.set_meta("fingerprint", mine)
+        elif changed:
             raise ConfigRuntimeError(
                 str(self.project_dir),
                 f"holds a different search (changed: {', '.join(changed)})",

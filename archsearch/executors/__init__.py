@@ -1,4 +1,5 @@
-"""Executors by name: ``inline`` (this process), ``process`` (local worker processes), ``ray``."""
+"""Executors by name: ``inline`` (this process), ``process`` (local worker processes), ``ray``; and
+``threads`` (slots as threads of this process), which the Hydra sweeper uses for jobs its launcher runs."""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ def create_executor(name: str, runner: TrialRunner, slots: int = 1, options: Map
         allowed = ("max_trials_per_worker", "threads", "gpus")
         _no_options("process", {k: v for k, v in options.items() if k not in allowed})
         return ProcessExecutor(runner, slots, **{k: v for k, v in options.items() if k in allowed and v is not None})
+    if name == "threads":  # not a choice of executor.name: for runners that only wait (archsearch/sweeper)
+        from archsearch.executors.threads import ThreadExecutor
+
+        _no_options("threads", options)
+        return ThreadExecutor(runner, slots)
     if name == "ray":
         from archsearch.executors.ray import RayExecutor
 

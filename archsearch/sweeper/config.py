@@ -1,0 +1,180 @@
+"""``hydra/sweeper=archsearch``: the sweeper's structured config, and the settings read from it.
+
+The config takes archsearch's own keys (``tuner``, ``objective``, ``max_trials``, ``parallel_trials``, ...)
+and, so a sweep written for Hydra's Optuna sweeper runs after changing only the sweeper's name, the Optuna
+sweeper's keys too (``n_trials``, ``n_jobs``, ``direction``, ``sampler`` with its ``hydra/sweeper/sampler``
+options, ``study_name``, ``storage``, ``max_failure_rate``).  :meth:`SweeperSettings.from_config` reads both,
+refuses what would silently not apply (a ``storage`` URL, a ``custom_search_space`` function, the same
+setting under both names), and states each default once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+from archsearch.core.checks import real_number, whole_number
+from archsearch.errors import ConfigError
+
+TARGET = "hydra_plugins.archsearch_sweeper.archsearch_sweeper.ArchsearchSweeper"  # Hydra wants it there
+# The Optuna sweeper's samplers (its hydra/sweeper/sampler options) and the archsearch tuner that plays each part.
+SAMPLERS = {
+    "optuna.samplers.TPESampler": "bayesian", "optuna.samplers.GPSampler": "bayesian",
+    "optuna.samplers.CmaEsSampler": "bayesian", "optuna.samplers.RandomSampler": "random",
+    "optuna.samplers.QMCSampler": "random", "optuna.samplers.GridSampler": "grid",
+}
+SAMPLER_OPTIONS = {"tpe": "optuna.samplers.TPESampler", "random": "optuna.samplers.RandomSampler",
+                   "cmaes": "optuna.samplers.CmaEsSampler", "grid": "optuna.samplers.GridSampler",
+                   "qmc": "optuna.samplers.QMCSampler", "nsgaii": "optuna.samplers.NSGAIISampler",
+                   "motpe": "optuna.samplers.MOTPESampler"}
+DIRECTIONS = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}
+RESUME = (False, True, "force")
+
+
+@dataclass
+class ArchsearchSweeperConf:
+    """What ``hydra.sweeper`` holds; ``None`` means "archsearch's default" (SweeperSettings)."""
+
+    _target_: str = TARGET
+    tuner: Any = None  # a tuner name, or {name: asha, max_epochs: 9, ...}
+    objective: Any = None  # a metric name, {name:, direction:}; None: the task function's return value
+    direction: Any = None  # the Optuna sweeper's: minimize | maximize
+    max_trials: Optional[int] = None
+    n_trials: Optional[int] = None  # the Optuna sweeper's name for max_trials
+    parallel_trials: Optional[int] = None
+    n_jobs: Optional[int] = None  # the Optuna sweeper's name for parallel_trials
+    seed: Optional[int] = None
+    sampler: Dict[str, Any] = field(default_factory=dict)  # the Optuna sweeper's: {_target_: ..., seed: 1}
+    pruner: Any = None
+    budget_param: Optional[str] = None
+    metrics_file: Optional[str] = None
+    max_failure_rate: Optional[float] = None
+    resume: Any = False
+    params: Any = None  # Any: so a whole mapping may be given on the command line too
+    study_name: Optional[str] = None
+    storage: Optional[str] = None
+    custom_search_space: Optional[str] = None
+    search_space: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SweeperSettings:
+    """The sweeper's settings, checked."""
+
+    tuner: str = "bayesian"
+    tuner_options: Mapping[str, Any] = field(default_factory=dict)
+    objective: Any = "objective"  # the return value's name when the task function returns a number
+    max_trials: int = 20
+    parallel_trials: int = 1
+    seed: int | None = None
+    pruner: Any = "none"
+    budget_param: str | None = None
+    metrics_file: str | None = None
+    max_failure_rate: float = 0.5  # stop once failures pass this fraction of max_trials (never on one failure)
+    resume: Any = False
+    params: Mapping[str, Any] = field(default_factory=dict)
+    study_name: str | None = None
+
+    @classmethod
+    def from_config(cls, conf: Mapping[str, Any]) -> SweeperSettings:
+        default = cls()
+        where = "hydra.sweeper"
+        for key in ("storage", "custom_search_space", "search_space"):
+            if conf.get(key) not in (None, {}, ""):
+                fixes = {"storage": "the sweep is kept in <hydra.sweep.dir>/trials.db; remove storage",
+                         "custom_search_space": "declare the parameters under hydra.sweeper.params",
+                         "search_space": "write them under hydra.sweeper.params in Hydra's sweep grammar, e.g. "
+                                         "model.lr: tag(log, interval(1e-4, 1e-1))"}
+                raise ConfigError(f"{where}.{key}", f"{conf.get(key)!r} is not supported by hydra/sweeper=archsearch",
+                                  fixes[key])
+        max_trials = _one_of(conf, "max_trials", "n_trials", default.max_trials)
+        parallel = _one_of(conf, "parallel_trials", "n_jobs", default.parallel_trials)
+        tuner, options = _tuner(conf.get("tuner"), conf.get("sampler"))
+        seed = conf.get("seed")
+        sampler_seed = (conf.get("sampler") or {}).get("seed") if isinstance(conf.get("sampler"), Mapping) else None
+        if seed is not None and sampler_seed is not None and seed != sampler_seed:
+            raise ConfigError(f"{where}.seed", f"{seed} differs from {where}.sampler.seed={sampler_seed}", "give one")
+        seed = seed if seed is not None else sampler_seed
+        resume = conf.get("resume", False)
+        if isinstance(resume, str) and resume.lower() in ("true", "false"):
+            resume = resume.lower() == "true"
+        if resume not in RESUME:
+            raise ConfigError(f"{where}.resume", f"{resume!r} is not allowed", "use false, true or force")
+        rate = real_number(conf.get("max_failure_rate", default.max_failure_rate)
+                           if conf.get("max_failure_rate") is not None else default.max_failure_rate,
+                           f"{where}.max_failure_rate", 0.0)
+        if rate > 1.0:
+            raise ConfigError(f"{where}.max_failure_rate", f"{rate} is not a fraction", "use a number from 0 to 1")
+        return cls(
+            tuner=tuner, tuner_options=options, objective=_objective(conf.get("objective"), conf.get("direction")),
+            max_trials=int(whole_number(max_trials, f"{where}.max_trials", 1)),
+            parallel_trials=int(whole_number(parallel, f"{where}.parallel_trials", 1)),
+            seed=whole_number(seed, f"{where}.seed", 0, allow_none=True),
+            pruner=conf.get("pruner") if conf.get("pruner") is not None else default.pruner,
+            budget_param=conf.get("budget_param"), metrics_file=conf.get("metrics_file"),
+            max_failure_rate=float(rate), resume=resume, params=dict(conf.get("params") or {}),
+            study_name=conf.get("study_name"),
+        )
+
+
+def _one_of(conf: Mapping[str, Any], ours: str, optuna: str, default: Any) -> Any:
+    """archsearch's key or the Optuna sweeper's; both, with different values, would leave one unapplied."""
+    a, b = conf.get(ours), conf.get(optuna)
+    if a is not None and b is not None and a != b:
+        raise ConfigError(f"hydra.sweeper.{optuna}", f"{b} differs from hydra.sweeper.{ours}={a}",
+                          f"give one of {ours} and {optuna} (the Optuna sweeper's name)")
+    return a if a is not None else b if b is not None else default
+
+
+def _tuner(tuner: Any, sampler: Any) -> tuple[str, dict[str, Any]]:
+    """The archsearch tuner and its options, from ``tuner`` or the Optuna sweeper's ``sampler``."""
+    if tuner is not None:
+        if isinstance(tuner, Mapping):
+            options = dict(tuner)
+            name = options.pop("name", None)
+            if not name:
+                raise ConfigError("hydra.sweeper.tuner", f"{dict(tuner)} has no name", "e.g. {name: asha, max_epochs: 9}")
+            return str(name), options
+        return str(tuner), {}
+    if isinstance(sampler, Mapping) and sampler.get("_target_"):
+        target = str(sampler["_target_"])
+        if target not in SAMPLERS:
+            raise ConfigError("hydra.sweeper.sampler", f"{target} has no counterpart in archsearch",
+                              f"set hydra.sweeper.tuner to an archsearch tuner (samplers understood: "
+                              f"{', '.join(sorted(SAMPLERS))})")
+        return SAMPLERS[target], {}
+    return SweeperSettings.tuner, {}
+
+
+def _objective(objective: Any, direction: Any) -> Any:
+    """``objective`` (a name or {name, direction}) with the Optuna sweeper's ``direction`` applied."""
+    if direction is not None and not isinstance(direction, str):
+        raise ConfigError("hydra.sweeper.direction", f"{list(direction)} asks for several objectives",
+                          "Pareto search is not available yet: give one direction")
+    if direction is not None:
+        key = str(direction).lower().rsplit(".", 1)[-1]
+        if key not in DIRECTIONS:
+            raise ConfigError("hydra.sweeper.direction", f"{direction!r} is not a direction", "use minimize or maximize")
+        direction = DIRECTIONS[key]
+    if objective is None:
+        return {"name": SweeperSettings.objective, "direction": direction or "min"}  # Optuna's default: minimize
+    if isinstance(objective, Mapping):
+        return dict(objective) if direction is None else {**dict(objective), "direction": direction}
+    return str(objective) if direction is None else {"name": str(objective), "direction": direction}
+
+
+def register_configs() -> None:
+    """``hydra/sweeper=archsearch`` and, unless the Optuna sweeper registered them, its sampler options."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(group="hydra/sweeper", name="archsearch", node=ArchsearchSweeperConf, provider="archsearch")
+    try:
+        existing = set(store.list("hydra/sweeper/sampler"))
+    except OSError:  # no such group yet
+        existing = set()
+    for name, target in SAMPLER_OPTIONS.items():
+        if f"{name}.yaml" not in existing:
+            store.store(group="hydra/sweeper/sampler", name=name, node={"_target_": target, "seed": None},
+                        provider="archsearch")

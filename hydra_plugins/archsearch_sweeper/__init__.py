@@ -1,0 +1,1 @@
+"""archsearch's Hydra sweeper: ``hydra/sweeper=archsearch`` (the code is in archsearch/sweeper)."""
