@@ -136,6 +136,16 @@ def test_plain_values_and_deletions_are_fixed_overrides_for_every_job():
     assert sweep.overrides({"lr": 2}) == [*sweep.fixed, "lr=2"]
 
 
+def test_params_may_come_as_omegaconf_nodes():
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.create({"x": "range(-5.5,5.5,step=0.5)", "l": [1, "a b"], "d": {"a": 1}, "n": None})
+    sweep = space_from_params(params)
+    assert sweep.fixed == ["l=[1,'a b']", "d={a:1}", "n=null"]
+    assert [_parse(f) for f in sweep.fixed] == [[1, "a b"], {"a": 1}, None]
+    assert _parameter(sweep, "x").values == _parameter(space_from_params(SPHERE), "x").values
+
+
 def test_the_command_line_wins_over_the_config():
     assert space_from_params({"lr": "choice(1, 2)"}, ["lr=3"]).fixed == ["lr=3"]
     assert len(space_from_params({"lr": "choice(1, 2)"}, ["lr=3"]).space) == 0

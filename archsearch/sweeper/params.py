@@ -5,21 +5,16 @@ Hydra overrides that any value survives.
 Hydra's parser reads every entry of ``hydra.sweeper.params`` and every sweep on the command line; each form
 becomes one archsearch parameter, named by its config key without Hydra's ``+``/``++`` prefix:
 
-================================================  ============================================================
-``choice(a, b, c)`` or ``a,b,c``                   ``Choice`` of the values: numbers stay numbers (ordered),
-                                                   strings stay strings; null, lists, dicts or mixed kinds
-                                                   (``choice(relu, 1, null)``) become a choice of their Hydra
-                                                   text, passed to the job verbatim so each keeps its type
-``range(start, stop, step)`` (ints)                ``Int(start, last value, step)``: the stop is excluded, as
-                                                   in Python and Hydra's basic sweeper (Optuna's sweeper
-                                                   includes it), so the values are exactly Hydra's
-``range(...)`` with a float anywhere               ``Float(start, last value, step)``: Hydra's values, on a grid
-``shuffle(range(...))``, ``shuffle(choice(...))``  an unordered ``Choice`` of the values (as Optuna's sweeper)
-``interval(low, high)``                            ``Float(low, high)``
-``int(interval(...))``, ``tag(int, interval(...))``  ``Int(low, high)``, both ends included (as Optuna's)
-``tag(log, interval(...))``                        the same with ``sampling="log"`` (needs low > 0)
-a plain value (``db=mysql``, ``~key``)             a fixed override, the same for every job
-================================================  ============================================================
+- ``choice(a, b, c)`` or ``a,b,c``: a ``Choice``; numbers stay numbers (ordered), strings stay strings. Null,
+  lists, dicts or mixed kinds (``relu,1,null``) become a choice of their Hydra text, passed to the job
+  verbatim, so each value keeps its type there.
+- ``range(start, stop, step)``: ``Int(start, last value, step)``, or ``Float`` with a float anywhere. The stop is
+  excluded, as in Python and Hydra's basic sweeper, so the values are exactly Hydra's (Optuna's sweeper
+  includes the stop; a KerasTuner max is inclusive, hence the last value).
+- ``shuffle(range(...))``, ``shuffle(choice(...))``: an unordered ``Choice`` of the values, as Optuna's sweeper.
+- ``interval(low, high)``: ``Float(low, high)``; ``int(interval(...))`` or ``tag(int, interval(...))``:
+  ``Int(low, high)``, both ends included (as Optuna's); ``tag(log, ...)``: ``sampling="log"`` (low > 0).
+- a plain value (``db=mysql``) or a deletion (``~key``): a fixed override, the same for every job.
 
 Anything else (a glob, a sweep inside a sweep, another tag, ``log`` on a range or choice, an empty range) is one
 :class:`ConfigError` naming the key, the value and the fix. A key that is new to the app's config is written
@@ -80,14 +75,13 @@ class SweepSpace:
 
 def space_from_params(params: Mapping[str, Any] | None, arguments: Sequence[str] = ()) -> SweepSpace:
     """``hydra.sweeper.params`` and the command line's overrides (``arguments``, which win) as a sweep space."""
+    lines = [(f"{key}={value if isinstance(value, str) else format_value(value)}", f"hydra.sweeper.params.{key}")
+             for key, value in (params or {}).items()]
+    lines += [(argument, f"command line {argument.split('=', 1)[0]}") for argument in arguments]
     entries: dict[str, tuple[str, Override]] = {}  # parameter name -> (where it was written, the override)
-    for key, value in (params or {}).items():
-        text = value if isinstance(value, str) else format_value(value)
-        where = f"hydra.sweeper.params.{key}"
-        entries.update([_named(_parse(f"{key}={text}", where), where)])
-    for argument in arguments:
-        where = f"command line {argument.split('=', 1)[0]}"
-        entries.update([_named(_parse(argument, where), where)])
+    for line, where in lines:
+        override = _parse(line, where)
+        entries[_name(override)] = (where, override)
     hp, fixed, keys, as_text = HyperParameters(), [], {}, set()
     for name, (where, override) in entries.items():
         if not override.is_sweep_override():  # a plain value or a deletion
@@ -115,7 +109,7 @@ def format_value(value: Any, nested: bool = False) -> str:
         return QuotedString(value, Quote.single).with_quotes() if nested else _format_str(value)
     if isinstance(value, Mapping):
         return "{" + ",".join(f"{k}:{format_value(v, nested=True)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, Sequence):  # a list, a tuple, OmegaConf's ListConfig
         return "[" + ",".join(format_value(v, nested=True) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} ({type(value).__name__}) as a Hydra override value")
 
@@ -147,10 +141,9 @@ def _parse(line: str, where: str) -> Override:
                           + (f" ({reason})" if reason else ""), f"write {GRAMMAR}") from None
 
 
-def _named(override: Override, where: str) -> tuple[str, tuple[str, Override]]:
-    """The parameter's name is the key without Hydra's ``+``/``++``/``~`` (``model.extra``, ``db@backup``)."""
-    name = override.key_or_group + (f"@{override.package}" if override.package else "")
-    return name, (where, override)
+def _name(override: Override) -> str:
+    """The key without Hydra's ``+``/``++``/``~``: ``model.extra``, ``db@backup``."""
+    return override.key_or_group + (f"@{override.package}" if override.package else "")
 
 
 def _declare(hp: HyperParameters, name: str, override: Override, where: str) -> bool:
