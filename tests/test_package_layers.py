@@ -24,7 +24,7 @@ LAYERS = {
     "training": 5, "report": 5, "command": 5,
     "export": 6,
     "keras_tuner": 7,
-    "cli": 8,
+    "cli": 8, "sweeper": 8,
     "__init__": 9, "__main__": 9,
 }
 
