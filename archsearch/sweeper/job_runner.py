@@ -89,11 +89,13 @@ class _LaunchedJob:
         return None
 
     def stop(self, stop_file: Path, grace_period: float) -> None:
-        """A launched job cannot be killed from here: it is asked to stop (``archsearch.should_stop()``)."""
+        """A launched job cannot be killed from here: it is asked to stop (``archsearch.should_stop()``), and
+        its slot stays taken until it ends (a job that never asks runs to its end)."""
         try:
             stop_file.touch()
         except OSError:
             pass
+        self._thread.join()
 
 
 class HydraJobRunner(CommandRunner):
