@@ -69,7 +69,8 @@ def call(app, tmp_path, monkeypatch):
         HydraConfig.instance().set_config(cfg)
         return app.main(cfg), output_dir
 
-    return call
+    yield call
+    HydraConfig.instance().cfg = None  # no Hydra config left behind for the next test in this process
 
 
 # ---------------------------------------------------------------- by hand, in a process
@@ -158,3 +159,18 @@ def test_it_continues_from_its_checkpoint_as_an_unbroken_run(call, tmp_path, mon
     continued, second = call("trainer.epochs=4", name="rung2")
     assert [line["step"] for line in metrics_lines(second)] == [3, 4]
     assert metrics_lines(second) == metrics_lines(folder)[2:] and continued == unbroken
+
+
+def test_the_optuna_config_is_the_archsearch_search_in_the_optuna_sweepers_keys():
+    """conf/optuna_sweep.yaml stays the same search as conf/archsearch_sweep.yaml, in the Optuna sweeper's own
+    documented keys, so a sweep of it under archsearch (only the sweeper's name changed) tunes what the user meant."""
+    def load(name: str) -> dict:
+        return yaml.safe_load((APP / "conf" / name).read_text())
+
+    archsearch, optuna = load("archsearch_sweep.yaml"), load("optuna_sweep.yaml")
+    assert optuna["hydra"]["sweeper"]["params"] == archsearch["hydra"]["sweeper"]["params"]
+    assert {"override hydra/sweeper": "optuna"} in optuna["defaults"]
+    assert {"override hydra/sweeper": "archsearch"} in archsearch["defaults"]
+    assert set(optuna["hydra"]["sweeper"]) == {"sampler", "direction", "study_name", "storage", "n_trials", "n_jobs",
+                                              "max_failure_rate", "params"}
+    assert optuna["optimized_metric"] == "val_loss"  # the Optuna sweeper needs a number back
