@@ -47,9 +47,9 @@ def _same(a, b) -> bool:
 def test_the_optuna_sweepers_sphere_example_maps_to_hydras_values():
     sweep = space_from_params(SPHERE)
     x, y = _parameter(sweep, "x"), _parameter(sweep, "y")
-    assert (x.type_name, x.min_value, x.max_value, x.step) == ("float", -5.5, 5.0, 0.5)
+    assert (x.type_name, x.min_value, x.max_value, x.step) == ("float", -5.5, 5.5, 0.5)
     hydras_x = list(PARSER.parse_overrides([f"x={SPHERE['x']}"])[0].sweep_iterator())
-    assert x.values == hydras_x and len(hydras_x) == 22  # 5.5 excluded, as Hydra's range excludes its stop
+    assert x.values == [*hydras_x, 5.5] and len(x.values) == 23  # 5.5 included, as the Optuna sweeper reads it
     assert (y.type_name, y.values, y.ordered) == ("choice", [-5, 0, 5], True)
     assert all(type(v) is int for v in y.values)
     assert sweep.fixed == [] and sweep.keys == {"x": "x", "y": "y"}
@@ -59,7 +59,7 @@ def test_the_optuna_sweepers_sphere_example_maps_to_hydras_values():
     # the docs' command-line variations of the same example; the command line wins over the config
     (["x=interval(-5.0, 5.0)", "y=interval(0, 10)"], {"x": ("float", -5.0, 5.0), "y": ("float", 0.0, 10.0)}),
     (["x=int(interval(-5.0, 5.0))", "y=tag(log, interval(1, 10))"], {"x": ("int", -5, 5), "y": ("float", 1.0, 10.0)}),
-    (["x=range(-5.0, 5.0)", "y=shuffle(range(-5, 5))"], {"x": ("float", -5.0, 4.0), "y": ("choice", -5, 4)}),
+    (["x=range(-5.0, 5.0)", "y=shuffle(range(-5, 5))"], {"x": ("float", -5.0, 5.0), "y": ("choice", -5, 4)}),
     (["x=choice(-5.0, 0.0, 5.0)", "y=choice(0, 1, 2, 3, 4, 5)"], {"x": ("choice", -5.0, 5.0), "y": ("choice", 0, 5)}),
 ])
 def test_the_sphere_examples_command_line_variations(arguments, expected):
@@ -75,18 +75,22 @@ def test_the_sphere_examples_command_line_variations(arguments, expected):
 @pytest.mark.parametrize("text", ["range(2, 6)", "range(5)", "range(0, 10, 3)", "range(5, 0, -2)",
                                   "range(-5.5, 5.5, 0.5)", "range(0, 1, 0.25)", "range(1.0, 0.0, -0.25)",
                                   "range(0, 2.5)", "range(3, 4)"])
-def test_a_range_holds_exactly_hydras_values(text):
-    """KerasTuner's max is inclusive and Hydra's stop is not: the parameter's values are Hydra's enumeration."""
+def test_a_range_holds_the_optuna_sweepers_values(text):
+    """The Optuna sweeper includes the stop where Hydra's own enumeration excludes it: Hydra's values, plus the
+    stop when it lies on the step's grid."""
     parameter = _parameter(space_from_params({"k": text}), "k")
+    sweep = PARSER.parse_overrides([f"k={text}"])[0].value()
     hydras = list(PARSER.parse_overrides([f"k={text}"])[0].sweep_iterator())
-    assert sorted(parameter.values) == sorted(hydras)
+    on_grid = abs(((sweep.stop - sweep.start) / sweep.step) - round((sweep.stop - sweep.start) / sweep.step)) < 1e-9
+    expected = hydras + ([hydras[0] + len(hydras) * sweep.step] if on_grid else [])
+    assert sorted(parameter.values) == pytest.approx(sorted(expected))
     assert {type(v) for v in parameter.values} == {type(v) for v in hydras}
 
 
-def test_a_float_range_with_an_inexact_step_keeps_hydras_values_within_rounding():
+def test_a_float_range_with_an_inexact_step_keeps_its_values_within_rounding():
     parameter = _parameter(space_from_params({"k": "range(0, 1, 0.1)"}), "k")
     hydras = list(PARSER.parse_overrides(["k=range(0, 1, 0.1)"])[0].sweep_iterator())
-    assert parameter.values == pytest.approx(hydras) and len(hydras) == 10
+    assert parameter.values == pytest.approx([*hydras, 1.0]) and len(parameter.values) == 11
 
 
 @pytest.mark.parametrize("text, type_name, fields", [
@@ -97,9 +101,9 @@ def test_a_float_range_with_an_inexact_step_keeps_hydras_values_within_rounding(
     ("tag(log, interval(1e-4, 1e-1))", "float", {"min": 1e-4, "max": 0.1, "sampling": "log"}),
     ("tag(log, int(interval(16, 256)))", "int", {"min": 16, "max": 256, "sampling": "log"}),
     ("tag(int, log, interval(16, 256))", "int", {"min": 16, "max": 256, "sampling": "log"}),
-    ("range(2, 6)", "int", {"min": 2, "max": 5}),
+    ("range(2, 6)", "int", {"min": 2, "max": 6}),  # the stop included, as the Optuna sweeper reads it
     ("range(0, 10, 3)", "int", {"min": 0, "max": 9, "step": 3}),
-    ("range(0.5, 2.0, 0.5)", "float", {"min": 0.5, "max": 1.5, "step": 0.5}),
+    ("range(0.5, 2.0, 0.5)", "float", {"min": 0.5, "max": 2.0, "step": 0.5}),
     ("shuffle(range(3))", "choice", {"values": [0, 1, 2], "ordered": False}),
     ("choice(relu, gelu)", "choice", {"values": ["relu", "gelu"]}),
     ("relu,gelu", "choice", {"values": ["relu", "gelu"]}),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from archsearch.core.checks import real_number, whole_number
 from archsearch.errors import ConfigError
@@ -27,7 +27,9 @@ SAMPLERS = {
 SAMPLER_OPTIONS = {"tpe": "optuna.samplers.TPESampler", "random": "optuna.samplers.RandomSampler",
                    "cmaes": "optuna.samplers.CmaEsSampler", "grid": "optuna.samplers.GridSampler",
                    "qmc": "optuna.samplers.QMCSampler", "nsgaii": "optuna.samplers.NSGAIISampler",
-                   "motpe": "optuna.samplers.MOTPESampler"}
+                   "motpe": "optuna.samplers.MOTPESampler", "gp": "optuna.samplers.GPSampler"}
+# The Optuna samplers' options that carry over (the rest would silently not apply: refused by name).
+SAMPLER_KEYS = {"_target_", "seed", "n_startup_trials"}
 DIRECTIONS = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}
 RESUME = (False, True, "force")
 
@@ -37,6 +39,9 @@ class ArchsearchSweeperConf:
     """What ``hydra.sweeper`` holds; ``None`` means "archsearch's default" (SweeperSettings)."""
 
     _target_: str = TARGET
+    _recursive_: bool = False  # the Optuna sweeper's sampler node names an Optuna class: read, never built
+    # The Optuna sweeper's sampler group is in the defaults list (empty), so its configs' override line composes.
+    defaults: List[Any] = field(default_factory=lambda: [{"sampler": None}])
     tuner: Any = None  # a tuner name, or {name: asha, max_epochs: 9, ...}
     objective: Any = None  # a metric name, {name:, direction:}; None: the task function's return value
     direction: Any = None  # the Optuna sweeper's: minimize | maximize
@@ -143,7 +148,17 @@ def _tuner(tuner: Any, sampler: Any) -> tuple[str, dict[str, Any]]:
             raise ConfigError("hydra.sweeper.sampler", f"{target} has no counterpart in archsearch",
                               f"set hydra.sweeper.tuner to an archsearch tuner (samplers understood: "
                               f"{', '.join(sorted(SAMPLERS))})")
-        return SAMPLERS[target], {}
+        extra = sorted(k for k, v in sampler.items() if k not in SAMPLER_KEYS and v is not None)
+        if extra:
+            raise ConfigError(f"hydra.sweeper.sampler.{extra[0]}", f"({sampler[extra[0]]!r}) has no counterpart in "
+                              f"archsearch's {SAMPLERS[target]} tuner", "remove it, or set hydra.sweeper.tuner with "
+                              "archsearch's own options (e.g. {name: bayesian, num_initial_points: 10})")
+        tuner = SAMPLERS[target]
+        startup = sampler.get("n_startup_trials")
+        if startup is not None and tuner != "bayesian":
+            raise ConfigError("hydra.sweeper.sampler.n_startup_trials", f"({startup}) has no counterpart in "
+                              f"archsearch's {tuner} tuner", "remove it")
+        return tuner, ({"num_initial_points": startup} if startup is not None and tuner == "bayesian" else {})
     return SweeperSettings.tuner, {}
 
 

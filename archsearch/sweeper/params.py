@@ -8,9 +8,9 @@ becomes one archsearch parameter, named by its config key without Hydra's ``+``/
 - ``choice(a, b, c)`` or ``a,b,c``: a ``Choice``; numbers stay numbers (ordered), strings stay strings. Null,
   lists, dicts or mixed kinds (``relu,1,null``) become a choice of their Hydra text, passed to the job
   verbatim, so each value keeps its type there.
-- ``range(start, stop, step)``: ``Int(start, last value, step)``, or ``Float`` with a float anywhere. The stop is
-  excluded, as in Python and Hydra's basic sweeper, so the values are exactly Hydra's (Optuna's sweeper
-  includes the stop; a KerasTuner max is inclusive, hence the last value).
+- ``range(start, stop, step)``: ``Int(start, stop, step)``, or ``Float`` with a float anywhere, the stop
+  *included* as the Optuna sweeper reads it (Hydra's basic sweeper excludes it), so a config written for that
+  sweeper searches the same values after changing only the sweeper's name.
 - ``shuffle(range(...))``, ``shuffle(choice(...))``: an unordered ``Choice`` of the values, as Optuna's sweeper.
 - ``interval(low, high)``: ``Float(low, high)``; ``int(interval(...))`` or ``tag(int, interval(...))``:
   ``Int(low, high)``, both ends included (as Optuna's); ``tag(log, ...)``: ``sampling="log"`` (low > 0).
@@ -180,21 +180,33 @@ def _interval(hp: HyperParameters, name: str, sweep: IntervalSweep) -> None:
 
 
 def _range(hp: HyperParameters, name: str, sweep: RangeSweep, text: str, where: str) -> None:
-    """Exactly Hydra's values (the stop excluded), as a stepped Int or Float over the first to the last."""
-    try:
-        values = list(sweep.range())
-    except (ValueError, HydraException):  # a zero step
-        values = None
-    if not values:
-        raise ConfigError(where, f"{text!r} holds no values (the stop is excluded, as in Python's range)",
-                          "give a non-zero step that leads from start towards stop, e.g. range(2, 6) for 2 to 5")
+    """``range(start, stop, step)`` as the Optuna sweeper reads it: from start to stop *inclusive*, on the step's
+    grid (an Int, or a Float with a step), so a config written for it searches the same values; shuffled, the
+    unordered choice of Hydra's own values (stop excluded), as there too."""
     if sweep.shuffle:
+        values = list(sweep.range())
+        if not values:
+            raise ConfigError(where, f"{text!r} holds no values", "give a step that leads from start to stop")
         hp.Choice(name, values, ordered=False)
-    elif all(isinstance(v, int) for v in values):
-        step = abs(int(sweep.step))
-        hp.Int(name, min(values), max(values), step=None if step == 1 else step)
+        return
+    values = inclusive_range(sweep.start, sweep.stop, sweep.step)
+    if not values:
+        raise ConfigError(where, f"{text!r} holds no values (start {sweep.start}, stop {sweep.stop}, step "
+                          f"{sweep.step})", "give a non-zero step that leads from start to stop, e.g. range(2, 6)")
+    step = abs(sweep.step)
+    if all(isinstance(v, int) for v in values):
+        hp.Int(name, min(values), max(values), step=None if step == 1 else int(step))
     else:
-        hp.Float(name, min(values), max(values), step=abs(float(sweep.step)))
+        hp.Float(name, min(values), max(values), step=float(step))
+
+
+def inclusive_range(start: float, stop: float, step: float) -> list[Any]:
+    """Start, start + step, ... up to stop included (the Optuna sweeper's reading of ``range``); ints stay ints."""
+    if not step or (stop - start) * step < 0:
+        return []
+    count = int(np.floor((stop - start) / step + 1e-9))
+    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (start, stop, step))
+    return [start + i * step if whole else float(start + i * step) for i in range(count + 1)]
 
 
 def _choice(hp: HyperParameters, name: str, sweep: ChoiceSweep, text: str, where: str) -> bool:
