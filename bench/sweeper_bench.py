@@ -7,7 +7,7 @@ The same 16 jobs (by default) of the example Hydra app (examples/hydra_app), who
     hydra.launcher.n_jobs=4``. It launches 4 jobs and waits for the slowest before the next 4, which is what
     every other sweeper plugin does (Optuna's, Ax's, Nevergrad's: the Launcher API takes a batch);
 (b) steady state: ``hydra/sweeper=archsearch hydra.sweeper.parallel_trials=4`` through the same joblib launcher,
-    ``tuner=grid`` over the same durations (each once), each slot refilled the moment its job ends.
+    ``tuner={name: grid, shuffle: true}`` over the same durations (each once), each slot refilled the moment its job ends.
 
 Measured from the jobs' own wall-clock timestamps (``job_times.json`` in each job folder): the sweep's span
 (first job start to last job end), the busy slot time (the jobs' durations summed) and the idle slot fraction
@@ -83,7 +83,10 @@ def mode_overrides(mode: str, slots: int, jobs: int, seed: int) -> list[str]:
     launcher = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={slots}"]
     if mode == "batch":
         return [*launcher, f"hydra.sweeper.max_batch_size={slots}"]
-    return [*launcher, "hydra/sweeper=archsearch", "hydra.sweeper.tuner=grid", f"hydra.sweeper.max_trials={jobs}",
+    # shuffle: the whole grid at once, in a seeded order (KerasTuner's grid order proposes a trial's successor
+    # only when it ends, which would keep most slots empty)
+    return [*launcher, "hydra/sweeper=archsearch", "hydra.sweeper.tuner={name: grid, shuffle: true}",
+            f"hydra.sweeper.max_trials={jobs}",
             f"hydra.sweeper.parallel_trials={slots}", "hydra.sweeper.objective=val_loss", f"hydra.sweeper.seed={seed}"]
 
 
