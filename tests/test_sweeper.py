@@ -186,8 +186,28 @@ def test_the_objective_can_come_from_a_metrics_file_the_job_writes(tmp_path):
     (["model.nope=choice(1, 2)"], "does not compose"),
     (["hydra.sweeper.max_failure_rate=2"], "hydra.sweeper.max_failure_rate"),
     (["hydra.sweeper.resume=true"], "holds no sweep to continue"),
+    (["hydra.sweeper.tuner={name: asha, max_trials: 6}"], "hydra.sweeper.tuner.max_trials: is a key of the sweeper"),
+    (["hydra.sweeper.sampler={_target_: optuna.samplers.TPESampler, multivariate: true}"],
+     "hydra.sweeper.sampler.multivariate"),
 ])
 def test_bad_sweeper_settings_are_one_line_and_status_2(tmp_path, args, says):
     result = sweep(tmp_path / "sweep", *SWEEP, "hydra.sweeper.max_trials=1", *args)
     assert result.returncode == 2, result.stderr[-3000:]
     assert says in result.stderr and "Traceback" not in result.stderr
+
+
+def test_asha_promotes_jobs_which_continue_from_their_checkpoint(tmp_path):
+    run = tmp_path / "sweep"
+    result = sweep(run, "hydra/sweeper=archsearch", "hydra.sweeper.objective=val_loss",
+                   "model.lr=tag(log, interval(1e-3, 3e-1))", "hydra.sweeper.tuner={name: asha, max_epochs: 4, factor: 2}",
+                   "hydra.sweeper.max_trials=4", "hydra.sweeper.budget_param=trainer.epochs")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = rows(run)
+    assert len([t for t in trials if t["parent"] is None]) == 4  # max_trials counts new configurations, as ASHA does
+    promoted = [t for t in trials if t["parent"] is not None]
+    assert promoted
+    for trial in promoted:  # the job got the larger budget and continued from the epochs its parent trained
+        assert f"trainer.epochs={trial['budget']}" in yaml.safe_load((run / str(trial["id"]) / ".hydra" /
+                                                                     "overrides.yaml").read_text())
+        steps = [json.loads(line)["step"] for line in (run / str(trial["id"]) / "metrics.jsonl").read_text().splitlines()]
+        assert steps == list(range(trial["initial_budget"] + 1, trial["budget"] + 1))

@@ -30,6 +30,8 @@ SAMPLER_OPTIONS = {"tpe": "optuna.samplers.TPESampler", "random": "optuna.sample
                    "motpe": "optuna.samplers.MOTPESampler", "gp": "optuna.samplers.GPSampler"}
 # The Optuna samplers' options that carry over (the rest would silently not apply: refused by name).
 SAMPLER_KEYS = {"_target_", "seed", "n_startup_trials"}
+# Keys of the sweeper that a tuner's options also take: given once, at the sweeper's level.
+OWN_KEYS = ("max_trials", "seed", "pruner", "parallel_trials", "max_parallel_trials")
 DIRECTIONS = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}
 RESUME = (False, True, "force")
 
@@ -140,6 +142,10 @@ def _tuner(tuner: Any, sampler: Any) -> tuple[str, dict[str, Any]]:
             name = options.pop("name", None)
             if not name:
                 raise ConfigError("hydra.sweeper.tuner", f"{dict(tuner)} has no name", "e.g. {name: asha, max_epochs: 9}")
+            for key in OWN_KEYS:  # the sweeper's own keys: stated twice, one would silently not apply
+                if key in options:
+                    raise ConfigError(f"hydra.sweeper.tuner.{key}", "is a key of the sweeper itself",
+                                      f"give it as hydra.sweeper.{key}")
             return str(name), options
         return str(tuner), {}
     if isinstance(sampler, Mapping) and sampler.get("_target_"):
