@@ -52,7 +52,7 @@ class ArchsearchSweeperConf:
     parallel_trials: Optional[int] = None
     n_jobs: Optional[int] = None  # the Optuna sweeper's name for parallel_trials
     seed: Optional[int] = None
-    sampler: Dict[str, Any] = field(default_factory=dict)  # the Optuna sweeper's: {_target_: ..., seed: 1}
+    sampler: Any = None  # the Optuna sweeper's: {_target_: optuna.samplers.TPESampler, seed: 1}
     pruner: Any = None
     budget_param: Optional[str] = None
     metrics_file: Optional[str] = None
