@@ -260,7 +260,7 @@ def test_resume_refuses_a_changed_command(cli_inprocess, tmp_path):
 def test_kill_9_of_the_driver_leaves_no_program_running_and_resume_continues_from_the_checkpoint(tmp_path):
     run = tmp_path / "run"
     args = [PY, "-m", "archsearch", "trial=command", f"trial.command='{PY} {EXAMPLES / 'checkpointing' / 'train.py'} "
-            f"--seconds=0.5 --epochs=6'", "space={lr: {type: float, min: 0.001, max: 0.3, sampling: log}}", "objective=val_loss",
+            f"--seconds=0.3 --epochs=6'", "space={lr: {type: float, min: 0.001, max: 0.3, sampling: log}}", "objective=val_loss",
             "tuner.max_trials=2", f"hydra.run.dir={run}"]
     env = {**os.environ, "ARCHSEARCH_REPORT": "false"}
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

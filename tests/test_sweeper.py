@@ -73,7 +73,7 @@ def test_each_slot_is_refilled_the_moment_its_job_ends(tmp_path):
     run = tmp_path / "sweep"
     result = sweep(run, "hydra/sweeper=archsearch", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                    "hydra.sweeper.tuner=grid", "hydra.sweeper.objective=val_loss", "hydra.sweeper.max_trials=4",
-                   "hydra.sweeper.parallel_trials=2", "trainer.epochs=6",
+                   "hydra.sweeper.parallel_trials=2", "trainer.epochs=4",
                    "trainer.seconds_per_epoch=choice(1.5, 0.01, 0.02, 0.03)")
     assert result.returncode == 0, result.stderr[-3000:]
     assert [t["status"] for t in rows(run)] == ["completed"] * 4
@@ -104,7 +104,7 @@ def test_a_pruned_job_and_a_failing_job_leave_the_sweep_going(tmp_path):
 
 def test_a_killed_sweep_continues_its_numbering_and_runs_nothing_twice(tmp_path):
     run = tmp_path / "sweep"
-    args = [*SWEEP, "hydra.sweeper.tuner=random", "hydra.sweeper.max_trials=4", "trainer.seconds_per_epoch=0.4"]
+    args = [*SWEEP, "hydra.sweeper.tuner=random", "hydra.sweeper.max_trials=4", "trainer.seconds_per_epoch=0.25"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "ARCHSEARCH_REPORT": "false"}
     proc = subprocess.Popen([sys.executable, str(APP), "-m", f"hydra.sweep.dir={run}", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
