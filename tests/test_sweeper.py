@@ -77,6 +77,11 @@ def test_each_slot_is_refilled_the_moment_its_job_ends(tmp_path):
                    "trainer.seconds_per_epoch=choice(1.5, 0.01, 0.02, 0.03)")
     assert result.returncode == 0, result.stderr[-3000:]
     assert [t["status"] for t in rows(run)] == ["completed"] * 4
+    store = TrialStore(run / "trials.db")
+    try:  # every epoch the jobs reported from joblib's worker processes reached the sweep's store
+        assert all([e["epoch"] for e in store.epochs(t)] == [1, 2, 3, 4] for t in range(4))
+    finally:
+        store.close()
     slow = job_times(run, 0)
     assert "trainer.seconds_per_epoch=1.5" in yaml.safe_load((run / "0" / ".hydra" / "overrides.yaml").read_text())
     for job in (2, 3):
