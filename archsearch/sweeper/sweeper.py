@@ -50,6 +50,7 @@ def run_sweep(settings: Any, config: DictConfig, launcher: Any, arguments: list[
     """The whole sweep: assemble, run every trial as a job, write the sweep's results."""
     from archsearch.core.console import ConsoleEvents, say
     from archsearch.core.objective import Objective
+    from archsearch.core.store import STORE_FILE
     from archsearch.engine.assembly import Assembly, create_search_oracle
     from archsearch.engine.search import SearchAborted
     from archsearch.engine.settings import ExecutorSettings, SearchSettings, TunerSettings
@@ -73,8 +74,6 @@ def run_sweep(settings: Any, config: DictConfig, launcher: Any, arguments: list[
         say(f"Note: Hydra's basic launcher runs one job at a time in this process: parallel_trials={slots} needs "
             "a launcher that runs jobs elsewhere (hydra/launcher=joblib, submitit, ray); running 1 at a time.")
         slots = 1
-    from archsearch.core.store import STORE_FILE
-
     if settings.resume is True and not (sweep_dir / STORE_FILE).exists():
         raise ConfigError("hydra.sweeper.resume", f"is true, but {sweep_dir} holds no sweep to continue",
                           "run with hydra.sweep.dir=<the folder of the sweep to continue>")
@@ -96,7 +95,7 @@ def run_sweep(settings: Any, config: DictConfig, launcher: Any, arguments: list[
                                 JobSettings(budget_param=settings.budget_param, metrics_file=settings.metrics_file),
                                 sweep_dir, job_subdir=_subdir(config))
         if config_loader is not None:
-            _check_a_job_composes(config_loader, config, runner, space)
+            _check_a_job_composes(config_loader, config, space)
         max_failed = max(1, int(settings.max_failure_rate * settings.max_trials) + 1)
         search_settings = SearchSettings(max_consecutive_failed_trials=settings.max_trials + 1,
                                          max_failed_trials=max_failed, keep_top_models=None)
@@ -118,7 +117,7 @@ def run_sweep(settings: Any, config: DictConfig, launcher: Any, arguments: list[
         assembly.lock.release()
 
 
-def _check_a_job_composes(config_loader: Any, config: DictConfig, runner: Any, space: Any) -> None:
+def _check_a_job_composes(config_loader: Any, config: DictConfig, space: Any) -> None:
     """Compose one job (the space's first values) before any is launched: a key the app's config does not
     have, or a value it cannot take, is one error now instead of a failed trial each."""
     from hydra.errors import ConfigCompositionException
