@@ -132,3 +132,25 @@ def test_the_bayesian_oracle_takes_kerastuner_alpha_and_refuses_a_bad_one():
     for bad in (0, -1.0, "lots", 0.9):
         with pytest.raises(ConfigError, match="alpha"):
             BayesianOptimizationOracle(hyperparameters=hp, objective="loss", alpha=bad)
+
+
+def test_irrelevant_columns_keep_moderate_length_scales():
+    # The length-scale prior is steep beyond ~3x its mode: a column the outputs do not depend on must not
+    # get a length scale of tens (the former log-normal prior gave 26-37 here), which makes the posterior
+    # mean a slope along it and sends the acquisition to a bound.
+    rng = np.random.default_rng(0)
+    x = rng.random((20, 6))
+    y = np.sin(6 * x[:, 0]) + 0.5 * x[:, 1]
+    gp = GaussianProcess().fit(x, y, rng=np.random.default_rng(0))
+    assert gp.lengthscales[0] < 1.0
+    assert np.all(gp.lengthscales[2:] < 5.0)
+
+
+def test_posterior_objective_gradient_matches_finite_differences():
+    # The fit maximises likelihood + log prior; both parts' gradients must be right (two components).
+    x, y = data(n=15, d=3, noise=0.05)
+    gp = GaussianProcess(components=[np.array([0, 1]), np.arange(3)]).fit(x, y, optimize=False)
+    sq = [_squared_differences(x[:, c]) for c in gp._parts]
+    theta = np.array([-0.2, 0.4, 0.1, -0.5, 0.3, -0.3, 0.2, -4.0])
+    numeric = approx_fprime(theta, lambda t: gp._objective(t, sq)[0], 1e-6)
+    assert np.allclose(gp._objective(theta, sq)[1], numeric, rtol=1e-4, atol=1e-4)

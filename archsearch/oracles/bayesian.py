@@ -58,7 +58,7 @@ from archsearch.space.values import values_key
 from archsearch.oracles.acquisition import log_ei_and_gradient, log_expected_improvement
 from archsearch.oracles.base import COMPLETED, FAILED, PRUNED, RUNNING, Oracle, Proposal, register_oracle
 from archsearch.oracles.encoding import SpaceEncoder
-from archsearch.oracles.gp import LENGTHSCALE_PRIOR_SCALE, GaussianProcess
+from archsearch.oracles.gp import LENGTHSCALE_PRIOR_MODE, GaussianProcess
 from archsearch.oracles.random import MAX_DRAWS_PER_ASK
 from archsearch.oracles.unit_points import UnitPoints
 
@@ -70,7 +70,7 @@ NUM_REFINE = 5  # best candidates refined with L-BFGS-B
 LOCAL_TOP = 5  # local candidates perturb the best few trials
 GP_RESTARTS = 2  # random starts of a full kernel fit, besides the previous fit
 FULL_FIT_EVERY = 5  # model asks per full kernel fit; the others only continue from the previous fit
-# Prior median length scale of one-hot columns: a change of category moves two columns by 1, so at 0.5
+# Prior mode of the length scale of one-hot columns: a change of category moves two columns by 1, so at 0.5
 # the prior correlation between categories is about 0.04 -- categories (optimizers, activations) are
 # presumed to behave differently until the data show a shared trend.  With the GP's default (long)
 # length scales, a category whose best learning rate differs from the incumbent's was predicted
@@ -242,9 +242,9 @@ class BayesianOptimizationOracle(Oracle):
         return None
 
     def _lengthscale_prior(self) -> np.ndarray:
-        """Prior median log length scale per column: the GP's default, ``ONEHOT_LENGTHSCALE`` for one-hot ones."""
+        """Prior mode of the log length scale per column: the GP's default, ``ONEHOT_LENGTHSCALE`` for one-hot ones."""
         encoder = self.encoder
-        mean = np.full(encoder.dims, math.log(LENGTHSCALE_PRIOR_SCALE) + 0.5 * math.log(max(encoder.dims, 1)))
+        mean = np.full(encoder.dims, math.log(LENGTHSCALE_PRIOR_MODE))
         for block in encoder.onehot_blocks():
             mean[block.columns] = math.log(ONEHOT_LENGTHSCALE)
         return mean

@@ -13,24 +13,25 @@ relevance determination (one length scale per input dimension)::
     r^2 = sum_j (x_j - x'_j)^2 / l_j^2
 
 The hyperparameters ``theta = [log l_1..l_d, log s2, log noise]`` are fitted
-by maximising the log marginal likelihood plus weak log-normal priors (a MAP
-estimate) with L-BFGS-B, analytic gradients and a few restarts.  The priors
-keep small data sets from producing absurd fits:
+by maximising the log marginal likelihood plus log priors (a MAP estimate)
+with L-BFGS-B, analytic gradients and a few restarts.  The priors have the
+shape of Optuna's ``GPSampler`` (written in ``theta``):
 
-* length scales: ``log l ~ N(log(0.5 * sqrt(d)), sqrt(3))``.  Scaling with
-  ``sqrt(d)`` follows Hvarfner et al. (ICML 2024): it keeps the prior
-  correlation between random points steady as the dimension grows.  Their
-  constant (``exp(sqrt(2))``, about 4) aims at high-dimensional problems and
-  made the model too smooth for hyperparameter spaces of a few to twenty
-  columns and tens of trials (on ``bench/bayesian_bench.py`` it picked
-  corners and stalled in local optima: Hartmann-6 median regret at 40 trials
-  0.40 against 0.16 with ``0.5 * sqrt(d)``).  Callers can override the mean
-  per dimension (the Bayesian oracle gives one-hot columns their own);
-* signal variance: ``log s2 ~ N(0, 1)`` (the outputs are standardised);
-* noise variance: ``log noise ~ N(-6, 2)`` (a fraction of the outputs'
-  variance: about 0.25% a priori, wide enough for the data to raise it to
-  the level of seed-to-seed noise of a real training), bounded below by
-  ``1e-6`` so noise-free data can still be interpolated.
+* length scales: ``-w (l^2 / m^2 + m^2 / l^2)`` with ``w = 0.1``, i.e.
+  Optuna's ``-(0.1 / lambda + 0.1 lambda)`` on ``lambda = 1 / l^2`` when the
+  mode ``m`` is 1 (the default; callers can set ``m`` per column, the
+  Bayesian oracle gives one-hot columns their own).  Nearly flat from about
+  ``m / 3`` to ``3 m``, exponentially steep outside.  The earlier log-normal
+  prior (median ``0.5 * sqrt(d)``, std ``sqrt(3)``) let an unimportant
+  column's length scale grow to 5-40: its posterior mean became a slope, the
+  acquisition pushed that column to a bound and the search never came back
+  (standard Hartmann-6, 50 seeds x 40 trials: mean regret 0.27 -> 0.15,
+  seeds above 0.77 5 -> 1; ``bench/RESULTS.md``, issue 29);
+* signal variance: ``Gamma(2, k)`` on ``s2`` for ``k`` kernel components
+  (the outputs are standardised; mode ``1 / k``);
+* noise variance: ``Gamma(1.1, 30)`` (mode about 0.003 of the outputs'
+  variance; the data can raise it to the level of a real training's noise),
+  bounded below by ``1e-6`` so noise-free data can still be interpolated.
 
 Inputs are expected in the unit cube (see :mod:`archsearch.oracles.encoding`).
 """
@@ -49,10 +50,11 @@ LOG_2PI = math.log(2.0 * math.pi)
 LENGTHSCALE_BOUNDS = (1e-2, 1e3)
 SIGNAL_BOUNDS = (5e-2, 2e1)
 NOISE_BOUNDS = (1e-6, 1.0)
-NOISE_PRIOR = (-6.0, 2.0)  # mean and std of log noise variance
-LENGTHSCALE_PRIOR_SCALE = 0.5  # median length scale = this * sqrt(d)
-LENGTHSCALE_PRIOR_STD = math.sqrt(3.0)
-SIGNAL_PRIOR = (0.0, 1.0)
+LENGTHSCALE_PRIOR_MODE = 1.0  # the prior's most likely length scale (unit-cube inputs)
+LENGTHSCALE_PRIOR_WEIGHT = 0.1  # log prior -w (l^2/m^2 + m^2/l^2)
+SIGNAL_PRIOR_SHAPE = 2.0  # Gamma(shape, rate = number of components) on the signal variance
+NOISE_PRIOR = (1.1, 30.0)  # Gamma(shape, rate) on the noise variance
+RESTART_SPREAD = (0.9, 0.5, 1.0)  # std of fresh starts around the prior's mode: log l, log s2, log noise
 JITTER = 1e-9
 
 
@@ -76,7 +78,7 @@ class GaussianProcess:
     Matérn kernels, each on its own columns with its own length scales and
     variance: ``[numeric columns, all columns]`` gives a trend shared by every
     category plus a category-specific part (see the Bayesian oracle).
-    ``lengthscale_prior_mean`` overrides the prior mean of ``log l`` per input
+    ``lengthscale_prior_mean`` overrides the prior's mode of ``log l`` per input
     column.
     """
 
@@ -139,24 +141,36 @@ class GaussianProcess:
         return ([log(LENGTHSCALE_BOUNDS)] * n_ls + [log(SIGNAL_BOUNDS)] * len(self._parts)
                 + [log((self.min_noise, NOISE_BOUNDS[1]))])
 
-    def _prior(self) -> tuple[np.ndarray, np.ndarray]:
-        """Means and standard deviations of the Gaussian priors on ``theta``."""
+    def _modes(self) -> np.ndarray:
+        """The prior's mode of each entry of ``theta`` (where fits start)."""
         d = self.dims
-        per_column = np.full(d, math.log(LENGTHSCALE_PRIOR_SCALE) + 0.5 * math.log(max(d, 1)))
+        per_column = np.full(d, math.log(LENGTHSCALE_PRIOR_MODE))
         if self.lengthscale_prior_mean is not None and len(self.lengthscale_prior_mean) == d:
             per_column = self.lengthscale_prior_mean
         m = len(self._parts)
-        signal = SIGNAL_PRIOR[0] - math.log(m)  # the components share the standardised variance
-        mean = np.concatenate([per_column[c] for c in self._parts] + [[signal] * m, [NOISE_PRIOR[0]]])
-        std = np.concatenate([np.full(len(c), LENGTHSCALE_PRIOR_STD) for c in self._parts]
-                             + [[SIGNAL_PRIOR[1]] * m, [NOISE_PRIOR[1]]])
-        return mean, std
+        signal = math.log((SIGNAL_PRIOR_SHAPE - 1.0) / m)  # the components share the standardised variance
+        noise = math.log((NOISE_PRIOR[0] - 1.0) / NOISE_PRIOR[1])
+        return np.concatenate([per_column[c] for c in self._parts] + [[signal] * m, [noise]])
+
+    def _log_prior(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Log prior density of ``theta`` (up to a constant) and its gradient; see the module docstring."""
+        n_ls = sum(len(c) for c in self._parts)
+        m = len(self._parts)
+        u = 2.0 * (theta[:n_ls] - self._modes()[:n_ls])
+        up, down = np.exp(u), np.exp(-u)
+        log_s2, log_noise = theta[n_ls:n_ls + m], float(theta[n_ls + m])
+        value = (-LENGTHSCALE_PRIOR_WEIGHT * float((up + down).sum())
+                 + float(((SIGNAL_PRIOR_SHAPE - 1.0) * log_s2 - m * np.exp(log_s2)).sum())
+                 + (NOISE_PRIOR[0] - 1.0) * log_noise - NOISE_PRIOR[1] * math.exp(log_noise))
+        grad = np.concatenate([-2.0 * LENGTHSCALE_PRIOR_WEIGHT * (up - down),
+                               (SIGNAL_PRIOR_SHAPE - 1.0) - m * np.exp(log_s2),
+                               [(NOISE_PRIOR[0] - 1.0) - NOISE_PRIOR[1] * math.exp(log_noise)]])
+        return value, grad
 
     def default_theta(self) -> np.ndarray:
         """The prior's mode, clipped to the bounds: the starting point of a first fit."""
-        mean, _ = self._prior()
         lo, hi = np.array(self._bounds()).T
-        return np.clip(mean, lo, hi)
+        return np.clip(self._modes(), lo, hi)
 
     # ------------------------------------------------------------ fitting
     def fit(self, x: np.ndarray, y: np.ndarray, *, rng: np.random.Generator | None = None,
@@ -183,10 +197,13 @@ class GaussianProcess:
     def _optimize(self, start: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         bounds = self._bounds()
         lo, hi = np.array(bounds).T
-        mean, std = self._prior()
+        mode = self._modes()
+        n_ls = sum(len(c) for c in self._parts)
+        spread = np.concatenate([np.full(n_ls, RESTART_SPREAD[0]), np.full(len(self._parts), RESTART_SPREAD[1]),
+                                 [RESTART_SPREAD[2]]])
         starts = [np.clip(start, lo, hi)]
         for _ in range(self.restarts):
-            starts.append(np.clip(mean + std * rng.standard_normal(len(mean)) * 0.5, lo, hi))
+            starts.append(np.clip(mode + spread * rng.standard_normal(len(mode)), lo, hi))
         sq = [_squared_differences(self.x[:, cols]) for cols in self._parts]
         best_theta, best_value = starts[0], math.inf
         for s in starts:
@@ -202,12 +219,11 @@ class GaussianProcess:
     def _objective(self, theta: np.ndarray, sq: list[np.ndarray]) -> tuple[float, np.ndarray]:
         """Negative log posterior (up to a constant) and its gradient."""
         lml, grad = _lml_and_grad(theta, sq, self.y)
-        mean, std = self._prior()
-        z = (theta - mean) / std
-        log_posterior = lml - 0.5 * float(z @ z)
+        prior, prior_grad = self._log_prior(theta)
+        log_posterior = lml + prior
         if not np.isfinite(log_posterior):
             return 1e25, np.zeros_like(theta)
-        return -log_posterior, -(grad - z / std)
+        return -log_posterior, -(grad + prior_grad)
 
     def log_marginal_likelihood(self, theta: np.ndarray | None = None) -> float:
         """``log p(y | x, theta)`` of the standardised outputs (no prior); default: the fitted ``theta``."""
