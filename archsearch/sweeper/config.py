@@ -89,7 +89,7 @@ class SweeperSettings:
         where = "hydra.sweeper"
         for key in ("storage", "custom_search_space", "search_space"):
             if conf.get(key) not in (None, {}, ""):
-                fixes = {"storage": "the sweep is kept in <hydra.sweep.dir>/trials.db; remove storage",
+                fixes = {"storage": "the sweep is kept in its folder's store (hydra.sweep.dir); remove storage",
                          "custom_search_space": "declare the parameters under hydra.sweeper.params",
                          "search_space": "write them under hydra.sweeper.params in Hydra's sweep grammar, e.g. "
                                          "model.lr: tag(log, interval(1e-4, 1e-1))"}
