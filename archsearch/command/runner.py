@@ -82,8 +82,8 @@ class Epochs:
 
     def add(self, report: Any) -> tuple[int, dict[str, float]] | None:
         """A report from the program; the epoch it completes, or None (no objective in it, or an old epoch)."""
-        if report.infeasible:
-            self.infeasible = str(report.infeasible)
+        if report.infeasible is not None:
+            self.infeasible = str(report.infeasible) or "the program said so"
             return None
         metrics = {str(k): float(v) for k, v in report.metrics.items()}
         self.seen.update(metrics)
