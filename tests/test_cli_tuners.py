@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import yaml
 
+pytestmark = pytest.mark.xdist_group("cli_tuners")  # its module fixture is built once, in one process
+
 TINY_SHAPES = ["data.num_samples=160", "executor=inline"]
 
 

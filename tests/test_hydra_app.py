@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.xdist_group("hydra_app")  # its module fixture is built once, in one process
+
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "examples" / "hydra_app"
 

@@ -27,6 +27,8 @@ from archsearch.errors import ConfigError
 from archsearch.executors import create_executor
 from archsearch.core.store import TrialStore
 
+pytestmark = pytest.mark.xdist_group("ray")  # its module fixture is built once, in one process
+
 
 def make_data(n: int = 64, seed: int = 0):
     rng = np.random.default_rng(seed)
