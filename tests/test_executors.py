@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from cli_inprocess import run_cli_inprocess  # the driver in the test process; i
 from test_reliability import SLOW, SLOW_MODELS, start_cli, wait_for_epoch
 
 TINY = ["data.num_samples=160", "data.image_size=12", "trainer.epochs=2"]
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -180,11 +182,21 @@ TUNERS_WITH_TWO_WORKERS = {
 }
 
 
+# What each tuner does with two workers is the engine's (ids, no configuration twice, each trial's own epochs
+# from its parent's budget), whatever a trial trains: a tiny program (trial=command) stands in for Keras, whose
+# worker processes cost a TensorFlow start each; asha keeps a Keras run (its promotions restore Keras weights).
+COMMAND_TRIAL = ["trial=command", "trial.budget_arg=--epochs", "objective=val_loss",
+                 f"trial.command='{sys.executable} {REPO / 'examples' / 'checkpointing' / 'train.py'}'",
+                 "space={lr: {type: float, min: 1e-3, max: 0.3, sampling: log}}"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(TUNERS_WITH_TWO_WORKERS))
-def test_every_tuner_runs_with_two_workers(tmp_path, name):
+@pytest.mark.parametrize("name, trial", [(name, "command") for name in sorted(TUNERS_WITH_TWO_WORKERS)]
+                         + [("asha", "keras")])
+def test_every_tuner_runs_with_two_workers(tmp_path, name, trial):
     run = tmp_path / "run"
-    result = run_cli_inprocess([*TINY, *TUNERS_WITH_TWO_WORKERS[name], "tuner.parallel_trials=2"], run)
+    kind = COMMAND_TRIAL if trial == "command" else TINY
+    result = run_cli_inprocess([*kind, *TUNERS_WITH_TWO_WORKERS[name], "tuner.parallel_trials=2"], run)
     assert result.returncode == 0, result.stderr[-3000:]
     stored = rows(run)
     assert stored and all(r["status"] == "completed" for r in stored), [(r["id"], r["status"], r["error"])
