@@ -61,6 +61,7 @@ def test_the_optuna_sweepers_config_runs_after_changing_only_the_sweepers_name(t
     assert result.returncode == 0, result.stderr[-3000:]
     trials = rows(run)
     assert [t["status"] for t in trials] == ["completed"] * 3
+    assert "archsearch sweeper (hydra_app):" in result.stdout  # its study_name names the sweep
     results = yaml.safe_load((run / "optimization_results.yaml").read_text())  # the Optuna sweeper's keys
     best = min(trials, key=lambda t: t["value"])
     assert results["best_value"] == pytest.approx(best["value"]) and results["best_params"] == best["hparams"]

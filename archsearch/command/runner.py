@@ -135,15 +135,7 @@ class CommandRunner:
             initial_epoch: int = 0, history: Sequence[Mapping[str, float]] = ()) -> TrialOutcome:
         values = active_values(hp)
         trial_dir = self.files.trial_dir(trial.id)
-        trial_dir.mkdir(parents=True, exist_ok=True)
-        checkpoints, offset = self._checkpoint_folder(trial.id, resume_checkpoint, initial_epoch)
-        for stale in (self.files.stop_file(trial.id), self.files.metrics_file(trial.id),
-                      self.files.hypertune_file(trial.id)):
-            stale.unlink(missing_ok=True)  # what an earlier run of this trial reported is in the store already
-        epochs = Epochs(self.objective, done=int(initial_epoch), offset=offset)
-        for record in history:  # the epochs trained before an interruption: their best still counts
-            epochs.history.append((int(record["epoch"]), {k: float(v) for k, v in record.items()
-                                                          if k != "epoch" and isinstance(v, (int, float))}))
+        checkpoints, epochs = self.prepare(trial, resume_checkpoint, initial_epoch, history)
         argv = [*self.settings.command, *value_arguments(self.settings, values, trial.budget)]
         env = trial_environment(self.settings, trial_id=trial.id, trial_dir=trial_dir, checkpoint_dir=checkpoints,
                                 values=values, metrics_file=self.files.metrics_file(trial.id),
@@ -172,6 +164,21 @@ class CommandRunner:
         return [*self.settings.command, *value_arguments(self.settings, values, trial.budget)]
 
     # ------------------------------------------------------------ checkpoints
+    def prepare(self, trial: Trial, resume_checkpoint: Path | None, initial_epoch: int,
+                history: Sequence[Mapping[str, float]]) -> tuple[Path, Epochs]:
+        """The trial's folder made and cleared of an earlier run's report files (their epochs are in the store
+        already); the checkpoint folder it saves in; and its epochs so far (their best still counts)."""
+        self.files.trial_dir(trial.id).mkdir(parents=True, exist_ok=True)
+        checkpoints, offset = self._checkpoint_folder(trial.id, resume_checkpoint, initial_epoch)
+        for stale in (self.files.stop_file(trial.id), self.files.metrics_file(trial.id),
+                      self.files.hypertune_file(trial.id)):
+            stale.unlink(missing_ok=True)
+        epochs = Epochs(self.objective, done=int(initial_epoch), offset=offset)
+        for record in history:
+            epochs.history.append((int(record["epoch"]), {k: float(v) for k, v in record.items()
+                                                          if k != "epoch" and isinstance(v, (int, float))}))
+        return checkpoints, epochs
+
     def _checkpoint_folder(self, trial_id: int, resume_checkpoint: Path | None,
                            initial_epoch: int) -> tuple[Path, int | None]:
         """The folder the program saves in: its own, or (promoted, resumed) the one its marker names; and

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archsearch.cli.console_script import hydra_quoted
 from archsearch.command import arguments as A
 from archsearch.command.runner import Collectors, CommandRunner, CommandTrialFiles, Epochs, Watch, active_values
 from archsearch.command.settings import MetricSources
@@ -32,11 +33,6 @@ from archsearch.core.trial import COMPLETED, FAILED, PRUNED, Trial, TrialOutcome
 from archsearch.core.trial_runner import RunnerNeeds
 
 log = logging.getLogger("archsearch")
-
-
-def hydra_quoted(text: str) -> str:
-    """``text`` as one quoted value of Hydra's override grammar."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 @dataclass(frozen=True)
@@ -132,8 +128,7 @@ class HydraJobRunner(CommandRunner):
         return overrides
 
     def command_line(self, trial: Trial) -> list[str]:
-        values = {k: v for k, v in trial.hparams.items() if not k.startswith("tuner/")}
-        return self.sweep_space.overrides(values)
+        return self.sweep_space.overrides(trial.hparams)  # a tuner's own values (tuner/epochs) are left out there
 
     def job_dir(self, trial_id: int) -> Path:
         """Where Hydra puts the job's output: ``hydra.sweep.subdir`` (by default the job's number)."""
@@ -145,15 +140,7 @@ class HydraJobRunner(CommandRunner):
         from archsearch.command import metrics as M
 
         values = active_values(hp)
-        self.files.trial_dir(trial.id).mkdir(parents=True, exist_ok=True)
-        checkpoints, offset = self._checkpoint_folder(trial.id, resume_checkpoint, initial_epoch)
-        for stale in (self.files.stop_file(trial.id), self.files.metrics_file(trial.id),
-                      self.files.hypertune_file(trial.id)):
-            stale.unlink(missing_ok=True)
-        epochs = Epochs(self.objective, done=int(initial_epoch), offset=offset)
-        for record in history:
-            epochs.history.append((int(record["epoch"]), {k: float(v) for k, v in record.items()
-                                                          if k != "epoch" and isinstance(v, (int, float))}))
+        checkpoints, epochs = self.prepare(trial, resume_checkpoint, initial_epoch, history)
         extra = []
         if self.settings.metrics_file:
             path = self.job_dir(trial.id) / self.settings.metrics_file

@@ -99,7 +99,8 @@ def run_sweep(settings: Any, config: DictConfig, launcher: Any, arguments: list[
         max_failed = max(1, int(settings.max_failure_rate * settings.max_trials) + 1)
         search_settings = SearchSettings(max_consecutive_failed_trials=settings.max_trials + 1,
                                          max_failed_trials=max_failed, keep_top_models=None)
-        say(f"archsearch sweeper: tuner={oracle.name}, {len(space.space.space)} parameters, "
+        say(f"archsearch sweeper{f' ({settings.study_name})' if settings.study_name else ''}: tuner={oracle.name}, "
+            f"{len(space.space.space)} parameters, "
             f"objective={objective.label}, {settings.max_trials} trials, {slots} at a time -> {sweep_dir}")
         with assembly.lock.searching():
             try:
