@@ -229,6 +229,19 @@ def test_the_top_level_and_driver_yaml_states_the_search_settings_defaults():
     assert set(yaml) == set(python)  # every field of the class is compared
 
 
+def test_the_search_section_and_constraints_state_the_objective_settings_defaults():
+    from archsearch.engine.settings import ObjectiveSettings
+
+    cfg = composed()
+    yaml = {**cfg["search"], "constraints": cfg["constraints"]}
+    python = {k: v for k, v in dataclass_defaults(ObjectiveSettings).items()}
+    python = {**python, "measures": list(python["measures"]), "constraints": list(python["constraints"])}
+    lines = drift("", yaml, python, "conf/config.yaml (search, constraints)",
+                  "archsearch/engine/settings.py ObjectiveSettings", allowed_key=lambda name: [name])
+    assert not lines, "\n".join(lines)
+    assert set(yaml) == set(python)  # every field with a default is compared (objective has none)
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "conf" / "executor").glob("*.yaml")))
 def test_an_executor_yaml_states_the_executor_settings_defaults(name):
     from archsearch.engine.settings import ExecutorSettings

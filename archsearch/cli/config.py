@@ -25,7 +25,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from archsearch.core.checks import boolean, real_number, whole_number
-from archsearch.engine.settings import (DataSettings, ExecutorSettings, ExportSettings, LoggerSettings, ReportSettings,
+from archsearch.engine.settings import (DataSettings, ObjectiveSettings, ExecutorSettings, ExportSettings, LoggerSettings, ReportSettings,
                                         RetrainOptions, SearchSettings, TunerSettings)
 from archsearch.errors import ConfigError, SearchSpaceError, describe_exception
 from archsearch.space.hyperparameters import HyperParameters
@@ -213,6 +213,7 @@ class Settings:
     loggers: LoggerSettings
     retrain: RetrainOptions
     objective: Objective
+    goal: ObjectiveSettings  # the objective with search.mode, constraints, measures and reference point
     model: dict[str, Any]
     trainer: dict[str, Any]
     compile: dict[str, Any]
@@ -228,11 +229,11 @@ def read_settings(cfg: Mapping[str, Any]) -> Settings:
     report = ReportSettings.from_config(cfg.get("report", True))
     export = ExportSettings.from_config(cfg.get("export"))
     tuner = TunerSettings.from_config(cfg.get("tuner"))
-    objective = resolve_objective(cfg)
+    goal = ObjectiveSettings.from_config({**cfg, "objective": _plain_objective(cfg.get("objective"))})
     executor = ExecutorSettings.from_config(cfg.get("executor"))
     return Settings(search=search, tuner=tuner, executor=executor, data=DataSettings.from_config(cfg.get("data")),
                     export=export, report=report, loggers=LoggerSettings.from_config(cfg.get("logger")),
-                    retrain=RetrainOptions.from_config(cfg.get("retrain")), objective=objective,
+                    retrain=RetrainOptions.from_config(cfg.get("retrain")), objective=goal.objective, goal=goal,
                     model=_mapping(cfg.get("model"), "model"), trainer=trainer, compile=compile_fields)
 
 
@@ -314,10 +315,16 @@ def run_folder(cfg: DictConfig) -> Path:
 
 
 def resolve_objective(cfg: Mapping[str, Any]) -> Objective:
-    objective = cfg.get("objective")
-    if objective is None:  # the Python API's None is KerasTuner's default; a config names a metric
-        raise ConfigError("objective", "is not set", "name the metric to optimise, e.g. objective=val_accuracy")
-    return Objective.create(to_dict(objective) if isinstance(objective, DictConfig) else objective)
+    """The objective the config names, read with its ``search.mode`` (see ObjectiveSettings)."""
+    return ObjectiveSettings.from_config({**cfg, "objective": _plain_objective(cfg.get("objective"))}).objective
+
+
+def _plain_objective(objective: Any) -> Any:
+    from omegaconf import ListConfig
+
+    if isinstance(objective, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(objective, resolve=True)
+    return objective
 
 
 def check_resume_folder(folder: Path) -> None:

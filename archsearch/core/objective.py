@@ -9,6 +9,11 @@ to minimise, the sum of the minimised metrics minus the sum of the maximised one
 metric a trial reports is stored, so each component stays available (a Pareto search can use
 them later).  ``None`` is KerasTuner's default objective: a ``run_trial`` that returns a bare
 number is minimised under the name ``default_objective``.
+
+A Pareto search (``search.mode=pareto``, :class:`ParetoObjective`) keeps the list's metrics apart
+and looks for the front of trials no other trial beats on every one.  Its ``value`` (the one number
+per trial that orderings and single-number displays use) is the first objective's.  On the command
+line ``name:max`` / ``name:min`` is short for ``{name: ..., direction: ...}``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from archsearch.core.measures import MEASURES, VIOLATION
 from archsearch.errors import ConfigError, ConfigTypeError
 
 DEFAULT_OBJECTIVE = "default_objective"
@@ -33,8 +39,10 @@ _MAX_SUFFIXES = ("accuracy", "acc", "auc", "precision", "recall", "f1", "f1_scor
 
 
 def infer_direction(name: str) -> str | None:
-    """``min`` for losses and errors, ``max`` for scores (accuracy, f1, iou, ...); None when the name says neither."""
+    """``min`` for losses, errors and model measures (params, latency_ms...), ``max`` for scores (accuracy, f1, iou, ...); None when the name says neither."""
     bare = name.lower()
+    if bare in MEASURES or bare == VIOLATION:  # params, flops, latency_ms, ...: costs
+        return "min"
     if bare.endswith(_MIN_SUFFIXES):
         return "min"
     if bare.endswith(_MAX_SUFFIXES):
@@ -89,6 +97,9 @@ class Objective:
             # a metric named twice (KerasTuner allows it) counts twice in the combined score: a weight
             return MultiObjective(MULTI_OBJECTIVE, "min", parts)
         if isinstance(spec, str):
+            name, colon, direction = spec.rpartition(":")
+            if colon and direction.strip().lower() in (*DIRECTIONS, "minimize", "maximize"):
+                return cls(name.strip(), direction.strip())  # val_iou:max, the command line's short form
             return cls(spec)
         if isinstance(spec, Mapping):
             unknown = set(spec) - {"name", "direction"}
@@ -101,6 +112,11 @@ class Objective:
         raise ConfigTypeError("objective", f"cannot read {spec!r} as an objective: {type(spec).__name__} not "
                               "understood, expected str, Objective, a list of them or {name, direction}",
                               "give a metric name such as val_loss")
+
+    @property
+    def is_pareto(self) -> bool:
+        """Whether the search looks for a front of several objectives (:class:`ParetoObjective`)."""
+        return False
 
     @property
     def sign(self) -> float:
@@ -185,6 +201,87 @@ class MultiObjective(Objective):
 
     def __repr__(self) -> str:
         return super().__repr__() + ": [" + ", ".join(repr(p) for p in self.components) + "]"
+
+
+PARETO = "pareto"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class ParetoObjective(Objective):
+    """Several objectives kept apart: a trial is better only if no worse on every one and better on one.
+
+    ``name`` is ``pareto``; ``direction`` and ``value`` are the first objective's, so orderings and
+    displays that need one number per trial (the progress line, "best so far") show the main
+    objective, while the oracles and the results use the vector (:meth:`costs_from`).
+    """
+
+    @classmethod
+    def of(cls, spec: Any, field: str = "objective") -> ParetoObjective:
+        """A Pareto objective from a list of objectives (names, ``name:dir``, mappings or Objectives)."""
+        if isinstance(spec, ParetoObjective):
+            return spec
+        parts = spec.components if isinstance(spec, MultiObjective) else spec
+        if isinstance(parts, (str, Mapping, Objective)) or not isinstance(parts, Sequence):
+            parts = [parts]
+        objectives = tuple(Objective.create(item) for item in parts)
+        if len(objectives) < 2:
+            raise ConfigError(field, f"{[o.name for o in objectives]} is one objective; search.mode=pareto needs "
+                              "two or more", "e.g. objective=[val_accuracy:max,params:min]; or search.mode=single")
+        names = [o.name for o in objectives]
+        if any(o.components for o in objectives):
+            raise ConfigError(field, f"{names} nests a list", "give one flat list of objectives")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ConfigError(field, f"names {repeated} more than once", "give each objective once in a Pareto search")
+        return cls(PARETO, objectives[0].direction, objectives)
+
+    @property
+    def is_pareto(self) -> bool:
+        return True
+
+    @property
+    def objectives(self) -> list[Objective]:
+        return list(self.components)
+
+    def value_from(self, metrics: Mapping[str, float]) -> float | None:
+        """The first objective's value: the one number per trial (see the class docstring)."""
+        return self.components[0].value_from(metrics)
+
+    def values_from(self, metrics: Mapping[str, Any]) -> tuple[float, ...] | None:
+        """Every objective's value, in order; None when one is missing or not a finite number."""
+        values = []
+        for part in self.components:
+            try:
+                value = float(metrics[part.name])
+            except (KeyError, TypeError, ValueError):
+                return None
+            if not math.isfinite(value):
+                return None
+            values.append(value)
+        return tuple(values)
+
+    def costs_from(self, metrics: Mapping[str, Any]) -> tuple[float, ...] | None:
+        """The values as costs (each to minimise: maximised ones negated), or None (see values_from)."""
+        values = self.values_from(metrics)
+        return None if values is None else tuple(-p.sign * v for p, v in zip(self.components, values))
+
+    @property
+    def label(self) -> str:
+        return "Pareto front of " + ", ".join(p.label for p in self.components)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": PARETO, "mode": PARETO, "components": [p.describe() for p in self.components]}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Objective):
+            return NotImplemented
+        return isinstance(other, ParetoObjective) and other.components == self.components
+
+    def __hash__(self) -> int:
+        return hash((PARETO, self.components))
+
+    def __repr__(self) -> str:
+        return "ParetoObjective([" + ", ".join(repr(p) for p in self.components) + "])"
 
 
 def is_finite(value: float | None) -> bool:

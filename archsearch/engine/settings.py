@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archsearch.core.checks import boolean, real_number, whole_number
+from archsearch.core.constraints import Constraints
+from archsearch.core.measures import MEASURES
+from archsearch.core.objective import Objective, ParetoObjective
 from archsearch.errors import ConfigError
 
 # Tuners whose oracle sets each trial's epochs (trainer.epochs is then not used).
@@ -64,6 +67,79 @@ class SearchSettings:
             progress=boolean(cfg.get("progress", default.progress), "progress"),
             verbose_backend=boolean(cfg.get("verbose_backend", default.verbose_backend), "verbose_backend"),
         )
+
+
+SEARCH_MODES = ("single", "pareto")
+
+
+@dataclass
+class ObjectiveSettings:
+    """``objective``, ``search.*`` and ``constraints``: what a search optimises and within which limits.
+
+    ``mode=single`` optimises one number (a list objective is KerasTuner's sum); ``mode=pareto``
+    searches the front of the listed objectives.  ``measures`` are model measures to record besides
+    those the objectives and constraints name; ``reference_point`` (Pareto mode) is the hypervolume's
+    reference, one value per objective in its own units (None: derived from the trials and printed).
+    """
+
+    objective: Objective
+    mode: str = "single"
+    constraints: Constraints = field(default_factory=Constraints)
+    measures: tuple[str, ...] = ()
+    reference_point: dict[str, float] | None = None
+
+    @property
+    def recorded_measures(self) -> tuple[str, ...]:
+        """Every model measure to compute per trial: named by an objective, a constraint or ``search.measures``."""
+        named = [*self.objective.metric_names, *self.constraints.names, *self.measures]
+        return tuple(dict.fromkeys(n for n in named if n in MEASURES))
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> ObjectiveSettings:
+        section = _section(cfg.get("search"), "search")
+        unknown = sorted(set(section) - {"mode", "measures", "reference_point"})
+        if unknown:
+            raise ConfigError(f"search.{unknown[0]}", "is not a setting of search",
+                              "use search.mode, search.measures or search.reference_point")
+        default = cls(Objective("val_accuracy"))
+        mode = str(section.get("mode", default.mode)).lower()
+        if mode not in SEARCH_MODES:
+            raise ConfigError("search.mode", f"{section.get('mode')!r} is not a search mode",
+                              "use single (one objective) or pareto (the front of several)")
+        spec = cfg.get("objective")
+        if spec is None:  # the Python API's None is KerasTuner's default; a config names a metric
+            raise ConfigError("objective", "is not set", "name the metric to optimise, e.g. objective=val_accuracy")
+        objective = ParetoObjective.of(spec) if mode == "pareto" else Objective.create(spec)
+        measures = section.get("measures", default.measures) or ()
+        if isinstance(measures, str):
+            measures = [measures]
+        for name in measures:
+            if name not in MEASURES:
+                raise ConfigError("search.measures", f"{name!r} is not a measure archsearch computes",
+                                  f"use any of {', '.join(MEASURES)}")
+        return cls(objective=objective, mode=mode, constraints=Constraints.parse(cfg.get("constraints")),
+                   measures=tuple(measures), reference_point=_reference_point(section.get("reference_point"), objective))
+
+
+def _reference_point(value: Any, objective: Objective) -> dict[str, float] | None:
+    """``search.reference_point``: a number for every objective of a Pareto search, by name."""
+    if value is None:
+        return None
+    if not objective.is_pareto:
+        raise ConfigError("search.reference_point", f"{value!r} is set, but the search has one objective",
+                          "set search.mode=pareto, or leave search.reference_point null")
+    names = [o.name for o in objective.components]
+    if isinstance(value, Mapping):
+        given = dict(value)
+    elif isinstance(value, (list, tuple)) and len(value) == len(names):
+        given = dict(zip(names, value))
+    else:
+        raise ConfigError("search.reference_point", f"{value!r} does not give one value per objective",
+                          f"e.g. search.reference_point={{{names[0]}: ..., {names[1]}: ...}} (or a list in objective order)")
+    if set(given) != set(names):
+        raise ConfigError("search.reference_point", f"names {sorted(given)}, the objectives are {names}",
+                          "give a value for each objective, by its name")
+    return {name: float(real_number(given[name], f"search.reference_point.{name}")) for name in names}
 
 
 @dataclass

@@ -178,6 +178,10 @@ class Oracle(HandDrivenOracle):
             trial.value = value
             self.score_trial(trial)  # KerasTuner's extension point: it sets trial.score
             value = trial.value
+        if status == COMPLETED and self.objective.is_pareto and self.objective.costs_from(trial.metrics) is None:
+            value = None  # a point of a Pareto front needs every objective: one missing is no point at all
+            lacking = [p.name for p in self.objective.components if not is_finite(trial.metrics.get(p.name))]
+            error = error or f"objective {', '.join(lacking)} is missing or not finite"
         if status == COMPLETED and not is_finite(value):
             status = FAILED
             error = error or (
@@ -309,10 +313,20 @@ class Oracle(HandDrivenOracle):
         return [t for t in self.trials.values() if t.status == COMPLETED]
 
     def best_trials(self, num_trials: int = 1) -> list[Trial]:
-        """Completed trials, best first (ties broken by id, so older wins)."""
+        """Completed trials, best first (ties broken by id, so older wins).
+
+        In a Pareto search: the front, ordered by the first objective (see :meth:`pareto_front`)."""
+        if self.objective.is_pareto:
+            return self.pareto_front()[:num_trials]
         scored = [t for t in self.trials.values() if t.status == COMPLETED and t.value is not None]
         scored.sort(key=lambda t: (-self.objective.sign * t.value, t.id))
         return [self._attach(t) for t in scored[:num_trials]]
+
+    def pareto_front(self) -> list[Trial]:
+        """The completed trials no other completed trial dominates (a Pareto search's best trials)."""
+        from archsearch.core.pareto import front
+
+        return [self._attach(t) for t in front(self.trials.values(), self.objective)]
 
     def restore(self, events: Iterable[tuple[str, Trial]]) -> None:
         """Rebuild state by replaying the store's history: ``("ask", trial)`` and ``("tell", trial)`` in order.

@@ -1,0 +1,138 @@
+"""The words a Pareto search speaks: its objective, constraints, settings and front arithmetic."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from archsearch.core import pareto
+from archsearch.core.constraints import Constraints
+from archsearch.core.objective import Objective, ParetoObjective
+from archsearch.core.trial import COMPLETED, FAILED, Trial
+from archsearch.engine.settings import ObjectiveSettings
+from archsearch.errors import ConfigError
+
+
+def test_a_pareto_objective_keeps_every_objective_apart_and_its_value_is_the_first():
+    objective = ParetoObjective.of(["val_iou:max", {"name": "params", "direction": "min"}, Objective("latency_ms")])
+    metrics = {"val_iou": 0.8, "params": 1e5, "latency_ms": 2.0}
+    assert objective.is_pareto and not Objective("val_iou").is_pareto
+    assert objective.values_from(metrics) == (0.8, 1e5, 2.0)
+    assert objective.costs_from(metrics) == (-0.8, 1e5, 2.0)
+    assert objective.value_from(metrics) == 0.8 and objective.direction == "max"
+    assert objective.metric_names == ("val_iou", "params", "latency_ms")
+    assert objective.values_from({"val_iou": 0.8, "params": float("nan"), "latency_ms": 1}) is None
+    assert objective.values_from({"val_iou": 0.8}) is None
+    # not KerasTuner's sum of the same list: two searches with either are different searches
+    assert objective != Objective.create(["val_iou:max", "params:min", "latency_ms:min"])
+
+
+@pytest.mark.parametrize("spec, field", [(["val_iou"], "objective"), (["a:max", "a:max"], "objective"),
+                                         ([["a", "b"], "c"], "objective")])
+def test_a_pareto_objective_needs_two_distinct_flat_objectives(spec, field):
+    with pytest.raises(ConfigError, match=field):
+        ParetoObjective.of(spec)
+
+
+def test_the_command_line_short_form_gives_a_direction():
+    assert Objective.create("val_f1:max") == Objective("val_f1", "max")
+    assert Objective.create("latency_ms:min") == Objective("latency_ms", "min")
+    assert Objective.create("val_loss") == Objective("val_loss", "min")
+
+
+def test_constraints_are_parsed_once_and_measure_how_far_they_are_broken():
+    constraints = Constraints.parse(["params <= 2e6", "latency_ms<5", "val_accuracy >= 0.5"])
+    assert [c.before_training for c in constraints] == [True, False, False]
+    broken = constraints.violations({"params": 3e6, "val_accuracy": 0.25})  # latency_ms not known yet
+    assert [str(v) for v in broken] == ["params = 3e+06 breaks params <= 2e+06",
+                                        "val_accuracy = 0.25 breaks val_accuracy >= 0.5"]
+    assert Constraints.total(broken) == pytest.approx(0.5 + 0.5)
+    assert constraints.violations({"params": 2e6, "latency_ms": 4.9, "val_accuracy": 0.5}) == []
+    assert constraints.violations({"latency_ms": 5.0})[0].amount > 0  # a strict bound met exactly is broken
+    assert constraints.missing({"params": 1}) == ["latency_ms", "val_accuracy"]
+
+
+@pytest.mark.parametrize("bad", ["params =< 2", "params <= lots", "<= 3", {"params": 3}, 5])
+def test_a_malformed_constraint_is_one_error_naming_it(bad):
+    with pytest.raises(ConfigError, match="constraints"):
+        Constraints.parse(bad if isinstance(bad, (dict, int)) else [bad])
+
+
+def test_objective_settings_read_mode_measures_constraints_and_reference_point():
+    goal = ObjectiveSettings.from_config({
+        "objective": ["val_accuracy:max", "params:min"], "search": {"mode": "pareto", "measures": ["latency_ms"],
+                                                                  "reference_point": [0.0, 1e7]},
+        "constraints": ["flops <= 1e9"]})
+    assert goal.objective.is_pareto and goal.mode == "pareto"
+    assert goal.reference_point == {"val_accuracy": 0.0, "params": 1e7}
+    assert goal.recorded_measures == ("params", "flops", "latency_ms")
+    single = ObjectiveSettings.from_config({"objective": ["val_accuracy", "val_loss"]})
+    assert single.mode == "single" and single.objective.name == "multi_objective"  # KerasTuner's sum
+
+
+@pytest.mark.parametrize("cfg, field", [
+    ({"search": {"mode": "front"}}, "search.mode"),
+    ({"search": {"measures": ["speed"]}}, "search.measures"),
+    ({"search": {"modes": "pareto"}}, "search.modes"),
+    ({"search": {"reference_point": {"val_accuracy": 0}}}, "search.reference_point"),  # single mode
+    ({"search": {"mode": "pareto", "reference_point": {"val_accuracy": 0}}}, "search.reference_point"),
+    ({"search": {"mode": "pareto"}, "objective": "val_accuracy"}, "objective"),
+])
+def test_objective_settings_refuse_what_they_cannot_honour(cfg, field):
+    cfg = {"objective": ["val_accuracy:max", "params:min"], **cfg}
+    with pytest.raises(ConfigError) as caught:
+        ObjectiveSettings.from_config(cfg)
+    assert caught.value.field == field
+
+
+def brute_front(costs):
+    return [not any(pareto.dominates(other, row) for other in costs) for row in costs]
+
+
+def test_ranks_front_and_hypervolume_agree_with_brute_force():
+    rng = np.random.default_rng(3)
+    costs = np.round(rng.random((40, 3)), 1)  # rounded: ties and duplicates
+    assert list(pareto.front_mask(costs)) == brute_front(costs.tolist())
+    ranks = pareto.nondominated_ranks(costs)
+    for i, j in itertools.permutations(range(len(costs)), 2):
+        if pareto.dominates(costs[i], costs[j]):
+            assert ranks[i] < ranks[j]
+    # hypervolume of a staircase, by hand: [1,3],[2,2],[3,1] against [4,4] covers 3+2+1
+    assert pareto.hypervolume([[1, 3], [2, 2], [3, 1], [5, 0]], [4, 4]) == pytest.approx(6.0)
+    assert pareto.hypervolume([[5, 5]], [4, 4]) == 0.0
+
+
+def test_crowding_and_knee():
+    front = np.array([[0.0, 1.0], [0.1, 0.5], [0.5, 0.1], [0.6, 0.09], [1.0, 0.0]])
+    crowd = pareto.crowding_distance(front)
+    assert np.isinf(crowd[[0, 4]]).all() and crowd[2] > crowd[3]
+    assert pareto.knee_index(front) in (1, 2)
+    assert pareto.knee_index([[0, 10], [1, 1], [10, 0]]) == 1
+
+
+def test_the_front_of_trials_skips_failed_ones_and_orders_by_the_first_objective():
+    objective = ParetoObjective.of(["acc:max", "params:min"])
+    rows = [(0.9, 100), (0.8, 50), (0.7, 60), (0.95, 1000), (0.99, 10)]
+    trials = [Trial(i, {}, status=COMPLETED, metrics={"acc": a, "params": p}) for i, (a, p) in enumerate(rows)]
+    trials[4].status = FAILED
+    assert [t.id for t in pareto.front(trials, objective)] == [3, 0, 1]
+
+
+def test_an_oracle_in_pareto_mode_fails_a_trial_missing_an_objective_and_its_best_trials_are_the_front():
+    from archsearch.oracles import create_oracle
+    from archsearch.space.hyperparameters import HyperParameters
+
+    hp = HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    oracle = create_oracle("random", hp, ParetoObjective.of(["a:max", "b:min"]), max_trials=12, seed=1)
+    while (trial := oracle.ask()) is not None:
+        x = trial.hparams["x"]
+        oracle.tell(trial.id, {"a": x} if trial.id == 5 else {"a": x, "b": x * x + (0.3 if trial.id % 3 == 0 else 0)})
+    assert oracle.trials[5].status == FAILED and "objective b is missing" in oracle.trials[5].error
+    front = oracle.best_trials(100)
+    assert front == oracle.pareto_front() and front
+    assert all(t.id % 3 for t in front)  # the penalised third are all dominated by a neighbour
+    firsts = [t.metrics["a"] for t in front]
+    assert firsts == sorted(firsts, reverse=True)  # ordered by the first objective, best first
