@@ -48,6 +48,7 @@ _LAZY = {
     "HyperParameters": "archsearch.space.hyperparameters",
     "HyperModel": "archsearch.training.hypermodel",
     "Objective": "archsearch.core.objective",
+    "ParetoObjective": "archsearch.core.objective",  # several objectives kept apart: the search finds their front
     "Oracle": "archsearch.oracles",
     "synchronized": "archsearch.oracles.hand_driven",
     "available_oracles": "archsearch.oracles",

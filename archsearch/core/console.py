@@ -77,6 +77,9 @@ class ConsoleEvents(SearchEvents):
         note = search.repeatability_note()
         if note:
             say(note)
+        note = sum_note(search.oracle.objective)
+        if note:
+            say(note)
 
     def on_trial_begin(self, trial: Trial, spec: TrialSpec, worker: str | None) -> None:
         if spec.initial_epoch > trial.initial_budget:
@@ -96,20 +99,38 @@ class ConsoleEvents(SearchEvents):
             say(trial_line(self.search, trial, outcome))
 
 
+def sum_note(objective: Any) -> str | None:
+    """A list objective in a single-objective search is KerasTuner's sum: said once, with the way to a front."""
+    if objective.is_pareto or not objective.components:
+        return None
+    names = [p.name for p in objective.components]
+    return (f"Note: the objective {names} is optimised as one number, KerasTuner's sum (minimised metrics minus "
+            "maximised ones); to search the trade-off between them, their Pareto front, use search.mode=pareto "
+            "(Python: objective=archsearch.ParetoObjective.of([...])).")
+
+
 def trial_line(search: Search, trial: Trial, outcome: TrialOutcome) -> str:
     """``Trial 3 (4/10) | units=32 | val_accuracy=0.9120 | best 0.9300 (trial 1) | 4.2s``: the trial's id, as in
     the store, trials/trial_NNNN and the summary; how far the search is; its values, result and budget."""
     oracle = search.oracle
-    best = oracle.best_trials(1)
-    best_text = f"{best[0].value:.4f} (trial {best[0].id})" if best else "-"
+    objective = oracle.objective
+    if objective.is_pareto:  # no one best: how many trials the front holds
+        front = oracle.best_trials()
+        best_text = f"front {len(front)} trial{'s' if len(front) != 1 else ''}" if front else "-"
+    else:
+        best = oracle.best_trials(1)
+        best_text = f"{best[0].value:.4f} (trial {best[0].id})" if best else "-"
     limit = oracle.max_trials
     done = sum(1 for t in oracle.trials.values() if t.done)
     number = f"{trial.id} ({done}/{limit})" if limit else f"{trial.id} ({done} done)"
     values = " ".join(f"{k}={_short(v)}" for k, v in trial.hparams.items())
-    if trial.status == COMPLETED and is_finite(trial.value):
+    if trial.status == COMPLETED and objective.is_pareto:
+        result = " ".join(f"{p.name}={_short(trial.metrics.get(p.name))}" for p in objective.components)
+    elif trial.status == COMPLETED and is_finite(trial.value):
         result = f"{oracle.objective.name}={trial.value:.4f}"
     elif trial.status == PRUNED:
-        result = f"pruned at epoch {outcome.epochs_done} ({oracle.objective.name}={_short(trial.value)})"
+        main = objective.components[0].name if objective.is_pareto else objective.name  # trial.value's metric
+        result = f"pruned at epoch {outcome.epochs_done} ({main}={_short(trial.value)})"
     elif trial.failure_kind == "infeasible":  # the configuration cannot work: not a failure of the search
         reason = (trial.error or "").splitlines()[0] if trial.error else ""
         result = f"infeasible ({reason.removeprefix('infeasible: ')})"

@@ -9,7 +9,8 @@ results table, the report and the export all ask the same questions of the same 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import moocore
@@ -113,3 +114,73 @@ def front(trials: Iterable[Trial], objective: Any) -> list[Trial]:
     on_front = [(tuple(costs[i]), t) for i, t in enumerate(kept) if mask[i]]
     on_front.sort(key=lambda item: (item[0], item[1].id))
     return [t for _, t in on_front]
+
+
+def default_reference_point(costs: Any) -> np.ndarray:
+    """The hypervolume's reference point when ``search.reference_point`` is not set, in costs.
+
+    Per objective (as a cost: maximised objectives negated): the worst cost among the given trials
+    (their nadir) plus 10% of the range between their best and worst; where every trial has the same
+    cost, 10% of its magnitude (1 when that is 0).  So every trial given lies strictly inside the box
+    and adds to the volume, and the point depends on the trials alone (the report and the console's
+    end table derive the same one from the same trials).
+    """
+    array = as_costs(costs)
+    if len(array) == 0:
+        raise ValueError("no trial with every objective: no reference point to derive")
+    worst, best = array.max(axis=0), array.min(axis=0)
+    span = worst - best
+    flat = np.where(worst != 0, 0.1 * np.abs(worst), 1.0)
+    return worst + np.where(span > 0, 0.1 * span, flat)
+
+
+def reference_costs(objective: Any, reference_point: Any) -> np.ndarray:
+    """``search.reference_point`` (a value per objective, in its own units, by name or in order) as costs."""
+    parts = list(objective.components)
+    values = ([reference_point[p.name] for p in parts] if isinstance(reference_point, Mapping)
+              else list(reference_point))
+    if len(values) != len(parts):
+        raise ValueError(f"reference point {reference_point!r} has {len(values)} values for {len(parts)} objectives")
+    return np.asarray([-p.sign * float(v) for p, v in zip(parts, values)], dtype=float)
+
+
+def as_values(objective: Any, costs: Sequence[float]) -> list[float]:
+    """Costs back in each objective's own units (maximised objectives negated again)."""
+    return [float(-p.sign * c) for p, c in zip(objective.components, costs)]
+
+
+@dataclass
+class FrontView:
+    """What the results show of a Pareto search: every scored trial's rank, the front and its knee.
+
+    ``trials``/``costs``/``ranks`` cover the completed trials with every objective (same row order);
+    ``front`` is the front ordered as :func:`front` orders it and ``knee`` the id of its knee point.
+    """
+
+    trials: list[Trial]
+    costs: np.ndarray
+    ranks: np.ndarray
+    front: list[Trial]
+    knee: int | None
+
+    @classmethod
+    def of(cls, trials: Iterable[Trial], objective: Any) -> FrontView:
+        kept, costs = scored_trials(trials, objective)
+        ranks = nondominated_ranks(costs)
+        on_front = [t for t, r in zip(kept, ranks) if r == 0]
+        ordered = front(on_front, objective)
+        knee = None
+        if ordered:
+            by_id = {t.id: row for t, row in zip(kept, costs)}
+            knee = ordered[knee_index(np.asarray([by_id[t.id] for t in ordered]))].id
+        return cls(kept, costs, ranks, ordered, knee)
+
+    def rank_of(self) -> dict[int, int]:
+        return {t.id: int(r) for t, r in zip(self.trials, self.ranks)}
+
+    def hypervolume(self, reference: Any = None) -> tuple[float, np.ndarray] | None:
+        """(hypervolume of the trials, the reference in costs): ``reference`` in costs, else the default."""
+        if not self.trials:
+            return None
+        ref = default_reference_point(self.costs) if reference is None else np.asarray(reference, dtype=float)
+        return hypervolume(self.costs, ref), ref

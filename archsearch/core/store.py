@@ -493,19 +493,28 @@ class TrialStore:
         sql = "SELECT COUNT(*) AS n FROM trials" + (" WHERE status = ?" if status else "")
         return int(self._select(sql, (status,) if status else ())[0]["n"])
 
-    def export_csv(self, path: str | Path) -> Path:
-        """``trials.csv``: one row per trial, hyperparameters and final metrics as columns."""
+    def export_csv(self, path: str | Path, objective: Any = None) -> Path:
+        """``trials.csv``: one row per trial, hyperparameters and final metrics as columns.
+
+        For a Pareto search's ``objective`` (every objective is a metric column already) two more columns:
+        ``rank``, the trial's non-dominated rank among the completed trials with every objective (0: the
+        front; empty for the others), and ``on_front`` (true/false).
+        """
         rows = self.rows()
         hp_names = _ordered_union(r["hparams"] for r in rows)
         metric_names = _ordered_union(r["metrics"] for r in rows)
+        ranks = _pareto_ranks(self.trials(), objective) if objective is not None and objective.is_pareto else None
+        extra = ["rank", "on_front"] if ranks is not None else []
         path = Path(path)
         with atomic_path(path, expected_size=4096 * (1 + len(rows)), run_folder=self.path.parent) as tmp, \
                 tmp.open("w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow([*CSV_COLUMNS, *hp_names, *metric_names])
+            writer.writerow([*CSV_COLUMNS, *extra, *hp_names, *metric_names])
             for r in rows:
+                rank = ranks.get(r["id"]) if ranks is not None else None
                 writer.writerow(
                     [r[c] for c in CSV_COLUMNS]
+                    + ([("" if rank is None else rank), "true" if rank == 0 else "false"] if extra else [])
                     + [r["hparams"].get(n, "") for n in hp_names]
                     + [r["metrics"].get(n, "") for n in metric_names]
                 )
@@ -567,6 +576,14 @@ def _json_default(value: Any):
     if isinstance(value, (set, tuple)):
         return list(value)
     return str(value)
+
+
+def _pareto_ranks(trials: Sequence[Trial], objective: Any) -> dict[int, int]:
+    """Each completed trial's non-dominated rank (0: the front), by id; trials without every objective are absent."""
+    from archsearch.core.pareto import nondominated_ranks, scored_trials
+
+    kept, costs = scored_trials(trials, objective)
+    return {t.id: int(r) for t, r in zip(kept, nondominated_ranks(costs))}
 
 
 def _ordered_union(dicts) -> list[str]:

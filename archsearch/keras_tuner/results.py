@@ -9,24 +9,27 @@ from typing import Any
 from archsearch.oracles import Oracle, Trial
 
 
-def results_table(oracle: Oracle, num_trials: int = 10, where: Path | None = None,
-                  statuses: Sequence[str] | None = None) -> str:
-    """The best ``num_trials`` trials as a text table (KerasTuner's ``results_summary``)."""
-    best = oracle.best_trials(num_trials)
+def results_table(oracle: Oracle, num_trials: int | None = 10, where: Path | None = None,
+                  statuses: Sequence[str] | None = None, reference_point: Any = None) -> str:
+    """The best ``num_trials`` trials as a text table (KerasTuner's ``results_summary``).
+
+    A Pareto search lists its front instead (:func:`front_table`): ``num_trials`` None shows all of it,
+    a number at most that many rows (the line under the table says how many more there are), and
+    ``reference_point`` (each objective's value, by name or in order; None: derived) fixes the hypervolume's.
+    """
     counts: dict[str, int] = {}
     for status in statuses if statuses is not None else [t.status for t in oracle.trials.values()]:
         counts[status] = counts.get(status, 0) + 1
     header = f"Results summary{f' ({where})' if where else ''}"
-    lines = [header, f"Objective: {oracle.objective}", "Trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
+    objective = oracle.objective.label if oracle.objective.is_pareto else oracle.objective
+    lines = [header, f"Objective: {objective}", "Trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))]
+    if oracle.objective.is_pareto:
+        return "\n".join(lines + front_table(oracle, num_trials, reference_point))
+    best = oracle.best_trials(10 if num_trials is None else num_trials)
     if not best:
         lines.append("No completed trial yet.")
         return "\n".join(lines)
-    values = {t.id: {**t.hparams, **oracle.keras_tuner_values(t)} for t in best}  # KerasTuner's tuner/epochs, ...
-    shown = {k for t in best for k in values[t.id]}
-    names = [k for k in oracle.hyperparameters.space.keys() if k in shown]  # declaration order: units_1, units_2, ...
-    names += sorted(shown - set(names))
-    budgets = any(t.budget is not None for t in best) and "tuner/epochs" not in shown  # else the tuner/ columns say it
-    extra = ["epochs"] if budgets else []
+    names, values, extra = _value_columns(oracle, best)
     columns = ["rank", "trial", "score", *extra, *names]
     rows = []
     for rank, t in enumerate(best, 1):
@@ -35,11 +38,61 @@ def results_table(oracle: Oracle, num_trials: int = 10, where: Path | None = Non
             row.append(budget_text(t))
         row += [_fmt(values[t.id].get(n, "")) for n in names]
         rows.append(row)
+    return "\n".join(lines + _aligned(columns, rows))
+
+
+def front_table(oracle: Oracle, num_trials: int | None = None, reference_point: Any = None) -> list[str]:
+    """A Pareto search's results: its front (each trial's id, every objective, its values; the knee
+    marked), how many more rows ``num_trials`` left out, and the hypervolume with its reference point."""
+    from archsearch.core.pareto import FrontView, as_values, reference_costs
+
+    objective = oracle.objective
+    view = FrontView.of(oracle.trials.values(), objective)
+    if not view.front:
+        return ["No completed trial with every objective yet."]
+    shown = view.front if num_trials is None else view.front[:num_trials]
+    names, values, extra = _value_columns(oracle, shown)
+    parts = list(objective.components)
+    columns = ["#", "trial", *(p.name for p in parts), "knee", *extra, *names]
+    rows = []
+    for number, t in enumerate(shown, 1):
+        row = [str(number), str(t.id), *(_fmt(float(t.metrics[p.name])) for p in parts),
+               "yes" if t.id == view.knee else ""]
+        if extra:
+            row.append(budget_text(t))
+        row += [_fmt(values[t.id].get(n, "")) for n in names]
+        rows.append(row)
+    lines = [f"Pareto front: {len(view.front)} of {len(view.trials)} trials with every objective "
+             f"(ordered by {parts[0].name}; knee: trial {view.knee}, the point closest to the ideal once each "
+             "objective is scaled to [0, 1] over the front)"]
+    lines += _aligned(columns, rows)
+    if len(shown) < len(view.front):
+        lines.append(f"... and {len(view.front) - len(shown)} more on the front (trials.csv: on_front=true; "
+                     "show them all with summary_trials / results_summary(num_trials=None))")
+    given = reference_point is not None
+    hv, ref = view.hypervolume(reference_costs(objective, reference_point) if given else None)
+    point = ", ".join(f"{p.name}={_fmt(v)}" for p, v in zip(parts, as_values(objective, ref)))
+    source = "search.reference_point" if given else "derived: each objective's worst value over these trials " \
+        "+ 10% of its range; fix it with search.reference_point to compare runs"
+    lines.append(f"Hypervolume: {hv:.6g} (reference point {point}; {source})")
+    return lines
+
+
+def _value_columns(oracle: Oracle, best: Sequence[Trial]) -> tuple[list[str], dict[int, dict[str, Any]], list[str]]:
+    """The trials' values (theirs and KerasTuner's tuner/epochs, ...) as columns in declaration order, and
+    whether an ``epochs`` column says their budgets."""
+    values = {t.id: {**t.hparams, **oracle.keras_tuner_values(t)} for t in best}
+    shown = {k for t in best for k in values[t.id]}
+    names = [k for k in oracle.hyperparameters.space.keys() if k in shown]  # declaration order: units_1, units_2, ...
+    names += sorted(shown - set(names))
+    budgets = any(t.budget is not None for t in best) and "tuner/epochs" not in shown  # else the tuner/ columns say it
+    return names, values, ["epochs"] if budgets else []
+
+
+def _aligned(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
-    lines.append("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
-    return "\n".join(lines)
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
+    return lines + ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
 
 
 def budget_text(trial: Trial) -> str:

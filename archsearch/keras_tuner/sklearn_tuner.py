@@ -104,7 +104,7 @@ class SklearnTuner(Tuner):
         with open(path, "rb") as handle:
             return pickle.load(handle)
 
-    def get_best_models(self, num_models: int = 1) -> list[Any]:
+    def get_best_models(self, num_models: int | None = None) -> list[Any]:
         return [self.load_model(t) for t in self.best_trials(num_models)]
 
 

@@ -113,6 +113,9 @@ class Tuner:
     """
 
     oracle_name: str | None = None
+    # A Pareto search's hypervolume reference point, each objective's value ({name: value} or a list in objective
+    # order; the CLI's search.reference_point); None derives it from the trials (archsearch.core.pareto).
+    reference_point: Mapping[str, float] | Sequence[float] | None = None
     default_max_trials: int | None = None  # when max_trials is not given (None: until the algorithm ends)
     builds_keras_models = True  # the hypermodel returns Keras models (checked when the space is learned)
 
@@ -412,28 +415,40 @@ class Tuner:
     def search_space_summary(self) -> None:
         say(self.oracle.hyperparameters.summary())
 
-    def best_trials(self, num_trials: int = 1) -> list[Trial]:
+    # In a Pareto search (objective=archsearch.ParetoObjective.of([...]), search.mode=pareto) "the best trials" are
+    # the front, ordered by the first objective: with no number the whole front (KerasTuner's default of 1 would
+    # hide it), with a number at most that many.  A single objective keeps KerasTuner's default: the best one.
+    def best_trials(self, num_trials: int | None = None) -> list[Trial]:
         return self.oracle.best_trials(num_trials)
 
-    def get_best_hyperparameters(self, num_trials: int = 1) -> list[HyperParameters]:
-        """The best trials' values as ``HyperParameters`` (``.values``, ``.get(name)``)."""
+    def get_best_trials(self, num_trials: int | None = None) -> list[Trial]:
+        """The best trials (KerasTuner's ``oracle.get_best_trials``); a Pareto search's whole front by default."""
+        return self.oracle.get_best_trials(num_trials)
+
+    def get_best_hyperparameters(self, num_trials: int | None = None) -> list[HyperParameters]:
+        """The best trials' values as ``HyperParameters`` (``.values``, ``.get(name)``); a Pareto search's
+        front by default (see :meth:`best_trials`)."""
         space = self.oracle.hyperparameters
         best = [(_trial_values(space, t), self.oracle.keras_tuner_values(t)) for t in self.best_trials(num_trials)]
         for hp, extra in best:
             hp.values.update(extra)  # Hyperband's tuner/epochs, ...: KerasTuner's tutorial retrains for that long
         return [hp for hp, _ in best]
 
-    def get_best_models(self, num_models: int = 1) -> list[Any]:
-        """The best trials' models, rebuilt and loaded with their best-epoch weights."""
+    def get_best_models(self, num_models: int | None = None) -> list[Any]:
+        """The best trials' models, rebuilt and loaded with their best-epoch weights; a Pareto search's front
+        by default (see :meth:`best_trials`)."""
         if self.hypermodel is None:
             raise ConfigError("hypermodel", "is needed to rebuild models (this tuner's run_trial trains without one)",
                               "rebuild the model from get_best_hyperparameters() in your own code")
         return [self.load_model(t) for t in self.best_trials(num_models)]
 
-    def results_summary(self, num_trials: int = 10) -> None:
+    def results_summary(self, num_trials: int | None = None) -> None:
+        """The results table: the ``num_trials`` best (KerasTuner's 10 by default), or a Pareto search's front
+        (all of it by default) with its knee and hypervolume (against :attr:`reference_point`)."""
         # Statuses as recorded: after Ctrl-C the store says "interrupted" where the oracle still says "running".
         rows = self.store.rows()
-        say(results_table(self.oracle, num_trials, self.project_dir, status_labels(rows) or None))
+        say(results_table(self.oracle, num_trials, self.project_dir, status_labels(rows) or None,
+                          self.reference_point))
         pruning = pruning_line(rows)
         if pruning:
             say(pruning)

@@ -265,7 +265,8 @@ class Oracle(HandDrivenOracle):
     def get_trial(self, trial_id: int | str) -> Trial:
         return self._attach(self._get(trial_id))
 
-    def get_best_trials(self, num_trials: int = 1) -> list[Trial]:
+    def get_best_trials(self, num_trials: int | None = None) -> list[Trial]:
+        """KerasTuner's best trials (see :meth:`best_trials`: the whole front of a Pareto search by default)."""
         return self.best_trials(num_trials)
 
     def remaining_trials(self) -> int | None:
@@ -312,15 +313,17 @@ class Oracle(HandDrivenOracle):
     def completed(self) -> list[Trial]:
         return [t for t in self.trials.values() if t.status == COMPLETED]
 
-    def best_trials(self, num_trials: int = 1) -> list[Trial]:
-        """Completed trials, best first (ties broken by id, so older wins).
+    def best_trials(self, num_trials: int | None = None) -> list[Trial]:
+        """Completed trials, best first (ties broken by id, so older wins); ``None``: the best one (KerasTuner's 1).
 
-        In a Pareto search: the front, ordered by the first objective (see :meth:`pareto_front`)."""
+        In a Pareto search: the front, ordered by the first objective (see :meth:`pareto_front`); ``None``
+        gives the whole front, so KerasTuner's default never hides it, and a number the first that many."""
         if self.objective.is_pareto:
-            return self.pareto_front()[:num_trials]
+            front = self.pareto_front()
+            return front if num_trials is None else front[:num_trials]
         scored = [t for t in self.trials.values() if t.status == COMPLETED and t.value is not None]
         scored.sort(key=lambda t: (-self.objective.sign * t.value, t.id))
-        return [self._attach(t) for t in scored[:num_trials]]
+        return [self._attach(t) for t in scored[:1 if num_trials is None else num_trials]]
 
     def pareto_front(self) -> list[Trial]:
         """The completed trials no other completed trial dominates (a Pareto search's best trials)."""
