@@ -126,18 +126,20 @@ def _before_hydra(argv: list[str]) -> list[str]:
     """The command line as Hydra should read it.
 
     ``spec=<file>``: the cloud tuning service's spec becomes overrides placed before the user's own, so
-    anything typed on the command line still wins (archsearch/spec).  ``trial=<id>`` (``mode=retrain``'s
-    old spelling, now that ``trial`` chooses what a trial is) is refused with the new name.
+    anything typed on the command line still wins (archsearch/spec).  ``trial=<id>`` and ``trial=knee``
+    (``mode=retrain``'s old spelling, now that the ``trial`` group chooses what a trial is) are refused with
+    the key that names the trial to retrain, ``trial_id=``.
     """
     import re
 
     from archsearch.errors import ConfigError
 
     for arg in argv[1:]:
-        if re.fullmatch(r"\+?trial=\d+", arg):
+        if re.fullmatch(r"\+?trial=(\d+|knee)", arg):
             number = arg.split("=", 1)[1]
-            raise ConfigError("trial", f"{number} is not a kind of trial (trial=keras or trial=command)",
-                              f"mode=retrain takes the trial to retrain as trial_id={number}")
+            raise ConfigError("trial", f"{number} is not a kind of trial (trial=keras or trial=command: the trial "
+                              "group chooses what a trial is)", f"mode=retrain takes the trial to retrain as "
+                              f"trial_id={number}")
     given = [arg.split("=", 1)[1] for arg in argv[1:] if arg.split("=", 1)[0].lstrip("+") == "spec" and "=" in arg]
     if not given or given[-1] in ("", "null"):
         return argv

@@ -101,6 +101,7 @@ def prepare(cfg: DictConfig):
         listeners=[loggers] if loggers is not None else [],
     )
     tuner.max_failed_trials = settings.search.max_failed_trials
+    tuner.reference_point = settings.goal.reference_point  # a Pareto search's hypervolume, in the results table
     tuner.store.set_meta("config", config)  # a resumed search: its safe changes, from now on
     # The search never sees the test split: its data holds training and validation only.
     data = ArraysFitData(splits.without_test(), seed=settings.data.seed, augment=C.augmentation(settings.data))

@@ -181,7 +181,8 @@ def _summarise_and_export(folder: Path, oracle: Any, store: Any, settings: Any, 
     from archsearch.report.html import write_report_safely
 
     rows = store.rows()
-    say(results_table(oracle, settings.search.summary_trials, folder, status_labels(rows) or None))
+    say(results_table(oracle, settings.search.summary_trials, folder, status_labels(rows) or None,
+                      settings.goal.reference_point))
     pruning = pruning_line(rows)
     if pruning:
         say(pruning)

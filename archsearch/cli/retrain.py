@@ -157,23 +157,45 @@ def _retrain(cfg: DictConfig, run: Path, stored: Mapping[str, Any], trials: list
 
 def _tuned_candidates(cfg: DictConfig, run: Path, trials: list, objective: Any, epochs: int | None,
                       default_epochs: int) -> list:
-    """What to retrain: ``trial_id=``, the values of ``hparams=``, or the ``top_k`` best trials (default: the best)."""
+    """What to retrain: ``trial_id=`` (a Pareto search's ``knee`` too), the values of ``hparams=``, or the
+    ``top_k`` best trials (default: the best; a Pareto search's knee, then the front from it outwards)."""
     from archsearch.training import retrain as R
 
-    trial_id = _whole(cfg.get("trial_id"), "trial_id", 0)
+    knee = _is_knee(cfg.get("trial_id"), objective, run)
+    trial_id = None if knee else _whole(cfg.get("trial_id"), "trial_id", 0)
     top_k = _whole(cfg.get("top_k"), "top_k", 1)
     ranked = R.ranked_trials(trials, objective)
     if not ranked and not cfg.get("hparams"):
         raise ConfigError("from_run", f"{run} holds no completed trial", "retrain a run whose search completed trials")
     if trial_id is not None:
         found = {t.id: t for t in trials}.get(trial_id)
-        if found is None or found not in ranked:
+        if found is None or found not in R.retrainable(trials, objective):
             listed = ", ".join(str(t.id) for t in ranked[:10]) or "none"
-            raise ConfigError("trial_id", f"{trial_id} is not a completed trial of {run}", f"completed trials: {listed}")
-        return [R.trial_candidate(found, epochs, default_epochs)]
+            what = "the front, from its knee" if objective.is_pareto else "completed trials"
+            raise ConfigError("trial_id", f"{trial_id} is not a completed trial of {run}"
+                              + (" with every objective" if objective.is_pareto else ""), f"{what}: {listed}")
+        return [_labelled(R.trial_candidate(found, epochs, default_epochs), found, ranked, objective)]
     if cfg.get("hparams"):
         values, record = R.read_values(cfg.hparams, "hparams")
         source = "retrain.epochs" if epochs else f"{cfg.hparams}" if record.get("epochs") else "trainer.epochs"
         return [R.Candidate(f"values of {cfg.hparams}", values, int(epochs or record.get("epochs") or default_epochs),
                             int(record.get("trial") or 0), record.get("score"), source)]
-    return [R.trial_candidate(t, epochs, default_epochs) for t in ranked[: top_k or 1]]
+    return [_labelled(R.trial_candidate(t, epochs, default_epochs), t, ranked, objective) for t in ranked[: top_k or 1]]
+
+
+def _is_knee(value: Any, objective: Any, run: Path) -> bool:
+    """``trial_id=knee``: the knee of a Pareto search's front (refused, by name, for a single objective)."""
+    if not isinstance(value, str) or value.strip().lower() != "knee":
+        return False
+    if not objective.is_pareto:
+        raise ConfigError("trial_id", f"knee names a point of a Pareto search's front, but {run} optimised one "
+                          f"objective ({objective.label})", "give a trial id (trial_id=3), or leave trial_id out "
+                          "for the best trial")
+    return True
+
+
+def _labelled(candidate: Any, trial: Any, ranked: list, objective: Any) -> Any:
+    """A Pareto search's knee says so in the retrain's lines and comparison.json (``knee (trial 4)``)."""
+    if objective.is_pareto and ranked and trial.id == ranked[0].id:
+        candidate.label = f"knee (trial {trial.id})"
+    return candidate

@@ -86,10 +86,17 @@ def knee_index(costs: Any) -> int:
     array = as_costs(costs)
     if len(array) == 0:
         raise ValueError("no trial on the front")
+    return int(knee_order(array)[0])
+
+
+def knee_order(costs: Any) -> np.ndarray:
+    """Row indices from the knee outwards: by distance to the ideal after :func:`knee_index`'s scaling
+    (ties: the earlier row).  Where the knee cannot be used (its model is broken), the next one is."""
+    array = as_costs(costs)
     low, high = array.min(axis=0), array.max(axis=0)
     span = np.where(high > low, high - low, 1.0)
     scaled = (array - low) / span
-    return int(np.argmin(np.linalg.norm(scaled, axis=1)))
+    return np.argsort(np.linalg.norm(scaled, axis=1), kind="stable")
 
 
 def scored_trials(trials: Iterable[Trial], objective: Any) -> tuple[list[Trial], np.ndarray]:
@@ -174,6 +181,12 @@ class FrontView:
             by_id = {t.id: row for t, row in zip(kept, costs)}
             knee = ordered[knee_index(np.asarray([by_id[t.id] for t in ordered]))].id
         return cls(kept, costs, ranks, ordered, knee)
+
+    def knee_first(self) -> list[Trial]:
+        """The front from its knee outwards (see :func:`knee_order`)."""
+        by_id = {t.id: row for t, row in zip(self.trials, self.costs)}
+        order = knee_order(np.asarray([by_id[t.id] for t in self.front])) if self.front else []
+        return [self.front[i] for i in order]
 
     def rank_of(self) -> dict[int, int]:
         return {t.id: int(r) for t, r in zip(self.trials, self.ranks)}

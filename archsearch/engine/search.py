@@ -304,6 +304,8 @@ class Search:
             self.files.checkpoint(t.id).unlink(missing_ok=True)
         if self.keep_top_models is not None:
             best = {t.id for t in self.oracle.best_trials(self.keep_top_models)}
+            if self.oracle.objective.is_pareto:  # every point of the front is exported (best/pareto/)
+                best |= {t.id for t in self.oracle.best_trials()}
             for t in self.oracle.trials.values():
                 if t.done and t.id not in best:
                     self.files.best_weights(t.id).unlink(missing_ok=True)

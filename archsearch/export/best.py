@@ -51,9 +51,15 @@ def export_best(
     out_dir.mkdir(parents=True, exist_ok=True)
     for folder in (out_dir, out_dir / "best"):
         remove_stale_temporaries(folder)
-    tuner.store.export_csv(out_dir / "trials.csv")
+    objective = tuner.objective
+    tuner.store.export_csv(out_dir / "trials.csv", objective)
     tuner.store.export_epochs_csv(out_dir / "epochs.csv")
-    trial, model = _best_exportable(tuner)
+    view = None
+    if objective.is_pareto:  # best/ holds the front's knee, best/pareto/ every point of the front (pareto.py)
+        from archsearch.core.pareto import FrontView
+
+        view = FrontView.of(tuner.oracle.trials.values(), objective)
+    trial, model = _best_exportable(tuner, view.knee_first() if view is not None else None)
     if trial is None:
         log.warning("no trial completed: nothing to export")
         return None
@@ -63,8 +69,7 @@ def export_best(
     with atomic_path(best_dir / "model.keras", expected_size=2 * max(file_size(weights), 4 * model.count_params()),
                      run_folder=out_dir) as tmp:
         model.save(tmp)
-    objective = tuner.objective
-    record = best_record(trial, objective)
+    record = best_record(trial, objective, view.knee if view is not None else None)
     values = record["values"]
     write_yaml(best_dir / "hparams.yaml", record, HPARAMS_HEADER)
     if model_config is not None:
@@ -76,6 +81,10 @@ def export_best(
                            "model=best tuner=grid")
     write_text(best_dir / "summary.txt", model_summary(model, trial, objective), run_folder=out_dir)
     extra = [export_format] if export_for_serving(model, best_dir, export_format) is not None else []
+    if view is not None:
+        from archsearch.export.pareto import export_front
+
+        export_front(best_dir, view, objective, lambda t, folder: _write_point(tuner, t, folder, view.knee))
     write_text(best_dir / "README.md", readme_text(out_dir, record, tuner.store.get_meta("config"),
                                                    tuner.store.count("completed"), extra), run_folder=out_dir)
     if extra_pictures is not None:
@@ -86,20 +95,48 @@ def export_best(
     return best_dir
 
 
-def _best_exportable(tuner) -> tuple[Any, Any]:
-    """The best trial whose weights are all finite, and its model; (None, None) if there is none.
+def _best_exportable(tuner, candidates: list | None = None) -> tuple[Any, Any]:
+    """The best trial (or first of ``candidates``: a Pareto search's front, knee first) whose weights are all
+    finite, and its model; (None, None) if there is none.
 
     A model with NaN weights can still report a finite accuracy: it is never exported.
     """
+    for trial in tuner.best_trials(max(1, len(tuner.oracle.trials))) if candidates is None else candidates:
+        model = _finite_model(tuner, trial)
+        if model is not None:
+            return trial, model
+    return None, None
+
+
+def _finite_model(tuner, trial) -> Any:
+    """The trial's model with its best-epoch weights, or None (said) when a weight is NaN or infinite."""
     from archsearch.training.callbacks import weights_are_finite
 
-    for trial in tuner.best_trials(max(1, len(tuner.oracle.trials))):
-        hp = tuner.oracle.hyperparameters.with_values(trial.hparams)
-        model = tuner.runner.load_best_model(trial, hp)
-        if weights_are_finite(model):
-            return trial, model
-        log.warning("trial %s has NaN or infinite weights: it is not exported", trial.id)
-    return None, None
+    model = tuner.runner.load_best_model(trial, tuner.oracle.hyperparameters.with_values(trial.hparams))
+    if weights_are_finite(model):
+        return model
+    log.warning("trial %s has NaN or infinite weights: it is not exported", trial.id)
+    return None
+
+
+def _write_point(tuner, trial, folder: Path, knee: int | None) -> bool:
+    """One front trial's ``model.keras`` and ``hparams.yaml`` into ``best/pareto/trial_NNNN/``; False when
+    its model cannot be exported (weights lost or broken: said, and pareto.csv leaves its model empty)."""
+    if not tuner.runner.best_weights_path(trial.id).exists():
+        log.warning("trial %s of the front has no saved weights: its model is not exported", trial.id)
+        return False
+    try:
+        model = _finite_model(tuner, trial)
+    except Exception as exc:  # e.g. its weights were never kept: one point must not cost the others
+        log.warning("trial %s of the front could not be exported: %s", trial.id, exc)
+        return False
+    if model is None:
+        return False
+    with atomic_path(folder / "model.keras", expected_size=8 * model.count_params(),
+                     run_folder=folder.parent.parent.parent) as tmp:
+        model.save(tmp)
+    write_yaml(folder / "hparams.yaml", best_record(trial, tuner.objective, knee), HPARAMS_HEADER)
+    return True
 
 
 def model_summary(model, trial, objective) -> str:
@@ -108,7 +145,7 @@ def model_summary(model, trial, objective) -> str:
     params = model.count_params()
     lines = [
         f"Best trial: {trial.id}",
-        f"Objective: {objective.name} ({objective.direction}) = {trial.value:.6g}",
+        _objective_line(objective, trial),
         "Hyperparameters:",
         *(f"  {k}: {v}" for k, v in trial.hparams.items()),
         f"Parameters: {params:,}",
@@ -116,6 +153,13 @@ def model_summary(model, trial, objective) -> str:
         buffer.getvalue(),
     ]
     return "\n".join(lines)
+
+
+def _objective_line(objective, trial) -> str:
+    if objective.is_pareto:
+        return "Objectives: " + ", ".join(f"{p.name} ({p.direction}) = {float(trial.metrics[p.name]):.6g}"
+                                          for p in objective.components)
+    return f"Objective: {objective.name} ({objective.direction}) = {trial.value:.6g}"
 
 
 def load_model(path: str | Path):

@@ -4,8 +4,8 @@ One piece though past 400 lines: choosing the candidates, retraining them with p
 statistics that compare them are one claim, and splitting them would scatter its seed rules.
 
 ``python -m archsearch mode=retrain from_run=<run>`` (and :func:`retrain` for the Python API)
-rebuilds the best values of a finished search (or ``trial=<id>``, ``hparams=<file>``,
-``top_k=N``) and the model family's declared ``model.baseline`` (or ``baseline=<file>``),
+rebuilds the best values of a finished search (or ``trial_id=<id>``, ``hparams=<file>``,
+``top_k=N``; a Pareto search's knee by default, ``trial_id=knee`` too, every objective scored) and the model family's declared ``model.baseline`` (or ``baseline=<file>``),
 trains each ``retrain.repeats`` times with different seeds, and scores them on the test split
 that the search never saw.  What "tuned beats baseline" means is then a mean, a standard
 deviation and a paired difference over the same seeds, not one lucky run.
@@ -13,7 +13,7 @@ deviation and a paired difference over the same seeds, not one lucky run.
 Repeat ``r`` of a candidate keyed by trial id ``t`` trains exactly as the search trained trial
 ``t`` when ``r = 0``: weights seeded by ``trainer.seed + 1000 t``, dropout reseeded every epoch,
 batches ordered by (``data.seed``, ``t``, epoch).  Repeat ``r`` adds ``r`` to both seeds.  So
-``trial=<t> retrain.repeats=1 retrain.use_validation=false`` reproduces the trial's stored score,
+``trial_id=<t> retrain.repeats=1 retrain.use_validation=false`` reproduces the trial's stored score,
 and baseline and tuned see the same seeds and batch orders (the difference is paired).
 """
 
@@ -88,7 +88,8 @@ class Scores:
     """A candidate's per-seed results; ``model`` is the model of its first seed."""
 
     candidate: Candidate
-    test: list[float] = field(default_factory=list)
+    test: list[float] = field(default_factory=list)  # the (first) objective's test score of each seed
+    objectives: dict[str, list[float]] = field(default_factory=dict)  # every objective's, by name (Pareto)
     validation: list[float] = field(default_factory=list)
     validation_metrics: list[dict[str, float]] = field(default_factory=list)
     model: Any = None
@@ -98,14 +99,64 @@ class Scores:
 
 
 def scored_metric(objective) -> str:
-    """The metric scored on test: the objective without its ``val_`` prefix (val_accuracy -> accuracy)."""
+    """The metric scored on test: the objective without its ``val_`` prefix (val_accuracy -> accuracy);
+    a Pareto search's first objective's."""
+    objective = objective_parts(objective)[0]
     return objective.name[4:] if objective.name.startswith("val_") else objective.name
 
 
+def objective_parts(objective) -> list:
+    """The objectives a retrain scores: a Pareto search's every one, else the objective itself."""
+    return list(objective.components) if objective.is_pareto else [objective]
+
+
+def test_values(objective, result: Mapping[str, float], model, batch_size: int) -> dict[str, float]:
+    """Each objective's value on the test split (``result``: ``model.evaluate``'s), by objective name; a model
+    measure (params, flops, latency_ms, ...) is measured on the retrained model instead."""
+    from archsearch.core.measures import MEASURES
+
+    values = {}
+    for part in objective_parts(objective):
+        name = scored_metric(part)
+        if name in result:
+            values[part.name] = float(result[name])
+        elif part.name in MEASURES:
+            values[part.name] = measure(model, part.name, batch_size)
+        else:
+            raise ConfigError("objective", f"the model reports no {name!r} on the test split (it reports "
+                              f"{', '.join(sorted(result))})",
+                              "retrain a run whose objectives are the model's metrics or model measures")
+    return values
+
+
+def measure(model, name: str, batch_size: int) -> float:
+    """A model measure of a retrained model: parameters counted here, the rest by the search's own measures
+    (archsearch/training/measures.py), so a retrain reports them as the search recorded them."""
+    if name == "params":
+        return float(model.count_params())
+    if name == "trainable_params":
+        return float(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+    try:
+        from archsearch.training import measures as M
+    except ImportError:  # pragma: no cover - the measures ship with the package
+        M = None
+    for take in ("measure_before_training", "measure_after_training"):
+        function = getattr(M, take, None)
+        if function is None:
+            continue
+        found = (function(model, [name]) if take == "measure_before_training"
+                 else function(model, [name], batch_size)).get(name)
+        if found is not None:
+            return float(found)
+    raise ConfigError("objective", f"{name} could not be measured on the retrained model",
+                      "retrain a run whose objectives this backend can measure")
+
+
 def train_and_score(build: Callable, space, candidate: Candidate, arrays: Arrays, objective,
-                    settings: RetrainSettings, repeat: int) -> tuple[float, dict[str, float], Any]:
-    """Train ``candidate`` once (seed ``repeat``); its test score, the metrics of its best validation
-    epoch (empty with ``use_validation``: nothing validates) and the trained model."""
+                    settings: RetrainSettings, repeat: int) -> tuple[dict[str, float], dict[str, float], Any]:
+    """Train ``candidate`` once (seed ``repeat``); its test scores (each objective's, by name), the metrics of
+    its best validation epoch (by the first objective; empty with ``use_validation``: nothing validates) and
+    the trained model."""
     from archsearch.datasets.pipeline import epoch_batches, make_dataset
     from archsearch.training.settings import DEFAULT_BATCH_SIZE
 
@@ -130,8 +181,9 @@ def train_and_score(build: Callable, space, candidate: Candidate, arrays: Arrays
         keeper = _BestEpoch(objective)
         callbacks.append(keeper)
         if settings.early_stopping:
+            main = objective_parts(objective)[0]
             callbacks.append(keras.callbacks.EarlyStopping(
-                monitor=objective.name, mode=objective.direction, verbose=0,
+                monitor=main.name, mode=main.direction, verbose=0,
                 patience=int(settings.early_stopping.get("patience", 3)),
                 min_delta=float(settings.early_stopping.get("min_delta", 0.0))))
     model.fit(train, epochs=candidate.epochs, steps_per_epoch=steps, shuffle=False, callbacks=callbacks,
@@ -140,11 +192,7 @@ def train_and_score(build: Callable, space, candidate: Candidate, arrays: Arrays
         model.set_weights(keeper.weights)  # the best epoch, as the search exported it
     test = make_dataset(arrays.x_test, arrays.y_test, batch_size=size, shuffle=False)
     result = model.evaluate(test, verbose=0, return_dict=True)
-    name = scored_metric(objective)
-    if name not in result:
-        raise ConfigError("objective", f"the model reports no {name!r} on the test split (it reports "
-                          f"{', '.join(sorted(result))})", "retrain a run whose objective is one of the model's metrics")
-    return float(result[name]), (keeper.metrics if keeper is not None else {}), model
+    return test_values(objective, result, model, size), (keeper.metrics if keeper is not None else {}), model
 
 
 class _Reseed(keras.callbacks.Callback):
@@ -275,10 +323,11 @@ def compare(build: Callable, space, tuned: Sequence[Candidate], baseline: Candid
         say(note)
     results = [_repeat(build, space, c, arrays, objective, settings) for c in (baseline, *tuned)]
     base, *others = results
+    parts = objective_parts(objective)
     comparison = {
         "metric": metric,
-        "direction": objective.direction,
-        "objective": objective.name,
+        "direction": parts[0].direction,
+        "objective": parts[0].name,
         "repeats": settings.repeats,
         "seeds": [None if settings.seed is None else settings.seed + r for r in range(settings.repeats)],
         "use_validation": settings.use_validation,
@@ -290,19 +339,24 @@ def compare(build: Callable, space, tuned: Sequence[Candidate], baseline: Candid
         "baseline": _summary(base, baseline=True),
         "tuned": [],
     }
+    if objective.is_pareto:  # every objective of the front, each with its spread over the seeds
+        comparison["objectives"] = [{"name": p.name, "metric": scored_metric(p), "direction": p.direction}
+                                    for p in parts]
+        comparison["baseline"]["objectives"] = {p.name: _spread(base.objectives[p.name]) for p in parts}
     for scores in others:
         entry = _summary(scores)
-        differences = [t - b for t, b in zip(scores.test, base.test)]
-        entry["difference"] = {"per_seed": differences, "mean": _mean(differences), "std": _std(differences)}
-        entry["significance"] = verdict = significance(scores.test, base.test, objective.direction, settings.alpha,
-                                                       settings.repeats_name, settings.budget_names)
-        entry["verdict"] = verdict["verdict"]
+        entry.update(_against(scores.test, base.test, parts[0].direction, settings))
         comparison["tuned"].append(entry)
         label = "tuned" if scores is others[0] else scores.candidate.label
-        say(f"test {metric}: baseline {_mean(base.test):.3f} ± {_std(base.test):.3f} -> {label} "
-             f"{entry['mean']:.3f} ± {entry['std']:.3f} ({entry['difference']['mean']:+.3f}, "
-             f"{settings.repeats} seed{'s' if settings.repeats != 1 else ''})"
-             + (f" [{scores.candidate.label}]" if label == "tuned" else "") + f": {verdict_text(verdict)}")
+        say(_line(metric, base.test, entry, label, scores.candidate.label, settings.repeats))
+        if objective.is_pareto:
+            entry["objectives"] = {}
+            for part in parts:
+                mine, theirs = scores.objectives[part.name], base.objectives[part.name]
+                entry["objectives"][part.name] = one = {**_spread(mine),
+                                                        **_against(mine, theirs, part.direction, settings)}
+                if part is not parts[0]:
+                    say(_line(scored_metric(part), theirs, one, label, scores.candidate.label, settings.repeats))
     if out_dir is not None:
         _write(out_dir, comparison, base, others)
         say(f"Comparison written to {out_dir / COMPARISON_FILE}; the retrained model to {out_dir / MODEL_FILE}")
@@ -311,11 +365,41 @@ def compare(build: Callable, space, tuned: Sequence[Candidate], baseline: Candid
     return comparison
 
 
+def _against(mine: Sequence[float], theirs: Sequence[float], direction: str,
+             settings: RetrainSettings) -> dict[str, Any]:
+    """The paired difference of one objective's test scores against the baseline's, and its verdict."""
+    differences = [t - b for t, b in zip(mine, theirs)]
+    verdict = significance(mine, theirs, direction, settings.alpha, settings.repeats_name, settings.budget_names)
+    return {"difference": {"per_seed": differences, "mean": _mean(differences), "std": _std(differences)},
+            "significance": verdict, "verdict": verdict["verdict"]}
+
+
+def _spread(values: Sequence[float]) -> dict[str, Any]:
+    return {"test_scores": list(values), "mean": _mean(values), "std": _std(values)}
+
+
+def _line(metric: str, base: Sequence[float], entry: Mapping[str, Any], label: str, name: str, repeats: int) -> str:
+    """``test accuracy: baseline 0.812 ± 0.010 -> tuned 0.850 ± 0.008 (+0.038, 3 seeds) [trial 4]: better (...)``"""
+    return (f"test {metric}: baseline {_fmt(_mean(base))} ± {_fmt(_std(base))} -> {label} "
+            f"{_fmt(entry['mean'])} ± {_fmt(entry['std'])} ({_fmt(entry['difference']['mean'], '+')}, "
+            f"{repeats} seed{'s' if repeats != 1 else ''})"
+            + (f" [{name}]" if label == "tuned" else "") + f": {verdict_text(entry['significance'])}")
+
+
+def _fmt(value: float, sign: str = "") -> str:
+    """Three decimals as before for scores; a measure in the thousands or millions (params) with 4 digits."""
+    return f"{value:{sign}.3f}" if not math.isfinite(value) or abs(value) < 1000 else f"{value:{sign}.4g}"
+
+
 def _repeat(build, space, candidate: Candidate, arrays: Arrays, objective, settings: RetrainSettings) -> Scores:
     scores = Scores(candidate)
+    main = objective_parts(objective)[0]
     for r in range(settings.repeats):
-        test, metrics, model = train_and_score(build, space, candidate, arrays, objective, settings, r)
+        tests, metrics, model = train_and_score(build, space, candidate, arrays, objective, settings, r)
+        test = tests[main.name]
         scores.test.append(test)
+        for name, value in tests.items():
+            scores.objectives.setdefault(name, []).append(value)
         validation = objective.value_from(metrics) if metrics else None
         if validation is not None:
             scores.validation.append(validation)
@@ -325,9 +409,10 @@ def _repeat(build, space, candidate: Candidate, arrays: Arrays, objective, setti
         else:
             del model
             keras.backend.clear_session(free_memory=False)
-        shown = f", {objective.name} {validation:.4f}" if validation is not None else ""
+        shown = f", {main.name} {validation:.4f}" if validation is not None else ""
+        others = "".join(f", test {scored_metric(p)} {_fmt(tests[p.name])}" for p in objective_parts(objective)[1:])
         say(f"  {candidate.label}: seed {r + 1}/{settings.repeats}, {candidate.epochs} epochs: "
-             f"test {scored_metric(objective)} {test:.4f}{shown}")
+             f"test {scored_metric(objective)} {test:.4f}{others}{shown}")
     return scores
 
 
@@ -375,9 +460,23 @@ def _std(values: Sequence[float]) -> float:
 
 
 def ranked_trials(trials, objective) -> list:
-    """Completed trials with a finite score, best first."""
+    """Completed trials with a finite score, best first; a Pareto search's front from its knee outwards
+    (the knee is what ``best/`` holds and what a retrain takes by default)."""
+    if objective.is_pareto:
+        from archsearch.core.pareto import FrontView
+
+        return FrontView.of(trials, objective).knee_first()
     done = [t for t in trials if t.status == "completed" and t.value is not None and math.isfinite(t.value)]
     return sorted(done, key=lambda t: (-t.value if objective.direction == "max" else t.value, t.id))
+
+
+def retrainable(trials, objective) -> list:
+    """The trials ``trial_id=`` may name: completed with a finite score (a Pareto search's: every objective)."""
+    if objective.is_pareto:
+        from archsearch.core.pareto import scored_trials
+
+        return scored_trials(trials, objective)[0]
+    return [t for t in trials if t.status == "completed" and t.value is not None and math.isfinite(t.value)]
 
 
 def trial_candidate(trial, epochs: int | None, default_epochs: int) -> Candidate:
