@@ -4,7 +4,6 @@ with its knee and hypervolume, trials.csv's rank and on_front columns, best/pare
 from __future__ import annotations
 
 import csv
-import logging
 
 import numpy as np
 import pytest
@@ -91,9 +90,125 @@ def test_trials_csv_of_a_pareto_search_has_each_trials_rank_and_whether_it_is_on
     assert plain == [*CSV_COLUMNS, "x", "a", "b"]  # a single objective's CSV is unchanged
 
 
-def test_a_list_objective_in_single_mode_is_a_sum_and_the_search_says_so_once(caplog):
+def two_metrics_tuner():
+    import archsearch as kt
+
+    class TwoMetrics(kt.Tuner):  # a run_trial that reports two conflicting metrics, no model trained
+        def run_trial(self, trial, *args, **kwargs):
+            x = trial.hyperparameters.Float("x", 0.0, 1.0)
+            return {"a": x, "b": x * x + (0.3 if int(trial.trial_id) % 3 == 0 else 0.0)}
+
+    return TwoMetrics
+
+
+def test_a_list_objective_in_single_mode_is_a_sum_and_the_search_says_so_once(tmp_path, capsys):
+    import archsearch as kt
     from archsearch.core.console import sum_note
 
     note = sum_note(Objective.create(["val_accuracy", "val_loss"]))
     assert "KerasTuner's sum" in note and "search.mode=pareto" in note and "ParetoObjective" in note
     assert sum_note(OBJECTIVE) is None and sum_note(Objective("val_loss")) is None
+    summed = kt.oracles.RandomSearchOracle(objective=[kt.Objective("a", "max"), kt.Objective("b", "min")],
+                                           max_trials=2, seed=3)
+    two_metrics_tuner()(oracle=summed, directory=tmp_path, project_name="sum").search()
+    out = capsys.readouterr().out
+    assert out.count("KerasTuner's sum") == 1 and "front" not in out
+
+
+def test_the_python_api_shows_the_front_by_default_and_a_number_limits_it(tmp_path, capsys):
+    import archsearch as kt
+
+    objective = kt.ParetoObjective.of(["a:max", "b:min"])
+    tuner = two_metrics_tuner()(oracle=kt.oracles.RandomSearchOracle(objective=objective, max_trials=8, seed=3),
+                       directory=tmp_path, project_name="p")
+    tuner.search()
+    front = tuner.oracle.pareto_front()
+    assert len(front) > 1
+    assert [t.trial_id for t in tuner.oracle.get_best_trials()] == [t.trial_id for t in front]
+    assert [hp.get("x") for hp in tuner.get_best_hyperparameters()] == [t.hparams["x"] for t in front]
+    assert len(tuner.get_best_hyperparameters(1)) == 1
+    tuner.reference_point = {"a": 0.0, "b": 2.0}
+    capsys.readouterr()
+    tuner.results_summary()
+    text = capsys.readouterr().out
+    assert f"Pareto front: {len(front)} of 8 trials" in text and "reference point a=0, b=2" in text
+    assert "more on the front" not in text  # results_summary() shows the whole front
+
+
+def test_a_command_search_exports_the_knee_and_every_point_of_the_front_as_values(tmp_path):
+    import yaml
+
+    from archsearch.core.store import TrialStore
+    from archsearch.export.values import export_best_values
+
+    class Program:  # what export_best_values asks of a command runner
+        cwd = tmp_path
+
+        def command_line(self, trial):
+            return ["python", "train.py", f"--x={trial.hparams['x']}"]
+
+    oracle = searched_oracle()
+    view = pareto.FrontView.of(oracle.trials.values(), OBJECTIVE)
+    with TrialStore(tmp_path / "store") as store:
+        best = export_best_values(tmp_path, oracle, store, Program())
+    record = yaml.safe_load((best / "hparams.yaml").read_text())
+    assert record["trial"] == view.knee and record["pareto"] == {"on_front": True, "knee": True}
+    assert [o["name"] for o in record["objective"]["objectives"]] == ["a", "b"]
+    folders = sorted(p.name for p in (best / "pareto").glob("trial_*"))
+    assert folders == sorted(f"trial_{t.id:04d}" for t in view.front)
+    point = best / "pareto" / folders[0]
+    assert (point / "command.sh").read_text().rstrip().endswith(f"--x={oracle.trials[int(folders[0][6:])].hparams['x']}")
+    rows = list(csv.DictReader((best / "pareto" / "pareto.csv").open(newline="")))
+    assert len(rows) == len(view.trials) and [r["rank"] for r in rows] == sorted(r["rank"] for r in rows)
+    assert [r["trial"] for r in rows if r["knee"] == "yes"] == [str(view.knee)]
+    assert {r["trial"] for r in rows if r["model"]} == {str(t.id) for t in view.front}
+
+
+def test_trial_knee_is_a_point_of_a_front_and_the_trial_group_is_not_the_key(tmp_path):
+    from archsearch.__main__ import _before_hydra
+    from archsearch.cli.retrain import _is_knee
+    from archsearch.errors import ConfigError
+
+    assert _is_knee("knee", OBJECTIVE, tmp_path) and not _is_knee(3, OBJECTIVE, tmp_path)
+    with pytest.raises(ConfigError, match="trial_id: knee names a point of a Pareto search's front"):
+        _is_knee("knee", Objective("val_accuracy"), tmp_path)
+    with pytest.raises(ConfigError, match="mode=retrain takes the trial to retrain as trial_id=knee"):
+        _before_hydra(["archsearch", "mode=retrain", "from_run=x", "trial=knee"])
+
+
+@pytest.mark.slow
+def test_a_pareto_cli_run_lists_ranks_exports_the_front_and_retrains_its_knee(cli_inprocess, tmp_path):
+    import json
+
+    import yaml
+
+    run = tmp_path / "run"
+    args = ["data.num_samples=160", "data.test_samples=40", "trainer.epochs=1", "tuner.max_trials=4",
+            "executor=inline", "objective=[val_accuracy:max,val_loss:max]", "search.mode=pareto",
+            "search.reference_point={val_accuracy: 0.0, val_loss: 0.0}"]
+    result = cli_inprocess(args, run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = list(csv.DictReader((run / "trials.csv").open(newline="")))
+    front = {r["id"] for r in rows if r["on_front"] == "true"}
+    assert front and all((r["rank"] == "0") == (r["id"] in front) for r in rows)
+    out = result.stdout
+    table = out[out.index("Pareto front:"):]
+    assert "#  trial  val_accuracy  val_loss  knee" in table
+    assert "reference point val_accuracy=0, val_loss=0; search.reference_point" in table
+    knee = yaml.safe_load((run / "best" / "hparams.yaml").read_text())["trial"]
+    assert f"knee: trial {knee}," in table
+    assert {p.name for p in (run / "best" / "pareto").glob("trial_*")} == {f"trial_{int(i):04d}" for i in front}
+    assert all((run / "best" / "pareto" / f"trial_{int(i):04d}" / "model.keras").is_file() for i in front)
+    assert "`best/` holds trial" in (run / "best" / "README.md").read_text()
+
+    result = cli_inprocess(["mode=retrain", f"from_run={run}", "trial_id=knee", "retrain.repeats=2"], tmp_path / "r")
+    assert result.returncode == 0, result.stderr[-3000:]
+    comparison = json.loads((run / "retrain" / "comparison.json").read_text())
+    (tuned,) = comparison["tuned"]
+    assert tuned["trial"] == knee and tuned["label"] == f"knee (trial {knee})"
+    assert [o["metric"] for o in comparison["objectives"]] == ["accuracy", "loss"]
+    for name in ("val_accuracy", "val_loss"):
+        scores = tuned["objectives"][name]["test_scores"]
+        assert len(scores) == 2 and tuned["objectives"][name]["std"] == pytest.approx(np.std(scores, ddof=1))
+        assert len(comparison["baseline"]["objectives"][name]["test_scores"]) == 2
+    assert "test accuracy: baseline" in result.stdout and "test loss: baseline" in result.stdout

@@ -116,10 +116,10 @@ def trial_line(search: Search, trial: Trial, outcome: TrialOutcome) -> str:
     objective = oracle.objective
     if objective.is_pareto:  # no one best: how many trials the front holds
         front = oracle.best_trials()
-        best_text = f"front {len(front)} trial{'s' if len(front) != 1 else ''}" if front else "-"
+        best_text = f"front {len(front)} trial{'s' if len(front) != 1 else ''}" if front else "front -"
     else:
         best = oracle.best_trials(1)
-        best_text = f"{best[0].value:.4f} (trial {best[0].id})" if best else "-"
+        best_text = "best " + (f"{best[0].value:.4f} (trial {best[0].id})" if best else "-")
     limit = oracle.max_trials
     done = sum(1 for t in oracle.trials.values() if t.done)
     number = f"{trial.id} ({done}/{limit})" if limit else f"{trial.id} ({done} done)"
@@ -144,7 +144,7 @@ def trial_line(search: Search, trial: Trial, outcome: TrialOutcome) -> str:
         total = getattr(oracle, "total_epochs", None)
         if total:
             budget += f" (spent {search.epochs_spent}/{total})"
-    return f"Trial {number} | {values} | {result} | best {best_text} | {outcome.duration:.1f}s{budget}"
+    return f"Trial {number} | {values} | {result} | {best_text} | {outcome.duration:.1f}s{budget}"
 
 
 def _short(v: Any) -> str:

@@ -314,9 +314,10 @@ def compare(build: Callable, space, tuned: Sequence[Candidate], baseline: Candid
     seed), ``baseline.keras`` and, for several candidates, ``trial_NNNN/model.keras``.
     """
     metric = scored_metric(objective)
+    scored = ", ".join(scored_metric(p) for p in objective_parts(objective))
     say(f"Retraining on {'training + validation' if settings.use_validation else 'training'} data "
          f"({len(arrays.x_train) + (len(arrays.x_val) if settings.use_validation else 0)} samples), scoring "
-         f"test {metric} on {len(arrays.x_test)} test samples, {settings.repeats} seed(s) each; "
+         f"test {scored} on {len(arrays.x_test)} test samples, {settings.repeats} seed(s) each; "
          + ("a fixed number of epochs (no early stopping: the validation data trains)"
             if settings.use_validation else "the best validation epoch is kept, as in the search"))
     for note in notes:
