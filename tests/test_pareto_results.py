@@ -212,3 +212,69 @@ def test_a_pareto_cli_run_lists_ranks_exports_the_front_and_retrains_its_knee(cl
         assert len(scores) == 2 and tuned["objectives"][name]["std"] == pytest.approx(np.std(scores, ddof=1))
         assert len(comparison["baseline"]["objectives"][name]["test_scores"]) == 2
     assert "test accuracy: baseline" in result.stdout and "test loss: baseline" in result.stdout
+
+
+PARETO_APP = """
+import hydra
+
+@hydra.main(version_base=None, config_path=None)
+def main(cfg):
+    x = float(cfg.x)
+    return x, (x - 0.2) ** 2  # two objectives, in the order of hydra.sweeper.direction
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_the_hydra_sweeper_runs_a_pareto_search_when_direction_is_a_list(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from archsearch.core.store import TrialStore
+    from tests.test_sweeper import HANG, REPO
+
+    app = tmp_path / "app.py"
+    app.write_text(PARETO_APP)
+    run = tmp_path / "sweep"
+    result = subprocess.run([sys.executable, str(app), "-m", f"hydra.sweep.dir={run}", "hydra/sweeper=archsearch",
+                             "hydra.sweeper.direction=[maximize,minimize]", "hydra.sweeper.max_trials=5",
+                             "hydra.sweeper.tuner=random", "hydra.sweeper.seed=1", "+x=interval(0, 1)"],
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO), "ARCHSEARCH_REPORT": "false"},
+                            capture_output=True, text=True, timeout=HANG)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with TrialStore.open_read_only(run) as store:
+        trials = store.trials()
+    objective = ParetoObjective.of(["objective_0:max", "objective_1:min"])
+    front = pareto.front(trials, objective)
+    assert len(trials) == 5 and all(t.status == COMPLETED for t in trials) and front
+    solutions = yaml.safe_load((run / "optimization_results.yaml").read_text())["solutions"]  # Optuna's key
+    assert [s["trial"] for s in solutions] == [t.id for t in front]
+    x = front[0].hparams["x"]
+    assert solutions[0]["values"] == [pytest.approx(x), pytest.approx((x - 0.2) ** 2)]
+    assert "Pareto front:" in result.stdout and "Hypervolume:" in result.stdout
+    rows = list(csv.DictReader((run / "trials.csv").open(newline="")))
+    assert {r["id"] for r in rows if r["on_front"] == "true"} == {str(t.id) for t in front}
+
+
+def test_a_pareto_sweeps_settings_and_return_values_are_checked():
+    from archsearch.errors import ConfigError
+    from archsearch.sweeper.config import _objective
+    from archsearch.sweeper.job_runner import _miscounted, _returned_metrics
+    from archsearch.sweeper.sweeper import sweep_objective
+
+    spec = _objective(["loss", "params"], ["minimize", "minimize"])
+    objective = sweep_objective(spec)
+    assert objective == ParetoObjective.of(["loss:min", "params:min"])
+    assert sweep_objective(_objective(None, ["maximize", "min"])) == ParetoObjective.of(
+        ["objective_0:max", "objective_1:min"])
+    with pytest.raises(ConfigError, match="hydra.sweeper.objective: names 1 objectives but direction gives 2"):
+        _objective(["loss"], ["minimize", "maximize"])
+    with pytest.raises(ConfigError, match=r"hydra.sweeper.direction\[1\]: 'sideways' is not a direction"):
+        _objective(None, ["minimize", "sideways"])
+    assert _returned_metrics((0.5, 3), objective) == {"loss": 0.5, "params": 3.0}
+    assert "returned 3 values for the 2 objectives" in _miscounted([1, 2, 3], objective)
+    assert _miscounted(0.5, Objective("loss")) is None

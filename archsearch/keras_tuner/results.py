@@ -41,9 +41,11 @@ def results_table(oracle: Oracle, num_trials: int | None = 10, where: Path | Non
     return "\n".join(lines + _aligned(columns, rows))
 
 
-def front_table(oracle: Oracle, num_trials: int | None = None, reference_point: Any = None) -> list[str]:
+def front_table(oracle: Oracle, num_trials: int | None = None, reference_point: Any = None,
+                setting: str | None = "search.reference_point") -> list[str]:
     """A Pareto search's results: its front (each trial's id, every objective, its values; the knee
-    marked), how many more rows ``num_trials`` left out, and the hypervolume with its reference point."""
+    marked), how many more rows ``num_trials`` left out, and the hypervolume with its reference point
+    (``setting``: where a user fixes it, named in the line; None where it cannot be set)."""
     from archsearch.core.pareto import FrontView, as_values, reference_costs
 
     objective = oracle.objective
@@ -72,8 +74,9 @@ def front_table(oracle: Oracle, num_trials: int | None = None, reference_point: 
     given = reference_point is not None
     hv, ref = view.hypervolume(reference_costs(objective, reference_point) if given else None)
     point = ", ".join(f"{p.name}={_fmt(v)}" for p, v in zip(parts, as_values(objective, ref)))
-    source = "search.reference_point" if given else "derived: each objective's worst value over these trials " \
-        "+ 10% of its range; fix it with search.reference_point to compare runs"
+    source = "derived: each objective's worst value over these trials + 10% of its range" + (
+        f"; fix it with {setting} to compare runs" if setting else "")
+    source = (setting or "given") if given else source
     lines.append(f"Hypervolume: {hv:.6g} (reference point {point}; {source})")
     return lines
 

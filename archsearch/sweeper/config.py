@@ -169,20 +169,50 @@ def _tuner(tuner: Any, sampler: Any) -> tuple[str, dict[str, Any]]:
 
 
 def _objective(objective: Any, direction: Any) -> Any:
-    """``objective`` (a name or {name, direction}) with the Optuna sweeper's ``direction`` applied."""
+    """``objective`` (a name or {name, direction}) with the Optuna sweeper's ``direction`` applied.
+
+    A list of directions is the Optuna sweeper's multi-objective study: a Pareto search (:func:`_pareto`).
+    """
     if direction is not None and not isinstance(direction, str):
-        raise ConfigError("hydra.sweeper.direction", f"{list(direction)} asks for several objectives",
-                          "Pareto search is not available yet: give one direction")
+        return _pareto(objective, list(direction))
     if direction is not None:
-        key = str(direction).lower().rsplit(".", 1)[-1]
-        if key not in DIRECTIONS:
-            raise ConfigError("hydra.sweeper.direction", f"{direction!r} is not a direction", "use minimize or maximize")
-        direction = DIRECTIONS[key]
+        direction = _direction(direction)
     if objective is None:
         return {"name": SweeperSettings.objective, "direction": direction or "min"}  # Optuna's default: minimize
     if isinstance(objective, Mapping):
         return dict(objective) if direction is None else {**dict(objective), "direction": direction}
     return str(objective) if direction is None else {"name": str(objective), "direction": direction}
+
+
+def _direction(direction: Any, where: str = "hydra.sweeper.direction") -> str:
+    key = str(direction).lower().rsplit(".", 1)[-1]
+    if key not in DIRECTIONS:
+        raise ConfigError(where, f"{direction!r} is not a direction", "use minimize or maximize")
+    return DIRECTIONS[key]
+
+
+def _pareto(objective: Any, directions: list) -> dict[str, Any]:
+    """``direction: [minimize, maximize]``: a Pareto search of as many objectives, the task function returning
+    their values as a list or tuple in that order (Optuna's multi-objective study).  They are named by
+    ``objective`` (a list of as many names) or else ``objective_0``, ``objective_1``, ... (Optuna's values
+    have no names)."""
+    where = "hydra.sweeper.direction"
+    if len(directions) < 2:
+        raise ConfigError(where, f"{directions} is a list of {len(directions)} direction",
+                          "give one direction (minimize or maximize), or two or more for a Pareto search")
+    if objective is None:
+        names = [f"{SweeperSettings.objective}_{i}" for i in range(len(directions))]
+    elif isinstance(objective, (list, tuple)) and all(isinstance(n, str) for n in objective):
+        names = [str(n) for n in objective]
+    else:
+        raise ConfigError("hydra.sweeper.objective", f"{objective!r} does not name the {len(directions)} objectives "
+                          f"of direction={directions}", "give a list of as many metric names, e.g. "
+                          "hydra.sweeper.objective=[val_loss,params], or leave it out")
+    if len(names) != len(directions):
+        raise ConfigError("hydra.sweeper.objective", f"names {len(names)} objectives but direction gives "
+                          f"{len(directions)}", "give one name for each direction")
+    return {"pareto": [{"name": n, "direction": _direction(d, f"{where}[{i}]")}
+                       for i, (n, d) in enumerate(zip(names, directions))]}
 
 
 def register_configs() -> None:

@@ -104,7 +104,10 @@ class HydraJobRunner(CommandRunner):
         self.files = CommandTrialFiles(workdir)
         self.launcher = launcher
         self.sweep_space = sweep_space
-        self.objective = objective
+        # The command runner's machinery (epochs, collectors) follows one metric: a Pareto sweep's first
+        # objective; the whole objective reads the task function's returned values (see _returned_metrics).
+        self.goal = objective
+        self.objective = objective.components[0] if objective.is_pareto else objective
         self.settings = settings  # type: ignore[assignment]  (read as the command runner's, duck-typed)
         self.sweep_dir = Path(sweep_dir)
         self.job_subdir = job_subdir
@@ -168,7 +171,11 @@ class HydraJobRunner(CommandRunner):
         if epochs.infeasible is not None:
             return TrialOutcome(status=FAILED, failure_kind="infeasible", epochs_done=epochs.done, **common,
                                 error=f"infeasible: {epochs.infeasible}")
-        returned = _returned_metrics(None if result is None else result.return_value, self.objective)
+        miscounted = _miscounted(None if result is None else result.return_value, self.goal)
+        if miscounted:
+            return TrialOutcome(status=FAILED, failure_kind="no_metric", epochs_done=epochs.done, **common,
+                                error=miscounted)
+        returned = _returned_metrics(None if result is None else result.return_value, self.goal)
         if returned and ended != "pruned":
             # The task function's return value is the trial's result; an epoch for it unless it was reported.
             final = epochs.done if epochs.history and epochs.history[-1][0] == epochs.done else None
@@ -199,10 +206,27 @@ class HydraJobRunner(CommandRunner):
                             best_epoch=chosen[0], **common)
 
 
+def _miscounted(value: Any, objective: Objective) -> str | None:
+    """A Pareto sweep's task function returning a list or tuple of the wrong length: the trial's error."""
+    if not objective.is_pareto or not isinstance(value, (list, tuple)):
+        return None
+    names = [p.name for p in objective.components]
+    if len(value) == len(names):
+        return None
+    return (f"the job returned {len(value)} values for the {len(names)} objectives {names} "
+            "(hydra.sweeper.direction): return one value per direction, in its order")
+
+
 def _returned_metrics(value: Any, objective: Objective) -> dict[str, float]:
-    """The task function's return value as metrics: a number is the objective, a dict its metrics."""
+    """The task function's return value as metrics: a number is the objective, a dict its metrics; in a Pareto
+    sweep a list or tuple gives each objective's value in order (Optuna's multi-objective return value)."""
     if value is None:
         return {}
+    if objective.is_pareto and isinstance(value, (list, tuple)) and not _miscounted(value, objective):
+        try:
+            return {p.name: float(item) for p, item in zip(objective.components, value)}
+        except (TypeError, ValueError):
+            return {}
     if isinstance(value, Mapping):
         out = {}
         for name, item in value.items():

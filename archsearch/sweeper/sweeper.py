@@ -49,7 +49,6 @@ def run_sweep(settings: Any, config: DictConfig, launcher: Any, arguments: list[
               config_loader: Any = None) -> list[Any]:
     """The whole sweep: assemble, run every trial as a job, write the sweep's results."""
     from archsearch.core.console import ConsoleEvents, say
-    from archsearch.core.objective import Objective
     from archsearch.core.store import STORE_FILE
     from archsearch.engine.assembly import Assembly, create_search_oracle
     from archsearch.engine.search import SearchAborted
@@ -64,7 +63,7 @@ def run_sweep(settings: Any, config: DictConfig, launcher: Any, arguments: list[
     if not space.space.space:
         raise ConfigError("hydra.sweeper.params", "declares no parameter to search",
                           "e.g. hydra.sweeper.params: {model.lr: tag(log, interval(1e-4, 1e-1))}")
-    objective = Objective.create(settings.objective)
+    objective = sweep_objective(settings.objective)
     tuner = TunerSettings.from_config({"name": settings.tuner, **settings.tuner_options,
                                        "max_trials": settings.max_trials, "seed": settings.seed,
                                        "pruner": settings.pruner})
@@ -118,6 +117,15 @@ def run_sweep(settings: Any, config: DictConfig, launcher: Any, arguments: list[
         assembly.lock.release()
 
 
+def sweep_objective(spec: Any) -> Any:
+    """The sweep's objective; ``{"pareto": [...]}`` (``direction`` a list, sweeper/config.py) a Pareto search."""
+    from archsearch.core.objective import Objective, ParetoObjective
+
+    if isinstance(spec, dict) and "pareto" in spec:
+        return ParetoObjective.of(spec["pareto"], field="hydra.sweeper.objective")
+    return Objective.create(spec)
+
+
 def _check_a_job_composes(config_loader: Any, config: DictConfig, space: Any) -> None:
     """Compose one job (the space's first values) before any is launched: a key the app's config does not
     have, or a value it cannot take, is one error now instead of a failed trial each."""
@@ -161,10 +169,12 @@ def _write_results(sweep_dir: Path, oracle: Any, store: Any, space: Any, setting
     from archsearch.core.console import say
     from archsearch.report.html import write_report_safely
 
-    store.export_csv(sweep_dir / "trials.csv")
+    store.export_csv(sweep_dir / "trials.csv", oracle.objective)
     store.export_epochs_csv(sweep_dir / "epochs.csv")
     best = oracle.best_trials(1)
-    if best:
+    if best and oracle.objective.is_pareto:
+        _write_front(sweep_dir, oracle, space)
+    elif best:
         trial = best[0]
         results = {"name": "archsearch", "best_params": {k: v for k, v in trial.hparams.items()},
                    "best_value": float(trial.value), "best_trial": trial.id,
@@ -175,3 +185,22 @@ def _write_results(sweep_dir: Path, oracle: Any, store: Any, space: Any, setting
     page = write_report_safely(sweep_dir, "html")
     if page is not None:
         say(f"Report: {page}")
+
+
+def _write_front(sweep_dir: Path, oracle: Any, space: Any) -> None:
+    """A Pareto sweep's results: the Optuna sweeper's ``solutions`` (each front trial's params and values, in
+    direction order) in ``optimization_results.yaml``, and the front table on the console."""
+    from archsearch.core.console import say
+    from archsearch.keras_tuner.results import front_table
+
+    parts = list(oracle.objective.components)
+    front = oracle.best_trials()  # the whole front, ordered by the first objective
+    results = {"name": "archsearch",
+               "solutions": [{"params": dict(t.hparams), "values": [float(t.metrics[p.name]) for p in parts],
+                              "trial": t.id} for t in front],
+               "objectives": [{"name": p.name, "direction": p.direction} for p in parts]}
+    OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
+    for line in front_table(oracle, setting=None):
+        say(line)
+    say("Front trials' overrides: " + "; ".join(f"trial {t.id}: " + " ".join(space.overrides(t.hparams))
+                                                for t in front))
