@@ -46,6 +46,10 @@ def test_default_reference_point_is_the_nadir_plus_a_tenth_of_the_range():
     assert pareto.default_reference_point(flat).tolist() == pytest.approx([2.2, 1.0])
     assert pareto.reference_costs(OBJECTIVE, {"b": 2.0, "a": 0.0}).tolist() == [-0.0, 2.0]  # a:max is negated
     assert pareto.as_values(OBJECTIVE, [-0.5, 2.0]) == [0.5, 2.0]
+    from archsearch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"reference_point: \{'a': 1.0\} is not one number for each objective"):
+        pareto.reference_costs(OBJECTIVE, {"a": 1.0})
 
 
 def test_the_results_table_lists_the_front_every_objective_the_knee_and_the_hypervolume():

@@ -141,14 +141,25 @@ def default_reference_point(costs: Any) -> np.ndarray:
     return worst + np.where(span > 0, 0.1 * span, flat)
 
 
-def reference_costs(objective: Any, reference_point: Any) -> np.ndarray:
+def reference_costs(objective: Any, reference_point: Any, field: str = "reference_point") -> np.ndarray:
     """``search.reference_point`` (a value per objective, in its own units, by name or in order) as costs."""
+    from archsearch.errors import ConfigError
+
     parts = list(objective.components)
-    values = ([reference_point[p.name] for p in parts] if isinstance(reference_point, Mapping)
-              else list(reference_point))
-    if len(values) != len(parts):
-        raise ValueError(f"reference point {reference_point!r} has {len(values)} values for {len(parts)} objectives")
-    return np.asarray([-p.sign * float(v) for p, v in zip(parts, values)], dtype=float)
+    names = [p.name for p in parts]
+    if isinstance(reference_point, Mapping):
+        values = [reference_point.get(n) for n in names]
+        fits = set(reference_point) == set(names)
+    else:
+        values = list(reference_point)
+        fits = len(values) == len(names)
+    try:
+        if not fits:
+            raise ValueError
+        return np.asarray([-p.sign * float(v) for p, v in zip(parts, values)], dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(field, f"{reference_point!r} is not one number for each objective {names}",
+                          f"e.g. {{{names[0]}: ..., {names[1]}: ...}}, each in the objective's own units") from None
 
 
 def as_values(objective: Any, costs: Sequence[float]) -> list[float]:

@@ -67,7 +67,7 @@ def front_table(oracle: Oracle, num_trials: int | None = None, reference_point: 
     lines = [f"Pareto front: {len(view.front)} of {len(view.trials)} trials with every objective "
              f"(ordered by {parts[0].name}; knee: trial {view.knee}, the point closest to the ideal once each "
              "objective is scaled to [0, 1] over the front)"]
-    lines += _aligned(columns, rows)
+    lines += _aligned(columns, rows) if rows else []
     if len(shown) < len(view.front):
         lines.append(f"... and {len(view.front) - len(shown)} more on the front (trials.csv: on_front=true; "
                      "show them all with summary_trials / results_summary(num_trials=None))")
