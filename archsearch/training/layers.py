@@ -1,4 +1,4 @@
-"""Activations shared by the model families, serialisable by name.
+"""Activations shared by the model families (hypermodels/), serialisable by name.
 
 ``mish`` (Misra, 2019) is the activation the original U-Net project tuned
 for; it is registered with Keras under the ``archsearch`` package so a model
