@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 
 from archsearch.core.store import TrialStore
 from archsearch.core.trial import COMPLETED, FAILED, INTERRUPTED, PRUNED, Trial
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 SPACE = {
     "learning_rate": {"type": "float", "min": 1e-4, "max": 1e-1, "sampling": "log"},
@@ -152,3 +156,14 @@ def pareto_store(folder: Path, objectives: tuple[str, ...] = ("val_accuracy:max"
         store.finish_trial(trial, duration=1.0, epochs_done=1)
     store.close()
     return folder
+
+
+def chromium_dom(page: Path, profile: Path) -> str:
+    """The DOM of ``page`` once headless Chromium drew it (its scripts run; a start is ~10 s)."""
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+         f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=600)
+    assert "</html>" in result.stdout, result.stderr[-2000:]
+    return result.stdout
