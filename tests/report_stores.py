@@ -115,14 +115,17 @@ def pareto_store(folder: Path, objectives: tuple[str, ...] = ("val_accuracy:max"
     big: infeasible, refused before training (its measures and violation stored, no score, no epoch);
     trial 7 is infeasible after training (latency too high: every objective stored); trial 11 failed.
     """
+    from types import SimpleNamespace
+
     from archsearch.core.objective import ParetoObjective
+    from archsearch.engine.assembly import fingerprint
 
     rng = np.random.default_rng(seed)
-    pareto = ParetoObjective.of(list(objectives))
+    oracle = SimpleNamespace(name="random", objective=ParetoObjective.of(list(objectives)),
+                             hyperparameters=SimpleNamespace(get_config=lambda: SPACE))
     store = TrialStore(folder / "trials.db")
     store.set_meta_many({
-        "fingerprint": {"oracle": "random", "space": SPACE, "objective": [
-            pareto.name, pareto.direction, *([o.name, o.direction] for o in pareto.objectives)]},
+        "fingerprint": fingerprint(oracle),  # what a search stores, objectives included
         "config": {"tuner": {"name": "random"}, "objective": list(objectives), "model": {"space": SPACE},
                    "search": {"mode": "pareto", "measures": [], "reference_point": reference_point},
                    "constraints": ["params <= 3e6"]}})

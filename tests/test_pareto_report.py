@@ -163,3 +163,11 @@ def test_the_pareto_plots_render_in_headless_chromium(tmp_path):
     for key in ("pareto", "pareto-parallel", "hypervolume"):
         assert "main-svg" in plots[key], f"plot {key} did not render"
     assert re.search(r'<div id="report-errors" class="errors" hidden="">\s*</div>', dom)  # no script error
+
+
+def test_the_derived_reference_point_lies_beyond_the_nadir_even_when_every_trial_shares_a_value():
+    costs = np.array([[-0.9, 2e6], [-0.7, 1e6], [-0.8, 1e6]])
+    assert default_reference_point(costs) == pytest.approx([-0.7 + 0.02, 2e6 + 1e5])
+    assert default_reference_point(np.array([[0.0, -3.0]])) == pytest.approx([0.1, -3.0 + 0.3])
+    with pytest.raises(ValueError, match="no trial"):
+        default_reference_point(np.zeros((0, 2)))
