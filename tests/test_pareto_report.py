@@ -158,8 +158,8 @@ def test_a_single_objective_report_has_no_pareto_views(tmp_path):
 def test_the_pareto_plots_render_in_headless_chromium(tmp_path):
     page = report.write_report(pareto_store(tmp_path / "run", n=15), png=False)
     dom = chromium_dom(page, tmp_path / "profile")
-    plots = dict(re.findall(r'<div class="plot" data-plot="([^"]+)">(.*?)(?=<div class="plot" data-plot=|<h[23]>|</body>)',
-                            dom, re.S))
+    ends = r'(?=<div class="plot" data-plot=|<h[23]>|</body>)'
+    plots = dict(re.findall(r'<div class="plot" data-plot="([^"]+)">(.*?)' + ends, dom, re.S))
     for key in ("pareto", "pareto-parallel", "hypervolume"):
         assert "main-svg" in plots[key], f"plot {key} did not render"
     assert re.search(r'<div id="report-errors" class="errors" hidden="">\s*</div>', dom)  # no script error

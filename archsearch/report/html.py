@@ -163,31 +163,33 @@ def _objective_text(run: RunRecord) -> str:
 def _pareto_section(view: ParetoView, figures: dict[str, Any] | None) -> str:
     """The front: how many trials, the hypervolume's reference point and normalisation, the plots, the table."""
     front = view.front()
+    objectives = ", ".join(f"{n} ({'higher' if d == 'max' else 'lower'} is better)"
+                           for n, d in zip(view.names, view.directions))
     parts = ["<h2>Pareto front</h2>", "<p>" + _e(
-        f"{len(front)} of {len(view.scored)} completed trials are on the front of "
-        + ", ".join(f"{n} ({'higher' if d == 'max' else 'lower'} is better)" for n, d in zip(view.names, view.directions))
-        + f"; {len(view.infeasible)} trial(s) were infeasible (refused by a constraint).") + "</p>"]
-    reference = ", ".join(f"{n} = {_fmt(v)}" for n, v in view.reference_values().items())
-    if view.reference is None:
-        parts.append("<p id='reference-point'>Hypervolume reference point: none yet (no trial has every objective; "
-                     "set search.reference_point to fix one).</p>")
-    elif view.derived:
-        parts.append(f"<p id='reference-point'>Hypervolume reference point (derived: search.reference_point is not "
-                     f"set, so the worst value of each objective over the {len(view.scored)} completed trials plus "
-                     f"10% of its range): <b>{_e(reference)}</b>. Set search.reference_point to compare searches "
-                     "on one scale.</p>")
-    else:
-        parts.append(f"<p id='reference-point'>Hypervolume reference point (search.reference_point): "
-                     f"<b>{_e(reference)}</b>.</p>")
-    parts.append(f"<p class='note'>Normalisation: {_e(NORMALISATION)}</p>")
+        f"{len(front)} of {len(view.scored)} completed trials are on the front of {objectives}; "
+        f"{len(view.infeasible)} trial(s) were infeasible (refused by a constraint).") + "</p>",
+        _reference_text(view), f"<p class='note'>Normalisation: {_e(NORMALISATION)}</p>"]
     if view.out_of_box():
-        parts.append(f"<p class='errors'>No trial is better than the reference point on {_e(', '.join(view.out_of_box()))}"
-                     ": the hypervolume stays 0 until one is.</p>")
+        parts.append(f"<p class='errors'>No trial is better than the reference point on "
+                     f"{_e(', '.join(view.out_of_box()))}: the hypervolume stays 0 until one is.</p>")
     for key, title in (("pareto", ""), ("pareto-parallel", "<h3>Every objective</h3>"),
                        ("hypervolume", "<h3>Hypervolume</h3>")):
         if figures and figures.get(key):
             parts.append(title + figures[key])
     return "\n".join(parts) + _front_table(view, front)
+
+
+def _reference_text(view: ParetoView) -> str:
+    """The hypervolume's reference point, in the objectives' units, and where it came from."""
+    reference = _e(", ".join(f"{n} = {_fmt(v)}" for n, v in view.reference_values().items()))
+    if view.reference is None:
+        return ("<p id='reference-point'>Hypervolume reference point: none yet (no trial has every objective; "
+                "set search.reference_point to fix one).</p>")
+    if view.derived:
+        return ("<p id='reference-point'>Hypervolume reference point (derived: search.reference_point is not set, so "
+                f"the worst value of each objective over the {len(view.scored)} completed trials plus 10% of its "
+                f"range): <b>{reference}</b>. Set search.reference_point to compare searches on one scale.</p>")
+    return f"<p id='reference-point'>Hypervolume reference point (search.reference_point): <b>{reference}</b>.</p>"
 
 
 def _front_table(view: ParetoView, front: list[dict[str, Any]]) -> str:
