@@ -149,7 +149,7 @@ def _figures(run: RunRecord, importances: list[Importance],
     if view is not None:
         figures["pareto"] = div(P.pareto_scatter(view), "pareto")
         figures["pareto-parallel"] = div(P.pareto_parallel(view), "pareto-parallel")
-        figures["hypervolume"] = div(P.hypervolume_figure(view, view.hypervolume_curve(run.trials)), "hypervolume")
+        figures["hypervolume"] = div(P.hypervolume_figure(view), "hypervolume")
     return figures, get_plotlyjs(), ""
 
 

@@ -17,7 +17,7 @@ curve (not change its shape).  The raw hypervolume, in the objectives' own units
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from archsearch.core.pareto import default_reference_point, front_mask, hypervol
 from archsearch.report.data import RunRecord, finite
 
 INFEASIBLE = "infeasible"
+COLOURS = {"front": "#1f77b4", "dominated": "#b0b0b0", "infeasible": "#d62728", "knee": "#e6a800"}
 ENDED = ("completed", "failed", "pruned")  # statuses of a trial that ended (running/interrupted did not)
 NORMALISATION = ("each objective is scaled to [0, 1] between the ideal (its best value over all trials, 0) and "
                  "the reference point (1), maximised objectives negated; the hypervolume is the share of that "
@@ -58,6 +59,7 @@ class ParetoView:
     reference: np.ndarray | None  # costs; None when no trial has every objective yet
     derived: bool  # the reference was derived from the trials (the config names none)
     ideal: np.ndarray | None
+    curve: list[HypervolumePoint] = field(default_factory=list)  # :meth:`hypervolume_curve` of the run's trials
 
     @property
     def signs(self) -> np.ndarray:
@@ -141,8 +143,10 @@ def pareto_view(run: RunRecord) -> ParetoView:
     derived = reference is None
     if reference is None and len(costs):
         reference = default_reference_point(costs)
-    return ParetoView(names, directions, scored, costs, front_mask(costs), infeasible_trials(run),
+    view = ParetoView(names, directions, scored, costs, front_mask(costs), infeasible_trials(run),
                       reference, derived, costs.min(axis=0) if len(costs) else None)
+    view.curve = view.hypervolume_curve(run.trials)
+    return view
 
 
 def infeasible_trials(run: RunRecord) -> list[dict[str, Any]]:

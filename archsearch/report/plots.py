@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from archsearch.report.importance import ABSENT, METHOD, Importance
 from archsearch.report.data import RunRecord, finite, level_order, numeric_param
-from archsearch.report.pareto import HypervolumePoint, ParetoView, log_axis, step_shape, time_unit
+from archsearch.report.pareto import COLOURS as PARETO_COLOURS, ParetoView, log_axis, step_shape, time_unit
 
 STATUS_COLOURS = {"completed": "#1f77b4", "promoted": "#2ca02c", "pruned": "#d62728", "failed": "#7f7f7f",
                   "interrupted": "#ff7f0e", "running": "#9467bd", "best": "#e6a800"}
@@ -220,9 +220,6 @@ def _better(run: RunRecord) -> str:
 
 
 # ------------------------------------------------------------------ Pareto search
-PARETO_COLOURS = {"front": "#1f77b4", "dominated": "#b0b0b0", "infeasible": "#d62728", "knee": "#e6a800"}
-
-
 def pareto_scatter(view: ParetoView) -> go.Figure | None:
     """The first two objectives: the second across, the first (the main score) up; dominated trials grey,
     infeasible ones in red (those refused before training, without a score, on the edge of the plot), the front
@@ -319,8 +316,9 @@ def pareto_parallel(view: ParetoView) -> go.Figure | None:
     return fig
 
 
-def hypervolume_figure(view: ParetoView, points: list[HypervolumePoint]) -> go.Figure | None:
+def hypervolume_figure(view: ParetoView) -> go.Figure | None:
     """The normalised hypervolume after each trial's end: against the number of trials ended and against time."""
+    points = view.curve
     if not points:
         return None
     from plotly.subplots import make_subplots

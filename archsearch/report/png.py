@@ -15,7 +15,7 @@ from pathlib import Path
 from archsearch.core.atomic import atomic_path
 from archsearch.report.importance import ABSENT, METHOD, Importance
 from archsearch.report.data import RunRecord, finite, level_order, numeric_param
-from archsearch.report.pareto import ParetoView, log_axis, pareto_view, step_shape, time_unit
+from archsearch.report.pareto import COLOURS as _PARETO, ParetoView, log_axis, pareto_view, step_shape, time_unit
 
 _COLOURS = {"completed": "#1f77b4", "promoted": "#2ca02c", "pruned": "#d62728", "failed": "#7f7f7f",
             "interrupted": "#ff7f0e", "running": "#9467bd", "best": "#e6a800"}
@@ -37,7 +37,7 @@ def save_pngs(run: RunRecord, importances: list[Importance], folder: Path,
     for name, draw in (("history", _history), ("parameters", _parameters), ("importance", _importance),
                        ("learning_curves", _curves), ("budgets", _budgets),
                        ("pareto", lambda plt_, run_, _: _pareto(plt_, view)),
-                       ("hypervolume", lambda plt_, run_, _: _hypervolume(plt_, view, run_))):
+                       ("hypervolume", lambda plt_, run_, _: _hypervolume(plt_, view))):
         fig = draw(plt, run, importances)
         if fig is None:
             continue
@@ -177,9 +177,6 @@ def _budgets(plt, run: RunRecord, _):
     return fig
 
 
-_PARETO = {"front": "#1f77b4", "dominated": "#b0b0b0", "infeasible": "#d62728", "knee": "#e6a800"}
-
-
 def _pareto(plt, view: ParetoView | None):
     """The first two objectives (as the page's scatter): grey dominated, red infeasible, the front's step line."""
     if view is None or not view.scored:
@@ -213,9 +210,9 @@ def _pareto(plt, view: ParetoView | None):
     return fig
 
 
-def _hypervolume(plt, view: ParetoView | None, run: RunRecord):
+def _hypervolume(plt, view: ParetoView | None):
     """The normalised hypervolume against trials ended and against time (the page's normalisation)."""
-    points = view.hypervolume_curve(run.trials) if view is not None else []
+    points = view.curve if view is not None else []
     if not points:
         return None
     unit, scale = time_unit(max(p.seconds for p in points))
