@@ -150,7 +150,9 @@ def run_command_search(cfg: DictConfig) -> Path | None:
             best = None
             with assembly.lock.searching():
                 try:
-                    assembly.search(runner, settings.executor, slots, settings.search, listeners).run()
+                    # The program reports its own measures (latency_ms, ...): the constraints are checked on them.
+                    assembly.search(runner, settings.executor, slots, settings.search, listeners,
+                                    constraints=settings.goal.constraints).run()
                 finally:
                     with signals_deferred():
                         stopping = sys.exc_info()[1]
