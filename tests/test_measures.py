@@ -94,6 +94,12 @@ def test_tiny_unet_flops_match_the_hand_count():
     assert M.count_flops(model) == 464000
 
 
+def test_the_unet_s_mish_counts_as_an_activation():
+    from hypermodels.layers import Mish
+
+    assert M.count_flops(one_layer(Mish(), (4, 4, 2))) == 32
+
+
 def test_nested_models_are_walked_and_unknown_layers_named_once(caplog):
     inner = keras.Sequential([keras.Input((4,)), L.Dense(3)])
     inputs = keras.Input((4,))
@@ -228,6 +234,32 @@ def test_the_python_api_names_the_argument_it_refuses(tmp_path):
     assert tuner.runner.constraints.describe() == ["params <= 2e+06"]
 
 
+def test_a_custom_run_trial_through_the_default_one_is_refused_and_measured(tmp_path):
+    import archsearch as kt
+    from kt_helpers import tiny_data
+
+    def build(hp):
+        model = keras.Sequential([keras.Input((6,)), L.Dense(hp.Choice("units", [2, 40])), L.Dense(2)])
+        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    class Own(kt.GridSearch):
+        def run_trial(self, trial, *args, **kwargs):
+            histories = super().run_trial(trial, *args, **kwargs)
+            return {"val_accuracy": max(histories[0].history["val_accuracy"])}  # its own result: no measures
+
+    x, y = tiny_data(n=16)
+    tuner = Own(build, objective="val_accuracy", directory=tmp_path, constraints=["params <= 100"],
+                measures=["flops"], max_consecutive_failed_trials=1)
+    tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    rows = {r["hparams"]["units"]: r for r in tuner.store.rows()}
+    assert rows[40]["failure_kind"] == "infeasible" and rows[40]["epochs_done"] == 0
+    assert rows[40]["metrics"]["params"] == 6 * 40 + 40 + 82 and rows[40]["metrics"]["constraint_violation"] > 0
+    assert rows[2]["status"] == "completed"
+    assert rows[2]["metrics"]["params"] == 6 * 2 + 2 + 6 and rows[2]["metrics"]["flops"] == 2 * (12 + 4) + 4
+    assert rows[2]["metrics"]["constraint_violation"] == 0.0
+
+
 # ------------------------------------------------------------ the driver: every trial's final metrics
 class MeasuringExecutor(FakeExecutor):
     """FakeExecutor whose trials also report ``latency_ms`` (as a command program may): 1 + trial id."""
@@ -272,6 +304,14 @@ def test_a_completed_trial_without_a_constrained_value_fails_loudly(tmp_path):
     rows = _search(tmp_path, Constraints.parse(["flops <= 1e6"]), max_trials=1)
     assert rows[0]["status"] == "failed" and rows[0]["failure_kind"] == "no_metric"
     assert "reported no flops, which the constraint flops <= 1e+06 bounds" in rows[0]["error"]
+
+
+def test_a_command_search_refuses_measures_it_cannot_take():
+    from archsearch.cli.command_search import check_no_measures
+
+    check_no_measures(())
+    with pytest.raises(ConfigError, match=r"search.measures.*trial=command"):
+        check_no_measures(("flops",))
 
 
 def test_without_constraints_the_driver_changes_nothing(tmp_path):
