@@ -13,7 +13,7 @@ import pytest
 
 from archsearch.core.checkpoints import TrialFiles
 from archsearch.core.constraints import Constraints
-from archsearch.core.objective import Objective
+from archsearch.core.objective import Objective, ParetoObjective
 from archsearch.core.store import TrialStore
 from archsearch.core.trial import COMPLETED, FAILED, PRUNED, Trial, TrialOutcome
 from archsearch.engine.search import Search
@@ -213,12 +213,15 @@ def test_max_model_size_keeps_its_message_and_records_its_violation(tmp_path):
 def test_names_are_checked_before_training_measures_pass_unknown_constraints_fail(tmp_path):
     hp = HyperParameters().with_values({})
     model = _builder(hp)
-    fine = Runner(_builder, FitArguments(), Objective.create(["val_accuracy", "params"]), tmp_path,
+    fine = Runner(_builder, FitArguments(), ParetoObjective.of(["val_accuracy", "params", "latency_ms"]), tmp_path,
                   constraints=["flops <= 1e6", "val_loss <= 3"])
     fine._check_objective(model, hp)  # params is a measure, val_loss a metric the model produces
     typo = Runner(_builder, FitArguments(), Objective("val_accuracy"), tmp_path, constraints=["latncy_ms <= 5"])
     with pytest.raises(ObjectiveError, match=r"constraints.*'latncy_ms' is neither a model measure"):
         typo._check_objective(model, hp)
+    late = Runner(_builder, FitArguments(), ParetoObjective.of(["latency_ms", "val_accuracy"]), tmp_path)
+    with pytest.raises(ObjectiveError, match="latency_ms is measured after training"):
+        late._check_objective(model, hp)
 
 
 def test_the_python_api_names_the_argument_it_refuses(tmp_path):

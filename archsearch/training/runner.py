@@ -349,9 +349,21 @@ class Runner(CustomRunTrial):
             verbose=0,
         )
 
+    def _check_epoch_value(self) -> None:
+        """Each epoch is scored by the objective (the first one of a Pareto search) to keep the best epoch's
+        weights: a measure taken only after training (latency) cannot do that, and is refused by name."""
+        per_epoch = self.objective.metric_names[:1] if self.objective.is_pareto else self.objective.metric_names
+        late = [n for n in per_epoch if n in AFTER_TRAINING]
+        if late:
+            raise ObjectiveError(
+                "objective", f"{late[0]} is measured after training, so no epoch has it to pick the best epoch by",
+                "put a metric first, e.g. objective=[val_accuracy:max,latency_ms:min] search.mode=pareto, "
+                f"or bound it with a constraint ('constraints=[\"{late[0]} <= 5\"]')")
+
     def _check_objective(self, model, hp: HyperParameters) -> None:
         """Fail before any training if the model cannot produce the objective metric."""
         self._objective_checked = True
+        self._check_epoch_value()
         produced = compiled_metric_names(model)
         if not produced:
             return  # names only known after the first epoch; checked there instead
