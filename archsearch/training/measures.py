@@ -244,7 +244,12 @@ def _count_node(op: Any, node: Any, uncounted: list[str]) -> int:
     ins, outs = _shapes(node.input_tensors), _shapes(node.outputs)
     if any(d is None for shape in (*ins, *outs) for d in shape):
         raise _Uncounted(f"{type(op).__name__} {op.name!r} (its shapes {ins} are not fully known)")
-    return int(rule(op, ins, outs))
+    try:
+        return int(rule(op, ins, outs))
+    except _Uncounted:
+        raise
+    except (AttributeError, TypeError, ValueError, ZeroDivisionError) as exc:  # a subclass the rule does not fit
+        raise _Uncounted(f"{type(op).__name__} {op.name!r} ({type(exc).__name__}: {exc})") from None
 
 
 def count_flops(model: Any) -> int | None:
@@ -352,13 +357,21 @@ def latency_ms(model: Any, batch_size: int = 1, runs: int = LATENCY_RUNS, warmup
 
 
 def measure_after_training(model: Any, names: Iterable[str], batch_size: int | None) -> dict[str, float]:
-    """The after-training measures among ``names`` (latency) of the trained ``model``, where it trained."""
+    """The after-training measures among ``names`` (latency) of the trained ``model``, where it trained.
+
+    A measure that cannot be taken is left out with a warning saying why, and the trial it belongs to
+    keeps its training: a constraint or an objective that needs it then fails that trial by name.
+    """
     values: dict[str, float] = {}
     for name in names:
         if name not in AFTER_TRAINING:
             continue
         batch = 1 if name == "latency_ms" else int(batch_size or 32)
-        measured = latency_ms(model, batch)
+        try:
+            measured = latency_ms(model, batch)
+        except Exception as exc:  # noqa: BLE001 - any failure of the timed calls means the same thing
+            log.warning("%s could not be measured: %s: %s", name, type(exc).__name__, str(exc)[:300])
+            continue
         if measured is not None:
             values[name] = float(measured)
     return values

@@ -288,7 +288,7 @@ class Runner(CustomRunTrial):
                 if execution + 1 < executions:
                     _free(model)
                     model = None
-            measured = self._measure_trained(model, measured)
+            measured = self._measure_trained(model, measured, hp.get("batch_size", self.trainer.batch_size))
         except KeyboardInterrupt:
             raise
         except (ObjectiveError, BuilderError, DiskFullError, FatalError):
@@ -307,15 +307,15 @@ class Runner(CustomRunTrial):
             outcome.best_epoch = per_execution[0][2]
         return outcome, returned
 
-    def _measure_trained(self, model, measured: Mapping[str, float]) -> dict[str, float]:
-        """The measures of the trained model: latency (on the device it trained on), and those a model
-        built only by its first call (a subclassed one) could not give before training."""
+    def _measure_trained(self, model, measured: Mapping[str, float], batch_size: int | None) -> dict[str, float]:
+        """The measures of the trained model: latency (on the device it trained on; the batch one at the
+        batch size it trained with), and those a model built only by its first call (a subclassed one)
+        could not give before training."""
         if model is None or not self.measures:
             return dict(measured)
         late = measure_before_training(model, [n for n in self.measures if n not in measured])
         after = [n for n in self.measures if n in AFTER_TRAINING]
-        batch = self.trainer.batch_size
-        return {**measured, **late, **measure_after_training(model, after, batch)}
+        return {**measured, **late, **measure_after_training(model, after, batch_size)}
 
     def _fail(self, outcome: TrialOutcome, exc: Exception, trial: Trial, hp: HyperParameters) -> None:
         """Record a trial's own failure in ``outcome``; a full disk is not the trial's fault and is raised."""
