@@ -231,9 +231,10 @@ def test_the_python_api_names_the_argument_it_refuses(tmp_path):
         kt.RandomSearch(_builder, objective="val_accuracy", directory=tmp_path, constraints=["params < = 3"])
     with pytest.raises(ConfigError, match=r"measures.*'latency'"):
         kt.RandomSearch(_builder, objective="val_accuracy", directory=tmp_path, measures=["latency"])
-    tuner = kt.RandomSearch(_builder, objective="val_accuracy", directory=tmp_path, constraints=["params <= 2e6"],
-                            measures=["flops"], overwrite=True)
-    assert tuner.goal.recorded_measures == ("params", "flops")
+    tuner = kt.RandomSearch(_builder, objective=kt.ParetoObjective.of(["val_accuracy", "model_size_mb"]),
+                            directory=tmp_path, constraints=["params <= 2e6"], measures=["flops"], overwrite=True)
+    assert tuner.goal.mode == "pareto"
+    assert tuner.goal.recorded_measures == ("model_size_mb", "params", "flops")
     assert tuner.runner.constraints.describe() == ["params <= 2e+06"]
 
 
