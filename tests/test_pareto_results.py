@@ -42,8 +42,8 @@ def test_the_best_trials_of_a_pareto_search_are_the_whole_front_unless_a_number_
 def test_default_reference_point_is_the_nadir_plus_a_tenth_of_the_range():
     costs = np.array([[0.0, 10.0], [1.0, 30.0], [0.5, 20.0]])
     assert pareto.default_reference_point(costs).tolist() == pytest.approx([1.1, 32.0])
-    flat = np.array([[2.0, 0.0], [2.0, 0.0]])  # no range: 10% of the magnitude, or 1 at zero
-    assert pareto.default_reference_point(flat).tolist() == pytest.approx([2.2, 1.0])
+    flat = np.array([[2.0, 0.0], [2.0, 0.0]])  # no range: 10% of the magnitude (of 1 at zero)
+    assert pareto.default_reference_point(flat).tolist() == pytest.approx([2.2, 0.1])
     assert pareto.reference_costs(OBJECTIVE, {"b": 2.0, "a": 0.0}).tolist() == [-0.0, 2.0]  # a:max is negated
     assert pareto.as_values(OBJECTIVE, [-0.5, 2.0]) == [0.5, 2.0]
     from archsearch.errors import ConfigError
@@ -180,6 +180,13 @@ def test_trial_knee_is_a_point_of_a_front_and_the_trial_group_is_not_the_key(tmp
         _before_hydra(["archsearch", "mode=retrain", "from_run=x", "trial=knee"])
 
 
+def trials_of(run):
+    from archsearch.core.store import TrialStore
+
+    with TrialStore.open_read_only(run) as store:
+        return store.trials()
+
+
 @pytest.mark.slow
 def test_a_pareto_cli_run_lists_ranks_exports_the_front_and_retrains_its_knee(cli_inprocess, tmp_path):
     import json
@@ -188,8 +195,8 @@ def test_a_pareto_cli_run_lists_ranks_exports_the_front_and_retrains_its_knee(cl
 
     run = tmp_path / "run"
     args = ["data.num_samples=160", "data.test_samples=40", "trainer.epochs=1", "tuner.max_trials=4",
-            "executor=inline", "objective=[val_accuracy:max,val_loss:max]", "search.mode=pareto",
-            "search.reference_point={val_accuracy: 0.0, val_loss: 0.0}", "trainer.keep_top_models=1"]
+            "executor=inline", "objective=[val_accuracy:max,params:min]", "search.mode=pareto",
+            "search.reference_point={val_accuracy: 0.0, params: 1e6}", "trainer.keep_top_models=1"]
     result = cli_inprocess(args, run)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(csv.DictReader((run / "trials.csv").open(newline="")))
@@ -197,8 +204,8 @@ def test_a_pareto_cli_run_lists_ranks_exports_the_front_and_retrains_its_knee(cl
     assert len(front) > 1 and all((r["rank"] == "0") == (r["id"] in front) for r in rows)  # a trade-off
     out = result.stdout
     table = out[out.index("Pareto front:"):]
-    assert "#  trial  val_accuracy  val_loss  knee" in table
-    assert "reference point val_accuracy=0, val_loss=0; search.reference_point" in table
+    assert any(line.split()[:5] == ["#", "trial", "val_accuracy", "params", "knee"] for line in table.splitlines())
+    assert "reference point val_accuracy=0, params=1e+06; search.reference_point" in table
     knee = yaml.safe_load((run / "best" / "hparams.yaml").read_text())["trial"]
     assert f"knee: trial {knee}," in table
     assert {p.name for p in (run / "best" / "pareto").glob("trial_*")} == {f"trial_{int(i):04d}" for i in front}
@@ -211,12 +218,14 @@ def test_a_pareto_cli_run_lists_ranks_exports_the_front_and_retrains_its_knee(cl
     comparison = json.loads((run / "retrain" / "comparison.json").read_text())
     (tuned,) = comparison["tuned"]
     assert tuned["trial"] == knee and tuned["label"] == f"knee (trial {knee})"
-    assert [o["metric"] for o in comparison["objectives"]] == ["accuracy", "loss"]
-    for name in ("val_accuracy", "val_loss"):
+    assert [o["metric"] for o in comparison["objectives"]] == ["accuracy", "params"]
+    for name in ("val_accuracy", "params"):
         scores = tuned["objectives"][name]["test_scores"]
         assert len(scores) == 2 and tuned["objectives"][name]["std"] == pytest.approx(np.std(scores, ddof=1))
         assert len(comparison["baseline"]["objectives"][name]["test_scores"]) == 2
-    assert "test accuracy: baseline" in result.stdout and "test loss: baseline" in result.stdout
+    params = [t for t in trials_of(run) if t.id == knee][0].metrics["params"]  # measured again, the same model
+    assert tuned["objectives"]["params"]["test_scores"] == [params, params]
+    assert "test accuracy: baseline" in result.stdout and "test params: baseline" in result.stdout
 
 
 PARETO_APP = """

@@ -123,22 +123,18 @@ def front(trials: Iterable[Trial], objective: Any) -> list[Trial]:
     return [t for _, t in on_front]
 
 
-def default_reference_point(costs: Any) -> np.ndarray:
-    """The hypervolume's reference point when ``search.reference_point`` is not set, in costs.
+def default_reference_point(costs: np.ndarray) -> np.ndarray:
+    """The hypervolume's reference when the config names none: the nadir plus 10% of each cost's range.
 
-    Per objective (as a cost: maximised objectives negated): the worst cost among the given trials
-    (their nadir) plus 10% of the range between their best and worst; where every trial has the same
-    cost, 10% of its magnitude (1 when that is 0).  So every trial given lies strictly inside the box
-    and adds to the volume, and the point depends on the trials alone (the report and the console's
-    end table derive the same one from the same trials).
+    The margin lets the front's extreme points add volume (at the nadir itself they would add none);
+    a cost every trial shares (zero range) gets 10% of its magnitude, or 1 when it is 0.
     """
     array = as_costs(costs)
     if len(array) == 0:
-        raise ValueError("no trial with every objective: no reference point to derive")
-    worst, best = array.max(axis=0), array.min(axis=0)
-    span = worst - best
-    flat = np.where(worst != 0, 0.1 * np.abs(worst), 1.0)
-    return worst + np.where(span > 0, 0.1 * span, flat)
+        raise ValueError("no trial has every objective: there is no reference point to derive")
+    low, high = array.min(axis=0), array.max(axis=0)
+    span = np.where(high > low, high - low, np.where(high != 0, np.abs(high), 1.0))
+    return high + 0.1 * span
 
 
 def reference_costs(objective: Any, reference_point: Any, field: str = "reference_point") -> np.ndarray:

@@ -104,10 +104,7 @@ class HydraJobRunner(CommandRunner):
         self.files = CommandTrialFiles(workdir)
         self.launcher = launcher
         self.sweep_space = sweep_space
-        # The command runner's machinery (epochs, collectors) follows one metric: a Pareto sweep's first
-        # objective; the whole objective reads the task function's returned values (see _returned_metrics).
-        self.goal = objective
-        self.objective = objective.components[0] if objective.is_pareto else objective
+        self.objective = objective
         self.settings = settings  # type: ignore[assignment]  (read as the command runner's, duck-typed)
         self.sweep_dir = Path(sweep_dir)
         self.job_subdir = job_subdir
@@ -171,11 +168,11 @@ class HydraJobRunner(CommandRunner):
         if epochs.infeasible is not None:
             return TrialOutcome(status=FAILED, failure_kind="infeasible", epochs_done=epochs.done, **common,
                                 error=f"infeasible: {epochs.infeasible}")
-        miscounted = _miscounted(None if result is None else result.return_value, self.goal)
+        miscounted = _miscounted(None if result is None else result.return_value, self.objective)
         if miscounted:
             return TrialOutcome(status=FAILED, failure_kind="no_metric", epochs_done=epochs.done, **common,
                                 error=miscounted)
-        returned = _returned_metrics(None if result is None else result.return_value, self.goal)
+        returned = _returned_metrics(None if result is None else result.return_value, self.objective)
         if returned and ended != "pruned":
             # The task function's return value is the trial's result; an epoch for it unless it was reported.
             final = epochs.done if epochs.history and epochs.history[-1][0] == epochs.done else None
@@ -184,15 +181,15 @@ class HydraJobRunner(CommandRunner):
                 epochs.history.append((epoch, returned))
                 epochs.done = epoch
                 if reporter is not None:
-                    reporter.on_epoch(trial, epoch, returned, returned.get(self.objective.name))
+                    reporter.on_epoch(trial, epoch, returned, self.objective.value_from(returned))
             else:
                 epochs.history[-1] = (final, {**epochs.history[-1][1], **returned})
-            value = returned.get(self.objective.name)
+            value = self.objective.value_from(returned)
             if value is not None:
                 return TrialOutcome(status=COMPLETED, value=value, metrics=dict(epochs.history[-1][1]),
                                     epochs_done=epochs.done, best_epoch=epochs.done, **common)
         chosen = epochs.chosen(self.settings.measurement)
-        value = None if chosen is None else chosen[1].get(self.objective.name)
+        value = None if chosen is None else self.objective.value_from(chosen[1])
         if ended == "pruned":
             return TrialOutcome(status=PRUNED, value=value, metrics=dict(chosen[1]) if chosen else {},
                                 epochs_done=epochs.done, best_epoch=chosen[0] if chosen else None, **common)
@@ -200,8 +197,9 @@ class HydraJobRunner(CommandRunner):
             seen = ", ".join(sorted(epochs.seen | set(returned or {}))) or "none"
             return TrialOutcome(status=FAILED, failure_kind="no_metric", epochs_done=epochs.done, **common, error=(
                 f"the job returned {None if result is None else type(result.return_value).__name__} and never "
-                f"reported the objective {self.objective.name!r} (metrics seen: {seen}); return it from the task "
-                f"function (a number or a dict), or call archsearch.report({self.objective.name}=...)"))
+                f"reported the objective {', '.join(map(repr, self.objective.metric_names))} (metrics seen: {seen}); "
+                f"return it from the task function (a number or a dict; one value per direction in a Pareto sweep), "
+                f"or call archsearch.report({self.objective.metric_names[0]}=...)"))
         return TrialOutcome(status=COMPLETED, value=value, metrics=dict(chosen[1]), epochs_done=epochs.done,
                             best_epoch=chosen[0], **common)
 

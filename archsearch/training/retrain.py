@@ -130,26 +130,15 @@ def test_values(objective, result: Mapping[str, float], model, batch_size: int) 
 
 
 def measure(model, name: str, batch_size: int) -> float:
-    """A model measure of a retrained model: parameters counted here, the rest by the search's own measures
-    (archsearch/training/measures.py), so a retrain reports them as the search recorded them."""
-    if name == "params":
-        return float(model.count_params())
-    if name == "trainable_params":
-        return float(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
-    try:
-        from archsearch.training import measures as M
-    except ImportError:  # pragma: no cover - the measures ship with the package
-        M = None
-    for take in ("measure_before_training", "measure_after_training"):
-        function = getattr(M, take, None)
-        if function is None:
-            continue
-        found = (function(model, [name]) if take == "measure_before_training"
-                 else function(model, [name], batch_size)).get(name)
-        if found is not None:
-            return float(found)
-    raise ConfigError("objective", f"{name} could not be measured on the retrained model",
-                      "retrain a run whose objectives this backend can measure")
+    """A model measure of a retrained model, taken by the search's own measures (archsearch/training/measures.py),
+    so a retrain reports it as the search recorded it (latency: on this device, after training)."""
+    from archsearch.training.measures import measure_after_training, measure_before_training
+
+    found = {**measure_before_training(model, [name]), **measure_after_training(model, [name], batch_size)}
+    if name not in found:
+        raise ConfigError("objective", f"{name} could not be measured on the retrained model (the warning above "
+                          "says why)", "retrain a run whose objectives this backend can measure")
+    return float(found[name])
 
 
 def train_and_score(build: Callable, space, candidate: Candidate, arrays: Arrays, objective,
