@@ -530,6 +530,7 @@ def retrain(tuner, x, y, *, x_test, y_test, validation_data: tuple | None = None
             ) -> dict[str, Any]:
     """Retrain a finished search's ``top_k`` best trials and ``baseline`` (default: the space's default
     values) on ``x``/``y`` (plus ``validation_data``), ``repeats`` seeds each; score on ``x_test``/``y_test``.
+    A Pareto search's best trials are its front from the knee outwards, and every objective is scored.
 
     ``validation_data`` is needed with ``use_validation=False`` (for the best epoch); with
     ``use_validation=True`` it is trained on.  Writes ``<directory>/<project>/retrain/`` unless
