@@ -225,7 +225,7 @@ def test_a_pareto_cli_run_lists_ranks_exports_the_front_and_retrains_its_knee(cl
         assert len(comparison["baseline"]["objectives"][name]["test_scores"]) == 2
     params = [t for t in trials_of(run) if t.id == knee][0].metrics["params"]  # measured again, the same model
     assert tuned["objectives"]["params"]["test_scores"] == [params, params]
-    assert "test accuracy: baseline" in result.stdout and "test params: baseline" in result.stdout
+    assert "test accuracy: baseline" in result.stdout and "\nparams: baseline" in result.stdout
 
 
 PARETO_APP = """

@@ -5,7 +5,8 @@ statistics that compare them are one claim, and splitting them would scatter its
 
 ``python -m archsearch mode=retrain from_run=<run>`` (and :func:`retrain` for the Python API)
 rebuilds the best values of a finished search (or ``trial_id=<id>``, ``hparams=<file>``,
-``top_k=N``; a Pareto search's knee by default, ``trial_id=knee`` too, every objective scored) and the model family's declared ``model.baseline`` (or ``baseline=<file>``),
+``top_k=N``; a Pareto search's knee by default, ``trial_id=knee`` too, every objective scored)
+and the model family's declared ``model.baseline`` (or ``baseline=<file>``),
 trains each ``retrain.repeats`` times with different seeds, and scores them on the test split
 that the search never saw.  What "tuned beats baseline" means is then a mean, a standard
 deviation and a paired difference over the same seeds, not one lucky run.
@@ -110,7 +111,7 @@ def objective_parts(objective) -> list:
     return list(objective.components) if objective.is_pareto else [objective]
 
 
-def test_values(objective, result: Mapping[str, float], model, batch_size: int) -> dict[str, float]:
+def scores_on_test(objective, result: Mapping[str, float], model, batch_size: int) -> dict[str, float]:
     """Each objective's value on the test split (``result``: ``model.evaluate``'s), by objective name; a model
     measure (params, flops, latency_ms, ...) is measured on the retrained model instead."""
     from archsearch.core.measures import MEASURES
@@ -181,7 +182,7 @@ def train_and_score(build: Callable, space, candidate: Candidate, arrays: Arrays
         model.set_weights(keeper.weights)  # the best epoch, as the search exported it
     test = make_dataset(arrays.x_test, arrays.y_test, batch_size=size, shuffle=False)
     result = model.evaluate(test, verbose=0, return_dict=True)
-    return test_values(objective, result, model, size), (keeper.metrics if keeper is not None else {}), model
+    return scores_on_test(objective, result, model, size), (keeper.metrics if keeper is not None else {}), model
 
 
 class _Reseed(keras.callbacks.Callback):
@@ -303,10 +304,16 @@ def compare(build: Callable, space, tuned: Sequence[Candidate], baseline: Candid
     seed), ``baseline.keras`` and, for several candidates, ``trial_NNNN/model.keras``.
     """
     metric = scored_metric(objective)
-    scored = ", ".join(scored_metric(p) for p in objective_parts(objective))
+    from archsearch.core.measures import MEASURES
+
+    names = [scored_metric(p) for p in objective_parts(objective)]
+    scored = ", ".join(n for n in names if n not in MEASURES) or metric
+    measured = [n for n in names if n in MEASURES]
     say(f"Retraining on {'training + validation' if settings.use_validation else 'training'} data "
          f"({len(arrays.x_train) + (len(arrays.x_val) if settings.use_validation else 0)} samples), scoring "
-         f"test {scored} on {len(arrays.x_test)} test samples, {settings.repeats} seed(s) each; "
+         f"test {scored} on {len(arrays.x_test)} test samples"
+         + (f" and measuring {', '.join(measured)} on the retrained models" if measured else "")
+         + f", {settings.repeats} seed(s) each; "
          + ("a fixed number of epochs (no early stopping: the validation data trains)"
             if settings.use_validation else "the best validation epoch is kept, as in the search"))
     for note in notes:
@@ -369,11 +376,18 @@ def _spread(values: Sequence[float]) -> dict[str, Any]:
 
 
 def _line(metric: str, base: Sequence[float], entry: Mapping[str, Any], label: str, name: str, repeats: int) -> str:
-    """``test accuracy: baseline 0.812 ± 0.010 -> tuned 0.850 ± 0.008 (+0.038, 3 seeds) [trial 4]: better (...)``"""
-    return (f"test {metric}: baseline {_fmt(_mean(base))} ± {_fmt(_std(base))} -> {label} "
+    """``test accuracy: baseline 0.812 ± 0.010 -> tuned 0.850 ± 0.008 (+0.038, 3 seeds) [trial 4]: better (...)``;
+    a model measure by its name alone (``params: baseline ...``): it is measured, not scored on test."""
+    return (f"{_named(metric)}: baseline {_fmt(_mean(base))} ± {_fmt(_std(base))} -> {label} "
             f"{_fmt(entry['mean'])} ± {_fmt(entry['std'])} ({_fmt(entry['difference']['mean'], '+')}, "
             f"{repeats} seed{'s' if repeats != 1 else ''})"
             + (f" [{name}]" if label == "tuned" else "") + f": {verdict_text(entry['significance'])}")
+
+
+def _named(metric: str) -> str:
+    from archsearch.core.measures import MEASURES
+
+    return metric if metric in MEASURES else f"test {metric}"
 
 
 def _fmt(value: float, sign: str = "") -> str:
@@ -400,7 +414,7 @@ def _repeat(build, space, candidate: Candidate, arrays: Arrays, objective, setti
             del model
             keras.backend.clear_session(free_memory=False)
         shown = f", {main.name} {validation:.4f}" if validation is not None else ""
-        others = "".join(f", test {scored_metric(p)} {_fmt(tests[p.name])}" for p in objective_parts(objective)[1:])
+        others = "".join(f", {_named(scored_metric(p))} {_fmt(tests[p.name])}" for p in objective_parts(objective)[1:])
         say(f"  {candidate.label}: seed {r + 1}/{settings.repeats}, {candidate.epochs} epochs: "
              f"test {scored_metric(objective)} {test:.4f}{others}{shown}")
     return scores
