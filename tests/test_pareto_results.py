@@ -124,7 +124,7 @@ def test_the_python_api_shows_the_front_by_default_and_a_number_limits_it(tmp_pa
 
     objective = kt.ParetoObjective.of(["a:max", "b:min"])
     tuner = two_metrics_tuner()(oracle=kt.oracles.RandomSearchOracle(objective=objective, max_trials=8, seed=3),
-                       directory=tmp_path, project_name="p")
+                                directory=tmp_path, project_name="p")
     tuner.search()
     front = tuner.oracle.pareto_front()
     assert len(front) > 1
@@ -133,10 +133,12 @@ def test_the_python_api_shows_the_front_by_default_and_a_number_limits_it(tmp_pa
     assert len(tuner.get_best_hyperparameters(1)) == 1
     tuner.reference_point = {"a": 0.0, "b": 2.0}
     capsys.readouterr()
-    tuner.results_summary()
+    tuner.results_summary(None)
     text = capsys.readouterr().out
     assert f"Pareto front: {len(front)} of 8 trials" in text and "reference point a=0, b=2" in text
-    assert "more on the front" not in text  # results_summary() shows the whole front
+    assert "more on the front" not in text  # None: the whole front
+    tuner.results_summary(1)  # KerasTuner's number of rows, and how many more the front has
+    assert f"... and {len(front) - 1} more on the front" in capsys.readouterr().out
 
 
 def test_a_command_search_exports_the_knee_and_every_point_of_the_front_as_values(tmp_path):

@@ -452,9 +452,10 @@ class Tuner:
                               "rebuild the model from get_best_hyperparameters() in your own code")
         return [self.load_model(t) for t in self.best_trials(num_models)]
 
-    def results_summary(self, num_trials: int | None = None) -> None:
-        """The results table: the ``num_trials`` best (KerasTuner's 10 by default), or a Pareto search's front
-        (all of it by default) with its knee and hypervolume (against :attr:`reference_point`)."""
+    def results_summary(self, num_trials: int | None = 10) -> None:
+        """The results table: the ``num_trials`` best (KerasTuner's 10), or a Pareto search's front with its knee
+        and hypervolume (against :attr:`reference_point`): at most ``num_trials`` rows, the table saying how
+        many more there are (None: the whole front)."""
         # Statuses as recorded: after Ctrl-C the store says "interrupted" where the oracle still says "running".
         rows = self.store.rows()
         say(results_table(self.oracle, num_trials, self.project_dir, status_labels(rows) or None,
