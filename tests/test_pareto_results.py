@@ -64,13 +64,17 @@ def test_the_results_table_lists_the_front_every_objective_the_knee_and_the_hype
     assert [int(r[1]) for r in rows] == [t.id for t in view.front]
     assert [r[1] for r in rows if "yes" in r] == [str(view.knee)]
     assert f"Pareto front: {len(view.front)} of 12 trials" in text
-    hv = pareto.hypervolume(view.costs, pareto.default_reference_point(view.costs))
-    assert f"Hypervolume: {hv:.6g} (reference point a=" in text and "derived" in text
+    ref = pareto.default_reference_point(view.costs)
+    hv = pareto.hypervolume(view.costs, ref)
+    ideal = view.costs.min(axis=0)  # the report's normalisation: the ideal at 0, the reference at 1
+    share = pareto.hypervolume((view.costs - ideal) / (ref - ideal), [1.0, 1.0])
+    assert f"Hypervolume: {hv:.6g}, {share:.1%} of the box between the ideal and the reference point " \
+           "(reference point a=" in text and "derived" in text
 
     limited = results_table(oracle, 2, reference_point={"a": 0.0, "b": 1.5})
     assert f"... and {len(view.front) - 2} more on the front" in limited
     fixed = pareto.hypervolume(view.costs, [0.0, 1.5])
-    assert f"Hypervolume: {fixed:.6g} (reference point a=0, b=1.5; search.reference_point)" in limited
+    assert f"Hypervolume: {fixed:.6g}, " in limited and "(reference point a=0, b=1.5; search.reference_point)" in limited
 
 
 def test_trials_csv_of_a_pareto_search_has_each_trials_rank_and_whether_it_is_on_the_front(tmp_path):

@@ -77,7 +77,11 @@ def front_table(oracle: Oracle, num_trials: int | None = None, reference_point: 
     source = "derived: each objective's worst value over these trials + 10% of its range" + (
         f"; fix it with {setting} to compare runs" if setting else "")
     source = (setting or "given") if given else source
-    lines.append(f"Hypervolume: {hv:.6g} (reference point {point}; {source})")
+    ideal = view.costs.min(axis=0)
+    share = ""
+    if (ref > ideal).all():  # the report's normalised hypervolume: the share of the ideal-to-reference box
+        share = f", {hv / float((ref - ideal).prod()):.1%} of the box between the ideal and the reference point"
+    lines.append(f"Hypervolume: {hv:.6g}{share} (reference point {point}; {source})")
     return lines
 
 
