@@ -127,7 +127,7 @@ def _write_point(tuner, trial, folder: Path, knee: int | None) -> bool:
         return False
     try:
         model = _finite_model(tuner, trial)
-    except Exception as exc:  # e.g. its weights were never kept: one point must not cost the others
+    except Exception as exc:  # a model that cannot be rebuilt or loaded: one point must not cost the others
         log.warning("trial %s of the front could not be exported: %s", trial.id, exc)
         return False
     if model is None:
