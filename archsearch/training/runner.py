@@ -282,7 +282,7 @@ class Runner(CustomRunTrial):
                 elif tracker.best_value is not None:
                     per_execution.append((tracker.best_value, tracker.best_metrics, tracker.best_epoch))
                 elif strict:
-                    raise TrialFailed(f"no epoch produced the objective {self.objective.name}")
+                    raise TrialFailed(f"no epoch produced the objective {self.objective.monitor}")
                 if outcome.status == PRUNED:
                     break
                 if execution + 1 < executions:
@@ -342,7 +342,7 @@ class Runner(CustomRunTrial):
 
     def _early_stopping(self):
         return keras.callbacks.EarlyStopping(
-            monitor=self.objective.name,
+            monitor=self.objective.monitor,
             mode=self.objective.direction,
             patience=int(self.trainer.patience),
             min_delta=float(self.trainer.min_delta),
@@ -350,14 +350,14 @@ class Runner(CustomRunTrial):
         )
 
     def _check_epoch_value(self) -> None:
-        """Each epoch is scored by the objective (the first one of a Pareto search) to keep the best epoch's
+        """Each epoch is scored by the objective (a Pareto search's main one) to keep the best epoch's
         weights: a measure taken only after training (latency) cannot do that, and is refused by name."""
-        per_epoch = self.objective.metric_names[:1] if self.objective.is_pareto else self.objective.metric_names
+        per_epoch = [self.objective.monitor] if self.objective.is_pareto else self.objective.metric_names
         late = [n for n in per_epoch if n in AFTER_TRAINING]
         if late:
             raise ObjectiveError(
                 "objective", f"{late[0]} is measured after training, so no epoch has it to pick the best epoch by",
-                "put a metric first, e.g. objective=[val_accuracy:max,latency_ms:min] search.mode=pareto, "
+                "add a metric that training produces, e.g. objective=[val_accuracy:max,latency_ms:min] search.mode=pareto, "
                 f"or bound it with a constraint ('constraints=[\"{late[0]} <= 5\"]')")
 
     def _check_objective(self, model, hp: HyperParameters) -> None:
