@@ -186,6 +186,16 @@ def test_trial_knee_is_a_point_of_a_front_and_the_trial_group_is_not_the_key(tmp
         _before_hydra(["archsearch", "mode=retrain", "from_run=x", "trial=knee"])
 
 
+def test_a_retrain_picks_epochs_by_the_main_objective_and_scores_every_one():
+    pytest.importorskip("keras")
+    from archsearch.training.retrain import main_objective, objective_parts, scored_metric
+
+    measure_first = ParetoObjective.of(["params:min", "val_accuracy:max"])  # params never changes by epoch
+    assert main_objective(measure_first).name == "val_accuracy" and scored_metric(measure_first) == "accuracy"
+    assert [p.name for p in objective_parts(measure_first)] == ["params", "val_accuracy"]
+    assert scored_metric(Objective("val_loss")) == "loss"
+
+
 def trials_of(run):
     from archsearch.core.store import TrialStore
 

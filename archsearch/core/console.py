@@ -129,7 +129,7 @@ def trial_line(search: Search, trial: Trial, outcome: TrialOutcome) -> str:
     elif trial.status == COMPLETED and is_finite(trial.value):
         result = f"{oracle.objective.name}={trial.value:.4f}"
     elif trial.status == PRUNED:
-        main = objective.components[0].name if objective.is_pareto else objective.name  # trial.value's metric
+        main = objective.main.name if objective.is_pareto else objective.name  # trial.value's metric
         result = f"pruned at epoch {outcome.epochs_done} ({main}={_short(trial.value)})"
     elif trial.failure_kind == "infeasible":  # the configuration cannot work: not a failure of the search
         reason = (trial.error or "").splitlines()[0] if trial.error else ""

@@ -85,7 +85,7 @@ def write_point_values(folder: Path, trial: Any, objective: Any, runner: Any, kn
     """``hparams.yaml`` and ``command.sh`` (the trial's program, run again) of one trial into ``folder``."""
     write_yaml(folder / "hparams.yaml", best_record(trial, objective, knee), HPARAMS_HEADER)
     argv = runner.command_line(trial)
-    main = objective.components[0].name if objective.is_pareto else objective.name
+    main = objective.main.name if objective.is_pareto else objective.name  # trial.value's metric
     write_text(folder / "command.sh",
                f"#!/bin/sh\n# Trial {trial.id}, {main} = {trial.value:.6g}: its program, run again\n"
                f"cd {shlex.quote(str(runner.cwd))} && exec {shlex.join(argv)}\n")

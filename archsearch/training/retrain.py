@@ -101,14 +101,20 @@ class Scores:
 
 def scored_metric(objective) -> str:
     """The metric scored on test: the objective without its ``val_`` prefix (val_accuracy -> accuracy);
-    a Pareto search's first objective's."""
-    objective = objective_parts(objective)[0]
+    a Pareto search's main objective's (the first one training produces)."""
+    objective = main_objective(objective)
     return objective.name[4:] if objective.name.startswith("val_") else objective.name
 
 
 def objective_parts(objective) -> list:
     """The objectives a retrain scores: a Pareto search's every one, else the objective itself."""
     return list(objective.components) if objective.is_pareto else [objective]
+
+
+def main_objective(objective):
+    """The objective that picks the best epoch and early-stops, and whose verdict leads: a Pareto search's main
+    one (:attr:`ParetoObjective.main`, never a model measure, which no epoch changes)."""
+    return objective.main if objective.is_pareto else objective
 
 
 def scores_on_test(objective, result: Mapping[str, float], model, batch_size: int) -> dict[str, float]:
@@ -171,7 +177,7 @@ def train_and_score(build: Callable, space, candidate: Candidate, arrays: Arrays
         keeper = _BestEpoch(objective)
         callbacks.append(keeper)
         if settings.early_stopping:
-            main = objective_parts(objective)[0]
+            main = main_objective(objective)
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor=main.name, mode=main.direction, verbose=0,
                 patience=int(settings.early_stopping.get("patience", 3)),
@@ -320,11 +326,11 @@ def compare(build: Callable, space, tuned: Sequence[Candidate], baseline: Candid
         say(note)
     results = [_repeat(build, space, c, arrays, objective, settings) for c in (baseline, *tuned)]
     base, *others = results
-    parts = objective_parts(objective)
+    parts, main = objective_parts(objective), main_objective(objective)
     comparison = {
         "metric": metric,
-        "direction": parts[0].direction,
-        "objective": parts[0].name,
+        "direction": main.direction,
+        "objective": main.name,
         "repeats": settings.repeats,
         "seeds": [None if settings.seed is None else settings.seed + r for r in range(settings.repeats)],
         "use_validation": settings.use_validation,
@@ -342,7 +348,7 @@ def compare(build: Callable, space, tuned: Sequence[Candidate], baseline: Candid
         comparison["baseline"]["objectives"] = {p.name: _spread(base.objectives[p.name]) for p in parts}
     for scores in others:
         entry = _summary(scores)
-        entry.update(_against(scores.test, base.test, parts[0].direction, settings))
+        entry.update(_against(scores.test, base.test, main.direction, settings))
         comparison["tuned"].append(entry)
         label = "tuned" if scores is others[0] else scores.candidate.label
         say(_line(metric, base.test, entry, label, scores.candidate.label, settings.repeats))
@@ -352,7 +358,7 @@ def compare(build: Callable, space, tuned: Sequence[Candidate], baseline: Candid
                 mine, theirs = scores.objectives[part.name], base.objectives[part.name]
                 entry["objectives"][part.name] = one = {**_spread(mine),
                                                         **_against(mine, theirs, part.direction, settings)}
-                if part is not parts[0]:
+                if part.name != main.name:
                     say(_line(scored_metric(part), theirs, one, label, scores.candidate.label, settings.repeats))
     if out_dir is not None:
         _write(out_dir, comparison, base, others)
@@ -397,7 +403,7 @@ def _fmt(value: float, sign: str = "") -> str:
 
 def _repeat(build, space, candidate: Candidate, arrays: Arrays, objective, settings: RetrainSettings) -> Scores:
     scores = Scores(candidate)
-    main = objective_parts(objective)[0]
+    main = main_objective(objective)
     for r in range(settings.repeats):
         tests, metrics, model = train_and_score(build, space, candidate, arrays, objective, settings, r)
         test = tests[main.name]
@@ -414,7 +420,8 @@ def _repeat(build, space, candidate: Candidate, arrays: Arrays, objective, setti
             del model
             keras.backend.clear_session(free_memory=False)
         shown = f", {main.name} {validation:.4f}" if validation is not None else ""
-        others = "".join(f", {_named(scored_metric(p))} {_fmt(tests[p.name])}" for p in objective_parts(objective)[1:])
+        others = "".join(f", {_named(scored_metric(p))} {_fmt(tests[p.name])}" for p in objective_parts(objective)
+                         if p.name != main.name)
         say(f"  {candidate.label}: seed {r + 1}/{settings.repeats}, {candidate.epochs} epochs: "
              f"test {scored_metric(objective)} {test:.4f}{others}{shown}")
     return scores
