@@ -256,3 +256,33 @@ def test_the_cli_shows_the_display_on_a_terminal_and_keeps_the_log_plain(tmp_pat
     log = (run_dir / "archsearch.log").read_text()
     assert "Trial 0 (1/2)" in log and "Trial 1 (2/2)" in log
     assert "\x1b[" not in log and "ETA" not in log
+
+
+class TwoObjectiveRunner(TickingRunner):
+    """val_accuracy grows with the units, and so does the model's size: a trade-off."""
+
+    def run(self, trial, hp, reporter=None, resume_checkpoint=None, initial_epoch=0, history=None):
+        units = trial.hparams["units"]
+        metrics = {"val_accuracy": units / 100, "params": units * 10.0}
+        reporter.on_epoch(trial, 1, metrics, metrics["val_accuracy"])
+        self.clock.now += self.seconds
+        return TrialOutcome(status=COMPLETED, value=metrics["val_accuracy"], metrics=metrics, epochs_done=1,
+                            hparams=dict(trial.hparams))
+
+
+def test_a_pareto_search_shows_the_front_s_size_and_its_best_trial_by_the_main_objective(tmp_path):
+    from archsearch.core.objective import ParetoObjective
+
+    fake = FakeClock()
+    progress = SearchProgress(epochs_per_trial=1, clock_fn=fake, live=False)
+    screens = Screens(progress)
+    objective = ParetoObjective.of(["params:min", "val_accuracy:max"])  # main: val_accuracy, a trained metric
+    oracle = create_oracle("random", space(), objective, max_trials=4, seed=0)
+    Search(oracle, InlineExecutor(TwoObjectiveRunner(fake)), TrialStore(tmp_path / "trials.db"), TrialFiles(tmp_path),
+           listeners=[progress, screens]).run()
+    best = max(oracle.trials.values(), key=lambda t: t.value)
+    front = oracle.best_trials()
+    assert len(front) == len({t.hparams["units"] for t in oracle.trials.values()})  # every distinct size trades off
+    assert (f"front {len(front)} trials, best val_accuracy={best.value:.4f} (trial {best.id})"
+            in screens.shown[-1]), screens.shown[-1]
+    assert "pareto=" not in "".join(screens.shown)

@@ -241,10 +241,16 @@ class SearchProgress(SearchEvents):
             ProgressBar(total=float(of or 1), completed=float(min(completed, of or 0)), width=30),
             Text(f"elapsed {clock(self.clock_fn() - self.started)}  ETA {clock(self.eta())}"),
         )
-        best = oracle.best_trials(1)
-        name = oracle.objective.name
-        best_line = (Text(f"best {name}={best[0].value:.4f} (trial {best[0].id})", style="green")
-                     if best and is_finite(best[0].value) else Text(f"best {name}: -"))
+        objective = oracle.objective
+        if objective.is_pareto:  # no one best: the front's size, and its best trial by the main objective
+            front = oracle.best_trials()
+            name = objective.monitor
+            best = sorted(front, key=lambda t: (-objective.sign * t.value, t.id)) if front else []
+            prefix = f"front {len(front)} trial{'s' if len(front) != 1 else ''}, best "
+        else:
+            best, name, prefix = oracle.best_trials(1), objective.name, "best "
+        best_line = (Text(f"{prefix}{name}={best[0].value:.4f} (trial {best[0].id})", style="green")
+                     if best and is_finite(best[0].value) else Text(f"{prefix}{name}: -"))
         rows = Table.grid(padding=(0, 2))
         for running in sorted(self.running.values(), key=lambda r: (r.worker or "", r.trial.id)):
             values = " ".join(f"{k}={_short(v)}" for k, v in running.trial.hparams.items())
