@@ -195,7 +195,17 @@ class ASHAOracle(Oracle):
 
     # ------------------------------------------------------------ rungs and candidates
     def _ranked(self, trials: list[Trial]) -> list[Trial]:
-        """Best first; failed and pruned (and value-less) trials last; ties: older first."""
+        """Best first; failed and pruned (and value-less) trials last; ties: older first.
+
+        In a Pareto search, best first is MO-ASHA's order (:func:`~archsearch.core.pareto.ranked_trials`):
+        non-dominated rank, then crowding distance within the rank.
+        """
+        if self.objective.is_pareto:
+            from archsearch.core.pareto import ranked_trials  # moocore: loaded by Pareto searches only
+
+            ranked = ranked_trials(trials, self.objective)
+            ids = {t.id for t in ranked}
+            return ranked + sorted((t for t in trials if t.id not in ids), key=lambda t: t.id)
         sign = self.objective.sign
 
         def key(t: Trial):
@@ -309,12 +319,14 @@ class ASHAOracle(Oracle):
             completed = 0  # completed trials ranked above, which stay above whatever comes later
             promoted_here = 0
             candidates = 0
+            above = self._dominated_by(done[k]) if self.objective.is_pareto else None
             for t in done[k]:
                 if t.status != COMPLETED or t.value is None:
                     continue
+                ahead = completed if above is None else above[t.id]
                 if t.id in promoted:
                     promoted_here += 1
-                elif completed < slots and self.rungs[k + 1] - int(t.budget) <= left:
+                elif ahead < slots and self.rungs[k + 1] - int(t.budget) <= left:
                     keep.add(t.id)
                     candidates += 1
                 completed += 1
@@ -327,6 +339,18 @@ class ASHAOracle(Oracle):
                 future = max(0, most - (self.factor - 1) - promoted_here)
             most = len(done[k + 1]) + active[k + 1] + future
         return keep
+
+    def _dominated_by(self, members: list[Trial]) -> dict[int, int]:
+        """For each completed trial of a rung, how many of the rung's completed trials dominate it.
+
+        In a Pareto search a later trial can change a trial's place (crowding, or a rank that moves
+        when a dominating trial arrives), but never make a dominating trial stop dominating it: a trial
+        dominated by ``d`` trials is always behind at least ``d``, the bound the checkpoints keep to.
+        """
+        from archsearch.core.pareto import dominates, scored_trials
+
+        kept, costs = scored_trials(members, self.objective)
+        return {t.id: sum(dominates(other, costs[i]) for other in costs) for i, t in enumerate(kept)}
 
     def promotable(self, trial_id: int) -> bool:
         """Whether ``trial_id``'s checkpoint may still be resumed from."""

@@ -133,12 +133,21 @@ class BOHBOracle(HyperbandOracle):
                 ok = t.status == COMPLETED or (t.status == PRUNED and t.value is not None)
                 return (0, -self.objective.sign * t.value, t.id) if ok and t.value is not None else (1, 0.0, t.id)
 
-            ranked = sorted(trials, key=loss)
+            ranked = self._pareto_ranked(trials) if self.objective.is_pareto else sorted(trials, key=loss)
             n_good = max(n_min, int(TOP_FRACTION * len(ranked)))
             good, bad = ranked[:n_good], ranked[n_good:]
             return _TPEModel(self._searched(), self.hyperparameters, [t.hparams for t in good],
                              [t.hparams for t in bad], budget)
         return None
+
+    def _pareto_ranked(self, trials: list) -> list:
+        """A Pareto search's good-first order (MOTPE's split): non-dominated rank, then crowding distance,
+        so ``l(x)`` is fitted on the front and its spread; failed and pruned trials last (oldest first)."""
+        from archsearch.core.pareto import ranked_trials  # moocore: loaded by Pareto searches only
+
+        ranked = ranked_trials(trials, self.objective)
+        ids = {t.id for t in ranked}
+        return ranked + sorted((t for t in trials if t.id not in ids), key=lambda t: t.id)
 
 
 class _TPEModel:

@@ -253,7 +253,15 @@ class HyperbandOracle(Oracle):
         return self.schedule_name == KERAS_TUNER and self._space_exhausted
 
     def _ranked(self, trials: list[Trial]) -> list[Trial]:
-        """Completed trials, best first (ties: older first); failed and pruned ones are left out."""
+        """Completed trials, best first (ties: older first); failed and pruned ones are left out.
+
+        In a Pareto search, best first is MO-ASHA's order (:func:`~archsearch.core.pareto.ranked_trials`):
+        non-dominated rank, then crowding distance within the rank, so a round keeps the front first.
+        """
+        if self.objective.is_pareto:
+            from archsearch.core.pareto import ranked_trials  # moocore: loaded by Pareto searches only
+
+            return ranked_trials(trials, self.objective)
         scored = [t for t in trials if t.status == COMPLETED and t.value is not None]
         return sorted(scored, key=lambda t: (-self.objective.sign * t.value, t.id))
 
