@@ -61,6 +61,17 @@ The end
     the order of results: usually about ``n_k / factor`` per rung, more when
     later configurations keep beating earlier ones.
 
+Pareto search (MO-ASHA, Schmucker et al. 2021)
+    With a :class:`~archsearch.core.objective.ParetoObjective` "best" in a rung is NSGA-II's order
+    (:func:`archsearch.core.pareto.ranked_trials`): non-dominated rank, then crowding distance within
+    the rank (the most isolated first: the ends of a front are infinitely isolated), then the older
+    trial.  The candidates are still the top ``floor(n_k / factor)``, so a rung goes on with its
+    front first, spread along it, and a dominated trial is never promoted ahead of a non-dominated
+    one.  A trial's vector at a rung is what it was told with after the rung's budget: every
+    objective, the measures taken after training (``latency_ms``) included, since each rung is a
+    trial's end.  The checkpoint bound counts the trials that *dominate* a trial instead of those
+    ranked above it (a later trial can change crowding and ranks, never dominance).
+
 Restore
     All bookkeeping (rungs, who was promoted, epochs charged, configurations
     started) is recomputed from ``self.trials`` at each ask; the only other

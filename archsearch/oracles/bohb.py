@@ -35,6 +35,12 @@ with probability ``1 - bw``).  Bandwidths follow the normal-reference rule of
 the paper's statsmodels KDE, at least ``1e-3``.  A parameter inactive in either
 the candidate or the observation contributes a factor 1 (it says nothing about
 the other).  Failed and pruned trials count among the bad observations.
+
+In a Pareto search the promotions are Hyperband's MO-ASHA order, and the model's good/bad split
+ranks a budget's trials the same way (non-dominated rank, then crowding distance), as multi-objective
+TPE (Ozaki et al., GECCO 2020) splits them: ``l(x)`` is fitted on the front first and on its spread.
+A random scalarisation per draw (ParEGO, as ``bayesian`` does) would also do, but would throw away at
+each draw the part of the front its weights do not point to, where a density model wants all of it.
 """
 
 from __future__ import annotations

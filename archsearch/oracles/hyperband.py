@@ -47,6 +47,8 @@ Rules worth knowing:
   runs brackets strictly one after another.
 * :meth:`checkpoints_to_keep` names the trials whose checkpoints a future
   promotion may still resume from; everything else can be deleted.
+* In a Pareto search a round keeps its best ``1/factor`` in MO-ASHA's order:
+  non-dominated rank, then crowding distance (see :mod:`archsearch.oracles.asha`).
 
 Subclassing (BOHB): override :meth:`HyperbandOracle._new_configuration` to
 change how *new* configurations are proposed; brackets, promotions,
