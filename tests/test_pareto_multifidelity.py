@@ -16,6 +16,7 @@ import pytest
 from archsearch import HyperParameters
 from archsearch.core.objective import ParetoObjective
 from archsearch.core.pareto import dominates, hypervolume, nondominated_ranks, scored_trials, selection_order
+from archsearch.errors import ConfigError
 from archsearch.oracles import create_oracle
 from archsearch.oracles.base import COMPLETED, PRUNED
 from archsearch.oracles.driving import drive, resume
@@ -278,3 +279,8 @@ def test_a_restored_pareto_search_makes_the_same_next_proposals(tuner, options):
     drive(first, curve=learning_curve, epochs=3)
     drive(restored, curve=learning_curve, epochs=3)
     assert proposals(restored) == proposals(first) and len(first.trials) > 5
+
+
+def test_the_decay_curve_pruner_refuses_a_pareto_search():
+    with pytest.raises(ConfigError, match=r"tuner.pruner.*decay_curve.*search.mode=pareto"):
+        create_oracle("asha", space(), ACC_PARAMS, pruner="decay_curve")

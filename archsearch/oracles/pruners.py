@@ -44,15 +44,23 @@ class Pruner:
     """Base: ``should_prune(oracle, trial, epoch)`` decides after every reported epoch."""
 
     name = ""
+    pareto = False  # whether it can judge a Pareto search's trials (objective vectors)
 
     def should_prune(self, oracle, trial, epoch: int) -> bool:
         raise NotImplementedError
+
+    def check_objective(self, objective) -> None:
+        """Refuse, before the search starts, a Pareto search this pruner would judge on one objective."""
+        if objective.is_pareto and not self.pareto:
+            raise ConfigError("tuner.pruner", f"{self.name} cannot judge a Pareto search (search.mode=pareto): it "
+                              "would stop trials on their first objective alone", "use tuner.pruner=median or none")
 
 
 class MedianPruner(Pruner):
     """Stop a trial that is worse than the median completed trial at the same epoch."""
 
     name = "median"
+    pareto = True  # dominated by the median point (see the module docstring)
 
     def __init__(self, warmup_epochs: int = 1, min_trials: int = 3) -> None:
         self.warmup_epochs = _whole(warmup_epochs, "tuner.pruner.warmup_epochs", minimum=0)
