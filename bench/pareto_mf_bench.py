@@ -25,7 +25,8 @@ Contenders, defaults unless said:
 
 * ``asha``: archsearch's MO-ASHA, ``max_epochs=27, factor=3, min_epochs=1``, stopped by
   ``max_epochs_total`` at 1350, 2700 and 5400 epochs (a quarter, half and all of 200 full trials);
-* ``hyperband``: archsearch's Hyperband in Pareto mode, as many iterations as the epochs allow;
+* ``hyperband`` and ``bohb``: archsearch's Hyperband and BOHB in Pareto mode (the paper's brackets), as many
+  iterations as the epochs allow;
 * ``random`` and ``nsga2`` (when registered): archsearch's full-budget searches, 50/100/200 trials;
 * ``optuna-nsga2`` and ``optuna-tpe``: Optuna's ``NSGAIISampler(seed=s)`` and ``TPESampler(seed=s)`` (its
   multi-objective TPE), 50/100/200 full trials, through ask/tell.
@@ -48,7 +49,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable, Mapping  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -155,7 +156,7 @@ def run_optuna(sampler_name: str, problem: Problem, seed: int, trials: int) -> f
 
 # --------------------------------------------------------------------------- the table
 
-MULTI_FIDELITY = ("asha", "hyperband")
+MULTI_FIDELITY = ("asha", "hyperband", "bohb")
 FULL_BUDGET = ("random", "nsga2", "optuna-nsga2", "optuna-tpe")
 
 
