@@ -48,6 +48,7 @@ _LAZY = {
     "HyperParameters": "archsearch.space.hyperparameters",
     "HyperModel": "archsearch.training.hypermodel",
     "Objective": "archsearch.core.objective",
+    "ParetoObjective": "archsearch.core.objective",  # search.mode=pareto from Python: the front of several objectives
     "Oracle": "archsearch.oracles",
     "synchronized": "archsearch.oracles.hand_driven",
     "available_oracles": "archsearch.oracles",

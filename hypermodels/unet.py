@@ -30,7 +30,7 @@ from typing import Any
 import keras
 
 from archsearch.errors import ConfigError
-from hypermodels.layers import get_activation
+from archsearch.training.layers import get_activation
 
 OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")
 

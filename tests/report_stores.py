@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 
 from archsearch.core.store import TrialStore
 from archsearch.core.trial import COMPLETED, FAILED, INTERRUPTED, PRUNED, Trial
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 SPACE = {
     "learning_rate": {"type": "float", "min": 1e-4, "max": 1e-1, "sampling": "log"},
@@ -101,3 +105,68 @@ def hyperband_store(folder: Path) -> Path:
     store.finish_trial(failed)
     store.close()
     return folder
+
+
+def pareto_store(folder: Path, objectives: tuple[str, ...] = ("val_accuracy:max", "params:min", "latency_ms:min"),
+                 n: int = 30, reference_point: dict[str, float] | list[float] | None = None, seed: int = 0) -> Path:
+    """A Pareto search of ``val_accuracy`` against ``params`` (and ``latency_ms``) under ``params <= 3e6``.
+
+    Bigger models score better (with noise), so the front is a real trade-off.  Every fifth trial is too
+    big: infeasible, refused before training (its measures and violation stored, no score, no epoch);
+    trial 7 is infeasible after training (latency too high: every objective stored); trial 11 failed.
+    """
+    from types import SimpleNamespace
+
+    from archsearch.core.objective import ParetoObjective
+    from archsearch.engine.assembly import fingerprint
+
+    rng = np.random.default_rng(seed)
+    oracle = SimpleNamespace(name="random", objective=ParetoObjective.of(list(objectives)),
+                             hyperparameters=SimpleNamespace(get_config=lambda: SPACE))
+    store = TrialStore(folder / "trials.db")
+    store.set_meta_many({
+        "fingerprint": fingerprint(oracle),  # what a search stores, objectives included
+        "config": {"tuner": {"name": "random"}, "objective": list(objectives), "model": {"space": SPACE},
+                   "search": {"mode": "pareto", "measures": [], "reference_point": reference_point},
+                   "constraints": ["params <= 3e6"]}})
+    for i in range(n):
+        hp = {"learning_rate": float(10 ** rng.uniform(-4, -1)), "noise": float(rng.uniform()),
+              "activation": str(rng.choice(["relu", "elu"])), "num_layers": int(rng.integers(1, 4))}
+        trial = Trial(i, hp)
+        store.create_trial(trial)
+        params = float(round(10 ** rng.uniform(4, 6.3) if i % 5 else 10 ** rng.uniform(6.6, 7)))
+        measures = {"params": params, "latency_ms": 0.5 + params / 4e5 + float(rng.uniform(0, 2))}
+        if i % 5 == 0:
+            trial.status, trial.failure_kind = FAILED, "infeasible"
+            trial.metrics = {"params": params, "constraint_violation": params / 3e6 - 1}
+            trial.error = f"infeasible: params = {params:.3g} breaks params <= 3e+06"
+            store.finish_trial(trial, duration=0.01)
+            continue
+        if i == 11:
+            trial.status, trial.error, trial.failure_kind = FAILED, "ValueError: bad", "error"
+            store.finish_trial(trial, duration=0.1)
+            continue
+        accuracy = 0.5 + 0.08 * math.log10(params) - 0.3 + float(rng.normal(0, 0.03))
+        metrics = {"val_accuracy": accuracy, "loss": 1 - accuracy, **measures, "constraint_violation": 0.0}
+        store.record_epoch(i, 1, {"val_accuracy": accuracy, "loss": 1 - accuracy}, objective_value=accuracy)
+        if i == 7:
+            trial.status, trial.failure_kind = FAILED, "infeasible"
+            trial.metrics = {**metrics, "latency_ms": 99.0, "constraint_violation": 0.5}
+            trial.error = "infeasible: latency_ms = 99 breaks latency_ms <= 66"
+            store.finish_trial(trial, duration=1.0, epochs_done=1)
+            continue
+        trial.status, trial.value, trial.metrics = COMPLETED, accuracy, metrics
+        store.finish_trial(trial, duration=1.0, epochs_done=1)
+    store.close()
+    return folder
+
+
+def chromium_dom(page: Path, profile: Path) -> str:
+    """The DOM of ``page`` once headless Chromium drew it (its scripts run; a start is ~10 s)."""
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+         f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=600)
+    assert "</html>" in result.stdout, result.stderr[-2000:]
+    return result.stdout

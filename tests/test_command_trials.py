@@ -383,3 +383,30 @@ def test_a_program_counting_epochs_from_0_keeps_its_numbering_when_promoted(cli_
         recorded = epochs_of(run, trial["id"])
         assert [e for e, _ in recorded] == list(range(trial["initial_budget"] + 1, trial["budget"] + 1))
         assert all(m["loss"] == pytest.approx(1.0 / e) for e, m in recorded)
+
+
+TRADE_OFF = """
+import argparse
+p = argparse.ArgumentParser(); p.add_argument('--x', type=float); x = p.parse_args().x
+print(f'size={10 * x}', flush=True)  # once, before the epochs: a measure the program knows up front
+for epoch in range(1, 4):
+    print(f'epoch={epoch} loss={(1 - x) ** 2 + 1 / epoch}', flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["pareto", "single"])
+def test_a_program_reporting_a_measure_once_is_searched_for_a_front_or_for_kerastuner_s_sum(cli_inprocess, tmp_path,
+                                                                                           mode):
+    program = tmp_path / "trade_off.py"
+    program.write_text(TRADE_OFF)
+    run = tmp_path / "run"
+    result = search(cli_inprocess, run, f"trial.command='{PY} {program}'", "space={x: {type: float, min: 0, max: 1}}",
+                    "tuner.max_trials=4", "objective=[loss:min,size:min]", f"search.mode={mode}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = rows(run)
+    assert [t["status"] for t in trials] == ["completed"] * 4
+    for trial in trials:  # the best epoch (the last) with the size reported before it
+        x = trial["hparams"]["x"]
+        assert trial["metrics"]["size"] == pytest.approx(10 * x)
+        loss = (1 - x) ** 2 + 1 / 3
+        assert trial["value"] == pytest.approx(loss if mode == "pareto" else loss + 10 * x)

@@ -65,3 +65,17 @@ def test_the_check_sees_an_upward_import(tmp_path):
     module = tmp_path / "bad.py"
     module.write_text("def f():\n    from archsearch.cli import app\n")
     assert [(line, _part(name)) for line, name in _imports(module)] == [(2, "cli")]
+
+
+def test_the_package_never_imports_the_model_families():
+    """hypermodels/ stands on training/ (layers, HyperModel); an import back down-to-up ties the engine to them.
+
+    The CLI loads a family by its config's name at run time (``model.builder``), never by an import."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module else
+                     [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            found += [f"{path.relative_to(PACKAGE.parent)}:{node.lineno} imports {n}" for n in names
+                      if n.split(".")[0] == "hypermodels"]
+    assert found == [], "\n".join(found)

@@ -136,3 +136,12 @@ def test_an_oracle_in_pareto_mode_fails_a_trial_missing_an_objective_and_its_bes
     assert all(t.id % 3 for t in front)  # the penalised third are all dominated by a neighbour
     firsts = [t.metrics["a"] for t in front]
     assert firsts == sorted(firsts, reverse=True)  # ordered by the first objective, best first
+
+
+def test_the_main_objective_is_the_first_one_training_produces():
+    objective = ParetoObjective.of(["params:min", "flops:min", "val_iou:max"])
+    assert objective.main == Objective("val_iou", "max") and objective.monitor == "val_iou"
+    assert objective.direction == "max" and objective.value_from({"params": 3.0, "val_iou": 0.5}) == 0.5
+    only_measures = ParetoObjective.of(["params:min", "latency_ms:min"])
+    assert only_measures.main.name == "params"
+    assert Objective("val_loss").monitor == "val_loss"

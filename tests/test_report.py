@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +15,9 @@ from archsearch.report import html as report
 from archsearch.report.importance import MIN_TRIALS, ped_anova
 from archsearch.report.data import read_run
 from archsearch.core.store import TrialStore
-from report_stores import hyperband_store, random_store
+from report_stores import CHROMIUM, chromium_dom, hyperband_store, random_store
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
 def _importances(folder: Path):
@@ -198,13 +196,7 @@ def test_the_plots_render_in_headless_chromium(tmp_path):
              "document.querySelectorAll('#trials tbody tr'), function (r) { return r.cells[0].textContent; }).join(',');"
              "});</script></body>")
     page.write_text(page.read_text().replace("</body>", probe))
-    result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=600)
-    dom = result.stdout
-    assert "</html>" in dom, result.stderr[-2000:]
+    dom = chromium_dom(page, tmp_path / "profile")
     plots = re.findall(r'<div class="plot" data-plot="([^"]+)">(.*?)(?=<div class="plot" data-plot=|<h2>|</body>)',
                        dom, re.S)
     assert {"history", "curves", "budgets", "importance", "parallel", "param-0"} <= {key for key, _ in plots}

@@ -9,7 +9,8 @@ keras = pytest.importorskip("keras")
 
 from archsearch.errors import ConfigError  # noqa: E402
 from archsearch.space.hyperparameters import HyperParameters  # noqa: E402
-from hypermodels import layers, unet as U  # noqa: E402
+from archsearch.training import layers  # noqa: E402
+from hypermodels import unet as U  # noqa: E402
 
 
 def _names(model) -> list[str]:

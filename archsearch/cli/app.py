@@ -99,6 +99,7 @@ def prepare(cfg: DictConfig):
         executor=settings.executor.name, parallel_trials=settings.tuner.slots,
         executor_options={**settings.executor.options, "max_retries": settings.executor.max_retries},
         listeners=[loggers] if loggers is not None else [],
+        constraints=settings.goal.constraints, measures=settings.goal.measures,
     )
     tuner.max_failed_trials = settings.search.max_failed_trials
     tuner.store.set_meta("config", config)  # a resumed search: its safe changes, from now on

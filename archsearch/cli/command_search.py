@@ -13,7 +13,7 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,17 @@ def check_trial_kind(cfg: Mapping[str, Any]) -> None:
         if section in KERAS_ONLY:
             raise ConfigError(key, "is not used by trial=command (your program trains its own model on its own data)",
                               f"pass it to your program instead, e.g. in trial.command, or leave {key}= out")
+
+
+def check_no_measures(measures: Sequence[str]) -> None:
+    """``search.measures`` asks archsearch to measure a Keras model; a program's trials have none it could
+    measure, so asking would record nothing: refused.  (An objective or constraint may still name
+    ``latency_ms`` or ``params``: the program reports them itself.)"""
+    if measures:
+        raise ConfigError("search.measures", f"{list(measures)} are measured on a Keras model, but trial=command "
+                          "runs your own program",
+                          f"report them from your program (e.g. archsearch.report({measures[0]}=...)) and leave "
+                          "search.measures empty")
 
 
 def read_space(value: Any) -> Any:
@@ -125,6 +136,7 @@ def run_command_search(cfg: DictConfig) -> Path | None:
         cfg, config, overwrite = search_config(cfg, folder)
         check_trial_kind(config)
         settings = C.read_settings(config)
+        check_no_measures(settings.goal.measures)
         trial_section, spec_notes = program_of(config)
         command = CommandSettings.from_config(trial_section)
         start_dir = Path.cwd()
@@ -150,7 +162,9 @@ def run_command_search(cfg: DictConfig) -> Path | None:
             best = None
             with assembly.lock.searching():
                 try:
-                    assembly.search(runner, settings.executor, slots, settings.search, listeners).run()
+                    # The program reports its own measures (latency_ms, ...): the constraints are checked on them.
+                    assembly.search(runner, settings.executor, slots, settings.search, listeners,
+                                    constraints=settings.goal.constraints).run()
                 finally:
                     with signals_deferred():
                         stopping = sys.exc_info()[1]

@@ -14,6 +14,9 @@ the others every fraction of a second; each call returns only what is new, as
 :class:`MetricReport` objects.  A collector never raises on what the program wrote (a half-written
 file is read again at the next poll; a line that is not a metric is skipped); ``where`` says in a
 few words where it looked, for the message of a trial whose objective never arrived.
+
+One module though past 400 lines: the four collectors share one small protocol (``feed``/``poll``,
+``where``) and one set of step and name rules, and are read side by side when one of them is changed.
 """
 
 from __future__ import annotations

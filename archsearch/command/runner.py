@@ -78,6 +78,7 @@ class Epochs:
     pending: dict[str, float] = field(default_factory=dict)  # metrics seen before the objective of their epoch
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    latest: dict[str, float] = field(default_factory=dict)  # every metric's last value, whenever it came
     infeasible: str | None = None
 
     def add(self, report: Any) -> tuple[int, dict[str, float]] | None:
@@ -87,7 +88,12 @@ class Epochs:
             return None
         metrics = {str(k): float(v) for k, v in report.metrics.items()}
         self.seen.update(metrics)
-        if self.objective.name not in metrics:
+        self.latest.update(metrics)
+        # An epoch completes with its objective's (first) metric; the other parts of a sum or a front may
+        # have come earlier (a size reported once at the start): their last values go with it.
+        carried = {n: self.latest[n] for n in self.objective.metric_names if n in self.latest}
+        if self.objective.metric_names[0] not in metrics or \
+                self.objective.value_from({**carried, **self.pending, **metrics}) is None:
             self.pending.update(metrics)
             return None
         if report.step is None:
@@ -98,7 +104,7 @@ class Epochs:
             epoch = int(report.step) + self.offset
         if epoch <= self.done:  # a resumed program reporting an epoch the store already holds
             return None
-        record = {**self.pending, **metrics}
+        record = {**carried, **self.pending, **metrics}
         self.pending = {}
         self.done = epoch
         self.history.append((epoch, record))
@@ -106,16 +112,24 @@ class Epochs:
 
     def chosen(self, measurement: str) -> tuple[int, dict[str, float]] | None:
         """The epoch whose objective is the trial's value: the best one, or the last (``trial.measurement``)."""
-        scored = [(e, m) for e, m in self.history if is_finite(m.get(self.objective.name))]
+        scored = [(e, m) for e, m in self.history if is_finite(self.objective.value_from(m))]
         if not scored:
             return self.history[-1] if self.history else None
         if measurement == "last":
             return self.history[-1]
         best = scored[0]
         for epoch, metrics in scored[1:]:
-            if self.objective.better(metrics[self.objective.name], best[1][self.objective.name]):
+            if self.objective.better(self.objective.value_from(metrics), self.objective.value_from(best[1])):
                 best = (epoch, metrics)
         return best
+
+    def outcome_metrics(self, chosen: tuple[int, dict[str, float]] | None) -> dict[str, float]:
+        """The chosen epoch's metrics, with the last value of any metric reported outside it.
+
+        A program may report a measure once (``params`` at the start, ``latency_ms`` after training):
+        a Pareto objective or a constraint on it must still find it in the trial's metrics."""
+        chosen_metrics = dict(chosen[1]) if chosen else {}
+        return {**{k: v for k, v in self.latest.items() if k not in chosen_metrics}, **chosen_metrics}
 
 
 class CommandRunner:
@@ -213,10 +227,10 @@ class CommandRunner:
                  sources: Collectors) -> TrialOutcome:
         code = program.returncode if program.returncode is not None else -9
         chosen = epochs.chosen(self.settings.measurement)
-        value = None if chosen is None else chosen[1].get(self.objective.name)
+        value = None if chosen is None else self.objective.value_from(chosen[1])
         common = {"epochs_done": epochs.done, "duration": program.seconds, "fit_seconds": program.seconds,
                   "hparams": dict(trial.hparams)}
-        result = {"value": value, "metrics": dict(chosen[1]) if chosen else {},
+        result = {"value": value, "metrics": epochs.outcome_metrics(chosen),
                   "best_epoch": chosen[0] if chosen else None}
         if ended == "pruned":
             return TrialOutcome(status=PRUNED, **result, **common)
@@ -239,9 +253,11 @@ class CommandRunner:
     def _no_metric_message(self, epochs: Epochs, sources: Collectors) -> str:
         seen = ", ".join(sorted(epochs.seen)) or "none"
         places = "; ".join(sources.where_looked())
-        return (f"the program exited 0 but never reported the objective {self.objective.name!r} (metrics it did "
-                f"report: {seen}); looked in: {places}. Print '{self.objective.name}=<value>', call "
-                f"archsearch.report({self.objective.name}=...), or set objective= to a metric it reports")
+        missing = [n for n in self.objective.metric_names if n not in epochs.seen] or list(self.objective.metric_names)
+        name = missing[0]
+        return (f"the program exited 0 but never reported the objective {', '.join(map(repr, missing))} (metrics it "
+                f"did report: {seen}); looked in: {places}. Print '{name}=<value>', call "
+                f"archsearch.report({name}=...), or set objective= to a metric it reports")
 
 
 class Collectors:
@@ -254,7 +270,7 @@ class Collectors:
         files = runner.files
         # A pattern with only a ``value`` group reads the objective.
         single = sources.pattern is not None and "(?P<name>" not in sources.pattern
-        self.stdout = (M.StdoutMetrics(sources.pattern, name=runner.objective.name if single else None)
+        self.stdout = (M.StdoutMetrics(sources.pattern, name=runner.objective.metric_names[0] if single else None)
                        if sources.stdout else None)
         self.files: list[Any] = list(extra or [])
         self.folders: list[Any] = []  # walked, so read at most every FOLDER_POLL_SECONDS
@@ -342,7 +358,7 @@ class Watch:
                 continue
             epoch, metrics = completed
             self.runner._mark(self.trial.id, self.checkpoints, self.epochs)
-            value = metrics.get(self.runner.objective.name)
+            value = self.runner.objective.value_from(metrics)
             if reporter is not None and reporter.on_epoch(self.trial, epoch, metrics, value):
                 return True
         return False

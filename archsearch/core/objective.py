@@ -12,7 +12,8 @@ number is minimised under the name ``default_objective``.
 
 A Pareto search (``search.mode=pareto``, :class:`ParetoObjective`) keeps the list's metrics apart
 and looks for the front of trials no other trial beats on every one.  Its ``value`` (the one number
-per trial that orderings and single-number displays use) is the first objective's.  On the command
+per trial that orderings and single-number displays use) is its main objective's: the first one that
+training produces (not a model measure such as ``params``).  On the command
 line ``name:max`` / ``name:min`` is short for ``{name: ..., direction: ...}``.
 """
 
@@ -119,6 +120,11 @@ class Objective:
         return False
 
     @property
+    def monitor(self) -> str:
+        """The name in a Keras ``logs`` dict that holds this objective's value (EarlyStopping's ``monitor``)."""
+        return self.name
+
+    @property
     def sign(self) -> float:
         """Multiply by this to turn the objective into something to maximise."""
         return 1.0 if self.direction == "max" else -1.0
@@ -210,9 +216,10 @@ PARETO = "pareto"
 class ParetoObjective(Objective):
     """Several objectives kept apart: a trial is better only if no worse on every one and better on one.
 
-    ``name`` is ``pareto``; ``direction`` and ``value`` are the first objective's, so orderings and
-    displays that need one number per trial (the progress line, "best so far") show the main
-    objective, while the oracles and the results use the vector (:meth:`costs_from`).
+    ``name`` is ``pareto``; ``direction`` and ``value`` are the main objective's (:attr:`main`: the first
+    one training produces, not a model measure), so orderings and displays that need one number per
+    trial (the progress line, "best so far", the best epoch) show it, while the oracles and the results
+    use the vector (:meth:`costs_from`).
     """
 
     @classmethod
@@ -233,7 +240,7 @@ class ParetoObjective(Objective):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ConfigError(field, f"names {repeated} more than once", "give each objective once in a Pareto search")
-        return cls(PARETO, objectives[0].direction, objectives)
+        return cls(PARETO, _main(objectives).direction, objectives)
 
     @property
     def is_pareto(self) -> bool:
@@ -243,9 +250,21 @@ class ParetoObjective(Objective):
     def objectives(self) -> list[Objective]:
         return list(self.components)
 
+    @property
+    def main(self) -> Objective:
+        """The objective that scores epochs and gives ``trial.value``: the first one training produces.
+
+        A model measure (params, flops, latency) is the same at every epoch or known only at the end, so
+        ``objective=[params:min,val_iou:max]`` still keeps each trial's best-``val_iou`` epoch."""
+        return _main(self.components)
+
+    @property
+    def monitor(self) -> str:
+        return self.main.name
+
     def value_from(self, metrics: Mapping[str, float]) -> float | None:
-        """The first objective's value: the one number per trial (see the class docstring)."""
-        return self.components[0].value_from(metrics)
+        """The main objective's value: the one number per trial (see the class docstring)."""
+        return self.main.value_from(metrics)
 
     def values_from(self, metrics: Mapping[str, Any]) -> tuple[float, ...] | None:
         """Every objective's value, in order; None when one is missing or not a finite number."""
@@ -282,6 +301,10 @@ class ParetoObjective(Objective):
 
     def __repr__(self) -> str:
         return "ParetoObjective([" + ", ".join(repr(p) for p in self.components) + "])"
+
+
+def _main(objectives: Sequence[Objective]) -> Objective:
+    return next((o for o in objectives if o.name not in MEASURES), objectives[0])
 
 
 def is_finite(value: float | None) -> bool:

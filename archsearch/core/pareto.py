@@ -115,6 +115,20 @@ def front(trials: Iterable[Trial], objective: Any) -> list[Trial]:
     return [t for _, t in on_front]
 
 
+def default_reference_point(costs: np.ndarray) -> np.ndarray:
+    """The hypervolume's reference when the config names none: the nadir plus 10% of each cost's range.
+
+    The margin lets the front's extreme points add volume (at the nadir itself they would add none);
+    a cost every trial shares (zero range) gets 10% of its magnitude, or 1 when it is 0.
+    """
+    array = as_costs(costs)
+    if len(array) == 0:
+        raise ValueError("no trial has every objective: there is no reference point to derive")
+    low, high = array.min(axis=0), array.max(axis=0)
+    span = np.where(high > low, high - low, np.where(high != 0, np.abs(high), 1.0))
+    return high + 0.1 * span
+
+
 def selection_order(costs: Any) -> np.ndarray:
     """Row indices best first, as NSGA-II selects: by non-dominated rank, then within a rank by crowding
     distance (the most isolated first, so the chosen points spread along the front), then by row."""

@@ -154,8 +154,9 @@ class Assembly:
                           f"trial{'s' if runnable != 1 else ''}{left}: running at most {runnable} at a time.")
 
     def search(self, runner: Any, executor: ExecutorSettings, slots: int, settings: SearchSettings,
-               listeners: Sequence[Any]) -> Any:
-        """The driver over an executor of ``runner`` (the trial runner: Keras, or any other)."""
+               listeners: Sequence[Any], constraints: Any = None) -> Any:
+        """The driver over an executor of ``runner`` (the trial runner: Keras, or any other); ``constraints``
+        (archsearch.core.constraints) are checked on every trial's final metrics."""
         from archsearch.engine.search import Search
         from archsearch.executors import create_executor
 
@@ -171,4 +172,5 @@ class Assembly:
             keep_top_models=settings.keep_top_models,
             max_retries=executor.max_retries,
             listeners=list(listeners),
+            constraints=constraints,
         )

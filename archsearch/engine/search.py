@@ -10,12 +10,15 @@ hears about every step as it happens.  With one slot this is exactly the old seq
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from archsearch.core.checkpoints import TrialFiles, checkpoint_epoch
+from archsearch.core.constraints import Constraints
+from archsearch.core.measures import VIOLATION
 from archsearch.core.disk import ensure_space
 from archsearch.errors import ArchsearchError, DiskFullError
 from archsearch.core.events import EventFanout, SearchEvents
@@ -24,7 +27,7 @@ from archsearch.core.interrupts import raise_if_requested
 from archsearch.oracles.base import Oracle
 from archsearch.oracles.hand_driven import ORACLE_STATE
 from archsearch.core.store import STORE_FILE, TrialStore
-from archsearch.core.trial import COMPLETED, FAILED, INTERRUPTED, RUNNING, Trial, TrialOutcome, TrialSpec
+from archsearch.core.trial import COMPLETED, FAILED, INTERRUPTED, PRUNED, RUNNING, Trial, TrialOutcome, TrialSpec
 
 from archsearch.engine.settings import DEFAULT_MAX_RETRIES, SearchSettings
 
@@ -50,9 +53,11 @@ class Search:
         keep_top_models: int | None = SearchSettings.keep_top_models,
         max_retries: int = DEFAULT_MAX_RETRIES,
         listeners: Sequence[SearchEvents] = (),
+        constraints: Constraints | Sequence[str] | None = None,
     ) -> None:
         """``listeners`` hear every step (the console lines are one of them, ConsoleEvents): the driver
-        itself never writes to the terminal."""
+        itself never writes to the terminal.  ``constraints`` are checked on every trial's final metrics
+        (whatever ran it: a Keras model, a command), see :meth:`judge`."""
         self.oracle = oracle
         self.executor = executor
         self.store = store
@@ -62,6 +67,7 @@ class Search:
         self.keep_top_models = keep_top_models
         self.max_retries = max(0, int(max_retries))
         self.events = EventFanout(list(listeners))
+        self.constraints = Constraints.parse(constraints)
         self.epochs_spent = sum(max(0, r["epochs_done"] - r["initial_budget"]) for r in store.rows())
         self._consecutive_failures = 0
         self._specs: dict[int, TrialSpec] = {}  # submitted and not yet ended
@@ -200,6 +206,7 @@ class Search:
         trial = self.oracle.trials[trial_id]
         if self._retry_failed(trial, spec, outcome):
             return
+        outcome = self.judge(outcome)
         for name in self.oracle.keras_tuner_values(trial):  # shown to the trial, not part of its values
             outcome.hparams.pop(name, None)
         if outcome.hparams != trial.hparams:
@@ -218,6 +225,35 @@ class Search:
         self.events.on_trial_end(told, outcome)
         self._cleanup_checkpoints()
         self._count_failure(told)
+
+    def judge(self, outcome: TrialOutcome) -> TrialOutcome:
+        """The search's constraints on a finished trial's final metrics.
+
+        A broken one makes the trial infeasible (failed, never counted as a failure) with the message
+        and its ``constraint_violation``; a completed trial that lacks a constrained value fails loudly
+        (``no_metric``): a constraint is never silently ignored.  A trial that holds them all stores
+        ``constraint_violation = 0.0``.  A pruned trial is judged on what it has; a failed one (an
+        infeasible model the runner refused before training included) is left as it is.
+        """
+        if not self.constraints or outcome.status not in (COMPLETED, PRUNED):
+            return outcome
+        if outcome.status == PRUNED and not outcome.metrics:
+            return outcome  # pruned with its value only: nothing to judge, and its value must stay
+        metrics = dict(outcome.metrics)
+        broken = self.constraints.violations(metrics)
+        if broken:
+            metrics[VIOLATION] = Constraints.total(broken)
+            return dataclasses.replace(outcome, status=FAILED, failure_kind="infeasible", metrics=metrics,
+                                       error=Constraints.message(broken))
+        missing = self.constraints.missing(metrics) if outcome.status == COMPLETED else []
+        if missing:
+            bound = [str(c) for c in self.constraints if c.name in missing]
+            return dataclasses.replace(outcome, status=FAILED, failure_kind="no_metric", error=(
+                f"the trial reported no {', '.join(missing)}, which the constraint{'s' if len(bound) > 1 else ''} "
+                f"{', '.join(bound)} bound{'' if len(bound) > 1 else 's'}: report it (a metric, or a model measure "
+                "archsearch computes), or remove the constraint"))
+        metrics[VIOLATION] = 0.0
+        return dataclasses.replace(outcome, metrics=metrics)
 
     def trial_lost(self, trial_id: int, reason: str) -> None:
         trial = self.oracle.trials[trial_id]
@@ -277,7 +313,7 @@ class Search:
 
     def _count_failure(self, trial: Trial) -> None:
         if trial.failure_kind == "infeasible":
-            return  # a configuration known not to fit (max_model_size) says nothing about the search
+            return  # a configuration known not to fit (a constraint, max_model_size) says nothing about the search
         if trial.status != FAILED:
             self._consecutive_failures = 0
             return

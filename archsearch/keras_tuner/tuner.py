@@ -41,7 +41,7 @@ from archsearch.training.fit_data import FitArguments, FitData
 from archsearch.training.runner import Runner
 from archsearch.training.settings import CompileSettings, TrainerSettings
 from archsearch.engine.assembly import Assembly, create_search_oracle
-from archsearch.engine.settings import ExecutorSettings, SearchSettings, TunerSettings
+from archsearch.engine.settings import ExecutorSettings, ObjectiveSettings, SearchSettings, TunerSettings
 from archsearch.keras_tuner.hooks import KerasTunerLogger, TunerHooks, hooks_callback
 from archsearch.keras_tuner.results import pruning_line, results_table, status_labels
 
@@ -110,6 +110,10 @@ class Tuner:
     (a custom training loop, a scikit-learn model, preprocessing); override the ``on_*`` hooks
     to watch trials.  ``optimizer``/``loss``/``metrics`` compile every model with these instead
     of the builder's own; ``max_model_size`` skips (as infeasible) models with more parameters.
+    ``constraints=["params <= 2e6", "latency_ms <= 5"]`` bound model measures or metrics (a trial that
+    breaks one is infeasible; one on params, flops or model_size_mb is checked before any training);
+    ``measures=["flops", ...]`` records model measures besides those the objective and constraints name
+    (archsearch.core.measures lists them).
     """
 
     oracle_name: str | None = None
@@ -145,6 +149,8 @@ class Tuner:
         logger: Any = None,
         tuner_id: str | None = None,
         verbose_backend: bool = False,
+        constraints: Sequence[str] | None = None,
+        measures: Sequence[str] | None = None,
         **oracle_options: Any,
     ) -> None:
         settle_backend_notices(verbose_backend)  # TensorFlow's start-up notices: off stderr unless asked for
@@ -154,6 +160,7 @@ class Tuner:
                               "pass your model_builder(hp) function, or override Tuner.run_trial")
         self.hypermodel = None if hypermodel is None else as_hypermodel(hypermodel)
         self.objective = _objective_beside(oracle, objective, dict(oracle_options, max_trials=max_trials))
+        self.goal = _goal(self.objective, constraints, measures)
         self.tuner_id = tuner_id or "tuner0"
         # KerasTuner's default project name; "" puts the store straight into ``directory`` (the CLI's run folder).
         self.directory = directory or "."  # KerasTuner's attributes, as given
@@ -270,7 +277,8 @@ class Tuner:
                                   max_failed_trials=self.max_failed_trials,
                                   keep_top_models=self.keep_top_models)
         self._assembly.search(self._runner, self.executor_settings, slots, settings,
-                              [*([] if quiet else [ConsoleEvents()]), *hooks, *self.listeners]).run()
+                              [*([] if quiet else [ConsoleEvents()]), *hooks, *self.listeners],
+                              constraints=self.goal.constraints).run()
 
     def run_trial(self, trial: Trial, *fit_args: Any, **fit_kwargs: Any) -> Any:
         """Train one trial and return its result: KerasTuner's extension point.
@@ -371,6 +379,8 @@ class Tuner:
             trial_callbacks=(lambda trial: [hooks_callback(self, trial, per_epoch)]) if per_epoch else None,
             distribution_strategy=self.distribution_strategy,
             epochs_given=getattr(self, "_epochs_given", True),
+            constraints=self.goal.constraints,
+            measures=self.goal.recorded_measures,
         )
 
     # KerasTuner's attributes, over the settings that hold them here.
@@ -469,6 +479,21 @@ def _objective_beside(oracle: Any, objective: Any, oracle_options: Mapping[str, 
         raise ConfigError(f"{next(iter(unused))}", "is an oracle setting, but an oracle was given",
                           "pass it to the oracle instead")
     return oracle.objective
+
+
+def _goal(objective: Objective, constraints: Any, measures: Any) -> ObjectiveSettings:
+    """The objective with ``constraints=`` and ``measures=``, checked by the command line's rules
+    (archsearch.engine.settings.ObjectiveSettings), each error naming its argument."""
+    from archsearch.core.constraints import Constraints
+    from archsearch.core.measures import MEASURES
+
+    names = [measures] if isinstance(measures, str) else list(measures or ())
+    for name in names:
+        if name not in MEASURES:
+            raise ConfigError("measures", f"{name!r} is not a measure archsearch computes",
+                              f"use any of {', '.join(MEASURES)}")
+    return ObjectiveSettings(objective=objective, mode="pareto" if objective.is_pareto else "single",
+                             constraints=Constraints.parse(constraints, "constraints"), measures=tuple(names))
 
 
 def _trainer_from_arguments(trainer: TrainerSettings | None, executions_per_trial: int | None,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.report.importance import ABSENT
-from archsearch.core.objective import infer_direction
+from archsearch.core.objective import PARETO, ParetoObjective, infer_direction
 from archsearch.core.store import STORE_FILE, TrialStore
 
 MULTI_FIDELITY = ("hyperband", "bohb", "asha")
@@ -31,6 +31,13 @@ class RunRecord:
     tuner: str | None = None
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    # A Pareto search's objectives, (name, direction) in order; empty for one objective.  ``objective`` and
+    # ``direction`` are then the first one's, as each trial's ``value`` is (ParetoObjective.value_from).
+    objectives: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def pareto(self) -> bool:
+        return bool(self.objectives)
 
     @property
     def sign(self) -> float:
@@ -116,10 +123,22 @@ def read_run(folder: str | Path) -> RunRecord:
         meta, trials, epochs = store.meta(), store.rows(), store.epochs_by_trial()
     fingerprint = meta.get("fingerprint") or {}
     config = meta.get("config") or {}
-    objective, direction = _objective(fingerprint, config, trials)
+    objectives = _pareto_objectives(fingerprint, config)
+    objective, direction = objectives[0] if objectives else _objective(fingerprint, config, trials)
     tuner = fingerprint.get("oracle") or (config.get("tuner") or {}).get("name")
     space = fingerprint.get("space") or (config.get("model") or {}).get("space") or {}
-    return RunRecord(folder, trials, epochs, objective, direction, tuner, dict(space), dict(config))
+    return RunRecord(folder, trials, epochs, objective, direction, tuner, dict(space), dict(config), objectives)
+
+
+def _pareto_objectives(fingerprint: dict[str, Any], config: dict[str, Any]) -> list[tuple[str, str]]:
+    """A Pareto search's objectives: the fingerprint's ``["pareto", dir, [name, dir], ...]``, else the config's
+    ``objective`` list when its ``search.mode`` is pareto; [] for a single-objective search."""
+    stored = fingerprint.get("objective")
+    if isinstance(stored, list) and stored and stored[0] == PARETO:
+        return [(str(name), str(direction)) for name, direction in stored[2:]]
+    if str((config.get("search") or {}).get("mode", "")).lower() == PARETO and config.get("objective") is not None:
+        return [(o.name, o.direction) for o in ParetoObjective.of(config["objective"]).objectives]
+    return []
 
 
 def _objective(fingerprint: dict[str, Any], config: dict[str, Any], trials: list[dict[str, Any]]) -> tuple[str, str]:

@@ -30,6 +30,7 @@ from archsearch.core.atomic import write_text
 from archsearch.engine.settings import ReportSettings
 from archsearch.report.importance import METHOD, MIN_TRIALS, Importance, ped_anova
 from archsearch.report.data import RunRecord, finite, read_run
+from archsearch.report.pareto import NORMALISATION, ParetoView, pareto_view
 from archsearch.core.store import STORE_FILE, StoreNotFoundError, UnreadableStoreError
 
 log = logging.getLogger("archsearch")
@@ -47,12 +48,13 @@ def write_report(folder: str | Path, output: str | Path | None = None, png: bool
     output = Path(output) if output is not None else run.folder / "report.html"
     importances = ped_anova([t["hparams"] for t in run.final_results()], [t["value"] for t in run.final_results()],
                             run.direction, run.space)
-    write_text(output, render(run, importances), run_folder=output.parent)
+    view = pareto_view(run) if run.pareto else None
+    write_text(output, render(run, importances, view), run_folder=output.parent)
     if png:
         try:
             from archsearch.report.png import save_pngs
 
-            save_pngs(run, importances, output.parent / PLOTS_FOLDER)
+            save_pngs(run, importances, output.parent / PLOTS_FOLDER, view)
         except ImportError as exc:  # a broken environment: matplotlib is a dependency
             warn_missing("matplotlib", exc, "no PNG copies of the plots were written")
     return output
@@ -71,16 +73,18 @@ def warn_missing(library: str, error: BaseException, consequence: str) -> None:
         log.warning("report: %s; %s", consequence, missing_library_text(library, error))
 
 
-def render(run: RunRecord, importances: list[Importance]) -> str:
-    """The whole page as one string."""
-    figures, plotly_js, missing = _figures(run, importances)
+def render(run: RunRecord, importances: list[Importance], view: ParetoView | None = None) -> str:
+    """The whole page as one string (``view``: a Pareto search's, :func:`archsearch.report.pareto.pareto_view`)."""
+    if run.pareto and view is None:
+        view = pareto_view(run)
+    figures, plotly_js, missing = _figures(run, importances, view)
     counts = Counter(t["status"] for t in run.trials)
     unfinished = counts.get("running", 0) + counts.get("interrupted", 0)
     parts = [
         f"<h1>Search report: {_e(run.folder.name or str(run.folder))}</h1>",
         "<p class='meta'>" + " · ".join(_e(s) for s in [
             f"run folder {run.folder}", f"tuner {run.tuner or 'unknown'}",
-            f"objective {run.objective} ({'higher' if run.direction == 'max' else 'lower'} is better)",
+            _objective_text(run),
             ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trials",
             f"written {_dt.datetime.now().isoformat(timespec='seconds')}"]) + "</p>",
         "<div id='report-errors' class='errors' hidden></div>",
@@ -89,6 +93,8 @@ def render(run: RunRecord, importances: list[Importance]) -> str:
         parts.append(f"<p class='note'>{unfinished} trial(s) were running or interrupted when this was written: the "
                      "search is still going, or was stopped (resume it with <code>python -m archsearch "
                      "resume=&lt;run folder&gt;</code>).</p>")
+    if view is not None:
+        parts.append(_pareto_section(view, figures))
     parts += [_best_section(run)]
     if figures is None:
         parts.append(f"<p class='errors'>No plots: {_e(missing)}; then <code>python -m archsearch.report.html "
@@ -112,7 +118,8 @@ def render(run: RunRecord, importances: list[Importance]) -> str:
 
 
 # ------------------------------------------------------------------ figures
-def _figures(run: RunRecord, importances: list[Importance]) -> tuple[dict[str, Any] | None, str, str]:
+def _figures(run: RunRecord, importances: list[Importance],
+             view: ParetoView | None = None) -> tuple[dict[str, Any] | None, str, str]:
     """Each figure as an HTML fragment (no plotly.js of its own), plotly.js once, and "" ; or (None, "", why)
     when plotly cannot be imported."""
     try:
@@ -139,19 +146,79 @@ def _figures(run: RunRecord, importances: list[Importance]) -> tuple[dict[str, A
         "parallel": div(P.parallel_coordinates(run), "parallel"),
         "parameters": [d for i, n in enumerate(run.param_names()) if (d := div(P.parameter(run, n), f"param-{i}"))],
     }
+    if view is not None:
+        figures["pareto"] = div(P.pareto_scatter(view), "pareto")
+        figures["pareto-parallel"] = div(P.pareto_parallel(view), "pareto-parallel")
+        figures["hypervolume"] = div(P.hypervolume_figure(view), "hypervolume")
     return figures, get_plotlyjs(), ""
 
 
 # ------------------------------------------------------------------ sections
+def _objective_text(run: RunRecord) -> str:
+    if run.pareto:
+        return "Pareto search of " + ", ".join(f"{n} ({d})" for n, d in run.objectives)
+    return f"objective {run.objective} ({'higher' if run.direction == 'max' else 'lower'} is better)"
+
+
+def _pareto_section(view: ParetoView, figures: dict[str, Any] | None) -> str:
+    """The front: how many trials, the hypervolume's reference point and normalisation, the plots, the table."""
+    front = view.front()
+    objectives = ", ".join(f"{n} ({'higher' if d == 'max' else 'lower'} is better)"
+                           for n, d in zip(view.names, view.directions))
+    parts = ["<h2>Pareto front</h2>", "<p>" + _e(
+        f"{len(front)} of {len(view.scored)} completed trials are on the front of {objectives}; "
+        + (f"{len(view.infeasible)} trial(s) were infeasible (refused by a constraint)." if view.infeasible
+           else "no trial was infeasible.")) + "</p>",
+        _reference_text(view), f"<p class='note'>Normalisation: {_e(NORMALISATION)}</p>"]
+    if view.out_of_box():
+        parts.append(f"<p class='errors'>No trial is better than the reference point on "
+                     f"{_e(', '.join(view.out_of_box()))}: the hypervolume stays 0 until one is.</p>")
+    for key, title in (("pareto", ""), ("pareto-parallel", "<h3>Every objective</h3>"),
+                       ("hypervolume", "<h3>Hypervolume</h3>")):
+        if figures and figures.get(key):
+            parts.append(title + figures[key])
+    return "\n".join(parts) + _front_table(view, front)
+
+
+def _reference_text(view: ParetoView) -> str:
+    """The hypervolume's reference point, in the objectives' units, and where it came from."""
+    reference = _e(", ".join(f"{n} = {_fmt(v)}" for n, v in view.reference_values().items()))
+    if view.reference is None:
+        return ("<p id='reference-point'>Hypervolume reference point: none yet (no trial has every objective; "
+                "set search.reference_point to fix one).</p>")
+    if view.derived:
+        return ("<p id='reference-point'>Hypervolume reference point (derived: search.reference_point is not set, so "
+                f"the worst value of each objective over the {len(view.scored)} completed trials plus 10% of its "
+                f"range): <b>{reference}</b>. Set search.reference_point to compare searches on one scale.</p>")
+    return f"<p id='reference-point'>Hypervolume reference point (search.reference_point): <b>{reference}</b>.</p>"
+
+
+def _front_table(view: ParetoView, front: list[dict[str, Any]]) -> str:
+    if not front:
+        return "<p>No trial has completed with every objective yet.</p>"
+    knee = view.knee()
+    names = list(dict.fromkeys(n for t in front for n in t["hparams"]))
+    head = "".join(f"<th>{_e(c)}</th>" for c in ["trial", *view.names, "", *names])
+    rows = "".join(
+        "<tr>" + "".join(f"<td data-v='{_e(_sort_key(v))}'>{_e(_fmt(v))}</td>"
+                         for v in [t["id"], *view.values(t), "knee" if t["id"] == knee else "",
+                                   *(t["hparams"].get(n) for n in names)]) + "</tr>" for t in front)
+    return ("<h3>The front</h3><p class='note'>Best first by the first objective; the knee is the point closest to "
+            "the ideal once each objective is scaled over the front.</p><div class='scroll'>"
+            f"<table id='front' class='sortable'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
+
+
 def _best_section(run: RunRecord) -> str:
     best = run.best()
+    # A Pareto search has no one best trial: this is the front's end that is best at the first objective.
+    title = f"Best trial by {run.objective} (one end of the front)" if run.pareto else "Best trial"
     if best is None:
-        return "<h2>Best trial</h2><p>No trial has completed yet.</p>"
+        return f"<h2>{_e(title)}</h2><p>No trial has completed yet.</p>"
     rows = [("trial", best["id"]), (run.objective, best["value"]), ("epochs", best.get("epochs_done")),
             ("budget", best.get("budget")), ("duration (s)", best.get("duration"))]
     rows += [(f"hp: {k}", v) for k, v in best["hparams"].items()]
     rows += [(f"metric: {k}", v) for k, v in best["metrics"].items()]
-    text = "<h2>Best trial</h2><table class='kv'>" + "".join(
+    text = f"<h2>{_e(title)}</h2><table class='kv'>" + "".join(
         f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in rows if v is not None) + "</table>"
     picture = run.folder / "best" / "predictions.png"
     if picture.is_file():  # segmentation: the exported model's predictions, with its class legend

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 from archsearch.report.importance import ABSENT, METHOD, Importance
 from archsearch.report.data import RunRecord, finite, level_order, numeric_param
+from archsearch.report.pareto import COLOURS as PARETO_COLOURS, ParetoView, log_axis, step_shape, time_unit
 
 STATUS_COLOURS = {"completed": "#1f77b4", "promoted": "#2ca02c", "pruned": "#d62728", "failed": "#7f7f7f",
                   "interrupted": "#ff7f0e", "running": "#9467bd", "best": "#e6a800"}
@@ -216,3 +217,148 @@ def _short(value: Any) -> str:
 
 def _better(run: RunRecord) -> str:
     return "higher is better" if run.direction == "max" else "lower is better"
+
+
+# ------------------------------------------------------------------ Pareto search
+def pareto_scatter(view: ParetoView) -> go.Figure | None:
+    """The first two objectives: the second across, the first (the main score) up; dominated trials grey,
+    infeasible ones in red (those refused before training, without a score, on the edge of the plot), the front
+    of the two as a step line and the knee of the whole front as a star."""
+    if len(view.names) < 2 or not (view.scored or view.infeasible):
+        return None
+    x, y = 1, 0
+    fig = go.Figure()
+    knee = view.knee()
+    groups = (("front", [t for t, on in zip(view.scored, view.on_front) if on]),
+              ("dominated", [t for t, on in zip(view.scored, view.on_front) if not on]))
+    for group, trials in groups:
+        if trials:
+            fig.add_scatter(x=[view.values(t)[x] for t in trials], y=[view.values(t)[y] for t in trials],
+                            mode="markers", name=_front_name(view, group),
+                            marker=dict(color=PARETO_COLOURS[group], size=9 if group == "front" else 7,
+                                        line=dict(width=0.5, color="#333")),
+                            hovertext=[_pareto_hover(view, t) for t in trials], hoverinfo="text")
+    line = view.front_of_two(x, y)
+    if line:
+        fig.add_scatter(x=[view.values(t)[x] for t in line], y=[view.values(t)[y] for t in line], mode="lines",
+                        name=f"front of {view.names[y]} and {view.names[x]}" if len(view.names) > 2 else "front line",
+                        line=dict(color=PARETO_COLOURS["front"], shape=step_shape(view.directions[x]), width=2),
+                        hoverinfo="skip")
+    _infeasible_traces(fig, view, x, y)
+    if knee is not None:
+        trial = next(t for t in view.scored if t["id"] == knee)
+        fig.add_scatter(x=[view.values(trial)[x]], y=[view.values(trial)[y]], mode="markers", name="knee",
+                        marker=dict(color=PARETO_COLOURS["knee"], size=16, symbol="star", line=dict(width=1)),
+                        hovertext=[_pareto_hover(view, trial)], hoverinfo="text")
+    fig.update_layout(title=f"{view.names[y]} against {view.names[x]} ({_arrows(view, y)} {view.names[y]}, "
+                            f"{_arrows(view, x)} {view.names[x]} is better)",
+                      xaxis_title=view.names[x], yaxis_title=view.names[y], **{**_LAYOUT, "height": 460})
+    for axis, k in (("xaxis", x), ("yaxis", y)):
+        values = [v[k] for v in map(view.values, view.scored + view.infeasible) if v[k] is not None]
+        if log_axis(view.names[k], values):
+            fig.update_layout({axis: dict(type="log")})
+    return fig
+
+
+def _infeasible_traces(fig: go.Figure, view: ParetoView, x: int, y: int) -> None:
+    """Infeasible trials with both values as red x's; those with one (refused before training: a size, no score)
+    as a rug on the plot's edge, on a hidden [0, 1] axis so that they do not stretch the objective's axis."""
+    both, rug_x, rug_y = [], [], []
+    for trial in view.infeasible:
+        values = view.values(trial)
+        target = both if values[x] is not None and values[y] is not None else \
+            rug_x if values[x] is not None else rug_y if values[y] is not None else None
+        if target is not None:
+            target.append(trial)
+    marker = dict(color=PARETO_COLOURS["infeasible"], size=9, symbol="x")
+    if both:
+        fig.add_scatter(x=[view.values(t)[x] for t in both], y=[view.values(t)[y] for t in both], mode="markers",
+                        name="infeasible", marker=marker, hovertext=[_pareto_hover(view, t) for t in both],
+                        hoverinfo="text")
+    if rug_x:
+        fig.add_scatter(x=[view.values(t)[x] for t in rug_x], y=[0.03] * len(rug_x), yaxis="y2", mode="markers",
+                        name=f"infeasible (no {view.names[y]}: not trained)", hoverinfo="text",
+                        marker={**marker, "symbol": "line-ns-open", "size": 14},
+                        hovertext=[_pareto_hover(view, t) for t in rug_x])
+        fig.update_layout(yaxis2=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True))
+    if rug_y:
+        fig.add_scatter(x=[0.03] * len(rug_y), y=[view.values(t)[y] for t in rug_y], xaxis="x2", mode="markers",
+                        name=f"infeasible (no {view.names[x]})", hoverinfo="text",
+                        marker={**marker, "symbol": "line-ew-open", "size": 14},
+                        hovertext=[_pareto_hover(view, t) for t in rug_y])
+        fig.update_layout(xaxis2=dict(overlaying="x", range=[0, 1], visible=False, fixedrange=True))
+
+
+def pareto_parallel(view: ParetoView) -> go.Figure | None:
+    """Three objectives or more: every completed trial (and every infeasible one with all values) as a line
+    through its objectives; the front in colour, dominated trials grey, infeasible ones red."""
+    if len(view.names) < 3:
+        return None
+    lines = [(t, 1.0 if on else 0.0) for t, on in zip(view.scored, view.on_front)]
+    lines += [(t, 0.5) for t in view.infeasible if all(v is not None for v in view.values(t))]
+    if len(lines) < 2:
+        return None
+    dimensions = []
+    for k, (name, direction) in enumerate(zip(view.names, view.directions)):
+        values = [view.values(t)[k] for t, _ in lines]
+        log = log_axis(name, values)
+        dimensions.append(dict(label=f"{name} ({direction}{', log' if log else ''})",
+                               values=[math.log10(v) for v in values] if log else values,
+                               **(_log_ticks(values) if log else {})))
+    colours = [[0.0, PARETO_COLOURS["dominated"]], [0.33, PARETO_COLOURS["dominated"]],
+               [0.34, PARETO_COLOURS["infeasible"]], [0.66, PARETO_COLOURS["infeasible"]],
+               [0.67, PARETO_COLOURS["front"]], [1.0, PARETO_COLOURS["front"]]]
+    fig = go.Figure(go.Parcoords(line=dict(color=[c for _, c in lines], colorscale=colours, cmin=0, cmax=1),
+                                 dimensions=dimensions))
+    fig.update_layout(title=f"The objectives of every trial (blue: the front, {int(view.on_front.sum())} trials; "
+                            "grey: dominated; red: infeasible)",
+                      **{**_LAYOUT, "height": 460, "margin": dict(l=80, r=80, t=110, b=40)})
+    return fig
+
+
+def hypervolume_figure(view: ParetoView) -> go.Figure | None:
+    """The normalised hypervolume after each trial's end: against the number of trials ended and against time."""
+    points = view.curve
+    if not points:
+        return None
+    from plotly.subplots import make_subplots
+
+    seconds = [p.seconds for p in points]
+    unit, scale = time_unit(max(seconds))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("against trials ended", "against time"))
+    text = [f"after trial {p.trial} ({p.ended} ended, {p.seconds / scale:.3g} {unit}): {p.normalised:.4g}"
+            f"<br>raw (objectives' units): {p.raw:.4g}" for p in points]
+    common = dict(mode="lines+markers", line=dict(shape="hv", color=PARETO_COLOURS["front"]), marker=dict(size=5),
+                  hovertext=text, hoverinfo="text", showlegend=False)
+    fig.add_scatter(x=[p.ended for p in points], y=[p.normalised for p in points], name="hypervolume", row=1, col=1,
+                    **common)
+    fig.add_scatter(x=[s / scale for s in seconds], y=[p.normalised for p in points], name="hypervolume by time",
+                    row=1, col=2, **common)
+    fig.update_xaxes(title_text="trials ended", row=1, col=1)
+    fig.update_xaxes(title_text=f"time since the first trial started ({unit})", row=1, col=2)
+    fig.update_yaxes(title_text="hypervolume (normalised)", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    fig.update_layout(**{**_LAYOUT, "margin": dict(l=60, r=20, t=40, b=50)})
+    return fig
+
+
+def _log_ticks(values: list[float]) -> dict[str, Any]:
+    low, high = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
+    ticks = list(range(low, high + 1))
+    return dict(tickvals=ticks, ticktext=[f"{10.0 ** k:.0e}" for k in ticks])
+
+
+def _front_name(view: ParetoView, group: str) -> str:
+    if group == "front":
+        return "front" if len(view.names) == 2 else f"front (of all {len(view.names)} objectives)"
+    return "dominated"
+
+
+def _pareto_hover(view: ParetoView, trial: dict[str, Any]) -> str:
+    values = "<br>".join(f"{n} = {_short(v)}" for n, v in zip(view.names, view.values(trial)) if v is not None)
+    error = (trial.get("error") or "").strip().splitlines()
+    return f"trial {trial['id']} ({trial['status']})<br>{values}" + (f"<br>{error[0][:120]}" if error else "")
+
+
+def _arrows(view: ParetoView, k: int) -> str:
+    return "higher" if view.directions[k] == "max" else "lower"

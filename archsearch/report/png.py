@@ -15,22 +15,29 @@ from pathlib import Path
 from archsearch.core.atomic import atomic_path
 from archsearch.report.importance import ABSENT, METHOD, Importance
 from archsearch.report.data import RunRecord, finite, level_order, numeric_param
+from archsearch.report.pareto import COLOURS as _PARETO, ParetoView, log_axis, pareto_view, step_shape, time_unit
 
 _COLOURS = {"completed": "#1f77b4", "promoted": "#2ca02c", "pruned": "#d62728", "failed": "#7f7f7f",
             "interrupted": "#ff7f0e", "running": "#9467bd", "best": "#e6a800"}
 
 
-def save_pngs(run: RunRecord, importances: list[Importance], folder: Path) -> list[Path]:
+def save_pngs(run: RunRecord, importances: list[Importance], folder: Path,
+              view: ParetoView | None = None) -> list[Path]:
     """Write ``history.png``, ``parameters.png``, ``importance.png``, ``learning_curves.png`` (and
-    ``budgets.png`` for multi-fidelity tuners) into ``folder``; returns the files written."""
+    ``budgets.png`` for multi-fidelity tuners; ``pareto.png`` and ``hypervolume.png`` for a Pareto
+    search) into ``folder``; returns the files written."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    if run.pareto and view is None:
+        view = pareto_view(run)
     written = []
     for name, draw in (("history", _history), ("parameters", _parameters), ("importance", _importance),
-                       ("learning_curves", _curves), ("budgets", _budgets)):
+                       ("learning_curves", _curves), ("budgets", _budgets),
+                       ("pareto", lambda plt_, run_, _: _pareto(plt_, view)),
+                       ("hypervolume", lambda plt_, run_, _: _hypervolume(plt_, view))):
         fig = draw(plt, run, importances)
         if fig is None:
             continue
@@ -167,4 +174,58 @@ def _budgets(plt, run: RunRecord, _):
     ax.set(xlabel="budget (epochs)", ylabel=run.objective, title=f"{run.objective} against budget")
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(alpha=0.3)
+    return fig
+
+
+def _pareto(plt, view: ParetoView | None):
+    """The first two objectives (as the page's scatter): grey dominated, red infeasible, the front's step line."""
+    if view is None or not view.scored:
+        return None
+    x, y = 1, 0
+    fig, ax = _single(plt)
+    fig.set_size_inches(6.4, 4.4)
+    for group, keep in (("dominated", False), ("front", True)):
+        trials = [t for t, on in zip(view.scored, view.on_front) if bool(on) == keep]
+        if trials:
+            ax.scatter([view.values(t)[x] for t in trials], [view.values(t)[y] for t in trials], s=26 if keep else 16,
+                       color=_PARETO[group], label=group, zorder=3 if keep else 2)
+    line = view.front_of_two(x, y)
+    ax.step([view.values(t)[x] for t in line], [view.values(t)[y] for t in line], color=_PARETO["front"],
+            where="post" if step_shape(view.directions[x]) == "hv" else "pre", linewidth=1.5)
+    both = [t for t in view.infeasible if view.values(t)[x] is not None and view.values(t)[y] is not None]
+    if both:
+        ax.scatter([view.values(t)[x] for t in both], [view.values(t)[y] for t in both], s=26, marker="x",
+                   color=_PARETO["infeasible"], label="infeasible")
+    knee = view.knee()
+    if knee is not None:
+        trial = next(t for t in view.scored if t["id"] == knee)
+        ax.scatter([view.values(trial)[x]], [view.values(trial)[y]], s=160, marker="*", color=_PARETO["knee"],
+                   edgecolors="#333", label="knee", zorder=4)
+    for k, scale in ((x, ax.set_xscale), (y, ax.set_yscale)):
+        if log_axis(view.names[k], [v[k] for v in map(view.values, view.scored + both)]):
+            scale("log")
+    ax.set(xlabel=view.names[x], ylabel=view.names[y], title=f"Pareto front: {view.names[y]} against {view.names[x]}")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _hypervolume(plt, view: ParetoView | None):
+    """The normalised hypervolume against trials ended and against time (the page's normalisation)."""
+    points = view.curve if view is not None else []
+    if not points:
+        return None
+    unit, scale = time_unit(max(p.seconds for p in points))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 3.6), sharey=True)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.86, wspace=0.08)
+    values = [p.normalised for p in points]
+    left.step([p.ended for p in points], values, where="post", color=_PARETO["front"])
+    right.step([p.seconds / scale for p in points], values, where="post", color=_PARETO["front"])
+    left.set(xlabel="trials ended", ylabel="hypervolume (normalised)")
+    right.set(xlabel=f"time since the first trial started ({unit})")
+    reference = ", ".join(f"{n}={v:.4g}" for n, v in view.reference_values().items())
+    fig.suptitle(f"Hypervolume (reference {reference}{', derived' if view.derived else ''})", fontsize=10)
+    for ax in (left, right):
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
     return fig

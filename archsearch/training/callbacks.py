@@ -67,8 +67,11 @@ class EpochTracker(keras.callbacks.Callback):
 
     def __init__(self, runner: TrackedRunner, trial: Trial, reporter: Reporter | None, primary: bool,
                  initial_epoch: int | None = None, history: Sequence[Mapping[str, float]] = (),
-                 execution: int = 0, strict: bool = True) -> None:
+                 execution: int = 0, strict: bool = True, measures: Mapping[str, float] | None = None) -> None:
+        """``measures``: the model's measures known before training (params, flops, ...), reported with
+        every epoch's metrics, so that a Pareto pruner or rung can compare trials on them mid-training."""
         super().__init__()
+        self.measures = dict(measures or {})
         self.execution = execution
         self.strict = strict
         self.runner = runner
@@ -99,7 +102,7 @@ class EpochTracker(keras.callbacks.Callback):
             reseed_layers(self.model, (int(seed), self.trial.id, self.execution, int(epoch)))
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        metrics = {k: float(v) for k, v in (logs or {}).items() if _is_scalar(v)}
+        metrics = {**self.measures, **{k: float(v) for k, v in (logs or {}).items() if _is_scalar(v)}}
         epoch1 = epoch + 1
         self.last_epoch = epoch1
         objective = self.runner.objective

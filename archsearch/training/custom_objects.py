@@ -9,4 +9,4 @@ from __future__ import annotations
 
 import archsearch.training.augment_layers  # noqa: F401
 import archsearch.training.metrics  # noqa: F401
-import hypermodels.layers  # noqa: F401
+import archsearch.training.layers  # noqa: F401

@@ -32,6 +32,7 @@ class CustomRunTrial:
 
     run_trial: Any
     _nested: dict[str, Any] | None
+    measures: tuple[str, ...]
 
     def _run_custom(self, trial: Trial, hp: HyperParameters, reporter: Reporter | None,
                     resume_checkpoint: Path | None, initial_epoch: int,
@@ -82,12 +83,16 @@ class CustomRunTrial:
                 outcome.hparams = dict(hp.values)
                 if trained and all(o.status == PRUNED for o, _ in trained):
                     outcome.status = PRUNED
+            if outcome is not inner:
+                outcome.metrics = {**_measures_of(trained, self.measures), **outcome.metrics}
         except KeyboardInterrupt:
             raise
         except (ObjectiveError, BuilderError, DiskFullError, FatalError):
             raise
         except Exception as exc:
             self._fail(outcome, exc, trial, hp)
+            if isinstance(exc, TrialFailed) and exc.metrics:
+                outcome.metrics = dict(exc.metrics)  # an infeasible model's measures and violation
         finally:
             self._nested = None
         outcome.duration = time.perf_counter() - start
@@ -109,7 +114,16 @@ class CustomRunTrial:
                                         nested["history"], epochs=epochs, strict=False,
                                         search_callbacks=self._nested is None)
         if outcome.status == FAILED:
-            raise TrialFailed(outcome.error or "the trial failed", kind=outcome.failure_kind or "error")
+            raise TrialFailed(outcome.error or "the trial failed", kind=outcome.failure_kind or "error",
+                              metrics=outcome.metrics)
         histories = list(returned)
         nested["trained"].append((outcome, histories))
         return histories
+
+
+def _measures_of(trained: Sequence[tuple[TrialOutcome, Any]], names: Sequence[str]) -> dict[str, float]:
+    """The model measures the default ``run_trial`` took, for a custom result that does not carry them."""
+    found: dict[str, float] = {}
+    for inner, _ in trained:
+        found.update({n: inner.metrics[n] for n in names if n in inner.metrics})
+    return found

@@ -12,12 +12,14 @@ from archsearch.errors import FailedTrialError, NotAModelError
 class TrialFailed(FailedTrialError):
     """A trial cannot go on (NaN loss, ...): recorded as failed, the search continues.
 
-    ``kind`` says why (:data:`archsearch.core.trial.FAILURE_KINDS`), and so whether it may run again.
+    ``kind`` says why (:data:`archsearch.core.trial.FAILURE_KINDS`), and so whether it may run again;
+    ``metrics``, what the trial measured before it stopped (an infeasible model's measures), are kept.
     """
 
-    def __init__(self, message: str, kind: str = "error") -> None:
+    def __init__(self, message: str, kind: str = "error", metrics: Mapping[str, float] | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.metrics = dict(metrics or {})
 
 
 def describe_failure(exc: BaseException, values: Mapping[str, Any]) -> tuple[str, str]:

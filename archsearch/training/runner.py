@@ -26,6 +26,8 @@ from typing import Any
 import keras
 
 from archsearch.core.checkpoints import TrialFiles, restore_checkpoint
+from archsearch.core.constraints import Constraint, Constraints
+from archsearch.core.measures import AFTER_TRAINING, MEASURES, VIOLATION, is_measure
 from archsearch.core.disk import as_disk_full, is_disk_full
 from archsearch.core.objective import Objective
 from archsearch.core.trial import COMPLETED, FAILED, PRUNED, Trial, TrialOutcome
@@ -37,6 +39,7 @@ from archsearch.training.callbacks import EpochTracker, parameter_count, per_tri
 from archsearch.training.custom_trial import CustomRunTrial
 from archsearch.training.failures import TrialFailed, check_is_model, describe_failure
 from archsearch.training.fit_data import FitArguments, FitData, is_tf_dataset
+from archsearch.training.measures import measure_after_training, measure_before_training
 from archsearch.training.metric_names import compiled_metric_names
 from archsearch.training.settings import CompileSettings, TrainerSettings
 
@@ -77,12 +80,17 @@ class Runner(CustomRunTrial):
         trial_callbacks: Callable[[Trial], Sequence[Any]] | None = None,
         distribution_strategy: Any = None,
         epochs_given: bool = True,
+        constraints: Constraints | Sequence[str] | None = None,
+        measures: Sequence[str] = (),
     ) -> None:
         """``fit_model(hp, model, **fit_kwargs)`` replaces ``model.fit`` (a HyperModel's own ``fit``);
         ``run_trial(trial, *args, **kwargs)`` replaces the whole training of a trial (a Tuner
         subclass's own ``run_trial``), which gets ``callbacks`` among its arguments when they were given
         (an empty list too, as KerasTuner passes them), and ``epochs`` when the search was given them
-        (``epochs_given``) or the oracle sets a budget; ``trial_callbacks(trial)`` adds callbacks to each fit."""
+        (``epochs_given``) or the oracle sets a budget; ``trial_callbacks(trial)`` adds callbacks to each fit.
+        ``constraints``: those on a measure known before training refuse a trial right after its build
+        (infeasible, not trained); ``measures``: the model measures to record (archsearch.core.measures;
+        those the objective and the constraints name are recorded anyway)."""
         self.fit_model = fit_model
         self.run_trial = run_trial
         self.trial_callbacks = trial_callbacks
@@ -97,6 +105,9 @@ class Runner(CustomRunTrial):
         self.callbacks = list(callbacks or ())
         self.callbacks_given = callbacks is not None
         self.epochs_given = epochs_given
+        self.constraints = Constraints.parse(constraints)
+        named = [*objective.metric_names, *self.constraints.names, *measures]
+        self.measures: tuple[str, ...] = tuple(dict.fromkeys(n for n in named if is_measure(n)))
         self._objective_checked = False
 
     # ------------------------------------------------------------ paths (owned by archsearch.core.checkpoints)
@@ -136,15 +147,25 @@ class Runner(CustomRunTrial):
             self.compile_settings.recompile(model)
         return model
 
-    def check_size(self, model, hp: HyperParameters) -> None:
-        """``max_model_size``: too many parameters is the configuration's own result, found before training."""
+    def check_size(self, model, hp: HyperParameters, measured: Mapping[str, float] | None = None) -> None:
+        """Refuse, before training, a model that breaks ``max_model_size`` or a constraint on a measure known
+        now (``measured``): infeasible is the configuration's own result.  The refusal keeps the measures
+        and the ``constraint_violation`` (``max_model_size`` counts as ``params <= max_model_size`` there)."""
         limit = self.trainer.max_model_size
-        if limit is None:
+        values = dict(measured or {})
+        judged = self.constraints.before_training()
+        if limit is not None:
+            values.setdefault("params", float(parameter_count(model)))
+            judged = Constraints([*judged, Constraint("params", "<=", float(int(limit)))])
+        broken = judged.violations(values)
+        if not broken:
             return
-        size = parameter_count(model)
-        if size > int(limit):
+        refused = {**values, VIOLATION: Constraints.total(broken)}
+        size = int(values.get("params", 0))
+        if limit is not None and size > int(limit):
             raise TrialFailed(f"the model has {size:,} parameters, more than max_model_size={int(limit):,}; "
-                              "not trained", kind="infeasible")
+                              "not trained", kind="infeasible", metrics=refused)
+        raise TrialFailed(f"{Constraints.message(broken)}; not trained", kind="infeasible", metrics=refused)
 
     def load_best_model(self, trial: Trial, hp: HyperParameters):
         """Rebuild a finished trial's architecture and load its best-epoch weights."""
@@ -204,20 +225,23 @@ class Runner(CustomRunTrial):
         per_execution: list[tuple[float, dict[str, float], int | None]] = []
         returned: list[Any] = []
         model = None
+        measured: dict[str, float] = {}  # the model's measures (archsearch.training.measures)
         try:
             for execution in range(executions):
                 if self.trainer.seed is not None:
                     keras.utils.set_random_seed(int(self.trainer.seed) + 1000 * trial.id + execution)
                 model = self.build(hp)
                 outcome.hparams = dict(hp.values)  # define-by-run builders may have added values
-                self.check_size(model, hp)
+                if execution == 0:
+                    measured = measure_before_training(model, self.measures)
+                self.check_size(model, hp, measured)
                 if resume_checkpoint is not None:
                     restore_checkpoint(model, resume_checkpoint)
                 if strict and not self._objective_checked:
                     self._check_objective(model, hp)
                 tracker = EpochTracker(self, trial, reporter, primary=execution == 0, initial_epoch=initial_epoch,
                                         history=history if execution == 0 else (), execution=execution,
-                                        strict=strict)
+                                        strict=strict, measures=measured)
                 if self.fit_model is not None and isinstance(data, FitArguments):
                     # A HyperModel's own fit gets search()'s arguments as given (it may batch, shuffle or
                     # preprocess them itself, as KerasTuner documents).
@@ -258,27 +282,40 @@ class Runner(CustomRunTrial):
                 elif tracker.best_value is not None:
                     per_execution.append((tracker.best_value, tracker.best_metrics, tracker.best_epoch))
                 elif strict:
-                    raise TrialFailed(f"no epoch produced the objective {self.objective.name}")
+                    raise TrialFailed(f"no epoch produced the objective {self.objective.monitor}")
                 if outcome.status == PRUNED:
                     break
                 if execution + 1 < executions:
                     _free(model)
                     model = None
+            measured = self._measure_trained(model, measured, hp.get("batch_size", self.trainer.batch_size))
         except KeyboardInterrupt:
             raise
         except (ObjectiveError, BuilderError, DiskFullError, FatalError):
             raise  # not this trial's fault: the search stops with one message
         except Exception as exc:  # a trial's failure must not stop the search
             self._fail(outcome, exc, trial, hp)
+            if isinstance(exc, TrialFailed) and exc.metrics:
+                outcome.metrics = dict(exc.metrics)  # an infeasible model's measures and violation
         finally:
             if model is not None:
                 _free(model)
             outcome.duration = time.perf_counter() - start
         if per_execution and outcome.status != FAILED:
             outcome.value = sum(v for v, _, _ in per_execution) / len(per_execution)
-            outcome.metrics = _mean_metrics([m for _, m, _ in per_execution])
+            outcome.metrics = {**measured, **_mean_metrics([m for _, m, _ in per_execution])}
             outcome.best_epoch = per_execution[0][2]
         return outcome, returned
+
+    def _measure_trained(self, model, measured: Mapping[str, float], batch_size: int | None) -> dict[str, float]:
+        """The measures of the trained model: latency (on the device it trained on; the batch one at the
+        batch size it trained with), and those a model built only by its first call (a subclassed one)
+        could not give before training."""
+        if model is None or not self.measures:
+            return dict(measured)
+        late = measure_before_training(model, [n for n in self.measures if n not in measured])
+        after = [n for n in self.measures if n in AFTER_TRAINING]
+        return {**measured, **late, **measure_after_training(model, after, batch_size)}
 
     def _fail(self, outcome: TrialOutcome, exc: Exception, trial: Trial, hp: HyperParameters) -> None:
         """Record a trial's own failure in ``outcome``; a full disk is not the trial's fault and is raised."""
@@ -305,28 +342,54 @@ class Runner(CustomRunTrial):
 
     def _early_stopping(self):
         return keras.callbacks.EarlyStopping(
-            monitor=self.objective.name,
+            monitor=self.objective.monitor,
             mode=self.objective.direction,
             patience=int(self.trainer.patience),
             min_delta=float(self.trainer.min_delta),
             verbose=0,
         )
 
+    def _check_epoch_value(self) -> None:
+        """Each epoch is scored by the objective (a Pareto search's main one) to keep the best epoch's
+        weights: a measure taken only after training (latency) cannot do that, and is refused by name."""
+        per_epoch = [self.objective.monitor] if self.objective.is_pareto else self.objective.metric_names
+        late = [n for n in per_epoch if n in AFTER_TRAINING]
+        if late:
+            raise ObjectiveError(
+                "objective", f"{late[0]} is measured after training, so no epoch has it to pick the best epoch by",
+                "add a metric that training produces, e.g. objective=[val_accuracy:max,latency_ms:min] search.mode=pareto, "
+                f"or bound it with a constraint ('constraints=[\"{late[0]} <= 5\"]')")
+
     def _check_objective(self, model, hp: HyperParameters) -> None:
         """Fail before any training if the model cannot produce the objective metric."""
         self._objective_checked = True
+        self._check_epoch_value()
         produced = compiled_metric_names(model)
         if not produced:
             return  # names only known after the first epoch; checked there instead
+        offered = sorted({*produced, *(f"val_{p}" for p in produced)})
         for name in self.objective.metric_names:
-            base = name[4:] if name.startswith("val_") else name
-            if base not in produced:
-                offered = sorted({*produced, *(f"val_{p}" for p in produced)})
+            if _produced(name, produced):
+                continue
+            raise ObjectiveError(
+                "objective",
+                f"the model does not produce the metric {name!r}; it produces {', '.join(offered)}",
+                f"set objective= to one of those, to a model measure ({', '.join(MEASURES)}), "
+                "or add the metric to model.metrics",
+            )
+        for name in self.constraints.names:
+            if not _produced(name, produced):
                 raise ObjectiveError(
-                    "objective",
-                    f"the model does not produce the metric {name!r}; it produces {', '.join(offered)}",
-                    "set objective= to one of those or add the metric to model.metrics",
+                    "constraints",
+                    f"{name!r} is neither a model measure ({', '.join(MEASURES)}) nor a metric the model produces "
+                    f"({', '.join(offered)})",
+                    "constrain one of those, or add the metric to model.metrics",
                 )
+
+
+def _produced(name: str, produced: Sequence[str]) -> bool:
+    """Whether a trial will have ``name``: a model measure archsearch computes, or a compiled metric."""
+    return is_measure(name) or (name[4:] if name.startswith("val_") else name) in produced
 
 
 def _mean_metrics(all_metrics: list[dict[str, float]]) -> dict[str, float]:

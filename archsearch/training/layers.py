@@ -1,4 +1,4 @@
-"""Activations shared by the model families, serialisable by name.
+"""Activations shared by the model families (hypermodels/), serialisable by name.
 
 ``mish`` (Misra, 2019) is the activation the original U-Net project tuned
 for; it is registered with Keras under the ``archsearch`` package so a model
@@ -12,12 +12,14 @@ maps to one place.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import keras
 from keras import ops
 
 from archsearch.errors import ConfigError
+from archsearch.training.measures import flops_rule
 
 
 @keras.saving.register_keras_serializable(package="archsearch", name="mish")
@@ -35,6 +37,10 @@ class Mish(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+# The ``flops`` measure counts an activation as 1 FLOP per element (archsearch.training.measures).
+flops_rule(Mish)(lambda layer, ins, outs: math.prod(outs[0]))
 
 
 def _leaky_relu(name: str | None) -> keras.layers.Layer:
