@@ -262,6 +262,7 @@ def test_parego_draws_a_new_weighting_each_model_ask_and_avoids_failures():
 @pytest.mark.parametrize("tuner, options", [
     ("asha", dict(max_epochs=9, factor=3, max_trials=14)),
     ("hyperband", dict(max_epochs=9, factor=3)),
+    ("bohb", dict(max_epochs=9, factor=3, hyperband_iterations=2, min_model_budget=None)),
     ("bayesian", dict(max_trials=7, num_initial_points=3)),
 ])
 def test_a_restored_pareto_search_makes_the_same_next_proposals(tuner, options):
@@ -273,12 +274,14 @@ def test_a_restored_pareto_search_makes_the_same_next_proposals(tuner, options):
 
     history: list = []
     first = make()
-    drive(first, curve=learning_curve, epochs=3, max_asks=5, history=history)
+    drive(first, curve=learning_curve, epochs=3, max_asks=5 if tuner == "bayesian" else 20, history=history)
     restored = resume(make, history=copy.deepcopy(history))
     assert proposals(restored) == proposals(first)
     drive(first, curve=learning_curve, epochs=3)
     drive(restored, curve=learning_curve, epochs=3)
     assert proposals(restored) == proposals(first) and len(first.trials) > 5
+    if tuner == "bohb":
+        assert restored.num_model_configurations > 0  # its model ran in Pareto mode, and replayed alike
 
 
 def test_the_decay_curve_pruner_refuses_a_pareto_search():
