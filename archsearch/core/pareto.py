@@ -204,3 +204,21 @@ class FrontView:
             return None
         ref = default_reference_point(self.costs) if reference is None else np.asarray(reference, dtype=float)
         return hypervolume(self.costs, ref), ref
+
+
+def selection_order(costs: Any) -> np.ndarray:
+    """Row indices best first, as NSGA-II selects: by non-dominated rank, then within a rank by crowding
+    distance (the most isolated first, so the chosen points spread along the front), then by row."""
+    array = as_costs(costs)
+    ranks = nondominated_ranks(array)
+    crowding = np.zeros(len(array))
+    for rank in np.unique(ranks):
+        rows = np.flatnonzero(ranks == rank)
+        crowding[rows] = crowding_distance(array[rows])
+    return np.array(sorted(range(len(array)), key=lambda i: (ranks[i], -crowding[i], i)), dtype=int)
+
+
+def ranked_trials(trials: Iterable[Trial], objective: Any) -> list[Trial]:
+    """The completed trials with every objective in :func:`selection_order` (ties: the older trial first)."""
+    kept, costs = scored_trials(sorted(trials, key=lambda t: t.id), objective)
+    return [kept[i] for i in selection_order(costs)] if kept else []

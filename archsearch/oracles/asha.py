@@ -61,6 +61,17 @@ The end
     the order of results: usually about ``n_k / factor`` per rung, more when
     later configurations keep beating earlier ones.
 
+Pareto search (MO-ASHA, Schmucker et al. 2021)
+    With a :class:`~archsearch.core.objective.ParetoObjective` "best" in a rung is NSGA-II's order
+    (:func:`archsearch.core.pareto.ranked_trials`): non-dominated rank, then crowding distance within
+    the rank (the most isolated first: the ends of a front are infinitely isolated), then the older
+    trial.  The candidates are still the top ``floor(n_k / factor)``, so a rung goes on with its
+    front first, spread along it, and a dominated trial is never promoted ahead of a non-dominated
+    one.  A trial's vector at a rung is what it was told with after the rung's budget: every
+    objective, the measures taken after training (``latency_ms``) included, since each rung is a
+    trial's end.  The checkpoint bound counts the trials that *dominate* a trial instead of those
+    ranked above it (a later trial can change crowding and ranks, never dominance).
+
 Restore
     All bookkeeping (rungs, who was promoted, epochs charged, configurations
     started) is recomputed from ``self.trials`` at each ask; the only other
@@ -195,7 +206,17 @@ class ASHAOracle(Oracle):
 
     # ------------------------------------------------------------ rungs and candidates
     def _ranked(self, trials: list[Trial]) -> list[Trial]:
-        """Best first; failed and pruned (and value-less) trials last; ties: older first."""
+        """Best first; failed and pruned (and value-less) trials last; ties: older first.
+
+        In a Pareto search, best first is MO-ASHA's order (:func:`~archsearch.core.pareto.ranked_trials`):
+        non-dominated rank, then crowding distance within the rank.
+        """
+        if self.objective.is_pareto:
+            from archsearch.core.pareto import ranked_trials  # moocore: loaded by Pareto searches only
+
+            ranked = ranked_trials(trials, self.objective)
+            ids = {t.id for t in ranked}
+            return ranked + sorted((t for t in trials if t.id not in ids), key=lambda t: t.id)
         sign = self.objective.sign
 
         def key(t: Trial):
@@ -309,12 +330,14 @@ class ASHAOracle(Oracle):
             completed = 0  # completed trials ranked above, which stay above whatever comes later
             promoted_here = 0
             candidates = 0
+            above = self._dominated_by(done[k]) if self.objective.is_pareto else None
             for t in done[k]:
                 if t.status != COMPLETED or t.value is None:
                     continue
+                ahead = completed if above is None else above[t.id]
                 if t.id in promoted:
                     promoted_here += 1
-                elif completed < slots and self.rungs[k + 1] - int(t.budget) <= left:
+                elif ahead < slots and self.rungs[k + 1] - int(t.budget) <= left:
                     keep.add(t.id)
                     candidates += 1
                 completed += 1
@@ -327,6 +350,18 @@ class ASHAOracle(Oracle):
                 future = max(0, most - (self.factor - 1) - promoted_here)
             most = len(done[k + 1]) + active[k + 1] + future
         return keep
+
+    def _dominated_by(self, members: list[Trial]) -> dict[int, int]:
+        """For each completed trial of a rung, how many of the rung's completed trials dominate it.
+
+        In a Pareto search a later trial can change a trial's place (crowding, or a rank that moves
+        when a dominating trial arrives), but never make a dominating trial stop dominating it: a trial
+        dominated by ``d`` trials is always behind at least ``d``, the bound the checkpoints keep to.
+        """
+        from archsearch.core.pareto import dominates, scored_trials
+
+        kept, costs = scored_trials(members, self.objective)
+        return {t.id: sum(dominates(other, costs[i]) for other in costs) for i, t in enumerate(kept)}
 
     def promotable(self, trial_id: int) -> bool:
         """Whether ``trial_id``'s checkpoint may still be resumed from."""

@@ -127,6 +127,8 @@ class Oracle(HandDrivenOracle):
         self._untuned: dict[str, Any] = {}  # tune_new_entries=False: names a builder declared, run at their default
         self._exhausted = False
         self.pruner = _make_pruner(pruner)
+        if hasattr(self.pruner, "check_objective"):
+            self.pruner.check_objective(self.objective)
         self._init_hand_driven()
 
     # ------------------------------------------------------------ protocol

@@ -35,6 +35,17 @@ Each ``ask`` after the initial design:
 4. returns the best-scoring configuration never tried before, falling back
    to the next candidate and finally to random draws.
 
+In a Pareto search (``search.mode=pareto``) the GP models one number per
+trial all the same, ParEGO's (Knowles, IEEE TEC 2006): every model ask draws
+a weight vector uniformly on the simplex (from the seeded generator), scales
+each cost (objectives to minimise; maximised ones negated) to [0, 1] over the
+completed trials that have every objective, and scores a trial by the
+augmented Chebyshev function ``max_j w_j f_j + 0.05 * sum_j w_j f_j``, to
+minimise.  Steps 1 to 4 then run on minus that score: each ask aims at the
+part of the front its weights point to.  Failed trials (infeasible ones
+included) and pruned ones get the worst score, so the model steers away from
+them; the local candidates perturb the trials best under the ask's weights.
+
 The first ``num_initial_points`` trials are scrambled Sobol points.  Default:
 ``2 * d`` for ``d`` searched parameters, at least 5 and at most 20, and at most
 half of ``max_trials`` when that is set (so a short search still uses the
@@ -79,6 +90,7 @@ ONEHOT_LENGTHSCALE = 0.5
 # Add a component on the numeric columns alone, shared by every category (as BoTorch's mixed GP
 # does): a good region of learning rate or width found with one optimizer then guides the others.
 SHARED_TREND = True
+PAREGO_RHO = 0.05  # weight of the sum in ParEGO's augmented Chebyshev function (Knowles 2006)
 
 
 @register_oracle("bayesian")
@@ -129,6 +141,7 @@ class BayesianOptimizationOracle(Oracle):
         self._theta: np.ndarray | None = None
         self._model_asks = 0  # model-based suggestions so far: when to refit the kernel from fresh starts
         self._initial_points = UnitPoints("sobol", self.seed, self.rng)
+        self._scalars: dict[int, float] = {}  # a Pareto search's trials under the last ask's weighting
 
     # ------------------------------------------------------------ settings
     @property
@@ -150,7 +163,7 @@ class BayesianOptimizationOracle(Oracle):
 
     # ------------------------------------------------------------ proposing
     def _propose(self) -> Proposal | None:
-        data = self._training_data()
+        data = self._pareto_training_data() if self.objective.is_pareto else self._training_data()
         if len(self.trials) < self.initial_points() or data is None or self.encoder.dims == 0:
             values = self._sobol_configuration()
             return None if values is None else Proposal(values, info={"source": "initial"})
@@ -177,6 +190,32 @@ class BayesianOptimizationOracle(Oracle):
         ys = np.array([v for _, v in good])
         worst = float(ys.min())
         configs = [h for h, _ in good] + bad
+        y = np.concatenate([ys, np.full(len(bad), worst)])
+        return self.encoder.encode_many(configs), y, float(ys.max())
+
+    def _pareto_training_data(self) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """ParEGO's training data (see the module docstring): a fresh random weighting of the costs each ask.
+
+        Only once the model is used (after the initial design): a weight is drawn from the seeded
+        generator per model ask, so a restored search draws the same weights.
+        """
+        if len(self.trials) < self.initial_points():
+            return None
+        good, costs, bad = [], [], []
+        for t in self.trials.values():
+            vector = self.objective.costs_from(t.metrics) if t.status == COMPLETED else None
+            if vector is not None:
+                good.append(t)
+                costs.append(vector)
+            elif t.status in (FAILED, PRUNED):
+                bad.append(t)
+        if len(good) < 2:
+            return None
+        weights = self.rng.dirichlet(np.ones(len(self.objective.components)))
+        ys = -chebyshev(np.asarray(costs, dtype=float), weights)
+        self._scalars = {t.id: float(y) for t, y in zip(good, ys)}
+        worst = float(ys.min())
+        configs = [t.hparams for t in good] + [t.hparams for t in bad]
         y = np.concatenate([ys, np.full(len(bad), worst)])
         return self.encoder.encode_many(configs), y, float(ys.max())
 
@@ -331,8 +370,11 @@ class BayesianOptimizationOracle(Oracle):
         """Unit coordinates around the best trials: numbers moved by a random scale, each category or
         boolean re-drawn with probability 1/d."""
         hp = self.hyperparameters
-        finished = [t for t in self.trials.values() if t.status in (COMPLETED, PRUNED) and t.value is not None]
-        finished.sort(key=lambda t: (-self.objective.sign * t.value, t.id))
+        if self.objective.is_pareto:  # the best under this ask's weighting
+            finished = sorted((self.trials[i] for i in self._scalars), key=lambda t: (-self._scalars[t.id], t.id))
+        else:
+            finished = [t for t in self.trials.values() if t.status in (COMPLETED, PRUNED) and t.value is not None]
+            finished.sort(key=lambda t: (-self.objective.sign * t.value, t.id))
         top = finished[:LOCAL_TOP]
         out = []
         # Each incumbent's coordinates once; NaN where it has none (inactive), drawn afresh per candidate.
@@ -369,6 +411,19 @@ class BayesianOptimizationOracle(Oracle):
                 return values
         self._exhausted = True
         return None
+
+
+def chebyshev(costs: np.ndarray, weights: np.ndarray, rho: float = PAREGO_RHO) -> np.ndarray:
+    """ParEGO's augmented Chebyshev scalarisation of costs (rows) after min-max scaling per objective.
+
+    ``max_j w_j f_j + rho * sum_j w_j f_j``: the max term reaches every point of a front, concave
+    parts included, that a weighted sum misses; the small sum term breaks the max's ties (weakly
+    dominated points score worse).  An objective with one observed value scales to 0.
+    """
+    low, high = costs.min(axis=0), costs.max(axis=0)
+    scaled = (costs - low) / np.where(high > low, high - low, 1.0)
+    weighted = scaled * weights
+    return weighted.max(axis=1) + rho * weighted.sum(axis=1)
 
 
 def _unit_of(p, value) -> float:

@@ -35,6 +35,12 @@ with probability ``1 - bw``).  Bandwidths follow the normal-reference rule of
 the paper's statsmodels KDE, at least ``1e-3``.  A parameter inactive in either
 the candidate or the observation contributes a factor 1 (it says nothing about
 the other).  Failed and pruned trials count among the bad observations.
+
+In a Pareto search the promotions are Hyperband's MO-ASHA order, and the model's good/bad split
+ranks a budget's trials the same way (non-dominated rank, then crowding distance), as multi-objective
+TPE (Ozaki et al., GECCO 2020) splits them: ``l(x)`` is fitted on the front first and on its spread.
+A random scalarisation per draw (ParEGO, as ``bayesian`` does) would also do, but would throw away at
+each draw the part of the front its weights do not point to, where a density model wants all of it.
 """
 
 from __future__ import annotations
@@ -133,12 +139,21 @@ class BOHBOracle(HyperbandOracle):
                 ok = t.status == COMPLETED or (t.status == PRUNED and t.value is not None)
                 return (0, -self.objective.sign * t.value, t.id) if ok and t.value is not None else (1, 0.0, t.id)
 
-            ranked = sorted(trials, key=loss)
+            ranked = self._pareto_ranked(trials) if self.objective.is_pareto else sorted(trials, key=loss)
             n_good = max(n_min, int(TOP_FRACTION * len(ranked)))
             good, bad = ranked[:n_good], ranked[n_good:]
             return _TPEModel(self._searched(), self.hyperparameters, [t.hparams for t in good],
                              [t.hparams for t in bad], budget)
         return None
+
+    def _pareto_ranked(self, trials: list) -> list:
+        """A Pareto search's good-first order (MOTPE's split): non-dominated rank, then crowding distance,
+        so ``l(x)`` is fitted on the front and its spread; failed and pruned trials last (oldest first)."""
+        from archsearch.core.pareto import ranked_trials  # moocore: loaded by Pareto searches only
+
+        ranked = ranked_trials(trials, self.objective)
+        ids = {t.id for t in ranked}
+        return ranked + sorted((t for t in trials if t.id not in ids), key=lambda t: t.id)
 
 
 class _TPEModel:

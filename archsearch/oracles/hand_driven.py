@@ -108,7 +108,9 @@ class HandDrivenOracle:
         through ``report`` and the pruner.
         """
         if not self._overrides("update_trial"):
-            return self.report(trial_id, epoch, value)
+            # A Pareto search's pruner compares every objective reported at the epoch, not only the first.
+            pareto = self.objective.is_pareto and self.objective.value_from(metrics) is not None
+            return self.report(trial_id, epoch, dict(metrics) if pareto else value)
         trial = self._get(trial_id)
         answer = self.update_trial(trial.trial_id, dict(metrics), step=epoch)
         stop = str(answer).lower() == STOPPED or trial.status == STOPPED

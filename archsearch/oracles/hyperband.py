@@ -47,6 +47,8 @@ Rules worth knowing:
   runs brackets strictly one after another.
 * :meth:`checkpoints_to_keep` names the trials whose checkpoints a future
   promotion may still resume from; everything else can be deleted.
+* In a Pareto search a round keeps its best ``1/factor`` in MO-ASHA's order:
+  non-dominated rank, then crowding distance (see :mod:`archsearch.oracles.asha`).
 
 Subclassing (BOHB): override :meth:`HyperbandOracle._new_configuration` to
 change how *new* configurations are proposed; brackets, promotions,
@@ -253,7 +255,15 @@ class HyperbandOracle(Oracle):
         return self.schedule_name == KERAS_TUNER and self._space_exhausted
 
     def _ranked(self, trials: list[Trial]) -> list[Trial]:
-        """Completed trials, best first (ties: older first); failed and pruned ones are left out."""
+        """Completed trials, best first (ties: older first); failed and pruned ones are left out.
+
+        In a Pareto search, best first is MO-ASHA's order (:func:`~archsearch.core.pareto.ranked_trials`):
+        non-dominated rank, then crowding distance within the rank, so a round keeps the front first.
+        """
+        if self.objective.is_pareto:
+            from archsearch.core.pareto import ranked_trials  # moocore: loaded by Pareto searches only
+
+            return ranked_trials(trials, self.objective)
         scored = [t for t in trials if t.status == COMPLETED and t.value is not None]
         return sorted(scored, key=lambda t: (-self.objective.sign * t.value, t.id))
 

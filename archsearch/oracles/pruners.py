@@ -9,6 +9,18 @@ ends the trial and it is recorded as pruned with the epoch it reached.
 median of the completed trials' values at the same epoch, once at least
 ``min_trials`` completed trials reached that epoch.
 
+In a Pareto search (``search.mode=pareto``) ``median`` compares objective vectors: it stops a trial
+whose vector at the epoch is dominated by the *median point* of the completed trials at that epoch
+(each objective's median over them; the front of a single point, so a trial is stopped only when it is
+worse than the typical trial on every objective -- a trade-off, better on one and worse on another, is
+kept).  The trial's vector is its best value so far on each objective, the median's the completed
+trials' values at that very epoch, as in the single-objective rule.  Which objectives are compared:
+those reported at every epoch (validation metrics), and the model measures known before training
+(``params``, ``trainable_params``, ``flops``, ``model_size_mb``: the same at every epoch, taken from
+whichever epoch or the final metrics hold them).  Measures taken after training (``latency_ms``) are
+not known while a trial trains and are left out.  With fewer than two objectives left to compare it
+never stops a trial: one objective alone would prune the small, fast models the search is for.
+
 ``decay_curve`` (the cloud service's decay-curve stopping, as a learning-curve rule): after
 ``warmup_epochs``, fit the trial's own curve so far with an exponential decay and a power law towards
 an asymptote (``a + b * exp(-c * t)``, ``a + b * t ** -c``), extrapolate the more hopeful of the two to
@@ -32,15 +44,23 @@ class Pruner:
     """Base: ``should_prune(oracle, trial, epoch)`` decides after every reported epoch."""
 
     name = ""
+    pareto = False  # whether it can judge a Pareto search's trials (objective vectors)
 
     def should_prune(self, oracle, trial, epoch: int) -> bool:
         raise NotImplementedError
+
+    def check_objective(self, objective) -> None:
+        """Refuse, before the search starts, a Pareto search this pruner would judge on one objective."""
+        if objective.is_pareto and not self.pareto:
+            raise ConfigError("tuner.pruner", f"{self.name} cannot judge a Pareto search (search.mode=pareto): it "
+                              "would stop trials on their first objective alone", "use tuner.pruner=median or none")
 
 
 class MedianPruner(Pruner):
     """Stop a trial that is worse than the median completed trial at the same epoch."""
 
     name = "median"
+    pareto = True  # dominated by the median point (see the module docstring)
 
     def __init__(self, warmup_epochs: int = 1, min_trials: int = 3) -> None:
         self.warmup_epochs = _whole(warmup_epochs, "tuner.pruner.warmup_epochs", minimum=0)
@@ -52,6 +72,8 @@ class MedianPruner(Pruner):
         if epoch <= self.warmup_epochs:
             return False
         objective = oracle.objective
+        if objective.is_pareto:
+            return self._dominated_by_median(oracle, trial, epoch)
         best = objective.best(v for e, v in trial.intermediate.items() if e <= epoch)
         if best is None:
             return False
@@ -66,8 +88,42 @@ class MedianPruner(Pruner):
         median = float(np.median(others))
         return objective.better(median, best)
 
+    def _dominated_by_median(self, oracle, trial, epoch: int) -> bool:
+        """The Pareto rule (see the module docstring): the median point of the completed trials dominates
+        the trial's best-so-far vector, on the objectives both are known on."""
+        from archsearch.core.pareto import dominates  # moocore: loaded by Pareto searches only
+
+        parts = oracle.objective.components
+        mine = [_cost_at(part, trial, epoch, best_so_far=True) for part in parts]
+        rows = [[_cost_at(part, t, epoch) for part in parts] for t in oracle.trials.values()
+                if t.id != trial.id and t.status == COMPLETED]
+        known = [j for j, value in enumerate(mine) if value is not None]
+        rows = [[row[j] for j in known] for row in rows if all(row[j] is not None for j in known)]
+        if len(known) < 2 or len(rows) < self.min_trials:
+            return False
+        median = np.median(np.asarray(rows, dtype=float), axis=0)
+        return dominates(median, [mine[j] for j in known])
+
     def __repr__(self) -> str:
         return f"MedianPruner(warmup_epochs={self.warmup_epochs}, min_trials={self.min_trials})"
+
+
+def _cost_at(part, trial, epoch: int, best_so_far: bool = False) -> float | None:
+    """One objective of ``trial`` at ``epoch`` as a cost (to minimise), or None when not known then.
+
+    A metric reported at every epoch: its value at ``epoch`` (``best_so_far``: its best up to it).
+    A model measure known before training: the same at every epoch, from any epoch or the final metrics.
+    """
+    from archsearch.core.measures import BEFORE_TRAINING
+
+    steps = trial.metrics.steps.get(part.name, {}) if hasattr(trial.metrics, "steps") else {}
+    values = [float(np.mean(v)) for e, v in steps.items() if (e <= epoch if best_so_far else e == epoch)]
+    if not values and part.name in BEFORE_TRAINING:
+        values = [float(np.mean(v)) for v in steps.values()][:1] or [trial.metrics.get(part.name)]
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    if not values:
+        return None
+    return min(-part.sign * v for v in values)  # costs: the best is the least
 
 
 class DecayCurvePruner(Pruner):
