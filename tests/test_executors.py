@@ -29,19 +29,9 @@ import pytest
 from archsearch.executors.process import parallel_trials, visible_gpus
 from archsearch.core.store import TrialStore
 from cli_inprocess import run_cli_inprocess  # the driver in the test process; its workers stay processes
-from test_reliability import start_cli, wait_for_epoch
+from test_reliability import program, start_cli, wait_for_epoch
 
 TINY = ["data.num_samples=160", "data.image_size=12", "trainer.epochs=2"]
-REPO = Path(__file__).resolve().parent.parent
-TRAIN = REPO / "examples" / "checkpointing" / "train.py"
-LR = "space={lr: {type: float, min: 1e-3, max: 0.3, sampling: log}}"
-
-
-def program(*flags: str) -> list[str]:
-    """A search whose trials run examples/checkpointing/train.py with ``flags`` (e.g. its epochs, a sleep per
-    epoch so that a test can stop it mid-trial); it continues from its own checkpoint when resumed."""
-    return ["trial=command", f"trial.command='{' '.join([sys.executable, str(TRAIN), *flags])}'", "objective=val_loss",
-            LR]
 
 
 @pytest.fixture

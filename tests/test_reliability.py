@@ -250,6 +250,16 @@ SLOW_MODELS = textwrap.dedent('''
 
 SLOW = ["model=custom", "model.builder=slow_models:build", "data.num_samples=160", "data.image_size=12",
         "trainer.epochs=4", "tuner.max_trials=3"]
+CHECKPOINTING = REPO / "examples" / "checkpointing" / "train.py"
+
+
+def program(*flags: str) -> list[str]:
+    """The CLI arguments of a search whose trials run examples/checkpointing/train.py with ``flags`` (numpy: it
+    saves its state every epoch and continues from it when resumed; ``--seconds`` per epoch lets a test stop it
+    mid-trial). For the tests of a driver, its workers, kills and signals where Keras is not what is checked:
+    a Keras trial costs every process that trains it a TensorFlow start (~10 s of CPU)."""
+    return ["trial=command", f"trial.command='{' '.join([sys.executable, str(CHECKPOINTING), *flags])}'",
+            "objective=val_loss", "space={lr: {type: float, min: 1e-3, max: 0.3, sampling: log}}"]
 
 
 @pytest.fixture
@@ -310,10 +320,12 @@ def after_kill(db: Path, trial_id: int) -> tuple[dict, int]:
 
 
 def test_sigkill_mid_trial_resumes_from_the_checkpoint_without_repeating_epochs(tmp_path, slow_env):
+    """The process that trains the Keras model is the one killed (executor=inline, kept on resume); a killed
+    driver with its worker processes is tests/test_executors.py's and tests/test_hardening.py's."""
     run = tmp_path / "run"
     db = run / "trials.db"
 
-    proc = start_cli(SLOW, run, slow_env)
+    proc = start_cli([*SLOW, "executor=inline"], run, slow_env)
     wait_for_epoch(db, 0, 2, proc)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=600)
@@ -349,9 +361,13 @@ def test_sigkill_mid_trial_resumes_from_the_checkpoint_without_repeating_epochs(
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_or_sigterm_stops_cleanly_and_resume_continues(tmp_path, slow_env, stop):
+    """Ctrl-C on Keras trials in a worker (its export after the stop, its resume); SIGTERM, which the driver
+    turns into the same stop, on a tiny program's trials (trial=command) in a worker."""
+    keras_trials = stop == signal.SIGINT
     run = tmp_path / "run"
     db = run / "trials.db"
-    proc = start_cli(SLOW, run, slow_env)
+    proc = start_cli(SLOW if keras_trials else [*program("--epochs=4", "--seconds=0.5"), "tuner.max_trials=3"], run,
+                     slow_env)
     wait_for_epoch(db, 1, 1, proc)
     proc.send_signal(stop)
     out, err = proc.communicate(timeout=600)
@@ -367,9 +383,12 @@ def test_ctrl_c_or_sigterm_stops_cleanly_and_resume_continues(tmp_path, slow_env
     assert store.problems() == []
     reached = max(e["epoch"] for e in store.epochs(1))
     store.close()
-    # What finished is exported completely: a whole .keras archive, the CSV lists every trial.
-    with zipfile.ZipFile(run / "best" / "model.keras") as archive:
-        assert archive.testzip() is None and {"config.json", "model.weights.h5"} <= set(archive.namelist())
+    # What finished is exported completely: a whole .keras archive (a program's command), the CSV lists every trial.
+    if keras_trials:
+        with zipfile.ZipFile(run / "best" / "model.keras") as archive:
+            assert archive.testzip() is None and {"config.json", "model.weights.h5"} <= set(archive.namelist())
+    else:
+        assert str(CHECKPOINTING) in (run / "best" / "command.sh").read_text()
     assert yaml.safe_load((run / "best" / "hparams.yaml").read_text())["trial"] == 0
     assert (run / "trials.csv").read_text().count("\n") == 3
     assert "<tr class='status-interrupted'><td data-v='1.0'>1</td>" in (run / "report.html").read_text()
@@ -377,8 +396,11 @@ def test_ctrl_c_or_sigterm_stops_cleanly_and_resume_continues(tmp_path, slow_env
         return
 
     before = epoch_rows(db)
-    result = run_cli_inprocess([f"resume={run}"], tmp_path / "log", env=slow_env)  # no signal here: in-process
+    # No signal here: in this process, trained here too (a safe change on resume; a Keras trial resumed in a worker
+    # after a kill is tests/test_hardening.py's), which spares a worker's TensorFlow start.
+    result = run_cli_inprocess([f"resume={run}", "executor=inline"], tmp_path / "log", env=slow_env)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resume: executor: process -> inline (takes effect now)" in result.stdout
     assert f"Trial 1: resuming from its checkpoint at epoch {reached}." in result.stdout
     after = epoch_rows(db)
     assert all(after[k] == v for k, v in before.items())  # no epoch of trial 1 trained twice
