@@ -36,7 +36,7 @@ from archsearch.core.lock import RunFolderLock
 from archsearch.core.store import TrialStore
 from cli_inprocess import run_cli_inprocess
 from conftest import REPO, run_cli
-from test_reliability import SLOW, SLOW_MODELS, program, start_cli, wait_for_epoch
+from test_reliability import SLOW, SLOW_MODELS, after_kill, epoch_rows, program, start_cli, wait_for_epoch
 
 TINY = ["data.num_samples=160", "data.image_size=12", "trainer.epochs=1", "tuner.max_trials=2"]
 INLINE = ["executor=inline"]  # trials in the test process, where the executor is not what a test checks
@@ -393,7 +393,10 @@ def test_a_new_tuner_stores_config_and_fingerprint_in_one_transaction(tmp_path, 
 
 @pytest.mark.slow
 def test_a_search_repeats_exactly_across_a_kill(tmp_path, slow_env):
-    """Kill mid-trial, resume, and compare every epoch's loss with an uninterrupted run (dropout included)."""
+    """Kill mid-trial, resume, and compare every epoch's loss with an uninterrupted run (dropout included); the
+    Keras trial continues from its checkpoint, trains no epoch twice, keeps its best over the whole training,
+    and the search exports its model and cleans the resume checkpoints (the same kill on a command trial,
+    killed twice: tests/test_reliability.py's test_sigkill_mid_trial_resumes_...)."""
     args = [*SLOW[:-2], "trainer.epochs=4", "tuner.max_trials=2"]
     env = {"PYTHONPATH": slow_env["PYTHONPATH"]}
     whole = tmp_path / "whole"
@@ -405,9 +408,18 @@ def test_a_search_repeats_exactly_across_a_kill(tmp_path, slow_env):
     wait_for_epoch(cut / "trials.db", 1, 2, proc)
     proc.kill()
     proc.wait()
+    before, reached = after_kill(cut / "trials.db", 1)
     resumed = run_cli_inprocess([f"resume={cut}"], cut, env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resuming from its checkpoint at epoch" in resumed.stdout
+    assert f"Trial 1: resuming from its checkpoint at epoch {reached}." in resumed.stdout
+    after = epoch_rows(cut / "trials.db")
+    assert all(after[key] == recorded_at for key, recorded_at in before.items()), "an epoch was trained again"
+    store = TrialStore(cut / "trials.db")
+    for r in store.rows():  # a resumed trial's result is its best epoch over the whole training, before and after
+        assert r["value"] == pytest.approx(max(e["val_accuracy"] for e in store.epochs(r["id"])))
+    store.close()
+    assert (cut / "best" / "model.keras").exists()
+    assert not list((cut / "trials").glob("*/checkpoint.weights.h5"))  # resume checkpoints cleaned at the end
 
     def losses(run):
         store = TrialStore(run / "trials.db")
