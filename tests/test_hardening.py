@@ -23,11 +23,13 @@ import sys
 import textwrap
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+import yaml
 
 import archsearch
 from archsearch.core.checks import boolean
@@ -621,7 +623,10 @@ def test_a_second_ctrl_c_still_exits_130_with_a_complete_export(tmp_path, slow_e
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err
-    assert (run / "best" / "model.keras").exists() and (run / "trials.csv").exists()
+    with zipfile.ZipFile(run / "best" / "model.keras") as archive:  # a whole .keras archive, however many Ctrl-Cs
+        assert archive.testzip() is None and {"config.json", "model.weights.h5"} <= set(archive.namelist())
+    assert yaml.safe_load((run / "best" / "hparams.yaml").read_text())["trial"] == 0
+    assert (run / "trials.csv").exists()
     assert [r["status"] for r in rows(run / "trials.db")] == ["completed", "interrupted"]
     assert TrialStore(run / "trials.db").problems() == []
 
