@@ -10,8 +10,7 @@ What a worker, the driver or a kill does is the engine's, whatever a trial train
 program (``trial=command``, examples/checkpointing/train.py: numpy, a checkpoint every epoch), as a Keras
 trial costs every worker process a TensorFlow start (~10 s of CPU). Keras keeps the runs where Keras is what
 is checked: its results the same in a worker as inline, its promotions restored on two workers (asha), the
-best model exported from a worker's trial; its resume after a kill is tests/test_reliability.py's and
-tests/test_hardening.py's.
+best model exported from a worker's trial; its resume after a kill is tests/test_hardening.py's.
 """
 
 from __future__ import annotations

@@ -399,12 +399,13 @@ def test_a_search_repeats_exactly_across_a_kill(tmp_path, slow_env):
     Keras trial continues from its checkpoint, trains no epoch twice, keeps its best over the whole training,
     and the search exports its model and cleans the resume checkpoints (the same kill on a command trial,
     killed twice: tests/test_reliability.py's test_sigkill_mid_trial_resumes_...)."""
-    args = [*SLOW[:-2], "trainer.epochs=4", "tuner.max_trials=2"]
+    # Trained inline (kept on resume): the process killed is the one that trains and writes the checkpoint, and no
+    # worker starts TensorFlow. A worker trains exactly what inline trains, and loads a Keras checkpoint when
+    # promoted (tests/test_executors.py: inline against workers, asha on two workers).
+    args = [*SLOW[:-2], "trainer.epochs=4", "tuner.max_trials=2", "executor=inline"]
     env = {"PYTHONPATH": slow_env["PYTHONPATH"]}
     whole = tmp_path / "whole"
-    # The uninterrupted run trains in this process (no worker's TensorFlow start): a worker trains exactly what the
-    # inline executor trains (tests/test_executors.py), and the cut run's trials are in worker processes, as by default.
-    assert run_cli_inprocess([*args, "executor=inline"], whole, env=env).returncode == 0
+    assert run_cli_inprocess(args, whole, env=env).returncode == 0
     cut = tmp_path / "cut"
     proc = start_cli(args, cut, slow_env)
     wait_for_epoch(cut / "trials.db", 1, 2, proc)
