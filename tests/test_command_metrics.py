@@ -391,28 +391,28 @@ def test_tensorboard_files_are_read_without_tensorflow(tmp_path):
 @pytest.mark.slow
 def test_tensorboard_files_written_by_tf_summary_keras_and_tensorboards_writer(tmp_path):
     """The writers users run: tf.summary.scalar, Keras' TensorBoard callback (with validation) and tensorboard's
-    own EventFileWriter, in one TensorFlow process (its import is the cost); read here without TensorFlow."""
-    code = f"""
-import numpy as np, tensorflow as tf, keras, time
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
-from tensorboard.compat.proto import event_pb2, summary_pb2
-root = {str(tmp_path)!r}
-with tf.summary.create_file_writer(root + "/tfsummary").as_default():
-    for step in range(3):
-        tf.summary.scalar("val_loss", 1.0 / (step + 1), step=step)
-        tf.summary.histogram("weights", tf.ones([4]), step=step)
-model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-model.compile("sgd", "mse")
-x = np.ones((8, 2), "float32")
-model.fit(x, x[:, :1], validation_data=(x, x[:, :1]), epochs=2, verbose=0,
-          callbacks=[keras.callbacks.TensorBoard(root + "/keras", write_graph=False)])
-writer = EventFileWriter(root + "/tbwriter")
-writer.add_event(event_pb2.Event(step=4, wall_time=time.time(), summary=summary_pb2.Summary(
-    value=[summary_pb2.Summary.Value(tag="accuracy", simple_value=0.75)])))
-writer.close()
-"""
-    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=600,
-                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
+    own EventFileWriter, written in this process (a process of their own would cost a TensorFlow start); that the
+    collector reads them without TensorFlow is test_tensorboard_files_are_read_without_tensorflow's."""
+    import keras
+    import tensorflow as tf
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    summaries = tf.summary.create_file_writer(str(tmp_path / "tfsummary"))
+    with summaries.as_default():
+        for step in range(3):
+            tf.summary.scalar("val_loss", 1.0 / (step + 1), step=step)
+            tf.summary.histogram("weights", tf.ones([4]), step=step)
+    summaries.close()
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x = np.ones((8, 2), "float32")
+    model.fit(x, x[:, :1], validation_data=(x, x[:, :1]), epochs=2, verbose=0,
+              callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "keras"), write_graph=False)])
+    writer = EventFileWriter(str(tmp_path / "tbwriter"))
+    writer.add_event(event_pb2.Event(step=4, wall_time=time.time(), summary=summary_pb2.Summary(
+        value=[summary_pb2.Summary.Value(tag="accuracy", simple_value=0.75)])))
+    writer.close()
     assert _seen(TensorBoardEvents(tmp_path / "tfsummary").poll()) == [
         (0, {"val_loss": 1.0}), (1, {"val_loss": 0.5}), (2, {"val_loss": pytest.approx(1 / 3)})]
     keras_reports = TensorBoardEvents(tmp_path / "keras").poll()

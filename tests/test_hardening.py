@@ -23,11 +23,13 @@ import sys
 import textwrap
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+import yaml
 
 import archsearch
 from archsearch.core.checks import boolean
@@ -36,7 +38,7 @@ from archsearch.core.lock import RunFolderLock
 from archsearch.core.store import TrialStore
 from cli_inprocess import run_cli_inprocess
 from conftest import REPO, run_cli
-from test_reliability import SLOW, SLOW_MODELS, start_cli, wait_for_epoch
+from test_reliability import SLOW, SLOW_MODELS, after_kill, epoch_rows, program, start_cli, wait_for_epoch
 
 TINY = ["data.num_samples=160", "data.image_size=12", "trainer.epochs=1", "tuner.max_trials=2"]
 INLINE = ["executor=inline"]  # trials in the test process, where the executor is not what a test checks
@@ -97,16 +99,18 @@ def test_overwrite_no_keeps_a_finished_search_and_overwrite_maybe_is_refused(tmp
 
 # --------------------------------------------------------------------------- 3. one process per run folder
 
-def test_a_second_search_in_the_same_folder_is_refused_and_kill_9_releases_the_lock(tmp_path, slow_env):
+def test_a_second_search_in_the_same_folder_is_refused_and_kill_9_releases_the_lock(tmp_path):
+    """The lock is the run folder's, whatever a trial trains: a tiny program's long trials (trial=command)."""
     run = tmp_path / "run"
-    first = start_cli([*SLOW, "trainer.epochs=40"], run, slow_env)
+    searching = [*program("--epochs=40", "--seconds=0.5"), "tuner.max_trials=3"]
+    first = start_cli(searching, run, {**os.environ, "ARCHSEARCH_REPORT": "false"})
     try:
         wait_for_epoch(run / "trials.db", 0, 1, first)
-        for second_args in ([*SLOW, "trainer.epochs=40"], ["tuner=bayesian", *SLOW[:-1], "tuner.max_trials=2"]):
-            second = run_cli_inprocess(second_args, run, env={"PYTHONPATH": slow_env["PYTHONPATH"]})
+        for second_args in (searching, ["tuner=bayesian", *searching[:-1], "tuner.max_trials=2"]):
+            second = run_cli_inprocess(second_args, run)
             assert second.returncode == 2, second.stderr[-2000:]
             assert f"is in use by another search (process {first.pid}" in second.stderr
-        resumed = run_cli_inprocess([f"resume={run}"], run, env={"PYTHONPATH": slow_env["PYTHONPATH"]})
+        resumed = run_cli_inprocess([f"resume={run}"], run)
         assert resumed.returncode == 2 and "is in use by another search" in resumed.stderr
         assert [r["id"] for r in rows(run / "trials.db")] == [0]  # the refused runs wrote nothing
     finally:
@@ -312,7 +316,9 @@ def test_a_real_full_disk_exits_2_keeps_the_exports_whole_and_resumes(tmp_path):
         pytest.skip("mounting a tmpfs needs root")
     with tmpfs(tmp_path / "disk") as disk:
         run = disk / "run"
-        first = run_cli_inprocess(TINY, run)  # the driver here, its trials in worker processes as by default
+        # Trained here (executor=inline, kept on resume): the full disk is found by the resume's check before its
+        # first trial (archsearch/cli/preflight.py), wherever trials train; a worker's start would cost TensorFlow's.
+        first = run_cli_inprocess([*TINY, *INLINE], run)
         assert first.returncode == 0, first.stderr[-2000:]
         exported = {p: digest(run / p) for p in ("best/model.keras", "best/hparams.yaml", "trials.csv")}
         filler = fill(disk)
@@ -344,7 +350,8 @@ def test_a_search_killed_before_its_first_trial_resumes_with_its_own_settings(tm
     """The config and the fingerprint are stored together, first: resume runs 3 x 2 epochs, not the defaults."""
     run = tmp_path / "run"
     args = ["data.num_samples=160", "data.image_size=12", "trainer.epochs=2", "tuner.max_trials=3",
-            "model=custom", "model.builder=never_builds:build", "+model.space.units={type:int,min:1,max:8}"]
+            "model=custom", "model.builder=never_builds:build", "+model.space.units={type:int,min:1,max:8}",
+            *INLINE]  # killed in the driver's check build either way; the resume trains here
     (tmp_path / "never_builds.py").write_text(textwrap.dedent('''
         import os, signal
         def build(hp, input_shape=None, num_classes=None):
@@ -388,19 +395,34 @@ def test_a_new_tuner_stores_config_and_fingerprint_in_one_transaction(tmp_path, 
 
 @pytest.mark.slow
 def test_a_search_repeats_exactly_across_a_kill(tmp_path, slow_env):
-    """Kill mid-trial, resume, and compare every epoch's loss with an uninterrupted run (dropout included)."""
-    args = [*SLOW[:-2], "trainer.epochs=4", "tuner.max_trials=2"]
+    """Kill mid-trial, resume, and compare every epoch's loss with an uninterrupted run (dropout included); the
+    Keras trial continues from its checkpoint, trains no epoch twice, keeps its best over the whole training,
+    and the search exports its model and cleans the resume checkpoints (the same kill on a command trial,
+    killed twice: tests/test_reliability.py's test_sigkill_mid_trial_resumes_...)."""
+    # Trained inline (kept on resume): the process killed is the one that trains and writes the checkpoint, and no
+    # worker starts TensorFlow. A worker trains exactly what inline trains, and loads a Keras checkpoint when
+    # promoted (tests/test_executors.py: inline against workers, asha on two workers).
+    args = [*SLOW[:-2], "trainer.epochs=4", "tuner.max_trials=2", "executor=inline"]
     env = {"PYTHONPATH": slow_env["PYTHONPATH"]}
     whole = tmp_path / "whole"
-    assert run_cli_inprocess(args, whole, env=env).returncode == 0  # its trials in worker processes, as the cut one's
+    assert run_cli_inprocess(args, whole, env=env).returncode == 0
     cut = tmp_path / "cut"
     proc = start_cli(args, cut, slow_env)
     wait_for_epoch(cut / "trials.db", 1, 2, proc)
     proc.kill()
     proc.wait()
+    before, reached = after_kill(cut / "trials.db", 1)
     resumed = run_cli_inprocess([f"resume={cut}"], cut, env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resuming from its checkpoint at epoch" in resumed.stdout
+    assert f"Trial 1: resuming from its checkpoint at epoch {reached}." in resumed.stdout
+    after = epoch_rows(cut / "trials.db")
+    assert all(after[key] == recorded_at for key, recorded_at in before.items()), "an epoch was trained again"
+    store = TrialStore(cut / "trials.db")
+    for r in store.rows():  # a resumed trial's result is its best epoch over the whole training, before and after
+        assert r["value"] == pytest.approx(max(e["val_accuracy"] for e in store.epochs(r["id"])))
+    store.close()
+    assert (cut / "best" / "model.keras").exists()
+    assert not list((cut / "trials").glob("*/checkpoint.weights.h5"))  # resume checkpoints cleaned at the end
 
     def losses(run):
         store = TrialStore(run / "trials.db")
@@ -538,8 +560,10 @@ def test_resume_of_a_missing_folder_says_it_does_not_exist(tmp_path):
 
 
 def test_resume_logs_into_the_run_it_continues(tmp_path):
+    """Where a resume logs is the CLI's, whatever a trial trains: a tiny program's trials (trial=command), so that
+    the resume's process of its own (started in another folder) needs no TensorFlow."""
     run = tmp_path / "run"
-    assert run_cli_inprocess([*TINY, *INLINE], run).returncode == 0
+    assert run_cli_inprocess([*program("--epochs=1"), "tuner.max_trials=2", *INLINE], run).returncode == 0
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
@@ -600,7 +624,10 @@ def test_a_second_ctrl_c_still_exits_130_with_a_complete_export(tmp_path, slow_e
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err
-    assert (run / "best" / "model.keras").exists() and (run / "trials.csv").exists()
+    with zipfile.ZipFile(run / "best" / "model.keras") as archive:  # a whole .keras archive, however many Ctrl-Cs
+        assert archive.testzip() is None and {"config.json", "model.weights.h5"} <= set(archive.namelist())
+    assert yaml.safe_load((run / "best" / "hparams.yaml").read_text())["trial"] == 0
+    assert (run / "trials.csv").exists()
     assert [r["status"] for r in rows(run / "trials.db")] == ["completed", "interrupted"]
     assert TrialStore(run / "trials.db").problems() == []
 

@@ -75,14 +75,16 @@ class KillFirstActor(keras.callbacks.Callback):
 
 @pytest.mark.slow
 def test_the_cli_on_a_local_ray_stops_on_sigterm_and_resumes(tmp_path):
-    """First in this module: the CLI starts its own local Ray, before the fixture's one exists."""
+    """First in this module: the CLI starts its own local Ray, before the fixture's one exists. Its trials run a
+    tiny program (trial=command): the signal, the local Ray and the resume are the driver's, and a Keras trial
+    would cost each actor a TensorFlow start; Keras on Ray actors is the tests below."""
     pytest.importorskip("ray", reason="Ray is not installed (pip install \".[ray]\"): executor=ray untested")
-    from test_reliability import SLOW, SLOW_MODELS, start_cli, wait_for_epoch
+    from test_reliability import program, start_cli, wait_for_epoch
 
-    (tmp_path / "slow_models.py").write_text(SLOW_MODELS)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(tmp_path)}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "ARCHSEARCH_REPORT": "false"}
     run = tmp_path / "run"
-    proc = start_cli([*SLOW, "tuner.max_trials=2", "executor=ray", "tuner.parallel_trials=2"], run, env)
+    proc = start_cli([*program("--epochs=4", "--seconds=0.5"), "tuner.max_trials=2", "executor=ray",
+                      "tuner.parallel_trials=2"], run, env)
     wait_for_epoch(run / "trials.db", 0, 1, proc)
     proc.send_signal(signal.SIGTERM)  # ray.init's own handler would sys.exit; the search's one must stay
     out, err = proc.communicate(timeout=600)
@@ -92,7 +94,7 @@ def test_the_cli_on_a_local_ray_stops_on_sigterm_and_resumes(tmp_path):
     # The resume needs no signal: in this process (cli_inprocess), where it starts and shuts down its own local Ray.
     from cli_inprocess import run_cli_inprocess
 
-    resumed = run_cli_inprocess([f"resume={run}"], run, env={"PYTHONPATH": str(tmp_path)})
+    resumed = run_cli_inprocess([f"resume={run}"], run)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Trial 0: resuming from its checkpoint at epoch" in resumed.stdout
     store = TrialStore(run / "trials.db")

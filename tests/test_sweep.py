@@ -304,13 +304,16 @@ def test_cli_multirun_basic_launcher(tmp_path):
 
 @pytest.mark.slow
 def test_cli_multirun_joblib_launcher(tmp_path):
+    """The jobs' trials run a tiny program (trial=command): the launcher's processes and the sweep table are
+    what is checked, and a Keras trial costs each job a TensorFlow start (Keras jobs: the basic launcher above)."""
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    from test_reliability import program
+
     sweep = tmp_path / "sweep"
-    exclude = "hydra.job.config.override_dirname.exclude_keys=[tuner.max_trials,trainer.epochs,data.num_samples," \
-              "data.image_size]"
+    exclude = "hydra.job.config.override_dirname.exclude_keys=[tuner.max_trials,trial,trial.command,objective,space]"
     proc = run_multirun(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "tuner=random,grid",
-                         "tuner.max_trials=2", *TINY, "hydra.sweep.subdir=${hydra.job.override_dirname}", exclude],
-                        sweep)
+                         "tuner.max_trials=2", *program("--epochs=1"),
+                         "hydra.sweep.subdir=${hydra.job.override_dirname}", exclude], sweep)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
     rows = read_csv(sweep / SWEEP_CSV)
