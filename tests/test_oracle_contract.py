@@ -309,7 +309,7 @@ def test_pareto_search_to_exhaustion_reports_exactly_the_front(name):
 
 @pytest.mark.parametrize("name", pareto_names())
 def test_pareto_hypervolume_never_falls_as_trials_finish(name):
-    oracle = make_pareto(name, max_trials=12)
+    oracle = make_pareto(name, max_trials=TRIALS + 2)
     volumes = []
     while not oracle.finished:  # one trial at a time, the front checked after each
         drive(oracle, curve=two_objectives, max_asks=1)
@@ -325,7 +325,7 @@ def test_pareto_search_tolerates_failed_and_infeasible_trials(name):
             return {"size": size(h), "constraint_violation": 0.5}
         return two_objectives(h, epoch)
 
-    oracle = make_pareto(name, max_trials=10)
+    oracle = make_pareto(name, max_trials=TRIALS + 2)
     drive(oracle, curve=curve, concurrent=2, fail=lambda t: t.id == 1)
     assert oracle.finished
     failed = [t for t in oracle.trials.values() if t.status == FAILED]
@@ -337,7 +337,7 @@ def test_pareto_search_tolerates_failed_and_infeasible_trials(name):
 
 @pytest.mark.parametrize("name", pareto_names())
 def test_pareto_restore_after_a_kill_gives_the_same_next_proposals(tmp_path, name):
-    limit, cut = (24, 15) if budgeted(name) else (TRIALS + 4, 8)
+    limit, cut = (24, 15) if budgeted(name) else (TRIALS + 2, 6)
     store = TrialStore(tmp_path / "trials.db")
     original = make_pareto(name, max_trials=limit)
     drive(original, curve=two_objectives, concurrent=2, order="newest", fail=lambda t: t.id == 2,
