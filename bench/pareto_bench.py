@@ -107,7 +107,8 @@ def optuna_suggest(trial: Any, problem: MOProblem) -> dict[str, Any]:
 def run_optuna(kind: str, problem: MOProblem, seed: int, trials: int) -> list[dict[str, float]]:
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # ERROR: GPSampler warns at every conditional parameter it samples at random (its documented fallback).
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     if kind == "gp":
         try:
             import torch
