@@ -142,8 +142,9 @@ def test_children_stay_in_the_space_for_every_type_scale_and_condition():
 def test_crossover_and_mutation_keep_unit_coordinates_and_change_categories_to_another_value():
     hp = HyperParameters.from_config(SPACE)
     kinds = [gene_kind(p) for p in hp.space.values()]
-    assert kinds[list(hp.space.keys()).index("optimizer")] == "fixed"
-    assert kinds[list(hp.space.keys()).index("act")] == "category" and kinds[list(hp.space.keys()).index("width")] == "real"
+    kind_of = dict(zip(hp.space.keys(), kinds))
+    assert (kind_of["optimizer"], kind_of["act"], kind_of["bn"]) == ("fixed", "category", "category")
+    assert kind_of["width"] == kind_of["lr"] == kind_of["filters"] == "real"  # ordered choices, numbers, steps
     rng = np.random.default_rng(1)
     sizes = [3 if n == "act" else 2 if n == "bn" else 0 for n in hp.space.keys()]
     for _ in range(200):

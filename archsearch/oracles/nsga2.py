@@ -16,9 +16,9 @@ Each ``ask`` after the initial design breeds one child from the current *populat
    mutation (pymoo's and Deb's bounded forms, distribution indices :data:`ETA_CROSSOVER` and
    :data:`ETA_MUTATION`); unordered choices and booleans: uniform crossover, and mutation to another
    value.  Each parameter mutates with probability ``mutation_prob``, by default 3 / (the number of
-   searched parameters), at most 0.5.  Conditional parameters follow the child's own values: its values are decoded in declaration
-   order (``HyperParameters.sample``), a parameter active in one parent only is inherited from it, one
-   active in neither parent is drawn at random.
+   searched parameters), at most 0.5.  Conditional parameters follow the child's own values: its values
+   are decoded in declaration order (``HyperParameters.sample``), a parameter active in one parent only
+   is inherited from it, one active in neither parent is drawn at random.
 4. A child already tried is bred again (:data:`MAX_CHILD_TRIES` times), then a random configuration is
    drawn; when no draw is new either, the space is used up and the search ends.
 
