@@ -24,6 +24,7 @@ ALLOWED = {
     "tuner.random.max_trials": "the CLI's quick tour: 6 trials; Python as KerasTuner's oracles (no cap given)",
     "tuner.bayesian.max_trials": "the CLI's quick tour: 8 trials; Python as KerasTuner's oracles (no cap given)",
     "tuner.asha.max_trials": "the CLI's quick tour: 27 configurations; Python: no cap unless given",
+    "tuner.nsga2.max_trials": "the CLI's quick tour: 20 trials (5 parents, 15 children); Python: no cap unless given",
     "tuner.hyperband.max_epochs": "Python mirrors kt.Hyperband(max_epochs=100); the CLI's plan fits a CPU",
     "tuner.hyperband.schedule": "Python mirrors kt.Hyperband's bracket plan; the CLI runs the paper's (README)",
     "tuner.bohb.max_epochs": "as Hyperband's (kt.Hyperband's 100 in Python, a CPU-sized 9 on the CLI)",

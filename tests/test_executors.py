@@ -186,6 +186,7 @@ TUNERS_WITH_TWO_WORKERS = {
     "hyperband": ["tuner=hyperband", "tuner.max_epochs=3", "tuner.factor=3"],
     "bohb": ["tuner=bohb", "tuner.max_epochs=3", "tuner.factor=3"],
     "asha": ["tuner=asha", "tuner.max_epochs=3", "tuner.factor=3", "tuner.max_trials=4"],
+    "nsga2": ["tuner=nsga2", "tuner.max_trials=5", "tuner.population_size=2"],
 }
 
 

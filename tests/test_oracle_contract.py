@@ -19,6 +19,8 @@ from archsearch.space.values import values_key
 from archsearch.oracles import COMPLETED, FAILED, PRUNED, RUNNING, available_oracles, create_oracle, oracle_options
 from archsearch.oracles.driving import drive, resume
 from archsearch.oracles.pruners import MedianPruner
+from archsearch.core.objective import ParetoObjective
+from archsearch.core.pareto import dominates, hypervolume
 from archsearch.core.store import TrialStore
 
 # Every parameter type and scale, with a conditional parameter.
@@ -254,3 +256,95 @@ def test_the_driver_counts_epochs_stops_at_an_epoch_cap_and_leaves_killed_trials
     killed = drive(make("random", max_trials=TRIALS), lambda h: loss(h, 1), concurrent=3, max_asks=4, kill=True)
     assert [t.id for t in killed.running] == [1, 2, 3] and len(killed.told) == 1  # oldest first, then the kill
     assert all(t.status == RUNNING for t in killed.running)
+
+
+# --------------------------------------------------------------------------- Pareto mode (issue 28)
+
+PARETO = ParetoObjective.of(["loss:min", "size:min"])
+
+
+def pareto_names() -> list:
+    return list(NAMES)
+
+
+def make_pareto(name: str, config=SPACE, seed: int = 3, **options):
+    plan = {"max_epochs": 9, "factor": 3} if budgeted(name) else {}
+    return create_oracle(name, HyperParameters.from_config(config), PARETO, seed=seed, **{**plan, **options})
+
+
+def size(h: dict) -> float:
+    """The second objective, at odds with ``loss``: small and shallow models are cheap and worse."""
+    return h.get("layers", h.get("a", 1)) * h.get("units", 16) + 4 * bool(h.get("bn", h.get("flag"))) + \
+        (h.get("b") == "x") + h.get("units_2", 0)
+
+
+def two_objectives(h: dict, epoch: int) -> dict:
+    return {"loss": loss(h, epoch) - math.log2(size(h)), "size": size(h)}  # bigger: better loss, worse size
+
+
+def brute_force_front(oracle) -> set[int]:
+    scored = {t.id: PARETO.costs_from(t.metrics) for t in oracle.trials.values() if t.status == COMPLETED}
+    return {i for i, c in scored.items() if not any(dominates(other, c) for other in scored.values())}
+
+
+def front_hypervolume(oracle) -> float:
+    costs = [PARETO.costs_from(t.metrics) for t in oracle.pareto_front()]
+    return hypervolume(costs, (10.0, 1000.0)) if costs else 0.0  # beyond every point of these problems
+
+
+@pytest.mark.parametrize("name", pareto_names())
+def test_pareto_search_to_exhaustion_reports_exactly_the_front(name):
+    oracle = make_pareto(name, TINY)
+    drive(oracle, curve=two_objectives, concurrent=2, max_asks=200)
+    every = {values_key(values) for values in HyperParameters.from_config(TINY).grid()}
+    assert oracle.finished and sorted(set(new_configurations(oracle))) == sorted(every)
+    front = oracle.pareto_front()
+    assert {t.id for t in front} == brute_force_front(oracle) and len(front) >= 2
+    assert [t.id for t in oracle.best_trials(len(front))] == [t.id for t in front]
+
+
+@pytest.mark.parametrize("name", pareto_names())
+def test_pareto_hypervolume_never_falls_as_trials_finish(name):
+    oracle = make_pareto(name, max_trials=TRIALS + 2)
+    volumes = []
+    while not oracle.finished:  # one trial at a time, the front checked after each
+        drive(oracle, curve=two_objectives, max_asks=1)
+        assert {t.id for t in oracle.pareto_front()} == brute_force_front(oracle)
+        volumes.append(front_hypervolume(oracle))
+    assert volumes == sorted(volumes) and volumes[-1] > volumes[0] > 0
+
+
+@pytest.mark.parametrize("name", pareto_names())
+def test_pareto_search_tolerates_failed_and_infeasible_trials(name):
+    def curve(h: dict, epoch: int) -> dict:
+        if h["bn"]:  # refused by a constraint: its measure and violation recorded, no objective
+            return {"size": size(h), "constraint_violation": 0.5}
+        return two_objectives(h, epoch)
+
+    oracle = make_pareto(name, max_trials=TRIALS + 2)
+    drive(oracle, curve=curve, concurrent=2, fail=lambda t: t.id == 1)
+    assert oracle.finished
+    failed = [t for t in oracle.trials.values() if t.status == FAILED]
+    assert any(t.id == 1 for t in failed) and any(t.hparams["bn"] and t.id != 1 for t in failed)
+    front = oracle.pareto_front()
+    assert front and all(t.status == COMPLETED and not t.hparams["bn"] for t in front)
+    assert {t.id for t in front} == brute_force_front(oracle)
+
+
+@pytest.mark.parametrize("name", pareto_names())
+def test_pareto_restore_after_a_kill_gives_the_same_next_proposals(tmp_path, name):
+    limit, cut = (24, 15) if budgeted(name) else (TRIALS + 2, 6)
+    store = TrialStore(tmp_path / "trials.db")
+    original = make_pareto(name, max_trials=limit)
+    drive(original, curve=two_objectives, concurrent=2, order="newest", fail=lambda t: t.id == 2,
+          max_asks=cut, kill=True, store=store)
+    assert original.running
+    restored = resume(lambda: make_pareto(name, max_trials=limit), store=TrialStore(tmp_path / "trials.db"))
+    assert signature(restored) == signature(original)
+    assert [t.id for t in restored.pareto_front()] == [t.id for t in original.pareto_front()]
+    for oracle in (original, restored):
+        for trial in list(oracle.running):
+            oracle.tell(trial.id, two_objectives(trial.hparams, trial.budget or 1))
+    onward = [drive(oracle, curve=two_objectives, concurrent=2, order="newest") for oracle in (original, restored)]
+    assert onward[0].asked and signature(restored) == signature(original) and restored.finished
+    assert [t.id for t in restored.pareto_front()] == [t.id for t in original.pareto_front()]

@@ -358,6 +358,7 @@ class Oracle(HandDrivenOracle):
                 trial.intermediate = dict(stored.intermediate)
                 result = stored.metrics if stored.metrics else stored.value
                 self.tell(stored.id, result, status=stored.status, error=stored.error)
+                trial.failure_kind = stored.failure_kind  # the engine sets it after tell: infeasible is not a crash
 
     # ------------------------------------------------------------ for subclasses
     def _propose(self) -> Proposal | None:
