@@ -63,6 +63,28 @@ def finished_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+# A tiny finished Pareto search (accuracy against parameters) under a constraint that some trials break, with
+# model measures recorded, trained once and read by the measures and Pareto results tests. Its tests share
+# one xdist_group (the run is built in one process): @pytest.mark.xdist_group("pareto_run").
+PARETO_RUN_ARGS = ["data.num_samples=160", "data.test_samples=40", "data.image_size=12", "trainer.epochs=1",
+                   "tuner.max_trials=5", "executor=inline", "max_consecutive_failed_trials=1",
+                   "model.space.units_1={type: int, min: 4, max: 64}", "constraints=[\"params <= 20000\"]",
+                   "search.measures=[flops,latency_ms]", "objective=[val_accuracy:max,params:min]",
+                   "search.mode=pareto", "search.reference_point={val_accuracy: 0.0, params: 1e6}",
+                   "trainer.keep_top_models=1"]
+
+
+@pytest.fixture(scope="session")
+def pareto_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The shared Pareto run's folder and its CLI result (read only: copy the folder to write into it)."""
+    from tests.cli_inprocess import run_cli_inprocess
+
+    run_dir = tmp_path_factory.mktemp("pareto") / "run"
+    result = run_cli_inprocess(PARETO_RUN_ARGS, run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
 @pytest.fixture
 def finished_run_copy(finished_run, tmp_path) -> Path:
     """A copy of the shared finished run that a test may change (its own path, so the original stays whole)."""
