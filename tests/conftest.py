@@ -85,6 +85,29 @@ def pareto_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return run_dir, result
 
 
+# A tiny U-Net Hyperband search (16 pages of 32x32 pixels, 2 test pages; factor 2, max_epochs 2: brackets
+# 2@1 -> 1@2 | 2@2, max_trials=3 stops after the first bracket; mish only, so the exported model holds the custom
+# layer), with report.html: the Hyperband U-Net test reads its plan and pictures, the exports test loads its
+# model in a fresh process. Its tests share one xdist_group, test_cli_tuners' ("cli_tuners").
+UNET_RUN_ARGS = [
+    "tuner=hyperband", "model=unet", "data.num_samples=16", "data.test_samples=2", "data.image_size=32",
+    "tuner.max_epochs=2", "tuner.factor=2", "tuner.max_trials=3",
+    "model.space.start_neurons.min=4", "model.space.start_neurons.max=8", "model.space.start_neurons.step=4",
+    "model.space.net_depth.max=3", "model.space.activation.values=[mish]", "executor=inline",
+]
+
+
+@pytest.fixture(scope="session")
+def unet_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The shared U-Net run's folder and its CLI result (read only)."""
+    from tests.cli_inprocess import run_cli_inprocess
+
+    run_dir = tmp_path_factory.mktemp("unet") / "run"
+    result = run_cli_inprocess(UNET_RUN_ARGS, run_dir, env={"ARCHSEARCH_REPORT": "html"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
 @pytest.fixture
 def finished_run_copy(finished_run, tmp_path) -> Path:
     """A copy of the shared finished run that a test may change (its own path, so the original stays whole)."""
