@@ -63,6 +63,51 @@ def finished_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+# A tiny finished Pareto search (accuracy against parameters) under a constraint that some trials break, with
+# model measures recorded, trained once and read by the measures and Pareto results tests. Its tests share
+# one xdist_group (the run is built in one process): @pytest.mark.xdist_group("pareto_run").
+PARETO_RUN_ARGS = ["data.num_samples=160", "data.test_samples=40", "data.image_size=12", "trainer.epochs=1",
+                   "tuner.max_trials=5", "executor=inline", "max_consecutive_failed_trials=1",
+                   "model.space.units_1={type: int, min: 4, max: 64}", "constraints=[\"params <= 20000\"]",
+                   "search.measures=[flops,latency_ms]", "objective=[val_accuracy:max,params:min]",
+                   "search.mode=pareto", "search.reference_point={val_accuracy: 0.0, params: 1e6}",
+                   "trainer.keep_top_models=1"]
+
+
+@pytest.fixture(scope="session")
+def pareto_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The shared Pareto run's folder and its CLI result (read only: copy the folder to write into it)."""
+    from tests.cli_inprocess import run_cli_inprocess
+
+    run_dir = tmp_path_factory.mktemp("pareto") / "run"
+    result = run_cli_inprocess(PARETO_RUN_ARGS, run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
+# A tiny U-Net Hyperband search (16 pages of 32x32 pixels, 2 test pages; factor 2, max_epochs 2: brackets
+# 2@1 -> 1@2 | 2@2, max_trials=3 stops after the first bracket; mish only, so the exported model holds the custom
+# layer), with report.html: the Hyperband U-Net test reads its plan and pictures, the exports test loads its
+# model in a fresh process. Its tests share one xdist_group, test_cli_tuners' ("cli_tuners").
+UNET_RUN_ARGS = [
+    "tuner=hyperband", "model=unet", "data.num_samples=16", "data.test_samples=2", "data.image_size=32",
+    "tuner.max_epochs=2", "tuner.factor=2", "tuner.max_trials=3",
+    "model.space.start_neurons.min=4", "model.space.start_neurons.max=8", "model.space.start_neurons.step=4",
+    "model.space.net_depth.max=3", "model.space.activation.values=[mish]", "executor=inline",
+]
+
+
+@pytest.fixture(scope="session")
+def unet_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The shared U-Net run's folder and its CLI result (read only)."""
+    from tests.cli_inprocess import run_cli_inprocess
+
+    run_dir = tmp_path_factory.mktemp("unet") / "run"
+    result = run_cli_inprocess(UNET_RUN_ARGS, run_dir, env={"ARCHSEARCH_REPORT": "html"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
 @pytest.fixture
 def finished_run_copy(finished_run, tmp_path) -> Path:
     """A copy of the shared finished run that a test may change (its own path, so the original stays whole)."""

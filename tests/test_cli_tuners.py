@@ -286,21 +286,10 @@ def test_median_pruner_stops_a_hopeless_trial_through_the_cli(cli_inprocess, tmp
 
 # --------------------------------------------------------------------------- U-Net (issue 5)
 
-TINY_UNET = [
-    "tuner=hyperband", "model=unet", "data.num_samples=16", "data.image_size=32",
-    # factor 2, max_epochs 2: brackets 2@1 -> 1@2 | 2@2; max_trials=3 stops after the first bracket.
-    "tuner.max_epochs=2", "tuner.factor=2", "tuner.max_trials=3",
-    "model.space.start_neurons.min=4", "model.space.start_neurons.max=8", "model.space.start_neurons.step=4",
-    "model.space.net_depth.max=3", "executor=inline",
-]
-
-
-def test_unet_hyperband_exports_the_model_and_the_predictions_picture(cli_inprocess, tmp_path):
+def test_unet_hyperband_exports_the_model_and_the_predictions_picture(unet_run):
     import cv2
 
-    run_dir = tmp_path / "run"
-    result = cli_inprocess(TINY_UNET, run_dir, env={"ARCHSEARCH_REPORT": "html"})
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir, result = unet_run  # conftest.UNET_RUN_ARGS: hyperband, 3 trials (one promoted), 16 pages of 32x32
     assert "objective=val_f1 (max)" in result.stdout  # model=unet picks data=documents and val_f1 by itself
     assert "data=documents" in result.stdout
     assert "2 classes: number, stamp)" in result.stdout  # the header says what the model will output

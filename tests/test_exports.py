@@ -12,14 +12,14 @@ import pytest
 import yaml
 
 # The searches run in the test process (cli_inprocess, executor=inline): the export is what is checked, and
-# loading it in a fresh process is what needs one. The MLP's is the shared finished run's (conftest.finished_run).
+# loading it in a fresh process is what needs one. The MLP's is the shared finished run's (conftest.finished_run),
+# the U-Net's (mish, the custom loss and metrics) the shared Hyperband U-Net run's (conftest.unet_run).
+SHARED = {"mlp": lambda request: request.getfixturevalue("finished_run"),
+          "unet": lambda request: request.getfixturevalue("unet_run")[0]}
 FAMILIES = {
     "mlp": ["data.num_samples=80", "trainer.epochs=1", "tuner.max_trials=1", "executor=inline"],
     "cnn": ["model=cnn", "data.num_samples=80", "data.image_size=16", "trainer.epochs=1", "tuner.max_trials=1",
             "executor=inline"],
-    "unet": ["model=unet", "data.num_samples=12", "data.test_samples=2", "data.image_size=32", "trainer.epochs=1",
-             "tuner.max_trials=1", "model.space.start_neurons.max=8", "model.space.net_depth.max=3",
-             "model.space.activation.values=[mish]", "executor=inline"],
 }
 
 
@@ -40,10 +40,10 @@ def reload_in_fresh_process(path, cwd) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", ["mlp", "cnn", pytest.param("unet", marks=pytest.mark.xdist_group("cli_tuners"))])
 def test_every_familys_export_loads_in_a_fresh_process(cli_inprocess, request, tmp_path, family):
-    if family == "mlp":
-        run_dir = request.getfixturevalue("finished_run")  # read only
+    if family in SHARED:
+        run_dir = SHARED[family](request)  # read only
     else:
         run_dir = tmp_path / "run"
         result = cli_inprocess(FAMILIES[family], run_dir)
@@ -54,7 +54,8 @@ def test_every_familys_export_loads_in_a_fresh_process(cli_inprocess, request, t
         assert loss == ["BCEDice"]  # the custom loss, layer (mish) and metrics: what failed before
     readme = (run_dir / "best" / "README.md").read_text()
     hparams = yaml.safe_load((run_dir / "best" / "hparams.yaml").read_text())
-    assert f"tuner `random`, data `{'documents' if family == 'unet' else 'shapes'}`" in readme
+    tuner, data = ("hyperband", "documents") if family == "unet" else ("random", "shapes")
+    assert f"tuner `{tuner}`, data `{data}`" in readme
     assert f"= {hparams['score']:.6g}" in readme
     assert "keras.saving.load_model" in readme and f"mode=retrain from_run={run_dir}" in readme
     for name in hparams["values"]:

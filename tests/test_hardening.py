@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import hashlib
 import os
 import signal
@@ -37,7 +38,7 @@ from archsearch.errors import ConfigError, DiskFullError, RunFolderBusy
 from archsearch.core.lock import RunFolderLock
 from archsearch.core.store import TrialStore
 from cli_inprocess import run_cli_inprocess
-from conftest import REPO, run_cli
+from conftest import FINISHED_RUN_ARGS, REPO, run_cli
 from test_reliability import SLOW, SLOW_MODELS, after_kill, epoch_rows, program, start_cli, wait_for_epoch
 
 TINY = ["data.num_samples=160", "data.image_size=12", "trainer.epochs=1", "tuner.max_trials=2"]
@@ -79,11 +80,10 @@ def test_anything_else_is_not_a_boolean(text):
         boolean(text, "overwrite")
 
 
-def test_overwrite_no_keeps_a_finished_search_and_overwrite_maybe_is_refused(tmp_path):
-    run = tmp_path / "run"
-    assert run_cli_inprocess([*TINY, *INLINE], run).returncode == 0
+def test_overwrite_no_keeps_a_finished_search_and_overwrite_maybe_is_refused(tmp_path, finished_run_copy):
+    run = finished_run_copy  # conftest.FINISHED_RUN_ARGS' search, finished
     before = rows(run / "trials.db")
-    again = run_cli_inprocess([*TINY, *INLINE, "overwrite=no"], run)
+    again = run_cli_inprocess([*FINISHED_RUN_ARGS, "overwrite=no"], run)
     assert again.returncode == 0, again.stderr[-2000:]
     after = rows(run / "trials.db")
     assert [(r["id"], r["started_at"], r["value"]) for r in after] == [(r["id"], r["started_at"], r["value"])
@@ -600,9 +600,8 @@ def read_only(folder: Path):
         subprocess.run(["umount", "-l", str(view)], check=False)
 
 
-def test_read_only_folders_are_named_never_overwritten(tmp_path):
-    run = tmp_path / "done" / "run"
-    assert run_cli_inprocess([*TINY, *INLINE], run).returncode == 0
+def test_read_only_folders_are_named_never_overwritten(tmp_path, finished_run):
+    shutil.copytree(finished_run, tmp_path / "done" / "run")  # a finished search (conftest.finished_run)
     with read_only(tmp_path / "done") as view:
         resumed = run_cli_inprocess([f"resume={view / 'run'}"], view / "run")
         assert resumed.returncode == 2, resumed.stderr[-2000:]

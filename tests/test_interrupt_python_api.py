@@ -1,11 +1,13 @@
 """Ctrl-C in the Python API: ``search()`` stops at a safe point, records the running trial as
 interrupted, raises ``KeyboardInterrupt``, and a new tuner on the same folder continues it.
 
-Each moment runs a tiny search in a subprocess that prints a marker and waits on its stdin; the test
-sends SIGINT, then lets it go on, so where the signal lands is an event, not a sleep.  It waits inside
+Each moment (a trial building, training, between trials) runs a tiny search that presses Ctrl-C inside
 a ``__del__``, as TensorFlow's clean-up functions run: before the fix Python's own handler raised the
 KeyboardInterrupt there, where it was dropped, and the search trained every remaining trial and
-returned normally.
+returned normally.  They run in this process (``os.kill`` of itself, the handler runs in ``__del__``:
+TensorFlow is imported once); with a worker process the search runs as a script started from a shell,
+which prints a marker and waits on its stdin in that ``__del__``; the test sends SIGINT from outside,
+then lets it go on, so where the signal lands is an event, not a sleep.
 """
 
 from __future__ import annotations
@@ -50,7 +52,12 @@ class CleanUp:
 
     def __del__(self):
         mark(self.name)
-        sys.stdin.readline()  # until the test has sent SIGINT and writes a line
+        WAIT()
+
+
+def WAIT():
+    """As a script: until the test has sent SIGINT and writes a line. In the test's process: the test's Ctrl-C."""
+    sys.stdin.readline()
 
 
 def wait_for_test(name):
@@ -218,19 +225,34 @@ def resume(script: Path, folder: Path, capsys) -> tuple[list[str], object]:
     return capsys.readouterr().out.splitlines(), tuner
 
 
+def interrupted_in_this_process(script: Path, moment: str, folder: Path, capfd) -> tuple[list[str], str]:
+    """The tiny search run here, as the script runs it, with a Ctrl-C pressed inside ``__del__`` at ``moment``
+    (the signal's handler runs there, where a KeyboardInterrupt is dropped); its MARK lines and stderr.
+
+    The signal comes from this process, not a terminal: what is checked is where it lands, as in
+    ``test_a_second_ctrl_c_stops_at_once_and_the_handler_is_given_back``; a Ctrl-C from outside, to a script
+    started as from a shell, is the worker test's."""
+    module = load(script)
+    module.MOMENT = moment
+    module.WAIT = lambda: os.kill(os.getpid(), signal.SIGINT)
+    capfd.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        module.search(module.make_tuner(folder), [module.MidEpoch(moment)])
+    out, err = capfd.readouterr()
+    return [line for line in out.splitlines() if line.startswith("MARK")], err
+
+
 @pytest.mark.parametrize("moment", ["build", "epoch"])
 def test_ctrl_c_while_a_trial_builds_or_trains_interrupts_it_and_resume_continues_it(script, tmp_path, moment,
-                                                                                     capsys):
-    run = Script(script, moment, tmp_path)
-    run.wait_for(moment)  # trial 1 is building its model, or in its second epoch
-    run.ctrl_c_then_go_on()
-    stderr = run.finish()
+                                                                                     capfd, python_sigint):
+    marks, stderr = interrupted_in_this_process(script, moment, tmp_path, capfd)
+    assert f"MARK {moment}" in marks  # the Ctrl-C came where it was meant to
     assert "stopping at the next safe point" in stderr
-    assert "Traceback" not in stderr
-    assert [line for line in run.seen if line.startswith("MARK begin")] == ["MARK begin 0", "MARK begin 1"]
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+    assert [line for line in marks if line.startswith("MARK begin")] == ["MARK begin 0", "MARK begin 1"]
     assert statuses(tmp_path) == {0: COMPLETED, 1: INTERRUPTED}  # no further trial started
 
-    lines, tuner = resume(script, tmp_path, capsys)
+    lines, tuner = resume(script, tmp_path, capfd)
     assert lines[0].endswith("1 trials already done of max_trials=3, trial 1 to continue.")
     if moment == "epoch":  # its first epoch was kept: training goes on from there
         assert "Trial 1: resuming from its checkpoint at epoch 1." in lines
@@ -238,15 +260,13 @@ def test_ctrl_c_while_a_trial_builds_or_trains_interrupts_it_and_resume_continue
     assert [e["epoch"] for e in tuner.store.epochs(1)] == [1, 2, 3]
 
 
-def test_ctrl_c_between_trials_starts_no_further_trial(script, tmp_path, capsys):
-    run = Script(script, "between", tmp_path)
-    run.wait_for("between")  # trial 0 has ended, trial 1 not started
-    run.ctrl_c_then_go_on()
-    run.finish()
-    assert [line for line in run.seen if line.startswith("MARK begin")] == ["MARK begin 0"]
+def test_ctrl_c_between_trials_starts_no_further_trial(script, tmp_path, capfd, python_sigint):
+    marks, _ = interrupted_in_this_process(script, "between", tmp_path, capfd)  # trial 0 ended, 1 not started
+    assert "MARK between" in marks
+    assert [line for line in marks if line.startswith("MARK begin")] == ["MARK begin 0"]
     assert statuses(tmp_path) == {0: COMPLETED}
 
-    lines, tuner = resume(script, tmp_path, capsys)
+    lines, tuner = resume(script, tmp_path, capfd)
     assert statuses(tmp_path) == {0: COMPLETED, 1: COMPLETED, 2: COMPLETED}
 
 

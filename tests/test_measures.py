@@ -328,24 +328,19 @@ def test_without_constraints_the_driver_changes_nothing(tmp_path):
 
 
 # ------------------------------------------------------------ one search end to end (in process)
-def test_a_constrained_search_records_measures_and_skips_training_infeasible_trials(cli_inprocess, tmp_path):
-    run = tmp_path / "run"
-    result = cli_inprocess(["data.num_samples=120", "data.image_size=12", "trainer.epochs=1", "tuner.max_trials=5",
-                            "executor=inline", "max_consecutive_failed_trials=1",
-                            "model.space.units_1={type: int, min: 4, max: 64}",
-                            "constraints=[\"params <= 4000\"]", "search.measures=[flops,latency_ms]",
-                            "objective=[val_accuracy:max,params:min]", "search.mode=pareto"], run)
-    assert result.returncode == 0, result.stderr[-3000:]
+@pytest.mark.xdist_group("pareto_run")
+def test_a_constrained_search_records_measures_and_skips_training_infeasible_trials(pareto_run):
+    run, _ = pareto_run  # 5 trials, params <= 20000, measures flops and latency_ms, max_consecutive_failed_trials=1
     store = TrialStore(run / "trials.db")
     rows = store.rows()
     infeasible = [r for r in rows if r["failure_kind"] == "infeasible"]
     feasible = [r for r in rows if r["status"] == "completed"]
     assert len(rows) == 5 and infeasible and feasible, [(r["status"], r["metrics"].get("params")) for r in rows]
     for r in infeasible:
-        assert r["metrics"]["params"] > 4000 and r["metrics"]["constraint_violation"] > 0
+        assert r["metrics"]["params"] > 20000 and r["metrics"]["constraint_violation"] > 0
         assert r["epochs_done"] == 0 and store.epochs(r["id"]) == []
     for r in feasible:
-        assert r["metrics"]["params"] <= 4000 and r["metrics"]["constraint_violation"] == 0.0
+        assert r["metrics"]["params"] <= 20000 and r["metrics"]["constraint_violation"] == 0.0
         assert r["metrics"]["flops"] > 0 and 0 < r["metrics"]["latency_ms"] < math.inf
     with open(run / "trials.csv", newline="") as fh:
         header = next(csv.reader(fh))
