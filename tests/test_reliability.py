@@ -590,7 +590,7 @@ def bad_files(tmp_path) -> Path:
 NPZ = ["data=npz", "data.path={}/"]
 BAD_INPUT = [
     (["data.name=imagenet"], "data.name", "choose one of: shapes"),
-    (["tuner.name=annealing"], "tuner.name", "choose one of: asha, bayesian, bohb, grid, hyperband, random"),
+    (["tuner.name=annealing"], "tuner.name", "choose one of: asha, bayesian, bohb, grid, hyperband, nsga2, random"),
     (["+model.space.units_4={type: int, min: 5}"], "units_4", "max"),
     (["model.space.units_1.min=600"], "units_1", "600"),
     (["model.space.units_1.min=abc"], "model.space.units_1.min", "is 'abc', not a number"),
