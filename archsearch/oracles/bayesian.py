@@ -1,5 +1,9 @@
 """Bayesian optimisation: a Gaussian process of the objective proposes where to look next.
 
+One piece though past 400 lines: the training data (one objective, or ParEGO's scalarisation of a Pareto
+search), the candidates and the acquisition's optimiser share one encoding and one seeded generator, whose
+order of draws a restored search must repeat.
+
 Each ``ask`` after the initial design:
 
 1. encodes every finished trial (:mod:`archsearch.oracles.encoding`: warped

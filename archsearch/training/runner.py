@@ -1,5 +1,8 @@
 """Train one trial: build, compile, fit, checkpoint, score, free memory.
 
+One piece at about 400 lines: the build, the checks before training (objective names, constraints), the fit
+and the measures after it are one trial's life, in the order it lives it.
+
 The runner knows *how* to train, never *which* algorithm asked: it receives
 a :class:`~archsearch.core.trial.Trial` (values, budget, where to resume
 from) and a reporter to call after every epoch, and returns a
