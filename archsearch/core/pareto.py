@@ -137,25 +137,34 @@ def default_reference_point(costs: np.ndarray) -> np.ndarray:
     return high + 0.1 * span
 
 
-def reference_costs(objective: Any, reference_point: Any, field: str = "reference_point") -> np.ndarray:
-    """``search.reference_point`` (a value per objective, in its own units, by name or in order) as costs."""
+def reference_values(reference_point: Any, names: Sequence[str], field: str = "search.reference_point") -> list[float]:
+    """A reference point (one number per objective, by name or in objective order) as finite numbers in that
+    order: the one reader of ``search.reference_point`` (the settings, the results table and the report)."""
     from archsearch.errors import ConfigError
 
-    parts = list(objective.components)
-    names = [p.name for p in parts]
+    names = list(names)
     if isinstance(reference_point, Mapping):
         values = [reference_point.get(n) for n in names]
         fits = set(reference_point) == set(names)
     else:
-        values = list(reference_point)
+        values = list(reference_point) if isinstance(reference_point, (list, tuple)) else []
         fits = len(values) == len(names)
     try:
-        if not fits:
-            raise ValueError
-        return np.asarray([-p.sign * float(v) for p, v in zip(parts, values)], dtype=float)
+        numbers = [float(v) for v in values] if fits and not any(isinstance(v, bool) for v in values) else []
     except (TypeError, ValueError):
+        numbers = []
+    if not numbers or not all(np.isfinite(numbers)):
         raise ConfigError(field, f"{reference_point!r} is not one number for each objective {names}",
-                          f"e.g. {{{names[0]}: ..., {names[1]}: ...}}, each in the objective's own units") from None
+                          f"e.g. {{{names[0]}: ..., {names[1]}: ...}} (or a list in objective order), each in "
+                          "the objective's own units")
+    return numbers
+
+
+def reference_costs(objective: Any, reference_point: Any, field: str = "reference_point") -> np.ndarray:
+    """``search.reference_point`` (a value per objective, in its own units, by name or in order) as costs."""
+    parts = list(objective.components)
+    values = reference_values(reference_point, [p.name for p in parts], field)
+    return np.asarray([-p.sign * v for p, v in zip(parts, values)], dtype=float)
 
 
 def as_values(objective: Any, costs: Sequence[float]) -> list[float]:

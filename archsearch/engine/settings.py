@@ -123,23 +123,15 @@ class ObjectiveSettings:
 
 def _reference_point(value: Any, objective: Objective) -> dict[str, float] | None:
     """``search.reference_point``: a number for every objective of a Pareto search, by name."""
+    from archsearch.core.pareto import reference_values
+
     if value is None:
         return None
     if not objective.is_pareto:
         raise ConfigError("search.reference_point", f"{value!r} is set, but the search has one objective",
                           "set search.mode=pareto, or leave search.reference_point null")
     names = [o.name for o in objective.components]
-    if isinstance(value, Mapping):
-        given = dict(value)
-    elif isinstance(value, (list, tuple)) and len(value) == len(names):
-        given = dict(zip(names, value))
-    else:
-        raise ConfigError("search.reference_point", f"{value!r} does not give one value per objective",
-                          f"e.g. search.reference_point={{{names[0]}: ..., {names[1]}: ...}} (or a list in objective order)")
-    if set(given) != set(names):
-        raise ConfigError("search.reference_point", f"names {sorted(given)}, the objectives are {names}",
-                          "give a value for each objective, by its name")
-    return {name: float(real_number(given[name], f"search.reference_point.{name}")) for name in names}
+    return dict(zip(names, reference_values(value, names)))
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from archsearch.core.measures import BEFORE_TRAINING
-from archsearch.core.pareto import default_reference_point, front_mask, hypervolume, knee_index
+from archsearch.core.pareto import default_reference_point, front_mask, hypervolume, knee_index, reference_values
 from archsearch.report.data import RunRecord, finite
 
 INFEASIBLE = "infeasible"
@@ -160,18 +160,7 @@ def configured_reference(config: Mapping[str, Any], names: Sequence[str]) -> lis
     value that does not fit the objectives anyway (an edited store) is an error, never quietly replaced.
     """
     value = (config.get("search") or {}).get("reference_point")
-    if value is None:
-        return None
-    if isinstance(value, Mapping) and set(value) == set(names):
-        given = [value[n] for n in names]
-    elif isinstance(value, (list, tuple)) and len(value) == len(names):
-        given = list(value)
-    else:
-        raise ValueError(f"the stored search.reference_point {value!r} does not give one value for each of the "
-                         f"objectives {list(names)}")
-    if not all(finite(v) for v in given):
-        raise ValueError(f"the stored search.reference_point {value!r} holds a value that is not a number")
-    return [float(v) for v in given]
+    return None if value is None else reference_values(value, names)
 
 
 def log_axis(name: str, values: Sequence[float]) -> bool:
