@@ -167,6 +167,8 @@ def _pareto_section(view: ParetoView, figures: dict[str, Any] | None) -> str:
                            for n, d in zip(view.names, view.directions))
     parts = ["<h2>Pareto front</h2>", "<p>" + _e(
         f"{len(front)} of {len(view.scored)} completed trials are on the front of {objectives}; "
+        + (f"{len(view.lower_budget)} trial(s) stopped at a lower budget are not compared (shown pale); "
+           if view.lower_budget else "")
         + (f"{len(view.infeasible)} trial(s) were infeasible (refused by a constraint)." if view.infeasible
            else "no trial was infeasible.")) + "</p>",
         _reference_text(view), f"<p class='note'>Normalisation: {_e(NORMALISATION)}</p>"]
