@@ -273,7 +273,7 @@ class SharingProbe:
 
     def figures(self) -> str:
         """``1: 120, 2: 210, 4: 215 samples/s``: what each level measured."""
-        shown = ", ".join(f"{n}: {v:.3g}" for n, v in sorted(self.throughput.items()))
+        shown = ", ".join(f"{n}: {v:.0f}" if v >= 100 else f"{n}: {v:.3g}" for n, v in sorted(self.throughput.items()))
         return f"{shown} {self.unit}" if shown else "nothing measured"
 
 

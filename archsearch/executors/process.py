@@ -31,7 +31,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for_any
-
 from typing import Any
 
 from archsearch.core.checks import whole_number

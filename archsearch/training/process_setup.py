@@ -98,5 +98,8 @@ def _limit_tensorflow(fraction: float) -> None:
             tf.config.experimental.set_memory_growth(gpu, True)
         return
     limit = max(1, int(total * fraction))
-    for gpu in gpus:
-        tf.config.set_logical_device_configuration(gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=limit)])
+    try:
+        for gpu in gpus:
+            tf.config.set_logical_device_configuration(gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=limit)])
+    except RuntimeError as exc:  # the runtime started before this set-up (a user's import hook): say so
+        log.warning("GPU %s: TensorFlow started before its memory limit (%s MB) could be set: %s", device, limit, exc)
