@@ -9,6 +9,7 @@ set-up and fail "out of memory" on cue.  The libraries' own calls are checked ag
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import types
 
@@ -79,6 +80,16 @@ def test_each_backend_s_memory_settings_resolve_as_documented():
     assert sharing.ray_actor_env(0.5)[sharing.FRACTION_ENV] == "0.45"  # num_gpus x 0.9
     assert sharing.ray_actor_env(0.5)["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.45"
     assert sharing.ray_actor_env(0) == {} and sharing.ray_actor_env(1)[sharing.SHARED_ENV] == "0"
+
+
+def test_a_ray_actor_with_half_a_gpu_gets_its_memory_share_before_its_runner_loads(monkeypatch):
+    from archsearch.executors.ray_actor import ActorSettings, prepare_process
+
+    for name in [*sharing.memory_env(0.9, shared=False), "XLA_PYTHON_CLIENT_PREALLOCATE"]:
+        monkeypatch.delenv(name, raising=False)  # put back as they were after the test
+    prepare_process(ActorSettings(storage="", num_gpus=0.5))
+    assert os.environ[sharing.FRACTION_ENV] == "0.45" and os.environ[sharing.SHARED_ENV] == "1"
+    assert os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.45" and "TF_FORCE_GPU_ALLOW_GROWTH" not in os.environ
 
 
 def _fake_tensorflow(calls: list) -> types.ModuleType:

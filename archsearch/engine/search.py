@@ -127,7 +127,7 @@ class Search:
         without a pruner) gives the same trials in any order.  Making the others wait for results in
         a fixed order would idle workers, which is what parallel trials are for (ASHA above all).
         """
-        slots = self.executor.slots
+        slots = max(self.executor.slots, getattr(self.executor, "max_slots", 1))  # trials_per_gpu=auto may grow them
         if slots <= 1 or self.oracle.repeats_in_parallel():
             return None
         why = ("its pruner compares each trial with the trials finished so far" if self.oracle.pruner is not None
