@@ -48,7 +48,9 @@ def test_parallel_trials_auto_is_trials_per_gpu_times_the_gpus(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert parallel_trials("auto", executor={"trials_per_gpu": 3, "gpus": [0, 1]}) == 6
     assert parallel_trials("auto", executor={"trials_per_gpu": "auto", "gpus": [0]}) == sharing.MAX_AUTO_TRIALS_PER_GPU
-    assert parallel_trials("auto", executor={"trials_per_gpu": 2}) == 1  # no GPU: one at a time (and 2 is refused)
+    assert parallel_trials("auto", executor={"trials_per_gpu": "auto"}) == 1  # no GPU: one at a time
+    with pytest.raises(ConfigError, match="executor.trials_per_gpu: 2 is set, but no GPU is visible"):
+        parallel_trials("auto", executor={"trials_per_gpu": 2})
     assert parallel_trials(4, executor={"trials_per_gpu": 2, "gpus": [0, 1]}) == 4
     with pytest.raises(ConfigError) as error:
         parallel_trials(3, executor={"trials_per_gpu": 2, "gpus": [0, 1]})

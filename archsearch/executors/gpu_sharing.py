@@ -298,6 +298,12 @@ def sharing_record(gpus: Sequence[str], per_gpu: int, fraction_setting: float | 
     return record
 
 
+def no_gpu_error(per_gpu: int | str, why: str = "") -> ConfigError:
+    """Several trials per GPU where there is none: CPU workers are counted by ``tuner.parallel_trials``."""
+    return ConfigError("executor.trials_per_gpu", f"{per_gpu} is set, but no GPU is visible{why}",
+                       "use tuner.parallel_trials for CPU workers, or name the GPUs in executor.gpus")
+
+
 def check_parallel_trials(slots: int, per_gpu: int | str, gpus: int, field_name: str) -> None:
     """An explicit ``tuner.parallel_trials`` must agree with an explicit ``trials_per_gpu`` (> 1)."""
     if gpus and per_gpu not in (1, AUTO) and slots != int(per_gpu) * gpus:

@@ -112,9 +112,8 @@ class ProcessExecutor(Executor):
         self._absorbed: set[int] = set()
         if not self.gpus:
             if per_gpu not in (1, sharing.AUTO):
-                raise ConfigError("executor.trials_per_gpu", f"{per_gpu} is set, but no GPU is visible"
-                                  + ("" if self.needs.gpu else f" ({type(self.runner).__name__} trains without one)"),
-                                  "use tuner.parallel_trials for CPU workers, or name the GPUs in executor.gpus")
+                raise sharing.no_gpu_error(per_gpu, "" if self.needs.gpu else
+                                           f" ({type(self.runner).__name__} trains without one)")
             if fraction != sharing.AUTO:
                 raise ConfigError("executor.gpu_memory_fraction", f"{fraction} is set, but no GPU is visible",
                                   "leave it at auto, or name the GPUs in executor.gpus")
@@ -475,6 +474,8 @@ def parallel_trials(value, field: str = "tuner.parallel_trials", executor: Mappi
     auto = value is None or (isinstance(value, str) and value.strip().lower() == "auto")
     if auto or per_gpu != 1:
         gpus = len(options["gpus"]) if options.get("gpus") else len(visible_gpus())
+        if not gpus and per_gpu not in (1, sharing.AUTO):
+            raise sharing.no_gpu_error(per_gpu)  # said before the data loads
     if auto:
         return max(1, gpus * (sharing.MAX_AUTO_TRIALS_PER_GPU if per_gpu == sharing.AUTO else int(per_gpu)))
     slots = int(whole_number(value, field, 1))
