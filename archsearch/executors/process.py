@@ -204,6 +204,8 @@ class ProcessExecutor(Executor):
         if self.probe is not None and self.probe.running:
             self.probe.stop()
             self.sharing_how = f"auto ({self.probe.ended_by})"
+            say(f"Note: trials_per_gpu auto: the search ended during the probe, at {self.per_gpu} per GPU "
+                f"(throughput per level: {self.probe.figures()}).")
             self._note_sharing()
         self._stop_all(kill_idle=False)
 
