@@ -96,7 +96,7 @@ def prepare(cfg: DictConfig):
         project_name="", overwrite=overwrite, trainer=trainer, compile_settings=compile_settings,
         max_consecutive_failed_trials=settings.search.max_consecutive_failed_trials,
         keep_top_models=settings.search.keep_top_models, config=config,
-        executor=settings.executor.name, parallel_trials=settings.tuner.slots,
+        executor=settings.executor.name, parallel_trials=settings.executor.slots(settings.tuner.parallel_trials),
         executor_options={**settings.executor.options, "max_retries": settings.executor.max_retries},
         listeners=[loggers] if loggers is not None else [],
         constraints=settings.goal.constraints, measures=settings.goal.measures,
