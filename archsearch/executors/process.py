@@ -16,6 +16,9 @@ starts (:mod:`archsearch.executors.gpu_sharing`); ``auto`` measures how many pay
 trials.  A trial that runs out of GPU memory with several per GPU lowers that number by one for the
 rest of the search: the executor's ``slots`` shrink, and the driver starts trials only while
 ``free_slots`` is positive, so the surplus workers retire as their trials end.
+
+One piece though past 400 lines: spawning, recycling, the GPU share and the reaping all read and change
+the one table of workers (busy, idle, spare, retiring), and split apart they would pass it around.
 """
 
 from __future__ import annotations
