@@ -3,6 +3,7 @@ without NVML no GPU figure, no error, no thread and no report panel; the names a
 
 from __future__ import annotations
 
+import csv
 import sys
 import threading
 import types
@@ -11,11 +12,16 @@ import keras
 import numpy as np
 import pytest
 
+from archsearch.core.checkpoints import TrialFiles
+from archsearch.core.events import SearchEvents
 from archsearch.core.measures import RUN_FIGURES
 from archsearch.core.objective import Objective, ParetoObjective, infer_direction
 from archsearch.core.store import TrialStore
 from archsearch.core.trial import COMPLETED, Trial
+from archsearch.engine.search import Search
 from archsearch.errors import ConfigError
+from archsearch.executors.inline import InlineExecutor
+from archsearch.oracles import create_oracle
 from archsearch.report import html as report
 from archsearch.report.data import read_run
 from archsearch.report.gpu import gpu_view
@@ -93,19 +99,38 @@ def _sampler_threads() -> list[threading.Thread]:
 
 
 # ------------------------------------------------------------------ the figures of each epoch
-def test_every_epoch_gets_its_gpu_figures_from_nvml(tmp_path, nvml, monkeypatch):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # the worker's GPU: NVML's device 1
-    recorder = _Recorder()
-    outcome = _runner(tmp_path).run(Trial(0, {}), HyperParameters(), recorder)
+class _Listener(SearchEvents):
+    """What a logger (TensorBoard, MLflow) hears of each epoch."""
 
-    assert outcome.status == COMPLETED and len(recorder.metrics) == 2
-    for metrics in recorder.metrics:
+    def __init__(self) -> None:
+        self.metrics: list[dict[str, float]] = []
+
+    def on_epoch_end(self, trial, epoch, metrics, value):
+        self.metrics.append(dict(metrics))
+
+
+def test_every_epoch_gets_its_gpu_figures_in_the_events_the_store_and_epochs_csv(tmp_path, nvml, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # the worker's GPU: NVML's device 1
+    space = HyperParameters()
+    space.Int("units", 2, 4)
+    oracle = create_oracle("random", space, "val_loss", max_trials=1, seed=0)
+    store, listener = TrialStore(tmp_path / "trials.db"), _Listener()
+    Search(oracle, InlineExecutor(_runner(tmp_path)), store, TrialFiles(tmp_path), listeners=[listener]).run()
+
+    assert len(listener.metrics) == 2
+    for metrics in listener.metrics:
         assert metrics["gpu_utilization"] == 87.0
         assert metrics["gpu_memory_mb"] == 5 * 1024.0  # device 1's, in MiB
         assert metrics["gpu_index"] == 1.0
         assert metrics["samples_per_second"] > 0
         assert "val_loss" in metrics and "loss" in metrics  # the model's own metrics untouched
-    assert outcome.value == pytest.approx(min(m["val_loss"] for m in recorder.metrics))
+    trial = store.rows()[0]
+    assert trial["status"] == COMPLETED and trial["value"] == pytest.approx(min(m["val_loss"] for m in listener.metrics))
+    with open(store.export_epochs_csv(tmp_path / "epochs.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [float(r["gpu_utilization"]) for r in rows] == [87.0, 87.0] and all(float(r["samples_per_second"]) > 0
+                                                                             for r in rows)
+    store.close()
     assert nvml.calls == ["init"]  # one sampler for the process, NVML initialised once
 
 
