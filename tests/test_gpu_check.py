@@ -52,6 +52,9 @@ def test_the_targets_compare_the_runs_the_issue_names():
     assert checks["unet_mixed_precision"]["speedup"] == pytest.approx(1.8)
     assert checks["steady_utilization_auto"]["mean"] == pytest.approx(90.0)
     assert checks["oom_trials"] == 1
+    steady = [run("cnn", "1", "off", 100.0), run("cnn", "auto", "off", 250.0)]
+    steady[0].steady_trials_per_hour, steady[1].steady_trials_per_hour = 120.0, 360.0  # worker start-up left out
+    assert gpu_check.targets(steady)["cnn_auto_vs_one_per_gpu"]["speedup"] == pytest.approx(3.0)
 
 
 def test_a_bad_option_value_is_refused_by_name(capsys):
