@@ -79,6 +79,11 @@ def test_each_backend_s_memory_settings_resolve_as_documented():
     assert sharing.backend_memory_env("torch", 0.45, shared=True) == {}  # its per-process fraction, set in the worker
     env = sharing.worker_gpu_env("1", per_gpu=2, fraction=0.45)
     assert env["CUDA_VISIBLE_DEVICES"] == "1" and env[sharing.FRACTION_ENV] == "0.45" and env[sharing.SHARED_ENV] == "1"
+    # GPUs from nvidia-smi are in PCI order, as NVML's: CUDA is told to number them the same way...
+    assert sharing.worker_gpu_env("1", 2, 0.45, environ={})["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    # ... unless the user chose the GPUs or the order: their numbering stays
+    assert "CUDA_DEVICE_ORDER" not in sharing.worker_gpu_env("1", 2, 0.45, environ={"CUDA_VISIBLE_DEVICES": "1,0"})
+    assert "CUDA_DEVICE_ORDER" not in sharing.worker_gpu_env("1", 2, 0.45, environ={"CUDA_DEVICE_ORDER": "FASTEST_FIRST"})
     assert sharing.ray_actor_env(0.5)[sharing.FRACTION_ENV] == "0.45"  # num_gpus x 0.9
     assert sharing.ray_actor_env(0.5)["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.45"
     assert sharing.ray_actor_env(0) == {} and sharing.ray_actor_env(1)[sharing.SHARED_ENV] == "0"

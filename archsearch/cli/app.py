@@ -39,6 +39,11 @@ class ArraysFitData:
         self.augment = augment
         self._validation: dict[int, Any] = {}
 
+    @property
+    def samples_per_epoch(self) -> int:
+        """Every training sample, once per epoch: what an epoch's ``samples_per_second`` counts."""
+        return len(self.splits.x_train)
+
     def __getstate__(self) -> dict[str, Any]:
         # Sent to worker processes: the arrays travel, the datasets built from them are rebuilt there.
         return {**self.__dict__, "_validation": {}}

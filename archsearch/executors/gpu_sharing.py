@@ -22,6 +22,7 @@ before its library, and the tests drive the probe with recorded figures.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -114,9 +115,18 @@ def memory_env(fraction: float, shared: bool) -> dict[str, str]:
     return env
 
 
-def worker_gpu_env(gpu: str, per_gpu: int, fraction: float) -> dict[str, str]:
-    """The environment of a worker on ``gpu`` that shares it with ``per_gpu - 1`` others."""
-    return {"CUDA_VISIBLE_DEVICES": str(gpu), **memory_env(fraction, shared=per_gpu > 1)}
+def worker_gpu_env(gpu: str, per_gpu: int, fraction: float, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a worker on ``gpu`` that shares it with ``per_gpu - 1`` others.
+
+    GPUs found through ``nvidia-smi`` are numbered in PCI order, as NVML numbers them; CUDA numbers
+    the fastest first unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, so that is set too, unless the user chose
+    the GPUs (``CUDA_VISIBLE_DEVICES``) or the order (``CUDA_DEVICE_ORDER``) themselves: their numbering stays.
+    """
+    env = {"CUDA_VISIBLE_DEVICES": str(gpu), **memory_env(fraction, shared=per_gpu > 1)}
+    given = os.environ if environ is None else environ
+    if "CUDA_VISIBLE_DEVICES" not in given and "CUDA_DEVICE_ORDER" not in given:
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+    return env
 
 
 def ray_actor_env(num_gpus: float) -> dict[str, str]:
