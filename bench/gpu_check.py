@@ -213,7 +213,9 @@ def read_result(result: RunResult) -> RunResult:
         peaks = [r["peak_memory_mb"] for r in rows if r["peak_memory_mb"] is not None]
         result.peak_gpu_memory_mb = max(peaks) if peaks else None
     if isinstance(sharing, dict):
-        result.chosen_trials_per_gpu = sharing.get("chosen", sharing.get("trials_per_gpu", sharing))
+        # the probe's choice (auto), else the N the search ran with; "trials_per_gpu" is N after any OOM reduction
+        probe = sharing.get("probe") if isinstance(sharing.get("probe"), dict) else {}
+        result.chosen_trials_per_gpu = probe.get("chosen") or sharing.get("trials_per_gpu")
     return result
 
 
