@@ -74,6 +74,8 @@ from archsearch.oracles.acquisition import log_ei_and_gradient, log_expected_imp
 from archsearch.oracles.base import COMPLETED, FAILED, PRUNED, RUNNING, Oracle, Proposal, register_oracle
 from archsearch.oracles.encoding import SpaceEncoder
 from archsearch.oracles.gp import LENGTHSCALE_PRIOR_MODE, GaussianProcess
+from archsearch.oracles.hypervolume_acquisition import (Fits, HypervolumeModel, ParetoData, fit_model,
+                                                        pareto_training_data, pending_inputs)
 from archsearch.oracles.random import MAX_DRAWS_PER_ASK
 from archsearch.oracles.unit_points import UnitPoints
 
@@ -95,6 +97,7 @@ ONEHOT_LENGTHSCALE = 0.5
 # does): a good region of learning rate or width found with one optimizer then guides the others.
 SHARED_TREND = True
 PAREGO_RHO = 0.05  # weight of the sum in ParEGO's augmented Chebyshev function (Knowles 2006)
+PARETO_ACQUISITIONS = ("ehvi", "parego")  # a Pareto search's model: see the module docstring
 
 
 @register_oracle("bayesian")
@@ -142,10 +145,11 @@ class BayesianOptimizationOracle(Oracle):
         self.beta = float(beta)
         self.gp: GaussianProcess | None = None
         self._encoder: SpaceEncoder | None = None
-        self._theta: np.ndarray | None = None
+        self._theta: np.ndarray | Fits | None = None  # the last kernel fit (EHVI: every objective's)
         self._model_asks = 0  # model-based suggestions so far: when to refit the kernel from fresh starts
         self._initial_points = UnitPoints("sobol", self.seed, self.rng)
-        self._scalars: dict[int, float] = {}  # a Pareto search's trials under the last ask's weighting
+        self._scalars: dict[int, float] = {}  # a Pareto search's trials, best first for local candidates
+        self.pareto_acquisition = PARETO_ACQUISITIONS[0]
 
     # ------------------------------------------------------------ settings
     @property
@@ -167,7 +171,7 @@ class BayesianOptimizationOracle(Oracle):
 
     # ------------------------------------------------------------ proposing
     def _propose(self) -> Proposal | None:
-        data = self._pareto_training_data() if self.objective.is_pareto else self._training_data()
+        data = self._pareto_data() if self.objective.is_pareto else self._training_data()
         if len(self.trials) < self.initial_points() or data is None or self.encoder.dims == 0:
             values = self._sobol_configuration()
             return None if values is None else Proposal(values, info={"source": "initial"})
@@ -197,6 +201,18 @@ class BayesianOptimizationOracle(Oracle):
         y = np.concatenate([ys, np.full(len(bad), worst)])
         return self.encoder.encode_many(configs), y, float(ys.max())
 
+    def _pareto_data(self) -> tuple[np.ndarray, Any, Any] | None:
+        """EHVI's data (per-objective costs, :mod:`archsearch.oracles.hypervolume_acquisition`) or ParEGO's."""
+        if self.pareto_acquisition != "ehvi":
+            return self._pareto_training_data()
+        if len(self.trials) < self.initial_points():
+            return None
+        data = pareto_training_data(list(self.trials.values()), self.objective, self.encoder.encode_many)
+        if data is None:
+            return None
+        self._scalars = data.ranks
+        return data.x, data, None
+
     def _pareto_training_data(self) -> tuple[np.ndarray, np.ndarray, float] | None:
         """ParEGO's training data (see the module docstring): a fresh random weighting of the costs each ask.
 
@@ -223,18 +239,24 @@ class BayesianOptimizationOracle(Oracle):
         y = np.concatenate([ys, np.full(len(bad), worst)])
         return self.encoder.encode_many(configs), y, float(ys.max())
 
-    def _model_configuration(self, x: np.ndarray, y: np.ndarray, best: float) -> dict[str, Any] | None:
+    def _model_configuration(self, x: np.ndarray, y: Any, best: Any) -> dict[str, Any] | None:
         # Warm start: most asks refit the kernel from the previous fit alone (one more observation barely
         # moves it); every FULL_FIT_EVERY-th also tries fresh starts, so a fit cannot stay stuck in a poor optimum.
         full = self._theta is None or self._model_asks % FULL_FIT_EVERY == 0
         self._model_asks += 1
-        gp = GaussianProcess(restarts=GP_RESTARTS if full else 0, lengthscale_prior_mean=self._lengthscale_prior(),
-                             components=self._components(), min_noise=self.alpha)
-        gp.fit(x, y, rng=self.rng, theta=self._theta)
-        self._theta = gp.theta
-        pending = [t.hparams for t in self.trials.values() if t.status == RUNNING]
-        if pending:
-            gp = gp.with_fantasies(self.encoder.encode_many(pending))
+        make_gp = lambda restarts: GaussianProcess(  # noqa: E731
+            restarts=restarts, lengthscale_prior_mean=self._lengthscale_prior(),
+            components=self._components(), min_noise=self.alpha)
+        if isinstance(y, ParetoData):  # EHVI: one GP per objective, refitted on its own schedule
+            gp, self._theta = fit_model(y, make_gp, self.rng, self._theta, GP_RESTARTS)
+            gp = gp.with_pending(pending_inputs(list(self.trials.values()), self.encoder.encode_many))
+        else:
+            gp = make_gp(GP_RESTARTS if full else 0)
+            gp.fit(x, y, rng=self.rng, theta=self._theta)
+            self._theta = gp.theta
+            pending = [t.hparams for t in self.trials.values() if t.status == RUNNING]
+            if pending:
+                gp = gp.with_fantasies(self.encoder.encode_many(pending))
         self.gp = gp
         encoder = self.encoder
 
@@ -304,7 +326,9 @@ class BayesianOptimizationOracle(Oracle):
         return [numeric, np.arange(encoder.dims)]
 
     # ------------------------------------------------------------ acquisition
-    def _acquisition(self, gp: GaussianProcess, x: np.ndarray, best: float) -> np.ndarray:
+    def _acquisition(self, gp: GaussianProcess | HypervolumeModel, x: np.ndarray, best: float) -> np.ndarray:
+        if isinstance(gp, HypervolumeModel):
+            return gp.acquisition(x)
         mean, var = gp.predict(x)
         std = np.sqrt(var)
         if self.acquisition == "ucb":
@@ -317,6 +341,9 @@ class BayesianOptimizationOracle(Oracle):
 
         def negative(z: np.ndarray) -> tuple[float, np.ndarray]:
             x[columns] = z
+            if isinstance(gp, HypervolumeModel):
+                value, grad = gp.acquisition_and_gradient(x)
+                return -value, -grad[columns]
             mean, var, dmean, dvar = gp.predict_with_gradient(x)
             std = math.sqrt(var)
             dstd = dvar / (2.0 * std)
