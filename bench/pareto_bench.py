@@ -8,8 +8,9 @@ through its ask/tell API:
 * ``archsearch-random``, ``archsearch-nsga2``, ``archsearch-bayesian``: ``create_oracle(name, space,
   ParetoObjective.of(objectives), seed=s, max_trials=n)`` driven by ``archsearch.oracles.driving.drive``.
   A method ``create_oracle`` refuses in Pareto mode is reported "not available".  Oracles that size
-  themselves by ``max_trials`` (nsga2's population, bayesian's initial design) run once per budget; the
-  others run the largest budget and are measured at its first n trials;
+  themselves by ``max_trials`` (nsga2's population, bayesian's initial design) run once per budget where
+  that size differs between the budgets; the others (and those where it does not: bayesian's initial
+  design is 20 at every budget of these problems) run the largest budget and are measured at its first n;
 * ``optuna-nsga2`` (``NSGAIISampler(seed=s)``), ``optuna-tpe`` (``TPESampler(seed=s)``, multi-objective)
   and ``optuna-gp`` (``GPSampler(seed=s)``, needs PyTorch; only up to ``--gp-budget`` trials, as it is slow),
   one study per seed measured at its first n trials (a sampler does not know the budget).
@@ -156,11 +157,28 @@ def hv_at(problem: MOProblem, rows: list, n: int) -> float:
 # --------------------------------------------------------------------------- the run
 
 
+SIZES = {"archsearch-nsga2": lambda oracle: oracle.population,
+         "archsearch-bayesian": lambda oracle: oracle.initial_points()}
+
+
+def run_per_budget(contender: str, problem: str, budgets: list[int]) -> bool:
+    """Whether a contender needs a run per budget: it sizes itself by ``max_trials`` and the size differs
+    between them (otherwise the first n trials of the largest budget's run are those of a run of n)."""
+    if contender not in BUDGET_AWARE:
+        return False
+    from archsearch.oracles import create_oracle
+
+    spec = PROBLEMS[problem]
+    sizes = {SIZES[contender](create_oracle(contender.removeprefix("archsearch-"), HyperParameters.from_config(
+        spec.space), ParetoObjective.of(list(spec.objectives)), seed=0, max_trials=b)) for b in budgets}
+    return len(sizes) > 1
+
+
 def plan(problems: list[str], contenders: list[str], seeds: list[int], budgets: list[int], gp_budget: int) -> list:
     jobs = []
     for problem in problems:
         for contender in contenders:
-            runs = budgets if contender in BUDGET_AWARE else [max(budgets)]
+            runs = budgets if run_per_budget(contender, problem, budgets) else [max(budgets)]
             if contender == "optuna-gp":
                 runs = [min(max(budgets), gp_budget)] if gp_budget > 0 else []
             jobs += [(contender, problem, seed, n) for n in runs for seed in seeds]
@@ -171,12 +189,13 @@ def collect(jobs: list, outputs: list, budgets: list[int]) -> dict:
     """hv[problem][contender][budget][seed], and the contenders that could not run with why."""
     hv: dict = {}
     missing: dict[str, str] = {}
+    per_budget_runs = {(c, p): run_per_budget(c, p, budgets) for c, p, _, _ in jobs}
     for (contender, problem, seed, n), (rows, _seconds) in zip(jobs, outputs):
         if rows and isinstance(rows[0], str):
             missing[contender] = rows[0]
             continue
         per_budget = hv.setdefault(problem, {}).setdefault(contender, {})
-        targets = [n] if contender in BUDGET_AWARE else [b for b in budgets if b <= n]
+        targets = [n] if per_budget_runs[(contender, problem)] else [b for b in budgets if b <= n]
         for b in targets:
             per_budget.setdefault(b, {})[seed] = hv_at(PROBLEMS[problem], rows, b)
     return {"hv": hv, "missing": missing}

@@ -232,3 +232,29 @@ def test_hartmann6_seeds_that_used_to_stall_reach_the_global_basin(seed):
                            seed=seed, max_trials=40)
     values = drive(oracle, hartmann6, max_asks=40).values
     assert min(values) - _H6_MIN < 0.1  # below the local minimum's regret of 0.12
+
+
+# --------------------------------------------------------------------------- Pareto mode's options
+
+PARETO_SPACE = HyperParameters.from_config(SQUARE)
+
+
+@pytest.mark.parametrize("options, field, message, fixed", [
+    (dict(pareto_acquisition="qnehvi"), "tuner.pareto_acquisition", "unknown Pareto acquisition 'qnehvi'",
+     dict(pareto_acquisition="EHVI")),
+    (dict(acquisition="ucb"), "tuner.acquisition", "'ucb' has no form for several objectives",
+     dict(acquisition="ucb", pareto_acquisition="parego")),
+])
+def test_pareto_options_are_checked(options, field, message, fixed):
+    from archsearch.core.objective import ParetoObjective
+
+    objective = ParetoObjective.of(["a:min", "b:min"])
+    with pytest.raises(ConfigError, match=f"{field}.*{message}"):
+        create_oracle("bayesian", PARETO_SPACE, objective, **options)
+    assert create_oracle("bayesian", PARETO_SPACE, objective, **fixed).pareto_acquisition == \
+        fixed["pareto_acquisition"].lower()
+
+
+def test_a_pareto_acquisition_is_refused_in_a_single_objective_search():
+    with pytest.raises(ConfigError, match="tuner.pareto_acquisition.*one objective.*search.mode=pareto"):
+        create_oracle("bayesian", PARETO_SPACE, "loss", pareto_acquisition="parego")

@@ -70,8 +70,8 @@ def test_ehvi_matches_a_seeded_monte_carlo_estimate(objectives):
     ref = np.full(objectives, 1.1)
     mean, std = np.full(objectives, 0.45), np.linspace(0.1, 0.3, objectives)
     lower, upper = nondominated_boxes(front, ref)
-    draws = mean + std * rng.standard_normal((100_000, objectives))
-    estimate = np.mean([np.prod(np.clip(upper - np.maximum(lower, y), 0.0, None), axis=1).sum() for y in draws[:20_000]])
+    draws = mean + std * rng.standard_normal((20_000, objectives))
+    estimate = np.mean([np.prod(np.clip(upper - np.maximum(lower, y), 0.0, None), axis=1).sum() for y in draws])
     exact = math.exp(log_ehvi(mean[None], std[None], lower, upper)[0])
     assert exact == pytest.approx(estimate, rel=0.03)
 

@@ -1,8 +1,8 @@
 """Bayesian optimisation: a Gaussian process of the objective proposes where to look next.
 
-One piece though past 400 lines: the training data (one objective, or ParEGO's scalarisation of a Pareto
-search), the candidates and the acquisition's optimiser share one encoding and one seeded generator, whose
-order of draws a restored search must repeat.
+One piece though past 400 lines: the training data (one objective, or a Pareto search's costs or ParEGO
+scalarisation), the candidates and the acquisition's optimiser share one encoding and one seeded
+generator, whose order of draws a restored search must repeat.
 
 Each ``ask`` after the initial design:
 
@@ -39,16 +39,21 @@ Each ``ask`` after the initial design:
 4. returns the best-scoring configuration never tried before, falling back
    to the next candidate and finally to random draws.
 
-In a Pareto search (``search.mode=pareto``) the GP models one number per
-trial all the same, ParEGO's (Knowles, IEEE TEC 2006): every model ask draws
-a weight vector uniformly on the simplex (from the seeded generator), scales
-each cost (objectives to minimise; maximised ones negated) to [0, 1] over the
-completed trials that have every objective, and scores a trial by the
-augmented Chebyshev function ``max_j w_j f_j + 0.05 * sum_j w_j f_j``, to
-minimise.  Steps 1 to 4 then run on minus that score: each ask aims at the
-part of the front its weights point to.  Failed trials (infeasible ones
-included) and pruned ones get the worst score, so the model steers away from
-them; the local candidates perturb the trials best under the ask's weights.
+In a Pareto search (``search.mode=pareto``), by default (``pareto_acquisition="ehvi"``), one GP per
+objective models its costs and the acquisition is the log expected hypervolume improvement over the front
+of the completed trials (:mod:`archsearch.oracles.hypervolume_acquisition`: exact in any number of
+objectives, failed and infeasible trials at every objective's worst cost, running trials as kriging
+believers, model measures by their logarithm); steps 3 and 4 are the same, the local candidates
+perturbing the front's trials of largest hypervolume contribution.  ``pareto_acquisition="parego"``
+keeps ParEGO (Knowles, IEEE TEC 2006), the one GP of a scalarisation: every model ask draws a weight
+vector uniformly on the simplex (from the seeded generator), scales each cost (objectives to minimise;
+maximised ones negated) to [0, 1] over the completed trials that have every objective, and scores a
+trial by the augmented Chebyshev function ``max_j w_j f_j + 0.05 * sum_j w_j f_j``, to minimise; steps 1
+to 4 then run on minus that score.  EHVI found the larger front on ``bench/pareto_bench.py`` (see
+``bench/RESULTS.md``, issue 28); ParEGO stays for two reasons: it fits one GP whatever the number of
+objectives, where EHVI fits one per objective and its box decomposition grows as the front's size to the
+power (objectives - 1) (past 3 objectives the front is thinned for it), and it is the Pareto form of
+``acquisition="ucb"``, which EHVI refuses.
 
 The first ``num_initial_points`` trials are scrambled Sobol points.  Default:
 ``2 * d`` for ``d`` searched parameters, at least 5 and at most 20, and at most
@@ -85,6 +90,9 @@ NUM_SOBOL = 256
 NUM_LOCAL = 256
 NUM_REFINE = 5  # best candidates refined with L-BFGS-B
 LOCAL_TOP = 5  # local candidates perturb the best few trials
+# Candidates looked at for the best of each discrete combination: each is decoded to be looked at, and in a
+# space without categories every candidate is one combination, so scanning all ~768 cost ~0.2 s per ask.
+COMBINATION_SCAN = 128
 GP_RESTARTS = 2  # random starts of a full kernel fit, besides the previous fit
 FULL_FIT_EVERY = 5  # model asks per full kernel fit; the others only continue from the previous fit
 # Prior mode of the length scale of one-hot columns: a change of category moves two columns by 1, so at 0.5
@@ -112,6 +120,7 @@ class BayesianOptimizationOracle(Oracle):
         acquisition: str = "ei",
         beta: float = 2.0,
         alpha: float | None = None,
+        pareto_acquisition: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(hyperparameters, objective, **kwargs)
@@ -149,7 +158,7 @@ class BayesianOptimizationOracle(Oracle):
         self._model_asks = 0  # model-based suggestions so far: when to refit the kernel from fresh starts
         self._initial_points = UnitPoints("sobol", self.seed, self.rng)
         self._scalars: dict[int, float] = {}  # a Pareto search's trials, best first for local candidates
-        self.pareto_acquisition = PARETO_ACQUISITIONS[0]
+        self.pareto_acquisition = _pareto_acquisition(pareto_acquisition, self.objective.is_pareto, acquisition)
 
     # ------------------------------------------------------------ settings
     @property
@@ -279,7 +288,7 @@ class BayesianOptimizationOracle(Oracle):
         # then the next best candidates whatever their combination.
         starts: list[int] = []
         combos: set[str] = set()
-        for _, i, _ in pool:
+        for _, i, _ in pool[:COMBINATION_SCAN]:
             if len(starts) >= NUM_REFINE:
                 break
             key = encoder.discrete_key(candidate(i))
@@ -442,6 +451,25 @@ class BayesianOptimizationOracle(Oracle):
                 return values
         self._exhausted = True
         return None
+
+
+def _pareto_acquisition(value: Any, pareto: bool, acquisition: str) -> str:
+    """``tuner.pareto_acquisition`` checked against the search it is given to (see the module docstring)."""
+    if value is None:
+        chosen = PARETO_ACQUISITIONS[0]
+    else:
+        chosen = str(value).lower()
+        if chosen not in PARETO_ACQUISITIONS:
+            raise ConfigError("tuner.pareto_acquisition", f"unknown Pareto acquisition {value!r}",
+                              f"use one of {', '.join(PARETO_ACQUISITIONS)} (or null: ehvi)")
+        if not pareto:
+            raise ConfigError("tuner.pareto_acquisition", f"{value!r} is for a Pareto search, and this one has one "
+                              "objective", "set search.mode=pareto with two or more objectives, or leave it null")
+    if pareto and chosen == "ehvi" and acquisition != "ei":
+        raise ConfigError("tuner.acquisition", f"{acquisition!r} has no form for several objectives: a Pareto "
+                          "search maximises expected hypervolume improvement", "leave tuner.acquisition=ei, or "
+                          "set tuner.pareto_acquisition=parego to apply it to ParEGO's one score")
+    return chosen
 
 
 def chebyshev(costs: np.ndarray, weights: np.ndarray, rho: float = PAREGO_RHO) -> np.ndarray:

@@ -243,7 +243,8 @@ def fit_model(data: ParetoData, make_gp: Callable[[int], GaussianProcess], rng: 
     return HypervolumeModel(gps, data.front, data.reference), fits
 
 
-def pareto_training_data(trials: Sequence[Any], objective: Any, encode: Callable[[list], np.ndarray]) -> ParetoData | None:
+def pareto_training_data(trials: Sequence[Any], objective: Any,
+                         encode: Callable[[list], np.ndarray]) -> ParetoData | None:
     """The model's data from the oracle's trials (see the module docstring); None until two trials have costs."""
     good, rows, bad = [], [], []
     for t in sorted(trials, key=lambda t: t.id):
