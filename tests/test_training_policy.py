@@ -175,6 +175,21 @@ def test_the_policy_settings_are_part_of_the_fingerprint(tmp_path):
         open_with(mixed_precision=True, steps_per_execution=8)
 
 
+def test_the_search_header_says_the_policy_and_the_run_keeps_it():
+    from types import SimpleNamespace
+
+    from archsearch.cli.app import _training_line
+
+    meta: dict = {}
+    tuner = SimpleNamespace(trainer=TrainerSettings(mixed_precision="mixed_float16", steps_per_execution=4),
+                            store=SimpleNamespace(set_meta=meta.__setitem__))
+    lines = _training_line(tuner).splitlines()
+    assert lines[0] == ("Training: mixed precision mixed_float16, jit_compile off (auto), steps_per_execution 4 "
+                        "(tensorflow on CPU)")
+    assert lines[1].startswith("Note: mixed_float16 on a CPU is emulated and slow")
+    assert meta["training_policy"]["dtype_policy"] == "mixed_float16"
+
+
 # ------------------------------------------------------------------ one tiny Keras trial
 def _builder(seen: dict):
     def build(hp):

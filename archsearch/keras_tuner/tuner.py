@@ -272,6 +272,7 @@ class Tuner:
         from archsearch.core.console import ConsoleEvents
 
         self._runner = self._make_runner(data, callbacks)
+        self._runner.training_policy()  # a setting the backend cannot follow is refused now; its notes said once
         self._check_objective_before_training(self._runner)
         slots, note = self._assembly.slots_for_the_trials_left(self.parallel_trials)
         if note and not quiet:

@@ -132,7 +132,7 @@ class DeviceInfo:
 def detect_device(backend: str) -> DeviceInfo:
     """The first device ``backend`` trains on (a worker's GPU is its CUDA_VISIBLE_DEVICES' first).
 
-    Asked lazily, in the process that trains, after the executor's memory settings took effect."""
+    Asked lazily, in a worker process, after the executor's memory settings took effect."""
     try:
         if backend == "tensorflow":
             return _tensorflow_device()
@@ -148,7 +148,7 @@ def detect_device(backend: str) -> DeviceInfo:
 def visible_device(backend: str) -> DeviceInfo:
     """The device a search's trials will see, asked without starting JAX's or torch's GPU client (JAX would
     take 75% of the GPU's memory in the driver): TensorFlow lists it, the others ask ``nvidia-smi``.  For the
-    search's header; each trial's policy comes from :func:`detect_device` in the process that trains it."""
+    search's own process (its header, and trials trained inline); a worker process asks :func:`detect_device`."""
     if backend == "tensorflow":
         return detect_device(backend)
     import os

@@ -1,7 +1,9 @@
 """Train one trial: build, compile, fit, checkpoint, score, free memory.
 
-One piece at about 400 lines: the build, the checks before training (objective names, constraints), the fit
-and the measures after it are one trial's life, in the order it lives it.
+One piece at about 440 lines: the training policy (mixed precision, compiled steps: which one, and building and
+fitting under it), the build, the checks before training (objective names, constraints), the fit and the
+measures after it are one trial's life, in the order it lives it; the policy's rules are in
+:mod:`~archsearch.training.policy`.
 
 The runner knows *how* to train, never *which* algorithm asked: it receives
 a :class:`~archsearch.core.trial.Trial` (values, budget, where to resume
@@ -47,7 +49,8 @@ from archsearch.training.fit_data import FitArguments, FitData, is_tf_dataset
 from archsearch.training.measures import measure_after_training, measure_before_training
 from archsearch.training.metric_names import compiled_metric_names
 from archsearch.training.policy import (TrainingPolicy, align_steps_per_execution, compile_options, detect_device,
-                                        dtype_policy_scope, float32_outputs, recorded, resolve_policy, unsaid_notes)
+                                        dtype_policy_scope, float32_outputs, recorded, resolve_policy, unsaid_notes,
+                                        visible_device)
 from archsearch.training.settings import CompileSettings, TrainerSettings
 
 log = logging.getLogger("archsearch")
@@ -117,6 +120,7 @@ class Runner(CustomRunTrial):
         self.measures: tuple[str, ...] = tuple(dict.fromkeys(n for n in named if is_measure(n)))
         self._objective_checked = False
         self._policy: tuple[int, TrainingPolicy] | None = None  # this process's (pid, policy)
+        self._home = os.getpid()  # the search's process, which says the policy's notes (a worker only logs them)
 
     # ------------------------------------------------------------ paths (owned by archsearch.core.checkpoints)
     @property
@@ -144,9 +148,12 @@ class Runner(CustomRunTrial):
                 return TrainingPolicy.from_dict(stored)
         if self._policy is None or self._policy[0] != os.getpid():  # a worker resolves its own device
             backend = keras.backend.backend()
-            policy = resolve_policy(self.trainer, backend, detect_device(backend))
+            # The search's process asks without starting JAX's or torch's GPU client (JAX would take most of
+            # the GPU's memory there); a worker asks its backend, which it starts anyway.
+            home = os.getpid() == self._home
+            policy = resolve_policy(self.trainer, backend, (visible_device if home else detect_device)(backend))
             for note in unsaid_notes(policy):
-                log.warning("Note: %s", note)
+                log.log(logging.WARNING if home else logging.DEBUG, "Note: %s", note)
             self._policy = (os.getpid(), policy)
         return self._policy[1]
 
