@@ -190,6 +190,26 @@ def test_the_search_header_says_the_policy_and_the_run_keeps_it():
     assert meta["training_policy"]["dtype_policy"] == "mixed_float16"
 
 
+def test_a_global_dtype_policy_the_caller_set_is_what_auto_trains_with(tmp_path):
+    import keras
+
+    from archsearch.core.objective import Objective
+    from archsearch.training.fit_data import FitArguments
+    from archsearch.training.runner import Runner
+
+    def runner(**settings):
+        return Runner(lambda hp: None, FitArguments(), Objective.create("val_loss"), tmp_path,
+                      trainer=TrainerSettings(**settings))
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")  # as a KerasTuner user's script does
+    try:
+        assert runner().training_policy().dtype_policy == "mixed_bfloat16"
+        assert runner(mixed_precision=False).training_policy().dtype_policy == "float32"  # said explicitly
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert runner().training_policy().dtype_policy == "float32"
+
+
 # ------------------------------------------------------------------ one tiny Keras trial
 def _builder(seen: dict):
     def build(hp):

@@ -39,7 +39,8 @@ import functools
 import json
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from archsearch.core.checks import FALSE_WORDS, TRUE_WORDS, whole_number
@@ -50,7 +51,6 @@ FLOAT32 = "float32"
 MIXED_FLOAT16 = "mixed_float16"
 MIXED_BFLOAT16 = "mixed_bfloat16"
 MIXED_POLICIES = (MIXED_FLOAT16, MIXED_BFLOAT16)
-BACKENDS = ("tensorflow", "jax", "torch")
 AUTO_STEPS_PER_EXECUTION = 32  # a GPU's steps per execution under auto (Keras: "can greatly improve" small models)
 BFLOAT16_CAPABILITY = (8, 0)  # Ampere and later: bfloat16 tensor cores
 FLOAT16_CAPABILITY = (7, 0)  # Volta and later: float16 tensor cores
@@ -226,7 +226,7 @@ class TrainingPolicy:
     steps_per_execution_auto: bool = False
     backend: str = "tensorflow"
     device: str = "CPU"
-    notes: tuple[str, ...] = field(default=(), compare=False)
+    notes: tuple[str, ...] = dataclass_field(default=(), compare=False)
 
     @property
     def mixed(self) -> bool:

@@ -21,6 +21,7 @@ per-epoch work in :mod:`~archsearch.training.callbacks`, a Tuner's own ``run_tri
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -48,9 +49,9 @@ from archsearch.training.failures import TrialFailed, check_is_model, describe_f
 from archsearch.training.fit_data import FitArguments, FitData, is_tf_dataset
 from archsearch.training.measures import measure_after_training, measure_before_training
 from archsearch.training.metric_names import compiled_metric_names
-from archsearch.training.policy import (TrainingPolicy, align_steps_per_execution, compile_options, detect_device,
-                                        dtype_policy_scope, float32_outputs, recorded, resolve_policy, unsaid_notes,
-                                        visible_device)
+from archsearch.training.policy import (MIXED_POLICIES, TrainingPolicy, align_steps_per_execution, compile_options,
+                                        detect_device, dtype_policy_scope, float32_outputs, recorded, resolve_policy,
+                                        unsaid_notes, visible_device)
 from archsearch.training.settings import CompileSettings, TrainerSettings
 
 log = logging.getLogger("archsearch")
@@ -121,6 +122,10 @@ class Runner(CustomRunTrial):
         self._objective_checked = False
         self._policy: tuple[int, TrainingPolicy] | None = None  # this process's (pid, policy)
         self._home = os.getpid()  # the search's process, which says the policy's notes (a worker only logs them)
+        # A mixed dtype policy the caller set globally (keras.mixed_precision.set_global_policy) is what
+        # trainer.mixed_precision=auto trains with: each trial sets its own policy, which would otherwise drop it.
+        caller = keras.config.dtype_policy().name
+        self._caller_dtype_policy = caller if caller in MIXED_POLICIES else None
 
     # ------------------------------------------------------------ paths (owned by archsearch.core.checkpoints)
     @property
@@ -151,7 +156,10 @@ class Runner(CustomRunTrial):
             # The search's process asks without starting JAX's or torch's GPU client (JAX would take most of
             # the GPU's memory there); a worker asks its backend, which it starts anyway.
             home = os.getpid() == self._home
-            policy = resolve_policy(self.trainer, backend, (visible_device if home else detect_device)(backend))
+            settings = self.trainer
+            if settings.mixed_precision == "auto" and self._caller_dtype_policy:
+                settings = dataclasses.replace(settings, mixed_precision=self._caller_dtype_policy)
+            policy = resolve_policy(settings, backend, (visible_device if home else detect_device)(backend))
             for note in unsaid_notes(policy):
                 log.log(logging.WARNING if home else logging.DEBUG, "Note: %s", note)
             self._policy = (os.getpid(), policy)
