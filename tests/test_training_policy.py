@@ -210,6 +210,20 @@ def test_a_global_dtype_policy_the_caller_set_is_what_auto_trains_with(tmp_path)
     assert runner().training_policy().dtype_policy == "float32"
 
 
+def test_a_tf_data_pipeline_given_to_search_is_prefetched_with_the_same_batches():
+    tf = pytest.importorskip("tensorflow")
+    from archsearch.training.fit_data import FitArguments
+
+    x = np.arange(10, dtype="float32")
+    train = tf.data.Dataset.from_tensor_slices((x, x)).batch(4)
+    validation = train.prefetch(1)
+    kwargs = FitArguments((train,), {"validation_data": validation}).fit_kwargs(None)
+    assert type(kwargs["x"]).__name__.lstrip("_").startswith("Prefetch")
+    assert [b[0].numpy().tolist() for b in kwargs["x"]] == [b[0].numpy().tolist() for b in train]
+    assert kwargs["validation_data"] is validation  # one prefetch is enough
+    assert FitArguments((x, x), {"shuffle": False}).fit_kwargs(4)["x"] is x  # arrays: Keras batches them
+
+
 # ------------------------------------------------------------------ one tiny Keras trial
 def _builder(seen: dict):
     def build(hp):
