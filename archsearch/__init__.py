@@ -29,8 +29,9 @@ register_when_keras_loads()  # exports load with plain keras.saving.load_model (
 
 from archsearch.training.backend_logs import quiet_first_backend_import, wants_quiet_start  # noqa: E402
 
-if wants_quiet_start(False):  # TensorFlow's start-up notices off stderr, as in the CLI (verbose_backend shows them)
-    quiet_first_backend_import()
+# TensorFlow's first import: Ctrl-C held through it, and its start-up notices off stderr as in the CLI
+# (verbose_backend, or the user's own TF_CPP_MIN_LOG_LEVEL, shows them).
+quiet_first_backend_import(quiet=wants_quiet_start(False))
 
 _TUNERS = ("RandomSearch", "GridSearch", "Hyperband", "BayesianOptimization", "BOHB", "ASHA")  # keras_tuner/tuners.py
 # KerasTuner's module attributes (``kt.tuners.RandomSearch``, ``kt.applications.HyperResNet``, ...) -> where they live.

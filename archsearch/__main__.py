@@ -118,8 +118,10 @@ def _quiet_backend(cfg) -> None:
         os.environ[QUIET_ENV] = "1"
     if os.environ.get(QUIET_ENV) == "1":
         quiet_first_backend_import()
-    elif verbose:
-        allow_backend_notices()  # `import archsearch` may have set the filter up already
+    else:
+        quiet_first_backend_import(quiet=False)  # Ctrl-C is still held through TensorFlow's import
+        if verbose:
+            allow_backend_notices()  # `import archsearch` may have set the filter up already
 
 
 def _before_hydra(argv: list[str]) -> list[str]:

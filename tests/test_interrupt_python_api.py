@@ -326,3 +326,47 @@ def test_a_ctrl_c_after_the_last_trial_is_not_lost(script, tmp_path, python_sigi
     with pytest.raises(KeyboardInterrupt):
         module.search(tuner)
     assert statuses(tmp_path) == {0: COMPLETED}
+
+
+def test_a_ctrl_c_held_through_a_backend_import_is_raised_after_it_not_dropped_in_a_clean_up():
+    """TensorFlow's first import runs weakref callbacks from C: a KeyboardInterrupt raised in one is printed as
+    "Exception ignored" and dropped (the CLI's one-line Ctrl-C then showed a traceback).  Held, it is raised
+    right after the block, by the handler that was in place."""
+    import time
+    import weakref
+
+    from archsearch.core.interrupts import signals_held
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    class CleanedUp:
+        pass
+
+    steps = []
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with signals_held():
+                thing = CleanedUp()
+                guard = weakref.ref(thing, lambda ref: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.05)))
+                del thing  # the callback runs here, Ctrl-C pressed inside it
+                steps.append("import finished")
+        assert guard() is None and steps == ["import finished"]
+        assert signal.getsignal(signal.SIGINT) is stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_the_first_backend_import_is_guarded_even_when_its_notices_are_shown():
+    """With the user's own TF_CPP_MIN_LOG_LEVEL nothing is filtered, but Ctrl-C is still held through the import."""
+    code = ("import sys, archsearch\n"
+            "from archsearch.training.backend_logs import _QuietFirstImport\n"
+            "print([h.quiet for h in sys.meta_path if isinstance(h, _QuietFirstImport)])\n")
+    shown = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=HANG,
+                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "1"})
+    quiet = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=HANG,
+                           env={k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",
+                                                                                 "ARCHSEARCH_QUIET_BACKEND")})
+    assert shown.stdout.strip() == "[False]", shown.stderr
+    assert quiet.stdout.strip() == "[True]", quiet.stderr

@@ -100,6 +100,43 @@ def test_the_unet_s_mish_counts_as_an_activation():
     assert M.count_flops(one_layer(Mish(), (4, 4, 2))) == 32
 
 
+def test_einsum_dense_counts_every_index_once_whatever_output_shape_leaves_unknown():
+    # "abc,cd->abd" on (5, 3) into 8: 1 x 5 x 3 x 8 multiply-adds, then a bias add per output element
+    assert M.count_flops(one_layer(L.EinsumDense("abc,cd->abd", output_shape=(None, 8), bias_axes="d"), (5, 3))) \
+        == 2 * 5 * 3 * 8 + 5 * 8
+    assert M.count_flops(one_layer(L.EinsumDense("...b,bc->...c", output_shape=8), (5, 3))) == 2 * 5 * 3 * 8
+
+
+def test_multi_head_attention_counts_its_projections_scores_softmax_and_weighted_sum():
+    query, value = keras.Input((6, 8)), keras.Input((7, 8))
+    layer = L.MultiHeadAttention(num_heads=2, key_dim=4, value_dim=3)
+    heads, key_dim, value_dim, tq, tv = 2, 4, 3, 6, 7
+    projections = (2 * tq * 8 * heads * key_dim + tq * heads * key_dim            # query (with its bias)
+                   + 2 * tv * 8 * heads * key_dim + tv * heads * key_dim          # key
+                   + 2 * tv * 8 * heads * value_dim + tv * heads * value_dim      # value
+                   + 2 * tq * heads * value_dim * 8 + tq * 8)                     # output
+    attention = heads * (2 * tq * tv * key_dim + tq * tv + 2 * tq * tv * value_dim) + heads * tq * key_dim
+    assert M.count_flops(keras.Model([query, value], layer(query, value))) == projections + attention == 4414
+
+
+@pytest.mark.parametrize("layer, per_step", [
+    (L.SimpleRNN(4), 2 * 4 * (3 + 4) + 4 + 4),
+    (L.GRU(4), 2 * 3 * 4 * (3 + 4) + 2 * 3 * 4 + 3 * 4 + 4 * 4),  # reset_after: two biases per gate
+    (L.LSTM(4), 2 * 4 * 4 * (3 + 4) + 4 * 4 + 4 * 4 + 5 * 4),
+])
+def test_recurrent_layers_count_their_gate_products_per_time_step(layer, per_step):
+    assert M.count_flops(one_layer(layer, (5, 3))) == 5 * per_step
+
+
+def test_wrappers_and_augmentation_layers(caplog):
+    lstm_steps = 5 * (2 * 4 * 4 * (3 + 4) + 4 * 4 + 4 * 4 + 5 * 4)
+    assert M.count_flops(one_layer(L.Bidirectional(L.LSTM(4)), (5, 3))) == 2 * lstm_steps  # concatenated: free
+    assert M.count_flops(one_layer(L.TimeDistributed(L.Dense(2)), (5, 3))) == 5 * (2 * 3 * 2 + 2)
+    with caplog.at_level("WARNING", logger="archsearch"):
+        assert M.count_flops(one_layer(L.RandomFlip(), (4, 4, 3))) == 0  # identity at inference
+    assert not [r for r in caplog.records if "flops" in r.getMessage()]
+
+
 def test_nested_models_are_walked_and_unknown_layers_named_once(caplog):
     inner = keras.Sequential([keras.Input((4,)), L.Dense(3)])
     inputs = keras.Input((4,))

@@ -98,6 +98,55 @@ def test_trials_csv_of_a_pareto_search_has_each_trials_rank_and_whether_it_is_on
     assert plain == [*CSV_COLUMNS, "x", "a", "b"]  # a single objective's CSV is unchanged
 
 
+def test_trials_stopped_at_a_lower_budget_are_left_out_of_the_front_table_csv_and_report(tmp_path):
+    """A multi-fidelity search's 1-epoch trial of a tiny model would sit on the front of accuracy against size
+    with its barely trained score; as Optuna leaves pruned trials out of best_trials, the front compares the
+    trials trained to the largest budget reached, and the results say how many were left out."""
+    from archsearch.core.store import TrialStore
+    from archsearch.keras_tuner.results import front_table
+    from archsearch.report.data import RunRecord
+    from archsearch.report.pareto import pareto_view
+
+    rows = [(9, {"a": 0.9, "b": 3.0}), (9, {"a": 0.7, "b": 2.0}), (9, {"a": 0.6, "b": 2.5}),
+            (3, {"a": 0.3, "b": 0.5}), (1, {"a": 0.2, "b": 0.1})]  # the last two: lower rungs, smaller models
+    trials = []
+    for i, (budget, metrics) in enumerate(rows):
+        trial = Trial(i, {"x": i}, budget=budget, status=COMPLETED)
+        trial.metrics, trial.value = metrics, metrics["a"]
+        trials.append(trial)
+    view = pareto.FrontView.of(trials, OBJECTIVE)
+    assert [t.id for t in view.front] == [0, 1] and [t.id for t in view.lower_budget] == [3, 4]
+    assert [t.id for t in pareto.front(trials, OBJECTIVE)] == [0, 1]
+    assert view.rank_of() == {0: 0, 1: 0, 2: 1}
+    assert [t.id for t in pareto.FrontView.of([trials[3], trials[4]], OBJECTIVE).front] == [3]  # 3 is now the top
+
+    class Oracle:  # what front_table reads of an oracle
+        objective = OBJECTIVE
+        hyperparameters = type("H", (), {"space": {}})()
+
+        def __init__(self):
+            self.trials = {t.id: t for t in trials}
+
+        def keras_tuner_values(self, trial):
+            return {}
+
+    table = "\n".join(front_table(Oracle()))
+    assert "Pareto front: 2 of 3 trials with every objective" in table
+    assert "2 trials stopped at a lower budget than 9 epochs are left out" in table
+
+    with TrialStore(tmp_path / "store") as store:
+        for trial in trials:
+            store.create_trial(trial)
+            store.finish_trial(trial)
+        csv_rows = list(csv.DictReader(store.export_csv(tmp_path / "trials.csv", OBJECTIVE).open(newline="")))
+        records = store.rows()
+    assert [(r["rank"], r["on_front"]) for r in csv_rows] == [
+        ("0", "true"), ("0", "true"), ("1", "false"), ("", "false"), ("", "false")]
+    run = RunRecord(tmp_path, records, {}, "a", "max", objectives=[("a", "max"), ("b", "min")])
+    report = pareto_view(run)
+    assert [t["id"] for t in report.front()] == [0, 1] and [t["id"] for t in report.lower_budget] == [3, 4]
+
+
 def two_metrics_tuner():
     import archsearch as kt
 

@@ -286,3 +286,29 @@ def test_a_pareto_search_shows_the_front_s_size_and_its_best_trial_by_the_main_o
     assert (f"front {len(front)} trials, best val_accuracy={best.value:.4f} (trial {best.id})"
             in screens.shown[-1]), screens.shown[-1]
     assert "pareto=" not in "".join(screens.shown)
+
+
+class _FiguresRunner(TickingRunner):
+    """Reports each epoch's speed and GPU figures too, as the Keras runner does on a GPU NVML reads."""
+
+    def run(self, trial, hp, reporter=None, resume_checkpoint=None, initial_epoch=0, history=None):
+        outer = reporter
+
+        class WithFigures:
+            def on_epoch(self, trial, epoch, metrics, value):
+                figures = {"samples_per_second": 12345.0, "gpu_utilization": 86.6, "gpu_memory_mb": 5324.8,
+                           "gpu_index": 1.0} if trial.id == 0 else {"samples_per_second": 800.0}
+                return outer.on_epoch(trial, epoch, {**metrics, **figures}, value)
+
+        return super().run(trial, hp, WithFigures(), resume_checkpoint, initial_epoch, history)
+
+
+def test_a_running_trial_shows_its_gpu_and_speed_when_measured(tmp_path):
+    fake = FakeClock()
+    progress = SearchProgress(epochs_per_trial=3, clock_fn=fake, live=False)
+    screens = Screens(progress)
+    run_search(tmp_path, _FiguresRunner(fake), progress, screens, max_trials=2)
+
+    assert "GPU 1 87% 5.2 GB 12,345 samples/s" in screens.shown[0]  # trial 0: NVML's figures
+    on_cpu = screens.shown[4]  # trial 1's first epoch: no GPU figures (a CPU), its speed alone
+    assert "trial 1" in on_cpu and "800 samples/s" in on_cpu and "GPU" not in on_cpu

@@ -31,7 +31,9 @@ def test_the_default_config_reads_into_typed_settings(monkeypatch):
     settings = read_settings(OmegaConf.to_container(cfg, resolve=True))
     assert settings.tuner.name == "random" and settings.tuner.options["max_trials"] == 4
     assert settings.tuner.parallel_trials == "auto" and settings.tuner.slots >= 1
-    assert settings.executor == ExecutorSettings("process", 2, {"max_trials_per_worker": 10, "threads": "auto"})
+    assert settings.executor == ExecutorSettings("process", 2, {"max_trials_per_worker": 10, "threads": "auto",
+                                                                "gpus": None, "trials_per_gpu": 1,
+                                                                "gpu_memory_fraction": "auto"})
     assert settings.trainer["epochs"] == 3 and settings.trainer["early_stopping"] is False
     assert settings.data.name == "shapes" and settings.data.seed == 0
     assert settings.report == ReportSettings("html") and settings.loggers == LoggerSettings()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from conftest import REPO
@@ -67,6 +68,57 @@ def done(value, epochs=1, initial=0, start=100.0, end=110.0):
 def read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def make_pareto_job(sweep: Path, num: int, metrics: list[dict], budgets=None, reference_point=None) -> Path:
+    folder = sweep / str(num)
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"tuner.seed={num}"]))
+    store = TrialStore(folder / "trials.db")
+    store.set_meta("config", {"objective": ["acc:max", "params:min"], "tuner": {"max_trials": len(metrics)},
+                              "search": {"mode": "pareto", "reference_point": reference_point},
+                              "trainer": {"epochs": 1}})
+    for i, m in enumerate(metrics):
+        trial = Trial(id=i, hparams={"x": i}, budget=(budgets or {}).get(i))
+        store.create_trial(trial)
+        trial.status, trial.metrics, trial.value = "completed", m, m["acc"]
+        store.finish_trial(trial, duration=1.0)
+    store.close()
+    return folder
+
+
+def test_pareto_jobs_are_ranked_by_hypervolume_over_one_reference_point(tmp_path):
+    """A Pareto job's trial values are its first objective only: ranking them as a score (as a sum named
+    multi_objective, minimised) picked the job with the worst accuracy.  The jobs compare by hypervolume."""
+    sweep = tmp_path / "sweep"
+    make_pareto_job(sweep, 0, [{"acc": 0.6, "params": 100.0}, {"acc": 0.8, "params": 300.0}])
+    make_pareto_job(sweep, 1, [{"acc": 0.7, "params": 100.0}, {"acc": 0.9, "params": 300.0},
+                               {"acc": 0.95, "params": 10.0}],  # a 1-epoch trial: not compared
+                    budgets={0: 9, 1: 9, 2: 1})
+    result = summarise(sweep)
+    assert [j.num for j in result.jobs] == [1, 0] and [j.rank for j in result.jobs] == [1, 2]
+    reference = np.array([-0.6 + 0.1 * 0.3, 300.0 + 0.1 * 200])  # every job's trials: worst + 10% of the range
+    from archsearch.core.pareto import hypervolume
+
+    expected = [hypervolume(np.array([[-0.7, 100.0], [-0.9, 300.0]]), reference),
+                hypervolume(np.array([[-0.6, 100.0], [-0.8, 300.0]]), reference)]
+    assert [j.best for j in result.jobs] == pytest.approx(expected)
+    assert [j.front_size for j in result.jobs] == [2, 2]
+    table = result.table()
+    assert "[acc:max, params:min] (Pareto: hypervolume, higher is better)" in table
+    assert f"HV {expected[0]:.4g}, front 2" in table
+    assert "ranked by hypervolume" in table and "acc=0.57, params=320" in table and "derived" in table
+    rows = read_csv(result.write_csv())
+    assert [float(r["best_score"]) for r in rows] == pytest.approx(expected) and rows[0]["front_size"] == "2"
+
+
+def test_pareto_jobs_use_the_reference_point_they_all_fix(tmp_path):
+    sweep = tmp_path / "sweep"
+    for num, acc in ((0, 0.6), (1, 0.7)):
+        make_pareto_job(sweep, num, [{"acc": acc, "params": 100.0}], reference_point={"acc": 0.5, "params": 200.0})
+    result = summarise(sweep)
+    assert [j.best for j in result.jobs] == pytest.approx([(0.7 - 0.5) * 100.0, (0.6 - 0.5) * 100.0])
+    assert "acc=0.5, params=200; search.reference_point, which every job sets alike" in result.table()
 
 
 def test_best_first_by_each_objective_direction(tmp_path):

@@ -39,6 +39,11 @@ class ArraysFitData:
         self.augment = augment
         self._validation: dict[int, Any] = {}
 
+    @property
+    def samples_per_epoch(self) -> int:
+        """Every training sample, once per epoch: what an epoch's ``samples_per_second`` counts."""
+        return len(self.splits.x_train)
+
     def __getstate__(self) -> dict[str, Any]:
         # Sent to worker processes: the arrays travel, the datasets built from them are rebuilt there.
         return {**self.__dict__, "_validation": {}}
@@ -96,7 +101,7 @@ def prepare(cfg: DictConfig):
         project_name="", overwrite=overwrite, trainer=trainer, compile_settings=compile_settings,
         max_consecutive_failed_trials=settings.search.max_consecutive_failed_trials,
         keep_top_models=settings.search.keep_top_models, config=config,
-        executor=settings.executor.name, parallel_trials=settings.tuner.slots,
+        executor=settings.executor.name, parallel_trials=settings.executor.slots(settings.tuner.parallel_trials),
         executor_options={**settings.executor.options, "max_retries": settings.executor.max_retries},
         listeners=[loggers] if loggers is not None else [],
         constraints=settings.goal.constraints, measures=settings.goal.measures,

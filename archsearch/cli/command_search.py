@@ -153,7 +153,8 @@ def run_command_search(cfg: DictConfig) -> Path | None:
             if resumed:
                 say(resumed)
             runner = CommandRunner(folder, command, settings.objective, start_dir=start_dir)
-            slots, note = assembly.slots_for_the_trials_left(settings.tuner.slots)
+            slots, note = assembly.slots_for_the_trials_left(
+                settings.executor.slots(settings.tuner.parallel_trials))
             if note:
                 say(note)
             say(f"archsearch: tuner={oracle.name} trial=command ({shlex.join(command.command)}) "

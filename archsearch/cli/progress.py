@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from archsearch.core.events import SearchEvents
+from archsearch.core.measures import RUN_FIGURES
 from archsearch.core.objective import is_finite
 from archsearch.core.trial import Trial, TrialOutcome, TrialSpec
 
@@ -111,6 +112,7 @@ class _Running:
     epoch: int
     last_tick: float  # when it started, or reported its last epoch
     first: bool = True  # its first epoch (with the model's build and compile) is still to come
+    figures: dict[str, float] | None = None  # its last epoch's speed and GPU figures (samples_per_second, ...)
 
 
 class SearchProgress(SearchEvents):
@@ -168,6 +170,7 @@ class SearchProgress(SearchEvents):
             self.epoch_seconds.extend([(now - running.last_tick) / epochs] * epochs)
             del self.epoch_seconds[:-_PACE_WINDOW]
         running.epoch, running.last_tick = max(running.epoch, int(epoch)), now
+        running.figures = {k: float(v) for k, v in metrics.items() if k in RUN_FIGURES and is_finite(v)}
 
     def on_trial_end(self, trial: Trial, outcome: TrialOutcome) -> None:
         running = self.running.pop(trial.id, None)
@@ -255,14 +258,29 @@ class SearchProgress(SearchEvents):
         for running in sorted(self.running.values(), key=lambda r: (r.worker or "", r.trial.id)):
             values = " ".join(f"{k}={_short(v)}" for k, v in running.trial.hparams.items())
             rows.add_row(Text(running.worker or "trial", style="cyan"), Text(f"trial {running.trial.id}"),
-                         Text(f"epoch {running.epoch}/{running.target}"), Text(values, overflow="ellipsis",
-                                                                                no_wrap=True))
+                         Text(f"epoch {running.epoch}/{running.target}"), Text(speed_text(running.figures)),
+                         Text(values, overflow="ellipsis", no_wrap=True))
         parts: list[Any] = [head, best_line]
         if self.running:
             parts.append(rows)
         elif oracle.finished:
             parts.append(Text("finishing: stopping the workers, then the summary and the export", style="dim"))
         return Group(*parts)
+
+
+def speed_text(figures: Mapping[str, float] | None) -> str:
+    """A running trial's last epoch's figures, e.g. ``GPU 87% 5.2 GB 3,400 samples/s`` (GPU parts only where
+    NVML measured them; empty before the first epoch)."""
+    figures = figures or {}
+    parts = []
+    if "gpu_utilization" in figures:
+        gpu = f"GPU {figures['gpu_index']:.0f}" if "gpu_index" in figures else "GPU"
+        parts.append(f"{gpu} {figures['gpu_utilization']:.0f}%")
+    if "gpu_memory_mb" in figures:
+        parts.append(f"{figures['gpu_memory_mb'] / 1024:.1f} GB")
+    if "samples_per_second" in figures:
+        parts.append(f"{figures['samples_per_second']:,.0f} samples/s")
+    return " ".join(parts)
 
 
 def _short(v: Any) -> str:

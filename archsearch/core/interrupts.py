@@ -105,3 +105,30 @@ def stop_at_safe_points() -> Iterator[None]:
         writer.close()
     if pending:
         raise KeyboardInterrupt
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while the block runs, then hand each to the handler it was meant for.
+
+    For a backend's first import: TensorFlow runs Python clean-ups (weakref callbacks, ``__del__``) from C
+    while it starts, and a ``KeyboardInterrupt`` raised in one is printed as "Exception ignored" with its
+    traceback and then dropped, or turned into an ``ImportError``.  Held, the signal reaches its handler
+    right after the import, in ordinary code, seconds late at most.  Only Python-level handlers are held
+    (SIG_IGN and SIG_DFL mean what they say), and only in the main thread, where handlers run.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {}
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        if callable(signal.getsignal(stop)):
+            previous[stop] = signal.signal(stop, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+        for signum in received:
+            signal.raise_signal(signum)  # the first may raise here: the later ones are the handler's to absorb

@@ -29,6 +29,22 @@ MEASURES: dict[str, str] = {**BEFORE_TRAINING, **AFTER_TRAINING}
 VIOLATION = "constraint_violation"
 
 
+# How fast a trial trains, recorded with each epoch of a Keras trial (archsearch/training/gpu_stats.py): shown in
+# the live display, epochs.csv, the loggers and the report's GPU panel.  Facts about the machine, not the model:
+# never an objective unless one is named explicitly (a Pareto search's main objective skips them too).
+RUN_FIGURES: dict[str, str] = {
+    "samples_per_second": "training samples per second of the epoch's wall time (validation included)",
+    "gpu_utilization": "mean GPU utilisation during the epoch, percent (NVML; the whole device's)",
+    "gpu_memory_mb": "peak memory used on the GPU during the epoch, MiB (NVML; the whole device's)",
+    "gpu_index": "the NVML index (as nvidia-smi numbers them) of the GPU the epoch trained on",
+}
+
+
+def is_run_figure(name: str) -> bool:
+    """Whether ``name`` is one of archsearch's speed and GPU figures rather than a metric of the model."""
+    return name in RUN_FIGURES
+
+
 def is_measure(name: str) -> bool:
     """Whether ``name`` is computed by archsearch rather than reported by training."""
     return name in MEASURES

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from archsearch.core.measures import MEASURES, VIOLATION
+from archsearch.core.measures import MEASURES, RUN_FIGURES, VIOLATION
 from archsearch.errors import ConfigError, ConfigTypeError
 
 DEFAULT_OBJECTIVE = "default_objective"
@@ -304,7 +304,8 @@ class ParetoObjective(Objective):
 
 
 def _main(objectives: Sequence[Objective]) -> Objective:
-    return next((o for o in objectives if o.name not in MEASURES), objectives[0])
+    """The first objective that is a metric of the model: not a measure, nor a speed or GPU figure."""
+    return next((o for o in objectives if o.name not in MEASURES and o.name not in RUN_FIGURES), objectives[0])
 
 
 def is_finite(value: float | None) -> bool:

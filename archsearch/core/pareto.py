@@ -10,7 +10,7 @@ results table, the report and the export all ask the same questions of the same 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import moocore
@@ -112,9 +112,26 @@ def scored_trials(trials: Iterable[Trial], objective: Any) -> tuple[list[Trial],
     return kept, np.asarray(rows, dtype=float).reshape(len(rows), len(objective.components))
 
 
+def full_budget_mask(budgets: Sequence[int | None]) -> np.ndarray:
+    """Which trials a front compares: those trained to the largest budget any of them reached (a trial
+    without a budget trained the trainer's full epochs).  A multi-fidelity search's trial stopped at a
+    lower rung is left out, as Optuna leaves pruned trials out of ``best_trials``: its few epochs would
+    put a small, barely trained model on the front of accuracy against size."""
+    given = [int(b) for b in budgets if b is not None]
+    top = max(given, default=None)
+    return np.array([b is None or top is None or int(b) >= top for b in budgets], dtype=bool)
+
+
+def at_full_budget(trials: Iterable[Trial]) -> list[Trial]:
+    """The trials of :func:`full_budget_mask`, among the completed ones (their budgets decide)."""
+    done = [t for t in trials if t.status == COMPLETED]
+    return [t for t, keep in zip(done, full_budget_mask([t.budget for t in done])) if keep]
+
+
 def front(trials: Iterable[Trial], objective: Any) -> list[Trial]:
-    """The completed trials on the Pareto front, ordered by the first objective (best first), then id."""
-    kept, costs = scored_trials(trials, objective)
+    """The completed trials on the Pareto front (among those :func:`at_full_budget`), ordered by the first
+    objective (best first), then id."""
+    kept, costs = scored_trials(at_full_budget(trials), objective)
     if not kept:
         return []
     mask = front_mask(costs)
@@ -176,7 +193,8 @@ def as_values(objective: Any, costs: Sequence[float]) -> list[float]:
 class FrontView:
     """What the results show of a Pareto search: every scored trial's rank, the front and its knee.
 
-    ``trials``/``costs``/``ranks`` cover the completed trials with every objective (same row order);
+    ``trials``/``costs``/``ranks`` cover the completed trials with every objective that trained to the full
+    budget (:func:`at_full_budget`; same row order), ``lower_budget`` the others, stopped at a lower rung;
     ``front`` is the front ordered as :func:`front` orders it and ``knee`` the id of its knee point.
     """
 
@@ -185,10 +203,12 @@ class FrontView:
     ranks: np.ndarray
     front: list[Trial]
     knee: int | None
+    lower_budget: list[Trial] = field(default_factory=list)
 
     @classmethod
     def of(cls, trials: Iterable[Trial], objective: Any) -> FrontView:
-        kept, costs = scored_trials(trials, objective)
+        everything = scored_trials(trials, objective)[0]
+        kept, costs = scored_trials(at_full_budget(everything), objective)
         ranks = nondominated_ranks(costs)
         on_front = [t for t, r in zip(kept, ranks) if r == 0]
         ordered = front(on_front, objective)
@@ -196,7 +216,8 @@ class FrontView:
         if ordered:
             by_id = {t.id: row for t, row in zip(kept, costs)}
             knee = ordered[knee_index(np.asarray([by_id[t.id] for t in ordered]))].id
-        return cls(kept, costs, ranks, ordered, knee)
+        compared = {t.id for t in kept}
+        return cls(kept, costs, ranks, ordered, knee, [t for t in everything if t.id not in compared])
 
     def knee_first(self) -> list[Trial]:
         """The front from its knee outwards (see :func:`knee_order`)."""

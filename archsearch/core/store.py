@@ -497,8 +497,8 @@ class TrialStore:
         """``trials.csv``: one row per trial, hyperparameters and final metrics as columns.
 
         For a Pareto search's ``objective`` (every objective is a metric column already) two more columns:
-        ``rank``, the trial's non-dominated rank among the completed trials with every objective (0: the
-        front; empty for the others), and ``on_front`` (true/false).
+        ``rank``, the trial's non-dominated rank among the completed trials with every objective trained to the
+        full budget (0: the front; empty for the others, a lower rung's trials too), and ``on_front`` (true/false).
         """
         rows = self.rows()
         hp_names = _ordered_union(r["hparams"] for r in rows)
@@ -579,11 +579,11 @@ def _json_default(value: Any):
 
 
 def _pareto_ranks(trials: Sequence[Trial], objective: Any) -> dict[int, int]:
-    """Each completed trial's non-dominated rank (0: the front), by id; trials without every objective are absent."""
-    from archsearch.core.pareto import nondominated_ranks, scored_trials
+    """Each completed trial's non-dominated rank (0: the front), by id; trials without every objective, and
+    those stopped at a lower budget than the front's (:func:`archsearch.core.pareto.at_full_budget`), are absent."""
+    from archsearch.core.pareto import FrontView
 
-    kept, costs = scored_trials(trials, objective)
-    return {t.id: int(r) for t, r in zip(kept, nondominated_ranks(costs))}
+    return FrontView.of(trials, objective).rank_of()
 
 
 def _ordered_union(dicts) -> list[str]:

@@ -127,7 +127,7 @@ class Search:
         without a pruner) gives the same trials in any order.  Making the others wait for results in
         a fixed order would idle workers, which is what parallel trials are for (ASHA above all).
         """
-        slots = self.executor.slots
+        slots = max(self.executor.slots, getattr(self.executor, "max_slots", 1))  # trials_per_gpu=auto may grow them
         if slots <= 1 or self.oracle.repeats_in_parallel():
             return None
         why = ("its pruner compares each trial with the trials finished so far" if self.oracle.pruner is not None
@@ -255,6 +255,10 @@ class Search:
         metrics[VIOLATION] = 0.0
         return dataclasses.replace(outcome, metrics=metrics)
 
+    def executor_note(self, key: str, value: Mapping[str, Any]) -> None:
+        """The executor's own record (``gpu_sharing``), kept in the store's meta for the report and a resume."""
+        self.store.set_meta(key, dict(value))
+
     def trial_lost(self, trial_id: int, reason: str) -> None:
         trial = self.oracle.trials[trial_id]
         # HDF5 can crash a worker outright when the disk fills under it: that is the disk's fault.
@@ -314,12 +318,15 @@ class Search:
     def _count_failure(self, trial: Trial) -> None:
         if trial.failure_kind == "infeasible":
             return  # a configuration known not to fit (a constraint, max_model_size) says nothing about the search
+        if trial.status == FAILED and self.executor.failure_absorbed(trial.id):
+            return  # out of GPU memory beside other trials: the executor runs fewer per GPU now
         if trial.status != FAILED:
             self._consecutive_failures = 0
             return
         self._consecutive_failures += 1
         if self.max_failed_trials is not None:
-            failed = [t for t in self.oracle.trials.values() if t.status == FAILED and t.failure_kind != "infeasible"]
+            failed = [t for t in self.oracle.trials.values() if t.status == FAILED and t.failure_kind != "infeasible"
+                      and not self.executor.failure_absorbed(t.id)]
             if len(failed) >= self.max_failed_trials:
                 raise SearchAborted(
                     f"{len(failed)} trials failed (max_failed_trials={self.max_failed_trials}); the last error was: "

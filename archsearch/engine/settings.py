@@ -241,7 +241,24 @@ class ExecutorSettings:
         retries = int(whole_number(executor.pop("max_retries", cls.max_retries), "executor.max_retries", 0))
         if "max_trials_per_worker" in executor:
             whole_number(executor["max_trials_per_worker"], "executor.max_trials_per_worker", 1)
+        _check_gpu_sharing(executor)
         return cls(str(name), retries, executor)
+
+    def slots(self, parallel_trials: int | str) -> int:
+        """``tuner.parallel_trials`` as a number on this executor: ``auto`` is ``trials_per_gpu`` x the GPUs."""
+        from archsearch.executors.process import parallel_trials as count
+
+        return count(parallel_trials, "tuner.parallel_trials", self.options)
+
+
+def _check_gpu_sharing(executor: Mapping[str, Any]) -> None:
+    """``trials_per_gpu`` and ``gpu_memory_fraction`` typos refused before the data loads."""
+    from archsearch.executors.gpu_sharing import memory_fraction_setting, trials_per_gpu_setting
+
+    if "trials_per_gpu" in executor:
+        trials_per_gpu_setting(executor["trials_per_gpu"])
+    if "gpu_memory_fraction" in executor:
+        memory_fraction_setting(executor["gpu_memory_fraction"])
 
 
 @dataclass

@@ -29,7 +29,7 @@ def create_executor(name: str, runner: TrialRunner, slots: int = 1, options: Map
     if name == "process":
         from archsearch.executors.process import ProcessExecutor
 
-        allowed = ("max_trials_per_worker", "threads", "gpus")
+        allowed = ("max_trials_per_worker", "threads", "gpus", "trials_per_gpu", "gpu_memory_fraction")
         _no_options("process", {k: v for k, v in options.items() if k not in allowed})
         return ProcessExecutor(runner, slots, **{k: v for k, v in options.items() if k in allowed and v is not None})
     if name == "threads":  # not a choice of executor.name: for runners that only wait (archsearch/sweeper)

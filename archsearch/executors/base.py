@@ -35,6 +35,11 @@ class ExecutorHandler(Protocol):
         """The worker training ``trial_id`` died; its checkpoint is whatever it last wrote."""
         ...
 
+    def executor_note(self, key: str, value: Mapping[str, object]) -> None:
+        """Keep the executor's own record (``gpu_sharing``: how many trials share a GPU, and why) in the
+        store's meta; an executor calls it only if the handler has it."""
+        ...
+
 
 class Executor:
     """Base of the executors.  ``slots`` trials can run at once."""
@@ -76,6 +81,15 @@ class Executor:
 
     def describe(self) -> str:
         return f"{self.name}, {self.slots} slot{'s' if self.slots != 1 else ''}"
+
+    def failure_absorbed(self, trial_id: int) -> bool:
+        """True when this trial's failure made the executor change how it runs trials (out of GPU memory with
+        several trials per GPU: fewer per GPU from now on), so it says nothing about the search's own
+        health and does not count toward ``max_consecutive_failed_trials`` / ``max_failed_trials``.
+
+        ``slots`` may drop then: the driver reads ``free_slots`` before each submit, and a slot count below
+        the trials running only means no new trial starts until enough of them end."""
+        return False
 
 
 def run_spec(runner: TrialRunner, spec: TrialSpec, reporter: Reporter) -> TrialOutcome:

@@ -1,4 +1,4 @@
-"""Trials in local worker processes: one per GPU (or a share of the CPU cores each), recycled.
+"""Trials in local worker processes: N per GPU (or a share of the CPU cores each), recycled.
 
 Each worker is a long-lived ``spawn``-ed process that trains one trial at a time; after
 ``max_trials_per_worker`` trials it is replaced by a fresh one, which returns every byte
@@ -10,6 +10,15 @@ Starting a worker takes seconds (Python, TensorFlow, the runner unpickled), so i
 critical path: the replacement of a worker is started as soon as that worker takes its last trial
 (it imports while the trial trains), and a retiring worker is never waited for on the driver's
 thread (it is reaped later), so no other worker's epoch report waits behind a recycle.
+
+On GPUs, ``trials_per_gpu`` workers share each one, each with its memory bounded before its library
+starts (:mod:`archsearch.executors.gpu_sharing`); ``auto`` measures how many pay off over the first
+trials.  A trial that runs out of GPU memory with several per GPU lowers that number by one for the
+rest of the search: the executor's ``slots`` shrink, and the driver starts trials only while
+``free_slots`` is positive, so the surplus workers retire as their trials end.
+
+One piece though past 400 lines: spawning, recycling, the GPU share and the reaping all read and change
+the one table of workers (busy, idle, spare, retiring), and split apart they would pass it around.
 """
 
 from __future__ import annotations
@@ -22,15 +31,19 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for_any
+from typing import Any
 
 from archsearch.core.checks import whole_number
 from archsearch.errors import ArchsearchError, ConfigError
+from archsearch.executors import gpu_sharing as sharing
 from archsearch.executors.base import Executor
 from archsearch.executors.worker import WorkerSettings, worker_main
 from archsearch.core.interrupts import wakeup_handle
-from archsearch.core.trial import TrialSpec
+from archsearch.core.console import say
+from archsearch.core.trial import FAILED, TrialSpec
 from archsearch.core.trial_runner import TrialRunner, needs_of
 
 log = logging.getLogger("archsearch")
@@ -59,6 +72,8 @@ class _Worker:
     trials_done: int = 0
     ready: bool = False
     started_at: float = 0.0
+    memory_fraction: float | None = None  # its GPU memory share, set when it was spawned (None: no GPU)
+    per_gpu: int = 1  # the workers per GPU when its current trial started
 
     @property
     def name(self) -> str:
@@ -70,7 +85,8 @@ class ProcessExecutor(Executor):
 
     def __init__(self, runner: TrialRunner, slots: int = 1, *,
                  max_trials_per_worker: int = DEFAULT_MAX_TRIALS_PER_WORKER, gpus: list[str] | None = None,
-                 threads: int | str | None = "auto") -> None:
+                 threads: int | str | None = "auto", trials_per_gpu: int | str = 1,
+                 gpu_memory_fraction: float | str = "auto") -> None:
         super().__init__(slots=slots)
         self.runner = runner
         self.needs = needs_of(runner)
@@ -78,8 +94,10 @@ class ProcessExecutor(Executor):
         if gpus and not self.needs.gpu:
             raise ConfigError("executor.gpus", f"{list(gpus)} are given, but {type(runner).__name__} trains "
                                                "without a GPU", "leave executor.gpus out")
-        self.gpus = list(visible_gpus() if gpus is None and self.needs.gpu else gpus or [])
+        self.gpus = [str(g) for g in (visible_gpus() if gpus is None and self.needs.gpu else gpus or [])]
         self.threads = _threads_per_worker(threads, self.slots, bool(self.gpus))
+        self._init_sharing(sharing.trials_per_gpu_setting(trials_per_gpu),
+                           sharing.memory_fraction_setting(gpu_memory_fraction))
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, _Worker] = {}
         self._spares: dict[int, _Worker] = {}  # started early, each to replace its slot's retiring worker
@@ -87,9 +105,44 @@ class ProcessExecutor(Executor):
         self._runner_bytes: bytes | None = None
         self._started_workers = 0
 
+    def _init_sharing(self, per_gpu: int | str, fraction: float | str) -> None:
+        """Workers per GPU: as set (``tuner.parallel_trials`` over the GPUs when that asks for more), or
+        ``auto``: 1 to start with, then the probe's levels; ``slots`` follow it, up to the slots given."""
+        self.max_slots = self.slots
+        self.memory_setting = fraction
+        self.reductions: list[dict[str, int]] = []
+        self.probe: sharing.SharingProbe | None = None
+        self._absorbed: set[int] = set()
+        if not self.gpus:
+            if per_gpu not in (1, sharing.AUTO):
+                raise sharing.no_gpu_error(per_gpu, "" if self.needs.gpu else
+                                           f" ({type(self.runner).__name__} trains without one)")
+            if fraction != sharing.AUTO:
+                raise ConfigError("executor.gpu_memory_fraction", f"{fraction} is set, but no GPU is visible",
+                                  "leave it at auto, or name the GPUs in executor.gpus")
+            self.per_gpu, self.sharing_how = 1, "no GPU"
+            return
+        if per_gpu == sharing.AUTO and self.max_slots > len(self.gpus):
+            self.probe = sharing.SharingProbe(sharing.probe_levels(self.max_slots // len(self.gpus)), len(self.gpus),
+                                              self.max_slots)
+            self.per_gpu, self.sharing_how = 1, "auto (probing)"
+        else:
+            self.per_gpu = -(-self.max_slots // len(self.gpus))  # parallel_trials over the GPUs, rounded up
+            self.sharing_how = "auto (one slot per GPU)" if per_gpu == sharing.AUTO else "set"
+        self.slots = min(self.max_slots, self.per_gpu * len(self.gpus))
+
+    @property
+    def memory_fraction(self) -> float:
+        """Each worker's share of its GPU's memory now."""
+        return sharing.memory_fraction(self.memory_setting, self.per_gpu)
+
     # ------------------------------------------------------------ Executor
     def start(self, handler) -> None:
         super().start(handler)
+        if self.probe is not None:
+            say(f"Note: trials_per_gpu auto: measuring {', '.join(map(str, self.probe.levels))} trials per GPU "
+                "over the first trials, to keep the number whose throughput stops growing.")
+        self._note_sharing()
         try:
             self._runner_bytes = pickle.dumps(self.runner)
         except Exception as exc:  # a lambda, a notebook function, an unpicklable callback
@@ -111,6 +164,9 @@ class ProcessExecutor(Executor):
             worker = self._idle_worker()
             worker.conn.send(("run", spec))
         worker.trial = spec
+        worker.per_gpu = self.per_gpu
+        if self.probe is not None:
+            self.probe.trial_started(spec.trial_id, time.monotonic())
         assert self.handler is not None
         self.handler.trial_started(spec, worker.name)
         if worker.trials_done + 1 >= self.max_trials_per_worker and worker.index not in self._spares:
@@ -148,33 +204,107 @@ class ProcessExecutor(Executor):
         self._stop_all(kill_idle=True)
 
     def shutdown(self) -> None:
+        if self.probe is not None and self.probe.running:
+            self.probe.stop()
+            self.sharing_how = f"auto ({self.probe.ended_by})"
+            say(f"Note: trials_per_gpu auto: the search ended during the probe, at {self.per_gpu} per GPU "
+                f"(throughput per level: {self.probe.figures()}).")
+            self._note_sharing()
         self._stop_all(kill_idle=False)
 
     def describe(self) -> str:
-        where = f"GPUs {', '.join(self.gpus)}" if self.gpus else (
-            f"{self.threads} CPU thread{'s' if self.threads != 1 else ''} each" if self.threads else "CPU")
+        if self.gpus:
+            share = (f"trials_per_gpu auto: probing {', '.join(map(str, self.probe.levels))} per GPU"
+                     if self.probe is not None and self.probe.running else f"{self.per_gpu} per GPU")
+            where = f"GPU{'s' if len(self.gpus) != 1 else ''} {', '.join(self.gpus)}, {share}"
+        else:
+            where = f"{self.threads} CPU thread{'s' if self.threads != 1 else ''} each" if self.threads else "CPU"
         return f"{self.slots} worker process{'es' if self.slots != 1 else ''}, {where}"
+
+    def failure_absorbed(self, trial_id: int) -> bool:
+        return trial_id in self._absorbed
+
+    # ------------------------------------------------------------ sharing a GPU
+    def _out_of_memory(self, trial_id: int, worker: _Worker) -> None:
+        """A trial ran out of GPU memory: with several workers per GPU, one fewer from now on (once for
+        the trials that crowded the GPU together: a trial started before the last reduction lowers nothing)."""
+        self._retire(worker)  # a fresh process for its slot: what the failed one held is given back
+        if self.probe is not None and self.probe.running and self.probe.level > 1:
+            before = self.per_gpu
+            self._set_per_gpu(self.probe.out_of_memory())
+            self.sharing_how = f"auto ({self.probe.ended_by})"
+            self._reduced(trial_id, before)
+            return
+        if self.per_gpu <= 1 or worker.per_gpu < self.per_gpu:
+            return  # alone on its GPU it is too large; or the reduction it calls for was made already
+        before = self.per_gpu
+        self._set_per_gpu(self.per_gpu - 1)
+        self._reduced(trial_id, before)
+
+    def _reduced(self, trial_id: int, before: int) -> None:
+        self._absorbed.add(trial_id)
+        self.reductions.append({"trial": trial_id, "from": before, "to": self.per_gpu})
+        log.warning("trial %s ran out of GPU memory: trials_per_gpu %s -> %s for the rest of the search",
+                    trial_id, before, self.per_gpu)
+        self._note_sharing()
+
+    def _probe_epoch(self, trial_id: int, metrics: Any) -> None:
+        probe = self.probe
+        if probe is None or not probe.running or not probe.epoch(trial_id, metrics, time.monotonic()):
+            return
+        self._set_per_gpu(probe.level)
+        if not probe.running:
+            self.sharing_how = "auto (measured)"
+            say(f"Note: trials_per_gpu auto: {probe.level} trial{'s' if probe.level != 1 else ''} per GPU "
+                f"(throughput per level: {probe.figures()}).")
+            self._note_sharing()
+
+    def _set_per_gpu(self, per_gpu: int) -> None:
+        """Change the workers per GPU: the slots follow; idle workers that no longer fit, or whose memory
+        share is not the new one, retire now, busy ones when their trials end."""
+        self.per_gpu = max(1, per_gpu)
+        self.slots = min(self.max_slots, self.per_gpu * len(self.gpus))
+        for worker in [w for w in self._workers.values() if w.trial is None and not self._fits(w)]:
+            self._retire(worker)
+        for index, spare in list(self._spares.items()):
+            if not self._fits(spare):
+                del self._spares[index]
+                self._stop(spare, kill=True)  # never ran a trial: nothing to lose
+
+    def _fits(self, worker: _Worker) -> bool:
+        """Whether a worker may take the next trial: its slot still exists and its memory share is current."""
+        return worker.index < self.slots and (not self.gpus or worker.memory_fraction == self.memory_fraction)
+
+    def _note_sharing(self) -> None:
+        """The GPU sharing in the store's meta (``gpu_sharing``): the N chosen, how, the probe's figures."""
+        note = getattr(self.handler, "executor_note", None)  # a bare handler (a test's) keeps no meta
+        if self.gpus and note is not None:
+            note(sharing.META_KEY, sharing.sharing_record(self.gpus, self.per_gpu, self.memory_setting,
+                                                          self.sharing_how, self.probe, self.reductions))
 
     # ------------------------------------------------------------ workers
     def _idle_worker(self) -> _Worker:
-        for worker in self._workers.values():
+        for worker in list(self._workers.values()):
             if worker.trial is None:
-                return worker
-        if len(self._workers) >= self.slots:
+                if self._fits(worker):
+                    return worker
+                self._retire(worker)
+        index = next((i for i in range(self.slots) if i not in self._workers), None)
+        if index is None:
             raise RuntimeError("no free worker: submit() only when free_slots > 0")
-        index = next(i for i in range(self.slots) if i not in self._workers)
         spare = self._spares.pop(index, None)
         if spare is not None:
-            self._workers[index] = spare
-            return spare
+            if self._fits(spare):
+                self._workers[index] = spare
+                return spare
+            self._stop(spare, kill=True)
         return self._spawn(index)
 
     def _spawn(self, index: int, register: bool = True) -> _Worker:
         env = {} if self.needs.gpu else {"CUDA_VISIBLE_DEVICES": ""}  # a runner without GPU use takes none
-        if self.gpus:
-            env["CUDA_VISIBLE_DEVICES"] = self.gpus[index % len(self.gpus)]
-            env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
-            env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX: share nothing up front
+        fraction = self.memory_fraction if self.gpus else None
+        if self.gpus:  # its GPU and its memory share, before its library is imported
+            env.update(sharing.worker_gpu_env(self.gpus[index % len(self.gpus)], self.per_gpu, self.memory_fraction))
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         settings = WorkerSettings(env=env, threads=self.threads, parent_pid=os.getpid(), needs=self.needs)
         process = self._context.Process(target=worker_main, args=(child_conn, self._runner_bytes, settings),
@@ -187,7 +317,7 @@ class ProcessExecutor(Executor):
             signal.signal(signal.SIGINT, previous)
         child_conn.close()
         self._started_workers += 1
-        worker = _Worker(index, process, parent_conn, started_at=time.monotonic())
+        worker = _Worker(index, process, parent_conn, started_at=time.monotonic(), memory_fraction=fraction)
         if register:
             self._workers[index] = worker
         return worker
@@ -205,15 +335,20 @@ class ProcessExecutor(Executor):
             kind = message[0]
             if kind == "ready":
                 worker.ready = True
+                if self.probe is not None:  # a fresh worker's start-up is not its trial's training time
+                    self.probe.restart_clock(worker.trial.trial_id, time.monotonic())
             elif kind == "epoch":
                 _, trial_id, epoch, metrics, value = message
                 stop = handler.epoch_ended(trial_id, epoch, metrics, value)
                 worker.conn.send(("decision", bool(stop)))
+                self._probe_epoch(trial_id, metrics)
             elif kind == "finished":
                 _, trial_id, outcome = message
                 worker.trial = None
                 worker.trials_done += 1
-                if worker.trials_done >= self.max_trials_per_worker:
+                if self.gpus and outcome.status == FAILED and outcome.failure_kind == "oom":
+                    self._out_of_memory(trial_id, worker)
+                elif worker.trials_done >= self.max_trials_per_worker or not self._fits(worker):
                     self._retire(worker)  # recycled: a fresh process takes the next trial
                 handler.trial_finished(trial_id, outcome)
                 return
@@ -335,11 +470,23 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(ln for ln in listing.splitlines() if ln.startswith("GPU "))]
 
 
-def parallel_trials(value, field: str = "tuner.parallel_trials") -> int:
-    """``auto`` is one trial per visible GPU (1 without a GPU); otherwise a whole number >= 1."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
-        return max(1, len(visible_gpus()))
-    return int(whole_number(value, field, 1))
+def parallel_trials(value, field: str = "tuner.parallel_trials", executor: Mapping[str, Any] | None = None) -> int:
+    """``auto`` is ``executor.trials_per_gpu`` trials on each GPU (given in ``executor.gpus``, else the visible
+    ones; with ``trials_per_gpu=auto``, the most its probe may try), 1 without a GPU; otherwise a whole
+    number >= 1, which an explicit ``trials_per_gpu`` > 1 must agree with."""
+    options = executor or {}
+    per_gpu = sharing.trials_per_gpu_setting(options.get("trials_per_gpu", 1))
+    auto = value is None or (isinstance(value, str) and value.strip().lower() == "auto")
+    if auto or per_gpu != 1:
+        gpus = len(options["gpus"]) if options.get("gpus") else len(visible_gpus())
+        if not gpus and per_gpu not in (1, sharing.AUTO):
+            raise sharing.no_gpu_error(per_gpu)  # said before the data loads
+    if auto:
+        return max(1, gpus * (sharing.MAX_AUTO_TRIALS_PER_GPU if per_gpu == sharing.AUTO else int(per_gpu)))
+    slots = int(whole_number(value, field, 1))
+    if per_gpu != 1:
+        sharing.check_parallel_trials(slots, per_gpu, gpus, field)
+    return slots
 
 
 def _threads_per_worker(threads, slots: int, on_gpus: bool) -> int | None:

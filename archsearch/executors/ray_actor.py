@@ -25,6 +25,7 @@ from archsearch.core.trial import TrialSpec
 from archsearch.core.trial_runner import NO_NEEDS, RunnerNeeds, call_worker_setup
 from archsearch.errors import ArchsearchError, ConfigError
 from archsearch.executors.base import run_spec
+from archsearch.executors.gpu_sharing import ray_actor_env
 from archsearch.executors.worker import limit_threads
 
 POLL_SECONDS = 10.0  # how long one next_message() call waits inside the actor before returning None
@@ -148,9 +149,9 @@ def node_address() -> str:
 def prepare_process(settings: ActorSettings) -> None:
     """Environment first (GPUs, threads), then the driver's import path and folder where this node has them."""
     if settings.num_gpus > 0:
-        # Ray set CUDA_VISIBLE_DEVICES to this actor's GPU(s); a fraction shares a device, so grow, never grab.
-        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        # Ray set CUDA_VISIBLE_DEVICES to this actor's GPU(s); a fraction (num_gpus: 0.5) shares a device, so its
+        # memory is bounded to num_gpus x 0.9 of it, as a process worker's sharing a GPU is.
+        os.environ.update(ray_actor_env(settings.num_gpus))
     else:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # no GPU was asked for: do not take one Ray did not give
     for entry in settings.sys_path:  # the builder's module, where the driver found it (a shared path)

@@ -67,6 +67,9 @@ def front_table(oracle: Oracle, num_trials: int | None = None, reference_point: 
     lines = [f"Pareto front: {len(view.front)} of {len(view.trials)} trials with every objective "
              f"(ordered by {parts[0].name}; knee: trial {view.knee}, the point closest to the ideal once each "
              "objective is scaled to [0, 1] over the front)"]
+    if view.lower_budget:
+        lines[0] += (f"; {len(view.lower_budget)} trials stopped at a lower budget than "
+                     f"{max(t.budget for t in view.trials if t.budget is not None)} epochs are left out")
     lines += _aligned(columns, rows) if rows else []
     if len(shown) < len(view.front):
         lines.append(f"... and {len(view.front) - len(shown)} more on the front (trials.csv: on_front=true; "

@@ -549,7 +549,7 @@ def _where_trials_train(executor: str | None, parallel_trials: int | str, execut
     need worker processes, whose builder and data must then be picklable."""
     from archsearch.executors.process import parallel_trials as slots_of
 
-    slots = slots_of(parallel_trials, "parallel_trials")
+    slots = slots_of(parallel_trials, "parallel_trials", executor_options)
     name = executor or ("process" if slots > 1 else "inline")
     if in_process and name != "inline":
         raise ConfigError("executor", f"{name!r} trains in other processes, but "

@@ -34,6 +34,8 @@ class RunRecord:
     # A Pareto search's objectives, (name, direction) in order; empty for one objective.  ``objective`` and
     # ``direction`` are then the first one's, as each trial's ``value`` is (ParetoObjective.value_from).
     objectives: list[tuple[str, str]] = field(default_factory=list)
+    # When each epoch was recorded (epoch seconds), by trial id and epoch: the GPU panel's time axis.
+    epoch_times: dict[int, dict[int, float]] = field(default_factory=dict)
 
     @property
     def pareto(self) -> bool:
@@ -120,14 +122,22 @@ def read_run(folder: str | Path) -> RunRecord:
     UnreadableStoreError when it is not a store."""
     folder = Path(folder)
     with TrialStore.open_read_only(folder / STORE_FILE) as store:
-        meta, trials, epochs = store.meta(), store.rows(), store.epochs_by_trial()
+        meta, trials, records = store.meta(), store.rows(), store.epoch_records()
+    epochs: dict[int, list[dict[str, Any]]] = {}
+    times: dict[int, dict[int, float]] = {}
+    for record in records:  # one read for both (TrialStore.epochs_by_trial's shape, and the times)
+        trial_id, epoch = int(record["trial_id"]), int(record["epoch"])
+        epochs.setdefault(trial_id, []).append({"epoch": epoch, **record["metrics"]})
+        if finite(record.get("recorded_at")):
+            times.setdefault(trial_id, {})[epoch] = float(record["recorded_at"])
     fingerprint = meta.get("fingerprint") or {}
     config = meta.get("config") or {}
     objectives = _pareto_objectives(fingerprint, config)
     objective, direction = objectives[0] if objectives else _objective(fingerprint, config, trials)
     tuner = fingerprint.get("oracle") or (config.get("tuner") or {}).get("name")
     space = fingerprint.get("space") or (config.get("model") or {}).get("space") or {}
-    return RunRecord(folder, trials, epochs, objective, direction, tuner, dict(space), dict(config), objectives)
+    return RunRecord(folder, trials, epochs, objective, direction, tuner, dict(space), dict(config), objectives,
+                     times)
 
 
 def _pareto_objectives(fingerprint: dict[str, Any], config: dict[str, Any]) -> list[tuple[str, str]]:

@@ -30,6 +30,7 @@ from archsearch.core.atomic import write_text
 from archsearch.engine.settings import ReportSettings
 from archsearch.report.importance import METHOD, MIN_TRIALS, Importance, ped_anova
 from archsearch.report.data import RunRecord, finite, read_run
+from archsearch.report.gpu import GpuView, gpu_section, gpu_view
 from archsearch.report.pareto import NORMALISATION, ParetoView, pareto_view
 from archsearch.core.store import STORE_FILE, StoreNotFoundError, UnreadableStoreError
 
@@ -77,7 +78,8 @@ def render(run: RunRecord, importances: list[Importance], view: ParetoView | Non
     """The whole page as one string (``view``: a Pareto search's, :func:`archsearch.report.pareto.pareto_view`)."""
     if run.pareto and view is None:
         view = pareto_view(run)
-    figures, plotly_js, missing = _figures(run, importances, view)
+    gpus = gpu_view(run)  # None without GPU figures: no panel
+    figures, plotly_js, missing = _figures(run, importances, view, gpus)
     counts = Counter(t["status"] for t in run.trials)
     unfinished = counts.get("running", 0) + counts.get("interrupted", 0)
     parts = [
@@ -104,6 +106,8 @@ def render(run: RunRecord, importances: list[Importance], view: ParetoView | Non
                            ("Score against budget", "budgets")):
             if figures.get(key):
                 parts.append(f"<h2>{title}</h2>{figures[key]}")
+    if gpus is not None:
+        parts.append(gpu_section(gpus, (figures or {}).get("gpu", "")))
     parts.append(_importance_section(importances, figures, len(run.final_results())))
     if figures is not None:
         if figures.get("parallel"):
@@ -118,8 +122,8 @@ def render(run: RunRecord, importances: list[Importance], view: ParetoView | Non
 
 
 # ------------------------------------------------------------------ figures
-def _figures(run: RunRecord, importances: list[Importance],
-             view: ParetoView | None = None) -> tuple[dict[str, Any] | None, str, str]:
+def _figures(run: RunRecord, importances: list[Importance], view: ParetoView | None = None,
+             gpus: GpuView | None = None) -> tuple[dict[str, Any] | None, str, str]:
     """Each figure as an HTML fragment (no plotly.js of its own), plotly.js once, and "" ; or (None, "", why)
     when plotly cannot be imported."""
     try:
@@ -150,6 +154,10 @@ def _figures(run: RunRecord, importances: list[Importance],
         figures["pareto"] = div(P.pareto_scatter(view), "pareto")
         figures["pareto-parallel"] = div(P.pareto_parallel(view), "pareto-parallel")
         figures["hypervolume"] = div(P.hypervolume_figure(view), "hypervolume")
+    if gpus is not None:
+        from archsearch.report.gpu import gpu_figure
+
+        figures["gpu"] = div(gpu_figure(gpus), "gpu")
     return figures, get_plotlyjs(), ""
 
 
@@ -167,6 +175,8 @@ def _pareto_section(view: ParetoView, figures: dict[str, Any] | None) -> str:
                            for n, d in zip(view.names, view.directions))
     parts = ["<h2>Pareto front</h2>", "<p>" + _e(
         f"{len(front)} of {len(view.scored)} completed trials are on the front of {objectives}; "
+        + (f"{len(view.lower_budget)} trial(s) stopped at a lower budget are not compared (shown pale); "
+           if view.lower_budget else "")
         + (f"{len(view.infeasible)} trial(s) were infeasible (refused by a constraint)." if view.infeasible
            else "no trial was infeasible.")) + "</p>",
         _reference_text(view), f"<p class='note'>Normalisation: {_e(NORMALISATION)}</p>"]

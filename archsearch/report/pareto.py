@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 
 from archsearch.core.measures import BEFORE_TRAINING
-from archsearch.core.pareto import default_reference_point, front_mask, hypervolume, knee_index, reference_values
+from archsearch.core.pareto import (default_reference_point, front_mask, full_budget_mask, hypervolume, knee_index,
+                                    reference_values)
 from archsearch.report.data import RunRecord, finite
 
 INFEASIBLE = "infeasible"
-COLOURS = {"front": "#1f77b4", "dominated": "#b0b0b0", "infeasible": "#d62728", "knee": "#e6a800"}
+COLOURS = {"front": "#1f77b4", "dominated": "#b0b0b0", "infeasible": "#d62728", "knee": "#e6a800",
+           "lower_budget": "#e4e4e4"}
 ENDED = ("completed", "failed", "pruned")  # statuses of a trial that ended (running/interrupted did not)
 NORMALISATION = ("each objective is scaled to [0, 1] between the ideal (its best value over all trials, 0) and "
                  "the reference point (1), maximised objectives negated; the hypervolume is the share of that "
@@ -60,6 +62,9 @@ class ParetoView:
     derived: bool  # the reference was derived from the trials (the config names none)
     ideal: np.ndarray | None
     curve: list[HypervolumePoint] = field(default_factory=list)  # :meth:`hypervolume_curve` of the run's trials
+    # Completed with every objective but stopped at a lower budget than ``scored``'s (a multi-fidelity search's
+    # lower rungs): left out of the front and the hypervolume (:func:`archsearch.core.pareto.full_budget_mask`).
+    lower_budget: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def signs(self) -> np.ndarray:
@@ -137,6 +142,10 @@ def pareto_view(run: RunRecord) -> ParetoView:
         if trial["status"] == "completed" and all(finite(v) for v in values):
             scored.append(trial)
             rows.append(-signs * np.asarray(values, dtype=float))
+    full = full_budget_mask([t.get("budget") for t in scored])
+    lower = [t for t, keep in zip(scored, full) if not keep]
+    scored = [t for t, keep in zip(scored, full) if keep]
+    rows = [row for row, keep in zip(rows, full) if keep]
     costs = np.asarray(rows, dtype=float).reshape(len(rows), len(names))
     configured = configured_reference(run.config, names)
     reference = None if configured is None else -signs * np.asarray(configured, dtype=float)
@@ -146,6 +155,7 @@ def pareto_view(run: RunRecord) -> ParetoView:
     view = ParetoView(names, directions, scored, costs, front_mask(costs), infeasible_trials(run),
                       reference, derived, costs.min(axis=0) if len(costs) else None)
     view.curve = view.hypervolume_curve(run.trials)
+    view.lower_budget = lower
     return view
 
 

@@ -229,14 +229,15 @@ def pareto_scatter(view: ParetoView) -> go.Figure | None:
     x, y = 1, 0
     fig = go.Figure()
     knee = view.knee()
-    groups = (("front", [t for t, on in zip(view.scored, view.on_front) if on]),
+    groups = (("lower_budget", view.lower_budget),
+              ("front", [t for t, on in zip(view.scored, view.on_front) if on]),
               ("dominated", [t for t, on in zip(view.scored, view.on_front) if not on]))
     for group, trials in groups:
         if trials:
             fig.add_scatter(x=[view.values(t)[x] for t in trials], y=[view.values(t)[y] for t in trials],
                             mode="markers", name=_front_name(view, group),
                             marker=dict(color=PARETO_COLOURS[group], size=9 if group == "front" else 7,
-                                        line=dict(width=0.5, color="#333")),
+                                        line=dict(width=0.5, color="#999" if group == "lower_budget" else "#333")),
                             hovertext=[_pareto_hover(view, t) for t in trials], hoverinfo="text")
     line = view.front_of_two(x, y)
     if line:
@@ -351,6 +352,8 @@ def _log_ticks(values: list[float]) -> dict[str, Any]:
 def _front_name(view: ParetoView, group: str) -> str:
     if group == "front":
         return "front" if len(view.names) == 2 else f"front (of all {len(view.names)} objectives)"
+    if group == "lower_budget":
+        return "stopped at a lower budget (not compared)"
     return "dominated"
 
 

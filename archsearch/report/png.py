@@ -184,6 +184,10 @@ def _pareto(plt, view: ParetoView | None):
     x, y = 1, 0
     fig, ax = _single(plt)
     fig.set_size_inches(6.4, 4.4)
+    lower = view.lower_budget
+    if lower:
+        ax.scatter([view.values(t)[x] for t in lower], [view.values(t)[y] for t in lower], s=12,
+                   color=_PARETO["lower_budget"], edgecolors="#999", linewidths=0.4, label="lower budget", zorder=1)
     for group, keep in (("dominated", False), ("front", True)):
         trials = [t for t, on in zip(view.scored, view.on_front) if bool(on) == keep]
         if trials:

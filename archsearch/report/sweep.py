@@ -3,7 +3,8 @@ and as text.
 
 ``python -m archsearch -m model=mlp,cnn tuner=random,hyperband`` runs each combination as its own
 search in its own job folder; :func:`summarise` reads them all back from the sweep folder (see
-:mod:`archsearch.report.sweep_jobs`), ranks the finished jobs among those with the same objective,
+:mod:`archsearch.report.sweep_jobs`), ranks the finished jobs among those with the same objective
+(Pareto searches by the hypervolume of their fronts, over one reference point for all of them),
 and flags the jobs whose budgets differ, since their comparison is not fair.  Nothing is taken from
 the launcher's in-memory return values, so jobs that ran in other processes or on other machines
 are summarised the same way.
@@ -25,6 +26,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from archsearch.report.sweep_jobs import (
     DONE,
@@ -49,7 +52,7 @@ EPOCHS_TOLERANCE = 0.10
 CSV_COLUMNS = ("rank", "job", "overrides", "status", "objective", "direction", "best_score", "trials_done",
                "trials_completed", "trials_failed", "trials_pruned", "trials_running", "epochs_spent", "wall_s",
                "job_wall_s", "max_trials", "epochs_per_trial", "executions_per_trial", "budget_flag", "error",
-               "folder")
+               "folder", "front_size")
 
 
 
@@ -86,6 +89,7 @@ class SweepResult:
                 "budget_flag": "; ".join(job.flags),
                 "error": job.error or "",
                 "folder": str(job.run_folder),
+                "front_size": "" if job.front_size is None else job.front_size,
             })
         return out
 
@@ -133,7 +137,7 @@ class SweepResult:
                    "overrides": " ".join(varying) or "(none)",
                    "status": job.status,
                    "objective": _objective_text(job) if job.objective else "",
-                   "score": "" if job.best is None else f"{job.best:.4f}",
+                   "score": _score_text(job),
                    "trials": (f"{job.counts.get('done', 0)}/{job.counts.get('completed', 0)}/"
                               f"{job.counts.get('failed', 0)}") if job.has_trials else "",
                    "epochs": str(job.epochs_spent) if job.has_trials else "",
@@ -170,6 +174,7 @@ def summarise(sweep_dir: str | Path, ended: bool = True, stopped_early: bool = F
         notes.append("Note: the sweep stopped before all its jobs ended (a job exited with an error, or Ctrl-C); "
                      "jobs that never started are not listed.")
 
+    notes += _score_pareto_jobs(jobs)
     # Finished jobs are ranked, best first, among the jobs with the same objective; the others
     # (failed, stopped, interrupted, running) follow, by status, with whatever score they reached.
     groups: dict[tuple[str, str], list[Job]] = {}
@@ -208,6 +213,45 @@ def summarise(sweep_dir: str | Path, ended: bool = True, stopped_early: bool = F
         if job.error or job.status in (INTERRUPTED, STOPPED):
             notes.append(text)
     return SweepResult(sweep_dir, [*ranked, *unranked], common, notes)
+
+
+def _score_pareto_jobs(jobs: list[Job]) -> list[str]:
+    """A Pareto job's score is its hypervolume (higher is better), over one reference point shared by every
+    job with the same objectives, so that the jobs compare: the one their configs all fix, else one derived
+    from all their trials together (:func:`archsearch.core.pareto.default_reference_point`).  Returns the
+    notes saying which."""
+    from archsearch.core.pareto import default_reference_point, front_mask, hypervolume, reference_values
+
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        if job.pareto:
+            groups.setdefault(job.objective or "", []).append(job)
+    notes = []
+    for name, members in groups.items():
+        scored = [j for j in members if j.costs]
+        if not scored:
+            continue
+        names = [n for n, _ in members[0].pareto]
+        signs = np.array([-1.0 if d == "max" else 1.0 for _, d in members[0].pareto])
+        fixed = {json.dumps(j.reference_point, sort_keys=True, default=str) for j in scored}
+        reference, source = None, ""
+        if len(fixed) == 1 and scored[0].reference_point is not None:
+            try:
+                reference = signs * np.asarray(reference_values(scored[0].reference_point, names), dtype=float)
+                source = "search.reference_point, which every job sets alike"
+            except Exception:  # noqa: BLE001 - the job's own config error: derive one instead
+                reference = None
+        if reference is None:
+            reference = default_reference_point(np.vstack([np.asarray(j.costs, dtype=float) for j in scored]))
+            source = ("derived from every job's trials: each objective's worst value plus 10% of its range; "
+                      "give the jobs one search.reference_point to fix it")
+        for job in scored:
+            costs = np.asarray(job.costs, dtype=float)
+            job.best, job.front_size = hypervolume(costs, reference), int(front_mask(costs).sum())
+        point = ", ".join(f"{n}={v:.6g}" for n, v in zip(names, signs * reference))
+        notes.append(f"Pareto jobs {name} are ranked by hypervolume (higher is better), each over its trials "
+                     f"trained to the full budget, with one reference point ({point}; {source}).")
+    return notes
 
 
 def _score_key(job: Job) -> float:
@@ -273,7 +317,17 @@ def _describe(job: Job, common: list[str]) -> str:
     return f"{job.label} ({varying})" if varying else job.label
 
 
+def _score_text(job: Job) -> str:
+    if job.best is None:
+        return ""
+    if job.pareto:
+        return f"HV {job.best:.4g}, front {job.front_size}"
+    return f"{job.best:.4f}"
+
+
 def _objective_text(job: Job) -> str:
+    if job.pareto:
+        return f"{job.objective} (Pareto: hypervolume, higher is better)"
     return f"{job.objective} ({job.direction})"
 
 

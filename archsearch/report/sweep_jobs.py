@@ -46,6 +46,13 @@ class Job:
     executions: Any = None
     flags: list[str] = field(default_factory=list)
     rank: int | None = None
+    # A Pareto search (search.mode=pareto): its objectives, (name, direction) in order, the costs (every
+    # objective minimised) of its completed trials at the full budget, its reference point if the config
+    # fixed one, and, once the sweep compared it with the others, its front's size (``best``: hypervolume).
+    pareto: list[tuple[str, str]] = field(default_factory=list)
+    costs: list[list[float]] = field(default_factory=list)
+    reference_point: Any = None
+    front_size: int | None = None
 
     @property
     def has_trials(self) -> bool:
@@ -159,9 +166,23 @@ def _read_store(job: Job, path: Path, fallback_config: dict[str, Any]) -> None:
     ends = [r["finished_at"] for r in rows if r.get("finished_at") is not None]
     if starts and ends:
         job.wall_s = max(0.0, max(ends) - min(starts))
-    if job.objective:
+    if job.pareto:
+        job.costs = _pareto_costs(job.pareto, rows)
+    elif job.objective:
         objective = Objective(job.objective, job.direction)
         job.best = objective.best(r["value"] for r in rows if r["status"] == "completed" and is_finite(r["value"]))
+
+
+def _pareto_costs(objectives: list[tuple[str, str]], rows: list[dict[str, Any]]) -> list[list[float]]:
+    """Every objective as a cost (maximised ones negated) of the completed trials that have them all and
+    trained to the full budget (:func:`archsearch.core.pareto.full_budget_mask`), as the search's front does."""
+    from archsearch.core.objective import is_finite
+    from archsearch.core.pareto import full_budget_mask
+
+    scored = [r for r in rows if r["status"] == "completed"
+              and all(is_finite((r.get("metrics") or {}).get(n)) for n, _ in objectives)]
+    kept = [r for r, keep in zip(scored, full_budget_mask([r.get("budget") for r in scored])) if keep]
+    return [[(-1.0 if d == "max" else 1.0) * float(r["metrics"][n]) for n, d in objectives] for r in kept]
 
 
 def _read_settings(job: Job, config: dict[str, Any]) -> None:
@@ -171,11 +192,22 @@ def _read_settings(job: Job, config: dict[str, Any]) -> None:
     if not config:
         return
     spec = config.get("objective")
+    search = config.get("search") if isinstance(config.get("search"), dict) else {}
     try:
-        objective = Objective.create(spec) if spec is not None else None
+        if search.get("mode") == "pareto" and spec is not None:
+            from archsearch.core.objective import ParetoObjective
+
+            objective = ParetoObjective.of(spec)
+        else:
+            objective = Objective.create(spec) if spec is not None else None
     except Exception:  # noqa: BLE001 - an unreadable objective (the job's own config error)
         objective = None
-    if objective is not None:
+    if objective is not None and objective.is_pareto:
+        job.pareto = [(p.name, p.direction) for p in objective.components]
+        job.objective = "[" + ", ".join(f"{n}:{d}" for n, d in job.pareto) + "]"
+        job.direction = "max"  # the jobs are compared by hypervolume
+        job.reference_point = search.get("reference_point")
+    elif objective is not None:
         job.objective, job.direction = objective.name, objective.direction
     tuner = config.get("tuner") or {}
     trainer = config.get("trainer") or {}

@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
+from archsearch.core.interrupts import signals_held
+
 QUIET_ENV = "ARCHSEARCH_QUIET_BACKEND"  # "1": filter the notices (the CLI's default), also in workers
 DROPPED: list[str] = []  # the notices this process filtered, in order: shown if a tuner asks for verbose_backend
 
@@ -122,14 +124,26 @@ def stderr_filtered(drop: Callable[[str], bool]) -> Iterator[None]:
 
 class _QuietFirstImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """The first ``import tensorflow``, whoever asks for it (Keras, a data loader, the user's builder),
-    runs inside the notice filter; until then nothing slow is imported, so config and data errors that
-    need no backend answer at once."""
+    runs with Ctrl-C and SIGTERM held (:func:`archsearch.core.interrupts.signals_held`: one landing in
+    TensorFlow's C start-up would be printed with a traceback and dropped) and, when ``quiet``, inside
+    the notice filter; until then nothing slow is imported, so config and data errors that need no
+    backend answer at once."""
+
+    def __init__(self, quiet: bool = True) -> None:
+        self.quiet = quiet
 
     def find_spec(self, fullname: str, path: object = None, target: object = None):
         if fullname != "tensorflow" or self not in sys.meta_path:
             return None
         sys.meta_path.remove(self)  # one use: the import below takes the ordinary path
-        start_backend_quietly()  # imports tensorflow (the module lock is re-entrant) and queries devices
+        with signals_held():
+            if self.quiet:
+                start_backend_quietly()  # imports tensorflow (the module lock is re-entrant) and queries devices
+            else:
+                try:
+                    importlib.import_module("tensorflow")
+                except ImportError:
+                    pass  # the ordinary finders answer below, with the ordinary error
         module = sys.modules.get("tensorflow")
         if module is None:  # not installed, or another backend: the ordinary finders answer
             return None
@@ -143,21 +157,28 @@ class _QuietFirstImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.__spec__ = self._spec  # the machinery set ours; TensorFlow's own describes its package
 
 
-def quiet_first_backend_import() -> None:
-    """Filter TensorFlow's start-up notices when it is first imported, if it is not yet (else: nothing to do).
+def quiet_first_backend_import(quiet: bool = True) -> None:
+    """Guard TensorFlow's first import, if it has not happened yet (else: nothing to do): signals held,
+    and its start-up notices filtered when ``quiet``.
 
     Installs an import hook rather than importing now: a command that fails on its config never waits
     for TensorFlow.
     """
-    if "tensorflow" in sys.modules or any(isinstance(f, _QuietFirstImport) for f in sys.meta_path):
+    if "tensorflow" in sys.modules:
         return
-    sys.meta_path.insert(0, _QuietFirstImport())
+    hooks = [f for f in sys.meta_path if isinstance(f, _QuietFirstImport)]
+    if hooks:
+        hooks[0].quiet = quiet
+        return
+    sys.meta_path.insert(0, _QuietFirstImport(quiet))
 
 
 def allow_backend_notices() -> None:
     """``verbose_backend``: TensorFlow's notices stay on stderr, in this process and its workers."""
     os.environ[QUIET_ENV] = "0"
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietFirstImport)]
+    for hook in sys.meta_path:
+        if isinstance(hook, _QuietFirstImport):
+            hook.quiet = False  # its import still holds Ctrl-C
 
 
 def settle_backend_notices(verbose_backend: bool) -> None:

@@ -1,4 +1,5 @@
-"""The callbacks of a trial's ``fit``: the epoch tracker, and the user's own placed per trial.
+"""The callbacks of a trial's ``fit``: the epoch tracker, the epoch's speed and GPU figures, and the user's own
+placed per trial.
 
 :class:`EpochTracker` is the runner's eyes inside ``fit``: after every epoch it records the metrics,
 stops a trial whose loss or weights became NaN, writes the resume checkpoint (and the best epoch's
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +25,7 @@ from archsearch.core.objective import Objective, is_finite
 from archsearch.core.trial import Trial
 from archsearch.core.trial_runner import Reporter
 from archsearch.errors import ObjectiveError
+from archsearch.training import gpu_stats
 
 if TYPE_CHECKING:
     from archsearch.core.checkpoints import TrialFiles
@@ -60,6 +63,105 @@ def per_trial_log_dir(callback: Any, trial_id: int, execution: int | None = None
     setattr(callback, TENSORBOARD_ROOT, root)
     parts = [root, f"trial_{int(trial_id):04d}", *([f"execution_{execution}"] if execution is not None else [])]
     callback.log_dir = os.path.join(*parts)
+
+
+class EpochFigures(keras.callbacks.Callback):
+    """Adds each epoch's ``samples_per_second`` and, on a GPU NVML can read, ``gpu_utilization``,
+    ``gpu_memory_mb`` and ``gpu_index`` to the epoch's logs (archsearch/training/gpu_stats.py).
+
+    Placed before the :class:`EpochTracker`, which records the logs as the epoch's metrics: so the figures
+    reach the store, ``epochs.csv``, the loggers and the live display like any metric.  Steps are counted at
+    batch *begin* only (a batch-end hook would turn off Keras's asynchronous callbacks on JAX); with
+    ``steps_per_execution`` > 1 a step count Keras does not know ahead is rounded up to whole executions.
+    """
+
+    def __init__(self, batch_size: int | None, samples_per_epoch: int | None = None,
+                 sampler: gpu_stats.GpuSampler | None = None) -> None:
+        """``batch_size``: the samples of one training batch; ``samples_per_epoch``: the training samples one
+        epoch visits, when the data says (its last batch may be partial); ``sampler``: the GPU's, or None."""
+        super().__init__()
+        self.batch_size = batch_size
+        self.samples_per_epoch = samples_per_epoch
+        self.sampler = sampler
+        self._window: gpu_stats.Window | None = None
+        self._start = 0.0
+        self._last_step = -1
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self._last_step = -1
+        if self.sampler is not None:
+            self._window = self.sampler.open()
+        self._start = time.perf_counter()
+
+    def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self._last_step = max(self._last_step, int(batch))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is None:
+            return
+        logs.update(self.figures(time.perf_counter() - self._start))
+
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        if self._window is not None and self.sampler is not None:
+            self.sampler.close(self._window)  # an epoch cut short: stop sampling it
+            self._window = None
+
+    def figures(self, seconds: float) -> dict[str, float]:
+        """The epoch's figures after ``seconds`` of wall time; closes its GPU window."""
+        out: dict[str, float] = {}
+        steps = (self.params or {}).get("steps") or (self._last_step + _steps_per_execution(self.model))
+        rate = gpu_stats.samples_per_second(int(steps or 0), self.batch_size, seconds, self.samples_per_epoch)
+        if rate is not None:
+            out[gpu_stats.SAMPLES_PER_SECOND] = rate
+        if self._window is not None and self.sampler is not None:
+            out.update(self.sampler.close(self._window))
+            self._window = None
+        return out
+
+
+def _steps_per_execution(model) -> int:
+    try:
+        return max(1, int(getattr(model, "steps_per_execution", 1) or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def epoch_figures(batch_size: int | None, fit_kwargs: Mapping[str, Any], data: Any = None) -> EpochFigures:
+    """The :class:`EpochFigures` of one fit: its batch size (given, or the batches' own), the samples an epoch
+    visits when the data says (``data.samples_per_epoch``, or the arrays' length), and this process's GPU
+    sampler (none without NVML or a GPU)."""
+    return EpochFigures(fit_batch_size(batch_size, fit_kwargs), _samples_per_epoch(fit_kwargs, data),
+                        gpu_stats.gpu_sampler())
+
+
+def fit_batch_size(batch_size: int | None, fit_kwargs: Mapping[str, Any]) -> int | None:
+    """The samples in one training batch: ``fit(batch_size=)``, a batched dataset's static batch dimension, a
+    ``PyDataset``'s ``batch_size``, else the configured one."""
+    if fit_kwargs.get("batch_size"):
+        return int(fit_kwargs["batch_size"])
+    x = fit_kwargs.get("x")
+    spec = getattr(x, "element_spec", None)
+    if spec is not None:
+        first = spec[0] if isinstance(spec, (tuple, list)) else spec
+        first = next(iter(first.values())) if isinstance(first, Mapping) else first
+        shape = getattr(first, "shape", None)
+        if shape is not None and len(shape) and shape[0] is not None:
+            return int(shape[0])
+    own = getattr(x, "batch_size", None)
+    if isinstance(own, int) and own > 0:
+        return own
+    return int(batch_size) if batch_size else None
+
+
+def _samples_per_epoch(fit_kwargs: Mapping[str, Any], data: Any) -> int | None:
+    known = getattr(data, "samples_per_epoch", None)
+    if isinstance(known, int) and known > 0:
+        return known
+    x = fit_kwargs.get("x")
+    if hasattr(x, "shape") and getattr(x, "ndim", 0) and "steps_per_epoch" not in fit_kwargs:
+        split = float(fit_kwargs.get("validation_split") or 0.0)
+        return int(math.floor(len(x) * (1.0 - split))) or None
+    return None
 
 
 class EpochTracker(keras.callbacks.Callback):

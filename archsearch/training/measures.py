@@ -21,13 +21,21 @@ they are the same on every Keras backend (Keras 3 has no FLOPs count of its own)
   function; Add / Subtract / Multiply / Maximum / Minimum: 1 per output element per extra input,
   Average: 1 per output element per input; Rescaling / Normalization: 2 per element;
   UpSampling: 0 (nearest) or 8 per output element (bilinear);
+* EinsumDense: 2 x the product of every index's size in its equation, plus its bias and activation;
+  MultiHeadAttention: its four projections (as EinsumDense), then per head and pair of positions
+  2 x key_dim for the score, 1 for the softmax and 2 x value_dim for the weighted sum, plus the
+  1/sqrt(key_dim) scale of the queries; Attention / AdditiveAttention likewise without projections;
+* recurrent layers (SimpleRNN, GRU, LSTM), per time step: 2 x gates x units x (inputs + units) for the
+  gate products, plus 1 per gate and unit each for the bias and the activation, plus the state update
+  (GRU 4, LSTM 5 per unit); Bidirectional: both directions and the merge; TimeDistributed: the
+  wrapped layer once per time step;
 * free: Dropout (identity at inference), Concatenate, Flatten, Reshape, Permute, padding,
-  cropping, Embedding lookups and the Input.
+  cropping, Embedding lookups, the random image transforms (identity at inference) and the Input.
 
 TensorFlow's profiler (``tf.compat.v1.profiler``, tests/test_measures.py cross-checks it) counts
 the same for Dense, convolutions, biases and pooling; it counts activations as 0 and adds a few
 per-channel operations to BatchNormalization.  A layer this module does not know (a custom layer,
-an attention block) counts 0 and is named once in a warning, never silently: give it a rule with
+a layer like ConvLSTM) counts 0 and is named once in a warning, never silently: give it a rule with
 :func:`flops_rule`.  Nested models are walked layer by layer; a subclassed model has no graph to
 walk, so its ``flops`` is unknown (absent) and said so.
 
@@ -50,6 +58,7 @@ import keras
 import numpy as np
 
 from archsearch.core.measures import AFTER_TRAINING, BEFORE_TRAINING
+from archsearch.training.augment_layers import RandAugment
 
 log = logging.getLogger("archsearch")
 
@@ -186,6 +195,120 @@ def _upsampling(layer, ins, outs):
     raise _Uncounted(f"{type(layer).__name__}(interpolation={interpolation!r})")
 
 
+@flops_rule(L.EinsumDense)
+def _einsum_dense(layer, ins, outs):
+    sizes, output = _einsum_sizes(layer.equation, (1, *ins[0]), tuple(layer.kernel.shape))
+    out = math.prod(sizes[c] for c in output)
+    return 2 * math.prod(sizes.values()) + _bias_elements(layer, out) + _activation(layer, out)
+
+
+def _einsum_sizes(equation: str, input_shape: Shape, kernel_shape: Shape) -> tuple[dict[str, int], str]:
+    """Every index's size in ``einsum(equation, input, kernel)``, and the output's indices: the multiply-adds
+    are the product of all the sizes (each index once), the output's elements the product of its own."""
+    operands, output = equation.replace(" ", "").split("->")
+    first, second = operands.split(",")
+    if "..." in first:  # the ellipsis stands for the input's leading dimensions the equation does not name
+        hidden = len(input_shape) - (len(first) - 3)
+        letters = "".join([c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in equation][:hidden])
+        first, output = first.replace("...", letters), output.replace("...", letters)
+    sizes: dict[str, int] = {}
+    for letters, shape in ((first, input_shape), (second, kernel_shape)):
+        if len(letters) != len(shape):
+            raise _Uncounted(f"EinsumDense {equation!r} on input shape {input_shape[1:]}")
+        sizes.update({c: int(d) for c, d in zip(letters, shape)})
+    return sizes, output
+
+
+def _bias_elements(layer: Any, out: int) -> int:
+    """EinsumDense's bias: one addition per output element when it has one."""
+    return out if getattr(layer, "bias", None) is not None else 0
+
+
+@flops_rule(L.MultiHeadAttention)
+def _multi_head_attention(layer, ins, outs):
+    """The four projections (EinsumDense, counted by their rule), then per head: scores (q.k, 2 x key_dim per
+    pair), their 1/sqrt(key_dim) scale, the softmax (1 per score) and the weighted sum of values."""
+    query, value = ins[0], ins[1]
+    key = ins[2] if len(ins) > 2 else value
+    heads, key_dim = int(layer._num_heads), int(layer._key_dim)
+    value_dim = int(layer._value_dim or key_dim)
+    axes = [a - 1 for a in (layer._attention_axes or range(1, len(query)))]  # without the batch axis
+    pairs = math.prod(int(query[a]) for a in axes) * math.prod(int(value[a]) for a in axes)
+    others = math.prod(int(d) for i, d in enumerate(query[:-1]) if i not in axes)  # axes that act as a batch
+    projections = sum(_einsum_dense(dense, [shape], [(*shape[:-1], *dense.partial_output_shape[-2:])])
+                      for dense, shape in ((layer._query_dense, query), (layer._key_dense, key),
+                                           (layer._value_dense, value)))
+    head_outputs = (*query[:-1], heads, value_dim)
+    projections += _einsum_dense(layer._output_dense, [head_outputs], outs)
+    attention = heads * others * (2 * pairs * key_dim + pairs + 2 * pairs * value_dim)
+    scale = heads * _size(query[:-1]) * key_dim
+    return projections + attention + scale
+
+
+@flops_rule(L.Attention)
+def _dot_attention(layer, ins, outs):
+    """Luong attention: scores q.k, an optional learned scale, the softmax, the weighted sum of values."""
+    (*tq, dim), (*tv, _) = ins[0], ins[1]
+    pairs = _size(tuple(tq)) * _size(tuple(tv))
+    return 2 * pairs * int(dim) + pairs * (2 if getattr(layer, "use_scale", False) else 1) + 2 * pairs * int(dim)
+
+
+@flops_rule(L.AdditiveAttention)
+def _additive_attention(layer, ins, outs):
+    """Bahdanau attention: per pair of positions, q + k, tanh and a scaled sum over features; then the softmax
+    and the weighted sum of values."""
+    (*tq, dim), (*tv, _) = ins[0], ins[1]
+    pairs = _size(tuple(tq)) * _size(tuple(tv))
+    return 4 * pairs * int(dim) + pairs + 2 * pairs * int(dim)
+
+
+# Per time step, with u units and i input features: the gate matrix products 2 x gates x u x (i + u), then
+# per unit each gate's bias, activation and the element-wise state update.
+_RECURRENT = {  # class name: (gates, element-wise operations per unit besides the gates' activations)
+    "SimpleRNN": (1, 0),
+    "GRU": (3, 4),   # the reset gate's product, then h = z * h + (1 - z) * candidate
+    "LSTM": (4, 5),  # c = f * c + i * g, h = o * tanh(c) (tanh(c) included)
+}
+
+
+@flops_rule(L.SimpleRNN, L.GRU, L.LSTM)
+def _recurrent(layer, ins, outs):
+    steps, features = int(ins[0][0]), int(ins[0][-1])
+    units = int(layer.units)
+    gates, elementwise = next(v for k, v in _RECURRENT.items() if isinstance(layer, getattr(L, k)))
+    biases = gates * units * (2 if getattr(layer, "reset_after", False) else 1) if layer.use_bias else 0
+    return steps * (2 * gates * units * (features + units) + biases + gates * units + elementwise * units)
+
+
+@flops_rule(L.Bidirectional)
+def _bidirectional(layer, ins, outs):
+    both = _rule_for(layer.forward_layer)(layer.forward_layer, ins, outs) + \
+        _rule_for(layer.backward_layer)(layer.backward_layer, ins, outs)
+    merged = _size(outs[0]) if outs else 0
+    return both + {"concat": 0, "sum": merged, "mul": merged, "ave": 2 * merged}.get(layer.merge_mode, 0)
+
+
+@flops_rule(L.TimeDistributed)
+def _time_distributed(layer, ins, outs):
+    rule = _rule_for(layer.layer)
+    if rule is None:
+        raise _Uncounted(f"TimeDistributed({type(layer.layer).__name__})")
+    return int(ins[0][0]) * rule(layer.layer, [ins[0][1:]], [outs[0][1:]])
+
+
+# Random image transforms change training batches only: at inference they pass their input through.
+_AUGMENTATIONS = tuple(getattr(L, name) for name in (
+    "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast", "RandomBrightness",
+    "RandomColorDegeneration", "RandomColorJitter", "RandomElasticTransform", "RandomErasing",
+    "RandomGaussianBlur", "RandomGrayscale", "RandomHue", "RandomInvert", "RandomPerspective",
+    "RandomPosterization", "RandomSaturation", "RandomSharpness", "RandomShear") if hasattr(L, name))
+
+
+@flops_rule(*_AUGMENTATIONS, RandAugment)
+def _augmentation(layer, ins, outs):
+    return 0
+
+
 @flops_rule(L.InputLayer, L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D, L.SpatialDropout3D,
             L.GaussianDropout, L.GaussianNoise, L.AlphaDropout, L.ActivityRegularization, L.Concatenate,
             L.Flatten, L.Reshape, L.Permute, L.RepeatVector, L.ZeroPadding1D, L.ZeroPadding2D, L.ZeroPadding3D,
@@ -242,6 +365,8 @@ def _count_node(op: Any, node: Any, uncounted: list[str]) -> int:
         kind = "keras.ops." if not isinstance(op, keras.layers.Layer) else ""
         raise _Uncounted(f"{kind}{type(op).__name__}")
     ins, outs = _shapes(node.input_tensors), _shapes(node.outputs)
+    if len(ins) == 1 and len(outs) == 1 and None in outs[0] and None not in ins[0]:
+        outs = [_output_shape(op, ins[0], outs[0])]  # EinsumDense(output_shape=(None, 64)) keeps a None
     if any(d is None for shape in (*ins, *outs) for d in shape):
         raise _Uncounted(f"{type(op).__name__} {op.name!r} (its shapes {ins} are not fully known)")
     try:
@@ -250,6 +375,18 @@ def _count_node(op: Any, node: Any, uncounted: list[str]) -> int:
         raise
     except (AttributeError, TypeError, ValueError, ZeroDivisionError) as exc:  # a subclass the rule does not fit
         raise _Uncounted(f"{type(op).__name__} {op.name!r} ({type(exc).__name__}: {exc})") from None
+
+
+def _output_shape(op: Any, given: Shape, recorded: Shape) -> Shape:
+    """The layer's output shape for a fully known input, where the graph recorded an unknown dimension."""
+    try:
+        if isinstance(op, L.EinsumDense):  # its compute_output_shape keeps the None too
+            sizes, output = _einsum_sizes(op.equation, (1, *given), tuple(op.kernel.shape))
+            return tuple(sizes[c] for c in output)[1:]
+        shape = tuple(op.compute_output_shape((1, *given)))[1:]
+    except Exception:  # noqa: BLE001 - a layer without a usable compute_output_shape: keep what was recorded
+        return recorded
+    return shape if len(shape) == len(recorded) and all(isinstance(d, int) for d in shape) else recorded
 
 
 def count_flops(model: Any) -> int | None:

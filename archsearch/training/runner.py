@@ -43,7 +43,7 @@ from archsearch.core.trial_results import check_results, is_history, to_metrics
 from archsearch.core.trial_runner import Reporter, RunnerNeeds
 from archsearch.errors import BuilderError, DiskFullError, FatalError, ObjectiveError
 from archsearch.space.hyperparameters import HyperParameters
-from archsearch.training.callbacks import EpochTracker, parameter_count, per_trial_log_dir
+from archsearch.training.callbacks import EpochTracker, epoch_figures, parameter_count, per_trial_log_dir
 from archsearch.training.custom_trial import CustomRunTrial
 from archsearch.training.failures import TrialFailed, check_is_model, describe_failure
 from archsearch.training.fit_data import FitArguments, FitData, is_tf_dataset
@@ -302,8 +302,10 @@ class Runner(CustomRunTrial):
                 else:
                     fit_kwargs = data.fit_kwargs(hp.get("batch_size", self.trainer.batch_size), trial_id=trial.id,
                                                  initial_epoch=initial_epoch, epochs=epochs, execution=execution)
-                callbacks = [tracker, *self._user_callbacks(fit_kwargs.pop("callbacks", None), search_callbacks,
-                                                            trial.id, execution if executions > 1 else None)]
+                # The speed and GPU figures first: the tracker records them with the epoch's metrics.
+                figures = epoch_figures(hp.get("batch_size", self.trainer.batch_size), fit_kwargs, data)
+                callbacks = [figures, tracker, *self._user_callbacks(
+                    fit_kwargs.pop("callbacks", None), search_callbacks, trial.id, execution if executions > 1 else None)]
                 if self.trial_callbacks is not None:
                     callbacks += list(self.trial_callbacks(trial))
                 if self.trainer.early_stopping:
