@@ -224,6 +224,40 @@ def test_a_tf_data_pipeline_given_to_search_is_prefetched_with_the_same_batches(
     assert FitArguments((x, x), {"shuffle": False}).fit_kwargs(4)["x"] is x  # arrays: Keras batches them
 
 
+def test_the_policy_s_compile_arguments_reach_a_model_compiled_by_the_trainer_or_by_its_builder():
+    import keras
+
+    from archsearch.space.hyperparameters import HyperParameters
+    from archsearch.training.settings import CompileSettings
+
+    def tiny():
+        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+
+    ours = tiny()
+    CompileSettings(loss="sparse_categorical_crossentropy").compile(
+        ours, HyperParameters(), {"jit_compile": True, "steps_per_execution": 4})
+    assert (ours.jit_compile, ours.steps_per_execution) == (True, 4)
+    builders = tiny()
+    builders.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    CompileSettings().recompile(builders, {"steps_per_execution": 8})
+    assert builders.steps_per_execution == 8
+    assert (builders.loss, type(builders.optimizer).__name__) == ("mse", "SGD")  # the builder's own choices stay
+
+
+def test_outputs_that_cannot_be_seen_before_training_are_kept_with_a_note():
+    import keras
+
+    from archsearch.training.policy import float32_outputs
+
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+
+    model = Subclassed()
+    kept, note = float32_outputs(model)
+    assert kept is model and 'dtype="float32"' in note
+
+
 # ------------------------------------------------------------------ one tiny Keras trial
 def _builder(seen: dict):
     def build(hp):
