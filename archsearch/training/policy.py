@@ -198,8 +198,10 @@ def _jax_device() -> DeviceInfo:
     platform = {"cuda": "gpu", "rocm": "gpu"}.get(device.platform, device.platform)
     if platform not in ("gpu", "tpu"):
         return DeviceInfo()
-    return DeviceInfo(platform, str(getattr(device, "device_kind", platform.upper())),
-                      _capability(getattr(device, "compute_capability", None)))
+    capability = _capability(getattr(device, "compute_capability", None))
+    if platform == "gpu" and capability is None:  # a jaxlib that does not say: nvidia-smi does
+        capability = visible_device("jax").compute_capability
+    return DeviceInfo(platform, str(getattr(device, "device_kind", platform.upper())), capability)
 
 
 def _torch_device() -> DeviceInfo:
