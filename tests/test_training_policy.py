@@ -147,6 +147,27 @@ def test_the_header_asks_nvidia_smi_not_jax_for_the_device(monkeypatch):
     assert "--id=2" in calls[0]
 
 
+def test_each_backend_says_its_device_to_the_worker(monkeypatch):
+    """jax and torch are not installed here: stand-ins with their APIs' shapes (jax.devices()[0], torch.cuda)."""
+    import sys
+    from types import SimpleNamespace
+
+    from archsearch.training.policy import detect_device
+
+    gpu = SimpleNamespace(platform="gpu", device_kind="NVIDIA H100 80GB HBM3", compute_capability="9.0")
+    monkeypatch.setitem(sys.modules, "jax", SimpleNamespace(devices=lambda: [gpu]))
+    assert detect_device("jax") == DeviceInfo("gpu", "NVIDIA H100 80GB HBM3", (9, 0))
+    monkeypatch.setitem(sys.modules, "jax", SimpleNamespace(devices=lambda: [SimpleNamespace(platform="cpu")]))
+    assert detect_device("jax") == CPU
+    cuda = SimpleNamespace(is_available=lambda: True, get_device_name=lambda i: "NVIDIA A10",
+                           get_device_capability=lambda i: (8, 6))
+    monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(cuda=cuda))
+    assert detect_device("torch") == DeviceInfo("gpu", "NVIDIA A10", (8, 6))
+    tf = pytest.importorskip("tensorflow")
+    if not tf.config.list_physical_devices("GPU"):
+        assert detect_device("tensorflow") == CPU
+
+
 def test_the_policy_settings_are_part_of_the_fingerprint(tmp_path):
     from archsearch.engine.assembly import Assembly, create_search_oracle
     from archsearch.engine.settings import TunerSettings
@@ -175,10 +196,13 @@ def test_the_policy_settings_are_part_of_the_fingerprint(tmp_path):
         open_with(mixed_precision=True, steps_per_execution=8)
 
 
-def test_the_search_header_says_the_policy_and_the_run_keeps_it():
+def test_the_search_header_says_the_policy_and_the_run_keeps_it(monkeypatch):
     from types import SimpleNamespace
 
+    import archsearch.training.policy as policy
     from archsearch.cli.app import _training_line
+
+    monkeypatch.setattr(policy, "visible_device", lambda backend: CPU)  # whatever this machine has
 
     meta: dict = {}
     tuner = SimpleNamespace(trainer=TrainerSettings(mixed_precision="mixed_float16", steps_per_execution=4),
