@@ -25,8 +25,10 @@ The rules (Keras 3; ``GPU`` means a CUDA device, ``cc`` its compute capability):
 ``steps_per_execution``
     ``N`` training steps per call into the backend (TensorFlow and JAX; Keras's torch backend runs one:
     ``N > 1`` with torch is refused).  ``auto``: 32 on a GPU or TPU with TensorFlow or JAX (small models'
-    steps are dominated by dispatch there; Keras runs an epoch's last, shorter group as is, so results do
-    not change), otherwise 1.
+    steps are dominated by dispatch there), otherwise 1.  Trials read one endless stream of batches with
+    ``steps_per_epoch``, and Keras would let a group run past an epoch's end into the next epoch's batches,
+    so a fit runs the largest number up to N that divides its steps per epoch (:func:`dividing_steps`):
+    the batches, and so the results, are those of one step per execution.
 
 A trial keeps the policy it started with: it is recorded in its weight files
 (:mod:`archsearch.core.checkpoints`), and a resumed trial or a loaded best model is built under it.
