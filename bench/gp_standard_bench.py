@@ -19,7 +19,7 @@ Problems (all minimised, exact minima known):
 
 Contenders, defaults only, through their ask/tell APIs: archsearch
 ``bayesian`` (``create_oracle(..., seed=s, max_trials=n)``) and
-``optuna.samplers.GPSampler(seed=s)`` (needs PyTorch).  numpy/BLAS and torch
+``optuna.samplers.GPSampler(seed=s)`` (needs PyTorch), and ``TPESampler(seed=s)`` for reference.  numpy/BLAS and torch
 pinned to one thread.  Printed: every seed's regret at the last trial per
 contender, the median and the worst, and per seed whether archsearch is
 better / within 5% / worse than GPSampler (``--json`` saves the raw values).
@@ -124,6 +124,7 @@ def run_optuna_gp(problem: Problem, seed: int, trials: int) -> bayesian_bench.Ru
 CONTENDERS: dict[str, Callable[[Problem, int, int], bayesian_bench.Run]] = {
     "archsearch-bayesian": lambda p, s, n: bayesian_bench.run_archsearch(p, s, n, "bayesian"),
     "optuna-gp": run_optuna_gp,
+    "optuna-tpe": lambda p, s, n: bayesian_bench.run_optuna(p, s, n, "tpe"),
 }
 PEER = "optuna-gp"
 

@@ -82,5 +82,5 @@ def build(hp: Any, *, input_shape: tuple[int, ...], num_classes: int, **params: 
             x = keras.layers.Dropout(rate, name=f"block{i}_dropout")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(dense_units, activation=activation, name="dense")(x)
-    outputs = keras.layers.Dense(int(num_classes), activation="softmax", name="output")(x)
+    outputs = keras.layers.Dense(int(num_classes), activation="softmax", dtype="float32", name="output")(x)
     return keras.Model(inputs, outputs, name="cnn")

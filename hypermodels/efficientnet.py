@@ -45,5 +45,5 @@ def build(hp: Any, *, input_shape: tuple[int, ...], num_classes: int, **params: 
     x = efficientnet_features(x, str(get["version"]), params.get("weights"), params.get("image_size"))
     x = global_pool(x, str(get["pooling"]))
     x = keras.layers.Dropout(dropout_rate(get["top_dropout_rate"], "top_dropout_rate"), name="top_dropout")(x)
-    outputs = keras.layers.Dense(int(num_classes), activation="softmax", name="probs")(x)
+    outputs = keras.layers.Dense(int(num_classes), activation="softmax", dtype="float32", name="probs")(x)
     return keras.Model(inputs, outputs, name="efficientnet")

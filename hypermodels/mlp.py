@@ -56,5 +56,5 @@ def build(hp: Any, *, input_shape: tuple[int, ...], num_classes: int, **params: 
         x = keras.layers.Dense(units, activation=activation, name=f"dense_{i}")(x)
         if rate > 0:
             x = keras.layers.Dropout(rate, name=f"dropout_{i}")(x)
-    outputs = keras.layers.Dense(int(num_classes), activation="softmax", name="output")(x)
+    outputs = keras.layers.Dense(int(num_classes), activation="softmax", dtype="float32", name="output")(x)
     return keras.Model(inputs, outputs, name="mlp")

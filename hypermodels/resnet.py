@@ -38,5 +38,5 @@ def build(hp: Any, *, input_shape: tuple[int, ...], num_classes: int, **params: 
     x = resnet_features(x, str(get["version"]), int(get["conv3_depth"]), int(get["conv4_depth"]),
                         base_filters=int(params.get("base_filters", 64)))
     x = global_pool(x, str(get["pooling"]))
-    outputs = keras.layers.Dense(int(num_classes), activation="softmax", name="probs")(x)
+    outputs = keras.layers.Dense(int(num_classes), activation="softmax", dtype="float32", name="probs")(x)
     return keras.Model(inputs, outputs, name="resnet")

@@ -6,6 +6,7 @@ test_oracle_contract.py."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from archsearch.space.values import values_key
 from archsearch.oracles import FAILED, create_oracle
 from archsearch.oracles.acquisition import log_ei_and_gradient, log_expected_improvement
 from archsearch.oracles.bayesian import BayesianOptimizationOracle
+from archsearch.oracles.category_choice import ucb_combination
 from archsearch.oracles.driving import drive
 
 SQUARE = {"x": {"type": "float", "min": -1.0, "max": 1.0}, "y": {"type": "float", "min": -1.0, "max": 1.0}}
@@ -221,17 +223,74 @@ def hartmann6(h: dict) -> float:
     return float(-(_H6_ALPHA * np.exp(-(_H6_A * (x - _H6_P) ** 2).sum(axis=1))).sum())
 
 
-@pytest.mark.parametrize("seed", [9, 22])
+@pytest.mark.parametrize("seed", [5, 9])
 def test_hartmann6_seeds_that_used_to_stall_reach_the_global_basin(seed):
     # Standard Hartmann-6: a global minimum (-3.32) and a local one (-3.20, regret 0.12) among others.
-    # With the former log-normal length-scale prior these seeds ended at regret 1.24 and 1.5: an
+    # With the former log-normal length-scale prior seed 9 (and 22) ended at regret 1.24 (1.5): an
     # unimportant-looking column grew a length scale of 5-40, the posterior mean became a slope, the
     # acquisition pinned the column to a bound and never came back (bench/RESULTS.md, issue 29).
+    # Seed 5 kept x6 at 1.0 even then (regret 1.64, the optimum's x6 is 0.66): a posterior mean sloping
+    # to the bound; now, after five model picks at a bound, one ask looks inside.  (Seed 22 made way
+    # for seed 5 to keep the suite's time: it passes too.)
     space = {f"x{i}": {"type": "float", "min": 0.0, "max": 1.0} for i in range(1, 7)}
     oracle = create_oracle("bayesian", HyperParameters.from_config(space), {"name": "f", "direction": "min"},
                            seed=seed, max_trials=40)
     values = drive(oracle, hartmann6, max_asks=40).values
     assert min(values) - _H6_MIN < 0.1  # below the local minimum's regret of 0.12
+
+
+def _two_basins(h: dict) -> float:
+    """A narrow global basin (-1 at (0.8, 0.2)) and a broad local one whose minimum (-0.66) lies on the
+    bound x = 1: a model that settles on the bound sees its values still improving along it."""
+    g = math.exp(-0.5 * ((h["x"] - 0.8) ** 2 + (h["y"] - 0.2) ** 2) / 0.1**2)
+    local = math.exp(-0.5 * ((h["x"] - 1.1) ** 2 + (h["y"] - 0.7) ** 2) / 0.3**2)
+    return -(g + 0.7 * local)
+
+
+def test_no_stuck_seed_on_a_two_basin_toy():
+    seed = 0
+    # Before issue 29's fix this seed (and 13 others of seeds 0-19) ended at -0.66: EI crept along the bound in
+    # steps of 1e-3 to 1e-2 for 20 trials, as on Branin seed 26.  Once the model's pick repeats an
+    # observation or expects next to no improvement, an exploration step leaves the basin.
+    space = {"x": {"type": "float", "min": 0.0, "max": 1.0}, "y": {"type": "float", "min": 0.0, "max": 1.0}}
+    oracle = make(space, objective={"name": "f", "direction": "min"}, seed=seed, max_trials=30)
+    assert min(run(oracle, _two_basins, 30)) < -1.0
+
+
+_OPT = {"sgd": 0.1, "adam": 0.0, "rms": 0.2}  # each category's floor: adam x tanh is the best pair
+_ACT = {"relu": 0.15, "tanh": 0.0, "elu": 0.1}
+_SHIFT = {"sgd": -0.25, "adam": 0.25, "rms": 0.0, "relu": 0.1, "tanh": 0.05, "elu": -0.1}
+
+
+def _pairs(h: dict) -> float:
+    """Nine category pairs, each with its own optimum of x (shifted per category) and its own floor."""
+    centre = 0.5 + _SHIFT[h["opt"]] + _SHIFT[h["act"]]
+    return _OPT[h["opt"]] + _ACT[h["act"]] + 1.0 - math.exp(-0.5 * ((h["x"] - centre) / 0.12) ** 2)
+
+
+def test_every_category_pair_is_tried_until_separated():
+    seed = 0
+    # Before issue 29 some pairs got one look (the initial design's, at a random x) and never another.
+    space = {"opt": {"type": "choice", "values": list(_OPT)}, "act": {"type": "choice", "values": list(_ACT)},
+             "x": {"type": "float", "min": 0.0, "max": 1.0}}
+    oracle = make(space, objective={"name": "f", "direction": "min"}, seed=seed, max_trials=30)
+    done = drive(oracle, _pairs, max_asks=30)
+    tried = Counter((t.hparams["opt"], t.hparams["act"]) for t in done.told)
+    assert len(tried) == 9 and min(tried.values()) >= 2, tried
+    assert min(done.values) < 0.01  # and the best pair's optimum was found
+
+
+def test_the_category_choice_explores_a_pair_seen_once_then_commits():
+    # Combination 0: the incumbent's, converged (-0.2, the GP sure of it).  Combination 1: one look
+    # at poor numbers (-0.9); the GP, reverting to the average, bounds it at -0.5, below the incumbent.
+    keys = np.array([0, 0, 0, 1, 1, 1])
+    mean = np.array([-0.2, -0.21, -0.25, -0.7, -0.8, -0.9])
+    std = np.array([0.01, 0.01, 0.01, 0.1, 0.1, 0.1])
+    incumbent = [-0.2, -0.3, -0.5, -0.6, -0.9, -1.0, -0.25, -0.22]
+    assert ucb_combination(keys, mean, std, np.array([0] * 8 + [1]), np.array(incumbent + [-0.9]), 2) == 1
+    # After four more looks near its predicted best, all clearly worse: the evidence separates them.
+    seen = [-0.9, -0.8, -0.85, -0.82, -0.81]
+    assert ucb_combination(keys, mean, std, np.array([0] * 8 + [1] * 5), np.array(incumbent + seen), 2) == 0
 
 
 # --------------------------------------------------------------------------- Pareto mode's options

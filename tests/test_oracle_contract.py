@@ -282,8 +282,16 @@ def two_objectives(h: dict, epoch: int) -> dict:
     return {"loss": loss(h, epoch) - math.log2(size(h)), "size": size(h)}  # bigger: better loss, worse size
 
 
+def top_budget(oracle) -> int | None:
+    """The largest budget a completed trial trained to: a multi-fidelity search's front compares those only."""
+    return max((t.budget for t in oracle.trials.values() if t.status == COMPLETED and t.budget is not None),
+               default=None)
+
+
 def brute_force_front(oracle) -> set[int]:
-    scored = {t.id: PARETO.costs_from(t.metrics) for t in oracle.trials.values() if t.status == COMPLETED}
+    top = top_budget(oracle)
+    scored = {t.id: PARETO.costs_from(t.metrics) for t in oracle.trials.values()
+              if t.status == COMPLETED and (top is None or t.budget is None or t.budget >= top)}
     return {i for i, c in scored.items() if not any(dominates(other, c) for other in scored.values())}
 
 
@@ -299,19 +307,22 @@ def test_pareto_search_to_exhaustion_reports_exactly_the_front(name):
     every = {values_key(values) for values in HyperParameters.from_config(TINY).grid()}
     assert oracle.finished and sorted(set(new_configurations(oracle))) == sorted(every)
     front = oracle.pareto_front()
-    assert {t.id for t in front} == brute_force_front(oracle) and len(front) >= 2
+    # a multi-fidelity tuner's front compares the trials at its largest budget, which may be one trial here
+    assert {t.id for t in front} == brute_force_front(oracle) and len(front) >= (1 if budgeted(name) else 2)
     assert [t.id for t in oracle.best_trials(len(front))] == [t.id for t in front]
 
 
 @pytest.mark.parametrize("name", pareto_names())
 def test_pareto_hypervolume_never_falls_as_trials_finish(name):
     oracle = make_pareto(name, max_trials=TRIALS + 2)
-    volumes = []
+    volumes: dict[int | None, list[float]] = {}  # by the budget the front compares at: a higher one starts afresh
     while not oracle.finished:  # one trial at a time, the front checked after each
         drive(oracle, curve=two_objectives, max_asks=1)
         assert {t.id for t in oracle.pareto_front()} == brute_force_front(oracle)
-        volumes.append(front_hypervolume(oracle))
-    assert volumes == sorted(volumes) and volumes[-1] > volumes[0] > 0
+        volumes.setdefault(top_budget(oracle), []).append(front_hypervolume(oracle))
+    assert all(v == sorted(v) for v in volumes.values())
+    last = volumes[max(volumes, key=lambda b: -1 if b is None else b)]
+    assert last[-1] > last[0] > 0 or len(last) == 1 and last[0] > 0
 
 
 @pytest.mark.parametrize("name", pareto_names())

@@ -136,6 +136,7 @@ def _run_locked(cfg: DictConfig) -> Path | None:
          f"({len(splits.x_train)} train / {len(splits.x_val)} val / {len(splits.x_test)} test held out, "
          f"input {splits.input_shape}, {_classes(splits)}) "
          f"objective={tuner.objective.label} -> {tuner.project_dir}")
+    say(_training_line(tuner))
     _add_progress_display(cfg, tuner)
     best = None
     loggers = next((x for x in tuner.listeners if isinstance(x, Loggers)), None)
@@ -161,6 +162,20 @@ def _run_locked(cfg: DictConfig) -> Path | None:
                     loggers.on_results(best)
                     loggers.close(stopping or sys.exc_info()[1])
     return best
+
+
+def _training_line(tuner) -> str:
+    """``Training: mixed precision ..., jit_compile ..., steps_per_execution ...``: the policy the trials will
+    train under on the device this machine shows (each worker resolves its own), stored in the run's meta.
+    A setting the backend cannot follow is refused here, before any training."""
+    import keras
+
+    from archsearch.training.policy import resolve_policy, unsaid_notes, visible_device
+
+    backend = keras.backend.backend()
+    policy = resolve_policy(tuner.trainer, backend, visible_device(backend))
+    tuner.store.set_meta("training_policy", policy.as_dict())
+    return "Training: " + policy.describe() + "".join(f"\nNote: {note}" for note in unsaid_notes(policy))
 
 
 def _classes(splits) -> str:

@@ -250,12 +250,17 @@ def _trainer_fields(trainer: Mapping[str, Any], model: Mapping[str, Any]) -> tup
     so every default stays the settings class's own (``trainer.keep_top_models`` is the driver's:
     SearchSettings)."""
     from archsearch.training.optimizers import check_optimizer_names
+    from archsearch.training.policy import jit_compile_setting, mixed_precision_setting, steps_per_execution_setting
 
     fields: dict[str, Any] = {}
     for key, minimum, allow_none in (("epochs", 1, False), ("batch_size", 1, True),
                                      ("executions_per_trial", 1, False), ("seed", 0, True), ("verbose", 0, False)):
         if key in trainer:
             fields[key] = whole_number(trainer[key], f"trainer.{key}", minimum, allow_none=allow_none)
+    for key, check in (("mixed_precision", mixed_precision_setting), ("jit_compile", jit_compile_setting),
+                       ("steps_per_execution", steps_per_execution_setting)):
+        if key in trainer:
+            fields[key] = check(trainer[key], f"trainer.{key}")
     if fields.get("verbose", 0) > 2:
         raise ConfigError("trainer.verbose", f"{fields['verbose']} is not allowed", "use 0 (silent), 1 or 2")
     early = trainer.get("early_stopping")

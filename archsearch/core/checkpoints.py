@@ -20,6 +20,11 @@ EPOCH_ATTRIBUTE = "archsearch_epoch"
 # The model's build config (its input shape), so a model that builds itself on its first batch (a
 # Sequential without an Input) can be built again before its weights are loaded, as KerasTuner does.
 BUILD_ATTRIBUTE = "archsearch_build_config"
+# The training policy a trial trains under (archsearch/training/policy.py), as JSON: the runner sets it on the
+# model (MODEL_POLICY), every weights file records it, and a resumed trial or a loaded best model is built
+# under it again, so its weights always load into the dtypes they were trained in.
+POLICY_ATTRIBUTE = "archsearch_training_policy"
+MODEL_POLICY = "_archsearch_training_policy"
 
 
 class TrialFiles:
@@ -55,7 +60,8 @@ def save_checkpoint(model, path: Path, epoch: int | None = None) -> None:
     tmp = path.with_name(path.name.replace(".weights.h5", ".tmp.weights.h5"))
     model.save_weights(tmp)
     build_config = _build_config(model)
-    if epoch is not None or build_config is not None:
+    policy = getattr(model, MODEL_POLICY, None)
+    if epoch is not None or build_config is not None or policy is not None:
         import h5py
 
         with h5py.File(tmp, "a") as fh:
@@ -63,6 +69,8 @@ def save_checkpoint(model, path: Path, epoch: int | None = None) -> None:
                 fh.attrs[EPOCH_ATTRIBUTE] = int(epoch)
             if build_config is not None:
                 fh.attrs[BUILD_ATTRIBUTE] = build_config
+            if policy is not None:
+                fh.attrs[POLICY_ATTRIBUTE] = str(policy)
     os.replace(tmp, path)
 
 
@@ -139,3 +147,21 @@ def checkpoint_epoch(path: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return None if value is None else int(value)
+
+
+def checkpoint_policy(path: Path) -> dict | None:
+    """The training policy a weights file was trained under (as recorded), or None (older or foreign files)."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            value = fh.attrs.get(POLICY_ATTRIBUTE)
+    except (OSError, ValueError):
+        return None
+    if value is None:
+        return None
+    try:
+        recorded = json.loads(value.decode() if isinstance(value, bytes) else str(value))
+    except ValueError:
+        return None
+    return recorded if isinstance(recorded, dict) else None

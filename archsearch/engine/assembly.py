@@ -54,15 +54,32 @@ def create_search_oracle(tuner: TunerSettings, space: Any, objective: Any) -> An
     return create_oracle(tuner.name, space, objective, **tuner.options)
 
 
-def fingerprint(oracle: Any) -> dict[str, Any]:
-    """What makes two searches the same search: the algorithm, the objective and the space."""
+# The trainer's settings that change what a trial's numbers mean (mixed precision, compiled steps), and what a
+# search stored before they existed trained with.
+TRAINING_DEFAULTS = {"mixed_precision": "auto", "jit_compile": "auto", "steps_per_execution": "auto"}
+
+
+def fingerprint(oracle: Any, training: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What makes two searches the same search: the algorithm, the objective, the space and (``training``,
+    the Keras runner's) the training policy's settings."""
     objective = oracle.objective
-    return {
+    found = {
         "oracle": oracle.name,
         "objective": [objective.name, objective.direction,
                       *([[c.name, c.direction] for c in objective.components] if objective.components else [])],
         "space": json.loads(json.dumps(oracle.hyperparameters.get_config(), default=str)),
     }
+    if training is not None:
+        found["training"] = {k: training.get(k, v) for k, v in TRAINING_DEFAULTS.items()}
+    return found
+
+
+def _training_changes(stored: Mapping[str, Any], mine: Mapping[str, Any]) -> list[str]:
+    """``trainer.<name>`` for each training setting that differs (a store from before them: the defaults)."""
+    if "training" not in mine:
+        return []
+    before = stored.get("training") or TRAINING_DEFAULTS
+    return [f"trainer.{k}" for k, v in mine["training"].items() if before.get(k, TRAINING_DEFAULTS[k]) != v]
 
 
 class Assembly:
@@ -78,17 +95,20 @@ class Assembly:
         self.store: TrialStore | None = None
         self.oracle: Any = None
 
-    def open(self, oracle: Any, config: Mapping[str, Any] | None = None, accept_changes: bool = False) -> TrialStore:
+    def open(self, oracle: Any, config: Mapping[str, Any] | None = None, accept_changes: bool = False,
+             training: Mapping[str, Any] | None = None) -> TrialStore:
         """Open ``trials.db`` for ``oracle``; a new search stores its fingerprint and ``config`` there.
         ``accept_changes``: a stored search with another space or objective continues under this one's
-        (the sweeper's ``resume=force``) instead of being refused."""
+        (the sweeper's ``resume=force``) instead of being refused.  ``training``: the Keras runner's
+        policy settings (trainer.mixed_precision, jit_compile, steps_per_execution), part of the fingerprint."""
         self.oracle = oracle
         self.store = TrialStore(self.project_dir / STORE_FILE)
         oracle._keep_state_in(self.store)  # oracle.save() writes there
-        self._check_or_write_fingerprint(config, accept_changes)
+        self._check_or_write_fingerprint(config, accept_changes, training)
         return self.store
 
-    def _check_or_write_fingerprint(self, config: Mapping[str, Any] | None, accept_changes: bool = False) -> None:
+    def _check_or_write_fingerprint(self, config: Mapping[str, Any] | None, accept_changes: bool = False,
+                                    training: Mapping[str, Any] | None = None) -> None:
         """Refuse to mix a different search into an existing folder (resume it or overwrite it instead).
 
         A new search stores its fingerprint and its config (the CLI's) in one transaction, before
@@ -96,7 +116,7 @@ class Assembly:
         a resume would run with defaults.
         """
         assert self.store is not None
-        mine = fingerprint(self.oracle)
+        mine = fingerprint(self.oracle, training)
         stored = self.store.get_meta("fingerprint")
         if stored is None or self.store.count() == 0:
             self.store.set_meta_many({"fingerprint": mine, **({"config": dict(config)} if config is not None else {})})
@@ -105,6 +125,7 @@ class Assembly:
         stored_space, my_space = stored.get("space", {}), mine["space"]
         changed += [f"space.{n}" for n in sorted(set(stored_space) & set(my_space)) if stored_space[n] != my_space[n]]
         changed += [f"space.{n} (removed)" for n in sorted(set(stored_space) - set(my_space))]
+        changed += _training_changes(stored, mine)
         if changed and accept_changes:
             log.warning("%s: continuing a search whose settings changed (%s)", self.project_dir, ", ".join(changed))
             self.store.set_meta("fingerprint", mine)

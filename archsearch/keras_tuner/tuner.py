@@ -39,6 +39,7 @@ from archsearch.core.objective import Objective
 from archsearch.oracles import Oracle, Trial
 from archsearch.training.fit_data import FitArguments, FitData
 from archsearch.training.runner import Runner
+from archsearch.training.policy import policy_settings
 from archsearch.training.settings import CompileSettings, TrainerSettings
 from archsearch.engine.assembly import Assembly, create_search_oracle
 from archsearch.engine.settings import ExecutorSettings, ObjectiveSettings, SearchSettings, TunerSettings
@@ -194,7 +195,7 @@ class Tuner:
             self._pristine_oracle: Oracle | None = copy.deepcopy(self.oracle)  # what reload() replays the store into
         except Exception:  # an oracle holding something uncopyable: reload() then says so
             self._pristine_oracle = None
-        self.store = self._assembly.open(self.oracle, config)
+        self.store = self._assembly.open(self.oracle, config, training=policy_settings(self.trainer))
         self._restore()
         self._runner: Runner | None = None
 
@@ -271,6 +272,7 @@ class Tuner:
         from archsearch.core.console import ConsoleEvents
 
         self._runner = self._make_runner(data, callbacks)
+        self._runner.training_policy()  # a setting the backend cannot follow is refused now; its notes said once
         self._check_objective_before_training(self._runner)
         slots, note = self._assembly.slots_for_the_trials_left(self.parallel_trials)
         if note and not quiet:

@@ -36,8 +36,24 @@ Each ``ask`` after the initial design:
    with many values); categories, booleans and small integer ranges stay as
    in the candidate, so one-hot blocks are never relaxed.  Refined vectors
    are decoded (rounding ints and steps) and scored again as decoded;
+   In a space with categories (and booleans), the candidates include the top
+   trials' numbers under fresh categories and each combination's best trial
+   with its numbers moved, and the combination to explore is picked first, by
+   an upper confidence bound per combination that favours combinations with
+   little evidence (:mod:`archsearch.oracles.category_choice`); the
+   acquisition then picks and refines the point inside it;
 4. returns the best-scoring configuration never tried before, falling back
-   to the next candidate and finally to random draws.
+   to the next candidate and finally to random draws.  When that pick says the
+   model has converged -- it lies within ``DUPLICATE_DISTANCE`` of an
+   observation, or its EI is below ``NEGLIGIBLE_IMPROVEMENT`` of the observed
+   range -- the ask is an exploration step instead: the highest
+   ``mean + beta * std`` among the candidates the model knows least about.
+   EI would otherwise creep along in tiny steps inside whatever basin it
+   converged in (Branin seed 26 proposed one bound point 27 times).  And when
+   the last ``PIN_ASKS`` model picks all held a numeric column at the same
+   bound, the next ask looks only at candidates with that column inside (and
+   L-BFGS-B leaves it there): a posterior mean sloping towards a bound is
+   never tested otherwise (Hartmann-6 seed 5 kept x6 = 1.0, optimum 0.66).
 
 In a Pareto search (``search.mode=pareto``), by default (``pareto_acquisition="ehvi"``), one GP per
 objective models its costs and the acquisition is the log expected hypervolume improvement over the front
@@ -78,6 +94,7 @@ from archsearch.errors import ConfigError
 from archsearch.space.categorical import Boolean, Choice
 from archsearch.space.values import values_key
 from archsearch.oracles.acquisition import log_ei_and_gradient, log_expected_improvement
+from archsearch.oracles.category_choice import combination_keys, ucb_combination
 from archsearch.oracles.base import COMPLETED, FAILED, PRUNED, RUNNING, Oracle, Proposal, register_oracle
 from archsearch.oracles.encoding import SpaceEncoder
 from archsearch.oracles.gp import LENGTHSCALE_PRIOR_MODE, GaussianProcess
@@ -106,6 +123,15 @@ ONEHOT_LENGTHSCALE = 0.5
 # Add a component on the numeric columns alone, shared by every category (as BoTorch's mixed GP
 # does): a good region of learning rate or width found with one optimizer then guides the others.
 SHARED_TREND = True
+# Pick the combination of categories to explore by its upper confidence bound (module category_choice), not by EI alone.
+CATEGORY_UCB = True
+NUM_TRANSPLANT = 64  # candidates with a top trial's numbers and every category drawn afresh
+# A model pick closer than this (encoded unit cube, Euclidean) to an observation counts as a repeat.
+DUPLICATE_DISTANCE = 1e-3
+PIN_ASKS = 5  # model picks in a row with a column at one bound before an ask tries it inside
+PIN_MARGIN = 0.05  # "inside": this far from both bounds (unit cube)
+# EI below this fraction of the observed range of values counts as the model having converged.
+NEGLIGIBLE_IMPROVEMENT = 1e-5
 PAREGO_RHO = 0.05  # weight of the sum in ParEGO's augmented Chebyshev function (Knowles 2006)
 PARETO_ACQUISITIONS = ("ehvi", "parego")  # a Pareto search's model: see the module docstring
 PARETO_INITIAL_POINTS = 10  # EHVI's largest automatic initial design (see the module docstring)
@@ -278,7 +304,10 @@ class BayesianOptimizationOracle(Oracle):
         encoder = self.encoder
 
         cx, values_of = self._candidates()
-        scores = self._acquisition(gp, cx, best)
+        ehvi = isinstance(gp, HypervolumeModel)
+        mean, var = gp.predict(cx)  # EHVI: one column per objective
+        std = np.sqrt(var)
+        scores = gp.acquisition(cx) if ehvi else self._acquisition_of(mean, std, best)
         order = np.argsort(-scores, kind="stable")
         decoded: dict[int, dict[str, Any]] = {}
 
@@ -289,11 +318,28 @@ class BayesianOptimizationOracle(Oracle):
 
         # (score, index, values or None while not decoded): candidates are turned into values only when looked at.
         pool: list[tuple[float, int, dict[str, Any] | None]] = [(float(scores[i]), int(i), None) for i in order]
+        # With categories, an upper confidence bound picks the combination to explore (module category_choice);
+        # the acquisition then picks the point inside it, and the other combinations are the fallback.
+        rest: list[tuple[float, int, dict[str, Any] | None]] = []
+        if CATEGORY_UCB and encoder.onehot_blocks() and not ehvi:  # one number per trial: not EHVI's
+            keys = combination_keys(encoder, cx)
+            if len(np.unique(keys)) > 1:
+                chosen = ucb_combination(keys, mean, std, combination_keys(encoder, x), y,
+                                         math.prod(b.width for b in encoder.onehot_blocks()))
+                rest = [item for item in pool if keys[item[1]] != chosen]
+                pool = [item for item in pool if keys[item[1]] == chosen]
 
         # Refine the best few candidates on their continuous columns: first the best of each
         # discrete combination (categories, booleans, small integer ranges), so that a combination
         # whose continuous optimum lies elsewhere than the incumbent's still gets a fair chance,
         # then the next best candidates whatever their combination.
+        pinned = self._pinned_columns()
+        if len(pinned):
+            # The last model picks all held these columns at one bound: try them inside this time.
+            inside = np.all(np.abs(cx[:, pinned] - 0.5) < 0.5 - PIN_MARGIN, axis=1)
+            if any(inside[i] for _, i, _ in pool):
+                rest = [item for item in pool if not inside[item[1]]] + rest
+                pool = [item for item in pool if inside[item[1]]]
         starts: list[int] = []
         combos: set[str] = set()
         for _, i, _ in pool[:COMBINATION_SCAN]:
@@ -309,7 +355,7 @@ class BayesianOptimizationOracle(Oracle):
             if i not in starts and len(encoder.refinable_columns(candidate(i))):
                 starts.append(i)
         for k, i in enumerate(starts):
-            z = self._refine(gp, cx[i], encoder.refinable_columns(candidate(i)), best)
+            z = self._refine(gp, cx[i], np.setdiff1d(encoder.refinable_columns(candidate(i)), pinned), best)
             if z is None:
                 continue
             better = encoder.decode(z)
@@ -317,10 +363,50 @@ class BayesianOptimizationOracle(Oracle):
             pool.append((new_score, -1 - k, better))
 
         pool.sort(key=lambda item: (-item[0], item[1]))
-        for _, i, values in pool:
+        for score, i, values in pool + rest:
             values = candidate(i) if values is None else values
-            if self.is_new(values):
-                return values
+            if not self.is_new(values):
+                continue
+            if not ehvi and self._converged(score, encoder.encode(values), y):
+                return self._exploration_step(mean, std, candidate) or values
+            return values
+        return None
+
+    def _pinned_columns(self) -> np.ndarray:
+        """Numeric columns the last ``PIN_ASKS`` model picks all held at the same bound (0 or 1).
+
+        A column pinned there by a posterior mean that slopes towards the bound is never tried
+        inside again, however good the inside is (Hartmann-6 seed 5: x6 = 1.0 in 27 picks, its
+        optimum 0.66): every ``PIN_ASKS + 1``-th such ask looks only inside.
+        """
+        recent = [t for t in self.trials.values() if t.info.get("source") == "model"][-PIN_ASKS:]
+        if len(recent) < PIN_ASKS or self.objective.is_pareto:
+            return np.zeros(0, dtype=int)
+        x = self.encoder.encode_many([t.hparams for t in recent])
+        numeric = np.array([b.start for b in self.encoder.blocks if b.kind == "numeric"], dtype=int)
+        if len(numeric) == 0:
+            return numeric
+        cols = x[:, numeric]
+        at_bound = np.all(cols <= 1e-9, axis=0) | np.all(cols >= 1.0 - 1e-9, axis=0)
+        return numeric[at_bound]
+
+    def _converged(self, score: float, pick: np.ndarray, y: np.ndarray) -> bool:
+        """Whether the model's pick says it has converged: it repeats an observation, or (EI) expects
+        next to no improvement.  EI would then creep along in tiny steps (Branin seed 26: one bound
+        point proposed 27 times, moved by 1e-3 each time), wherever the basin it converged in is."""
+        if _nearest_distance(pick[None, :], self.gp.x)[0] < DUPLICATE_DISTANCE:
+            return True
+        spread = float(np.ptp(y)) if len(y) else 0.0
+        return self.acquisition == "ei" and spread > 0 and score < math.log(NEGLIGIBLE_IMPROVEMENT * spread)
+
+    def _exploration_step(self, mean: np.ndarray, std: np.ndarray,
+                          candidate: Callable[[int], dict[str, Any]]) -> dict[str, Any] | None:
+        """The new candidate with the highest ``mean + beta * std`` among those the model knows least
+        about (posterior std at least half the largest): a step out of the basin it converged in."""
+        bound = np.where(std >= 0.5 * float(std.max()), mean + self.beta * std, -np.inf)
+        for i in np.argsort(-bound, kind="stable")[:NUM_REFINE]:
+            if np.isfinite(bound[i]) and self.is_new(candidate(int(i))):
+                return candidate(int(i))
         return None
 
     def _lengthscale_prior(self) -> np.ndarray:
@@ -347,7 +433,9 @@ class BayesianOptimizationOracle(Oracle):
         if isinstance(gp, HypervolumeModel):
             return gp.acquisition(x)
         mean, var = gp.predict(x)
-        std = np.sqrt(var)
+        return self._acquisition_of(mean, np.sqrt(var), best)
+
+    def _acquisition_of(self, mean: np.ndarray, std: np.ndarray, best: float) -> np.ndarray:
         if self.acquisition == "ucb":
             return mean + self.beta * std
         return log_expected_improvement(mean, std, best)
@@ -441,6 +529,38 @@ class BayesianOptimizationOracle(Oracle):
                     else:
                         u[j] = float(np.clip(u[j] + scale * self.rng.standard_normal(), 0.0, 1.0))
                 out.append(u)
+            out += self._transplants(names, bases, finished)
+        return out
+
+    def _transplants(self, names: list[str], bases: list[np.ndarray], finished: list) -> list[np.ndarray]:
+        """Candidates for every combination of categories, not only the incumbents': the top trials'
+        numbers under fresh categories (a combination's optimum is often near another's), and the
+        best trial of each combination with its numbers moved (its own neighbourhood, where the
+        acquisition optimiser then starts from)."""
+        hp = self.hyperparameters
+        categorical = [j for j, n in enumerate(names) if _is_categorical(hp.space[n])]
+        if not CATEGORY_UCB or not categorical:
+            return []
+        out = []
+        for k in range(NUM_TRANSPLANT):
+            u = bases[k % len(bases)].copy()
+            u[np.isnan(u)] = 0.5
+            u[categorical] = self.rng.random(len(categorical))
+            out.append(u)
+        seen: set[tuple] = set()
+        combo_best = []
+        for t in finished:  # best first: the first trial of each combination is its best
+            key = tuple(repr(t.hparams.get(names[j])) for j in categorical)
+            if key not in seen:
+                seen.add(key)
+                combo_best.append(np.array([_unit_of(hp.space[n], t.hparams.get(n)) for n in names]))
+        numeric = [j for j in range(len(names)) if j not in categorical]
+        for k in range(NUM_TRANSPLANT if len(combo_best) > 1 else 0):
+            u = combo_best[k % len(combo_best)].copy()
+            u[np.isnan(u)] = 0.5
+            scale = 10.0 ** self.rng.uniform(-2.0, -0.5)
+            u[numeric] = np.clip(u[numeric] + scale * self.rng.standard_normal(len(numeric)), 0.0, 1.0)
+            out.append(u)
         return out
 
     def _sobol_configuration(self) -> dict[str, Any] | None:
@@ -491,6 +611,14 @@ def chebyshev(costs: np.ndarray, weights: np.ndarray, rho: float = PAREGO_RHO) -
     scaled = (costs - low) / np.where(high > low, high - low, 1.0)
     weighted = scaled * weights
     return weighted.max(axis=1) + rho * weighted.sum(axis=1)
+
+
+def _nearest_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Each row of ``a``'s Euclidean distance to its nearest row of ``b``."""
+    if len(b) == 0:
+        return np.full(len(a), np.inf)
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(sq.min(axis=1), 0.0))
 
 
 def _unit_of(p, value) -> float:

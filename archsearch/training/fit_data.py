@@ -43,6 +43,9 @@ class FitArguments:
                                        trial_id, initial_epoch, epochs, execution)
         if batch_size is not None and _is_array_like(kwargs.get("x")):
             kwargs["batch_size"] = batch_size
+        for name in ("x", "validation_data"):
+            if name in kwargs:
+                kwargs[name] = prefetched(kwargs[name])
         return kwargs
 
     def as_given(self) -> dict[str, Any]:
@@ -85,6 +88,18 @@ def _orders_arrays_itself(kwargs: Mapping[str, Any]) -> bool:
 
 def _is_array_like(x: Any) -> bool:
     return hasattr(x, "shape") and hasattr(x, "dtype") or isinstance(x, (list, tuple, dict))
+
+
+def prefetched(x: Any) -> Any:
+    """A ``tf.data`` pipeline given to ``search()`` with a prefetch at its end when it has none, so the next
+    batches are made while the device trains on this one (the same batches, in the same order); anything
+    else as it is (Keras prefetches the arrays and generators it batches itself, and archsearch's own
+    epoch batches end with one)."""
+    if not is_tf_dataset(x) or not hasattr(x, "prefetch") or type(x).__name__.lstrip("_").startswith("Prefetch"):
+        return x
+    import tensorflow as tf
+
+    return x.prefetch(tf.data.AUTOTUNE)
 
 
 def is_tf_dataset(x: Any) -> bool:

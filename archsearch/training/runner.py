@@ -1,7 +1,9 @@
 """Train one trial: build, compile, fit, checkpoint, score, free memory.
 
-One piece at about 400 lines: the build, the checks before training (objective names, constraints), the fit
-and the measures after it are one trial's life, in the order it lives it.
+One piece at about 440 lines: the training policy (mixed precision, compiled steps: which one, and building and
+fitting under it), the build, the checks before training (objective names, constraints), the fit and the
+measures after it are one trial's life, in the order it lives it; the policy's rules are in
+:mod:`~archsearch.training.policy`.
 
 The runner knows *how* to train, never *which* algorithm asked: it receives
 a :class:`~archsearch.core.trial.Trial` (values, budget, where to resume
@@ -19,7 +21,10 @@ per-epoch work in :mod:`~archsearch.training.callbacks`, a Tuner's own ``run_tri
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import logging
+import os
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +33,7 @@ from typing import Any
 
 import keras
 
-from archsearch.core.checkpoints import TrialFiles, restore_checkpoint
+from archsearch.core.checkpoints import MODEL_POLICY, TrialFiles, checkpoint_policy, restore_checkpoint
 from archsearch.core.constraints import Constraint, Constraints
 from archsearch.core.measures import AFTER_TRAINING, MEASURES, VIOLATION, is_measure
 from archsearch.core.disk import as_disk_full, is_disk_full
@@ -44,6 +49,9 @@ from archsearch.training.failures import TrialFailed, check_is_model, describe_f
 from archsearch.training.fit_data import FitArguments, FitData, is_tf_dataset
 from archsearch.training.measures import measure_after_training, measure_before_training
 from archsearch.training.metric_names import compiled_metric_names
+from archsearch.training.policy import (MIXED_POLICIES, TrainingPolicy, align_steps_per_execution, compile_options,
+                                        detect_device, dtype_policy_scope, float32_outputs, recorded, resolve_policy,
+                                        unsaid_notes, visible_device)
 from archsearch.training.settings import CompileSettings, TrainerSettings
 
 log = logging.getLogger("archsearch")
@@ -112,6 +120,12 @@ class Runner(CustomRunTrial):
         named = [*objective.metric_names, *self.constraints.names, *measures]
         self.measures: tuple[str, ...] = tuple(dict.fromkeys(n for n in named if is_measure(n)))
         self._objective_checked = False
+        self._policy: tuple[int, TrainingPolicy] | None = None  # this process's (pid, policy)
+        self._home = os.getpid()  # the search's process, which says the policy's notes (a worker only logs them)
+        # A mixed dtype policy the caller set globally (keras.mixed_precision.set_global_policy) is what
+        # trainer.mixed_precision=auto trains with: each trial sets its own policy, which would otherwise drop it.
+        caller = keras.config.dtype_policy().name
+        self._caller_dtype_policy = caller if caller in MIXED_POLICIES else None
 
     # ------------------------------------------------------------ paths (owned by archsearch.core.checkpoints)
     @property
@@ -128,26 +142,59 @@ class Runner(CustomRunTrial):
     def best_weights_path(self, trial_id: int) -> Path:
         return self.files.best_weights(trial_id)
 
-    # ------------------------------------------------------------ building
-    def build(self, hp: HyperParameters):
-        """Build (and compile, if the builder did not) the model for ``hp``."""
-        if self.distribution_strategy is not None:
-            keras.backend.clear_session(free_memory=False)  # before the scope: clearing inside would leave it
-            with self.distribution_strategy.scope():  # variables made under the strategy, as KerasTuner does
-                return self._build(hp)
-        return self._build(hp)
+    # ------------------------------------------------------------ the training policy
+    def training_policy(self, weights: Path | None = None) -> TrainingPolicy:
+        """The policy (archsearch.training.policy) a trial trains under: the one ``weights`` recorded (a
+        resumed trial, a best model: its weights load into the dtypes they were trained in), else this
+        process's, resolved once from the trainer's settings, the backend and the device it trains on."""
+        if weights is not None:
+            stored = checkpoint_policy(weights)
+            if stored is not None:
+                return TrainingPolicy.from_dict(stored)
+        if self._policy is None or self._policy[0] != os.getpid():  # a worker resolves its own device
+            backend = keras.backend.backend()
+            # The search's process asks without starting JAX's or torch's GPU client (JAX would take most of
+            # the GPU's memory there); a worker asks its backend, which it starts anyway.
+            home = os.getpid() == self._home
+            settings = self.trainer
+            if settings.mixed_precision == "auto" and self._caller_dtype_policy:
+                settings = dataclasses.replace(settings, mixed_precision=self._caller_dtype_policy)
+            policy = resolve_policy(settings, backend, (visible_device if home else detect_device)(backend))
+            for note in unsaid_notes(policy):
+                log.log(logging.WARNING if home else logging.DEBUG, "Note: %s", note)
+            self._policy = (os.getpid(), policy)
+        return self._policy[1]
 
-    def _build(self, hp: HyperParameters):
-        model = self.build_model(hp)
-        check_is_model(model)
-        compiled = getattr(model, "compiled", False) or getattr(model, "optimizer", None) is not None
+    # ------------------------------------------------------------ building
+    def build(self, hp: HyperParameters, policy: TrainingPolicy | None = None):
+        """Build (and compile, if the builder did not) the model for ``hp``, under ``policy`` (None: this
+        process's): its layers take the dtype policy, its compile the policy's jit_compile and steps."""
+        policy = policy or self.training_policy()
+        with dtype_policy_scope(policy.dtype_policy):
+            if self.distribution_strategy is not None:
+                keras.backend.clear_session(free_memory=False)  # before the scope: clearing inside would leave it
+                with self.distribution_strategy.scope():  # variables made under the strategy, as KerasTuner does
+                    return self._build(hp, policy)
+            return self._build(hp, policy)
+
+    def _build(self, hp: HyperParameters, policy: TrainingPolicy):
+        built = self.build_model(hp)
+        check_is_model(built)
+        model, note = float32_outputs(built) if policy.mixed else (built, None)
+        if note:
+            log.warning("Note: %s", note)
+        compiled = getattr(built, "compiled", False) or getattr(built, "optimizer", None) is not None
         # A HyperModel's own fit trains the model itself (KerasTuner compiles nothing for it): with no
         # loss configured, an uncompiled model is handed to that fit as built.
         own_fit = self.fit_model is not None and self.compile_settings.loss is None
         if not compiled and not own_fit:
-            self.compile_settings.compile(model, hp)
-        if self.compile_settings.overrides:
-            self.compile_settings.recompile(model)
+            self.compile_settings.compile(model, hp, compile_options(policy))
+        elif compiled:
+            builder_config = getattr(getattr(built, "_compile_config", None), "config", None) or {}
+            options = compile_options(policy, dict(builder_config))
+            if self.compile_settings.overrides or options or model is not built:
+                self.compile_settings.recompile(model, options, source=built)
+        setattr(model, MODEL_POLICY, json.dumps(recorded(policy, model).as_dict()))  # its weight files keep it
         return model
 
     def check_size(self, model, hp: HyperParameters, measured: Mapping[str, float] | None = None) -> None:
@@ -172,8 +219,8 @@ class Runner(CustomRunTrial):
 
     def load_best_model(self, trial: Trial, hp: HyperParameters):
         """Rebuild a finished trial's architecture and load its best-epoch weights."""
-        model = self.build(hp)
         path = self.best_weights_path(trial.id)
+        model = self.build(hp, self.training_policy(path if path.exists() else None))
         if path.exists():
             restore_checkpoint(model, path)
         else:
@@ -229,11 +276,14 @@ class Runner(CustomRunTrial):
         returned: list[Any] = []
         model = None
         measured: dict[str, float] = {}  # the model's measures (archsearch.training.measures)
+        # A resumed trial keeps the policy its checkpoint was trained under; a setting the backend cannot
+        # follow is the search's error, not this trial's.
+        policy = self.training_policy(resume_checkpoint)
         try:
             for execution in range(executions):
                 if self.trainer.seed is not None:
                     keras.utils.set_random_seed(int(self.trainer.seed) + 1000 * trial.id + execution)
-                model = self.build(hp)
+                model = self.build(hp, policy)
                 outcome.hparams = dict(hp.values)  # define-by-run builders may have added values
                 if execution == 0:
                     measured = measure_before_training(model, self.measures)
@@ -263,12 +313,15 @@ class Runner(CustomRunTrial):
                 fit_kwargs.setdefault("verbose", self.trainer.verbose)
                 if is_tf_dataset(fit_kwargs.get("x")) or isinstance(fit_kwargs.get("x"), keras.utils.PyDataset):
                     fit_kwargs.setdefault("shuffle", False)  # a pipeline orders itself; Keras warns otherwise
+                align_steps_per_execution(model, fit_kwargs.get("steps_per_epoch"))
                 fit_start = time.perf_counter()
-                if self.fit_model is not None:
-                    result = self.fit_model(hp, model, epochs=epochs, initial_epoch=initial_epoch,
-                                            callbacks=callbacks, **fit_kwargs)
-                else:
-                    result = model.fit(epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, **fit_kwargs)
+                with dtype_policy_scope(policy.dtype_policy):  # layers a model makes while it trains take it too
+                    if self.fit_model is not None:
+                        result = self.fit_model(hp, model, epochs=epochs, initial_epoch=initial_epoch,
+                                                callbacks=callbacks, **fit_kwargs)
+                    else:
+                        result = model.fit(epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks,
+                                           **fit_kwargs)
                 returned.append(result)
                 outcome.hparams = dict(hp.values)  # a custom fit may declare values too (e.g. batch_size)
                 outcome.fit_seconds += time.perf_counter() - fit_start

@@ -32,17 +32,23 @@ class CompileSettings:
     # (what is not given keeps the builder's own choice).
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
-    def recompile(self, model) -> None:
-        """Compile a model again with ``overrides`` in place of the builder's own arguments."""
-        config = dict(getattr(getattr(model, "_compile_config", None), "config", None) or {})
+    def recompile(self, model, options: Mapping[str, Any] | None = None, source: Any = None) -> None:
+        """Compile a model again with ``overrides`` in place of the builder's own arguments, and ``options``
+        (the training policy's ``jit_compile``, ``steps_per_execution``); ``source``: the model whose compile
+        arguments to keep (the builder's, when a new model casts its outputs to float32), else ``model``."""
+        source = model if source is None else source
+        config = dict(getattr(getattr(source, "_compile_config", None), "config", None) or {})
         given = {k: copy.deepcopy(v) if k == "optimizer" and not isinstance(v, str) else v
                  for k, v in self.overrides.items() if v is not None}
-        if "optimizer" not in given and getattr(model, "optimizer", None) is not None:
-            given["optimizer"] = type(model.optimizer).from_config(model.optimizer.get_config())
-        kept = {k: v for k, v in config.items() if k in ("loss", "metrics", "loss_weights", "weighted_metrics")}
-        model.compile(**{**kept, **given})
+        if "optimizer" not in given and getattr(source, "optimizer", None) is not None:
+            given["optimizer"] = type(source.optimizer).from_config(source.optimizer.get_config())
+        kept = {k: v for k, v in config.items()
+                if k in ("loss", "metrics", "loss_weights", "weighted_metrics", "run_eagerly", "jit_compile",
+                         "steps_per_execution")}
+        model.compile(**{**kept, **dict(options or {}), **given})
 
-    def compile(self, model, hp: HyperParameters) -> None:
+    def compile(self, model, hp: HyperParameters, options: Mapping[str, Any] | None = None) -> None:
+        """Compile with the configured loss and metrics; ``options``: more ``compile`` arguments (the policy's)."""
         from archsearch.training import metrics as metric_lib
         from archsearch.training.optimizers import make_optimizer
 
@@ -56,7 +62,7 @@ class CompileSettings:
         optimizer = make_optimizer(optimizer_name, hp.get("learning_rate", self.learning_rate), field=field_name)
         loss = metric_lib.get_loss(self.loss, **dict(self.loss_options)) if isinstance(self.loss, str) else self.loss
         metrics = [metric_lib.get_metric(m) if isinstance(m, str) else m for m in self.metrics]
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **dict(options or {}))
 
 
 DEFAULT_BATCH_SIZE = 32
@@ -85,3 +91,17 @@ class TrainerSettings:
     # None on purpose (conf says 0): the Python API mirrors KerasTuner, whose weights are unseeded unless
     # Tuner(seed=...) is given (which then seeds them too); the command line is reproducible by default.
     seed: int | None = None
+    # How fast each step runs (archsearch.training.policy has the rules per backend and device): auto is on
+    # where it pays (a GPU), off on a CPU, so CPU results do not change.
+    mixed_precision: str | bool = "auto"  # auto, true, false, mixed_float16, mixed_bfloat16
+    jit_compile: str | bool = "auto"  # auto, true, false: Keras compile(jit_compile=...)
+    steps_per_execution: str | int = "auto"  # auto or a whole number >= 1
+
+    def __post_init__(self) -> None:
+        """The speed settings checked and read now (``true``, ``"off"``...), so a typo fails before training."""
+        from archsearch.training.policy import (jit_compile_setting, mixed_precision_setting,
+                                                steps_per_execution_setting)
+
+        self.mixed_precision = mixed_precision_setting(self.mixed_precision)
+        self.jit_compile = jit_compile_setting(self.jit_compile)
+        self.steps_per_execution = steps_per_execution_setting(self.steps_per_execution)

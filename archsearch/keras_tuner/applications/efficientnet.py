@@ -62,7 +62,7 @@ class HyperEfficientNet(HyperModel):
         x = global_pool(x, hp.Choice("pooling", list(POOLINGS), default="avg"))
         rate = hp.Float("top_dropout_rate", 0.2, 0.8, step=0.2, default=0.2)
         x = keras.layers.Dropout(rate, name="top_dropout")(x)
-        outputs = keras.layers.Dense(int(self.classes), activation="softmax", name="probs")(x)
+        outputs = keras.layers.Dense(int(self.classes), activation="softmax", dtype="float32", name="probs")(x)
         model = keras.Model(inputs, outputs, name="EfficientNet")
         self._compile(model, hp)
         return model

@@ -40,7 +40,7 @@ class HyperResNet(ImageHyperModel):
         x = global_pool(x, hp.Choice("pooling", list(POOLINGS), default="avg"))
         if not self.include_top:
             return keras.Model(inputs, x, name="ResNet")
-        outputs = keras.layers.Dense(int(self.classes), activation="softmax", name="probs")(x)
+        outputs = keras.layers.Dense(int(self.classes), activation="softmax", dtype="float32", name="probs")(x)
         model = keras.Model(inputs, outputs, name="ResNet")
         optimizer = hp.Choice("optimizer", ["adam", "rmsprop", "sgd"], default="adam")
         compile_one_hot(model, optimizer, hp.Choice("learning_rate", [0.1, 0.01, 0.001], default=0.01))

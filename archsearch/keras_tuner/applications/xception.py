@@ -90,7 +90,7 @@ def xception_top(x, classes: int, activation: str, *, num_dense_layers: int, dro
                 x = layers.BatchNormalization(name=f"dense{i}_bn")(x)
         if rate > 0:
             x = layers.Dropout(rate, name=f"dense{i}_dropout")(x)
-    return layers.Dense(int(classes), activation="softmax", name="probs")(x)
+    return layers.Dense(int(classes), activation="softmax", dtype="float32", name="probs")(x)
 
 
 def _sep_conv(x, filters: int, activation: str, name: str):
