@@ -35,6 +35,20 @@ The rule, at every ``ask()``
     ASHA is one bracket with minimum early-stopping rate 0), ``round`` and
     ``rung`` (both the rung index) and ``parent``.
 
+    "Best" in a rung below the top is, by default (``promotion="curve"``), the predicted score at
+    ``max_epochs`` of :class:`~archsearch.oracles.learning_curves.CurveModel` (a Gaussian process over
+    configuration and epoch fitted on every trial's curve), once 3 configurations went past the rung;
+    until then, for trials without a score and in a Pareto search, the current score, as
+    ``promotion="rank"`` (the paper's rule) always does.  Where curves cross (fast starters that end
+    poorly) this keeps the slow configurations that end best; since the model's order can change with
+    every result, a rung may promote more than its ``1/factor`` over a search, and the checkpoint
+    bound below keeps every completed, never-promoted trial below the top until the search ends.
+
+    New configurations: a ``random_fraction`` share (default 1/3) is drawn as ``sampler`` says; the rest
+    are the best of 64 random draws by the model's upper confidence bound on the final score, once a
+    configuration reached ``max_epochs`` (random draws before that and in a Pareto search;
+    ``random_fraction=1`` is the paper's ASHA).
+
     Ray Tune's ``ASHAScheduler`` only *stops* trials at the rungs and never
     resumes a stopped one; this oracle promotes, as the paper describes: a
     trial is trained to a rung, stops, and may later continue from its
@@ -289,7 +303,9 @@ class ASHAOracle(Oracle):
         the candidate with the best upper confidence bound on its final score among :data:`CANDIDATES`
         random draws; otherwise drawn like RandomSearchOracle draws them (Sobol or random).
         """
-        if self.random_fraction < 1.0 and not self.objective.is_pareto and self.rng.random() >= self.random_fraction:
+        # The model is asked only once it can choose, so until then the draws are the paper's ASHA's.
+        if (self.random_fraction < 1.0 and not self.objective.is_pareto and self.curves.can_propose(self.trials)
+                and self.rng.random() >= self.random_fraction):
             values = self._model_configuration()
             if values is not None:
                 return values

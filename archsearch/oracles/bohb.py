@@ -16,6 +16,11 @@ For each new configuration:
   one maximising ``l(x) / g(x)`` that was never tried is proposed.  Before any
   budget has enough observations, every draw is random.
 
+``proposals="curve"`` replaces the densities, once a configuration reached ``max_epochs``, by the best
+of 64 random draws by the learning-curve model's upper confidence bound on the final score
+(:mod:`archsearch.oracles.learning_curves`); the default ``"tpe"`` keeps the paper's densities (the
+curve model chases the fast starters of curves that cross late, ``tests/test_bohb.py``'s ladder).
+
 ``min_model_budget`` keeps budgets below it out of the model.  The default,
 ``"auto"``, is the budget one rung below the full one, but never the smallest
 (3 epochs for ``max_epochs=9, factor=3``, 9 for ``max_epochs=27``); ``None``
@@ -113,7 +118,7 @@ class BOHBOracle(HyperbandOracle):
         self.model_budget = None
         if self.rng.random() < self.random_fraction:
             return super()._new_configuration()
-        if self.proposals == "curve" and not self.objective.is_pareto:
+        if self.proposals == "curve" and not self.objective.is_pareto and self.curves.can_propose(self.trials):
             values = self._curve_configuration()
             if values is not None:
                 self.model_budget = self.max_epochs

@@ -47,6 +47,9 @@ Rules worth knowing:
   runs brackets strictly one after another.
 * :meth:`checkpoints_to_keep` names the trials whose checkpoints a future
   promotion may still resume from; everything else can be deleted.
+* ``promotion="curve"`` ranks a round by the learning-curve model's predicted score at ``max_epochs``
+  (:mod:`archsearch.oracles.learning_curves`) instead of the current score (``"rank"``, the default:
+  on the crossing curves of ``bench/quality_bench.py`` the model's order did not do better here).
 * In a Pareto search a round keeps its best ``1/factor`` in MO-ASHA's order:
   non-dominated rank, then crowding distance (see :mod:`archsearch.oracles.asha`).
 

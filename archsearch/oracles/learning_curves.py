@@ -169,14 +169,19 @@ class CurveModel:
         mean = mean + np.polyval(fitted.trend, 1.0)
         return {t.id: float(m) for t, m in zip(members, mean)}
 
+    def can_propose(self, trials: Mapping[int, Trial], min_full: int = 1) -> bool:
+        """Whether :meth:`best_candidate` would choose: ``min_full`` configurations reached ``max_epochs``."""
+        fitted = self._fitted(trials)
+        return fitted is not None and sum(e >= self.max_epochs for e in fitted.reached.values()) >= min_full
+
     def best_candidate(self, trials: Mapping[int, Trial], candidates: Sequence[Mapping], kappa: float = UCB_KAPPA,
                        min_full: int = 1) -> int | None:
         """Index of the candidate configuration with the largest upper confidence bound on its final score
         (mean + ``kappa`` standard deviations at ``max_epochs``), or None while fewer than ``min_full``
         configurations were trained to the full budget (the model would only extrapolate)."""
-        fitted = self._fitted(trials)
-        if fitted is None or not candidates or sum(e >= self.max_epochs for e in fitted.reached.values()) < min_full:
+        if not candidates or not self.can_propose(trials, min_full):
             return None
+        fitted = self._fitted(trials)
         encoder = self._encoder_for()
         x = np.column_stack([encoder.encode_many(list(candidates)), np.ones(len(candidates))])
         mean, var = fitted.gp.predict(x)
