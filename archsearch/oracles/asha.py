@@ -270,7 +270,7 @@ class ASHAOracle(Oracle):
     def _rung_ranked(self, k: int, members: list[Trial]) -> list[Trial]:
         """A rung's done trials, best first: by predicted final score below the top when the model can say."""
         ranked = self._ranked(members)
-        if k < self.top and self.by_curves:
+        if k < self.top and self.by_curves and len(members) >= self.factor:  # else the rung promotes no one
             return self.curves.rank(self.trials, ranked, self.rungs[k])
         return ranked
 

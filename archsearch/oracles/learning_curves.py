@@ -86,6 +86,7 @@ class CurveModel:
         self.max_epochs = int(max_epochs)
         self._encoder: SpaceEncoder | None = None
         self._cache: tuple[tuple, _Fitted | None] | None = None
+        self._reach_cache: tuple[tuple, dict[int, int]] | None = None
 
     # ------------------------------------------------------------ the data
     def _coordinate(self, epoch: int) -> float:
@@ -128,9 +129,19 @@ class CurveModel:
         return self._encoder
 
     # ------------------------------------------------------------ fitting and predicting
+    def _key(self, trials: Mapping[int, Trial]) -> tuple:
+        return tuple((t.id, t.status, len(t.intermediate)) for t in trials.values() if t.status in (COMPLETED, PRUNED))
+
+    def _reached(self, trials: Mapping[int, Trial]) -> dict[int, int]:
+        """Root id -> the last epoch each configuration reached (cheap: no model is fitted)."""
+        key = self._key(trials)
+        if self._reach_cache is None or self._reach_cache[0] != key:
+            self._reach_cache = (key, {root: max(curve) for root, (_, curve) in self._curves(trials).items()})
+        return self._reach_cache[1]
+
     def _fitted(self, trials: Mapping[int, Trial]) -> _Fitted | None:
         """The model of the done trials, fitted once per state of the search."""
-        key = tuple((t.id, t.status, len(t.intermediate)) for t in trials.values() if t.status in (COMPLETED, PRUNED))
+        key = self._key(trials)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         fitted = self._fit(self._curves(trials))
@@ -152,14 +163,15 @@ class CurveModel:
             gp.fit(x, residual, theta=gp.theta, optimize=False)
         except (np.linalg.LinAlgError, ValueError):
             return None
-        reached = {root: max(curve) for root, (_, curve) in curves.items()}
-        return _Fitted(gp, trend, reached)
+        return _Fitted(gp, trend)
 
     def predict_final(self, trials: Mapping[int, Trial], members: Sequence[Trial], budget: int) -> dict[int, float] | None:
         """Each member's predicted score at ``max_epochs`` (to maximise: the objective's sign applied), or
         None while the model knows too little past ``budget`` to rank a rung of that budget."""
+        if sum(e > int(budget) for e in self._reached(trials).values()) < MIN_CONFIGURATIONS_ABOVE:
+            return None
         fitted = self._fitted(trials)
-        if fitted is None or sum(e > int(budget) for e in fitted.reached.values()) < MIN_CONFIGURATIONS_ABOVE:
+        if fitted is None:
             return None
         if not members:
             return {}
@@ -171,8 +183,8 @@ class CurveModel:
 
     def can_propose(self, trials: Mapping[int, Trial], min_full: int = 1) -> bool:
         """Whether :meth:`best_candidate` would choose: ``min_full`` configurations reached ``max_epochs``."""
-        fitted = self._fitted(trials)
-        return fitted is not None and sum(e >= self.max_epochs for e in fitted.reached.values()) >= min_full
+        return (sum(e >= self.max_epochs for e in self._reached(trials).values()) >= min_full
+                and self._fitted(trials) is not None)
 
     def best_candidate(self, trials: Mapping[int, Trial], candidates: Sequence[Mapping], kappa: float = UCB_KAPPA,
                        min_full: int = 1) -> int | None:
@@ -201,12 +213,11 @@ class CurveModel:
 
 
 class _Fitted:
-    """A fitted model: the GP on residuals, the trend in the epoch coordinate, how far each configuration got."""
+    """A fitted model: the GP on residuals and the trend in the epoch coordinate."""
 
-    def __init__(self, gp: GaussianProcess, trend: np.ndarray, reached: dict[int, int]) -> None:
+    def __init__(self, gp: GaussianProcess, trend: np.ndarray) -> None:
         self.gp = gp
         self.trend = trend
-        self.reached = reached
 
 
 def check_promotion(promotion: str) -> str:
