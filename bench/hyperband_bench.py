@@ -123,12 +123,14 @@ def run_keras_tuner(problem: CurveProblem, seed: int, cap: int) -> Run:
         return finals, len(oracle.trials)
 
 
-def run_optuna(problem: CurveProblem, seed: int, cap: int) -> Run:
+def run_optuna(problem: CurveProblem, seed: int, cap: int, run: int = 0) -> Run:
+    """TPE + HyperbandPruner; ``run`` > 0 renames the study (``bench_<seed>_run<run>``): the pruner assigns
+    trials to brackets by hashing the study name, so another name is another, equally valid run."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        study_name=f"bench_{seed}",  # its HyperbandPruner assigns brackets by hashing the study name
+        study_name=f"bench_{seed}" if not run else f"bench_{seed}_run{run}",
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=MAX_EPOCHS, reduction_factor=FACTOR),

@@ -28,12 +28,23 @@ best value beats every point outside the best basin/branch ("found best"),
 and the median seconds per suggestion (numpy/BLAS pinned to one thread).
 
 Multi-fidelity family (curves, max_epochs 27, factor 3), each contender
-spends ``--cap`` epochs: archsearch ``hyperband`` and ``bohb`` (promoted
-trials resume from their parent; as many iterations as the cap allows),
-Optuna TPE + ``HyperbandPruner`` and KerasTuner ``HyperbandOracle`` as in
-``bench/hyperband_bench.py``.  Loss after E epochs: 1 - the noise-free final
-score of the best-*observed* full-budget trial finished within E epochs;
-median and quartiles over seeds at 100, 300 and 600 epochs.
+spends ``--cap`` epochs: archsearch ``asha`` (until the cap), ``hyperband`` and
+``bohb`` (promoted trials resume from their parent; as many iterations as the
+cap allows), ``asha-random`` (ASHA as published: random proposals, promotion
+by current score), ``hyperband-curve`` (promotion by the learning-curve
+model), ``bohb-curve`` (proposals from it), Optuna TPE + ``HyperbandPruner`` and
+KerasTuner ``HyperbandOracle`` as in ``bench/hyperband_bench.py``.  Loss after
+E epochs: 1 - the noise-free final score of the best-*observed* full-budget
+trial finished within E epochs; median and quartiles over seeds at 100, 300
+and 600 epochs, and per seed: worse than archsearch Hyperband by > 0.02, and
+better / within 5% / worse than the best peer (lowest median at that budget).
+Optuna's ``HyperbandPruner`` assigns trials to brackets by hashing the study
+name, so runs under other names differ (``--optuna-run N`` names the study
+``bench_<seed>_runN``); ``--losses`` saves a run's per-seed losses and
+``--peers`` adds saved runs as rows:
+
+    for i in 1 2 3; do python bench/quality_bench.py --families curves --only optuna-tpe+hyperband-pruner --optuna-run $i --losses tpe$i.json; done
+    python bench/quality_bench.py --families curves --only archsearch-asha,archsearch-hyperband,archsearch-bohb --peers tpe1.json,tpe2.json,tpe3.json
 
     /tmp/benchvenv/bin/python bench/quality_bench.py                      # everything, held-out seeds
     python bench/quality_bench.py --only archsearch-bayesian --families deceptive --split dev --seeds 5
@@ -146,13 +157,14 @@ REFERENCE_ROWS = {"ceiling-fair-share"}  # run only where they apply (not conten
 # --------------------------------------------------------------------------- multi-fidelity contenders
 
 
-def run_mf_archsearch(problem, seed: int, cap: int, tuner: str):
-    """archsearch Hyperband or BOHB epoch by epoch through ask/report/tell, until ``cap`` epochs are spent."""
+def run_mf_archsearch(problem, seed: int, cap: int, tuner: str, **extra):
+    """archsearch ASHA, Hyperband or BOHB epoch by epoch through ask/report/tell, until ``cap`` epochs are spent."""
     space = HyperParameters.from_config(SPACE)
-    options = dict(max_epochs=MAX_EPOCHS, factor=3, min_epochs=1)
-    per_iteration = create_oracle("hyperband", space, "score", **options).total_epochs
-    oracle = create_oracle(tuner, HyperParameters.from_config(SPACE), "score", seed=seed,
-                           hyperband_iterations=math.ceil(cap / per_iteration), **options)
+    options = dict(max_epochs=MAX_EPOCHS, factor=3, min_epochs=1, **extra)
+    if tuner != "asha":  # ASHA has no iterations: it runs until the cap (drive's max_epochs_trained)
+        per_iteration = create_oracle("hyperband", space, "score", max_epochs=MAX_EPOCHS, factor=3).total_epochs
+        options["hyperband_iterations"] = math.ceil(cap / per_iteration)
+    oracle = create_oracle(tuner, HyperParameters.from_config(SPACE), "score", seed=seed, **options)
     done = drive(oracle, curve=problem.score, epochs=MAX_EPOCHS, max_epochs_trained=cap)
     finals = [(spent, trial.value, problem.true_score(trial.hparams)) for trial, spent in zip(done.told, done.epochs_at)
               if (trial.budget or MAX_EPOCHS) == MAX_EPOCHS]
@@ -160,9 +172,14 @@ def run_mf_archsearch(problem, seed: int, cap: int, tuner: str):
 
 
 MULTI = {
+    "archsearch-asha": lambda p, s, c: run_mf_archsearch(p, s, c, "asha"),
+    "archsearch-asha-random": lambda p, s, c: run_mf_archsearch(p, s, c, "asha", promotion="rank",
+                                                                 random_fraction=1.0),
     "archsearch-hyperband": lambda p, s, c: run_mf_archsearch(p, s, c, "hyperband"),
+    "archsearch-hyperband-curve": lambda p, s, c: run_mf_archsearch(p, s, c, "hyperband", promotion="curve"),
     "archsearch-bohb": lambda p, s, c: run_mf_archsearch(p, s, c, "bohb"),
-    "optuna-tpe+hyperband-pruner": hyperband_bench.run_optuna,
+    "archsearch-bohb-curve": lambda p, s, c: run_mf_archsearch(p, s, c, "bohb", proposals="curve"),
+    "optuna-tpe+hyperband-pruner": lambda p, s, c: hyperband_bench.run_optuna(p, s, c, run=OPTUNA_RUN[0]),
     "kerastuner-hyperband": hyperband_bench.run_keras_tuner,
 }
 LABELS = {
@@ -171,8 +188,12 @@ LABELS = {
     "optuna-gp": "Optuna GPSampler",
     "optuna-tpe": "Optuna TPE (multivariate)",
     "kerastuner-bayesian": "KerasTuner BayesianOptimization",
+    "archsearch-asha": "archsearch ASHA",
+    "archsearch-asha-random": "archsearch ASHA as published (random draws, promoted by current score)",
     "archsearch-hyperband": "archsearch Hyperband",
+    "archsearch-hyperband-curve": "archsearch Hyperband, promotion=curve",
     "archsearch-bohb": "archsearch BOHB",
+    "archsearch-bohb-curve": "archsearch BOHB, proposals=curve",
     "optuna-tpe+hyperband-pruner": "Optuna TPE + HyperbandPruner",
     "kerastuner-hyperband": "KerasTuner Hyperband",
     "ceiling-fair-share": "ceiling: best category known, trials/k in it (reference)",
@@ -220,32 +241,69 @@ def single_table(family: str, seeds: list[int], trials: int, names: list[str]) -
     return lines
 
 
-def multi_table(family: str, seeds: list[int], cap: int, names: list[str]) -> list[str]:
+OPTUNA_RUN = [0]  # --optuna-run: which study name, hence which bracket assignment, HyperbandPruner gets
+PEERS = ("optuna-tpe+hyperband-pruner", "kerastuner-hyperband")  # contenders that are not archsearch's
+WITHIN = 0.05  # per-seed counts: a loss within 5% of the best peer's on that seed is a tie
+
+
+def _losses(runs, budgets: list[int]) -> dict[int, list[float]]:
+    return {b: [1.0 - hyperband_bench.best_at(finals, b) for finals, _ in runs] for b in budgets}
+
+
+def _versus(mine: list[float], peer: list[float]) -> str:
+    """Seeds better / within 5% / worse than the peer's loss on the same seed."""
+    better = sum(m < p * (1 - WITHIN) for m, p in zip(mine, peer))
+    worse = sum(m > p * (1 + WITHIN) for m, p in zip(mine, peer))
+    return f"{better}/{len(mine) - better - worse}/{worse}"
+
+
+def multi_table(family: str, seeds: list[int], cap: int, names: list[str], losses_out: str = "",
+                peer_files: list[str] | None = None) -> list[str]:
+    """One row per contender (median [quartiles] loss at each budget), per-seed comparisons with archsearch
+    Hyperband and with the best peer; ``peer_files`` add rows saved by earlier runs (``--losses``): Optuna's
+    HyperbandPruner assigns brackets by Python's per-process string hash, so each process is another run."""
     budgets = [b for b in BUDGETS if b <= cap]
     crossing = [curves(s).crossing for s in seeds]
     lines = [f"### {family}: {len(seeds)} seeds ({seeds[0]}-{seeds[-1]}), crossing strength "
              f"{min(crossing):.2f}-{max(crossing):.2f}, loss = 1 - true final score of the best-observed "
              "full-budget trial (median [25%, 75%])", ""]
-    header = (["method"] + [f"@{b} epochs" for b in budgets]
-              + [f"seeds worse than archsearch Hyperband by > {WORSE_BY} (@{', @'.join(map(str, budgets))})",
-                 "trials", "total s"])
-    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    print("\n".join(lines), flush=True)
-    hyperband = [MULTI["archsearch-hyperband"](curves(s), s, cap)[0] for s in seeds]
+    hyperband = _losses([MULTI["archsearch-hyperband"](curves(s), s, cap) for s in seeds], budgets)
+    rows: dict[str, dict[int, list[float]]] = {}
+    info: dict[str, tuple[int, float]] = {}
     for name in names:
         start = time.perf_counter()
         runs = [MULTI[name](curves(s), s, cap) for s in seeds]
-        total = time.perf_counter() - start
-        cells = [LABELS[name]]
-        for b in budgets:
-            cells.append(_q([1.0 - hyperband_bench.best_at(finals, b) for finals, _ in runs]))
-        # Per instance, not per median: "at least as good as Hyperband" should hold seed by seed.
-        cells.append(", ".join(str(sum(hyperband_bench.best_at(h, b) - hyperband_bench.best_at(f, b) > WORSE_BY
-                                       for (f, _), h in zip(runs, hyperband))) for b in budgets))
-        cells += [str(int(np.median([n for _, n in runs]))), f"{total:.0f}"]
-        row = "| " + " | ".join(cells) + " |"
-        print(row, flush=True)
-        lines.append(row)
+        rows[LABELS[name]] = _losses(runs, budgets)
+        info[LABELS[name]] = (int(np.median([n for _, n in runs])), time.perf_counter() - start)
+    for i, path in enumerate(peer_files or [], 1):
+        import json
+
+        for label, per_budget in json.loads(Path(path).read_text()).items():
+            rows[f"{label} (run {i})"] = {int(b): v for b, v in per_budget.items()}
+    if losses_out:
+        import json
+
+        Path(losses_out).write_text(json.dumps({k: {str(b): v for b, v in r.items()} for k, r in rows.items()}))
+    peer_labels = [k for k in rows if any(k.startswith(LABELS[p]) for p in PEERS)]
+    best_peer = {b: min(peer_labels, key=lambda k: np.median(rows[k][b])) for b in budgets} if peer_labels else {}
+    header = (["method"] + [f"@{b} epochs" for b in budgets]
+              + [f"seeds worse than archsearch Hyperband by > {WORSE_BY} (@{', @'.join(map(str, budgets))})"]
+              + ([f"vs the best peer, better/within {WITHIN:.0%}/worse (@{', @'.join(map(str, budgets))})"]
+                 if best_peer else []) + ["trials", "total s"])
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for label, per_budget in rows.items():
+        cells = [label] + [_q(per_budget[b]) for b in budgets]
+        cells.append(", ".join(str(sum(m - h > WORSE_BY for m, h in zip(per_budget[b], hyperband[b])))
+                               for b in budgets))
+        if best_peer:
+            cells.append("-" if label in peer_labels else
+                         ", ".join(_versus(per_budget[b], rows[best_peer[b]][b]) for b in budgets))
+        n, seconds = info.get(label, (None, None))
+        cells += ["-" if n is None else str(n), "-" if seconds is None else f"{seconds:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    if best_peer:
+        lines += ["", "Best peer (lowest median) at " + ", ".join(f"@{b}: {best_peer[b]}" for b in budgets) + "."]
+    print("\n".join(lines), flush=True)
     return lines
 
 
@@ -258,15 +316,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--families", default=",".join(SINGLE_FIDELITY + MULTI_FIDELITY))
     parser.add_argument("--only", default="", help="comma-separated contender names")
     parser.add_argument("--out", default="", help="also write the tables to this file")
+    parser.add_argument("--optuna-run", type=int, default=0,
+                        help="TPE + HyperbandPruner's run number: another study name, so another bracket assignment")
+    parser.add_argument("--losses", default="", help="curves: write every row's per-seed losses to this JSON file")
+    parser.add_argument("--peers", default="", help="curves: comma-separated --losses files of earlier runs, "
+                        "added as rows (run 1, run 2, ...)")
     args = parser.parse_args(argv)
     seeds = list(HELD_OUT_SEEDS if args.split == "held-out" else DEVELOPMENT_SEEDS)[:args.seeds]
     only = set(filter(None, args.only.split(",")))
+    OPTUNA_RUN[0] = args.optuna_run
     lines: list[str] = []
     for family in args.families.split(","):
         if family in MULTI_FIDELITY:
             names = [n for n in MULTI if not only or n in only]
-            if names:
-                lines += multi_table(family, seeds, args.cap, names) + [""]
+            if names or args.peers:
+                lines += multi_table(family, seeds, args.cap, names, args.losses,
+                                     [p for p in args.peers.split(",") if p]) + [""]
         else:
             names = [n for n in SINGLE if not only or n in only]
             if names:

@@ -44,6 +44,11 @@ def curve(hparams: dict, epoch: int) -> float:
 
 
 def asha(**options) -> ASHAOracle:
+    """ASHA as published (rank by current score) unless told: most tests here pin that exact rule; the curve
+    model's promotions and proposals are pinned in tests/test_learning_curves.py and by the ``promotion="curve"``
+    cases."""
+    options.setdefault("promotion", "rank")
+    options.setdefault("random_fraction", 1.0 if options["promotion"] == "rank" else 1 / 3)
     return create_oracle("asha", space(), "score", **options)
 
 
@@ -496,11 +501,14 @@ def test_top_rung_failed_and_pruned_trials_are_not_kept():
 
 
 @pytest.mark.parametrize(
-    "limits", [dict(max_trials=40), dict(max_epochs_total=150), dict(max_trials=25, max_epochs_total=70)]
+    "limits,workers,promotion", [(dict(max_trials=40), 1, "rank"), (dict(max_trials=40), 3, "rank"),
+                                 (dict(max_epochs_total=150), 1, "rank"), (dict(max_epochs_total=150), 3, "rank"),
+                                 (dict(max_trials=25, max_epochs_total=70), 1, "rank"),
+                                 (dict(max_trials=25, max_epochs_total=70), 3, "rank"),
+                                 (dict(max_epochs_total=150), 2, "curve")]
 )
-@pytest.mark.parametrize("workers", [1, 3])
-def test_no_promotion_ever_resumes_from_a_deleted_checkpoint(limits, workers):
-    oracle = asha(max_epochs=27, factor=3, seed=11, **limits)
+def test_no_promotion_ever_resumes_from_a_deleted_checkpoint(limits, workers, promotion):
+    oracle = asha(max_epochs=27, factor=3, seed=11, promotion=promotion, **limits)
     sim = Sim(oracle, workers=workers, fail=some_fail, prune=prune_weak_promotions).run()
     assert sim.resumed_from_deleted == []
     assert any(t.resume_from is not None for t in oracle.trials.values())
@@ -529,10 +537,14 @@ def test_checkpoints_survive_an_adversarial_order_of_results():
 # --------------------------------------------------------------------------- restore
 
 
-@pytest.mark.parametrize("limits", [dict(max_trials=30), dict(max_epochs_total=110)])
-@pytest.mark.parametrize("workers", [1, 2, 4])
-def test_restore_at_random_points_reproduces_the_uninterrupted_search(limits, workers):
-    options = dict(max_epochs=27, factor=3, seed=7, **limits)
+# The curve model's restore (the default ASHA) is tests/test_oracle_contract.py's.
+@pytest.mark.parametrize(
+    "limits,workers,promotion", [(dict(max_trials=30), 1, "rank"), (dict(max_trials=30), 2, "rank"),
+                                 (dict(max_trials=30), 4, "rank"), (dict(max_epochs_total=110), 1, "rank"),
+                                 (dict(max_epochs_total=110), 2, "rank"), (dict(max_epochs_total=110), 4, "rank")]
+)
+def test_restore_at_random_points_reproduces_the_uninterrupted_search(limits, workers, promotion):
+    options = dict(max_epochs=27, factor=3, seed=7, promotion=promotion, **limits)
     kwargs = dict(workers=workers, fail=some_fail, prune=prune_weak_promotions)
     whole = Sim(asha(**options), **kwargs).run()
     steps = len(whole.events) + whole.refusals_while_new_possible + 50
@@ -640,8 +652,8 @@ def compare(fn, seeds=range(10), max_epochs: int = 27, workers: int = 2) -> dict
         hb_sim = Sim(hb, workers=workers, fn=fn).run()
         record("hyperband", hb_sim)
         # ASHA without limits, stopped at Hyperband's wall time (what still trains then does not count).
-        ash = create_oracle("asha", HyperParameters.from_config(COMPARE_SPACE), "score",
-                            max_epochs=max_epochs, factor=3, seed=seed)
+        ash = create_oracle("asha", HyperParameters.from_config(COMPARE_SPACE), "score", max_epochs=max_epochs,
+                            factor=3, seed=seed, promotion="rank", random_fraction=1.0)  # the published rules
         record("asha", Sim(ash, workers=workers, fn=fn, wall=hb_sim.time).run())
     return {name: {k: sum(v) / len(v) for k, v in d.items()} for name, d in out.items()}
 

@@ -35,6 +35,20 @@ The rule, at every ``ask()``
     ASHA is one bracket with minimum early-stopping rate 0), ``round`` and
     ``rung`` (both the rung index) and ``parent``.
 
+    "Best" in a rung below the top is, by default (``promotion="curve"``), the predicted score at
+    ``max_epochs`` of :class:`~archsearch.oracles.learning_curves.CurveModel` (a Gaussian process over
+    configuration and epoch fitted on every trial's curve), once 3 configurations went past the rung;
+    until then, for trials without a score and in a Pareto search, the current score, as
+    ``promotion="rank"`` (the paper's rule) always does.  Where curves cross (fast starters that end
+    poorly) this keeps the slow configurations that end best; since the model's order can change with
+    every result, a rung may promote more than its ``1/factor`` over a search, and the checkpoint
+    bound below keeps every completed, never-promoted trial below the top until the search ends.
+
+    New configurations: a ``random_fraction`` share (default 1/3) is drawn as ``sampler`` says; the rest
+    are the best of 64 random draws by the model's upper confidence bound on the final score, once a
+    configuration reached ``max_epochs`` (random draws before that and in a Pareto search;
+    ``random_fraction=1`` is the paper's ASHA).
+
     Ray Tune's ``ASHAScheduler`` only *stops* trials at the rungs and never
     resumes a stopped one; this oracle promotes, as the paper describes: a
     trial is trained to a rung, stops, and may later continue from its
@@ -120,6 +134,7 @@ from archsearch.oracles.base import (
     Trial,
     register_oracle,
 )
+from archsearch.oracles.learning_curves import CANDIDATES, CurveModel, check_promotion, check_random_fraction
 from archsearch.oracles.random import MAX_DRAWS_PER_ASK
 from archsearch.oracles.successive_halving import check_settings, max_bracket
 from archsearch.oracles.unit_points import UnitPoints
@@ -148,15 +163,20 @@ class ASHAOracle(Oracle):
         max_trials: int | None = None,
         max_epochs_total: int | None = None,
         sampler: str = "random",
+        promotion: str = "curve",
+        random_fraction: float = 1 / 3,
         **kwargs: Any,
     ) -> None:
         super().__init__(hyperparameters, objective, max_trials=None, **kwargs)
+        self.promotion = check_promotion(promotion)
+        self.random_fraction = check_random_fraction(random_fraction)
         self.points = UnitPoints(sampler, self.seed, self.rng)
         self.max_epochs, self.factor, self.min_epochs = check_settings(max_epochs, factor, min_epochs)
         self.rungs: list[int] = rung_budgets(self.max_epochs, self.factor, self.min_epochs)
         self.max_configurations = _limit(max_trials, "tuner.max_trials", 1)
         self.max_epochs_total = _limit(max_epochs_total, "tuner.max_epochs_total", self.min_epochs)
         self._space_exhausted = False
+        self.curves = CurveModel(self.hyperparameters, self.objective, self.rungs, self.max_epochs)
 
     # ------------------------------------------------------------ the plan
     @property
@@ -240,7 +260,19 @@ class ASHAOracle(Oracle):
                 active[k] += 1
             elif t.done:
                 done[k].append(t)
-        return [self._ranked(members) for members in done], active, promoted
+        return [self._rung_ranked(k, members) for k, members in enumerate(done)], active, promoted
+
+    @property
+    def by_curves(self) -> bool:
+        """Whether rungs are ranked by the learning-curve model (single objective only: see learning_curves)."""
+        return self.promotion == "curve" and not self.objective.is_pareto
+
+    def _rung_ranked(self, k: int, members: list[Trial]) -> list[Trial]:
+        """A rung's done trials, best first: by predicted final score below the top when the model can say."""
+        ranked = self._ranked(members)
+        if k < self.top and self.by_curves and len(members) >= self.factor:  # else the rung promotes no one
+            return self.curves.rank(self.trials, ranked, self.rungs[k])
+        return ranked
 
     @staticmethod
     def _promotable(t: Trial, promoted: set[int]) -> bool:
@@ -265,7 +297,26 @@ class ASHAOracle(Oracle):
 
     # ------------------------------------------------------------ proposing
     def _new_configuration(self) -> dict[str, Any] | None:
-        """Values never tried before, drawn like RandomSearchOracle draws them; None when none can be found."""
+        """Values never tried before; None when none can be found.
+
+        Outside the ``random_fraction`` share, and once the curve model knows enough full-budget results,
+        the candidate with the best upper confidence bound on its final score among :data:`CANDIDATES`
+        random draws; otherwise drawn like RandomSearchOracle draws them (Sobol or random).
+        """
+        # The model is asked only once it can choose, so until then the draws are the paper's ASHA's.
+        if (self.random_fraction < 1.0 and not self.objective.is_pareto and self.curves.can_propose(self.trials)
+                and self.rng.random() >= self.random_fraction):
+            values = self._model_configuration()
+            if values is not None:
+                return values
+        return self._drawn_configuration()
+
+    def _model_configuration(self) -> dict[str, Any] | None:
+        candidates = [v for v in (self.hyperparameters.sample(self.rng) for _ in range(CANDIDATES)) if self.is_new(v)]
+        best = self.curves.best_candidate(self.trials, candidates)
+        return None if best is None else candidates[best]
+
+    def _drawn_configuration(self) -> dict[str, Any] | None:
         for _ in range(MAX_DRAWS_PER_ASK):
             values = self.hyperparameters.sample(self.rng, unit=self.points.next(len(self.hyperparameters.space)))
             if self.is_new(values):
@@ -305,6 +356,8 @@ class ASHAOracle(Oracle):
         """Trials whose checkpoints a promotion may still resume from (see the module docstring)."""
         done, active, promoted = self._rung_members()
         running = [t for t in self.trials.values() if t.status in ACTIVE]
+        if self.by_curves and not running and self._algorithm_finished():
+            return set()  # the model's ranking only moves with new results: none will come
         keep: set[int] = set()
         for t in running:
             if t.resume_from is not None:
@@ -337,7 +390,7 @@ class ASHAOracle(Oracle):
                 ahead = completed if above is None else above[t.id]
                 if t.id in promoted:
                     promoted_here += 1
-                elif ahead < slots and self.rungs[k + 1] - int(t.budget) <= left:
+                elif (ahead < slots or self.by_curves) and self.rungs[k + 1] - int(t.budget) <= left:
                     keep.add(t.id)
                     candidates += 1
                 completed += 1

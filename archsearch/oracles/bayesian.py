@@ -76,8 +76,9 @@ The first ``num_initial_points`` trials are scrambled Sobol points.  Default:
 with EHVI, as Optuna's GPSampler: on the development seeds 100-102 of
 ``bench/pareto_bench.py`` at 50 trials, 10 gave ZDT1 and ZDT3 fronts larger by 1%
 and 3.5% on average than 20, the NAS problem's alike), and at most half of
-``max_trials`` when that is set (so a short search still uses the model).  Everything is drawn from the oracle's seeded generator, so a search
-is reproducible and ``restore`` replays it exactly.
+``max_trials`` when that is set (so a short search still uses the model).
+Everything is drawn from the oracle's seeded generator, so a search is
+reproducible and ``restore`` replays it exactly.
 """
 
 from __future__ import annotations

@@ -16,6 +16,11 @@ For each new configuration:
   one maximising ``l(x) / g(x)`` that was never tried is proposed.  Before any
   budget has enough observations, every draw is random.
 
+``proposals="curve"`` replaces the densities, once a configuration reached ``max_epochs``, by the best
+of 64 random draws by the learning-curve model's upper confidence bound on the final score
+(:mod:`archsearch.oracles.learning_curves`); the default ``"tpe"`` keeps the paper's densities (the
+curve model chases the fast starters of curves that cross late, ``tests/test_bohb.py``'s ladder).
+
 ``min_model_budget`` keeps budgets below it out of the model.  The default,
 ``"auto"``, is the budget one rung below the full one, but never the smallest
 (3 epochs for ``max_epochs=9, factor=3``, 9 for ``max_epochs=27``); ``None``
@@ -55,7 +60,9 @@ from archsearch.space.categorical import Boolean, Choice, Fixed
 from archsearch.space.parameters import HyperParameter
 from archsearch.oracles.base import COMPLETED, FAILED, PRUNED, register_oracle
 from archsearch.oracles.hyperband import HyperbandOracle
+from archsearch.oracles.learning_curves import CANDIDATES
 
+PROPOSALS = ("curve", "tpe")
 TOP_FRACTION = 0.15  # the "good" share of observations (the paper's q)
 NUM_SAMPLES = 64  # candidates drawn from l(x) per new configuration
 BANDWIDTH_FACTOR = 3.0  # widening of l's bandwidths when sampling candidates
@@ -68,11 +75,17 @@ class BOHBOracle(HyperbandOracle):
 
     def __init__(self, hyperparameters=None, objective=None, random_fraction: float = 1 / 3,
                  min_points_in_model: int | None = None, min_model_budget: str | int | None = "auto",
-                 schedule: str = "archsearch", **kwargs: Any) -> None:
+                 schedule: str = "archsearch", proposals: str = "tpe", promotion: str = "rank",
+                 **kwargs: Any) -> None:
         # The paper's brackets: BOHB is archsearch's own (KerasTuner has none), as its benchmarks measured it.
         # Its other defaults are Hyperband's (kt.Hyperband's max_epochs=100, hyperband_iterations=1);
         # conf/tuner/bohb.yaml runs 2 iterations of max_epochs=9, so that its model has results to fit.
-        super().__init__(hyperparameters, objective, schedule=schedule, **kwargs)
+        super().__init__(hyperparameters, objective, schedule=schedule, promotion=promotion, **kwargs)
+        if proposals not in PROPOSALS:
+            raise ConfigError("tuner.proposals", f"unknown proposal model {proposals!r}",
+                              "choose tpe (the paper's densities, the default) or curve (the learning-curve "
+                              "model's best upper confidence bound once a configuration reached max_epochs)")
+        self.proposals = proposals
         try:
             random_fraction = float(random_fraction)
         except (TypeError, ValueError):
@@ -105,6 +118,12 @@ class BOHBOracle(HyperbandOracle):
         self.model_budget = None
         if self.rng.random() < self.random_fraction:
             return super()._new_configuration()
+        if self.proposals == "curve" and not self.objective.is_pareto and self.curves.can_propose(self.trials):
+            values = self._curve_configuration()
+            if values is not None:
+                self.model_budget = self.max_epochs
+                self.num_model_configurations += 1
+                return values
         model = self._fit_model()
         if model is None:
             return super()._new_configuration()
@@ -114,6 +133,13 @@ class BOHBOracle(HyperbandOracle):
         self.model_budget = model.budget
         self.num_model_configurations += 1
         return values
+
+    def _curve_configuration(self) -> dict[str, Any] | None:
+        """The best of :data:`CANDIDATES` random draws by the curve model's upper confidence bound on the final
+        score, once a configuration reached ``max_epochs`` (see :mod:`archsearch.oracles.learning_curves`)."""
+        candidates = [v for v in (self.hyperparameters.sample(self.rng) for _ in range(CANDIDATES)) if self.is_new(v)]
+        best = self.curves.best_candidate(self.trials, candidates)
+        return None if best is None else candidates[best]
 
     def _searched(self) -> list[HyperParameter]:
         return [p for p in self.hyperparameters.space.values() if not _single_valued(p)]

@@ -47,6 +47,9 @@ Rules worth knowing:
   runs brackets strictly one after another.
 * :meth:`checkpoints_to_keep` names the trials whose checkpoints a future
   promotion may still resume from; everything else can be deleted.
+* ``promotion="curve"`` ranks a round by the learning-curve model's predicted score at ``max_epochs``
+  (:mod:`archsearch.oracles.learning_curves`) instead of the current score (``"rank"``, the default:
+  on the crossing curves of ``bench/quality_bench.py`` the model's order did not do better here).
 * In a Pareto search a round keeps its best ``1/factor`` in MO-ASHA's order:
   non-dominated rank, then crowding distance (see :mod:`archsearch.oracles.asha`).
 
@@ -68,6 +71,7 @@ from typing import Any
 
 from archsearch.errors import ConfigError
 from archsearch.oracles.base import COMPLETED, INTERRUPTED, RUNNING, Oracle, Proposal, Trial, register_oracle
+from archsearch.oracles.learning_curves import CurveModel, check_promotion
 from archsearch.oracles.random import MAX_DRAWS_PER_ASK
 from archsearch.oracles.successive_halving import ARCHSEARCH, KERAS_TUNER, Bracket, check_schedule, check_settings
 from archsearch.oracles.successive_halving import schedule_brackets
@@ -109,10 +113,12 @@ class HyperbandOracle(Oracle):
         hyperband_iterations: int = 1,
         sampler: str = "sobol",
         schedule: str = KERAS_TUNER,  # kt.Hyperband's plan in Python; the command line runs the paper's
+        promotion: str = "rank",  # or "curve"; measured no better here (bench/RESULTS.md, issue 29)
         **kwargs: Any,
     ) -> None:
         super().__init__(hyperparameters, objective, **kwargs)
         self.schedule_name = check_schedule(schedule)
+        self.promotion = check_promotion(promotion)
         self.points = UnitPoints(sampler, self.seed, self.rng)
         self.max_epochs, self.factor, self.min_epochs = check_settings(max_epochs, factor, min_epochs)
         if isinstance(hyperband_iterations, bool) or not _is_int(hyperband_iterations) or int(hyperband_iterations) < 1:
@@ -127,6 +133,8 @@ class HyperbandOracle(Oracle):
         self._space_exhausted = False
         self._proposing: BracketRun | None = None
         self._current_budget: int | None = None
+        budgets = sorted({r.budget for b in self.schedule for r in b.rounds})
+        self.curves = CurveModel(self.hyperparameters, self.objective, budgets, self.max_epochs)
 
     # ------------------------------------------------------------ the plan
     @property
@@ -236,6 +244,8 @@ class HyperbandOracle(Oracle):
                 run.done = True
                 return
             ranked = self._ranked(members)
+            if self.promotion == "curve" and not self.objective.is_pareto:
+                ranked = self.curves.rank(self.trials, ranked, run.plan.rounds[run.round].budget)
             keep = self._num_promoted(run, len(members), len(ranked))
             if keep == 0:
                 run.done = True

@@ -1,0 +1,245 @@
+"""A learning-curve model for multi-fidelity promotions (issue 29): rank by the predicted *final* score.
+
+Successive halving (ASHA, Hyperband, BOHB) promotes the best ``1/factor`` of a rung by the score the
+trials have *now*.  When curves cross -- high learning rates look best after an epoch and end poorly,
+the short-horizon bias of learning-rate sweeps -- that promotes the fast starters and drops the slow
+configurations that end best.  :class:`CurveModel` predicts, for every trial of a rung, its score at
+``max_epochs`` from what every trial of the search has reported so far, so a rung can promote by
+that prediction instead.
+
+The model is a small Gaussian process over (configuration, epoch), in the spirit of freeze-thaw and
+DyHPO: inputs are the configuration in the unit cube (:class:`~archsearch.oracles.encoding.SpaceEncoder`)
+plus ``log(epoch) / log(max_epochs)``; outputs the reported scores (maximised), less a linear trend in
+that epoch coordinate (scores rise with training; without the trend an unexplored corner would be
+predicted at the average of all epochs).  Each configuration contributes its curve -- merged over the
+trials that continued it (``resume_from``) -- at the rung budgets it reached and at its last epoch.  The
+prediction at ``(configuration, max_epochs)`` then combines the configuration's own curve (when the
+epochs correlate, a trial that leads now is predicted to lead at the end) with how *similar*
+configurations ended (when they do not: the slow starter next to configurations that ended well is
+predicted to end well too), and the fitted length scales decide which of the two counts.
+
+A rung is ranked by the model only once it knows something beyond the rung: at least
+:data:`MIN_CONFIGURATIONS_ABOVE` configurations reported an epoch past the rung's budget.  Before that,
+and for trials without a score, the rank by current score stays.
+
+Everything is a pure function of the done trials (running ones are left out until they report their
+end), so a restored search that replays the same asks and tells makes the same promotions, and the fit
+starts from the prior's mode with no random restarts (deterministic, no seed needed).  Kernel
+hyperparameters are fitted on at most :data:`FIT_POINTS` evenly spaced points, then the model is
+conditioned on all of them: a fit costs a few tens of milliseconds at hundreds of configurations.
+Single objective only: a Pareto search keeps MO-ASHA's non-dominated order (a curve model per
+objective would have to extrapolate measures such as ``params`` that do not move with epochs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from archsearch.oracles.base import COMPLETED, PRUNED, Trial
+from archsearch.oracles.encoding import SpaceEncoder
+from archsearch.oracles.gp import GaussianProcess
+
+MIN_CONFIGURATIONS_ABOVE = 3  # configurations seen past a rung's budget before the model ranks the rung
+FIT_POINTS = 60  # points the kernel's hyperparameters are fitted on (all points condition the model)
+FIT_ITERATIONS = 60  # L-BFGS-B iterations of that fit
+PROMOTIONS = ("curve", "rank")
+CANDIDATES = 64  # random configurations the model scores for each model-based new configuration
+UCB_KAPPA = 1.0  # standard deviations added to the predicted final score when choosing among candidates
+
+
+def lineage(trial: Trial, trials: Mapping[int, Trial]) -> list[Trial]:
+    """The trial and the trials it continued (``resume_from``), oldest first."""
+    chain = [trial]
+    seen = {trial.id}
+    while chain[0].resume_from is not None and int(chain[0].resume_from) in trials:
+        parent = trials[int(chain[0].resume_from)]
+        if parent.id in seen:  # a malformed history: never loop
+            break
+        seen.add(parent.id)
+        chain.insert(0, parent)
+    return chain
+
+
+def merged_curve(chain: Sequence[Trial]) -> dict[int, float]:
+    """Epoch -> reported value over a chain of continued trials (a child's epochs win); a trial that
+    reported no epoch contributes its final value at its budget."""
+    curve: dict[int, float] = {}
+    for t in chain:
+        for epoch, value in t.intermediate.items():
+            if value is not None and math.isfinite(value):
+                curve[int(epoch)] = float(value)
+        if t.status == COMPLETED and t.value is not None and t.budget is not None and int(t.budget) not in curve:
+            curve[int(t.budget)] = float(t.value)
+    return curve
+
+
+class CurveModel:
+    """Predicts each trial's score at ``max_epochs`` from every curve seen so far (see the module docstring)."""
+
+    def __init__(self, hyperparameters, objective, budgets: Sequence[int], max_epochs: int) -> None:
+        self.hyperparameters = hyperparameters
+        self.objective = objective
+        self.budgets = sorted({int(b) for b in budgets})
+        self.max_epochs = int(max_epochs)
+        self._encoder: SpaceEncoder | None = None
+        self._cache: tuple[tuple, _Fitted | None] | None = None
+        self._reach_cache: tuple[tuple, dict[int, int]] | None = None
+
+    # ------------------------------------------------------------ the data
+    def _coordinate(self, epoch: int) -> float:
+        """``log(epoch) / log(max_epochs)``: 0 at one epoch, 1 at the full budget."""
+        if self.max_epochs <= 1:
+            return 1.0
+        return math.log(max(1, epoch)) / math.log(self.max_epochs)
+
+    def _curves(self, trials: Mapping[int, Trial]) -> dict[int, tuple[dict, dict[int, float]]]:
+        """Root id -> (values, merged curve) of every configuration with a done, scored trial."""
+        out: dict[int, tuple[dict, dict[int, float]]] = {}
+        for t in sorted(trials.values(), key=lambda t: t.id):
+            if t.status not in (COMPLETED, PRUNED):
+                continue
+            chain = lineage(t, trials)
+            chain = [c for c in chain if c.status in (COMPLETED, PRUNED)]
+            curve = merged_curve(chain)
+            if not curve:
+                continue
+            root = chain[0].id
+            values, known = out.get(root, (dict(t.hparams), {}))
+            out[root] = (values, {**known, **curve})
+        return out
+
+    def _points(self, curves: dict[int, tuple[dict, dict[int, float]]]) -> tuple[np.ndarray, np.ndarray]:
+        encoder = self._encoder_for()
+        rows, ys = [], []
+        for root in sorted(curves):
+            values, curve = curves[root]
+            last = max(curve)
+            x = encoder.encode(values)
+            for epoch in sorted({e for e in curve if e in self.budgets} | {last}):
+                rows.append(np.append(x, self._coordinate(epoch)))
+                ys.append(self.objective.sign * curve[epoch])
+        return np.array(rows), np.array(ys)
+
+    def _encoder_for(self) -> SpaceEncoder:
+        if self._encoder is None or not self._encoder.matches(self.hyperparameters):
+            self._encoder = SpaceEncoder(self.hyperparameters)
+        return self._encoder
+
+    # ------------------------------------------------------------ fitting and predicting
+    def _key(self, trials: Mapping[int, Trial]) -> tuple:
+        return tuple((t.id, t.status, len(t.intermediate)) for t in trials.values() if t.status in (COMPLETED, PRUNED))
+
+    def _reached(self, trials: Mapping[int, Trial]) -> dict[int, int]:
+        """Root id -> the last epoch each configuration reached (cheap: no model is fitted)."""
+        key = self._key(trials)
+        if self._reach_cache is None or self._reach_cache[0] != key:
+            self._reach_cache = (key, {root: max(curve) for root, (_, curve) in self._curves(trials).items()})
+        return self._reach_cache[1]
+
+    def _fitted(self, trials: Mapping[int, Trial]) -> _Fitted | None:
+        """The model of the done trials, fitted once per state of the search."""
+        key = self._key(trials)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        fitted = self._fit(self._curves(trials))
+        self._cache = (key, fitted)
+        return fitted
+
+    def _fit(self, curves: dict[int, tuple[dict, dict[int, float]]]) -> _Fitted | None:
+        if len(curves) < MIN_CONFIGURATIONS_ABOVE + 1:
+            return None
+        x, y = self._points(curves)
+        if len(y) < 4 or not np.all(np.isfinite(y)) or float(np.ptp(y)) <= 0.0:
+            return None
+        trend = np.polyfit(x[:, -1], y, 1) if float(np.ptp(x[:, -1])) > 0 else np.array([0.0, float(np.mean(y))])
+        residual = y - np.polyval(trend, x[:, -1])
+        subset = np.unique(np.round(np.linspace(0, len(y) - 1, min(len(y), FIT_POINTS))).astype(int))
+        gp = GaussianProcess(restarts=0, maxiter=FIT_ITERATIONS)
+        try:
+            gp.fit(x[subset], residual[subset])
+            gp.fit(x, residual, theta=gp.theta, optimize=False)
+        except (np.linalg.LinAlgError, ValueError):
+            return None
+        return _Fitted(gp, trend)
+
+    def predict_final(self, trials: Mapping[int, Trial], members: Sequence[Trial], budget: int) -> dict[int, float] | None:
+        """Each member's predicted score at ``max_epochs`` (to maximise: the objective's sign applied), or
+        None while the model knows too little past ``budget`` to rank a rung of that budget."""
+        if sum(e > int(budget) for e in self._reached(trials).values()) < MIN_CONFIGURATIONS_ABOVE:
+            return None
+        fitted = self._fitted(trials)
+        if fitted is None:
+            return None
+        if not members:
+            return {}
+        encoder = self._encoder_for()
+        x = np.stack([np.append(encoder.encode(t.hparams), 1.0) for t in members])
+        mean, _ = fitted.gp.predict(x)
+        mean = mean + np.polyval(fitted.trend, 1.0)
+        return {t.id: float(m) for t, m in zip(members, mean)}
+
+    def can_propose(self, trials: Mapping[int, Trial], min_full: int = 1) -> bool:
+        """Whether :meth:`best_candidate` would choose: ``min_full`` configurations reached ``max_epochs``."""
+        return (sum(e >= self.max_epochs for e in self._reached(trials).values()) >= min_full
+                and self._fitted(trials) is not None)
+
+    def best_candidate(self, trials: Mapping[int, Trial], candidates: Sequence[Mapping], kappa: float = UCB_KAPPA,
+                       min_full: int = 1) -> int | None:
+        """Index of the candidate configuration with the largest upper confidence bound on its final score
+        (mean + ``kappa`` standard deviations at ``max_epochs``), or None while fewer than ``min_full``
+        configurations were trained to the full budget (the model would only extrapolate)."""
+        if not candidates or not self.can_propose(trials, min_full):
+            return None
+        fitted = self._fitted(trials)
+        encoder = self._encoder_for()
+        x = np.column_stack([encoder.encode_many(list(candidates)), np.ones(len(candidates))])
+        mean, var = fitted.gp.predict(x)
+        return int(np.argmax(mean + kappa * np.sqrt(var)))
+
+    def rank(self, trials: Mapping[int, Trial], ranked: list[Trial], budget: int) -> list[Trial]:
+        """``ranked`` (best first by current score) reordered by predicted final score where the model can
+        say; trials without a score keep their place at the end."""
+        scored = [t for t in ranked if t.status == COMPLETED and t.value is not None]
+        if len(scored) < 2:
+            return ranked
+        predicted = self.predict_final(trials, scored, budget)
+        if predicted is None:
+            return ranked
+        ids = {t.id for t in scored}
+        return sorted(scored, key=lambda t: (-predicted[t.id], t.id)) + [t for t in ranked if t.id not in ids]
+
+
+class _Fitted:
+    """A fitted model: the GP on residuals and the trend in the epoch coordinate."""
+
+    def __init__(self, gp: GaussianProcess, trend: np.ndarray) -> None:
+        self.gp = gp
+        self.trend = trend
+
+
+def check_promotion(promotion: str) -> str:
+    """``promotion`` if it is a known rule; a ConfigError naming the choices otherwise."""
+    from archsearch.errors import ConfigError
+
+    if not isinstance(promotion, str) or promotion not in PROMOTIONS:
+        raise ConfigError("tuner.promotion", f"unknown promotion rule {promotion!r}",
+                          "choose curve (rank a rung by the learning-curve model's predicted final score) or "
+                          "rank (by the current score, as successive halving was published)")
+    return promotion
+
+
+def check_random_fraction(value) -> float:
+    """A share in [0, 1]; a ConfigError naming ``tuner.random_fraction`` otherwise."""
+    from archsearch.errors import ConfigError
+
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        share = math.nan
+    if isinstance(value, bool) or not 0.0 <= share <= 1.0:
+        raise ConfigError("tuner.random_fraction", f"must be a number in [0, 1], got {value!r}",
+                          "1/3 (the default) keeps a third of new configurations random; 1 = all random")
+    return share
