@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bayesian_bench  # noqa: E402
+from gp_standard_bench import compare  # noqa: E402  (per seed: better / within 5% / worse than the peer)
 from problem_families import Instance  # noqa: E402
 
 DEVELOPMENT_SEEDS = tuple(range(10))
@@ -61,7 +62,6 @@ ACTS = ("a0", "a1", "a2")
 LR = (1e-4, 1e-1)
 UNITS = (8, 256)
 MIN_GAP = 0.05  # every other pair's floor lies at least this much above the best pair's
-WITHIN = 0.05
 
 
 def _units(h: Mapping[str, Any]) -> np.ndarray:
@@ -183,16 +183,6 @@ def print_table(results: dict[str, dict[str, Any]], seeds: tuple[int, ...], tria
     print(flush=True)
 
 
-def compare(mine: list[float], peer: list[float]) -> str:
-    better = within = worse = 0
-    for a, b in zip(mine, peer):
-        if abs(a - b) <= WITHIN * max(abs(b), 1e-12):
-            within += 1
-        elif a < b:
-            better += 1
-        else:
-            worse += 1
-    return f"{better} / {within} / {worse}"
 
 
 if __name__ == "__main__":
