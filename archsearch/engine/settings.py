@@ -140,8 +140,8 @@ class TunerSettings:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
-    # Trials at a time: auto is one per visible GPU (1 without one).  The Python API's Tuner(parallel_trials=1)
-    # mirrors KerasTuner instead (one at a time).
+    # Trials at a time: auto is executor.trials_per_gpu per visible GPU (1 without one).  The Python API's
+    # Tuner(parallel_trials=1) mirrors KerasTuner instead (one at a time).
     parallel_trials: int | str = "auto"
 
     @classmethod
