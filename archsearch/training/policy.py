@@ -59,33 +59,36 @@ FLOAT16_CAPABILITY = (7, 0)  # Volta and later: float16 tensor cores
 
 
 # ------------------------------------------------------------------ the settings, checked
-def mixed_precision_setting(value: Any, field: str = "trainer.mixed_precision") -> str | bool:
-    """``auto``, ``true``, ``false``, ``mixed_float16`` or ``mixed_bfloat16`` (booleans read as
-    :func:`archsearch.core.checks.boolean` does); anything else is a ConfigError naming ``field``."""
+def _word_or_boolean(value: Any, words: tuple[str, ...]) -> str | bool | None:
+    """One of ``words``, or a boolean (read as :func:`archsearch.core.checks.boolean` reads it); None otherwise."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
         word = value.strip().lower()
-        if word in (AUTO, *MIXED_POLICIES):
+        if word in words:
             return word
         if word in TRUE_WORDS or word in FALSE_WORDS:
             return word in TRUE_WORDS
-    raise ConfigError(field, f"{value!r} is not a mixed precision setting",
-                      "use auto (on when a GPU is present), true, false, mixed_float16 or mixed_bfloat16")
+    return None
+
+
+def mixed_precision_setting(value: Any, field: str = "trainer.mixed_precision") -> str | bool:
+    """``auto``, ``true``, ``false``, ``mixed_float16`` or ``mixed_bfloat16``; anything else is a ConfigError
+    naming ``field``."""
+    setting = _word_or_boolean(value, (AUTO, *MIXED_POLICIES))
+    if setting is None:
+        raise ConfigError(field, f"{value!r} is not a mixed precision setting",
+                          "use auto (on when a GPU is present), true, false, mixed_float16 or mixed_bfloat16")
+    return setting
 
 
 def jit_compile_setting(value: Any, field: str = "trainer.jit_compile") -> str | bool:
     """``auto``, ``true`` or ``false``."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word == AUTO:
-            return AUTO
-        if word in TRUE_WORDS or word in FALSE_WORDS:
-            return word in TRUE_WORDS
-    raise ConfigError(field, f"{value!r} is not a jit_compile setting",
-                      "use auto (Keras's choice per backend and device), true (XLA) or false")
+    setting = _word_or_boolean(value, (AUTO,))
+    if setting is None:
+        raise ConfigError(field, f"{value!r} is not a jit_compile setting",
+                          "use auto (Keras's choice per backend and device), true (XLA) or false")
+    return setting
 
 
 def steps_per_execution_setting(value: Any, field: str = "trainer.steps_per_execution") -> str | int:
