@@ -54,9 +54,11 @@ from archsearch import HyperParameters  # noqa: E402
 from archsearch.core.objective import ParetoObjective  # noqa: E402
 from archsearch.core.pareto import hypervolume  # noqa: E402
 
-ARCHSEARCH = ("archsearch-random", "archsearch-nsga2", "archsearch-bayesian")
+# "-ref": the method told the problem's reference point, as a user sets search.reference_point (Optuna has no
+# such setting); the plain contenders derive it from their trials.
+ARCHSEARCH = ("archsearch-random", "archsearch-nsga2", "archsearch-bayesian", "archsearch-bayesian-ref")
 PEERS = ("optuna-nsga2", "optuna-tpe", "optuna-gp")
-BUDGET_AWARE = {"archsearch-nsga2", "archsearch-bayesian"}  # sized by max_trials: one run per budget
+BUDGET_AWARE = {"archsearch-nsga2", "archsearch-bayesian", "archsearch-bayesian-ref"}  # sized by max_trials: one run per budget
 TIE = 1e-3  # relative: hypervolumes this close count as a tie
 
 
@@ -68,13 +70,16 @@ class Unavailable(Exception):
 
 
 def run_archsearch(method: str, problem: MOProblem, seed: int, trials: int) -> list[dict[str, float]]:
-    """The metrics of every trial, in the order they were asked (failed ones as None)."""
+    """The metrics of every trial, in the order they were asked (failed ones as None); ``method`` ending in
+    ``-ref`` is told the problem's reference point (``search.reference_point``)."""
     from archsearch.oracles import create_oracle
     from archsearch.oracles.driving import drive
 
+    told = method.endswith("-ref")
     try:
-        oracle = create_oracle(method, HyperParameters.from_config(problem.space),
+        oracle = create_oracle(method.removesuffix("-ref"), HyperParameters.from_config(problem.space),
                                ParetoObjective.of(list(problem.objectives)), seed=seed, max_trials=trials)
+        oracle.set_reference_point(problem.reference_values() if told else None)
     except Exception as exc:  # noqa: BLE001  (reported, not hidden: "not available: <why>")
         raise Unavailable(f"{type(exc).__name__}: {exc}") from None
     try:
@@ -158,7 +163,8 @@ def hv_at(problem: MOProblem, rows: list, n: int) -> float:
 
 
 SIZES = {"archsearch-nsga2": lambda oracle: oracle.population,
-         "archsearch-bayesian": lambda oracle: oracle.initial_points()}
+         "archsearch-bayesian": lambda oracle: oracle.initial_points(),
+         "archsearch-bayesian-ref": lambda oracle: oracle.initial_points()}
 
 
 def run_per_budget(contender: str, problem: str, budgets: list[int]) -> bool:
@@ -169,8 +175,10 @@ def run_per_budget(contender: str, problem: str, budgets: list[int]) -> bool:
     from archsearch.oracles import create_oracle
 
     spec = PROBLEMS[problem]
-    sizes = {SIZES[contender](create_oracle(contender.removeprefix("archsearch-"), HyperParameters.from_config(
-        spec.space), ParetoObjective.of(list(spec.objectives)), seed=0, max_trials=b)) for b in budgets}
+    method = contender.removeprefix("archsearch-").removesuffix("-ref")
+    sizes = {SIZES[contender](create_oracle(method, HyperParameters.from_config(spec.space),
+                                            ParetoObjective.of(list(spec.objectives)), seed=0, max_trials=b))
+             for b in budgets}
     return len(sizes) > 1
 
 

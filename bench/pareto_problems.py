@@ -44,6 +44,9 @@ class MOProblem:
     objectives: tuple[str, ...]  # "name:min" / "name:max", as ParetoObjective.of takes them
     reference: tuple[float, ...]
     normalise: Callable[[np.ndarray], np.ndarray] = lambda costs: costs
+    # ``reference`` in the objectives' own units (what a user writes as search.reference_point); None: the
+    # costs are not normalised, so it is ``reference`` with each maximised objective's sign turned back.
+    reference_point: tuple[float, ...] | None = None
 
     def __call__(self, values: Mapping[str, Any]) -> Metrics:
         return self.evaluate(values)
@@ -56,6 +59,12 @@ class MOProblem:
     def signs(self) -> np.ndarray:
         """+1 for a minimised objective, -1 for a maximised one (cost = sign * value)."""
         return np.array([-1.0 if spec.endswith(":max") else 1.0 for spec in self.objectives])
+
+    def reference_values(self) -> list[float]:
+        """The reference point as each objective's value (``search.reference_point``), by objective order."""
+        if self.reference_point is not None:
+            return list(self.reference_point)
+        return [float(sign * r) for sign, r in zip(self.signs, self.reference)]
 
     def costs(self, metrics: Sequence[Mapping[str, float]]) -> np.ndarray:
         """The normalised costs (every objective minimised) of evaluated configurations, one row each."""
@@ -196,7 +205,8 @@ PROBLEMS: dict[str, MOProblem] = {
     **{name: MOProblem(name, unit_box(ZDT_VARIABLES), _zdt(shape), ("f1:min", "f2:min"), (11.0, 11.0))
        for name, shape in ZDT_SHAPES.items()},
     "dtlz2": MOProblem("dtlz2", unit_box(DTLZ_VARIABLES), _dtlz2, ("f1:min", "f2:min", "f3:min"), (1.1, 1.1, 1.1)),
-    "nas": MOProblem("nas", NAS_SPACE, _nas, ("accuracy:max", "params:min"), (1.1, 1.1), _nas_normalise),
+    "nas": MOProblem("nas", NAS_SPACE, _nas, ("accuracy:max", "params:min"), (1.1, 1.1), _nas_normalise,
+                     (1.0 - 1.1, 10.0 ** (3.0 + 5.0 * 1.1))),  # the inverse of _nas_normalise
 }
 
 

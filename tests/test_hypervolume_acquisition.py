@@ -120,3 +120,57 @@ def test_training_data_puts_failed_and_violating_trials_at_the_worst_costs_and_o
     assert data.costs.tolist() == [[1.0, -3.0], [2.0, -5.0], [2.0, -3.0], [2.0, -3.0]]
     assert sorted(map(tuple, data.front)) == [(1.0, -3.0), (2.0, -5.0)]
     assert set(data.ranks) == {0, 1} and min(data.ranks.values()) > 0
+
+
+def test_a_configured_reference_point_is_the_improvements_bound_in_the_modelled_units():
+    objective = ParetoObjective.of(["acc:max", "params:min"])
+    trials = []
+    for i, (acc, params) in enumerate([(0.9, 1e6), (0.5, 1e3), (0.95, 1e8)]):
+        t = Trial(i, {"x": i / 10})
+        t.status, t.metrics = COMPLETED, {"acc": acc, "params": params}
+        trials.append(t)
+    encode = lambda configs: np.array([[c["x"]] for c in configs])  # noqa: E731
+    told = pareto_training_data(trials, objective, encode, reference=np.array([-0.8, 1e7]))
+    assert told.reference == pytest.approx([-0.8, math.log(1e7)])  # params modelled by its log, so is its bound
+    derived = pareto_training_data(trials, objective, encode)
+    assert derived.reference[0] == pytest.approx(-0.5 + 0.1 * 0.45)  # the nadir plus a tenth of the range
+    # Only trials below the reference improve on nothing: the (0.95, 1e8) model adds no volume below 1e7.
+    lower, upper = nondominated_boxes(told.front, told.reference)
+    assert np.all(upper <= told.reference + 1e-12)
+
+
+def _zdt1(values):
+    x = np.array([values[f"x{i}"] for i in range(3)])
+    g = 1.0 + 9.0 * x[1:].mean()
+    return {"f1": float(x[0]), "f2": float(g * (1.0 - math.sqrt(x[0] / g)))}
+
+
+def test_told_a_reference_point_the_search_spends_its_model_trials_below_it():
+    """ZDT1's early costs reach 10; a user who scores the front below (1, 1) says so, and the model's trials go
+    there instead of along the whole trade-off seen so far (untold, 5-7 of these 10 land below it on seeds 0-5)."""
+    from archsearch import HyperParameters
+    from archsearch.oracles import create_oracle
+    from archsearch.oracles.driving import drive
+
+    space = HyperParameters.from_config({f"x{i}": {"type": "float", "min": 0.0, "max": 1.0} for i in range(3)})
+    oracle = create_oracle("bayesian", space, ParetoObjective.of(["f1:min", "f2:min"]), seed=0, max_trials=16)
+    oracle.set_reference_point({"f1": 1.0, "f2": 1.0})
+    drive(oracle, _zdt1)
+    model_trials = [t for t in oracle.trials.values() if t.id >= oracle.initial_points()]
+    assert len(model_trials) == 10
+    assert sum(t.metrics["f1"] < 1.0 and t.metrics["f2"] < 1.0 for t in model_trials) >= 9
+
+
+def test_a_reference_point_is_refused_where_it_cannot_apply():
+    from archsearch import HyperParameters
+    from archsearch.errors import ConfigError
+    from archsearch.oracles import create_oracle
+
+    space = HyperParameters.from_config({"x": {"type": "float", "min": 0.0, "max": 1.0}})
+    with pytest.raises(ConfigError, match="search.reference_point.*one objective"):
+        create_oracle("bayesian", space, "loss", seed=0).set_reference_point([1.0])
+    oracle = create_oracle("random", space, ParetoObjective.of(["f1:min", "f2:max"]), seed=0)
+    with pytest.raises(ConfigError, match="search.reference_point"):
+        oracle.set_reference_point({"f1": 1.0})  # f2 missing
+    oracle.set_reference_point({"f1": 1.0, "f2": 3.0})
+    assert oracle.reference_costs.tolist() == [1.0, -3.0]  # costs: the maximised objective negated

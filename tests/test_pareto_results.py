@@ -178,13 +178,14 @@ def test_the_python_api_shows_the_front_by_default_and_a_number_limits_it(tmp_pa
     objective = kt.ParetoObjective.of(["a:max", "b:min"])
     tuner = two_metrics_tuner()(oracle=kt.oracles.RandomSearchOracle(objective=objective, max_trials=8, seed=3),
                                 directory=tmp_path, project_name="p")
+    tuner.reference_point = {"a": 0.0, "b": 2.0}
     tuner.search()
+    assert tuner.oracle.reference_costs.tolist() == [0.0, 2.0]  # the oracle's too (the Pareto acquisition's bound)
     front = tuner.oracle.pareto_front()
     assert len(front) > 1
     assert [t.trial_id for t in tuner.oracle.get_best_trials()] == [t.trial_id for t in front]
     assert [hp.get("x") for hp in tuner.get_best_hyperparameters()] == [t.hparams["x"] for t in front]
     assert len(tuner.get_best_hyperparameters(1)) == 1
-    tuner.reference_point = {"a": 0.0, "b": 2.0}
     capsys.readouterr()
     tuner.results_summary(None)
     text = capsys.readouterr().out

@@ -94,7 +94,7 @@ def prepare(cfg: DictConfig):
     trainer, compile_settings = C.trainer_settings(settings)
     if space is None:
         space = discover_space(hypermodel)
-    oracle = create_search_oracle(settings.tuner, space, settings.objective)
+    oracle = create_search_oracle(settings.tuner, space, settings.objective, settings.goal.reference_point)
     loggers = create_loggers(settings.loggers.trackers or None, folder, config)  # a missing package: said now
     tuner = Tuner(
         hypermodel, objective=settings.objective, hyperparameters=space, oracle=oracle, directory=folder,

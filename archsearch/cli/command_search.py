@@ -144,7 +144,7 @@ def run_command_search(cfg: DictConfig) -> Path | None:
         space = read_space(config.get("space"))
         for note in spec_notes:
             say(f"Note: {note}")
-        oracle = create_search_oracle(settings.tuner, space, settings.objective)
+        oracle = create_search_oracle(settings.tuner, space, settings.objective, settings.goal.reference_point)
         loggers = create_loggers(settings.loggers.trackers or None, folder, config)
         assembly = Assembly(folder, overwrite)
         try:

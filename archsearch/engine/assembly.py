@@ -47,11 +47,14 @@ def clear_folder(folder: Path, keep: Sequence[str] = ()) -> None:
             entry.unlink()
 
 
-def create_search_oracle(tuner: TunerSettings, space: Any, objective: Any) -> Any:
-    """The oracle ``tuner`` names, over ``space`` (None: learned from the trials), optimising ``objective``."""
+def create_search_oracle(tuner: TunerSettings, space: Any, objective: Any, reference_point: Any = None) -> Any:
+    """The oracle ``tuner`` names, over ``space`` (None: learned from the trials), optimising ``objective``;
+    ``reference_point``: a Pareto search's ``search.reference_point`` (see ``Oracle.set_reference_point``)."""
     from archsearch.oracles import create_oracle
 
-    return create_oracle(tuner.name, space, objective, **tuner.options)
+    oracle = create_oracle(tuner.name, space, objective, **tuner.options)
+    oracle.set_reference_point(reference_point)
+    return oracle
 
 
 # The trainer's settings that change what a trial's numbers mean (mixed precision, compiled steps), and what a

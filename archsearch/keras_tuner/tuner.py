@@ -271,6 +271,7 @@ class Tuner:
     def _run_search(self, data: FitData, callbacks: Sequence[Any] | None, quiet: bool) -> None:
         from archsearch.core.console import ConsoleEvents
 
+        self.oracle.set_reference_point(self.reference_point)  # the Pareto acquisition improves up to it
         self._runner = self._make_runner(data, callbacks)
         self._runner.training_policy()  # a setting the backend cannot follow is refused now; its notes said once
         self._check_objective_before_training(self._runner)

@@ -126,10 +126,30 @@ class Oracle(HandDrivenOracle):
         self._tried: set[str] = set()
         self._untuned: dict[str, Any] = {}  # tune_new_entries=False: names a builder declared, run at their default
         self._exhausted = False
+        # A Pareto search's hypervolume reference point as costs (set_reference_point); None: derived from the trials.
+        self.reference_costs: np.ndarray | None = None
         self.pruner = _make_pruner(pruner)
         if hasattr(self.pruner, "check_objective"):
             self.pruner.check_objective(self.objective)
         self._init_hand_driven()
+
+    def set_reference_point(self, reference_point: Any) -> None:
+        """``search.reference_point``: each objective's value (by name or in objective order) that bounds the
+        hypervolume a Pareto search is judged by, or None to derive it from the trials.
+
+        The model-based Pareto acquisition (expected hypervolume improvement, ``tuner=bayesian``) improves the
+        hypervolume up to this point, so a search told where the interesting trade-offs lie spends its trials
+        there instead of on the whole trade-off seen so far; the other oracles do not use it.
+        """
+        if reference_point is None:
+            self.reference_costs = None
+            return
+        if not self.objective.is_pareto:
+            raise ConfigError("search.reference_point", f"{reference_point!r} is set, but the search has one objective",
+                              "set search.mode=pareto, or leave search.reference_point null")
+        from archsearch.core.pareto import reference_costs  # moocore: loaded by Pareto searches only
+
+        self.reference_costs = reference_costs(self.objective, reference_point, "search.reference_point")
 
     # ------------------------------------------------------------ protocol
     def ask(self) -> Trial | None:

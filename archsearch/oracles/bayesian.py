@@ -251,7 +251,8 @@ class BayesianOptimizationOracle(Oracle):
             return self._pareto_training_data()
         if len(self.trials) < self.initial_points():
             return None
-        data = pareto_training_data(list(self.trials.values()), self.objective, self.encoder.encode_many)
+        data = pareto_training_data(list(self.trials.values()), self.objective, self.encoder.encode_many,
+                                    getattr(self, "reference_costs", None))
         if data is None:
             return None
         self._scalars = data.ranks

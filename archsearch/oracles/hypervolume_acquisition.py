@@ -28,9 +28,13 @@ their costs; failed ones (infeasible ones included), pruned ones and those with 
 away from them and they never join the front.  Model measures (``params``, ``flops``, latency:
 :data:`archsearch.core.measures.MEASURES`) that are all positive are modelled and weighed by their
 logarithm, as the report plots them: a size spans decades, and a GP of the raw counts is dominated by
-the largest models.  The reference point is the observed nadir plus a tenth of each cost's range
-(:func:`archsearch.core.pareto.default_reference_point`, the report's default); the ranking EHVI gives
-does not depend on each cost's units otherwise.  Running trials count as *kriging believers*: each GP
+the largest models.  The reference point is ``search.reference_point`` when the config sets one
+(``Oracle.set_reference_point``): the improvement then counts only below it, so the search spends its
+trials on the region the user scores and, while no trial is below it yet, on getting there (with the
+observed nadir, a problem whose early costs are far above that region, such as DTLZ2, spreads its
+trials over the whole trade-off seen so far).  Otherwise it is the observed nadir plus a tenth of each
+cost's range (:func:`archsearch.core.pareto.default_reference_point`, the report's default); the
+ranking EHVI gives does not depend on each cost's units otherwise.  Running trials count as *kriging believers*: each GP
 pretends it observed its mean there (variance collapses around them) and those means join the front,
 so parallel workers are sent to other parts of it.
 """
@@ -137,23 +141,26 @@ def log_ehvi_and_gradient(mean: np.ndarray, std: np.ndarray, lower: np.ndarray,
     std = np.maximum(np.asarray(std, dtype=float).ravel(), 1e-12)
     m = len(mean)
     logs = np.empty((len(lower), m))
-    d_mean = np.empty((len(lower), m))
-    d_std = np.empty((len(lower), m))
+    log_cdf_gap = np.empty((len(lower), m))
+    pdf_u = np.empty((len(lower), m))
+    pdf_l = np.empty((len(lower), m))
     for j in range(m):
         finite = np.isfinite(lower[:, j])
         zu = (upper[:, j] - mean[j]) / std[j]
         zl = np.where(finite, (lower[:, j] - mean[j]) / std[j], 0.0)
         logs[:, j] = _log_side(mean[j], std[j], np.where(finite, lower[:, j], -np.inf), upper[:, j])
         cdf_u, cdf_l = log_ndtr(zu), np.where(finite, log_ndtr(zl), -np.inf)
-        log_cdf_gap = cdf_u + log1mexp(np.minimum(cdf_l - cdf_u, -1e-300))
-        d_mean[:, j] = -np.exp(log_cdf_gap - logs[:, j])
-        pdf_u = -0.5 * zu * zu - _LOG_SQRT_2PI
-        pdf_l = np.where(finite, -0.5 * zl * zl - _LOG_SQRT_2PI, -np.inf)
-        d_std[:, j] = np.exp(pdf_u - logs[:, j]) - np.exp(pdf_l - logs[:, j])
+        log_cdf_gap[:, j] = cdf_u + log1mexp(np.minimum(cdf_l - cdf_u, -1e-300))
+        pdf_u[:, j] = -0.5 * zu * zu - _LOG_SQRT_2PI
+        pdf_l[:, j] = np.where(finite, -0.5 * zl * zl - _LOG_SQRT_2PI, -np.inf)
     per_box = logs.sum(axis=1)
     value = float(logsumexp(per_box))
-    weights = np.exp(per_box - value)
-    return value, weights @ d_mean, weights @ d_std
+    # A box's weight in the sum times one side's derivative over that side's value, taken in logs: a box
+    # whose side is tiny next to its derivative (a thin box far from the mean) would overflow otherwise.
+    others = (per_box - value)[:, None] - logs
+    d_mean = -np.exp(others + log_cdf_gap).sum(axis=0)
+    d_std = np.exp(others + pdf_u).sum(axis=0) - np.exp(others + pdf_l).sum(axis=0)
+    return value, d_mean, d_std
 
 
 # --------------------------------------------------------------------------- the model an ask maximises
@@ -243,9 +250,11 @@ def fit_model(data: ParetoData, make_gp: Callable[[int], GaussianProcess], rng: 
     return HypervolumeModel(gps, data.front, data.reference), fits
 
 
-def pareto_training_data(trials: Sequence[Any], objective: Any,
-                         encode: Callable[[list], np.ndarray]) -> ParetoData | None:
-    """The model's data from the oracle's trials (see the module docstring); None until two trials have costs."""
+def pareto_training_data(trials: Sequence[Any], objective: Any, encode: Callable[[list], np.ndarray],
+                         reference: np.ndarray | None = None) -> ParetoData | None:
+    """The model's data from the oracle's trials (see the module docstring); None until two trials have costs.
+
+    ``reference``: the configured reference point as costs (``Oracle.reference_costs``); None derives it."""
     good, rows, bad = [], [], []
     for t in sorted(trials, key=lambda t: t.id):
         vector = objective.costs_from(t.metrics) if t.status == COMPLETED else None
@@ -256,12 +265,13 @@ def pareto_training_data(trials: Sequence[Any], objective: Any,
             bad.append(t)
     if len(good) < 2:
         return None
-    costs = warp_costs(np.asarray(rows, dtype=float), [p.name for p in objective.components])
+    names = [p.name for p in objective.components]
+    costs = warp_costs(np.asarray(rows, dtype=float), names, reference)
     worst = costs.max(axis=0)
     x = encode([t.hparams for t in good] + [t.hparams for t in bad])
     y = np.vstack([costs, np.tile(worst, (len(bad), 1))])
     on_front = front_mask(costs)
-    reference = default_reference_point(costs)
+    reference = default_reference_point(costs) if reference is None else warped_reference(reference, rows, names)
     contributions = _contributions(costs[on_front], reference)
     ranks = {t.id: (float(c) if on else -1.0) for t, on, c in
              zip(good, on_front, _spread(on_front, contributions))}
@@ -274,13 +284,28 @@ def pending_inputs(trials: Sequence[Any], encode: Callable[[list], np.ndarray]) 
     return encode(running) if running else np.zeros((0, 0))
 
 
-def warp_costs(costs: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    """Costs as modelled: a model measure whose costs are all positive by its logarithm (module docstring)."""
+def warp_costs(costs: np.ndarray, names: Sequence[str], reference: np.ndarray | None = None) -> np.ndarray:
+    """Costs as modelled: a model measure whose costs (and configured reference, when given) are all
+    positive by its logarithm (module docstring)."""
     out = np.array(costs, dtype=float)
     for j, name in enumerate(names):
-        if name in MEASURES and np.all(out[:, j] > 0):
+        if _log_warped(name, out[:, j], reference, j):
             out[:, j] = np.log(out[:, j])
     return out
+
+
+def warped_reference(reference: np.ndarray, raw: Sequence[Sequence[float]], names: Sequence[str]) -> np.ndarray:
+    """The configured reference point in the modelled costs' units: the log of each cost :func:`warp_costs` logged."""
+    out = np.array(reference, dtype=float)
+    raw = np.asarray(raw, dtype=float)
+    for j, name in enumerate(names):
+        if _log_warped(name, raw[:, j], reference, j):
+            out[j] = math.log(out[j])
+    return out
+
+
+def _log_warped(name: str, column: np.ndarray, reference: np.ndarray | None, j: int) -> bool:
+    return name in MEASURES and bool(np.all(column > 0)) and (reference is None or reference[j] > 0)
 
 
 def _contributions(front: np.ndarray, reference: np.ndarray) -> np.ndarray:
