@@ -357,6 +357,9 @@ def test_mo_asha_proposes_the_candidate_that_extends_the_front_by_its_predicted_
 
 
 def test_mo_asha_model_proposals_are_deterministic_and_replayed_by_a_restored_search():
+    """Past the grid, MO-ASHA's new configurations come from the models; replaying the history gives the same
+    proposals, model ones included, and the same next ones."""
+
     def proposals(oracle) -> list[tuple]:
         return [(t.id, t.hparams, t.budget, t.resume_from) for t in oracle.trials.values()]
 
@@ -365,7 +368,8 @@ def test_mo_asha_model_proposals_are_deterministic_and_replayed_by_a_restored_se
     drive(first, curve=learning_curve, max_asks=6, history=history)
     assert first.num_model_configurations >= 2  # two thirds of new configurations, once the model can say
     restored = resume(mo_asha, history=copy.deepcopy(history))
-    assert proposals(restored) == proposals(first) and restored.num_model_configurations == first.num_model_configurations
-    drive(first, curve=learning_curve, max_asks=3)
-    drive(restored, curve=learning_curve, max_asks=3)
+    assert proposals(restored) == proposals(first)
+    assert restored.num_model_configurations == first.num_model_configurations
+    drive(first, curve=learning_curve, max_asks=2)
+    drive(restored, curve=learning_curve, max_asks=2)
     assert proposals(restored) == proposals(first)

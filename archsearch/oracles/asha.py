@@ -145,7 +145,6 @@ from archsearch.oracles.base import (
     register_oracle,
 )
 from archsearch.oracles.learning_curves import CANDIDATES, CurveModel, check_promotion, check_random_fraction
-from archsearch.oracles.pareto_curves import PARETO_CANDIDATES, ParetoCurves
 from archsearch.oracles.random import MAX_DRAWS_PER_ASK
 from archsearch.oracles.successive_halving import check_settings, max_bracket
 from archsearch.oracles.unit_points import UnitPoints
@@ -189,8 +188,12 @@ class ASHAOracle(Oracle):
         self._space_exhausted = False
         self.num_model_configurations = 0  # new configurations the curve model chose
         self.curves = CurveModel(self.hyperparameters, self.objective, self.rungs, self.max_epochs)
-        self.pareto_curves = (ParetoCurves(self.hyperparameters, self.objective, self.rungs, self.max_epochs)
-                              if self.objective.is_pareto else None)
+        self.pareto_curves = self._pareto_curves() if self.objective.is_pareto else None
+
+    def _pareto_curves(self):
+        from archsearch.oracles.pareto_curves import ParetoCurves  # moocore: loaded by Pareto searches only
+
+        return ParetoCurves(self.hyperparameters, self.objective, self.rungs, self.max_epochs)
 
     # ------------------------------------------------------------ the plan
     @property
@@ -330,7 +333,7 @@ class ASHAOracle(Oracle):
         return self._drawn_configuration()
 
     def _model_configuration(self) -> dict[str, Any] | None:
-        count = PARETO_CANDIDATES if self.pareto_curves is not None else CANDIDATES
+        count = CANDIDATES if self.pareto_curves is None else self.pareto_curves.candidates
         candidates = [v for v in (self.hyperparameters.sample(self.rng) for _ in range(count)) if self.is_new(v)]
         best = (self.pareto_curves or self.curves).best_candidate(self.trials, candidates)
         return None if best is None else candidates[best]

@@ -50,6 +50,8 @@ def is_measure(name: str) -> bool:
 class ParetoCurves:
     """Predicted final cost vectors of a Pareto search's trials and candidates (see the module docstring)."""
 
+    candidates = PARETO_CANDIDATES
+
     def __init__(self, hyperparameters, objective, budgets: Sequence[int], max_epochs: int) -> None:
         self.objective = objective
         self.max_epochs = int(max_epochs)
@@ -190,7 +192,9 @@ class _MeasureModel:
         fitted = self._fitted(trials)
         return fitted is not None and fitted[1]
 
-    def predict(self, trials: Mapping[int, Trial], candidates: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray] | None:
+    def predict(self, trials: Mapping[int, Trial],
+                candidates: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Predicted cost (mean, standard deviation; by log where :meth:`logged`) of candidate configurations."""
         fitted = self._fitted(trials)
         if fitted is None:
             return None
