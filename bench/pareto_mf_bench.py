@@ -36,6 +36,11 @@ Sequential (one worker), 10 seeds; the problem instance is the seed's.  Run with
 
     /tmp/gp29venv/bin/python bench/pareto_mf_bench.py                   # 10 seeds, everything
     /tmp/gp29venv/bin/python bench/pareto_mf_bench.py --seeds 2 --only asha,optuna-nsga2
+
+Development seeds, to choose settings on (seeds 0-9 are the held-out ones the RESULTS tables report):
+``--seeds 5 --seeds-from 100``; ``--epochs 2700`` runs one budget, ``--options promotion=rank,random_fraction=1``
+passes tuner options to the multi-fidelity contenders (that one: the paper's MO-ASHA), ``--profile`` prints
+each of their runs' asks, configurations and CPU seconds per ask.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ REFERENCE = (0.6, 1.0)  # error, params / PARAMS_MAX: fixed before any run
 FULL_TRIALS = (50, 100, 200)  # the budgets of full-budget searches; 200 is the issue's
 EPOCHS = tuple(n * MAX_EPOCHS for n in FULL_TRIALS)  # 1350, 2700, 5400: the same epochs for everyone
 TARGET_TRIALS = 200
+PROFILE = False  # --profile: each multi-fidelity run's asks, configurations and CPU per ask
 SEEDS = tuple(range(10))
 
 
@@ -121,8 +127,16 @@ def run_multi_fidelity(name: str, problem: Problem, seed: int, epochs: int,
     else:
         options["hyperband_iterations"] = 100  # more than any budget here uses: the epochs stop it
     oracle = create_oracle(name, HyperParameters.from_config(SPACE), OBJECTIVE, **options)
-    drive(oracle, curve=problem.metrics, max_epochs_trained=None if name == "asha" else epochs)
-    return score(problem, full_budget_trials(oracle))
+    start = time.process_time()
+    done = drive(oracle, curve=problem.metrics, max_epochs_trained=None if name == "asha" else epochs)
+    cpu = time.process_time() - start
+    finished = full_budget_trials(oracle)
+    if PROFILE:
+        configurations = sum(t.resume_from is None for t in oracle.trials.values())
+        print(f"# {name} seed {seed} {epochs} epochs: {len(done.asked)} asks, {configurations} configurations "
+              f"({getattr(oracle, 'num_model_configurations', 0)} by a model), {len(finished)} at {MAX_EPOCHS} "
+              f"epochs; {cpu:.1f} s CPU, {1000 * cpu / max(1, len(done.asked)):.0f} ms an ask", file=sys.stderr)
+    return score(problem, finished)
 
 
 def run_full_budget(name: str, problem: Problem, seed: int, trials: int) -> float:
@@ -197,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="save every seed's hypervolume here")
     parser.add_argument("--options", default=None,
                         help="tuner options of the multi-fidelity contenders, e.g. promotion=rank,random_fraction=1")
+    parser.add_argument("--profile", action="store_true",
+                        help="print each multi-fidelity run's asks, configurations and CPU seconds per ask")
     args = parser.parse_args(argv)
+    global PROFILE
+    PROFILE = args.profile
     extra = dict(_option(item) for item in args.options.split(",")) if args.options else {}
     seeds = list(range(args.seeds_from, args.seeds_from + args.seeds))
     budgets = tuple(int(e) for e in args.epochs.split(",")) if args.epochs else EPOCHS
