@@ -11,14 +11,18 @@ A Pareto search has a vector per trial, whose parts behave differently over epoc
   run figures) does not: a trial's own value is its final one, and a new configuration's is predicted
   by a Gaussian process over the configuration alone, fitted to the logarithm of the values when they
   are all positive (a size spans decades), as :func:`~archsearch.oracles.hypervolume_acquisition.warp_costs`
-  does for the Bayesian oracle.
+  does for the Bayesian oracle (on the first :data:`MEASURE_POINTS` configurations measured: a measure
+  does not move, so the model stops changing once they are in).
 
 :meth:`ParetoCurves.rank` orders a rung's trials by the non-dominated rank (then crowding) of their
 *predicted final* vectors, so a fast starter that a slow configuration will overtake is not promoted
 ahead of it.  :meth:`ParetoCurves.best_candidate` scores candidate configurations by the log of their
 expected hypervolume improvement (:func:`~archsearch.oracles.hypervolume_acquisition.log_ehvi`) over the
 front of the trials trained to ``max_epochs``, the costs a user can take, with the reference point the
-nadir of those trials plus a tenth of each cost's range.
+nadir of those trials plus a tenth of each cost's range.  Logged measures count by their logarithm in
+that improvement too, as in the Bayesian oracle's EHVI: halving a small model weighs as much as halving
+a large one (on ``bench/pareto_mf_bench.py``, whose hypervolume is linear in ``params``, that buys many
+small models: ``bench/RESULTS.md``, "MO-ASHA with curve models").
 
 Everything is a pure function of the done trials, fitted once per state of the search (the curve
 models' own cache), so a restored search that replays the same asks and tells proposes alike.
@@ -39,7 +43,7 @@ from archsearch.oracles.hypervolume_acquisition import log_ehvi, nondominated_bo
 from archsearch.oracles.learning_curves import FIT_ITERATIONS, FIT_POINTS, CurveModel, lineage
 
 PARETO_CANDIDATES = 256  # random configurations scored for each model-based one (64 gave less on the bench)
-MEASURE_POINTS = 256  # configurations a measure's GP is conditioned on at most (evenly spaced by id)
+MEASURE_POINTS = 256  # configurations a measure's GP is fitted on at most: the first ones measured
 
 
 def is_measure(name: str) -> bool:
@@ -60,7 +64,6 @@ class ParetoCurves:
         self.curves: dict[int, CurveModel] = {
             j: CurveModel(hyperparameters, part, budgets, max_epochs, metric=None if part is main else part.name)
             for j, part in enumerate(self.parts) if not is_measure(part.name)}
-        self.main = next(j for j, part in enumerate(self.parts) if part is main)
         self._measures: dict[int, _MeasureModel] = {
             j: _MeasureModel(hyperparameters, part) for j, part in enumerate(self.parts) if is_measure(part.name)}
 
