@@ -26,7 +26,8 @@ Everything is a pure function of the done trials (running ones are left out unti
 end), so a restored search that replays the same asks and tells makes the same promotions, and the fit
 starts from the prior's mode with no random restarts (deterministic, no seed needed).  Kernel
 hyperparameters are fitted on at most :data:`FIT_POINTS` evenly spaced points, then the model is
-conditioned on all of them: a fit costs a few tens of milliseconds at hundreds of configurations.
+conditioned on all of them (up to :data:`MAX_CONFIGURATIONS` configurations' points, below): a fit costs a
+few tens of milliseconds at hundreds of configurations.
 In a Pareto search :mod:`archsearch.oracles.pareto_curves` keeps one model per objective that moves with
 epochs (``metric`` names the ones other than the value epochs report) and takes model measures such as
 ``params``, which do not move, as they are.  A search of thousands of short trials conditions the model on
