@@ -36,6 +36,11 @@ Sequential (one worker), 10 seeds; the problem instance is the seed's.  Run with
 
     /tmp/gp29venv/bin/python bench/pareto_mf_bench.py                   # 10 seeds, everything
     /tmp/gp29venv/bin/python bench/pareto_mf_bench.py --seeds 2 --only asha,optuna-nsga2
+
+Development seeds, to choose settings on (seeds 0-9 are the held-out ones the RESULTS tables report):
+``--seeds 5 --seeds-from 100``; ``--epochs 2700`` runs one budget, ``--options promotion=rank,random_fraction=1``
+passes tuner options to the multi-fidelity contenders (that one: the paper's MO-ASHA), ``--profile`` prints
+each of their runs' asks, configurations and CPU seconds per ask.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ REFERENCE = (0.6, 1.0)  # error, params / PARAMS_MAX: fixed before any run
 FULL_TRIALS = (50, 100, 200)  # the budgets of full-budget searches; 200 is the issue's
 EPOCHS = tuple(n * MAX_EPOCHS for n in FULL_TRIALS)  # 1350, 2700, 5400: the same epochs for everyone
 TARGET_TRIALS = 200
+PROFILE = False  # --profile: each multi-fidelity run's asks, configurations and CPU per ask
 SEEDS = tuple(range(10))
 
 
@@ -113,15 +119,24 @@ def full_budget_trials(oracle) -> list[tuple[Mapping[str, Any], tuple[float, flo
             if t.status == "completed" and (t.budget or MAX_EPOCHS) == MAX_EPOCHS and "val_error" in t.metrics]
 
 
-def run_multi_fidelity(name: str, problem: Problem, seed: int, epochs: int) -> float:
-    options: dict[str, Any] = dict(max_epochs=MAX_EPOCHS, factor=3, min_epochs=1, seed=seed)
+def run_multi_fidelity(name: str, problem: Problem, seed: int, epochs: int,
+                       extra: Mapping[str, Any] | None = None) -> float:
+    options: dict[str, Any] = dict(max_epochs=MAX_EPOCHS, factor=3, min_epochs=1, seed=seed, **(extra or {}))
     if name == "asha":
         options["max_epochs_total"] = epochs
     else:
         options["hyperband_iterations"] = 100  # more than any budget here uses: the epochs stop it
     oracle = create_oracle(name, HyperParameters.from_config(SPACE), OBJECTIVE, **options)
-    drive(oracle, curve=problem.metrics, max_epochs_trained=None if name == "asha" else epochs)
-    return score(problem, full_budget_trials(oracle))
+    start = time.process_time()
+    done = drive(oracle, curve=problem.metrics, max_epochs_trained=None if name == "asha" else epochs)
+    cpu = time.process_time() - start
+    finished = full_budget_trials(oracle)
+    if PROFILE:
+        configurations = sum(t.resume_from is None for t in oracle.trials.values())
+        print(f"# {name} seed {seed} {epochs} epochs: {len(done.asked)} asks, {configurations} configurations "
+              f"({getattr(oracle, 'num_model_configurations', 0)} by a model), {len(finished)} at {MAX_EPOCHS} "
+              f"epochs; {cpu:.1f} s CPU, {1000 * cpu / max(1, len(done.asked)):.0f} ms an ask", file=sys.stderr)
+    return score(problem, finished)
 
 
 def run_full_budget(name: str, problem: Problem, seed: int, trials: int) -> float:
@@ -168,43 +183,63 @@ def contenders(only: list[str] | None) -> list[str]:
     return [n for n in chosen if only is None or n in only]
 
 
-def run(name: str, seed: int, epochs: int) -> float:
+def run(name: str, seed: int, epochs: int, extra: Mapping[str, Any] | None = None) -> float:
     problem = Problem(seed)
     if name in MULTI_FIDELITY:
-        return run_multi_fidelity(name, problem, seed, epochs)
+        return run_multi_fidelity(name, problem, seed, epochs, extra)
     trials = epochs // MAX_EPOCHS
     if name.startswith("optuna"):
         return run_optuna(name, problem, seed, trials)
     return run_full_budget(name, problem, seed, trials)
 
 
+def _option(item: str) -> tuple[str, Any]:
+    key, _, text = item.partition("=")
+    try:
+        return key, json.loads(text)
+    except json.JSONDecodeError:
+        return key, text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=len(SEEDS))
+    parser.add_argument("--seeds-from", type=int, default=0,
+                        help="first seed (development seeds: 100 and up; 0-9 are the held-out ones)")
+    parser.add_argument("--epochs", default=None, help="comma-separated epoch budgets (default 1350,2700,5400)")
     parser.add_argument("--only", default=None, help="comma-separated contenders")
     parser.add_argument("--json", default=None, help="save every seed's hypervolume here")
+    parser.add_argument("--options", default=None,
+                        help="tuner options of the multi-fidelity contenders, e.g. promotion=rank,random_fraction=1")
+    parser.add_argument("--profile", action="store_true",
+                        help="print each multi-fidelity run's asks, configurations and CPU seconds per ask")
     args = parser.parse_args(argv)
-    seeds = list(range(args.seeds))
+    global PROFILE
+    PROFILE = args.profile
+    extra = dict(_option(item) for item in args.options.split(",")) if args.options else {}
+    seeds = list(range(args.seeds_from, args.seeds_from + args.seeds))
+    budgets = tuple(int(e) for e in args.epochs.split(",")) if args.epochs else EPOCHS
     names = contenders(args.only.split(",") if args.only else None)
     results: dict[str, dict[int, list[float]]] = {}
     for name in names:
         results[name] = {}
-        for epochs in EPOCHS:
+        for epochs in budgets:
             start = time.perf_counter()
-            results[name][epochs] = [run(name, s, epochs) for s in seeds]
+            results[name][epochs] = [run(name, s, epochs, extra if name in MULTI_FIDELITY else None)
+                                     for s in seeds]
             print(f"# {name} at {epochs} epochs: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     print(f"hypervolume (reference error {REFERENCE[0]}, params/max {REFERENCE[1]}), {len(seeds)} seeds: "
           "median [quartiles]")
-    print(f"{'contender':<14}" + "".join(f"{f'{e} epochs':>26}" for e in EPOCHS))
+    print(f"{'contender':<14}" + "".join(f"{f'{e} epochs':>26}" for e in budgets))
     for name in names:
         cells = []
-        for epochs in EPOCHS:
+        for epochs in budgets:
             q1, q2, q3 = np.percentile(results[name][epochs], [25, 50, 75])
             cells.append(f"{q2:.4f} [{q1:.4f}, {q3:.4f}]")
         print(f"{name:<14}" + "".join(f"{c:>26}" for c in cells))
     half = EPOCHS[FULL_TRIALS.index(TARGET_TRIALS // 2)]
     full = EPOCHS[FULL_TRIALS.index(TARGET_TRIALS)]
-    if "asha" in results:
+    if "asha" in results and half in budgets and full in budgets:
         mine = results["asha"][half]
         for peer in ("optuna-nsga2", "optuna-tpe"):
             if peer in results:

@@ -322,7 +322,9 @@ def test_pareto_hypervolume_never_falls_as_trials_finish(name):
         volumes.setdefault(top_budget(oracle), []).append(front_hypervolume(oracle))
     assert all(v == sorted(v) for v in volumes.values())
     last = volumes[max(volumes, key=lambda b: -1 if b is None else b)]
-    assert last[-1] > last[0] > 0 or len(last) == 1 and last[0] > 0
+    # It grew somewhere; at the top budget a later trial may be dominated (MO-ASHA's curve models promote
+    # by predicted final vectors, so a second trial can reach the top behind the first).
+    assert last[0] > 0 and any(v[-1] > v[0] for v in volumes.values())
 
 
 @pytest.mark.parametrize("name", pareto_names())

@@ -26,9 +26,12 @@ Everything is a pure function of the done trials (running ones are left out unti
 end), so a restored search that replays the same asks and tells makes the same promotions, and the fit
 starts from the prior's mode with no random restarts (deterministic, no seed needed).  Kernel
 hyperparameters are fitted on at most :data:`FIT_POINTS` evenly spaced points, then the model is
-conditioned on all of them: a fit costs a few tens of milliseconds at hundreds of configurations.
-Single objective only: a Pareto search keeps MO-ASHA's non-dominated order (a curve model per
-objective would have to extrapolate measures such as ``params`` that do not move with epochs).
+conditioned on all of them (up to :data:`MAX_CONFIGURATIONS` configurations' points, below): a fit costs a
+few tens of milliseconds at hundreds of configurations.
+In a Pareto search :mod:`archsearch.oracles.pareto_curves` keeps one model per objective that moves with
+epochs (``metric`` names the ones other than the value epochs report) and takes model measures such as
+``params``, which do not move, as they are.  A search of thousands of short trials conditions the model on
+at most :data:`MAX_CONFIGURATIONS` configurations (every one that went past the first budget first).
 """
 
 from __future__ import annotations
@@ -45,8 +48,10 @@ from archsearch.oracles.gp import GaussianProcess
 MIN_CONFIGURATIONS_ABOVE = 3  # configurations seen past a rung's budget before the model ranks the rung
 FIT_POINTS = 60  # points the kernel's hyperparameters are fitted on (all points condition the model)
 FIT_ITERATIONS = 60  # L-BFGS-B iterations of that fit
+MAX_CONFIGURATIONS = 500  # configurations the model is conditioned on at most (see CurveModel._conditioned)
 PROMOTIONS = ("curve", "rank")
 CANDIDATES = 64  # random configurations the model scores for each model-based new configuration
+_DONE = frozenset((COMPLETED, PRUNED))  # a set: statuses are the same objects, found without comparing text
 UCB_KAPPA = 1.0  # standard deviations added to the predicted final score when choosing among candidates
 
 
@@ -63,9 +68,16 @@ def lineage(trial: Trial, trials: Mapping[int, Trial]) -> list[Trial]:
     return chain
 
 
-def merged_curve(chain: Sequence[Trial]) -> dict[int, float]:
+def merged_curve(chain: Sequence[Trial], metric: str | None = None) -> dict[int, float]:
     """Epoch -> reported value over a chain of continued trials (a child's epochs win); a trial that
-    reported no epoch contributes its final value at its budget."""
+    reported no epoch contributes its final value at its budget.
+
+    ``metric`` names another objective than the one epochs report (a Pareto search's second metric, such
+    as ``val_loss`` next to ``val_accuracy``): its curve is each completed trial's value at its budget,
+    what a restored search still knows."""
+    if metric is not None:
+        return {int(t.budget): float(t.metrics[metric]) for t in chain
+                if t.status == COMPLETED and t.budget is not None and _finite(t.metrics.get(metric))}
     curve: dict[int, float] = {}
     for t in chain:
         for epoch, value in t.intermediate.items():
@@ -76,17 +88,30 @@ def merged_curve(chain: Sequence[Trial]) -> dict[int, float]:
     return curve
 
 
-class CurveModel:
-    """Predicts each trial's score at ``max_epochs`` from every curve seen so far (see the module docstring)."""
+def _finite(value) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
-    def __init__(self, hyperparameters, objective, budgets: Sequence[int], max_epochs: int) -> None:
+
+class CurveModel:
+    """Predicts each trial's score at ``max_epochs`` from every curve seen so far (see the module docstring).
+
+    ``objective`` gives the direction; ``metric`` (None: the value epochs report) which metric is modelled."""
+
+    def __init__(self, hyperparameters, objective, budgets: Sequence[int], max_epochs: int,
+                 metric: str | None = None) -> None:
         self.hyperparameters = hyperparameters
         self.objective = objective
+        self.metric = metric
         self.budgets = sorted({int(b) for b in budgets})
         self.max_epochs = int(max_epochs)
         self._encoder: SpaceEncoder | None = None
+        self._codes: dict[tuple[int, int], np.ndarray] = {}
         self._cache: tuple[tuple, _Fitted | None] | None = None
         self._reach_cache: tuple[tuple, dict[int, int]] | None = None
+        self._curves_cache: tuple[tuple, dict] | None = None
 
     # ------------------------------------------------------------ the data
     def _coordinate(self, epoch: int) -> float:
@@ -99,11 +124,11 @@ class CurveModel:
         """Root id -> (values, merged curve) of every configuration with a done, scored trial."""
         out: dict[int, tuple[dict, dict[int, float]]] = {}
         for t in sorted(trials.values(), key=lambda t: t.id):
-            if t.status not in (COMPLETED, PRUNED):
+            if t.status not in _DONE:
                 continue
             chain = lineage(t, trials)
-            chain = [c for c in chain if c.status in (COMPLETED, PRUNED)]
-            curve = merged_curve(chain)
+            chain = [c for c in chain if c.status in _DONE]
+            curve = merged_curve(chain, self.metric)
             if not curve:
                 continue
             root = chain[0].id
@@ -112,31 +137,59 @@ class CurveModel:
         return out
 
     def _points(self, curves: dict[int, tuple[dict, dict[int, float]]]) -> tuple[np.ndarray, np.ndarray]:
-        encoder = self._encoder_for()
         rows, ys = [], []
-        for root in sorted(curves):
+        for root in self._conditioned(curves):
             values, curve = curves[root]
             last = max(curve)
-            x = encoder.encode(values)
+            x = self._encoded(root, values)
             for epoch in sorted({e for e in curve if e in self.budgets} | {last}):
                 rows.append(np.append(x, self._coordinate(epoch)))
                 ys.append(self.objective.sign * curve[epoch])
         return np.array(rows), np.array(ys)
 
+    def _conditioned(self, curves: dict[int, tuple[dict, dict[int, float]]]) -> list[int]:
+        """The configurations the model is conditioned on, at most :data:`MAX_CONFIGURATIONS`: every one that
+        went past the first budget, then the newest of the others (a fit's cost grows with the cube of its
+        points, and a search of thousands of one-epoch trials says little more with all of them)."""
+        roots = sorted(curves)
+        if len(roots) <= MAX_CONFIGURATIONS:
+            return roots
+        first = self.budgets[0]
+        beyond = [r for r in roots if max(curves[r][1]) > first]
+        if len(beyond) >= MAX_CONFIGURATIONS:
+            return beyond[-MAX_CONFIGURATIONS:]
+        rest = [r for r in roots if max(curves[r][1]) <= first]
+        return sorted(beyond + rest[len(rest) - (MAX_CONFIGURATIONS - len(beyond)):])
+
     def _encoder_for(self) -> SpaceEncoder:
         if self._encoder is None or not self._encoder.matches(self.hyperparameters):
             self._encoder = SpaceEncoder(self.hyperparameters)
+            self._codes = {}
         return self._encoder
+
+    def _encoded(self, trial_id: int, values: Mapping) -> np.ndarray:
+        """A trial's configuration in the unit cube, encoded once (encoding is most of a fit's Python time)."""
+        encoder = self._encoder_for()
+        key = (trial_id, len(values))  # a define-by-run space may add values to a trial: encode it again
+        if key not in self._codes:
+            self._codes[key] = encoder.encode(values)
+        return self._codes[key]
 
     # ------------------------------------------------------------ fitting and predicting
     def _key(self, trials: Mapping[int, Trial]) -> tuple:
-        return tuple((t.id, t.status, len(t.intermediate)) for t in trials.values() if t.status in (COMPLETED, PRUNED))
+        return tuple((t.id, t.status, len(t.intermediate)) for t in trials.values() if t.status in _DONE)
+
+    def _curves_now(self, trials: Mapping[int, Trial], key: tuple) -> dict[int, tuple[dict, dict[int, float]]]:
+        """:meth:`_curves` of this state of the search, gathered once for the reach and the fit."""
+        if self._curves_cache is None or self._curves_cache[0] != key:
+            self._curves_cache = (key, self._curves(trials))
+        return self._curves_cache[1]
 
     def _reached(self, trials: Mapping[int, Trial]) -> dict[int, int]:
         """Root id -> the last epoch each configuration reached (cheap: no model is fitted)."""
         key = self._key(trials)
         if self._reach_cache is None or self._reach_cache[0] != key:
-            self._reach_cache = (key, {root: max(curve) for root, (_, curve) in self._curves(trials).items()})
+            self._reach_cache = (key, {root: max(curve) for root, (_, curve) in self._curves_now(trials, key).items()})
         return self._reach_cache[1]
 
     def _fitted(self, trials: Mapping[int, Trial]) -> _Fitted | None:
@@ -144,7 +197,7 @@ class CurveModel:
         key = self._key(trials)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
-        fitted = self._fit(self._curves(trials))
+        fitted = self._fit(self._curves_now(trials, key))
         self._cache = (key, fitted)
         return fitted
 
@@ -175,8 +228,7 @@ class CurveModel:
             return None
         if not members:
             return {}
-        encoder = self._encoder_for()
-        x = np.stack([np.append(encoder.encode(t.hparams), 1.0) for t in members])
+        x = np.stack([np.append(self._encoded(t.id, t.hparams), 1.0) for t in members])
         mean, _ = fitted.gp.predict(x)
         mean = mean + np.polyval(fitted.trend, 1.0)
         return {t.id: float(m) for t, m in zip(members, mean)}
@@ -198,6 +250,17 @@ class CurveModel:
         x = np.column_stack([encoder.encode_many(list(candidates)), np.ones(len(candidates))])
         mean, var = fitted.gp.predict(x)
         return int(np.argmax(mean + kappa * np.sqrt(var)))
+
+    def predict_candidates(self, trials: Mapping[int, Trial],
+                           candidates: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Predicted final score (mean, variance; the objective's sign applied: to maximise) of candidate
+        configurations at ``max_epochs``, or None while the model cannot say (see :meth:`can_propose`)."""
+        if not candidates or not self.can_propose(trials):
+            return None
+        fitted = self._fitted(trials)
+        x = np.column_stack([self._encoder_for().encode_many(list(candidates)), np.ones(len(candidates))])
+        mean, var = fitted.gp.predict(x)
+        return mean + np.polyval(fitted.trend, 1.0), var
 
     def rank(self, trials: Mapping[int, Trial], ranked: list[Trial], budget: int) -> list[Trial]:
         """``ranked`` (best first by current score) reordered by predicted final score where the model can
