@@ -78,6 +78,7 @@ FULL_TRIALS = (50, 100, 200)  # the budgets of full-budget searches; 200 is the 
 EPOCHS = tuple(n * MAX_EPOCHS for n in FULL_TRIALS)  # 1350, 2700, 5400: the same epochs for everyone
 TARGET_TRIALS = 200
 PROFILE = False  # --profile: each multi-fidelity run's asks, configurations and CPU per ask
+TOLD_REFERENCE = False  # --told-reference: search.reference_point set to REFERENCE
 SEEDS = tuple(range(10))
 
 
@@ -127,6 +128,8 @@ def run_multi_fidelity(name: str, problem: Problem, seed: int, epochs: int,
     else:
         options["hyperband_iterations"] = 100  # more than any budget here uses: the epochs stop it
     oracle = create_oracle(name, HyperParameters.from_config(SPACE), OBJECTIVE, **options)
+    if TOLD_REFERENCE:  # as a user who scores against REFERENCE sets search.reference_point
+        oracle.set_reference_point({"val_error": REFERENCE[0], "params": REFERENCE[1] * PARAMS_MAX})
     start = time.process_time()
     done = drive(oracle, curve=problem.metrics, max_epochs_trained=None if name == "asha" else epochs)
     cpu = time.process_time() - start
@@ -213,9 +216,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="tuner options of the multi-fidelity contenders, e.g. promotion=rank,random_fraction=1")
     parser.add_argument("--profile", action="store_true",
                         help="print each multi-fidelity run's asks, configurations and CPU seconds per ask")
+    parser.add_argument("--told-reference", action="store_true",
+                        help="the multi-fidelity contenders are told the scoring reference point "
+                             "(search.reference_point)")
     args = parser.parse_args(argv)
-    global PROFILE
-    PROFILE = args.profile
+    global PROFILE, TOLD_REFERENCE
+    PROFILE, TOLD_REFERENCE = args.profile, args.told_reference
     extra = dict(_option(item) for item in args.options.split(",")) if args.options else {}
     seeds = list(range(args.seeds_from, args.seeds_from + args.seeds))
     budgets = tuple(int(e) for e in args.epochs.split(",")) if args.epochs else EPOCHS

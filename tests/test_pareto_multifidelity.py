@@ -354,6 +354,9 @@ def test_mo_asha_proposes_the_candidate_that_extends_the_front_by_its_predicted_
     mean, std = model.predict_costs(oracle.trials, candidates)
     assert np.allclose(mean[:, 1], np.log(1e4 + 2e6 * np.array([0.8, 0.5, 0.8])), atol=0.05)  # log params
     assert mean[2, 0] < mean[0, 0] - 0.1  # predicted final error (cost: -val_acc) lower at x = 0.3
+    # Told to score models of at most 1.2e6 parameters (search.reference_point), the large one adds nothing there.
+    oracle.set_reference_point({"val_acc": 0.0, "params": 1.2e6})
+    assert model.best_candidate(oracle.trials, candidates, oracle.reference_costs) == 1
 
 
 def test_mo_asha_model_proposals_are_deterministic_and_replayed_by_a_restored_search():

@@ -336,7 +336,10 @@ class ASHAOracle(Oracle):
     def _model_configuration(self) -> dict[str, Any] | None:
         count = CANDIDATES if self.pareto_curves is None else self.pareto_curves.candidates
         candidates = [v for v in (self.hyperparameters.sample(self.rng) for _ in range(count)) if self.is_new(v)]
-        best = (self.pareto_curves or self.curves).best_candidate(self.trials, candidates)
+        if self.pareto_curves is not None:
+            best = self.pareto_curves.best_candidate(self.trials, candidates, getattr(self, "reference_costs", None))
+        else:
+            best = self.curves.best_candidate(self.trials, candidates)
         return None if best is None else candidates[best]
 
     def _drawn_configuration(self) -> dict[str, Any] | None:

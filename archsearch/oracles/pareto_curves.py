@@ -18,8 +18,9 @@ A Pareto search has a vector per trial, whose parts behave differently over epoc
 *predicted final* vectors, so a fast starter that a slow configuration will overtake is not promoted
 ahead of it.  :meth:`ParetoCurves.best_candidate` scores candidate configurations by the log of their
 expected hypervolume improvement (:func:`~archsearch.oracles.hypervolume_acquisition.log_ehvi`) over the
-front of the trials trained to ``max_epochs``, the costs a user can take, with the reference point the
-nadir of those trials plus a tenth of each cost's range.  Logged measures count by their logarithm in
+front of the trials trained to ``max_epochs``, the costs a user can take, with the reference point
+``search.reference_point`` when the config sets one (as the Bayesian oracle's EHVI), else the nadir of
+those trials plus a tenth of each cost's range.  Logged measures count by their logarithm in
 that improvement too, as in the Bayesian oracle's EHVI: halving a small model weighs as much as halving
 a large one (on ``bench/pareto_mf_bench.py``, whose hypervolume is linear in ``params``, that buys many
 small models: ``bench/RESULTS.md``, "MO-ASHA with curve models").
@@ -90,9 +91,11 @@ class ParetoCurves:
         return (len(self._full_budget_costs(trials)) >= 2
                 and all(model.can_propose(trials) for model in self.curves.values()))
 
-    def best_candidate(self, trials: Mapping[int, Trial], candidates: Sequence[Mapping]) -> int | None:
+    def best_candidate(self, trials: Mapping[int, Trial], candidates: Sequence[Mapping],
+                       reference: np.ndarray | None = None) -> int | None:
         """Index of the candidate of largest expected hypervolume improvement of its predicted final costs
-        over the front of the trials trained to ``max_epochs``; None while the models cannot say."""
+        over the front of the trials trained to ``max_epochs``; None while the models cannot say.
+        ``reference``: ``search.reference_point`` as costs (``Oracle.reference_costs``); None derives it."""
         if not candidates or not self.can_propose(trials):
             return None
         predicted = self.predict_costs(trials, candidates)
@@ -103,7 +106,8 @@ class ParetoCurves:
         warped = self._warp(observed, trials)
         if not np.all(np.isfinite(warped)):
             return None  # a measure at 0 or below where the model took logs: no common scale
-        reference = default_reference_point(warped)
+        told = None if reference is None else self._warp(np.asarray(reference, dtype=float)[None, :], trials)[0]
+        reference = told if told is not None and np.all(np.isfinite(told)) else default_reference_point(warped)
         lower, upper = nondominated_boxes(warped, reference)
         return int(np.argmax(log_ehvi(mean, std, lower, upper)))
 
