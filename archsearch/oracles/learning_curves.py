@@ -95,6 +95,19 @@ def _finite(value) -> bool:
         return False
 
 
+def fit_on_a_subset(x: np.ndarray, y: np.ndarray) -> GaussianProcess | None:
+    """A GP whose kernel is fitted on at most :data:`FIT_POINTS` evenly spaced rows, then conditioned on all
+    (deterministic: the prior's mode, no restarts); None when the fit fails."""
+    subset = np.unique(np.round(np.linspace(0, len(y) - 1, min(len(y), FIT_POINTS))).astype(int))
+    gp = GaussianProcess(restarts=0, maxiter=FIT_ITERATIONS)
+    try:
+        gp.fit(x[subset], y[subset])
+        gp.fit(x, y, theta=gp.theta, optimize=False)
+    except (np.linalg.LinAlgError, ValueError):
+        return None
+    return gp
+
+
 class CurveModel:
     """Predicts each trial's score at ``max_epochs`` from every curve seen so far (see the module docstring).
 
@@ -209,14 +222,8 @@ class CurveModel:
             return None
         trend = np.polyfit(x[:, -1], y, 1) if float(np.ptp(x[:, -1])) > 0 else np.array([0.0, float(np.mean(y))])
         residual = y - np.polyval(trend, x[:, -1])
-        subset = np.unique(np.round(np.linspace(0, len(y) - 1, min(len(y), FIT_POINTS))).astype(int))
-        gp = GaussianProcess(restarts=0, maxiter=FIT_ITERATIONS)
-        try:
-            gp.fit(x[subset], residual[subset])
-            gp.fit(x, residual, theta=gp.theta, optimize=False)
-        except (np.linalg.LinAlgError, ValueError):
-            return None
-        return _Fitted(gp, trend)
+        gp = fit_on_a_subset(x, residual)
+        return None if gp is None else _Fitted(gp, trend)
 
     def predict_final(self, trials: Mapping[int, Trial], members: Sequence[Trial], budget: int) -> dict[int, float] | None:
         """Each member's predicted score at ``max_epochs`` (to maximise: the objective's sign applied), or

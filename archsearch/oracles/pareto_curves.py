@@ -41,7 +41,7 @@ from archsearch.oracles.base import COMPLETED, Trial
 from archsearch.oracles.encoding import SpaceEncoder
 from archsearch.oracles.gp import GaussianProcess
 from archsearch.oracles.hypervolume_acquisition import log_ehvi, nondominated_boxes
-from archsearch.oracles.learning_curves import FIT_ITERATIONS, FIT_POINTS, CurveModel, lineage
+from archsearch.oracles.learning_curves import CurveModel, fit_on_a_subset, lineage
 
 PARETO_CANDIDATES = 256  # random configurations scored for each model-based one (64 gave less on the bench)
 MEASURE_POINTS = 256  # configurations a measure's GP is fitted on at most: the first ones measured
@@ -181,14 +181,8 @@ class _MeasureModel:
         y = np.array([data[r][1] for r in roots])
         y = np.log(y) if logged else y
         x = self._encode([data[r][0] for r in roots])
-        subset = np.unique(np.round(np.linspace(0, len(y) - 1, min(len(y), FIT_POINTS))).astype(int))
-        gp = GaussianProcess(restarts=0, maxiter=FIT_ITERATIONS)
-        try:
-            gp.fit(x[subset], y[subset])
-            gp.fit(x, y, theta=gp.theta, optimize=False)
-        except (np.linalg.LinAlgError, ValueError):
-            return None
-        return gp, logged
+        gp = fit_on_a_subset(x, y)
+        return None if gp is None else (gp, logged)
 
     def _encode(self, values: list[dict]) -> np.ndarray:
         if self._encoder is None or not self._encoder.matches(self.hyperparameters):
