@@ -1,5 +1,8 @@
 """ASHA (Li et al., "A System for Massively Parallel Hyperparameter Tuning", MLSys 2020).
 
+Past 400 lines, most of them this docstring: the rule, its Pareto form, restore and the checkpoint bound
+are one piece of bookkeeping (the rungs), and the learning-curve models it asks live in their own modules.
+
 Asynchronous successive halving: the rungs of successive halving without its
 synchronisation.  Synchronous Hyperband (:mod:`archsearch.oracles.hyperband`)
 decides a round only when every trial of it is done, so parallel workers wait
