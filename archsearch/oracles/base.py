@@ -137,9 +137,10 @@ class Oracle(HandDrivenOracle):
         """``search.reference_point``: each objective's value (by name or in objective order) that bounds the
         hypervolume a Pareto search is judged by, or None to derive it from the trials.
 
-        The model-based Pareto acquisition (expected hypervolume improvement, ``tuner=bayesian``) improves the
-        hypervolume up to this point, so a search told where the interesting trade-offs lie spends its trials
-        there instead of on the whole trade-off seen so far; the other oracles do not use it.
+        The model-based Pareto acquisitions (expected hypervolume improvement: ``tuner=bayesian``, and
+        MO-ASHA's model-based new configurations) improve the hypervolume up to this point, so a search told
+        where the interesting trade-offs lie spends its trials there instead of on the whole trade-off seen
+        so far; the other oracles do not use it.
         """
         if reference_point is None:
             self.reference_costs = None

@@ -34,9 +34,9 @@ trials on the region the user scores and, while no trial is below it yet, on get
 observed nadir, a problem whose early costs are far above that region, such as DTLZ2, spreads its
 trials over the whole trade-off seen so far).  Otherwise it is the observed nadir plus a tenth of each
 cost's range (:func:`archsearch.core.pareto.default_reference_point`, the report's default); the
-ranking EHVI gives does not depend on each cost's units otherwise.  Running trials count as *kriging believers*: each GP
-pretends it observed its mean there (variance collapses around them) and those means join the front,
-so parallel workers are sent to other parts of it.
+ranking EHVI gives does not depend on each cost's units otherwise.  Running trials count as *kriging
+believers*: each GP pretends it observed its mean there (variance collapses around them) and those
+means join the front, so parallel workers are sent to other parts of it.
 """
 
 from __future__ import annotations
