@@ -7,6 +7,8 @@ through its ask/tell API:
 
 * ``archsearch-random``, ``archsearch-nsga2``, ``archsearch-bayesian``: ``create_oracle(name, space,
   ParetoObjective.of(objectives), seed=s, max_trials=n)`` driven by ``archsearch.oracles.driving.drive``.
+  ``archsearch-bayesian-ref`` is the same oracle told the problem's reference point
+  (``set_reference_point``, as a user sets ``search.reference_point``; Optuna's samplers have no such setting).
   A method ``create_oracle`` refuses in Pareto mode is reported "not available".  Oracles that size
   themselves by ``max_trials`` (nsga2's population, bayesian's initial design) run once per budget where
   that size differs between the budgets; the others (and those where it does not: bayesian's initial
