@@ -116,13 +116,7 @@ def restore_checkpoint(model, path: Path) -> None:
 
 
 def _build_from_file(model, path: Path) -> None:
-    try:
-        import h5py
-
-        with h5py.File(path, "r") as fh:
-            recorded = fh.attrs.get(BUILD_ATTRIBUTE)
-    except (OSError, ValueError):
-        return
+    recorded = _recorded(path, BUILD_ATTRIBUTE)
     if recorded is None:
         return  # an older file: Keras names the problem when the weights are loaded
     if isinstance(recorded, bytes):
@@ -139,25 +133,13 @@ def _build_from_file(model, path: Path) -> None:
 
 def checkpoint_epoch(path: Path) -> int | None:
     """The epoch a weights file written by a trial holds, or None (older or foreign files)."""
-    try:
-        import h5py
-
-        with h5py.File(path, "r") as fh:
-            value = fh.attrs.get(EPOCH_ATTRIBUTE)
-    except (OSError, ValueError):
-        return None
+    value = _recorded(path, EPOCH_ATTRIBUTE)
     return None if value is None else int(value)
 
 
 def checkpoint_policy(path: Path) -> dict | None:
     """The training policy a weights file was trained under (as recorded), or None (older or foreign files)."""
-    try:
-        import h5py
-
-        with h5py.File(path, "r") as fh:
-            value = fh.attrs.get(POLICY_ATTRIBUTE)
-    except (OSError, ValueError):
-        return None
+    value = _recorded(path, POLICY_ATTRIBUTE)
     if value is None:
         return None
     try:
@@ -165,3 +147,14 @@ def checkpoint_policy(path: Path) -> dict | None:
     except ValueError:
         return None
     return recorded if isinstance(recorded, dict) else None
+
+
+def _recorded(path: Path, attribute: str):
+    """One attribute this module wrote into a weights file, or None (absent, unreadable or not HDF5)."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            return fh.attrs.get(attribute)
+    except (OSError, ValueError):
+        return None
