@@ -340,7 +340,7 @@ class ASHAOracle(Oracle):
         count = CANDIDATES if self.pareto_curves is None else self.pareto_curves.candidates
         candidates = [v for v in (self.hyperparameters.sample(self.rng) for _ in range(count)) if self.is_new(v)]
         if self.pareto_curves is not None:
-            best = self.pareto_curves.best_candidate(self.trials, candidates, getattr(self, "reference_costs", None))
+            best = self.pareto_curves.best_candidate(self.trials, candidates, self.reference_costs)
         else:
             best = self.curves.best_candidate(self.trials, candidates)
         return None if best is None else candidates[best]

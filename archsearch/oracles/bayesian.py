@@ -252,7 +252,7 @@ class BayesianOptimizationOracle(Oracle):
         if len(self.trials) < self.initial_points():
             return None
         data = pareto_training_data(list(self.trials.values()), self.objective, self.encoder.encode_many,
-                                    getattr(self, "reference_costs", None))
+                                    self.reference_costs)
         if data is None:
             return None
         self._scalars = data.ranks

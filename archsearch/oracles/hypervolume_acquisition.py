@@ -265,13 +265,14 @@ def pareto_training_data(trials: Sequence[Any], objective: Any, encode: Callable
             bad.append(t)
     if len(good) < 2:
         return None
-    names = [p.name for p in objective.components]
-    costs = warp_costs(np.asarray(rows, dtype=float), names, reference)
+    raw = np.asarray(rows, dtype=float)
+    logged = _logged_columns(raw, [p.name for p in objective.components], reference)
+    costs = _logs_of(raw, logged)
     worst = costs.max(axis=0)
     x = encode([t.hparams for t in good] + [t.hparams for t in bad])
     y = np.vstack([costs, np.tile(worst, (len(bad), 1))])
     on_front = front_mask(costs)
-    reference = default_reference_point(costs) if reference is None else warped_reference(reference, rows, names)
+    reference = default_reference_point(costs) if reference is None else _logs_of(reference[None, :], logged)[0]
     contributions = _contributions(costs[on_front], reference)
     ranks = {t.id: (float(c) if on else -1.0) for t, on, c in
              zip(good, on_front, _spread(on_front, contributions))}
@@ -284,28 +285,22 @@ def pending_inputs(trials: Sequence[Any], encode: Callable[[list], np.ndarray]) 
     return encode(running) if running else np.zeros((0, 0))
 
 
-def warp_costs(costs: np.ndarray, names: Sequence[str], reference: np.ndarray | None = None) -> np.ndarray:
-    """Costs as modelled: a model measure whose costs (and configured reference, when given) are all
-    positive by its logarithm (module docstring)."""
+def warp_costs(costs: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """Costs as modelled: a model measure whose costs are all positive by its logarithm (module docstring)."""
+    costs = np.asarray(costs, dtype=float)
+    return _logs_of(costs, _logged_columns(costs, names, None))
+
+
+def _logged_columns(costs: np.ndarray, names: Sequence[str], reference: np.ndarray | None) -> list[int]:
+    """The columns :func:`warp_costs` takes the logarithm of: model measures, all positive, reference included."""
+    return [j for j, name in enumerate(names) if name in MEASURES and bool(np.all(costs[:, j] > 0))
+            and (reference is None or reference[j] > 0)]
+
+
+def _logs_of(costs: np.ndarray, columns: Sequence[int]) -> np.ndarray:
     out = np.array(costs, dtype=float)
-    for j, name in enumerate(names):
-        if _log_warped(name, out[:, j], reference, j):
-            out[:, j] = np.log(out[:, j])
+    out[:, list(columns)] = np.log(out[:, list(columns)])
     return out
-
-
-def warped_reference(reference: np.ndarray, raw: Sequence[Sequence[float]], names: Sequence[str]) -> np.ndarray:
-    """The configured reference point in the modelled costs' units: the log of each cost :func:`warp_costs` logged."""
-    out = np.array(reference, dtype=float)
-    raw = np.asarray(raw, dtype=float)
-    for j, name in enumerate(names):
-        if _log_warped(name, raw[:, j], reference, j):
-            out[j] = math.log(out[j])
-    return out
-
-
-def _log_warped(name: str, column: np.ndarray, reference: np.ndarray | None, j: int) -> bool:
-    return name in MEASURES and bool(np.all(column > 0)) and (reference is None or reference[j] > 0)
 
 
 def _contributions(front: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -72,10 +72,11 @@ class ParetoCurves:
     def rank(self, trials: Mapping[int, Trial], ranked: list[Trial], budget: int) -> list[Trial]:
         """``ranked`` (MO-ASHA's order by current vectors) reordered by the selection order of the predicted
         final vectors where every curve model can say; trials without a vector keep their place at the end."""
-        scored = [t for t in ranked if t.status == COMPLETED and self.objective.costs_from(t.metrics) is not None]
+        vectors = {t.id: self.objective.costs_from(t.metrics) for t in ranked if t.status == COMPLETED}
+        scored = [t for t in ranked if vectors.get(t.id) is not None]
         if len(scored) < 2:
             return ranked
-        costs = np.array([self.objective.costs_from(t.metrics) for t in scored], dtype=float)
+        costs = np.array([vectors[t.id] for t in scored], dtype=float)
         for j, model in self.curves.items():
             predicted = model.predict_final(trials, scored, budget)
             if predicted is None:
