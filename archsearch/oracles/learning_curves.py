@@ -250,19 +250,17 @@ class CurveModel:
         """Index of the candidate configuration with the largest upper confidence bound on its final score
         (mean + ``kappa`` standard deviations at ``max_epochs``), or None while fewer than ``min_full``
         configurations were trained to the full budget (the model would only extrapolate)."""
-        if not candidates or not self.can_propose(trials, min_full):
+        predicted = self.predict_candidates(trials, candidates, min_full)
+        if predicted is None:
             return None
-        fitted = self._fitted(trials)
-        encoder = self._encoder_for()
-        x = np.column_stack([encoder.encode_many(list(candidates)), np.ones(len(candidates))])
-        mean, var = fitted.gp.predict(x)
+        mean, var = predicted
         return int(np.argmax(mean + kappa * np.sqrt(var)))
 
-    def predict_candidates(self, trials: Mapping[int, Trial],
-                           candidates: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray] | None:
+    def predict_candidates(self, trials: Mapping[int, Trial], candidates: Sequence[Mapping],
+                           min_full: int = 1) -> tuple[np.ndarray, np.ndarray] | None:
         """Predicted final score (mean, variance; the objective's sign applied: to maximise) of candidate
         configurations at ``max_epochs``, or None while the model cannot say (see :meth:`can_propose`)."""
-        if not candidates or not self.can_propose(trials):
+        if not candidates or not self.can_propose(trials, min_full):
             return None
         fitted = self._fitted(trials)
         x = np.column_stack([self._encoder_for().encode_many(list(candidates)), np.ones(len(candidates))])
