@@ -34,7 +34,9 @@ trials on the region the user scores and, while no trial is below it yet, on get
 observed nadir, a problem whose early costs are far above that region, such as DTLZ2, spreads its
 trials over the whole trade-off seen so far).  Otherwise it is the observed nadir plus a tenth of each
 cost's range (:func:`archsearch.core.pareto.default_reference_point`, the report's default); the
-ranking EHVI gives does not depend on each cost's units otherwise.  Running trials count as *kriging
+ranking EHVI gives does not depend on each cost's units otherwise.  :func:`reference_excess` is how far a trial is from
+the region a configured reference point scores (the Bayesian oracle's *approach*, before EHVI has data
+there: see :mod:`archsearch.oracles.bayesian`).  Running trials count as *kriging
 believers*: each GP pretends it observed its mean there (variance collapses around them) and those
 means join the front, so parallel workers are sent to other parts of it.
 """
@@ -175,7 +177,8 @@ class ParetoData:
     costs: np.ndarray
     front: np.ndarray
     reference: np.ndarray
-    ranks: dict[int, float]  # trial id -> how good a base for local candidates (higher: better)
+    ranks: dict[int, float]  # trial id -> how good a base for local candidates (higher: better); rows' order
+    inside: int  # completed trials whose every cost lies below the reference point
 
 
 class HypervolumeModel:
@@ -276,7 +279,20 @@ def pareto_training_data(trials: Sequence[Any], objective: Any, encode: Callable
     contributions = _contributions(costs[on_front], reference)
     ranks = {t.id: (float(c) if on else -1.0) for t, on, c in
              zip(good, on_front, _spread(on_front, contributions))}
-    return ParetoData(x, y, costs[on_front], reference, ranks)
+    inside = int(np.sum(np.all(costs < reference, axis=1)))
+    return ParetoData(x, y, costs[on_front], reference, ranks, inside)
+
+
+def reference_excess(costs: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each row's largest excess over ``reference``, every cost in units of its observed range: negative
+    exactly for the rows inside the box the reference bounds, and smallest along its diagonal.
+
+    A Chebyshev scalarisation centred on the reference with equal weights: minimising it leads into the
+    scored box at its deepest, where one point dominates the most of it."""
+    costs = np.asarray(costs, dtype=float)
+    span = np.ptp(costs, axis=0)
+    span = np.where(span > 0, span, 1.0)
+    return np.max((costs - np.asarray(reference, dtype=float)) / span, axis=1)
 
 
 def pending_inputs(trials: Sequence[Any], encode: Callable[[list], np.ndarray]) -> np.ndarray:
