@@ -321,7 +321,8 @@ def test_the_hydra_sweeper_runs_a_pareto_search_when_direction_is_a_list(tmp_pat
     run = tmp_path / "sweep"
     result = subprocess.run([sys.executable, str(app), "-m", f"hydra.sweep.dir={run}", "hydra/sweeper=archsearch",
                              "hydra.sweeper.direction=[maximize,minimize]", "hydra.sweeper.max_trials=5",
-                             "hydra.sweeper.tuner=random", "hydra.sweeper.seed=1", "+x=interval(0, 1)"],
+                             "hydra.sweeper.tuner=random", "hydra.sweeper.seed=1", "+x=interval(0, 1)",
+                             "hydra.sweeper.reference_point={objective_1: 1, objective_0: 0}"],
                             cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO), "ARCHSEARCH_REPORT": "false"},
                             capture_output=True, text=True, timeout=HANG)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -334,7 +335,8 @@ def test_the_hydra_sweeper_runs_a_pareto_search_when_direction_is_a_list(tmp_pat
     assert [s["trial"] for s in solutions] == [t.id for t in front]
     x = front[0].hparams["x"]
     assert solutions[0]["values"] == [pytest.approx(x), pytest.approx((x - 0.2) ** 2)]
-    assert "Pareto front:" in result.stdout and "Hypervolume:" in result.stdout
+    assert "Pareto front:" in result.stdout
+    assert "(reference point objective_0=0, objective_1=1; hydra.sweeper.reference_point)" in result.stdout
     rows = list(csv.DictReader((run / "trials.csv").open(newline="")))
     assert {r["id"] for r in rows if r["on_front"] == "true"} == {str(t.id) for t in front}
 
@@ -357,3 +359,93 @@ def test_a_pareto_sweeps_settings_and_return_values_are_checked():
     assert _returned_metrics((0.5, 3), objective) == {"loss": 0.5, "params": 3.0}
     assert "returned 3 values for the 2 objectives" in _miscounted([1, 2, 3], objective)
     assert _miscounted(0.5, Objective("loss")) is None
+
+
+def test_a_sweeps_reference_point_reaches_the_oracle_by_name_or_in_order():
+    from archsearch.engine.assembly import create_search_oracle
+    from archsearch.engine.settings import TunerSettings
+    from archsearch.sweeper.config import SweeperSettings
+    from archsearch.sweeper.sweeper import sweep_objective
+
+    for given in ({"b": 2.0, "a": 0.25}, [0.25, 2.0]):
+        settings = SweeperSettings.from_config({"objective": ["a", "b"], "direction": ["maximize", "minimize"],
+                                                "reference_point": given})
+        assert settings.reference_point == {"a": 0.25, "b": 2.0}
+        oracle = create_search_oracle(TunerSettings.from_config({"name": "bayesian"}), searched_oracle().hyperparameters,
+                                      sweep_objective(settings.objective), settings.reference_point,
+                                      "hydra.sweeper.reference_point")
+        assert oracle.reference_costs.tolist() == [-0.25, 2.0]  # costs: a (maximised) negated
+    assert SweeperSettings.from_config({"direction": ["maximize", "minimize"]}).reference_point is None
+
+
+def test_a_reference_point_is_refused_by_the_sweepers_name_for_one_objective_or_the_wrong_count():
+    from archsearch.engine.assembly import create_search_oracle
+    from archsearch.engine.settings import TunerSettings
+    from archsearch.errors import ConfigError
+    from archsearch.sweeper.config import SweeperSettings
+
+    with pytest.raises(ConfigError, match=r"^hydra.sweeper.reference_point: \[1, 2\] is set, but the sweep has one "
+                                          r"objective \(give hydra.sweeper.direction a list"):
+        SweeperSettings.from_config({"objective": "loss", "reference_point": [1, 2]})
+    with pytest.raises(ConfigError, match=r"^hydra.sweeper.reference_point: \{'c': 1\} is not one number for each"):
+        SweeperSettings.from_config({"direction": ["maximize", "minimize"], "objective": ["a", "b"],
+                                     "reference_point": {"c": 1}})
+    with pytest.raises(ConfigError, match=r"^hydra.sweeper.reference_point: .* leave hydra.sweeper.reference_point"):
+        create_search_oracle(TunerSettings.from_config({"name": "random"}), searched_oracle().hyperparameters,
+                             Objective("a", "max"), [1, 2], "hydra.sweeper.reference_point")
+
+
+def test_a_pareto_sweeps_front_scores_the_hypervolume_against_the_configured_point(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from archsearch.sweeper.sweeper import _write_front
+
+    oracle = searched_oracle()
+    space = SimpleNamespace(overrides=lambda hparams: [f"+x={hparams['x']}"])
+    _write_front(tmp_path, oracle, space, {"a": 0.0, "b": 2.0})
+    out = capsys.readouterr().out
+    assert "(reference point a=0, b=2; hydra.sweeper.reference_point)" in out
+    front = np.array([[-t.metrics["a"], t.metrics["b"]] for t in oracle.pareto_front()])
+    assert f"Hypervolume: {pareto.hypervolume(front, np.array([0.0, 2.0])):.6g}," in out
+    _write_front(tmp_path, oracle, space)  # none configured: derived, and the line says where to fix it
+    assert "fix it with hydra.sweeper.reference_point to compare runs" in capsys.readouterr().out
+
+
+def test_a_sweeps_report_reads_its_reference_point_from_the_sweepers_stored_settings():
+    from archsearch.report.pareto import configured_reference, reference_setting
+
+    stored = {"sweeper": {"reference_point": {"b": 2.0, "a": 0.5}}, "params": {"x": "interval(0, 1)"}}
+    assert reference_setting(stored) == "hydra.sweeper.reference_point"
+    assert configured_reference(stored, ["a", "b"]) == [0.5, 2.0]
+    assert configured_reference({"sweeper": {"reference_point": None}}, ["a", "b"]) is None
+    assert reference_setting({"search": {}}) == "search.reference_point"
+
+
+def test_a_continued_sweep_keeps_its_reference_point_unless_forced(tmp_path):
+    from archsearch.errors import ConfigError
+    from archsearch.sweeper.config import SweeperSettings
+    from archsearch.sweeper.sweeper import _same_reference_point
+
+    class Store:  # what the check reads of the sweep's store: its stored config and how many trials it holds
+        def __init__(self, point, count=1):
+            self.meta = {"config": {"sweeper": {"reference_point": point}, "params": {}}}
+            self.count = lambda: count
+
+        def get_meta(self, key):
+            return self.meta.get(key)
+
+        def set_meta(self, key, value):
+            self.meta[key] = value
+
+    def settings(point, resume=False):
+        return SweeperSettings.from_config({"direction": ["max", "min"], "objective": ["a", "b"],
+                                            "reference_point": point, "resume": resume})
+
+    _same_reference_point(Store({"a": 0.0, "b": 2.0}), settings([0, 2]), tmp_path)  # the same point
+    _same_reference_point(Store(None, count=0), settings([0, 2]), tmp_path)  # nothing run yet: a new sweep
+    with pytest.raises(ConfigError, match=r"^hydra.sweeper.reference_point: \{'a': 0.0, 'b': 3.0\} differs from "
+                                          r"the \{'a': 0.0, 'b': 2.0\}.*hydra.sweeper.resume=force"):
+        _same_reference_point(Store({"a": 0.0, "b": 2.0}), settings([0, 3]), tmp_path)
+    store = Store({"a": 0.0, "b": 2.0})
+    _same_reference_point(store, settings([0, 3], "force"), tmp_path)
+    assert store.meta["config"]["sweeper"]["reference_point"] == {"a": 0.0, "b": 3.0}  # what the report reads

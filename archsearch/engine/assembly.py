@@ -47,13 +47,15 @@ def clear_folder(folder: Path, keep: Sequence[str] = ()) -> None:
             entry.unlink()
 
 
-def create_search_oracle(tuner: TunerSettings, space: Any, objective: Any, reference_point: Any = None) -> Any:
+def create_search_oracle(tuner: TunerSettings, space: Any, objective: Any, reference_point: Any = None,
+                         reference_field: str = "search.reference_point") -> Any:
     """The oracle ``tuner`` names, over ``space`` (None: learned from the trials), optimising ``objective``;
-    ``reference_point``: a Pareto search's ``search.reference_point`` (see ``Oracle.set_reference_point``)."""
+    ``reference_point``: a Pareto search's ``search.reference_point`` (see ``Oracle.set_reference_point``),
+    ``reference_field`` the setting an error names (``hydra.sweeper.reference_point`` in a sweep)."""
     from archsearch.oracles import create_oracle
 
     oracle = create_oracle(tuner.name, space, objective, **tuner.options)
-    oracle.set_reference_point(reference_point)
+    oracle.set_reference_point(reference_point, reference_field)
     return oracle
 
 

@@ -133,9 +133,10 @@ class Oracle(HandDrivenOracle):
             self.pruner.check_objective(self.objective)
         self._init_hand_driven()
 
-    def set_reference_point(self, reference_point: Any) -> None:
+    def set_reference_point(self, reference_point: Any, field: str = "search.reference_point") -> None:
         """``search.reference_point``: each objective's value (by name or in objective order) that bounds the
-        hypervolume a Pareto search is judged by, or None to derive it from the trials.
+        hypervolume a Pareto search is judged by, or None to derive it from the trials.  ``field``: where the
+        user set it (``hydra.sweeper.reference_point`` in a sweep), named by an error.
 
         The model-based Pareto acquisitions (expected hypervolume improvement: ``tuner=bayesian``, and
         MO-ASHA's model-based new configurations) improve the hypervolume up to this point, so a search told
@@ -146,11 +147,12 @@ class Oracle(HandDrivenOracle):
             self.reference_costs = None
             return
         if not self.objective.is_pareto:
-            raise ConfigError("search.reference_point", f"{reference_point!r} is set, but the search has one objective",
-                              "set search.mode=pareto, or leave search.reference_point null")
+            pareto = "set search.mode=pareto" if field == "search.reference_point" else "search several objectives"
+            raise ConfigError(field, f"{reference_point!r} is set, but the search has one objective",
+                              f"{pareto}, or leave {field} null")
         from archsearch.core.pareto import reference_costs  # moocore: loaded by Pareto searches only
 
-        self.reference_costs = reference_costs(self.objective, reference_point, "search.reference_point")
+        self.reference_costs = reference_costs(self.objective, reference_point, field)
 
     # ------------------------------------------------------------ protocol
     def ask(self) -> Trial | None:

@@ -193,14 +193,15 @@ def _pareto_section(view: ParetoView, figures: dict[str, Any] | None) -> str:
 def _reference_text(view: ParetoView) -> str:
     """The hypervolume's reference point, in the objectives' units, and where it came from."""
     reference = _e(", ".join(f"{n} = {_fmt(v)}" for n, v in view.reference_values().items()))
+    setting = view.setting
     if view.reference is None:
         return ("<p id='reference-point'>Hypervolume reference point: none yet (no trial has every objective; "
-                "set search.reference_point to fix one).</p>")
+                f"set {setting} to fix one).</p>")
     if view.derived:
-        return ("<p id='reference-point'>Hypervolume reference point (derived: search.reference_point is not set, so "
+        return (f"<p id='reference-point'>Hypervolume reference point (derived: {setting} is not set, so "
                 f"the worst value of each objective over the {len(view.scored)} completed trials plus 10% of its "
-                f"range): <b>{reference}</b>. Set search.reference_point to compare searches on one scale.</p>")
-    return f"<p id='reference-point'>Hypervolume reference point (search.reference_point): <b>{reference}</b>.</p>"
+                f"range): <b>{reference}</b>. Set {setting} to compare searches on one scale.</p>")
+    return f"<p id='reference-point'>Hypervolume reference point ({setting}): <b>{reference}</b>.</p>"
 
 
 def _front_table(view: ParetoView, front: list[dict[str, Any]]) -> str:

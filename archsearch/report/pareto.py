@@ -65,6 +65,7 @@ class ParetoView:
     # Completed with every objective but stopped at a lower budget than ``scored``'s (a multi-fidelity search's
     # lower rungs): left out of the front and the hypervolume (:func:`archsearch.core.pareto.full_budget_mask`).
     lower_budget: list[dict[str, Any]] = field(default_factory=list)
+    setting: str = "search.reference_point"  # where the run's config fixes the reference (a sweep: hydra.sweeper's)
 
     @property
     def signs(self) -> np.ndarray:
@@ -156,6 +157,7 @@ def pareto_view(run: RunRecord) -> ParetoView:
                       reference, derived, costs.min(axis=0) if len(costs) else None)
     view.curve = view.hypervolume_curve(run.trials)
     view.lower_budget = lower
+    view.setting = reference_setting(run.config)
     return view
 
 
@@ -164,13 +166,22 @@ def infeasible_trials(run: RunRecord) -> list[dict[str, Any]]:
 
 
 def configured_reference(config: Mapping[str, Any], names: Sequence[str]) -> list[float] | None:
-    """``search.reference_point`` of the stored config, in objective order (a mapping by name or a list), or None.
+    """``search.reference_point`` of the stored config (a sweep's: :func:`reference_setting`), in objective order
+    (a mapping by name or a list), or None.
 
     The search validated it when it started (:class:`archsearch.engine.settings.ObjectiveSettings`); a stored
     value that does not fit the objectives anyway (an edited store) is an error, never quietly replaced.
     """
-    value = (config.get("search") or {}).get("reference_point")
-    return None if value is None else reference_values(value, names)
+    setting = reference_setting(config)
+    section = config.get("sweeper" if setting.startswith("hydra.") else "search") or {}
+    value = section.get("reference_point")
+    return None if value is None else reference_values(value, names, setting)
+
+
+def reference_setting(config: Mapping[str, Any]) -> str:
+    """Where a stored config fixes the reference point: ``search.reference_point``, or in a Hydra sweep's
+    (stored as ``{sweeper: ..., params: ...}``, archsearch/sweeper) ``hydra.sweeper.reference_point``."""
+    return "hydra.sweeper.reference_point" if isinstance(config.get("sweeper"), Mapping) else "search.reference_point"
 
 
 def log_axis(name: str, values: Sequence[float]) -> bool:

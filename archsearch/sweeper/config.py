@@ -47,6 +47,7 @@ class ArchsearchSweeperConf:
     tuner: Any = None  # a tuner name, or {name: asha, max_epochs: 9, ...}
     objective: Any = None  # a metric name, {name:, direction:}; None: the task function's return value
     direction: Any = None  # the Optuna sweeper's: minimize | maximize
+    reference_point: Any = None  # a Pareto sweep's hypervolume reference: {objective: value} or a list in order
     max_trials: Optional[int] = None
     n_trials: Optional[int] = None  # the Optuna sweeper's name for max_trials
     parallel_trials: Optional[int] = None
@@ -72,6 +73,8 @@ class SweeperSettings:
     tuner: str = "bayesian"
     tuner_options: Mapping[str, Any] = field(default_factory=dict)
     objective: Any = "objective"  # the return value's name when the task function returns a number
+    # A Pareto sweep's hypervolume reference point, each objective's value by name (None: derived from the trials).
+    reference_point: dict[str, float] | None = None
     max_trials: int = 20
     parallel_trials: int = 1
     seed: int | None = None
@@ -113,8 +116,10 @@ class SweeperSettings:
                            f"{where}.max_failure_rate", 0.0)
         if rate > 1.0:
             raise ConfigError(f"{where}.max_failure_rate", f"{rate} is not a fraction", "use a number from 0 to 1")
+        objective = _objective(conf.get("objective"), conf.get("direction"))
         return cls(
-            tuner=tuner, tuner_options=options, objective=_objective(conf.get("objective"), conf.get("direction")),
+            tuner=tuner, tuner_options=options, objective=objective,
+            reference_point=_reference_point(conf.get("reference_point"), objective),
             max_trials=int(whole_number(max_trials, f"{where}.max_trials", 1)),
             parallel_trials=int(whole_number(parallel, f"{where}.parallel_trials", 1)),
             seed=whole_number(seed, f"{where}.seed", 0, allow_none=True),
@@ -182,6 +187,24 @@ def _objective(objective: Any, direction: Any) -> Any:
     if isinstance(objective, Mapping):
         return dict(objective) if direction is None else {**dict(objective), "direction": direction}
     return str(objective) if direction is None else {"name": str(objective), "direction": direction}
+
+
+def _reference_point(value: Any, objective: Any) -> dict[str, float] | None:
+    """``reference_point``: a number for every objective of a Pareto sweep (by name, or a list in objective
+    order, as ``search.reference_point``), kept by name; a single-objective sweep has no hypervolume to fix."""
+    from archsearch.core.pareto import reference_values
+
+    where = "hydra.sweeper.reference_point"
+    if value is None:
+        return None
+    if not (isinstance(objective, Mapping) and "pareto" in objective):
+        raise ConfigError(where, f"{value!r} is set, but the sweep has one objective",
+                          "give hydra.sweeper.direction a list of directions (a Pareto sweep), or leave "
+                          f"{where} null")
+    from archsearch.core.objective import ParetoObjective
+
+    names = [p.name for p in ParetoObjective.of(objective["pareto"], field="hydra.sweeper.objective").components]
+    return dict(zip(names, reference_values(value, names, where)))
 
 
 def _direction(direction: Any, where: str = "hydra.sweeper.direction") -> str:

@@ -67,7 +67,8 @@ def run_sweep(settings: Any, config: DictConfig, launcher: Any, arguments: list[
     tuner = TunerSettings.from_config({"name": settings.tuner, **settings.tuner_options,
                                        "max_trials": settings.max_trials, "seed": settings.seed,
                                        "pruner": settings.pruner})
-    oracle = create_search_oracle(tuner, space.space, objective)
+    oracle = create_search_oracle(tuner, space.space, objective, settings.reference_point,
+                                  "hydra.sweeper.reference_point")
     slots = settings.parallel_trials
     if slots > 1 and type(launcher).__name__ == "BasicLauncher":
         say(f"Note: Hydra's basic launcher runs one job at a time in this process: parallel_trials={slots} needs "
@@ -87,6 +88,7 @@ def run_sweep(settings: Any, config: DictConfig, launcher: Any, arguments: list[
             raise ConfigError("hydra.sweep.dir", f"{sweep_dir} holds another sweep ({exc.problem})",
                               "continue it with the same params and tuner, pass hydra.sweeper.resume=force to go on "
                               "with the changed ones, or choose another hydra.sweep.dir") from None
+        _same_reference_point(store, settings, sweep_dir)
         said = assembly.restore()
         if said:
             say(said.replace("the search", "the sweep"))
@@ -124,6 +126,25 @@ def sweep_objective(spec: Any) -> Any:
     if isinstance(spec, dict) and "pareto" in spec:
         return ParetoObjective.of(spec["pareto"], field="hydra.sweeper.objective")
     return Objective.create(spec)
+
+
+def _same_reference_point(store: Any, settings: Any, sweep_dir: Path) -> None:
+    """A continued sweep keeps the reference point its trials were searched and scored against (the command
+    line refuses a changed ``search.reference_point`` on resume alike): not part of the fingerprint, which
+    is the oracle's, but of the stored config the report reads.  ``resume=force`` takes the new one there."""
+    stored = dict(store.get_meta("config") or {})
+    sweeper = dict(stored.get("sweeper") or {})
+    before = sweeper.get("reference_point")
+    if store.count() == 0 or before == settings.reference_point:
+        return
+    if settings.resume != "force":
+        raise ConfigError("hydra.sweeper.reference_point", f"{settings.reference_point!r} differs from the "
+                          f"{before!r} the sweep in {sweep_dir} runs with", "continue it with the same reference "
+                          "point, pass hydra.sweeper.resume=force to go on with this one, or choose another "
+                          "hydra.sweep.dir")
+    log.warning("%s: continuing a sweep whose reference point changed (%r -> %r)", sweep_dir, before,
+                settings.reference_point)
+    store.set_meta("config", {**stored, "sweeper": {**sweeper, "reference_point": settings.reference_point}})
 
 
 def _check_a_job_composes(config_loader: Any, config: DictConfig, space: Any) -> None:
@@ -173,7 +194,7 @@ def _write_results(sweep_dir: Path, oracle: Any, store: Any, space: Any, setting
     store.export_epochs_csv(sweep_dir / "epochs.csv")
     best = oracle.best_trials(1)
     if best and oracle.objective.is_pareto:
-        _write_front(sweep_dir, oracle, space)
+        _write_front(sweep_dir, oracle, space, settings.reference_point)
     elif best:
         trial = best[0]
         results = {"name": "archsearch", "best_params": {k: v for k, v in trial.hparams.items()},
@@ -187,9 +208,10 @@ def _write_results(sweep_dir: Path, oracle: Any, store: Any, space: Any, setting
         say(f"Report: {page}")
 
 
-def _write_front(sweep_dir: Path, oracle: Any, space: Any) -> None:
+def _write_front(sweep_dir: Path, oracle: Any, space: Any, reference_point: Any = None) -> None:
     """A Pareto sweep's results: the Optuna sweeper's ``solutions`` (each front trial's params and values, in
-    direction order) in ``optimization_results.yaml``, and the front table on the console."""
+    direction order) in ``optimization_results.yaml``, and the front table on the console, its hypervolume
+    measured against ``reference_point`` (``hydra.sweeper.reference_point``; None: derived, and said so)."""
     from archsearch.core.console import say
     from archsearch.keras_tuner.results import front_table
 
@@ -200,7 +222,7 @@ def _write_front(sweep_dir: Path, oracle: Any, space: Any) -> None:
                               "trial": t.id} for t in front],
                "objectives": [{"name": p.name, "direction": p.direction} for p in parts]}
     OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
-    for line in front_table(oracle, setting=None):
+    for line in front_table(oracle, reference_point=reference_point, setting="hydra.sweeper.reference_point"):
         say(line)
     say("Front trials' overrides: " + "; ".join(f"trial {t.id}: " + " ".join(space.overrides(t.hparams))
                                                 for t in front))
