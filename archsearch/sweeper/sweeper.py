@@ -138,8 +138,9 @@ def _same_reference_point(store: Any, settings: Any, sweep_dir: Path) -> None:
     if store.count() == 0 or before == settings.reference_point:
         return
     if settings.resume != "force":
+        was = "derived one (none set)" if before is None else repr(before)
         raise ConfigError("hydra.sweeper.reference_point", f"{settings.reference_point!r} differs from the "
-                          f"{before!r} the sweep in {sweep_dir} runs with", "continue it with the same reference "
+                          f"{was} the sweep in {sweep_dir} runs with", "continue it with the same reference "
                           "point, pass hydra.sweeper.resume=force to go on with this one, or choose another "
                           "hydra.sweep.dir")
     log.warning("%s: continuing a sweep whose reference point changed (%r -> %r)", sweep_dir, before,
