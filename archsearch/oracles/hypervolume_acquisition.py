@@ -29,14 +29,14 @@ away from them and they never join the front.  Model measures (``params``, ``flo
 :data:`archsearch.core.measures.MEASURES`) that are all positive are modelled and weighed by their
 logarithm, as the report plots them: a size spans decades, and a GP of the raw counts is dominated by
 the largest models.  The reference point is ``search.reference_point`` when the config sets one
-(``Oracle.set_reference_point``): the improvement then counts only below it, so the search spends its
-trials on the region the user scores and, while no trial is below it yet, on getting there (with the
-observed nadir, a problem whose early costs are far above that region, such as DTLZ2, spreads its
-trials over the whole trade-off seen so far).  Otherwise it is the observed nadir plus a tenth of each
-cost's range (:func:`archsearch.core.pareto.default_reference_point`, the report's default); the
-ranking EHVI gives does not depend on each cost's units otherwise.  :func:`reference_excess` is how far a trial is from
-the region a configured reference point scores (the Bayesian oracle's *approach*, before EHVI has data
-there: see :mod:`archsearch.oracles.bayesian`).  Running trials count as *kriging
+(``Oracle.set_reference_point``, or ``hydra.sweeper.reference_point``): the improvement then counts only
+below it, so the search spends its trials on the region the user scores (with the observed nadir, a
+problem whose early costs are far above that region, such as DTLZ2, spreads its trials over the whole
+trade-off seen so far).  Getting into that region first is the Bayesian oracle's *approach*
+(:mod:`archsearch.oracles.bayesian`), by :func:`reference_excess`, how far a trial is from it: EHVI with
+no data there sends its trials where its models know least.  Otherwise the reference is the observed
+nadir plus a tenth of each cost's range (:func:`archsearch.core.pareto.default_reference_point`, the
+report's default); the ranking EHVI gives does not depend on each cost's units otherwise.  Running trials count as *kriging
 believers*: each GP pretends it observed its mean there (variance collapses around them) and those
 means join the front, so parallel workers are sent to other parts of it.
 """
