@@ -361,3 +361,24 @@ def test_pareto_restore_after_a_kill_gives_the_same_next_proposals(tmp_path, nam
     onward = [drive(oracle, curve=two_objectives, concurrent=2, order="newest") for oracle in (original, restored)]
     assert onward[0].asked and signature(restored) == signature(original) and restored.finished
     assert [t.id for t in restored.pareto_front()] == [t.id for t in original.pareto_front()]
+
+
+def test_pareto_restore_while_approaching_a_told_reference_point_gives_the_same_next_proposals(tmp_path):
+    """The Bayesian oracle told a reference point no trial reaches (it approaches it: module bayesian)
+    replays the same after a kill, as it does with EHVI."""
+    def make():
+        oracle = make_pareto("bayesian", max_trials=12)
+        oracle.set_reference_point({"loss": -100.0, "size": 1.0})  # below every trial of this problem
+        return oracle
+
+    store = TrialStore(tmp_path / "trials.db")
+    original = make()
+    drive(original, curve=two_objectives, concurrent=2, order="newest", max_asks=9, kill=True, store=store)
+    assert original.running and original.gp is not None and not hasattr(original.gp, "gps")  # the approach's one GP
+    restored = resume(make, store=TrialStore(tmp_path / "trials.db"))
+    assert signature(restored) == signature(original)
+    for oracle in (original, restored):
+        for trial in list(oracle.running):
+            oracle.tell(trial.id, two_objectives(trial.hparams, trial.budget or 1))
+    onward = [drive(oracle, curve=two_objectives, concurrent=2, order="newest") for oracle in (original, restored)]
+    assert onward[0].asked and signature(restored) == signature(original) and restored.finished
