@@ -36,9 +36,9 @@ trade-off seen so far).  Getting into that region first is the Bayesian oracle's
 (:mod:`archsearch.oracles.bayesian`), by :func:`reference_excess`, how far a trial is from it: EHVI with
 no data there sends its trials where its models know least.  Otherwise the reference is the observed
 nadir plus a tenth of each cost's range (:func:`archsearch.core.pareto.default_reference_point`, the
-report's default); the ranking EHVI gives does not depend on each cost's units otherwise.  Running trials count as *kriging
-believers*: each GP pretends it observed its mean there (variance collapses around them) and those
-means join the front, so parallel workers are sent to other parts of it.
+report's default); the ranking EHVI gives does not depend on each cost's units otherwise.  Running
+trials count as *kriging believers*: each GP pretends it observed its mean there (variance collapses
+around them) and those means join the front, so parallel workers are sent to other parts of it.
 """
 
 from __future__ import annotations
