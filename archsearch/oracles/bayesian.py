@@ -69,8 +69,9 @@ those trials where its models know least: on DTLZ2 (``bench/pareto_bench.py``) t
 12-dimensional cube, 8 of 10 seeds still outside the box at 50 trials.  Leaving the approach after
 one trial per objective was chosen on development seeds (``bench/RESULTS.md``): later (after 5 or 10)
 gains little more on DTLZ2 and costs a low-dimensional problem, whose EHVI finds the box at once, its
-spread.  ``pareto_acquisition="parego"`` keeps ParEGO (Knowles, IEEE TEC 2006), the one GP of a scalarisation: every model ask draws a weight
-vector uniformly on the simplex (from the seeded generator), scales each cost (objectives to minimise;
+spread.  ``pareto_acquisition="parego"`` keeps ParEGO (Knowles, IEEE TEC 2006), the one GP of a
+scalarisation: every model ask draws a weight vector uniformly on the simplex (from the seeded
+generator), scales each cost (objectives to minimise;
 maximised ones negated) to [0, 1] over the completed trials that have every objective, and scores a
 trial by the augmented Chebyshev function ``max_j w_j f_j + 0.05 * sum_j w_j f_j``, to minimise; steps 1
 to 4 then run on minus that score.  EHVI found the larger front on ``bench/pareto_bench.py`` (see
