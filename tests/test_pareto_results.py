@@ -7,6 +7,7 @@ import csv
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from archsearch.core import pareto
 from archsearch.core.objective import Objective, ParetoObjective
@@ -407,8 +408,12 @@ def test_a_pareto_sweeps_front_scores_the_hypervolume_against_the_configured_poi
     assert "(reference point a=0, b=2; hydra.sweeper.reference_point)" in out
     front = np.array([[-t.metrics["a"], t.metrics["b"]] for t in oracle.pareto_front()])
     assert f"Hypervolume: {pareto.hypervolume(front, np.array([0.0, 2.0])):.6g}," in out
+    written = OmegaConf.to_container(OmegaConf.load(tmp_path / "optimization_results.yaml"))["hypervolume"]
+    assert written == {"value": pytest.approx(pareto.hypervolume(front, np.array([0.0, 2.0]))), "derived": False,
+                       "reference_point": {"a": 0.0, "b": 2.0}}  # for scripts: the console's number and point
     _write_front(tmp_path, oracle, space)  # none configured: derived, and the line says where to fix it
     assert "fix it with hydra.sweeper.reference_point to compare runs" in capsys.readouterr().out
+    assert OmegaConf.load(tmp_path / "optimization_results.yaml").hypervolume.derived is True
 
 
 def test_a_sweeps_report_reads_its_reference_point_from_the_sweepers_stored_settings():

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from archsearch.errors import ArchsearchError, ConfigError, ConfigRuntimeError
 
 log = logging.getLogger("archsearch")
+REFERENCE_SETTING = "hydra.sweeper.reference_point"  # where a sweep fixes its hypervolume's reference point
 
 
 def sweep(conf: dict[str, Any], config: DictConfig, launcher: Any, arguments: list[str],
@@ -67,8 +68,7 @@ def run_sweep(settings: Any, config: DictConfig, launcher: Any, arguments: list[
     tuner = TunerSettings.from_config({"name": settings.tuner, **settings.tuner_options,
                                        "max_trials": settings.max_trials, "seed": settings.seed,
                                        "pruner": settings.pruner})
-    oracle = create_search_oracle(tuner, space.space, objective, settings.reference_point,
-                                  "hydra.sweeper.reference_point")
+    oracle = create_search_oracle(tuner, space.space, objective, settings.reference_point, REFERENCE_SETTING)
     slots = settings.parallel_trials
     if slots > 1 and type(launcher).__name__ == "BasicLauncher":
         say(f"Note: Hydra's basic launcher runs one job at a time in this process: parallel_trials={slots} needs "
@@ -139,7 +139,7 @@ def _same_reference_point(store: Any, settings: Any, sweep_dir: Path) -> None:
         return
     if settings.resume != "force":
         was = "derived one (none set)" if before is None else repr(before)
-        raise ConfigError("hydra.sweeper.reference_point", f"{settings.reference_point!r} differs from the "
+        raise ConfigError(REFERENCE_SETTING, f"{settings.reference_point!r} differs from the "
                           f"{was} the sweep in {sweep_dir} runs with", "continue it with the same reference "
                           "point, pass hydra.sweeper.resume=force to go on with this one, or choose another "
                           "hydra.sweep.dir")
@@ -211,19 +211,28 @@ def _write_results(sweep_dir: Path, oracle: Any, store: Any, space: Any, setting
 
 def _write_front(sweep_dir: Path, oracle: Any, space: Any, reference_point: Any = None) -> None:
     """A Pareto sweep's results: the Optuna sweeper's ``solutions`` (each front trial's params and values, in
-    direction order) in ``optimization_results.yaml``, and the front table on the console, its hypervolume
-    measured against ``reference_point`` (``hydra.sweeper.reference_point``; None: derived, and said so)."""
+    direction order) and the front's hypervolume with its reference point in ``optimization_results.yaml``,
+    and the front table on the console, the hypervolume measured against ``reference_point``
+    (``hydra.sweeper.reference_point``; None: derived, and said so)."""
     from archsearch.core.console import say
+    from archsearch.core.pareto import FrontView, as_values, reference_costs
     from archsearch.keras_tuner.results import front_table
 
-    parts = list(oracle.objective.components)
+    objective = oracle.objective
+    parts = list(objective.components)
     front = oracle.best_trials()  # the whole front, ordered by the first objective
     results = {"name": "archsearch",
                "solutions": [{"params": dict(t.hparams), "values": [float(t.metrics[p.name]) for p in parts],
                               "trial": t.id} for t in front],
                "objectives": [{"name": p.name, "direction": p.direction} for p in parts]}
+    told = None if reference_point is None else reference_costs(objective, reference_point, REFERENCE_SETTING)
+    measured = FrontView.of(oracle.trials.values(), objective).hypervolume(told)
+    if measured is not None:  # the number the console's line and report.html give, for scripts to read
+        volume, reference = measured
+        results["hypervolume"] = {"value": float(volume), "derived": told is None, "reference_point": {
+            p.name: value for p, value in zip(parts, as_values(objective, reference))}}
     OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
-    for line in front_table(oracle, reference_point=reference_point, setting="hydra.sweeper.reference_point"):
+    for line in front_table(oracle, reference_point=reference_point, setting=REFERENCE_SETTING):
         say(line)
     say("Front trials' overrides: " + "; ".join(f"trial {t.id}: " + " ".join(space.overrides(t.hparams))
                                                 for t in front))
