@@ -426,10 +426,10 @@ def test_a_sweeps_report_reads_its_reference_point_from_the_sweepers_stored_sett
     assert reference_setting({"search": {}}) == "search.reference_point"
 
 
-def test_a_continued_sweep_keeps_its_reference_point_unless_forced(tmp_path):
+def test_a_continued_sweep_keeps_its_reference_point_and_tuner_options_unless_forced(tmp_path):
     from archsearch.errors import ConfigError
     from archsearch.sweeper.config import SweeperSettings
-    from archsearch.sweeper.sweeper import _same_reference_point
+    from archsearch.sweeper.sweeper import _same_search
 
     class Store:  # what the check reads of the sweep's store: its stored config and how many trials it holds
         def __init__(self, point, count=1):
@@ -446,11 +446,22 @@ def test_a_continued_sweep_keeps_its_reference_point_unless_forced(tmp_path):
         return SweeperSettings.from_config({"direction": ["max", "min"], "objective": ["a", "b"],
                                             "reference_point": point, "resume": resume})
 
-    _same_reference_point(Store({"a": 0.0, "b": 2.0}), settings([0, 2]), tmp_path)  # the same point
-    _same_reference_point(Store(None, count=0), settings([0, 2]), tmp_path)  # nothing run yet: a new sweep
+    _same_search(Store({"a": 0.0, "b": 2.0}), settings([0, 2]), tmp_path)  # the same point
+    _same_search(Store(None, count=0), settings([0, 2]), tmp_path)  # nothing run yet: a new sweep
     with pytest.raises(ConfigError, match=r"^hydra.sweeper.reference_point: \{'a': 0.0, 'b': 3.0\} differs from "
                                           r"the \{'a': 0.0, 'b': 2.0\}.*hydra.sweeper.resume=force"):
-        _same_reference_point(Store({"a": 0.0, "b": 2.0}), settings([0, 3]), tmp_path)
+        _same_search(Store({"a": 0.0, "b": 2.0}), settings([0, 3]), tmp_path)
     store = Store({"a": 0.0, "b": 2.0})
-    _same_reference_point(store, settings([0, 3], "force"), tmp_path)
+    _same_search(store, settings([0, 3], "force"), tmp_path)
     assert store.meta["config"]["sweeper"]["reference_point"] == {"a": 0.0, "b": 3.0}  # what the report reads
+    # The tuner's options too (the command line's resume refuses them alike): asha's max_epochs 9 -> 27.
+    store = Store(None)
+    store.meta["config"]["sweeper"].update(tuner_options={"max_epochs": 9}, pruner="none")
+    asha = lambda resume=False: SweeperSettings.from_config(  # noqa: E731
+        {"direction": ["max", "min"], "objective": ["a", "b"], "tuner": {"name": "asha", "max_epochs": 27},
+         "resume": resume})
+    with pytest.raises(ConfigError, match=r"^hydra.sweeper.tuner: \{'max_epochs': 27\} differs from the "
+                                          r"\{'max_epochs': 9\}"):
+        _same_search(store, asha(), tmp_path)
+    _same_search(store, asha("force"), tmp_path)
+    assert store.meta["config"]["sweeper"]["tuner_options"] == {"max_epochs": 27}

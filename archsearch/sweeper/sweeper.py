@@ -13,6 +13,7 @@ Optuna sweeper's keys), ``report.html``; the job folders are Hydra's own.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ def run_sweep(settings: Any, config: DictConfig, launcher: Any, arguments: list[
             raise ConfigError("hydra.sweep.dir", f"{sweep_dir} holds another sweep ({exc.problem})",
                               "continue it with the same params and tuner, pass hydra.sweeper.resume=force to go on "
                               "with the changed ones, or choose another hydra.sweep.dir") from None
-        _same_reference_point(store, settings, sweep_dir)
+        _same_search(store, settings, sweep_dir)
         said = assembly.restore()
         if said:
             say(said.replace("the search", "the sweep"))
@@ -128,24 +129,35 @@ def sweep_objective(spec: Any) -> Any:
     return Objective.create(spec)
 
 
-def _same_reference_point(store: Any, settings: Any, sweep_dir: Path) -> None:
-    """A continued sweep keeps the reference point its trials were searched and scored against (the command
-    line refuses a changed ``search.reference_point`` on resume alike): not part of the fingerprint, which
-    is the oracle's, but of the stored config the report reads.  ``resume=force`` takes the new one there."""
+# What a sweep searches with besides its fingerprint (the oracle's name, objective and space), by the
+# setting a user changes it with: a continued sweep keeps them, as the command line's resume refuses such changes.
+KEPT_WHEN_CONTINUED = {"tuner_options": "hydra.sweeper.tuner", "pruner": "hydra.sweeper.pruner",
+                       "reference_point": REFERENCE_SETTING}
+
+
+def _same_search(store: Any, settings: Any, sweep_dir: Path) -> None:
+    """A continued sweep keeps the tuner's options, the pruner and the reference point its trials were searched
+    (and scored) with: a change is refused by the setting's name, or with ``resume=force`` taken into the
+    stored config (which the report reads).  A sweep stored before the reference point existed had none."""
     stored = dict(store.get_meta("config") or {})
     sweeper = dict(stored.get("sweeper") or {})
-    before = sweeper.get("reference_point")
-    if store.count() == 0 or before == settings.reference_point:
+    if store.count() == 0:
+        return
+    now = json.loads(json.dumps(_plain(settings), default=str))
+    changed = [key for key in KEPT_WHEN_CONTINUED
+               if (key in sweeper or key == "reference_point") and sweeper.get(key) != now[key]]
+    if not changed:
         return
     if settings.resume != "force":
-        was = "derived one (none set)" if before is None else repr(before)
-        raise ConfigError(REFERENCE_SETTING, f"{settings.reference_point!r} differs from the "
-                          f"{was} the sweep in {sweep_dir} runs with", "continue it with the same reference "
-                          "point, pass hydra.sweeper.resume=force to go on with this one, or choose another "
-                          "hydra.sweep.dir")
-    log.warning("%s: continuing a sweep whose reference point changed (%r -> %r)", sweep_dir, before,
-                settings.reference_point)
-    store.set_meta("config", {**stored, "sweeper": {**sweeper, "reference_point": settings.reference_point}})
+        key = changed[0]
+        before = sweeper.get(key)
+        was = "derived one (none set)" if key == "reference_point" and before is None else repr(before)
+        raise ConfigError(KEPT_WHEN_CONTINUED[key], f"{now[key]!r} differs from the {was} the sweep in {sweep_dir} "
+                          "runs with", "continue it with the same settings, pass hydra.sweeper.resume=force to go "
+                          "on with these, or choose another hydra.sweep.dir")
+    log.warning("%s: continuing a sweep whose %s changed", sweep_dir,
+                ", ".join(f"{KEPT_WHEN_CONTINUED[k]} ({sweeper.get(k)!r} -> {now[k]!r})" for k in changed))
+    store.set_meta("config", {**stored, "sweeper": {**sweeper, **{k: now[k] for k in changed}}})
 
 
 def _check_a_job_composes(config_loader: Any, config: DictConfig, space: Any) -> None:
