@@ -34,6 +34,7 @@ SAMPLER_KEYS = {"_target_", "seed", "n_startup_trials"}
 OWN_KEYS = ("max_trials", "seed", "pruner", "parallel_trials", "max_parallel_trials")
 DIRECTIONS = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}
 RESUME = (False, True, "force")
+REFERENCE_SETTING = "hydra.sweeper.reference_point"  # where a sweep fixes its hypervolume's reference point
 
 
 @dataclass
@@ -194,7 +195,7 @@ def _reference_point(value: Any, objective: Any) -> dict[str, float] | None:
     order, as ``search.reference_point``), kept by name; a single-objective sweep has no hypervolume to fix."""
     from archsearch.core.pareto import reference_values
 
-    where = "hydra.sweeper.reference_point"
+    where = REFERENCE_SETTING
     if value is None:
         return None
     if not (isinstance(objective, Mapping) and "pareto" in objective):

@@ -21,9 +21,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from archsearch.errors import ArchsearchError, ConfigError, ConfigRuntimeError
+from archsearch.sweeper.config import REFERENCE_SETTING
 
 log = logging.getLogger("archsearch")
-REFERENCE_SETTING = "hydra.sweeper.reference_point"  # where a sweep fixes its hypervolume's reference point
 
 
 def sweep(conf: dict[str, Any], config: DictConfig, launcher: Any, arguments: list[str],
@@ -139,10 +139,10 @@ def _same_search(store: Any, settings: Any, sweep_dir: Path) -> None:
     """A continued sweep keeps the tuner's options, the pruner and the reference point its trials were searched
     (and scored) with: a change is refused by the setting's name, or with ``resume=force`` taken into the
     stored config (which the report reads).  A sweep stored before the reference point existed had none."""
-    stored = dict(store.get_meta("config") or {})
-    sweeper = dict(stored.get("sweeper") or {})
     if store.count() == 0:
         return
+    stored = dict(store.get_meta("config") or {})
+    sweeper = dict(stored.get("sweeper") or {})
     now = json.loads(json.dumps(_plain(settings), default=str))
     changed = [key for key in KEPT_WHEN_CONTINUED
                if (key in sweeper or key == "reference_point") and sweeper.get(key) != now[key]]
