@@ -128,7 +128,7 @@ def run_optuna(kind: str, problem: MOProblem, seed: int, trials: int) -> list[di
         sampler = optuna.samplers.NSGAIISampler(seed=seed)
     else:
         sampler = optuna.samplers.TPESampler(seed=seed)
-    directions = ["maximize" if spec.endswith(":max") else "minimize" for spec in problem.objectives]
+    directions = problem.directions
     study = optuna.create_study(directions=directions, sampler=sampler)
     rows = []
     for _ in range(trials):

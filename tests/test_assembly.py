@@ -94,3 +94,21 @@ def test_parallel_slots_are_capped_at_the_trials_left(tmp_path):
                                        "running at most 2 at a time.")
     finally:
         assembly.lock.release()
+
+
+def test_an_objectives_log_scale_is_part_of_the_search_and_linear_keeps_the_stored_form():
+    """A resume with another scale is a different search (refused by ``changed: objective``); the default,
+    linear, fingerprints as stores before scales did, so they resume as they are."""
+    from types import SimpleNamespace
+
+    from archsearch.core.objective import ParetoObjective
+    from archsearch.engine.assembly import fingerprint
+
+    def printed(*objectives):
+        oracle = SimpleNamespace(name="random", objective=ParetoObjective.of(list(objectives)),
+                                 hyperparameters=SimpleNamespace(get_config=lambda: {}))
+        return fingerprint(oracle)["objective"]
+
+    assert printed("val_accuracy:max", "params:min") == ["pareto", "max", ["val_accuracy", "max"], ["params", "min"]]
+    assert printed("val_accuracy:max", "params:min:log") == [
+        "pareto", "max", ["val_accuracy", "max"], ["params", "min", "log"]]

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from archsearch.core.objective import ParetoObjective
+from archsearch.errors import ConfigError
 from archsearch.core.trial import COMPLETED, FAILED, Trial
 from archsearch.oracles.hypervolume_acquisition import (HypervolumeModel, log_ehvi, log_ehvi_and_gradient,
                                                         nondominated_boxes, pareto_training_data,
-                                                        reference_excess, warp_costs)
+                                                        reference_excess)
 
 FRONT = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]])
 REF = np.array([4.0, 4.0])
@@ -99,11 +100,33 @@ def test_the_gradient_matches_finite_differences():
                                          rel=1e-3)
 
 
-def test_model_measures_are_modelled_by_their_logarithm():
-    costs = np.array([[-0.9, 1e6], [-0.5, 1e3]])
-    warped = warp_costs(costs, ["acc", "params"])
-    assert warped[:, 0].tolist() == [-0.9, -0.5] and warped[:, 1] == pytest.approx(np.log([1e6, 1e3]))
-    assert warp_costs(np.array([[1.0, -2.0]]), ["loss", "latency_ms"]).tolist() == [[1.0, -2.0]]  # not all > 0
+def _trials(rows: list[dict[str, float]]) -> list[Trial]:
+    out = []
+    for i, metrics in enumerate(rows):
+        t = Trial(i, {"x": i / 10})
+        t.status, t.metrics = COMPLETED, metrics
+        out.append(t)
+    return out
+
+
+def test_each_objective_is_modelled_in_its_scale():
+    """``scale: log`` models and weighs an objective by its logarithm; the default, linear, as it is (as the
+    report's hypervolume counts it, whatever the name: a measure is no exception)."""
+    trials = _trials([{"acc": 0.9, "params": 1e6}, {"acc": 0.5, "params": 1e3}])
+    encode = lambda configs: np.array([[c["x"]] for c in configs])  # noqa: E731
+    logged = pareto_training_data(trials, ParetoObjective.of(["acc:max", "params:min:log"]), encode)
+    assert logged.costs[:, 0].tolist() == [-0.9, -0.5] and logged.costs[:, 1] == pytest.approx(np.log([1e6, 1e3]))
+    plain = pareto_training_data(trials, ParetoObjective.of(["acc:max", "params:min"]), encode)
+    assert plain.costs.tolist() == [[-0.9, 1e6], [-0.5, 1e3]]
+    maximised = pareto_training_data(trials, ParetoObjective.of(["acc:max:log", "params:min"]), encode)
+    assert maximised.costs[:, 0] == pytest.approx(-np.log([0.9, 0.5]))  # still to minimise
+
+
+def test_a_log_scaled_objective_at_zero_is_refused_by_name():
+    trials = _trials([{"acc": 0.9, "params": 1e6}, {"acc": 0.5, "params": 0.0}])
+    encode = lambda configs: np.array([[c["x"]] for c in configs])  # noqa: E731
+    with pytest.raises(ConfigError, match=r"'params' is counted by its log .* value 0"):
+        pareto_training_data(trials, ParetoObjective.of(["acc:max", "params:min:log"]), encode)
 
 
 def test_training_data_puts_failed_and_violating_trials_at_the_worst_costs_and_off_the_front():
@@ -124,7 +147,7 @@ def test_training_data_puts_failed_and_violating_trials_at_the_worst_costs_and_o
 
 
 def test_a_configured_reference_point_is_the_improvements_bound_in_the_modelled_units():
-    objective = ParetoObjective.of(["acc:max", "params:min"])
+    objective = ParetoObjective.of(["acc:max", "params:min:log"])
     trials = []
     for i, (acc, params) in enumerate([(0.9, 1e6), (0.5, 1e3), (0.95, 1e8)]):
         t = Trial(i, {"x": i / 10})

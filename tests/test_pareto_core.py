@@ -42,6 +42,69 @@ def test_the_command_line_short_form_gives_a_direction():
     assert Objective.create("val_loss") == Objective("val_loss", "min")
 
 
+def test_an_objective_has_a_scale_linear_unless_told_log():
+    assert Objective.create("params:min").scale == "linear"
+    assert Objective.create("params:min:log") == Objective("params", "min", scale="log")
+    assert Objective.create({"name": "params", "direction": "min", "scale": "LOG"}).scale == "log"
+    assert ParetoObjective.of(["val_iou:max", "params:min:log"]).log_columns == [1]
+    assert ParetoObjective.of(["val_iou:max", "params:min:log"]) != ParetoObjective.of(["val_iou:max", "params:min"])
+    assert ParetoObjective.of(["val_iou:max", "params:min:log"]).describe()["components"][1] == {
+        "name": "params", "direction": "min", "scale": "log"}
+    with pytest.raises(ConfigError, match="'ln' is not a scale of 'params'") as caught:
+        Objective.create("params:min:ln")
+    assert caught.value.field == "objective.scale"
+
+
+def test_a_log_scale_counts_the_logarithm_of_each_value_still_to_minimise():
+    objective = ParetoObjective.of(["val_acc:max:log", "params:min:log", "val_loss:min"])
+    costs = np.array([objective.costs_from({"val_acc": 0.5, "params": 1e3, "val_loss": -2.0}),
+                      objective.costs_from({"val_acc": 0.25, "params": 1e6, "val_loss": 3.0})])
+    scaled = objective.scaled_costs(costs)
+    assert scaled == pytest.approx(np.array([[np.log(2), np.log(1e3), -2.0], [np.log(4), np.log(1e6), 3.0]]))
+    assert pareto.unscaled_costs(objective, scaled) == pytest.approx(costs)
+    # the derived reference is the nadir plus 10% of each range in the scale: 1e6 * 1e0.3 params, not 1.1e6
+    reference = pareto.derived_reference(objective, costs)
+    assert reference[1] == pytest.approx(1e6 * 10 ** 0.3) and reference[2] == pytest.approx(3.5)
+    assert -reference[0] == pytest.approx(0.25 / 2 ** 0.1)  # an accuracy stays above 0
+
+
+def test_the_hypervolume_counts_a_log_objective_by_its_logarithm():
+    """Two fronts that tie linearly differ by the log of params: the results' hypervolume follows the scale."""
+    def trials(rows):
+        out = []
+        for i, (acc, params) in enumerate(rows):
+            t = Trial(i, {})
+            t.status, t.metrics = COMPLETED, {"acc": acc, "params": params}
+            out.append(t)
+        return out
+
+    reference = np.array([0.0, 1e6])  # costs: acc negated
+    rows = [(0.5, 1e2), (0.9, 5e5)]
+    linear = pareto.FrontView.of(trials(rows), ParetoObjective.of(["acc:max", "params:min"])).hypervolume(reference)
+    logged = pareto.FrontView.of(trials(rows), ParetoObjective.of(["acc:max", "params:min:log"])).hypervolume(reference)
+    assert linear[0] == pytest.approx(0.5 * (1e6 - 1e2) + 0.4 * (1e6 - 5e5))
+    assert logged[0] == pytest.approx(0.5 * (np.log(1e6) - np.log(1e2)) + 0.4 * (np.log(1e6) - np.log(5e5)))
+    assert logged[1].tolist() == reference.tolist()  # the reference is given back in plain costs
+
+
+@pytest.mark.parametrize("cfg, field, says", [
+    ({"objective": {"name": "params", "direction": "min", "scale": "log"}}, "objective.scale", "single-objective"),
+    ({"objective": ["val_loss", "params:min:log"]}, "objective.scale", "one summed score"),
+    ({"objective": ["val_accuracy:max", "params:min:log"],
+      "search": {"mode": "pareto", "reference_point": [0.5, 0]}}, "search.reference_point", "params=0"),
+])
+def test_a_scale_that_cannot_be_honoured_is_refused_by_name(cfg, field, says):
+    with pytest.raises(ConfigError, match=says) as caught:
+        ObjectiveSettings.from_config(cfg)
+    assert caught.value.field == field
+
+
+def test_a_log_objective_at_zero_is_refused_not_counted_otherwise():
+    objective = ParetoObjective.of(["val_accuracy:max", "params:min:log"])
+    with pytest.raises(ConfigError, match="'params' is counted by its log .* value 0"):
+        objective.scaled_costs(np.array([[-0.5, 10.0], [-0.6, 0.0]]))
+
+
 def test_constraints_are_parsed_once_and_measure_how_far_they_are_broken():
     constraints = Constraints.parse(["params <= 2e6", "latency_ms<5", "val_accuracy >= 0.5"])
     assert [c.before_training for c in constraints] == [True, False, False]

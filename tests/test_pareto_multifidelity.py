@@ -338,21 +338,27 @@ def full_budget_history(configurations, budget: int = 9) -> list:
 GRID = [(x, size) for x in (0.05, 0.3, 0.6, 0.95) for size in (0.2, 0.5, 0.8) if (x, size) != (0.3, 0.8)]
 
 
-def mo_asha():
-    return create_oracle("asha", space(), ACC_PARAMS, max_epochs=9, factor=3, seed=0)
+def mo_asha(objective=ACC_PARAMS):
+    return create_oracle("asha", space(), objective, max_epochs=9, factor=3, seed=0)
 
 
-def test_mo_asha_proposes_the_candidate_that_extends_the_front_by_its_predicted_final_costs():
+@pytest.mark.parametrize("scale", ["linear", "log"])
+def test_mo_asha_proposes_the_candidate_that_extends_the_front_by_its_predicted_final_costs(scale):
     """Eleven configurations trained to the end on a grid, the best x (0.3) missing at the largest size:
-    of three candidates the curve models and EHVI pick that gap, not a dominated x, nor a known size."""
-    oracle = mo_asha()
+    of three candidates the curve models and EHVI pick that gap, not a dominated x, nor a known size.
+    ``params`` is modelled in its scale: as counted, or by its logarithm for ``scale: log``."""
+    oracle = mo_asha(ParetoObjective.of(["val_acc:max", f"params:min:{scale}"]))
     oracle.restore(full_budget_history(GRID))
     candidates = [{"x": 0.95, "size": 0.8}, {"x": 0.6, "size": 0.5}, {"x": 0.3, "size": 0.8}]
     model = oracle.pareto_curves
     assert model.can_propose(oracle.trials)
     assert model.best_candidate(oracle.trials, candidates) == 2
     mean, std = model.predict_costs(oracle.trials, candidates)
-    assert np.allclose(mean[:, 1], np.log(1e4 + 2e6 * np.array([0.8, 0.5, 0.8])), atol=0.05)  # log params
+    params = 1e4 + 2e6 * np.array([0.8, 0.5, 0.8])
+    if scale == "log":
+        assert np.allclose(mean[:, 1], np.log(params), atol=0.05)
+    else:
+        assert np.allclose(mean[:, 1], params, rtol=0.05)
     assert mean[2, 0] < mean[0, 0] - 0.1  # predicted final error (cost: -val_acc) lower at x = 0.3
     # Told to score models of at most 1.2e6 parameters (search.reference_point), the large one adds nothing there.
     oracle.set_reference_point({"val_acc": 0.0, "params": 1.2e6})

@@ -9,7 +9,7 @@ from itertools import product
 import numpy as np
 import pytest
 
-from archsearch.core.pareto import default_reference_point
+from archsearch.core.pareto import default_reference_point, hypervolume
 from archsearch.report import html as report
 from archsearch.report.data import read_run
 from archsearch.report.pareto import configured_reference, pareto_view
@@ -102,7 +102,7 @@ def test_three_objectives_get_parallel_coordinates_and_a_derived_reference_said_
     assert printed in text
     curve = _figure(text, "hypervolume")[0][0]["y"]
     assert np.all(np.diff(curve) >= 0) and curve[-1] > curve[0]
-    assert "Normalisation: each objective is scaled to [0, 1] between the ideal" in text
+    assert "Normalisation: each objective (by its log where its scale is log) is scaled to [0, 1] between the ideal" in text
     front_table = text[text.index("<table id='front'"):text.index("</table>", text.index("<table id='front'"))]
     assert front_table.count("<tr>") == len(view.front()) + 1 and front_table.count(">knee<") == 1
 
@@ -171,3 +171,23 @@ def test_the_derived_reference_point_lies_beyond_the_nadir_even_when_every_trial
     assert default_reference_point(np.array([[0.0, -3.0]])) == pytest.approx([0.1, -3.0 + 0.3])
     with pytest.raises(ValueError, match="no trial"):
         default_reference_point(np.zeros((0, 2)))
+
+
+def test_a_log_scaled_objective_counts_by_its_logarithm_in_the_reports_hypervolume(tmp_path):
+    """``params:min:log`` (stored in the search's fingerprint): the curve is the share of the box between the
+    ideal and the reference point in log params, as the oracles count it; the front and the axes do not change."""
+    told = {"val_accuracy": 0.4, "params": 4e6}
+    plain = pareto_view(read_run(pareto_store(tmp_path / "plain", objectives=TWO, reference_point=told)))
+    run = read_run(pareto_store(tmp_path / "log", objectives=("val_accuracy:max", "params:min:log"),
+                                reference_point=told))
+    assert run.log_scaled == ("params",)
+    logged = pareto_view(run)
+    assert logged.on_front.tolist() == plain.on_front.tolist()
+    assert logged.reference_values() == told  # printed in the objectives' own units
+    costs = logged.costs.copy()
+    costs[:, 1] = np.log(costs[:, 1])
+    reference = np.array([-0.4, np.log(4e6)])
+    ideal = costs.min(axis=0)
+    expected = hypervolume((costs - ideal) / (reference - ideal), np.ones(2))
+    assert logged.curve[-1].normalised == pytest.approx(expected)
+    assert logged.curve[-1].normalised != pytest.approx(plain.curve[-1].normalised)

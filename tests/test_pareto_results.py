@@ -78,6 +78,20 @@ def test_the_results_table_lists_the_front_every_objective_the_knee_and_the_hype
     assert f"Hypervolume: {fixed:.6g}, " in limited and "(reference point a=0, b=1.5; search.reference_point)" in limited
 
 
+def test_the_results_hypervolume_counts_a_log_scaled_objective_by_its_logarithm_and_says_so():
+    from archsearch.keras_tuner.results import results_table
+
+    objective = ParetoObjective.of(["a:max", "b:min:log"])
+    oracle = searched_oracle(objective)
+    view = pareto.FrontView.of(oracle.trials.values(), objective)
+    text = results_table(oracle, None, reference_point={"a": 0.0, "b": 1.5})
+    scaled = view.costs.copy()
+    scaled[:, 1] = np.log(scaled[:, 1])
+    hv = pareto.hypervolume(scaled, [0.0, np.log(1.5)])
+    assert f"Hypervolume: {hv:.6g}, " in text and hv != pytest.approx(pareto.hypervolume(view.costs, [0.0, 1.5]))
+    assert "(reference point a=0, b=1.5; search.reference_point; b counted by its logarithm (scale: log))" in text
+
+
 def test_trials_csv_of_a_pareto_search_has_each_trials_rank_and_whether_it_is_on_the_front(tmp_path):
     from archsearch.core.store import CSV_COLUMNS, TrialStore
 
@@ -357,6 +371,10 @@ def test_a_pareto_sweeps_settings_and_return_values_are_checked():
         _objective(["loss"], ["minimize", "maximize"])
     with pytest.raises(ConfigError, match=r"hydra.sweeper.direction\[1\]: 'sideways' is not a direction"):
         _objective(None, ["minimize", "sideways"])
+    assert sweep_objective(_objective(["loss", "params:log"], ["minimize", "minimize"])) == ParetoObjective.of(
+        ["loss:min", "params:min:log"])  # a name may say its scale
+    with pytest.raises(ConfigError, match=r"hydra.sweeper.objective\[1\]: 'params:ln' is not a name, nor a name "):
+        _objective(["loss", "params:ln"], ["minimize", "minimize"])
     assert _returned_metrics((0.5, 3), objective) == {"loss": 0.5, "params": 3.0}
     assert "returned 3 values for the 2 objectives" in _miscounted([1, 2, 3], objective)
     assert _miscounted(0.5, Objective("loss")) is None

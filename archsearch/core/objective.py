@@ -15,6 +15,11 @@ and looks for the front of trials no other trial beats on every one.  Its ``valu
 per trial that orderings and single-number displays use) is its main objective's: the first one that
 training produces (not a model measure such as ``params``).  On the command
 line ``name:max`` / ``name:min`` is short for ``{name: ..., direction: ...}``.
+
+Each objective of a Pareto search has a ``scale``: ``linear`` (the default, as Optuna counts) or ``log``
+(halving a value is worth the same at any size: ``params`` spanning decades; ``name:min:log`` on the command
+line).  The hypervolume counts it so wherever it is computed -- the oracles' expected improvement, the
+console, ``report.html`` -- so the search optimises the number the report shows (:meth:`ParetoObjective.scaled_costs`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ DEFAULT_OBJECTIVE = "default_objective"
 MULTI_OBJECTIVE = "multi_objective"
 _MIN_SUFFIXES = ("loss", "error", "mse", "mae", "rmse", "mape", "crossentropy", "hinge", "divergence")
 DIRECTIONS = ("min", "max")
+LINEAR, LOG = "linear", "log"
+SCALES = (LINEAR, LOG)
 
 
 _MAX_SUFFIXES = ("accuracy", "acc", "auc", "precision", "recall", "f1", "f1_score", "fbeta_score", "iou", "dice",
@@ -58,6 +65,7 @@ class Objective:
     name: str
     direction: str | None = None
     components: tuple[Objective, ...] = ()  # a multi-objective's metrics; empty for a single metric
+    scale: str = LINEAR  # how a Pareto search counts it (module docstring); only a Pareto search takes log
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -74,6 +82,11 @@ class Objective:
                 "objective.direction", f"{self.direction!r} is not a direction", "use min or max"
             )
         object.__setattr__(self, "direction", direction)
+        scale = LINEAR if self.scale is None else str(self.scale).lower()
+        if scale not in SCALES:
+            raise ConfigError("objective.scale", f"{self.scale!r} is not a scale of {self.name!r}",
+                              "use linear (the default) or log")
+        object.__setattr__(self, "scale", scale)
 
     @classmethod
     def create(cls, spec: Any) -> Objective:
@@ -91,6 +104,7 @@ class Objective:
             names = [p.name for p in parts]
             if any(p.components for p in parts):
                 raise ConfigError("objective", f"{names} nests a list", "give one flat list of metrics")
+            _refuse_scale(parts)
             if len({(p.name, p.direction) for p in parts}) != len({p.name for p in parts}):
                 # the same metric both maximised and minimised: the sum cancels it out
                 raise ConfigError("objective", f"{[repr(p) for p in parts]} gives a metric two directions",
@@ -98,21 +112,49 @@ class Objective:
             # a metric named twice (KerasTuner allows it) counts twice in the combined score: a weight
             return MultiObjective(MULTI_OBJECTIVE, "min", parts)
         if isinstance(spec, str):
-            name, colon, direction = spec.rpartition(":")
-            if colon and direction.strip().lower() in (*DIRECTIONS, "minimize", "maximize"):
-                return cls(name.strip(), direction.strip())  # val_iou:max, the command line's short form
-            return cls(spec)
+            return cls._from_text(spec)
         if isinstance(spec, Mapping):
-            unknown = set(spec) - {"name", "direction"}
+            unknown = set(spec) - {"name", "direction", "scale"}
             if unknown or "name" not in spec:
-                raise ConfigError("objective", f"expected {{name, direction}}, got {dict(spec)}",
-                                  "e.g. objective={name: val_f1, direction: max}")
-            return cls(str(spec["name"]), spec.get("direction"))
+                raise ConfigError("objective", f"expected {{name, direction}} (and a Pareto objective's scale), "
+                                  f"got {dict(spec)}", "e.g. objective={name: val_f1, direction: max}")
+            return cls(str(spec["name"]), spec.get("direction"), scale=spec.get("scale"))
         if hasattr(spec, "name") and hasattr(spec, "direction"):  # a KerasTuner Objective
             return cls(str(spec.name), str(spec.direction))
         raise ConfigTypeError("objective", f"cannot read {spec!r} as an objective: {type(spec).__name__} not "
                               "understood, expected str, Objective, a list of them or {name, direction}",
                               "give a metric name such as val_loss")
+
+    @classmethod
+    def _from_text(cls, spec: str) -> Objective:
+        """``val_iou``, ``val_iou:max`` or ``params:min:log``: the command line's short forms."""
+        parts = spec.split(":")
+        if len(parts) == 3 and parts[1].strip().lower() in (*DIRECTIONS, "minimize", "maximize"):
+            return cls(parts[0].strip(), parts[1].strip(), scale=parts[2].strip())
+        name, colon, direction = spec.rpartition(":")
+        if colon and direction.strip().lower() in (*DIRECTIONS, "minimize", "maximize"):
+            return cls(name.strip(), direction.strip())
+        return cls(spec)
+
+    def single(self) -> Objective:
+        """This objective as a single-objective search's (``search.mode=single``): a ``scale`` is refused there."""
+        _refuse_scale(self.components or (self,))
+        return self
+
+    def scaled_costs(self, costs: Any) -> Any:
+        """This objective's costs (``-sign * value``) in its scale: ``-sign * log(value)`` for ``scale: log``
+        (still to minimise), else as they are.  A value at 0 or below has no logarithm: refused by name."""
+        import numpy as np
+
+        costs = np.asarray(costs, dtype=float)
+        if self.scale != LOG:
+            return costs
+        values = -self.sign * costs
+        if np.any(values <= 0):
+            raise ConfigError("objective.scale", f"{self.name!r} is counted by its log (scale: log), but has the "
+                              f"value {float(values[values <= 0].flat[0]):g}, which has no logarithm",
+                              f"give {self.name} scale: linear, or a metric that stays above 0")
+        return -self.sign * np.log(values)
 
     @property
     def is_pareto(self) -> bool:
@@ -169,6 +211,8 @@ class Objective:
     def describe(self) -> dict[str, Any]:
         """Plain data for stores and exports: name, direction and any components."""
         data: dict[str, Any] = {"name": self.name, "direction": self.direction}
+        if self.scale != LINEAR:
+            data["scale"] = self.scale
         if self.components:
             data["components"] = [p.describe() for p in self.components]
         return data
@@ -178,7 +222,7 @@ class Objective:
         """``val_loss (min)``: how console lines and messages show the objective."""
         if self.components:
             return f"{self.name} ({self.direction}) of " + ", ".join(p.label for p in self.components)
-        return f"{self.name} ({self.direction})"
+        return f"{self.name} ({self.direction}{', log' if self.scale == LOG else ''})"
 
     def __repr__(self) -> str:
         """KerasTuner's form, for ``str`` too: ``Objective(name="val_loss", direction="min")``."""
@@ -285,6 +329,25 @@ class ParetoObjective(Objective):
         return None if values is None else tuple(-p.sign * v for p, v in zip(self.components, values))
 
     @property
+    def log_columns(self) -> list[int]:
+        """The objectives counted by their logarithm (``scale: log``), by position."""
+        return [j for j, p in enumerate(self.components) if p.scale == LOG]
+
+    def scaled_costs(self, costs: Any) -> Any:
+        """Costs (rows of :meth:`costs_from`, or a reference point) in each objective's scale: a ``log``
+        objective's cost becomes ``-sign * log(value)``, still to minimise; the others stay as they are.
+
+        A value at 0 or below has no logarithm: refused by the objective's name, never counted as something
+        else (the hypervolume would not be the one the user asked for)."""
+        import numpy as np
+
+        array = np.array(costs, dtype=float)
+        rows = array.reshape(-1, len(self.components))
+        for j in self.log_columns:
+            rows[:, j] = self.components[j].scaled_costs(rows[:, j])
+        return rows.reshape(array.shape)
+
+    @property
     def label(self) -> str:
         return "Pareto front of " + ", ".join(p.label for p in self.components)
 
@@ -301,6 +364,14 @@ class ParetoObjective(Objective):
 
     def __repr__(self) -> str:
         return "ParetoObjective([" + ", ".join(repr(p) for p in self.components) + "])"
+
+
+def _refuse_scale(parts: Sequence[Objective]) -> None:
+    """KerasTuner's list objective is one sum: a ``scale`` there would not be honoured, so it is refused."""
+    scaled = [p.name for p in parts if p.scale != LINEAR]
+    if scaled:
+        raise ConfigError("objective.scale", f"{scaled} given scale log in a single-objective search (a list "
+                          "objective there is one summed score)", "set search.mode=pareto, or leave out scale")
 
 
 def _main(objectives: Sequence[Objective]) -> Objective:

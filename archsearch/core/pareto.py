@@ -154,6 +154,22 @@ def default_reference_point(costs: np.ndarray) -> np.ndarray:
     return high + 0.1 * span
 
 
+def derived_reference(objective: Any, costs: Any) -> np.ndarray:
+    """:func:`default_reference_point` taken in each objective's scale (a ``scale: log`` one by its logarithm:
+    10% of its range in decades), as plain costs: the reference the results and the report derive."""
+    return unscaled_costs(objective, default_reference_point(objective.scaled_costs(costs)))
+
+
+def unscaled_costs(objective: Any, scaled: Any) -> np.ndarray:
+    """:meth:`~archsearch.core.objective.ParetoObjective.scaled_costs` undone (a point derived in the scales)."""
+    array = np.array(scaled, dtype=float)
+    rows = array.reshape(-1, len(objective.components))
+    for j in objective.log_columns:
+        sign = objective.components[j].sign
+        rows[:, j] = -sign * np.exp(-sign * rows[:, j])
+    return rows.reshape(array.shape)
+
+
 def reference_values(reference_point: Any, names: Sequence[str], field: str = "search.reference_point") -> list[float]:
     """A reference point (one number per objective, by name or in objective order) as finite numbers in that
     order: the one reader of ``search.reference_point`` (the settings, the results table and the report)."""
@@ -179,8 +195,16 @@ def reference_values(reference_point: Any, names: Sequence[str], field: str = "s
 
 def reference_costs(objective: Any, reference_point: Any, field: str = "reference_point") -> np.ndarray:
     """``search.reference_point`` (a value per objective, in its own units, by name or in order) as costs."""
+    from archsearch.core.objective import LOG
+    from archsearch.errors import ConfigError
+
     parts = list(objective.components)
     values = reference_values(reference_point, [p.name for p in parts], field)
+    for part, value in zip(parts, values):
+        if part.scale == LOG and value <= 0:
+            raise ConfigError(field, f"{part.name}={value:g}, but {part.name} is counted by its log (scale: log), "
+                              "which a value at 0 or below has not", f"give {part.name} a reference above 0, or "
+                              "scale: linear")
     return np.asarray([-p.sign * v for p, v in zip(parts, values)], dtype=float)
 
 
@@ -204,6 +228,7 @@ class FrontView:
     front: list[Trial]
     knee: int | None
     lower_budget: list[Trial] = field(default_factory=list)
+    objective: Any = None  # the ParetoObjective, whose scales the hypervolume counts in
 
     @classmethod
     def of(cls, trials: Iterable[Trial], objective: Any) -> FrontView:
@@ -217,7 +242,7 @@ class FrontView:
             by_id = {t.id: row for t, row in zip(kept, costs)}
             knee = ordered[knee_index(np.asarray([by_id[t.id] for t in ordered]))].id
         compared = {t.id for t in kept}
-        return cls(kept, costs, ranks, ordered, knee, [t for t in everything if t.id not in compared])
+        return cls(kept, costs, ranks, ordered, knee, [t for t in everything if t.id not in compared], objective)
 
     def knee_first(self) -> list[Trial]:
         """The front from its knee outwards (see :func:`knee_order`)."""
@@ -229,11 +254,13 @@ class FrontView:
         return {t.id: int(r) for t, r in zip(self.trials, self.ranks)}
 
     def hypervolume(self, reference: Any = None) -> tuple[float, np.ndarray] | None:
-        """(hypervolume of the trials, the reference in costs): ``reference`` in costs, else the default."""
+        """(hypervolume of the trials, the reference in costs): ``reference`` in costs, else the default.
+        Counted in each objective's scale (a ``scale: log`` one by its logarithm), as the oracles count it."""
         if not self.trials:
             return None
-        ref = default_reference_point(self.costs) if reference is None else np.asarray(reference, dtype=float)
-        return hypervolume(self.costs, ref), ref
+        scales = self.objective
+        ref = derived_reference(scales, self.costs) if reference is None else np.asarray(reference, dtype=float)
+        return hypervolume(scales.scaled_costs(self.costs), scales.scaled_costs(ref)), ref
 
 
 def selection_order(costs: Any) -> np.ndarray:

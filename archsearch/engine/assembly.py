@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.core.lock import LOCK_FILE, RunFolderLock
+from archsearch.core.objective import LINEAR
 from archsearch.core.store import STORE_FILE, TrialStore
 from archsearch.engine.settings import ExecutorSettings, SearchSettings, TunerSettings
 from archsearch.errors import ConfigRuntimeError
@@ -70,8 +71,9 @@ def fingerprint(oracle: Any, training: Mapping[str, Any] | None = None) -> dict[
     objective = oracle.objective
     found = {
         "oracle": oracle.name,
-        "objective": [objective.name, objective.direction,
-                      *([[c.name, c.direction] for c in objective.components] if objective.components else [])],
+        "objective": [objective.name, objective.direction,  # a component's scale only when log (stores before it)
+                      *([[c.name, c.direction, *([c.scale] if c.scale != LINEAR else [])]
+                         for c in objective.components] if objective.components else [])],
         "space": json.loads(json.dumps(oracle.hyperparameters.get_config(), default=str)),
     }
     if training is not None:

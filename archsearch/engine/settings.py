@@ -109,7 +109,7 @@ class ObjectiveSettings:
         spec = cfg.get("objective")
         if spec is None:  # the Python API's None is KerasTuner's default; a config names a metric
             raise ConfigError("objective", "is not set", "name the metric to optimise, e.g. objective=val_accuracy")
-        objective = ParetoObjective.of(spec) if mode == "pareto" else Objective.create(spec)
+        objective = ParetoObjective.of(spec) if mode == "pareto" else Objective.create(spec).single()
         measures = section.get("measures", default.measures) or ()
         if isinstance(measures, str):
             measures = [measures]
@@ -123,7 +123,7 @@ class ObjectiveSettings:
 
 def _reference_point(value: Any, objective: Objective) -> dict[str, float] | None:
     """``search.reference_point``: a number for every objective of a Pareto search, by name."""
-    from archsearch.core.pareto import reference_values
+    from archsearch.core.pareto import reference_costs, reference_values
 
     if value is None:
         return None
@@ -131,6 +131,7 @@ def _reference_point(value: Any, objective: Objective) -> dict[str, float] | Non
         raise ConfigError("search.reference_point", f"{value!r} is set, but the search has one objective",
                           "set search.mode=pareto, or leave search.reference_point null")
     names = [o.name for o in objective.components]
+    reference_costs(objective, value, "search.reference_point")  # refuses a point a log scale cannot count
     return dict(zip(names, reference_values(value, names)))
 
 

@@ -80,10 +80,14 @@ def front_table(oracle: Oracle, num_trials: int | None = None, reference_point: 
     source = "derived: each objective's worst value over these trials + 10% of its range" + (
         f"; fix it with {setting} to compare runs" if setting else "")
     source = (setting or "given") if given else source
-    ideal = view.costs.min(axis=0)
+    logged = [parts[j].name for j in objective.log_columns]
+    if logged:
+        source += f"; {', '.join(logged)} counted by {'its' if len(logged) == 1 else 'their'} logarithm (scale: log)"
+    ideal, box_corner = objective.scaled_costs(view.costs.min(axis=0)), objective.scaled_costs(ref)
     share = ""
-    if (ref > ideal).all():  # the report's normalised hypervolume: the share of the ideal-to-reference box
-        share = f", {hv / float((ref - ideal).prod()):.1%} of the box between the ideal and the reference point"
+    if (box_corner > ideal).all():  # the report's normalised hypervolume: the share of the ideal-to-reference box
+        share = (f", {hv / float((box_corner - ideal).prod()):.1%} of the box between the ideal and the reference "
+                 "point")
     lines.append(f"Hypervolume: {hv:.6g}{share} (reference point {point}; {source})")
     return lines
 

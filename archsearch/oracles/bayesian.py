@@ -59,8 +59,9 @@ In a Pareto search (``search.mode=pareto``), by default (``pareto_acquisition="e
 objective models its costs and the acquisition is the log expected hypervolume improvement over the front
 of the completed trials (:mod:`archsearch.oracles.hypervolume_acquisition`: exact in any number of
 objectives, failed and infeasible trials at every objective's worst cost, running trials as kriging
-believers, model measures by their logarithm); steps 3 and 4 are the same, the local candidates
-perturbing the front's trials of largest hypervolume contribution.  With ``search.reference_point`` set,
+believers, each objective in its scale: ``scale: log`` by its logarithm); steps 3 and 4 are the same, the
+local candidates perturbing the front's trials of largest hypervolume contribution.
+With ``search.reference_point`` set,
 the model first *approaches* the box it bounds: while fewer trials than objectives lie inside it, steps
 1 to 4 run on one GP of minus each trial's largest excess over the reference (each cost in units of its
 observed range: :func:`~archsearch.oracles.hypervolume_acquisition.reference_excess`), which leads to
@@ -296,7 +297,7 @@ class BayesianOptimizationOracle(Oracle):
         if len(good) < 2:
             return None
         weights = self.rng.dirichlet(np.ones(len(self.objective.components)))
-        ys = -chebyshev(np.asarray(costs, dtype=float), weights)
+        ys = -chebyshev(self.objective.scaled_costs(np.asarray(costs, dtype=float)), weights)
         self._scalars = {t.id: float(y) for t, y in zip(good, ys)}
         worst = float(ys.min())
         configs = [t.hparams for t in good] + [t.hparams for t in bad]

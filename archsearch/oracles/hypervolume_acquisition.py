@@ -25,10 +25,10 @@ the gaps they leave).
 What the oracle feeds it (:func:`pareto_training_data`): completed trials with every objective, by
 their costs; failed ones (infeasible ones included), pruned ones and those with a
 ``constraint_violation`` above 0 at the worst cost observed of each objective, so each model steers
-away from them and they never join the front.  Model measures (``params``, ``flops``, latency:
-:data:`archsearch.core.measures.MEASURES`) that are all positive are modelled and weighed by their
-logarithm, as the report plots them: a size spans decades, and a GP of the raw counts is dominated by
-the largest models.  The reference point is ``search.reference_point`` when the config sets one
+away from them and they never join the front.  Each objective is modelled and weighed in its ``scale``
+(:meth:`archsearch.core.objective.ParetoObjective.scaled_costs`): ``scale: log`` (say it of a size
+spanning decades) by its logarithm, the default ``linear`` as it is, so the improvement is the one the
+report's hypervolume counts.  The reference point is ``search.reference_point`` when the config sets one
 (``Oracle.set_reference_point``, or ``hydra.sweeper.reference_point``): the improvement then counts only
 below it, so the search spends its trials on the region the user scores (with the observed nadir, a
 problem whose early costs are far above that region, such as DTLZ2, spreads its trials over the whole
@@ -52,7 +52,7 @@ import moocore
 import numpy as np
 from scipy.special import log_ndtr, logsumexp
 
-from archsearch.core.measures import MEASURES, VIOLATION
+from archsearch.core.measures import VIOLATION
 from archsearch.core.pareto import default_reference_point, front_mask
 from archsearch.core.trial import COMPLETED, FAILED, PRUNED, RUNNING
 from archsearch.oracles.acquisition import log1mexp, log_h
@@ -268,14 +268,12 @@ def pareto_training_data(trials: Sequence[Any], objective: Any, encode: Callable
             bad.append(t)
     if len(good) < 2:
         return None
-    raw = np.asarray(rows, dtype=float)
-    logged = _logged_columns(raw, [p.name for p in objective.components], reference)
-    costs = _logs_of(raw, logged)
+    costs = objective.scaled_costs(np.asarray(rows, dtype=float))
     worst = costs.max(axis=0)
     x = encode([t.hparams for t in good] + [t.hparams for t in bad])
     y = np.vstack([costs, np.tile(worst, (len(bad), 1))])
     on_front = front_mask(costs)
-    reference = default_reference_point(costs) if reference is None else _logs_of(reference[None, :], logged)[0]
+    reference = default_reference_point(costs) if reference is None else objective.scaled_costs(reference)
     contributions = _contributions(costs[on_front], reference)
     ranks = {t.id: (float(c) if on else -1.0) for t, on, c in
              zip(good, on_front, _spread(on_front, contributions))}
@@ -299,24 +297,6 @@ def pending_inputs(trials: Sequence[Any], encode: Callable[[list], np.ndarray]) 
     """Encoded configurations of the running trials (the believers of :meth:`HypervolumeModel.with_pending`)."""
     running = [t.hparams for t in sorted(trials, key=lambda t: t.id) if t.status == RUNNING]
     return encode(running) if running else np.zeros((0, 0))
-
-
-def warp_costs(costs: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    """Costs as modelled: a model measure whose costs are all positive by its logarithm (module docstring)."""
-    costs = np.asarray(costs, dtype=float)
-    return _logs_of(costs, _logged_columns(costs, names, None))
-
-
-def _logged_columns(costs: np.ndarray, names: Sequence[str], reference: np.ndarray | None) -> list[int]:
-    """The columns :func:`warp_costs` takes the logarithm of: model measures, all positive, reference included."""
-    return [j for j, name in enumerate(names) if name in MEASURES and bool(np.all(costs[:, j] > 0))
-            and (reference is None or reference[j] > 0)]
-
-
-def _logs_of(costs: np.ndarray, columns: Sequence[int]) -> np.ndarray:
-    out = np.array(costs, dtype=float)
-    out[:, list(columns)] = np.log(out[:, list(columns)])
-    return out
 
 
 def _contributions(front: np.ndarray, reference: np.ndarray) -> np.ndarray:

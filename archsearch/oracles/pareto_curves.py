@@ -9,10 +9,10 @@ A Pareto search has a vector per trial, whose parts behave differently over epoc
   the trials report every epoch, the others from their values at the rungs they reached);
 * a model measure (``params``, ``flops``, latency: :data:`~archsearch.core.measures.MEASURES`, and the
   run figures) does not: a trial's own value is its final one, and a new configuration's is predicted
-  by a Gaussian process over the configuration alone, fitted to the logarithm of the values when they
-  are all positive (a size spans decades), as :func:`~archsearch.oracles.hypervolume_acquisition.warp_costs`
-  does for the Bayesian oracle (on the first :data:`MEASURE_POINTS` configurations measured: a measure
-  does not move, so the model stops changing once they are in).
+  by a Gaussian process over the configuration alone, fitted to its costs in the objective's scale (by
+  their logarithm for ``scale: log``, :meth:`~archsearch.core.objective.Objective.scaled_costs`), on the
+  first :data:`MEASURE_POINTS` configurations measured (a measure does not move, so the model stops
+  changing once they are in).
 
 :meth:`ParetoCurves.rank` orders a rung's trials by the non-dominated rank (then crowding) of their
 *predicted final* vectors, so a fast starter that a slow configuration will overtake is not promoted
@@ -20,10 +20,11 @@ ahead of it.  :meth:`ParetoCurves.best_candidate` scores candidate configuration
 expected hypervolume improvement (:func:`~archsearch.oracles.hypervolume_acquisition.log_ehvi`) over the
 front of the trials trained to ``max_epochs``, the costs a user can take, with the reference point
 ``search.reference_point`` when the config sets one (as the Bayesian oracle's EHVI), else the nadir of
-those trials plus a tenth of each cost's range.  Logged measures count by their logarithm in
-that improvement too, as in the Bayesian oracle's EHVI: halving a small model weighs as much as halving
-a large one (on ``bench/pareto_mf_bench.py``, whose hypervolume is linear in ``params``, that buys many
-small models: ``bench/RESULTS.md``, "MO-ASHA with curve models").
+those trials plus a tenth of each cost's range.  Each objective counts in its scale there, as in the
+Bayesian oracle's EHVI and the report's hypervolume: with ``scale: log`` halving a small model weighs as
+much as halving a large one; a curve-modelled objective of ``scale: log`` has its predicted value's
+logarithm (mean ``log m``, standard deviation ``s / m``, the first-order rule).  Crowding tie-breaks
+in promotions stay in plain units.
 
 Everything is a pure function of the done trials, fitted once per state of the search (the curve
 models' own cache), so a restored search that replays the same asks and tells proposes alike.
@@ -36,6 +37,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from archsearch.core.measures import MEASURES, RUN_FIGURES
+from archsearch.core.objective import LOG
 from archsearch.core.pareto import default_reference_point, selection_order
 from archsearch.oracles.base import COMPLETED, Trial
 from archsearch.oracles.encoding import SpaceEncoder
@@ -103,26 +105,23 @@ class ParetoCurves:
         if predicted is None:
             return None
         mean, std = predicted
-        observed = self._full_budget_costs(trials)
-        warped = self._warp(observed, trials)
-        if not np.all(np.isfinite(warped)):
-            return None  # a measure at 0 or below where the model took logs: no common scale
-        told = None if reference is None else self._warp(np.asarray(reference, dtype=float)[None, :], trials)[0]
-        reference = told if told is not None and np.all(np.isfinite(told)) else default_reference_point(warped)
-        lower, upper = nondominated_boxes(warped, reference)
+        scaled = self.objective.scaled_costs(self._full_budget_costs(trials))
+        reference = (default_reference_point(scaled) if reference is None
+                     else self.objective.scaled_costs(np.asarray(reference, dtype=float)))
+        lower, upper = nondominated_boxes(scaled, reference)
         return int(np.argmax(log_ehvi(mean, std, lower, upper)))
 
     def predict_costs(self, trials: Mapping[int, Trial],
                       candidates: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray] | None:
-        """Each candidate's predicted final costs (mean, standard deviation; measures warped by log as
-        :meth:`_warp` does): two ``(candidates, objectives)`` arrays, or None while a model cannot say."""
+        """Each candidate's predicted final costs in each objective's scale (mean, standard deviation): two
+        ``(candidates, objectives)`` arrays, or None while a model cannot say."""
         mean = np.zeros((len(candidates), len(self.parts)))
         std = np.zeros_like(mean)
         for j, model in self.curves.items():
             out = model.predict_candidates(trials, candidates)
             if out is None:
                 return None
-            mean[:, j], std[:, j] = -out[0], np.sqrt(out[1])
+            mean[:, j], std[:, j] = _in_scale(self.parts[j], out[0], np.sqrt(out[1]))
         for j, measure in self._measures.items():
             out = measure.predict(trials, candidates)
             if out is None:
@@ -135,22 +134,25 @@ class ParetoCurves:
                 if t.status == COMPLETED and t.budget is not None and int(t.budget) >= self.max_epochs]
         return np.array([r for r in rows if r is not None], dtype=float).reshape(-1, len(self.parts))
 
-    def _warp(self, costs: np.ndarray, trials: Mapping[int, Trial]) -> np.ndarray:
-        out = np.array(costs, dtype=float)
-        for j, measure in self._measures.items():
-            if measure.logged(trials):
-                out[:, j] = np.log(np.where(out[:, j] > 0, out[:, j], np.nan))
-        return out
+
+
+def _in_scale(part, value: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A curve model's predicted final value (mean, standard deviation) as a cost in the objective's scale:
+    for ``scale: log`` by the first-order rule (a mean at 0 or below counts at the smallest positive one)."""
+    if part.scale != LOG:
+        return -part.sign * value, std
+    positive = np.maximum(value, np.finfo(float).tiny)
+    return -part.sign * np.log(positive), std / positive
 
 
 class _MeasureModel:
-    """A GP over the configuration alone for one model measure (as cost), by its log when all are positive."""
+    """A GP over the configuration alone for one model measure, as a cost in the objective's scale."""
 
     def __init__(self, hyperparameters, part) -> None:
         self.hyperparameters = hyperparameters
         self.part = part
         self._encoder: SpaceEncoder | None = None
-        self._cache: tuple[tuple, tuple[GaussianProcess, bool] | None] | None = None
+        self._cache: tuple[tuple, GaussianProcess | None] | None = None
 
     def _data(self, trials: Mapping[int, Trial]) -> dict[int, tuple[dict, float]]:
         """Root id -> (values, cost) of the first :data:`MEASURE_POINTS` configurations a completed trial
@@ -164,41 +166,32 @@ class _MeasureModel:
             root = lineage(t, trials)[0].id
             if root not in out and len(out) >= MEASURE_POINTS:
                 break
-            out[root] = (dict(t.hparams), -self.part.sign * float(value))
+            out[root] = (dict(t.hparams), float(self.part.scaled_costs(-self.part.sign * float(value))))
         return out
 
-    def _fitted(self, trials: Mapping[int, Trial]) -> tuple[GaussianProcess, bool] | None:
+    def _fitted(self, trials: Mapping[int, Trial]) -> GaussianProcess | None:
         data = self._data(trials)
         key = tuple(data)
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, self._fit(data))
         return self._cache[1]
 
-    def _fit(self, data: dict[int, tuple[dict, float]]) -> tuple[GaussianProcess, bool] | None:
+    def _fit(self, data: dict[int, tuple[dict, float]]) -> GaussianProcess | None:
         if len(data) < 2:
             return None
-        logged = all(cost > 0 for _, cost in data.values())
         roots = sorted(data)
-        y = np.array([data[r][1] for r in roots])
-        y = np.log(y) if logged else y
-        x = self._encode([data[r][0] for r in roots])
-        gp = fit_on_a_subset(x, y)
-        return None if gp is None else (gp, logged)
+        return fit_on_a_subset(self._encode([data[r][0] for r in roots]), np.array([data[r][1] for r in roots]))
 
     def _encode(self, values: list[dict]) -> np.ndarray:
         if self._encoder is None or not self._encoder.matches(self.hyperparameters):
             self._encoder = SpaceEncoder(self.hyperparameters)
         return self._encoder.encode_many(values)
 
-    def logged(self, trials: Mapping[int, Trial]) -> bool:
-        fitted = self._fitted(trials)
-        return fitted is not None and fitted[1]
-
     def predict(self, trials: Mapping[int, Trial],
                 candidates: Sequence[Mapping]) -> tuple[np.ndarray, np.ndarray] | None:
-        """Predicted cost (mean, standard deviation; by log where :meth:`logged`) of candidate configurations."""
+        """Predicted cost in the objective's scale (mean, standard deviation) of candidate configurations."""
         fitted = self._fitted(trials)
         if fitted is None:
             return None
-        mean, var = fitted[0].predict(self._encode([dict(c) for c in candidates]))
+        mean, var = fitted.predict(self._encode([dict(c) for c in candidates]))
         return mean, np.sqrt(var)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.report.importance import ABSENT
-from archsearch.core.objective import PARETO, ParetoObjective, infer_direction
+from archsearch.core.objective import LINEAR, LOG, PARETO, Objective, ParetoObjective, infer_direction
 from archsearch.core.store import STORE_FILE, TrialStore
 
 MULTI_FIDELITY = ("hyperband", "bohb", "asha")
@@ -36,10 +36,17 @@ class RunRecord:
     objectives: list[tuple[str, str]] = field(default_factory=list)
     # When each epoch was recorded (epoch seconds), by trial id and epoch: the GPU panel's time axis.
     epoch_times: dict[int, dict[int, float]] = field(default_factory=dict)
+    # The Pareto objectives counted by their logarithm (``scale: log``): the hypervolume counts them so.
+    log_scaled: tuple[str, ...] = ()
 
     @property
     def pareto(self) -> bool:
         return bool(self.objectives)
+
+    def pareto_objective(self) -> ParetoObjective:
+        """The Pareto search's objectives with their scales (:meth:`ParetoObjective.scaled_costs`)."""
+        return ParetoObjective.of([{"name": n, "direction": d, "scale": "log" if n in self.log_scaled else "linear"}
+                                   for n, d in self.objectives])
 
     @property
     def sign(self) -> float:
@@ -132,22 +139,24 @@ def read_run(folder: str | Path) -> RunRecord:
             times.setdefault(trial_id, {})[epoch] = float(record["recorded_at"])
     fingerprint = meta.get("fingerprint") or {}
     config = meta.get("config") or {}
-    objectives = _pareto_objectives(fingerprint, config)
+    pareto = _pareto_objectives(fingerprint, config)
+    objectives = [(o.name, o.direction) for o in pareto]
     objective, direction = objectives[0] if objectives else _objective(fingerprint, config, trials)
     tuner = fingerprint.get("oracle") or (config.get("tuner") or {}).get("name")
     space = fingerprint.get("space") or (config.get("model") or {}).get("space") or {}
     return RunRecord(folder, trials, epochs, objective, direction, tuner, dict(space), dict(config), objectives,
-                     times)
+                     times, tuple(o.name for o in pareto if o.scale == LOG))
 
 
-def _pareto_objectives(fingerprint: dict[str, Any], config: dict[str, Any]) -> list[tuple[str, str]]:
-    """A Pareto search's objectives: the fingerprint's ``["pareto", dir, [name, dir], ...]``, else the config's
-    ``objective`` list when its ``search.mode`` is pareto; [] for a single-objective search."""
+def _pareto_objectives(fingerprint: dict[str, Any], config: dict[str, Any]) -> list[Objective]:
+    """A Pareto search's objectives: the fingerprint's ``["pareto", dir, [name, dir(, scale)], ...]``, else the
+    config's ``objective`` list when its ``search.mode`` is pareto; [] for a single-objective search."""
     stored = fingerprint.get("objective")
     if isinstance(stored, list) and stored and stored[0] == PARETO:
-        return [(str(name), str(direction)) for name, direction in stored[2:]]
+        return [Objective(str(entry[0]), str(entry[1]), scale=entry[2] if len(entry) > 2 else LINEAR)
+                for entry in stored[2:]]
     if str((config.get("search") or {}).get("mode", "")).lower() == PARETO and config.get("objective") is not None:
-        return [(o.name, o.direction) for o in ParetoObjective.of(config["objective"]).objectives]
+        return ParetoObjective.of(config["objective"]).objectives
     return []
 
 

@@ -12,6 +12,8 @@ so the ideal is 0, the reference 1 and the hypervolume is the share of the box b
 trials dominate (1.0: one trial best at everything).  Both bounds are fixed for the whole curve, so it
 never decreases; a report written later of a running search may find a better ideal and rescale the
 curve (not change its shape).  The raw hypervolume, in the objectives' own units, is in the hover text.
+An objective of ``scale: log`` counts by its logarithm in both (cost, ideal and reference alike), as the
+oracles count it (:meth:`archsearch.core.objective.ParetoObjective.scaled_costs`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from archsearch.core.measures import BEFORE_TRAINING
-from archsearch.core.pareto import (default_reference_point, front_mask, full_budget_mask, hypervolume, knee_index,
+from archsearch.core.objective import ParetoObjective
+from archsearch.core.pareto import (derived_reference, front_mask, full_budget_mask, hypervolume, knee_index,
                                     reference_values)
 from archsearch.report.data import RunRecord, finite
 
@@ -31,8 +34,9 @@ INFEASIBLE = "infeasible"
 COLOURS = {"front": "#1f77b4", "dominated": "#b0b0b0", "infeasible": "#d62728", "knee": "#e6a800",
            "lower_budget": "#e4e4e4"}
 ENDED = ("completed", "failed", "pruned")  # statuses of a trial that ended (running/interrupted did not)
-NORMALISATION = ("each objective is scaled to [0, 1] between the ideal (its best value over all trials, 0) and "
-                 "the reference point (1), maximised objectives negated; the hypervolume is the share of that "
+NORMALISATION = ("each objective (by its log where its scale is log) is scaled to [0, 1] between the ideal (its best "
+                 "value over all trials, 0) and the reference point (1), maximised objectives negated; the "
+                 "hypervolume is the share of that "
                  "box the trials dominate (1 = one trial best at everything). Both bounds are fixed for the "
                  "whole curve, so it never decreases.")
 
@@ -66,6 +70,11 @@ class ParetoView:
     # lower rungs): left out of the front and the hypervolume (:func:`archsearch.core.pareto.full_budget_mask`).
     lower_budget: list[dict[str, Any]] = field(default_factory=list)
     setting: str = "search.reference_point"  # where the run's config fixes the reference (a sweep: hydra.sweeper's)
+    objective: ParetoObjective | None = None  # the objectives' scales, which the hypervolume counts in
+
+    def scaled(self, costs: np.ndarray) -> np.ndarray:
+        """Costs as the hypervolume counts them: a ``scale: log`` objective by its logarithm."""
+        return costs if self.objective is None else self.objective.scaled_costs(costs)
 
     @property
     def signs(self) -> np.ndarray:
@@ -112,8 +121,9 @@ class ParetoView:
         """The hypervolume of the trials ended so far, after each trial's end (in the order they ended)."""
         if self.reference is None or self.ideal is None:
             return []
-        span = np.where(self.reference > self.ideal, self.reference - self.ideal, 1.0)
-        box = (self.reference - self.ideal) / span
+        reference, ideal = self.scaled(self.reference), self.scaled(self.ideal)
+        span = np.where(reference > ideal, reference - ideal, 1.0)
+        box = (reference - ideal) / span
         row = {t["id"]: i for i, t in enumerate(self.scored)}
         starts = [t["started_at"] for t in trials if finite(t.get("started_at"))]
         start = min(starts) if starts else 0.0
@@ -124,9 +134,9 @@ class ParetoView:
         for count, trial in enumerate(ended, start=1):
             if trial["id"] in row:
                 kept.append(self.costs[row[trial["id"]]])
-                costs = np.asarray(kept)
-                normalised = hypervolume((costs - self.ideal) / span, box)
-                raw = hypervolume(costs, self.reference)
+                costs = self.scaled(np.asarray(kept))
+                normalised = hypervolume((costs - ideal) / span, box)
+                raw = hypervolume(costs, reference)
             points.append(HypervolumePoint(int(trial["id"]), count, float(trial["finished_at"]) - start,
                                            normalised, raw))
         return points
@@ -151,13 +161,15 @@ def pareto_view(run: RunRecord) -> ParetoView:
     configured = configured_reference(run.config, names)
     reference = None if configured is None else -signs * np.asarray(configured, dtype=float)
     derived = reference is None
+    objective = run.pareto_objective()
     if reference is None and len(costs):
-        reference = default_reference_point(costs)
+        reference = derived_reference(objective, costs)
     view = ParetoView(names, directions, scored, costs, front_mask(costs), infeasible_trials(run),
                       reference, derived, costs.min(axis=0) if len(costs) else None)
-    view.curve = view.hypervolume_curve(run.trials)
     view.lower_budget = lower
     view.setting = reference_setting(run.config)
+    view.objective = objective
+    view.curve = view.hypervolume_curve(run.trials)
     return view
 
 

@@ -218,9 +218,10 @@ def summarise(sweep_dir: str | Path, ended: bool = True, stopped_early: bool = F
 def _score_pareto_jobs(jobs: list[Job]) -> list[str]:
     """A Pareto job's score is its hypervolume (higher is better), over one reference point shared by every
     job with the same objectives, so that the jobs compare: the one their configs all fix, else one derived
-    from all their trials together (:func:`archsearch.core.pareto.default_reference_point`).  Returns the
+    from all their trials together (:func:`archsearch.core.pareto.derived_reference`); an objective of ``scale: log``
+    counts by its logarithm.  Returns the
     notes saying which."""
-    from archsearch.core.pareto import default_reference_point, front_mask, hypervolume, reference_values
+    from archsearch.core.pareto import derived_reference, front_mask, hypervolume, reference_values
 
     groups: dict[str, list[Job]] = {}
     for job in jobs:
@@ -241,13 +242,15 @@ def _score_pareto_jobs(jobs: list[Job]) -> list[str]:
                 source = "search.reference_point, which every job sets alike"
             except Exception:  # noqa: BLE001 - the job's own config error: derive one instead
                 reference = None
+        scales = members[0].pareto_objective  # every job of the group counts its objectives alike (the group's name)
         if reference is None:
-            reference = default_reference_point(np.vstack([np.asarray(j.costs, dtype=float) for j in scored]))
+            reference = derived_reference(scales, np.vstack([np.asarray(j.costs, dtype=float) for j in scored]))
             source = ("derived from every job's trials: each objective's worst value plus 10% of its range; "
                       "give the jobs one search.reference_point to fix it")
         for job in scored:
             costs = np.asarray(job.costs, dtype=float)
-            job.best, job.front_size = hypervolume(costs, reference), int(front_mask(costs).sum())
+            job.best = hypervolume(scales.scaled_costs(costs), scales.scaled_costs(reference))
+            job.front_size = int(front_mask(costs).sum())
         point = ", ".join(f"{n}={v:.6g}" for n, v in zip(names, signs * reference))
         notes.append(f"Pareto jobs {name} are ranked by hypervolume (higher is better), each over its trials "
                      f"trained to the full budget, with one reference point ({point}; {source}).")

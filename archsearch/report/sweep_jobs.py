@@ -50,6 +50,7 @@ class Job:
     # objective minimised) of its completed trials at the full budget, its reference point if the config
     # fixed one, and, once the sweep compared it with the others, its front's size (``best``: hypervolume).
     pareto: list[tuple[str, str]] = field(default_factory=list)
+    pareto_objective: Any = None  # the ParetoObjective, whose scales the hypervolume counts in
     costs: list[list[float]] = field(default_factory=list)
     reference_point: Any = None
     front_size: int | None = None
@@ -204,7 +205,9 @@ def _read_settings(job: Job, config: dict[str, Any]) -> None:
         objective = None
     if objective is not None and objective.is_pareto:
         job.pareto = [(p.name, p.direction) for p in objective.components]
-        job.objective = "[" + ", ".join(f"{n}:{d}" for n, d in job.pareto) + "]"
+        job.pareto_objective = objective
+        job.objective = "[" + ", ".join(f"{p.name}:{p.direction}" + (f":{p.scale}" if p.scale != "linear" else "")
+                                        for p in objective.components) + "]"
         job.direction = "max"  # the jobs are compared by hypervolume
         job.reference_point = search.get("reference_point")
     elif objective is not None:

@@ -193,7 +193,7 @@ def _objective(objective: Any, direction: Any) -> Any:
 def _reference_point(value: Any, objective: Any) -> dict[str, float] | None:
     """``reference_point``: a number for every objective of a Pareto sweep (by name, or a list in objective
     order, as ``search.reference_point``), kept by name; a single-objective sweep has no hypervolume to fix."""
-    from archsearch.core.pareto import reference_values
+    from archsearch.core.pareto import reference_costs, reference_values
 
     where = REFERENCE_SETTING
     if value is None:
@@ -204,7 +204,9 @@ def _reference_point(value: Any, objective: Any) -> dict[str, float] | None:
                           f"{where} null")
     from archsearch.core.objective import ParetoObjective
 
-    names = [p.name for p in ParetoObjective.of(objective["pareto"], field="hydra.sweeper.objective").components]
+    pareto = ParetoObjective.of(objective["pareto"], field="hydra.sweeper.objective")
+    names = [p.name for p in pareto.components]
+    reference_costs(pareto, value, where)  # refuses a point a log scale cannot count
     return dict(zip(names, reference_values(value, names, where)))
 
 
@@ -219,7 +221,8 @@ def _pareto(objective: Any, directions: list) -> dict[str, Any]:
     """``direction: [minimize, maximize]``: a Pareto search of as many objectives, the task function returning
     their values as a list or tuple in that order (Optuna's multi-objective study).  They are named by
     ``objective`` (a list of as many names) or else ``objective_0``, ``objective_1``, ... (Optuna's values
-    have no names)."""
+    have no names).  A name may say its scale, ``params:log`` (``scale: log``, as ``params:min:log`` on the
+    command line: the hypervolume counts it by its logarithm)."""
     where = "hydra.sweeper.direction"
     if len(directions) < 2:
         raise ConfigError(where, f"{directions} is a list of {len(directions)} direction",
@@ -235,8 +238,22 @@ def _pareto(objective: Any, directions: list) -> dict[str, Any]:
     if len(names) != len(directions):
         raise ConfigError("hydra.sweeper.objective", f"names {len(names)} objectives but direction gives "
                           f"{len(directions)}", "give one name for each direction")
-    return {"pareto": [{"name": n, "direction": _direction(d, f"{where}[{i}]")}
+    return {"pareto": [{**_named(n, i), "direction": _direction(d, f"{where}[{i}]")}
                        for i, (n, d) in enumerate(zip(names, directions))]}
+
+
+def _named(name: str, index: int) -> dict[str, str]:
+    """``val_loss`` or ``params:log``: an objective's name and, after a colon, its scale (linear or log)."""
+    from archsearch.core.objective import SCALES
+
+    bare, colon, scale = name.rpartition(":")
+    if not colon:
+        return {"name": name}
+    if scale.strip().lower() not in SCALES or not bare.strip():
+        raise ConfigError(f"hydra.sweeper.objective[{index}]", f"{name!r} is not a name, nor a name and a scale",
+                          f"name the metric, with :log after it to count it by its logarithm (e.g. params:log); "
+                          f"its direction is hydra.sweeper.direction[{index}]")
+    return {"name": bare.strip(), "scale": scale.strip().lower()}
 
 
 def register_configs() -> None:

@@ -126,7 +126,7 @@ def sweep_objective(spec: Any) -> Any:
 
     if isinstance(spec, dict) and "pareto" in spec:
         return ParetoObjective.of(spec["pareto"], field="hydra.sweeper.objective")
-    return Objective.create(spec)
+    return Objective.create(spec).single()
 
 
 # What a sweep searches with besides its fingerprint (the oracle's name, objective and space), by the
