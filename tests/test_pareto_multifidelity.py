@@ -382,3 +382,18 @@ def test_mo_asha_model_proposals_are_deterministic_and_replayed_by_a_restored_se
     drive(first, curve=learning_curve, max_asks=2)
     drive(restored, curve=learning_curve, max_asks=2)
     assert proposals(restored) == proposals(first)
+
+
+def test_a_curve_models_prediction_becomes_a_cost_in_the_objectives_scale():
+    """The curve model predicts ``sign * value`` (it maximises); EHVI takes costs: a minimised error's cost is
+    the error itself (by its log for ``scale: log``, the standard deviation divided by the value)."""
+    from archsearch.core.objective import Objective
+    from archsearch.oracles.pareto_curves import _in_scale
+
+    signed, std = np.array([-0.2]), np.array([0.02])
+    assert _in_scale(Objective("val_error", "min"), signed, std) == (pytest.approx([0.2]), pytest.approx([0.02]))
+    assert _in_scale(Objective("val_error", "min", scale="log"), signed, std) == (
+        pytest.approx(np.log([0.2])), pytest.approx([0.1]))
+    assert _in_scale(Objective("val_acc", "max"), np.array([0.8]), std)[0] == pytest.approx([-0.8])
+    assert _in_scale(Objective("val_acc", "max", scale="log"), np.array([0.8]), std) == (
+        pytest.approx(-np.log([0.8])), pytest.approx([0.025]))

@@ -121,7 +121,7 @@ class ParetoCurves:
             out = model.predict_candidates(trials, candidates)
             if out is None:
                 return None
-            mean[:, j], std[:, j] = _in_scale(self.parts[j], out[0], np.sqrt(out[1]))
+            mean[:, j], std[:, j] = _in_scale(self.parts[j], out[0], np.sqrt(out[1]))  # out: sign * value
         for j, measure in self._measures.items():
             out = measure.predict(trials, candidates)
             if out is None:
@@ -136,12 +136,13 @@ class ParetoCurves:
 
 
 
-def _in_scale(part, value: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A curve model's predicted final value (mean, standard deviation) as a cost in the objective's scale:
-    for ``scale: log`` by the first-order rule (a mean at 0 or below counts at the smallest positive one)."""
+def _in_scale(part, signed: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A curve model's prediction of ``sign * value`` at the end (mean, standard deviation; the model
+    maximises) as a cost in the objective's scale: for ``scale: log`` by the first-order rule (a mean at 0
+    or below counts at the smallest positive one)."""
     if part.scale != LOG:
-        return -part.sign * value, std
-    positive = np.maximum(value, np.finfo(float).tiny)
+        return -signed, std
+    positive = np.maximum(part.sign * signed, np.finfo(float).tiny)
     return -part.sign * np.log(positive), std / positive
 
 
