@@ -88,7 +88,7 @@ def test_the_hypervolume_counts_a_log_objective_by_its_logarithm():
 
 
 @pytest.mark.parametrize("cfg, field, says", [
-    ({"objective": {"name": "params", "direction": "min", "scale": "log"}}, "objective.scale", "single-objective"),
+    ({"objective": {"name": "params", "direction": "min", "scale": "log"}}, "objective.scale", "this search has one objective"),
     ({"objective": ["val_loss", "params:min:log"]}, "objective.scale", "one summed score"),
     ({"objective": ["val_accuracy:max", "params:min:log"],
       "search": {"mode": "pareto", "reference_point": [0.5, 0]}}, "search.reference_point", "params=0"),
@@ -97,6 +97,16 @@ def test_a_scale_that_cannot_be_honoured_is_refused_by_name(cfg, field, says):
     with pytest.raises(ConfigError, match=says) as caught:
         ObjectiveSettings.from_config(cfg)
     assert caught.value.field == field
+
+
+def test_an_oracle_of_one_objective_refuses_a_scale_it_would_not_honour():
+    from archsearch.oracles import create_oracle
+    from archsearch.space.hyperparameters import HyperParameters
+
+    hp = HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    with pytest.raises(ConfigError, match="this search has one objective"):
+        create_oracle("random", hp, Objective("params", "min", scale="log"), max_trials=2)
 
 
 def test_a_log_objective_at_zero_is_refused_not_counted_otherwise():

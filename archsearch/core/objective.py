@@ -370,8 +370,9 @@ def _refuse_scale(parts: Sequence[Objective]) -> None:
     """KerasTuner's list objective is one sum: a ``scale`` there would not be honoured, so it is refused."""
     scaled = [p.name for p in parts if p.scale != LINEAR]
     if scaled:
-        raise ConfigError("objective.scale", f"{scaled} given scale log in a single-objective search (a list "
-                          "objective there is one summed score)", "set search.mode=pareto, or leave out scale")
+        raise ConfigError("objective.scale", f"{scaled} has scale log, which counts a Pareto search's hypervolume, "
+                          "but this search has one objective (a list is one summed score there)",
+                          "set search.mode=pareto, or leave out scale")
 
 
 def _main(objectives: Sequence[Objective]) -> Objective:

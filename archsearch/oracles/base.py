@@ -113,6 +113,8 @@ class Oracle(HandDrivenOracle):
         # No space yet: a tuner fills it from its hypermodel (KerasTuner's keyword-only oracles).
         self.hyperparameters = HyperParameters() if hyperparameters is None else hyperparameters
         self.objective = Objective.create(objective)
+        if not self.objective.is_pareto:
+            self.objective.single()  # a log scale is a Pareto search's: refused, not ignored
         # KerasTuner's space rules: may a builder declare names the given space lacks, and are they searched?
         self.allow_new_entries = bool(allow_new_entries)
         self.tune_new_entries = bool(tune_new_entries)
