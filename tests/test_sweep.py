@@ -70,12 +70,13 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def make_pareto_job(sweep: Path, num: int, metrics: list[dict], budgets=None, reference_point=None) -> Path:
+def make_pareto_job(sweep: Path, num: int, metrics: list[dict], budgets=None, reference_point=None,
+                    objective=("acc:max", "params:min")) -> Path:
     folder = sweep / str(num)
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"tuner.seed={num}"]))
     store = TrialStore(folder / "trials.db")
-    store.set_meta("config", {"objective": ["acc:max", "params:min"], "tuner": {"max_trials": len(metrics)},
+    store.set_meta("config", {"objective": list(objective), "tuner": {"max_trials": len(metrics)},
                               "search": {"mode": "pareto", "reference_point": reference_point},
                               "trainer": {"epochs": 1}})
     for i, m in enumerate(metrics):
@@ -119,6 +120,18 @@ def test_pareto_jobs_use_the_reference_point_they_all_fix(tmp_path):
     result = summarise(sweep)
     assert [j.best for j in result.jobs] == pytest.approx([(0.7 - 0.5) * 100.0, (0.6 - 0.5) * 100.0])
     assert "acc=0.5, params=200; search.reference_point, which every job sets alike" in result.table()
+
+
+def test_pareto_jobs_count_a_log_scaled_objective_by_its_logarithm(tmp_path):
+    sweep = tmp_path / "sweep"
+    logged = ("acc:max", "params:min:log")
+    for num, acc in ((0, 0.6), (1, 0.7)):
+        make_pareto_job(sweep, num, [{"acc": acc, "params": 100.0}], reference_point={"acc": 0.5, "params": 1e4},
+                        objective=logged)
+    result = summarise(sweep)
+    decades = np.log(1e4) - np.log(100.0)
+    assert [j.best for j in result.jobs] == pytest.approx([0.2 * decades, 0.1 * decades])
+    assert "[acc:max, params:min:log] (Pareto: hypervolume" in result.table()
 
 
 def test_best_first_by_each_objective_direction(tmp_path):

@@ -45,7 +45,7 @@ class RunRecord:
 
     def pareto_objective(self) -> ParetoObjective:
         """The Pareto search's objectives with their scales (:meth:`ParetoObjective.scaled_costs`)."""
-        return ParetoObjective.of([{"name": n, "direction": d, "scale": "log" if n in self.log_scaled else "linear"}
+        return ParetoObjective.of([{"name": n, "direction": d, "scale": LOG if n in self.log_scaled else LINEAR}
                                    for n, d in self.objectives])
 
     @property

@@ -218,9 +218,8 @@ def summarise(sweep_dir: str | Path, ended: bool = True, stopped_early: bool = F
 def _score_pareto_jobs(jobs: list[Job]) -> list[str]:
     """A Pareto job's score is its hypervolume (higher is better), over one reference point shared by every
     job with the same objectives, so that the jobs compare: the one their configs all fix, else one derived
-    from all their trials together (:func:`archsearch.core.pareto.derived_reference`); an objective of ``scale: log``
-    counts by its logarithm.  Returns the
-    notes saying which."""
+    from all their trials together (:func:`archsearch.core.pareto.derived_reference`); an objective of
+    ``scale: log`` counts by its logarithm.  Returns the notes saying which."""
     from archsearch.core.pareto import derived_reference, front_mask, hypervolume, reference_values
 
     groups: dict[str, list[Job]] = {}
