@@ -87,6 +87,20 @@ def test_the_hypervolume_counts_a_log_objective_by_its_logarithm():
     assert logged[1].tolist() == reference.tolist()  # the reference is given back in plain costs
 
 
+def test_the_knee_is_taken_in_each_objectives_scale():
+    """Accuracy against params over four decades: counted linearly every model below 1e5 is 'small', so the
+    knee is the accurate 1e5 one; by the log of params the 1e3 one, a hundred times smaller, is."""
+    rows = [(0.5, 1e2), (0.8, 1e3), (0.85, 1e5), (0.9, 1e6)]
+    trials = []
+    for i, (acc, params) in enumerate(rows):
+        t = Trial(i, {})
+        t.status, t.metrics = COMPLETED, {"acc": acc, "params": params}
+        trials.append(t)
+    assert pareto.FrontView.of(trials, ParetoObjective.of(["acc:max", "params:min"])).knee == 2
+    logged = pareto.FrontView.of(trials, ParetoObjective.of(["acc:max", "params:min:log"]))
+    assert logged.knee == 1 and [t.id for t in logged.knee_first()][0] == 1
+
+
 @pytest.mark.parametrize("cfg, field, says", [
     ({"objective": {"name": "params", "direction": "min", "scale": "log"}}, "objective.scale", "this search has one objective"),
     ({"objective": ["val_loss", "params:min:log"]}, "objective.scale", "one summed score"),

@@ -78,7 +78,8 @@ def hypervolume(costs: Any, reference: Sequence[float]) -> float:
 
 
 def knee_index(costs: Any) -> int:
-    """The front point closest to the ideal once each cost is scaled to [0, 1] over the front.
+    """The front point closest to the ideal once each cost is scaled to [0, 1] over the front (callers pass
+    the costs in each objective's scale: a ``scale: log`` one by its logarithm, as the hypervolume counts it).
 
     The ideal is every cost's best; the scale makes a cost in millions (params) weigh as much as
     one in [0, 1] (an accuracy).  Ties: the earlier row.
@@ -240,14 +241,15 @@ class FrontView:
         knee = None
         if ordered:
             by_id = {t.id: row for t, row in zip(kept, costs)}
-            knee = ordered[knee_index(np.asarray([by_id[t.id] for t in ordered]))].id
+            knee = ordered[knee_index(objective.scaled_costs(np.asarray([by_id[t.id] for t in ordered])))].id
         compared = {t.id for t in kept}
         return cls(kept, costs, ranks, ordered, knee, [t for t in everything if t.id not in compared], objective)
 
     def knee_first(self) -> list[Trial]:
         """The front from its knee outwards (see :func:`knee_order`)."""
         by_id = {t.id: row for t, row in zip(self.trials, self.costs)}
-        order = knee_order(np.asarray([by_id[t.id] for t in self.front])) if self.front else []
+        order = knee_order(self.objective.scaled_costs(np.asarray([by_id[t.id] for t in self.front]))) \
+            if self.front else []
         return [self.front[i] for i in order]
 
     def rank_of(self) -> dict[int, int]:

@@ -100,7 +100,7 @@ class ParetoView:
     def knee(self) -> int | None:
         """The id of the front's knee (:func:`archsearch.core.pareto.knee_index`), None without a front."""
         front = np.flatnonzero(self.on_front)
-        return int(self.scored[front[knee_index(self.costs[front])]]["id"]) if len(front) else None
+        return int(self.scored[front[knee_index(self.scaled(self.costs[front]))]]["id"]) if len(front) else None
 
     def front_of_two(self, x: int, y: int) -> list[dict[str, Any]]:
         """The front of objectives ``x`` and ``y`` alone, in increasing ``x``: the scatter's step line."""
