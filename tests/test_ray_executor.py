@@ -1,6 +1,6 @@
 """Issue 11: trials as Ray actors (``executor=ray``) on a local Ray with 2 CPUs.
 
-The CLI's own local Ray stops on SIGTERM like on Ctrl-C and the search resumes; a search with two actors finishes with every trial completed; the driver's pruning decisions stop
+The CLI's own local Ray stops on SIGTERM like on Ctrl-C and the search resumes; command trials report their program's values from Ray actors; a search with two actors finishes with every trial completed; the driver's pruning decisions stop
 a trial in its actor after the epoch it was judged on; an actor killed mid-trial is a lost trial
 that continues from its checkpoint in ``executor.storage`` on a new actor; without Ray installed,
 and for a wrong option, ``executor=ray`` is a ConfigError naming the fix.
@@ -105,6 +105,21 @@ def test_the_cli_on_a_local_ray_stops_on_sigterm_and_resumes(tmp_path, local_ray
     finally:
         store.close()
     assert local_ray.is_initialized()
+
+
+def test_command_trials_run_on_ray_workers(tmp_path, local_ray):
+    """trial=command through the CLI (in this process, on the module's Ray): each trial's value is the program's
+    own loss, read from its output on a Ray actor."""
+    from cli_inprocess import run_cli_inprocess
+    from test_command_trials import QUADRATIC, SPACE, quadratic_loss, rows
+
+    run = tmp_path / "run"
+    result = run_cli_inprocess(["trial=command", QUADRATIC, SPACE, "objective=loss", "tuner.max_trials=2",
+                                "executor=ray", "tuner.parallel_trials=2"], run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [t["status"] for t in rows(run)] == ["completed", "completed"]
+    for trial in rows(run):
+        assert trial["value"] == pytest.approx(quadratic_loss(trial["hparams"], 5), rel=1e-9)
 
 
 @pytest.fixture(scope="module")
