@@ -350,15 +350,8 @@ def test_the_newer_spec_s_conditional_parameters_reach_the_program_only_when_the
         assert any(a.startswith("--momentum=") for a in args) is sgd
 
 
-def test_command_trials_run_on_ray_workers(cli, tmp_path):
-    pytest.importorskip("ray")
-    run = tmp_path / "run"
-    result = cli(["trial=command", QUADRATIC, SPACE, "objective=loss", "tuner.max_trials=2", "executor=ray",
-                  "tuner.parallel_trials=2"], run)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert [t["status"] for t in rows(run)] == ["completed", "completed"]
-    for trial in rows(run):
-        assert trial["value"] == pytest.approx(quadratic_loss(trial["hparams"], 5), rel=1e-9)
+# Command trials on Ray workers: tests/test_ray_executor.py's test_command_trials_run_on_ray_workers (on that
+# module's Ray: a local Ray's start costs as much as the search).
 
 
 ZERO_BASED = """

@@ -14,8 +14,6 @@ import yaml
 # The searches run in the test process (cli_inprocess, executor=inline): the export is what is checked, and
 # loading it in a fresh process is what needs one. The MLP's is the shared finished run's (conftest.finished_run),
 # the U-Net's (mish, the custom loss and metrics) the shared Hyperband U-Net run's (conftest.unet_run).
-SHARED = {"mlp": lambda request: request.getfixturevalue("finished_run"),
-          "unet": lambda request: request.getfixturevalue("unet_run")[0]}
 FAMILIES = {
     "mlp": ["data.num_samples=80", "trainer.epochs=1", "tuner.max_trials=1", "executor=inline"],
     "cnn": ["model=cnn", "data.num_samples=80", "data.image_size=16", "trainer.epochs=1", "tuner.max_trials=1",
@@ -39,16 +37,58 @@ def reload_in_fresh_process(path, cwd) -> list[str]:
     return result.stdout.split()
 
 
+# Each fresh process is a TensorFlow start (~7 s of CPU): one loads the MLP's and the CNN's exports and answers
+# whether archsearch's Keras objects are registered when keras is imported after archsearch (the U-Net's export,
+# whose run is built in test_cli_tuners' process, loads in its own, keras imported first). Its tests share one
+# xdist_group, so the fixture runs once.
+FRESH_LOADS = """
+import sys, traceback
+import archsearch, keras  # archsearch first: its Keras objects must register when keras is imported after it
+import numpy
+print("registered", keras.saving.get_registered_object("archsearch>BCEDice") is not None,
+      keras.saving.get_registered_object("archsearch>Mish") is not None, flush=True)
+for family, path in zip(sys.argv[1::2], sys.argv[2::2]):
+    try:
+        model = keras.saving.load_model(path)
+        x = numpy.zeros((1, *model.input_shape[1:]), "float32")
+        print("loaded", family, "x".join(map(str, model.predict(x, verbose=0).shape)), type(model.loss).__name__,
+              flush=True)
+    except Exception:
+        print(f"{family}:", traceback.format_exc(), file=sys.stderr, flush=True)
+"""
+FRESH = pytest.mark.xdist_group("exports_fresh_process")
+
+
+@pytest.fixture(scope="module")
+def fresh_process(finished_run, tmp_path_factory) -> dict:
+    """The MLP's run (the shared finished run), a CNN run, and what one fresh process printed loading both."""
+    from tests.cli_inprocess import run_cli_inprocess
+
+    runs = {"mlp": finished_run, "cnn": tmp_path_factory.mktemp("cnn") / "run"}
+    result = run_cli_inprocess(FAMILIES["cnn"], runs["cnn"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    args = [str(a) for family, run in runs.items() for a in (family, run / "best" / "model.keras")]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", FRESH_LOADS, *args], cwd=tmp_path_factory.mktemp("fresh"), env=env,
+                          capture_output=True, text=True, timeout=600)
+    lines = [line.split() for line in done.stdout.splitlines()]
+    return {"runs": runs, "returncode": done.returncode, "stderr": done.stderr,
+            "registered": next((line[1:] for line in lines if line[:1] == ["registered"]), None),
+            "loaded": {line[1]: line[2:] for line in lines if line[:1] == ["loaded"]}}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["mlp", "cnn", pytest.param("unet", marks=pytest.mark.xdist_group("cli_tuners"))])
-def test_every_familys_export_loads_in_a_fresh_process(cli_inprocess, request, tmp_path, family):
-    if family in SHARED:
-        run_dir = SHARED[family](request)  # read only
+@pytest.mark.parametrize("family", [pytest.param("mlp", marks=FRESH), pytest.param("cnn", marks=FRESH),
+                                    pytest.param("unet", marks=pytest.mark.xdist_group("cli_tuners"))])
+def test_every_familys_export_loads_in_a_fresh_process(request, tmp_path, family):
+    if family == "unet":
+        run_dir = request.getfixturevalue("unet_run")[0]  # read only
+        shape, *loss = reload_in_fresh_process(run_dir / "best" / "model.keras", tmp_path)
     else:
-        run_dir = tmp_path / "run"
-        result = cli_inprocess(FAMILIES[family], run_dir)
-        assert result.returncode == 0, result.stderr[-3000:]
-    shape, *loss = reload_in_fresh_process(run_dir / "best" / "model.keras", tmp_path)
+        fresh = request.getfixturevalue("fresh_process")
+        run_dir = fresh["runs"][family]  # read only
+        assert fresh["returncode"] == 0 and family in fresh["loaded"], fresh["stderr"][-3000:]
+        shape, *loss = fresh["loaded"][family]
     assert shape.startswith("1x")
     if family == "unet":
         assert loss == ["BCEDice"]  # the custom loss, layer (mish) and metrics: what failed before
@@ -117,15 +157,11 @@ def test_onnx_export_needs_its_converter():
     assert check_export_format(None) == "keras" and check_export_format("SavedModel") == "savedmodel"
 
 
-def test_keras_objects_register_when_keras_is_imported_after_archsearch(tmp_path):
-    code = ("import archsearch, keras; "
-            "print(keras.saving.get_registered_object('archsearch>BCEDice') is not None, "
-            "keras.saving.get_registered_object('archsearch>Mish') is not None)")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["True", "True"]
+@FRESH
+def test_keras_objects_register_when_keras_is_imported_after_archsearch(fresh_process):
+    """In a fresh process that imports archsearch, then keras (the module fixture's)."""
+    assert fresh_process["returncode"] == 0, fresh_process["stderr"][-2000:]
+    assert fresh_process["registered"] == ["True", "True"]
 
 
 def test_a_savedmodel_export_keeps_tensorflows_info_lines_off_the_console(tmp_path, caplog):

@@ -84,30 +84,6 @@ def test_the_cnn_tutorial_with_a_tuned_filter_count_and_bayesian_optimization(tm
     assert tuner.get_best_hyperparameters()[0].get("filters") in (4, 8)
 
 
-def test_hyperband_continues_and_returns_models_that_build_themselves_on_their_first_batch(tmp_path):
-    """A Sequential without an Input (KerasTuner's tests build them so): resumed rounds and
-    get_best_models build it from the recorded input shape before loading weights."""
-    import keras
-
-    def build(hp):
-        model = keras.Sequential([keras.layers.Dense(hp.Int("units", 1, 4), activation="relu"),
-                                  keras.layers.Dense(1)])
-        model.compile("sgd", "mse")
-        return model
-
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(8, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
-    tuner = kt.Hyperband(build, objective="val_loss", max_epochs=3, factor=3, directory=tmp_path,
-                         project_name="p", seed=1)
-    tuner.search(x, y, validation_data=(x, y), verbose=0)
-    trials = list(tuner.oracle.trials.values())
-    assert any(t.resume_from is not None for t in trials)  # a later round continued from saved weights
-    assert all(t.status == "completed" for t in trials)
-    best = tuner.oracle.get_best_trials(1)[0]
-    model = tuner.get_best_models(1)[0]
-    assert model.built and model.evaluate(x, y, verbose=0) == pytest.approx(best.score, rel=1e-5)
-
-
 def test_the_unet_segmentation_tutorial_s_function_metrics_name_its_objective_val_f1(tmp_path):
     """The document-segmentation tutorial (the project's seed): ``metrics=[f1, precision, recall, iou]``,
     plain functions, and ``objective=kt.Objective("val_f1", direction="max")``.  Keras logs a function
@@ -169,10 +145,14 @@ class EpochCount:
     epochs = 0
 
 
-def test_hyperband_runs_keras_tuner_s_budget_10_trials_26_epochs_and_shows_tuner_epochs(tmp_path, capsys):
+def test_hyperband_runs_keras_tuner_s_budget_10_trials_26_epochs_and_continues_models_without_an_input(tmp_path,
+                                                                                                       capsys):
     """kt.Hyperband(max_epochs=4, factor=3) trains what KerasTuner's does (issue 24): 5 trials to 2
     epochs, the best 2 continued to 4 (2 more each), then 3 trials to 4; each trial's values hold
-    KerasTuner's tuner/epochs, tuner/initial_epoch, tuner/bracket, tuner/round (tuner/trial_id if continued)."""
+    KerasTuner's tuner/epochs, tuner/initial_epoch, tuner/bracket, tuner/round (tuner/trial_id if continued).
+
+    Its models are Sequentials without an Input (KerasTuner's tests build them so): the continued trials and
+    get_best_models build them from the recorded input shape before loading weights."""
     import keras
 
     class Count(keras.callbacks.Callback):
@@ -180,7 +160,7 @@ def test_hyperband_runs_keras_tuner_s_budget_10_trials_26_epochs_and_shows_tuner
             EpochCount.epochs += 1
 
     def build(hp):
-        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(hp.Int("units", 1, 16), activation="relu"),
+        model = keras.Sequential([keras.layers.Dense(hp.Int("units", 1, 16), activation="relu"),
                                   keras.layers.Dense(1)])
         model.compile("sgd", "mse")
         return model
@@ -204,8 +184,11 @@ def test_hyperband_runs_keras_tuner_s_budget_10_trials_26_epochs_and_shows_tuner
                 values["tuner/round"]) == (2, 4, 1, 1)
         assert tuner.oracle.get_trial(values["tuner/trial_id"]).budget == 2
 
+    assert all(t.status == "completed" for t in trials)
     best_hps = tuner.get_best_hyperparameters(1)[0]
     best = tuner.oracle.get_best_trials(1)[0]
+    model = tuner.get_best_models(1)[0]
+    assert model.built and model.evaluate(x, y, verbose=0) == pytest.approx(best.score, rel=1e-5)
     assert best_hps.get("tuner/epochs") == best.budget  # the tutorial's retrain reads it
     assert best_hps.get("units") == best.hparams["units"]
     assert "tuner/epochs" not in best.hparams  # not a searched value: never proposed or stored as one

@@ -2,7 +2,8 @@
 
 The trials are a tiny deterministic program (``trial=command``): what is checked is the driver, the store,
 the oracle's restore (ParEGO's weight draws included) and the front, not training.  The killed search is a
-real ``python -m archsearch`` process; the uninterrupted one runs in this process (tests/cli_inprocess.py).
+real ``python -m archsearch`` process; the uninterrupted one and the resume run in this process
+(tests/cli_inprocess.py).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from archsearch.core.store import TrialStore
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
+# Each epoch waits TRADE_OFF_SECONDS (set for the search that is killed, so the kill lands mid-trial); what it prints
+# does not depend on it.
 TRADE_OFF = """
-import argparse, time
+import argparse, os, time
 p = argparse.ArgumentParser(); p.add_argument('--x', type=float); p.add_argument('--w', type=int)
 a = p.parse_args()
 for epoch in range(1, 4):
-    time.sleep(0.2)
+    time.sleep(float(os.environ.get('TRADE_OFF_SECONDS', 0)))
     print(f'epoch={epoch} acc={1 - (a.x - 0.6) ** 2 - 0.1 / epoch + 0.02 * a.w} size={a.w * (1 + a.x)}', flush=True)
 """
 
@@ -60,14 +63,13 @@ def test_a_pareto_search_killed_and_resumed_ends_with_the_front_of_an_uninterrup
     assert result.returncode == 0, result.stderr[-3000:]
 
     cut = tmp_path / "cut"
-    env = {**os.environ, "ARCHSEARCH_REPORT": "false"}
+    env = {**os.environ, "ARCHSEARCH_REPORT": "false", "TRADE_OFF_SECONDS": "0.2"}
     proc = subprocess.Popen([PY, "-m", "archsearch", *_args(program, cut)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_epoch(cut / "trials.db", 4, 2, proc)  # a model proposal (after 3 initial points), mid-trial
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
-    resumed = subprocess.run([PY, "-m", "archsearch", f"resume={cut}"], cwd=REPO, env=env, capture_output=True,
-                             text=True, timeout=600)
+    resumed = cli_inprocess([f"resume={cut}"], cut)  # the kill is what needs a process of its own
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     expected = _front(whole)

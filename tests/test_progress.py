@@ -219,7 +219,9 @@ def test_an_interrupted_search_closes_the_live_display(tmp_path):
 
 @pytest.mark.slow
 def test_the_cli_shows_the_display_on_a_terminal_and_keeps_the_log_plain(tmp_path):
-    """A real search in a pseudo-terminal: the display draws, the plain lines stay, the log has no escapes."""
+    """A real search in a pseudo-terminal: the display draws, the plain lines stay, the log has no escapes. Its
+    trials run a tiny program (trial=command, 2 epochs of 0.3 s): the display is the driver's, whatever a trial
+    trains, and a Keras trial would cost the CLI process a TensorFlow start."""
     import os
     import pty
     import select
@@ -227,11 +229,12 @@ def test_the_cli_shows_the_display_on_a_terminal_and_keeps_the_log_plain(tmp_pat
     import sys
 
     from tests.conftest import REPO
+    from test_reliability import program
 
     run_dir = tmp_path / "run"
     master, slave = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "archsearch", "data.num_samples=160", "trainer.epochs=2", "tuner.max_trials=2",
+        [sys.executable, "-m", "archsearch", *program("--epochs=2", "--seconds=0.3"), "tuner.max_trials=2",
          "executor=inline", f"hydra.run.dir={run_dir}"],
         cwd=REPO, stdin=slave, stdout=slave, stderr=slave, env={**os.environ, "COLUMNS": "160", "TERM": "xterm"})
     os.close(slave)

@@ -1,6 +1,6 @@
 """Issue 11: trials as Ray actors (``executor=ray``) on a local Ray with 2 CPUs.
 
-The CLI's own local Ray stops on SIGTERM like on Ctrl-C and the search resumes; a search with two actors finishes with every trial completed; the driver's pruning decisions stop
+The CLI's own local Ray stops on SIGTERM like on Ctrl-C and the search resumes; command trials report their program's values from Ray actors; a search with two actors finishes with every trial completed; the driver's pruning decisions stop
 a trial in its actor after the epoch it was judged on; an actor killed mid-trial is a lost trial
 that continues from its checkpoint in ``executor.storage`` on a new actor; without Ray installed,
 and for a wrong option, ``executor=ray`` is a ConfigError naming the fix.
@@ -74,11 +74,10 @@ class KillFirstActor(keras.callbacks.Callback):
 
 
 @pytest.mark.slow
-def test_the_cli_on_a_local_ray_stops_on_sigterm_and_resumes(tmp_path):
-    """First in this module: the CLI starts its own local Ray, before the fixture's one exists. Its trials run a
-    tiny program (trial=command): the signal, the local Ray and the resume are the driver's, and a Keras trial
-    would cost each actor a TensorFlow start; Keras on Ray actors is the tests below."""
-    pytest.importorskip("ray", reason="Ray is not installed (pip install \".[ray]\"): executor=ray untested")
+def test_the_cli_on_a_local_ray_stops_on_sigterm_and_resumes(tmp_path, local_ray):
+    """The CLI process starts its own local Ray (the module's Ray is this test process's, not the CLI's). Its
+    trials run a tiny program (trial=command): the signal, the local Ray and the resume are the driver's, and a
+    Keras trial would cost each actor a TensorFlow start; Keras on Ray actors is the tests below."""
     from test_reliability import program, start_cli, wait_for_epoch
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "ARCHSEARCH_REPORT": "false"}
@@ -91,7 +90,8 @@ def test_the_cli_on_a_local_ray_stops_on_sigterm_and_resumes(tmp_path):
     assert proc.returncode == 130, err[-3000:]
     assert "Running 2 trials at a time (2 Ray actors on a local Ray, each with num_cpus=1)." in out
     assert "Trial 0: interrupted; it continues from its last checkpoint when the search resumes." in out
-    # The resume needs no signal: in this process (cli_inprocess), where it starts and shuts down its own local Ray.
+    # The resume needs no signal: in this process (cli_inprocess), on the Ray already running here (the module's),
+    # which it leaves running; the CLI process above started and shut down its own.
     from cli_inprocess import run_cli_inprocess
 
     resumed = run_cli_inprocess([f"resume={run}"], run)
@@ -104,6 +104,22 @@ def test_the_cli_on_a_local_ray_stops_on_sigterm_and_resumes(tmp_path):
         assert [r["status"] for r in store.rows()] == ["completed"] * 2
     finally:
         store.close()
+    assert local_ray.is_initialized()
+
+
+def test_command_trials_run_on_ray_workers(tmp_path, local_ray):
+    """trial=command through the CLI (in this process, on the module's Ray): each trial's value is the program's
+    own loss, read from its output on a Ray actor."""
+    from cli_inprocess import run_cli_inprocess
+    from test_command_trials import QUADRATIC, SPACE, quadratic_loss, rows
+
+    run = tmp_path / "run"
+    result = run_cli_inprocess(["trial=command", QUADRATIC, SPACE, "objective=loss", "tuner.max_trials=2",
+                                "executor=ray", "tuner.parallel_trials=2"], run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [t["status"] for t in rows(run)] == ["completed", "completed"]
+    for trial in rows(run):
+        assert trial["value"] == pytest.approx(quadratic_loss(trial["hparams"], 5), rel=1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -135,31 +151,29 @@ def test_a_search_on_two_ray_actors_completes_every_trial(tmp_path, local_ray, c
     assert local_ray.is_initialized()  # a Ray the caller started is left running
 
 
-def test_the_driver_s_pruning_decisions_stop_trials_in_their_actors(tmp_path, local_ray):
-    x, y = make_data()
-    tuner = archsearch.GridSearch(build_good_or_bad, objective="val_loss", directory=tmp_path, project_name="p",
-                                  executor="ray", parallel_trials=1, pruner={"name": "median", "warmup_epochs": 0,
-                                                                             "min_trials": 1},
-                                  executor_options={"resources": {"num_cpus": 1}})
-    tuner.search(x, y, epochs=3, validation_split=0.25, batch_size=16)
-    rows = tuner.store.rows()
-    assert [(r["hparams"]["quality"], r["status"], r["epochs_done"]) for r in rows] == [
-        ("good", "completed", 3), ("bad", "pruned", 1)]
-    assert [e["epoch"] for e in tuner.store.epochs(1)] == [1]  # stopped in the actor, not only in the record
-
-
-def test_a_killed_actor_s_trial_continues_from_its_checkpoint_in_storage(tmp_path, local_ray, capsys):
+def test_a_killed_actor_s_trial_continues_from_storage_and_pruning_stops_trials_in_their_actors(tmp_path, local_ray,
+                                                                                                 capsys):
+    """One search (2 actor starts, each a TensorFlow start) for two behaviours: the first actor is SIGKILLed
+    after its trial's first epoch and a new actor continues that trial from its checkpoint in
+    ``executor.storage``; then the driver's median pruner stops the ``bad`` trial in that actor after the
+    epoch it was judged on."""
     x, y = make_data()
     storage = tmp_path / "shared"
     marker = tmp_path / "killed.pid"
-    tuner = archsearch.RandomSearch(build_mlp, objective="val_accuracy", max_trials=1, seed=2, directory=tmp_path,
-                                    project_name="p", executor="ray", parallel_trials=1,
-                                    executor_options={"storage": str(storage), "max_retries": 1})
+    tuner = archsearch.GridSearch(build_good_or_bad, objective="val_loss", directory=tmp_path, project_name="p",
+                                  executor="ray", parallel_trials=1, pruner={"name": "median", "warmup_epochs": 0,
+                                                                             "min_trials": 1},
+                                  executor_options={"storage": str(storage), "max_retries": 1})
     tuner.search(x, y, epochs=3, validation_split=0.25, batch_size=16, callbacks=[KillFirstActor(str(marker))])
     lines = capsys.readouterr().out.splitlines()
+    rows = tuner.store.rows()
+    # The driver's pruning decisions stop trials in their actors.
+    assert [(r["hparams"]["quality"], r["status"], r["epochs_done"]) for r in rows] == [
+        ("good", "completed", 3), ("bad", "pruned", 1)]
+    assert [e["epoch"] for e in tuner.store.epochs(1)] == [1]  # stopped in the actor, not only in the record
+    # A killed actor's trial continues from its checkpoint in storage, on a new actor.
     assert marker.exists()
-    [row] = tuner.store.rows()
-    assert (row["status"], row["epochs_done"]) == ("completed", 3)
+    row = rows[0]
     assert [e["epoch"] for e in tuner.store.epochs(0)] == [1, 2, 3]
     assert f"pid {marker.read_text()}" not in row["worker"]  # a new actor finished it
     assert any(ln.startswith("Trial 0: ray worker 0") and " died (" in ln and "(attempt 2)" in ln for ln in lines), lines
