@@ -135,7 +135,6 @@ class ParetoCurves:
         return np.array([r for r in rows if r is not None], dtype=float).reshape(-1, len(self.parts))
 
 
-
 def _in_scale(part, signed: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A curve model's prediction of ``sign * value`` at the end (mean, standard deviation; the model
     maximises) as a cost in the objective's scale: for ``scale: log`` by the first-order rule (a mean at 0
