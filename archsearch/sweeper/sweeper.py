@@ -236,7 +236,7 @@ def _write_front(sweep_dir: Path, oracle: Any, space: Any, reference_point: Any 
     results = {"name": "archsearch",
                "solutions": [{"params": dict(t.hparams), "values": [float(t.metrics[p.name]) for p in parts],
                               "trial": t.id} for t in front],
-               "objectives": [{"name": p.name, "direction": p.direction} for p in parts]}
+               "objectives": [p.describe() for p in parts]}  # name, direction (and a log scale)
     told = None if reference_point is None else reference_costs(objective, reference_point, REFERENCE_SETTING)
     measured = FrontView.of(oracle.trials.values(), objective).hypervolume(told)
     if measured is not None:  # the number the console's line and report.html give, for scripts to read
