@@ -191,3 +191,11 @@ def test_a_log_scaled_objective_counts_by_its_logarithm_in_the_reports_hypervolu
     expected = hypervolume((costs - ideal) / (reference - ideal), np.ones(2))
     assert logged.curve[-1].normalised == pytest.approx(expected)
     assert logged.curve[-1].normalised != pytest.approx(plain.curve[-1].normalised)
+
+
+def test_an_objective_counted_by_its_logarithm_gets_a_log_axis(tmp_path):
+    """latency_ms is not a size (a linear axis by default); told ``latency_ms:min:log``, its axis is log."""
+    folder = pareto_store(tmp_path / "run", objectives=("val_accuracy:max", "params:min", "latency_ms:min:log"))
+    data, _ = _figure(report.write_report(folder, png=False).read_text(), "pareto-parallel")
+    labels = [d["label"] for d in data[0]["dimensions"]]
+    assert labels == ["val_accuracy (max)", "params (min, log)", "latency_ms (min, log)"]

@@ -72,6 +72,11 @@ class ParetoView:
     setting: str = "search.reference_point"  # where the run's config fixes the reference (a sweep: hydra.sweeper's)
     objective: ParetoObjective | None = None  # the objectives' scales, which the hypervolume counts in
 
+    def log_axis(self, k: int, values: Sequence[float]) -> bool:
+        """Objective ``k`` on a log axis: a size measure (:func:`log_axis`), or one counted by its logarithm."""
+        logged = self.objective is not None and k in self.objective.log_columns
+        return log_axis(self.names[k], values) or (logged and bool(values) and all(v > 0 for v in values))
+
     def scaled(self, costs: np.ndarray) -> np.ndarray:
         """Costs as the hypervolume counts them: a ``scale: log`` objective by its logarithm."""
         return costs if self.objective is None else self.objective.scaled_costs(costs)

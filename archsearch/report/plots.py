@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from archsearch.report.importance import ABSENT, METHOD, Importance
 from archsearch.report.data import RunRecord, finite, level_order, numeric_param
-from archsearch.report.pareto import COLOURS as PARETO_COLOURS, ParetoView, log_axis, step_shape, time_unit
+from archsearch.report.pareto import COLOURS as PARETO_COLOURS, ParetoView, step_shape, time_unit
 
 STATUS_COLOURS = {"completed": "#1f77b4", "promoted": "#2ca02c", "pruned": "#d62728", "failed": "#7f7f7f",
                   "interrupted": "#ff7f0e", "running": "#9467bd", "best": "#e6a800"}
@@ -256,7 +256,7 @@ def pareto_scatter(view: ParetoView) -> go.Figure | None:
                       xaxis_title=view.names[x], yaxis_title=view.names[y], **{**_LAYOUT, "height": 460})
     for axis, k in (("xaxis", x), ("yaxis", y)):
         values = [v[k] for v in map(view.values, view.scored + view.infeasible) if v[k] is not None]
-        if log_axis(view.names[k], values):
+        if view.log_axis(k, values):
             fig.update_layout({axis: dict(type="log")})
     return fig
 
@@ -302,7 +302,7 @@ def pareto_parallel(view: ParetoView) -> go.Figure | None:
     dimensions = []
     for k, (name, direction) in enumerate(zip(view.names, view.directions)):
         values = [view.values(t)[k] for t, _ in lines]
-        log = log_axis(name, values)
+        log = view.log_axis(k, values)
         dimensions.append(dict(label=f"{name} ({direction}{', log' if log else ''})",
                                values=[math.log10(v) for v in values] if log else values,
                                **(_log_ticks(values) if log else {})))

@@ -15,7 +15,7 @@ from pathlib import Path
 from archsearch.core.atomic import atomic_path
 from archsearch.report.importance import ABSENT, METHOD, Importance
 from archsearch.report.data import RunRecord, finite, level_order, numeric_param
-from archsearch.report.pareto import COLOURS as _PARETO, ParetoView, log_axis, pareto_view, step_shape, time_unit
+from archsearch.report.pareto import COLOURS as _PARETO, ParetoView, pareto_view, step_shape, time_unit
 
 _COLOURS = {"completed": "#1f77b4", "promoted": "#2ca02c", "pruned": "#d62728", "failed": "#7f7f7f",
             "interrupted": "#ff7f0e", "running": "#9467bd", "best": "#e6a800"}
@@ -206,7 +206,7 @@ def _pareto(plt, view: ParetoView | None):
         ax.scatter([view.values(trial)[x]], [view.values(trial)[y]], s=160, marker="*", color=_PARETO["knee"],
                    edgecolors="#333", label="knee", zorder=4)
     for k, scale in ((x, ax.set_xscale), (y, ax.set_yscale)):
-        if log_axis(view.names[k], [v[k] for v in map(view.values, view.scored + both)]):
+        if view.log_axis(k, [v[k] for v in map(view.values, view.scored + both)]):
             scale("log")
     ax.set(xlabel=view.names[x], ylabel=view.names[y], title=f"Pareto front: {view.names[y]} against {view.names[x]}")
     ax.legend(fontsize=8)
