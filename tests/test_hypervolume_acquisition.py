@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 
 from archsearch.core.objective import ParetoObjective
-from archsearch.errors import ConfigError
 from archsearch.core.trial import COMPLETED, FAILED, Trial
+from archsearch.errors import ConfigError
 from archsearch.oracles.hypervolume_acquisition import (HypervolumeModel, log_ehvi, log_ehvi_and_gradient,
-                                                        nondominated_boxes, pareto_training_data,
-                                                        reference_excess)
+                                                        nondominated_boxes, pareto_training_data, reference_excess)
 
 FRONT = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]])
 REF = np.array([4.0, 4.0])
