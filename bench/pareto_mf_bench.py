@@ -1,8 +1,8 @@
 """Multi-fidelity Pareto search (issue 28): MO-ASHA against full-budget searches on a learning-curve problem.
 
-The issue's target: MO-ASHA (``tuner=asha`` with ``search.mode=pareto``) reaches the hypervolume that
-Optuna's NSGA-II reaches with 200 full trials, with half the epochs.  Optuna cannot prune a
-multi-objective study (optuna/optuna #3450), so its trials all train to the full budget.
+The issue's target: MO-ASHA (``tuner=asha`` with ``search.mode=pareto``) reaches the best peer's
+200-trial hypervolume (Optuna's multi-objective TPE here; NSGA-II's is lower) with half the epochs.  Optuna
+cannot prune a multi-objective study (optuna/optuna #3450), so its trials all train to the full budget.
 
 Problem: ``bench/curves.py``'s learning curves (27 epochs, a log learning rate, ``units``, an activation
 and batchnorm; curves that cross), with two objectives to minimise:
