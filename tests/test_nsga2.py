@@ -104,6 +104,16 @@ def test_the_population_is_the_best_evaluated_trials_under_constraint_dominance(
     assert [t.id for t in oracle.population_trials()] == [0, 6, 1, 2]  # a new end of the front, crowded first
 
 
+@pytest.mark.parametrize("scale, survivors", [("linear", [0, 3, 1]), ("log", [0, 3, 2])])
+def test_the_population_is_crowded_in_each_objectives_scale(scale, survivors):
+    """Of two middle points of one front, the more isolated survives: linearly (2, 300), by log f2 (3, 10)."""
+    oracle = nsga2(ZDT1_SPACE, objective=ParetoObjective.of(["f1:min", f"f2:min:{scale}"]), population_size=3,
+                   max_trials=10)
+    for values in [(1.0, 1000.0), (2.0, 300.0), (3.0, 10.0), (4.0, 1.0)]:
+        oracle.tell(oracle.ask().id, dict(zip(("f1", "f2"), values)))
+    assert [t.id for t in oracle.population_trials()] == survivors
+
+
 def test_single_objective_mode_ranks_by_value():
     oracle = nsga2(ZDT1_SPACE, objective="f2:min", population_size=3, max_trials=10)
     trials = [oracle.ask() for _ in range(5)]

@@ -101,6 +101,18 @@ def test_the_knee_is_taken_in_each_objectives_scale():
     assert logged.knee == 1 and [t.id for t in logged.knee_first()][0] == 1
 
 
+def test_crowding_is_taken_in_each_objectives_scale():
+    """Four trials on one front: linearly the (2, 300) point is the more isolated of the middle two, by the log
+    of f2 the (3, 10) one (MO-ASHA's and NSGA-II's tie-break, so their choices spread as the user counts)."""
+    trials = []
+    for i, (f1, f2) in enumerate([(1.0, 1000.0), (2.0, 300.0), (3.0, 10.0), (4.0, 1.0)]):
+        t = Trial(i, {})
+        t.status, t.metrics = COMPLETED, {"f1": f1, "f2": f2}
+        trials.append(t)
+    assert [t.id for t in pareto.ranked_trials(trials, ParetoObjective.of(["f1:min", "f2:min"]))] == [0, 3, 1, 2]
+    assert [t.id for t in pareto.ranked_trials(trials, ParetoObjective.of(["f1:min", "f2:min:log"]))] == [0, 3, 2, 1]
+
+
 @pytest.mark.parametrize("cfg, field, says", [
     ({"objective": {"name": "params", "direction": "min", "scale": "log"}}, "objective.scale", "this search has one objective"),
     ({"objective": ["val_loss", "params:min:log"]}, "objective.scale", "one summed score"),

@@ -278,6 +278,7 @@ def selection_order(costs: Any) -> np.ndarray:
 
 
 def ranked_trials(trials: Iterable[Trial], objective: Any) -> list[Trial]:
-    """The completed trials with every objective in :func:`selection_order` (ties: the older trial first)."""
+    """The completed trials with every objective in :func:`selection_order` (ties: the older trial first), the
+    crowding taken in each objective's scale (``scale: log`` by its logarithm), as the hypervolume is."""
     kept, costs = scored_trials(sorted(trials, key=lambda t: t.id), objective)
-    return [kept[i] for i in selection_order(costs)] if kept else []
+    return [kept[i] for i in selection_order(objective.scaled_costs(costs))] if kept else []

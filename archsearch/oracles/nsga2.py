@@ -157,8 +157,9 @@ class NSGA2Oracle(Oracle):
     def _costs(self, trial: Trial) -> tuple[float, ...] | None:
         if trial.status != COMPLETED or _violation(trial) > 0:
             return None
-        if self.objective.is_pareto:
-            return self.objective.costs_from(trial.metrics)
+        if self.objective.is_pareto:  # in each objective's scale: crowding spreads the front as the user counts it
+            costs = self.objective.costs_from(trial.metrics)
+            return None if costs is None else tuple(self.objective.scaled_costs(costs))
         return None if trial.value is None else (-self.objective.sign * float(trial.value),)
 
     def _fitness(self, trials: Sequence[Trial]) -> tuple[np.ndarray, np.ndarray]:

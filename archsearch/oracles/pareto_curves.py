@@ -23,8 +23,8 @@ front of the trials trained to ``max_epochs``, the costs a user can take, with t
 those trials plus a tenth of each cost's range.  Each objective counts in its scale there, as in the
 Bayesian oracle's EHVI and the report's hypervolume: with ``scale: log`` halving a small model weighs as
 much as halving a large one; a curve-modelled objective of ``scale: log`` has its predicted value's
-logarithm (mean ``log m``, standard deviation ``s / m``, the first-order rule).  Crowding tie-breaks
-in promotions stay in plain units.
+logarithm (mean ``log m``, standard deviation ``s / m``, the first-order rule).  Promotions' crowding
+tie-breaks are taken in the scales too.
 
 Everything is a pure function of the done trials, fitted once per state of the search (the curve
 models' own cache), so a restored search that replays the same asks and tells proposes alike.
@@ -78,12 +78,13 @@ class ParetoCurves:
         scored = [t for t in ranked if vectors.get(t.id) is not None]
         if len(scored) < 2:
             return ranked
-        costs = np.array([vectors[t.id] for t in scored], dtype=float)
+        costs = self.objective.scaled_costs(np.array([vectors[t.id] for t in scored], dtype=float))
         for j, model in self.curves.items():
             predicted = model.predict_final(trials, scored, budget)
             if predicted is None:
                 return ranked
-            costs[:, j] = [-predicted[t.id] for t in scored]  # the model maximises sign * value
+            signed = np.array([predicted[t.id] for t in scored])  # the model maximises sign * value
+            costs[:, j] = _in_scale(self.parts[j], signed, np.zeros(len(signed)))[0]
         order = selection_order(costs)
         ids = {t.id for t in scored}
         return [scored[i] for i in order] + [t for t in ranked if t.id not in ids]
