@@ -125,20 +125,12 @@ def test_command_trials_run_on_ray_workers(tmp_path, local_ray):
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install \".[ray]\"): executor=ray untested")
-    # Ray starts its workers at nice 15: beside the suite's other test processes on CI's two cores they got so
-    # little CPU that these tests took minutes in some runs. Normal priority, for this module's Ray only.
-    before = os.environ.get("RAY_worker_niceness")
-    os.environ["RAY_worker_niceness"] = "0"
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
              object_store_memory=100 * 1024**2)
     try:
         yield ray
     finally:
         ray.shutdown()
-        if before is None:
-            os.environ.pop("RAY_worker_niceness", None)
-        else:
-            os.environ["RAY_worker_niceness"] = before
 
 
 def test_a_search_on_two_ray_actors_completes_every_trial(tmp_path, local_ray, capsys):
