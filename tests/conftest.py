@@ -121,20 +121,3 @@ def finished_run_copy(finished_run, tmp_path) -> Path:
     copy = tmp_path / "run"
     shutil.copytree(finished_run, copy)
     return copy
-
-
-# The files whose tests take longest (a Ray cluster, killed or interrupted searches, TensorFlow in fresh processes,
-# Keras tuners end to end: `--durations` of a full run, bench/RESULTS.md). xdist hands tests out in collection order,
-# alphabetical by file, so these used to start last and the run ended with one process finishing them alone; handed
-# out first, the many short tests fill in around them.
-SLOW_FIRST = ("test_ray_executor.py", "test_cli_tuners.py", "test_hardening.py", "test_interrupt_python_api.py",
-              "test_kt_tutorials.py", "test_gpu_check.py", "test_exports.py", "test_executors.py", "test_tuners_api.py",
-              "test_retrain.py", "test_cli.py", "test_kt_applications.py", "test_runner.py", "test_sweeper.py",
-              "test_reliability.py")
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow files first, in :data:`SLOW_FIRST`'s order; every file keeps its own tests' order."""
-    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
