@@ -37,9 +37,9 @@ DEFAULT_OBJECTIVE = "default_objective"
 MULTI_OBJECTIVE = "multi_objective"
 _MIN_SUFFIXES = ("loss", "error", "mse", "mae", "rmse", "mape", "crossentropy", "hinge", "divergence")
 DIRECTIONS = ("min", "max")
+_DIRECTION_WORDS = (*DIRECTIONS, "minimize", "maximize")  # what the command line's short forms accept
 LINEAR, LOG = "linear", "log"
 SCALES = (LINEAR, LOG)
-
 
 _MAX_SUFFIXES = ("accuracy", "acc", "auc", "precision", "recall", "f1", "f1_score", "fbeta_score", "iou", "dice",
                  "io_u", "score", "r2", "map", "ndcg", "reward", "psnr", "ssim", "specificity", "sensitivity", "kappa",
@@ -129,10 +129,10 @@ class Objective:
     def _from_text(cls, spec: str) -> Objective:
         """``val_iou``, ``val_iou:max`` or ``params:min:log``: the command line's short forms."""
         parts = spec.split(":")
-        if len(parts) == 3 and parts[1].strip().lower() in (*DIRECTIONS, "minimize", "maximize"):
+        if len(parts) == 3 and parts[1].strip().lower() in _DIRECTION_WORDS:
             return cls(parts[0].strip(), parts[1].strip(), scale=parts[2].strip())
         name, colon, direction = spec.rpartition(":")
-        if colon and direction.strip().lower() in (*DIRECTIONS, "minimize", "maximize"):
+        if colon and direction.strip().lower() in _DIRECTION_WORDS:
             return cls(name.strip(), direction.strip())
         return cls(spec)
 

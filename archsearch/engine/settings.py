@@ -123,16 +123,15 @@ class ObjectiveSettings:
 
 def _reference_point(value: Any, objective: Objective) -> dict[str, float] | None:
     """``search.reference_point``: a number for every objective of a Pareto search, by name."""
-    from archsearch.core.pareto import reference_costs, reference_values
+    from archsearch.core.pareto import as_values, reference_costs
 
     if value is None:
         return None
     if not objective.is_pareto:
         raise ConfigError("search.reference_point", f"{value!r} is set, but the search has one objective",
                           "set search.mode=pareto, or leave search.reference_point null")
-    names = [o.name for o in objective.components]
-    reference_costs(objective, value, "search.reference_point")  # refuses a point a log scale cannot count
-    return dict(zip(names, reference_values(value, names)))
+    costs = reference_costs(objective, value, "search.reference_point")  # also refuses what a log scale cannot count
+    return dict(zip([o.name for o in objective.components], as_values(objective, costs)))
 
 
 @dataclass

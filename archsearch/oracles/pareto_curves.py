@@ -143,7 +143,7 @@ def _in_scale(part, signed: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np
     if part.scale != LOG:
         return -signed, std
     positive = np.maximum(part.sign * signed, np.finfo(float).tiny)
-    return -part.sign * np.log(positive), std / positive
+    return part.scaled_costs(-part.sign * positive), std / positive
 
 
 class _MeasureModel:

@@ -193,7 +193,7 @@ def _objective(objective: Any, direction: Any) -> Any:
 def _reference_point(value: Any, objective: Any) -> dict[str, float] | None:
     """``reference_point``: a number for every objective of a Pareto sweep (by name, or a list in objective
     order, as ``search.reference_point``), kept by name; a single-objective sweep has no hypervolume to fix."""
-    from archsearch.core.pareto import reference_costs, reference_values
+    from archsearch.core.pareto import as_values, reference_costs
 
     where = REFERENCE_SETTING
     if value is None:
@@ -205,9 +205,8 @@ def _reference_point(value: Any, objective: Any) -> dict[str, float] | None:
     from archsearch.core.objective import ParetoObjective
 
     pareto = ParetoObjective.of(objective["pareto"], field="hydra.sweeper.objective")
-    names = [p.name for p in pareto.components]
-    reference_costs(pareto, value, where)  # refuses a point a log scale cannot count
-    return dict(zip(names, reference_values(value, names, where)))
+    costs = reference_costs(pareto, value, where)  # also refuses what a log scale cannot count
+    return dict(zip([p.name for p in pareto.components], as_values(pareto, costs)))
 
 
 def _direction(direction: Any, where: str = "hydra.sweeper.direction") -> str:
